@@ -1,0 +1,189 @@
+// shoald's flags and config file. Every flag can also be given in a YAML (or
+// JSON) file named by --config, under the same name; flags win over the file.
+import { readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
+import { resolve } from 'node:path'
+import { Command, CommanderError, Option } from 'commander'
+import ms from 'ms'
+import { multiaddr } from '@multiformats/multiaddr'
+import { parse as parseYaml } from 'yaml'
+import { LOG_LEVELS } from '../log/log.ts'
+import type { LogLevel } from '../log/log.ts'
+import { DEFAULT_MEMBERSHIP_CONFIG, validateMembershipConfig } from '../membership/config.ts'
+import type { MembershipConfig } from '../membership/config.ts'
+import { defaultClientConfigPath } from './client-config.ts'
+
+export interface DaemonConfig {
+  dataDir: string
+  name: string
+  listen: string[]
+  apiHost: string
+  apiPort: number
+  join: string[]
+  clusterKeyFile?: string
+  logLevel: LogLevel
+  membership: MembershipConfig
+  /** where to write the CLI's config at first start; undefined for nowhere */
+  clientConfig?: string
+}
+
+/** A bad flag or value: shoald prints the message and exits with status 2. */
+export class UsageError extends Error {
+  override name = 'UsageError'
+}
+
+const NAME_PATTERN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
+
+export function defaultName (): string {
+  const h = hostname().toLowerCase().replace(/[^a-z0-9.-]/g, '-').replace(/^[-.]+|[-.]+$/g, '')
+  return h.length > 0 ? h.slice(0, 253) : 'shoal'
+}
+
+function parseDuration (flag: string, value: string): number {
+  const n = ms(value as ms.StringValue)
+  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) throw new UsageError(`--${flag}: "${value}" is not a duration (try 500ms, 2s, 1h)`)
+  return n
+}
+
+function parseMultiaddr (flag: string, value: string): string {
+  try {
+    const ma = multiaddr(value)
+    if (!/^\/(ip4|ip6|dns4|dns6|dns)\/[^/]+\/tcp\/\d+/.test(ma.toString())) throw new Error('not a TCP address')
+    return ma.toString()
+  } catch (err) {
+    throw new UsageError(`--${flag}: "${value}" is not a TCP multiaddr like /ip4/10.0.0.1/tcp/7946 (${(err as Error).message})`)
+  }
+}
+
+export function parseHostPort (flag: string, value: string): { host: string, port: number } {
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d{1,5})$/.exec(value)
+  const port = m === null ? NaN : Number(m[2])
+  if (m === null || port < 0 || port > 65535) throw new UsageError(`--${flag}: "${value}" is not HOST:PORT`)
+  return { host: (m[1] ?? '').replace(/^\[|\]$/g, ''), port }
+}
+
+const DURATION_FLAGS: Array<[string, keyof MembershipConfig, string]> = [
+  ['heartbeat-interval', 'heartbeatIntervalMs', 'how often this peer gossips its heartbeat'],
+  ['probe-after', 'probeAfterMs', 'silence before a member is probed directly'],
+  ['probe-timeout', 'probeTimeoutMs', 'how long a direct probe may take'],
+  ['suspect-timeout', 'suspectTimeoutMs', 'how long a member stays suspect before it is dead'],
+  ['reap-after', 'reapAfterMs', 'how long dead and left members stay listed'],
+  ['reconnect-interval', 'reconnectIntervalMs', 'how often a dead member is tried again']
+]
+
+function fmt (msValue: number): string { return ms(msValue) }
+
+export function buildCommand (): Command {
+  const cmd = new Command('shoald')
+    .description('the Shoal daemon: one per machine, no masters')
+    .version(process.env.npm_package_version ?? '0.1.0', '--version')
+    .addOption(new Option('--config <file>', 'read these same options from a YAML or JSON file'))
+    .addOption(new Option('--data-dir <dir>', 'where this peer keeps its state').default('./.shoal'))
+    .addOption(new Option('--name <name>', 'the member name (DNS-1123)').default(defaultName(), 'the hostname'))
+    .addOption(new Option('--listen <multiaddr>', 'libp2p listen address (repeatable)').argParser(collect).default(undefined, '/ip4/0.0.0.0/tcp/7946'))
+    .addOption(new Option('--api <host:port>', 'the HTTP API address').default('127.0.0.1:7070'))
+    .addOption(new Option('--join <multiaddr>', 'any peer\'s address, with or without /p2p/<id> (repeatable)').argParser(collect))
+    .addOption(new Option('--cluster-key <file>', 'the cluster\'s key, copied from any peer\'s <data-dir>/cluster.key'))
+    .addOption(new Option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent').default('info'))
+    .addOption(new Option('--client-config <file>', 'where to write the CLI\'s config at first start ("none" to skip)').default(defaultClientConfigPath(), '~/.config/shoal/config.json'))
+  for (const [flag, key, help] of DURATION_FLAGS) {
+    cmd.addOption(new Option(`--${flag} <duration>`, help).default(fmt(DEFAULT_MEMBERSHIP_CONFIG[key])))
+  }
+  cmd.exitOverride().configureOutput({ writeErr: () => {} }).allowExcessArguments(false)
+  return cmd
+}
+
+function collect (value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value]
+}
+
+function camel (flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())
+}
+
+function readConfigFile (path: string, known: Set<string>): Record<string, unknown> {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    throw new UsageError(`--config: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+  }
+  let doc: unknown
+  try {
+    doc = parseYaml(text)
+  } catch (err) {
+    throw new UsageError(`--config: ${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`)
+  }
+  if (doc === null || doc === undefined) return {}
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new UsageError(`--config: ${path} must hold a mapping of option names to values`)
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(doc)) {
+    if (!known.has(key) || key === 'config') throw new UsageError(`--config: ${path}: unknown option "${key}"`)
+    if (key === 'join' || key === 'listen') {
+      const list = Array.isArray(value) ? value : [value]
+      if (!list.every(v => typeof v === 'string')) throw new UsageError(`--config: ${path}: "${key}" must be a string or a list of strings`)
+      out[camel(key)] = list
+    } else {
+      if (typeof value !== 'string' && typeof value !== 'number') throw new UsageError(`--config: ${path}: "${key}" must be a string`)
+      out[camel(key)] = String(value)
+    }
+  }
+  return out
+}
+
+/**
+ * Parses argv (without node and the script). Throws UsageError for bad input,
+ * and CommanderError with exitCode 0 for --help and --version.
+ */
+export function parseDaemonArgs (argv: string[]): DaemonConfig {
+  const cmd = buildCommand()
+  try {
+    cmd.parse(argv, { from: 'user' })
+  } catch (err) {
+    if (err instanceof CommanderError && err.exitCode === 0) throw err
+    if (err instanceof CommanderError) throw new UsageError(err.message.replace(/^error: /, ''))
+    throw err
+  }
+  const flags = cmd.opts<Record<string, unknown>>()
+  const known = new Set(cmd.options.map(o => o.long?.replace(/^--/, '') ?? ''))
+  const fromFile = typeof flags.config === 'string' ? readConfigFile(flags.config, known) : {}
+  // A flag given on the command line wins; a file value wins over a default.
+  const pick = <T>(flag: string): T => {
+    const key = camel(flag)
+    const source = cmd.getOptionValueSource(key)
+    return (source === 'cli' || !(key in fromFile) ? flags[key] : fromFile[key]) as T
+  }
+
+  const name = pick<string>('name')
+  if (!NAME_PATTERN.test(name) || name.length > 253) throw new UsageError(`--name: "${name}" is not a valid name (lowercase letters, digits, '-' and '.')`)
+  const listen = (pick<string[] | undefined>('listen') ?? ['/ip4/0.0.0.0/tcp/7946']).map(v => parseMultiaddr('listen', v))
+  const join = (pick<string[] | undefined>('join') ?? []).map(v => parseMultiaddr('join', v))
+  const api = parseHostPort('api', pick<string>('api'))
+  const logLevel = pick<string>('log-level')
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new UsageError(`--log-level: "${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`)
+  const membership = { ...DEFAULT_MEMBERSHIP_CONFIG }
+  for (const [flag, key] of DURATION_FLAGS) membership[key] = parseDuration(flag, pick<string>(flag))
+  try {
+    validateMembershipConfig(membership)
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+  const clientConfig = pick<string>('client-config')
+  const clusterKeyFile = pick<string | undefined>('cluster-key')
+  return {
+    dataDir: resolve(pick<string>('data-dir')),
+    name,
+    listen,
+    apiHost: api.host,
+    apiPort: api.port,
+    join,
+    ...(clusterKeyFile !== undefined ? { clusterKeyFile: resolve(clusterKeyFile) } : {}),
+    logLevel: logLevel as LogLevel,
+    membership,
+    ...(clientConfig !== 'none' ? { clientConfig: resolve(clientConfig) } : {})
+  }
+}
+
+export function helpText (): string {
+  return buildCommand().helpInformation()
+}

@@ -1,0 +1,240 @@
+// Membership: gossip heartbeats, push-pull sync on join and on meeting a new
+// member, and the failure detector's probes, around the MemberTable core.
+// Owns the member list; the API and (later) Raft's autopilot read it.
+// May import: protocol/, daemon/p2p, daemon/clock, daemon/log.
+import type { PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { decode, encode } from '../../protocol/codec.ts'
+import {
+  isGossipMessage, isSyncMessage, MAX_SYNC_BYTES, MEMBERSHIP_TOPIC, SYNC_PROTOCOL
+} from '../../protocol/membership.ts'
+import type { MemberRecord, MemberSnapshot, SyncMessage, SyncResponse } from '../../protocol/membership.ts'
+import type { Clock, Rng } from '../clock/clock.ts'
+import { every } from '../clock/clock.ts'
+import type { Logger } from '../log/log.ts'
+import type { ShoalHost } from '../p2p/host.ts'
+import { request, serve, tell } from '../p2p/rpc.ts'
+import type { MembershipConfig } from './config.ts'
+import { MemberTable } from './table.ts'
+import type { Effects, Member, StateChange } from './table.ts'
+
+/** Where membership gets and keeps the cluster-wide admin token. */
+export interface TokenKeeper {
+  get (): string | undefined
+  /** called once, when a joining peer receives the token from the cluster */
+  adopt (token: string): Promise<void>
+}
+
+export interface MembershipInit {
+  host: ShoalHost
+  /** this peer's record, less the fields membership fills in (addrs, seq) */
+  self: Omit<MemberRecord, 'addrs' | 'seq'>
+  config: MembershipConfig
+  clock: Clock
+  rng: Rng
+  log: Logger
+  join: string[]
+  tokens: TokenKeeper
+}
+
+const RPC_TIMEOUT_MS = 3000
+
+export class Membership {
+  readonly table: MemberTable
+  private readonly host: ShoalHost
+  private readonly init: MembershipInit
+  private readonly log: Logger
+  private readonly stoppers: Array<() => void> = []
+  private readonly listeners: Array<(c: StateChange) => void> = []
+  private readonly joinFailuresLogged = new Set<string>()
+  private seq = 0
+  private stopped = false
+  private lastAliveCount = 1
+  private joined: boolean
+
+  constructor (init: MembershipInit) {
+    this.init = init
+    this.host = init.host
+    this.log = init.log
+    this.joined = init.join.length === 0
+    this.table = new MemberTable(this.nextRecord(), init.config, init.clock, init.rng)
+  }
+
+  onChange (listener: (c: StateChange) => void): void { this.listeners.push(listener) }
+
+  list (): Member[] { return this.table.list() }
+
+  /** True once this peer has reached a cluster (or founded one). */
+  get hasJoined (): boolean { return this.joined }
+
+  async start (): Promise<void> {
+    const { host, config, clock } = this.init
+    await serve(host, SYNC_PROTOCOL, isSyncMessage, { maxBytes: MAX_SYNC_BYTES, timeoutMs: RPC_TIMEOUT_MS },
+      async (msg, from) => await this.onSyncMessage(msg, from),
+      (err, from) => { this.log.debug({ event: 'sync.error', from: from.toString(), err: err.message }) })
+    const pubsub = host.services.pubsub
+    pubsub.subscribe(MEMBERSHIP_TOPIC)
+    pubsub.addEventListener('message', (evt) => {
+      const m = evt.detail
+      if (m.topic !== MEMBERSHIP_TOPIC) return
+      try {
+        const msg = decode(m.data, isGossipMessage, 'membership gossip')
+        const sender = m.type === 'signed' ? m.from.toString() : undefined
+        const claimed = msg.type === 'heartbeat' ? msg.member.peerId : msg.peerId
+        if (sender !== claimed) {
+          this.log.warn({ event: 'gossip.forged', sender, claimed }, 'dropped a membership message signed by another peer than the one it speaks for')
+          return
+        }
+        this.apply(msg.type === 'heartbeat' ? this.table.heartbeat(msg.member) : this.table.leave(msg.peerId, msg.incarnation))
+      } catch (err) {
+        this.log.debug({ event: 'gossip.bad', err: (err as Error).message })
+      }
+    })
+    host.addEventListener('peer:disconnect', (evt) => {
+      if (!this.stopped) this.apply(this.table.disconnected(evt.detail.toString()))
+    })
+    this.stoppers.push(every(clock, config.heartbeatIntervalMs, () => { this.publishHeartbeat() }))
+    this.stoppers.push(every(clock, config.tickMs, () => { this.apply(this.table.tick()) }))
+    this.publishHeartbeat()
+    if (this.init.join.length > 0) {
+      void this.joinLoop()
+    }
+  }
+
+  /** Tells the cluster this peer is leaving, then stops gossiping. */
+  async stop (): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
+    for (const stop of this.stoppers) stop()
+    const leave = { type: 'leave' as const, peerId: this.table.selfRecord.peerId, incarnation: this.table.selfRecord.incarnation }
+    await this.host.services.pubsub.publish(MEMBERSHIP_TOPIC, encode(leave)).catch(() => {})
+    const targets = this.table.list().filter(m => m.state === 'alive' && m.record.peerId !== leave.peerId)
+    await Promise.allSettled(targets.map(async m =>
+      await tell(this.host, peerIdFromString(m.record.peerId), SYNC_PROTOCOL, leave, { maxBytes: MAX_SYNC_BYTES, timeoutMs: 1000 })))
+  }
+
+  private nextRecord (): MemberRecord {
+    const addrs = this.host.getMultiaddrs().map(a => a.decapsulateCode(421).toString())
+    return { ...this.init.self, addrs: [...new Set(addrs)], seq: this.seq++ }
+  }
+
+  private publishHeartbeat (): void {
+    if (this.stopped) return
+    const record = this.nextRecord()
+    this.table.updateSelf(record)
+    this.host.services.pubsub.publish(MEMBERSHIP_TOPIC, encode({ type: 'heartbeat', member: record }))
+      .catch((err: Error) => { this.log.trace({ event: 'heartbeat.unsent', err: err.message }) })
+  }
+
+  private async onSyncMessage (msg: SyncMessage, from: PeerId): Promise<SyncResponse | undefined> {
+    switch (msg.type) {
+      case 'sync': {
+        const fx = this.table.sync(msg.members)
+        this.apply(fx)
+        // Tell everyone else about members they may not have met yet, so a
+        // burst of joins through one peer converges without waiting for gossip.
+        if (fx.learned.length > 0) this.announce(fx.learned, from.toString())
+        const token = msg.wantToken ? this.init.tokens.get() : undefined
+        return { type: 'sync-response', members: this.table.snapshot(), ...(token !== undefined ? { adminToken: token } : {}) }
+      }
+      case 'announce':
+        this.apply(this.table.sync(msg.members))
+        return undefined
+      case 'leave':
+        if (msg.peerId === from.toString()) this.apply(this.table.leave(msg.peerId, msg.incarnation))
+        return undefined
+      default:
+        return undefined
+    }
+  }
+
+  private announce (learned: MemberSnapshot[], except: string): void {
+    const skip = new Set([except, ...learned.map(s => s.record.peerId)])
+    for (const m of this.table.list()) {
+      if (m.state !== 'alive' || skip.has(m.record.peerId) || m.record.peerId === this.table.selfRecord.peerId) continue
+      void tell(this.host, peerIdFromString(m.record.peerId), SYNC_PROTOCOL, { type: 'announce', members: learned },
+        { maxBytes: MAX_SYNC_BYTES, timeoutMs: RPC_TIMEOUT_MS }).catch(() => {})
+    }
+  }
+
+  /** Push-pull with one peer: send our view, take theirs (and the token if we lack it). */
+  private async syncWith (target: PeerId | Multiaddr): Promise<void> {
+    const wantToken = this.init.tokens.get() === undefined
+    const answer = await request(this.host, target, SYNC_PROTOCOL,
+      { type: 'sync', members: this.table.snapshot(), wantToken }, isSyncMessage,
+      { maxBytes: MAX_SYNC_BYTES, timeoutMs: RPC_TIMEOUT_MS })
+    if (answer.type !== 'sync-response') throw new Error(`unexpected ${answer.type} in answer to a sync`)
+    if (wantToken && answer.adminToken !== undefined) await this.init.tokens.adopt(answer.adminToken)
+    this.apply(this.table.sync(answer.members))
+  }
+
+  private async joinLoop (): Promise<void> {
+    const retryMs = Math.max(250, this.init.config.heartbeatIntervalMs)
+    while (!this.stopped) {
+      const needJoin = !this.joined || this.host.getConnections().length === 0 || this.init.tokens.get() === undefined
+      if (needJoin) {
+        for (const addr of this.init.join) {
+          if (this.stopped) return
+          try {
+            await this.syncWith(multiaddr(addr))
+            if (!this.joined) this.log.info({ event: 'joined', via: addr }, `joined the cluster through ${addr}`)
+            this.joined = true
+            this.joinFailuresLogged.delete(addr)
+            break
+          } catch (err) {
+            if (!this.joinFailuresLogged.has(addr)) {
+              this.joinFailuresLogged.add(addr)
+              this.log.warn({ event: 'join.failed', via: addr, err: (err as Error).message }, `cannot join through ${addr}: ${(err as Error).message}; retrying`)
+            }
+          }
+        }
+      }
+      await new Promise<void>(resolve => this.init.clock.setTimeout(resolve, this.joined ? retryMs * 5 : retryMs))
+    }
+  }
+
+  private addressBook (peerId: string): PeerId {
+    const id = peerIdFromString(peerId)
+    const m = this.table.get(peerId)
+    if (m !== undefined && m.record.addrs.length > 0) {
+      const addrs: Multiaddr[] = []
+      for (const a of m.record.addrs) {
+        try { addrs.push(multiaddr(a)) } catch { /* a malformed address is skipped */ }
+      }
+      void this.host.peerStore.merge(id, { multiaddrs: addrs }).catch(() => {})
+    }
+    return id
+  }
+
+  private apply (fx: Effects): void {
+    if (this.stopped) return
+    for (const change of fx.changes) this.report(change)
+    for (const peerId of fx.connect) {
+      const id = this.addressBook(peerId)
+      void this.syncWith(id).catch((err: Error) => {
+        this.log.debug({ event: 'sync.failed', peer: peerId, err: err.message })
+      })
+    }
+    for (const peerId of fx.probe) {
+      const id = this.addressBook(peerId)
+      const signal = AbortSignal.timeout(this.init.config.probeTimeoutMs)
+      this.host.services.ping.ping(id, { signal }).then(
+        () => { this.apply(this.table.probeResult(peerId, true)) },
+        () => { this.apply(this.table.probeResult(peerId, false)) })
+    }
+  }
+
+  private report (change: StateChange): void {
+    const level = change.to === 'dead' || change.to === 'suspect' ? 'warn' : 'info'
+    this.log[level]({ event: `member.${change.to}`, member: change.name, peerId: change.peerId, from: change.from, reason: change.reason },
+      `member ${change.name} is ${change.to}: ${change.reason}`)
+    const alive = this.table.count('alive')
+    if (alive !== this.lastAliveCount) {
+      this.lastAliveCount = alive
+      this.log.info({ event: 'members.alive', alive }, `${alive} members alive`)
+    }
+    for (const l of this.listeners) l(change)
+  }
+}

@@ -1,0 +1,65 @@
+// Framed msgpackr messages over libp2p streams: one request and at most one
+// answer per stream, each frame length-prefixed and size-bounded.
+import type { PeerId, Stream } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import { lpStream } from '@libp2p/utils'
+import { decode, encode } from '../../protocol/codec.ts'
+import type { Guard } from '../../protocol/codec.ts'
+import type { ShoalHost } from './host.ts'
+
+export interface RpcOptions {
+  maxBytes: number
+  timeoutMs: number
+}
+
+/** Sends `message` and, if `guard` is given, reads and checks one answer. */
+export async function request<T> (host: ShoalHost, target: PeerId | Multiaddr, protocol: string, message: unknown, guard: Guard<T>, opts: RpcOptions): Promise<T> {
+  const signal = AbortSignal.timeout(opts.timeoutMs)
+  const stream = await host.dialProtocol(target, protocol, { signal })
+  try {
+    const lp = lpStream(stream, { maxDataLength: opts.maxBytes })
+    await lp.write(encode(message), { signal })
+    const answer = await lp.read({ signal })
+    await stream.close({ signal }).catch(() => {})
+    return decode(answer.subarray(), guard, protocol)
+  } catch (err) {
+    stream.abort(err as Error)
+    throw err
+  }
+}
+
+/** Sends `message` and closes the stream without waiting for an answer. */
+export async function tell (host: ShoalHost, target: PeerId | Multiaddr, protocol: string, message: unknown, opts: RpcOptions): Promise<void> {
+  const signal = AbortSignal.timeout(opts.timeoutMs)
+  const stream = await host.dialProtocol(target, protocol, { signal })
+  try {
+    await lpStream(stream, { maxDataLength: opts.maxBytes }).write(encode(message), { signal })
+    await stream.close({ signal })
+  } catch (err) {
+    stream.abort(err as Error)
+    throw err
+  }
+}
+
+/**
+ * Serves `protocol`: each inbound stream carries one message, checked by
+ * `guard`; what the handler returns (if not undefined) is the answer.
+ * A malformed message aborts that stream only.
+ */
+export async function serve<T> (host: ShoalHost, protocol: string, guard: Guard<T>, opts: RpcOptions,
+  handler: (message: T, remotePeer: PeerId) => Promise<unknown> | unknown,
+  onError: (err: Error, remotePeer: PeerId) => void): Promise<void> {
+  await host.handle(protocol, async (stream: Stream, connection) => {
+    const signal = AbortSignal.timeout(opts.timeoutMs)
+    try {
+      const lp = lpStream(stream, { maxDataLength: opts.maxBytes })
+      const message = decode((await lp.read({ signal })).subarray(), guard, protocol)
+      const answer = await handler(message, connection.remotePeer)
+      if (answer !== undefined) await lp.write(encode(answer), { signal })
+      await stream.close({ signal })
+    } catch (err) {
+      stream.abort(err as Error)
+      onError(err as Error, connection.remotePeer)
+    }
+  }, { maxInboundStreams: 256 })
+}

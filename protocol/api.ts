@@ -1,0 +1,35 @@
+// JSON shapes of the HTTP API that the CLI (and later the UI) read.
+import type { Capacity, MemberState } from './membership.ts'
+
+export const API_PREFIX = '/shoal/v1'
+
+/** One entry of `GET /shoal/v1/members`. */
+export interface MemberView {
+  name: string
+  peerId: string
+  addrs: string[]
+  /** the member's HTTP API, host:port */
+  api: string
+  state: MemberState
+  /** ISO time of the last evidence that the member was alive */
+  lastSeen: string
+  /** ISO time the member's current incarnation started */
+  startedAt: string
+  version: string
+  capacity: Capacity
+  incarnation: number
+  /** true for the peer that answered */
+  self: boolean
+}
+
+export interface MemberList { kind: 'MemberList', items: MemberView[] }
+
+/** Error body, shaped like Kubernetes' `Status`. */
+export interface StatusBody {
+  kind: 'Status'
+  apiVersion: 'v1'
+  status: 'Failure'
+  message: string
+  reason: string
+  code: number
+}
