@@ -8,7 +8,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub } from '@libp2p/gossipsub'
 import type { GossipSub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
-import type { ConnectionEncrypter, ConnectionProtector, Libp2p, MessageStream, MultiaddrConnection, PrivateKey } from '@libp2p/interface'
+import type { ConnectionProtector, Libp2p, MultiaddrConnection, PrivateKey } from '@libp2p/interface'
 import { ping } from '@libp2p/ping'
 import type { Ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
@@ -28,61 +28,48 @@ export interface HostOptions {
   gossipHeartbeatMs?: number
 }
 
-type ComponentFactory<T> = (components: any) => T
-
 /**
- * Remembers the remote address of each protected stream, so that a failed
- * handshake can say where it came from, and logs each failing address at
- * most once a minute (a joiner with a wrong key retries every second).
+ * Wraps the pnet protector to report connections whose upgrade fails after
+ * protection: in a private network that means the other side holds another
+ * cluster key, or none. libp2p reports such a failure only through the
+ * connection's debug logger, so the wrapper taps that logger's error channel.
+ * Each remote address is reported at most once a minute (a joiner with the
+ * wrong key retries every second).
  */
-function handshakeReporter (log: Logger): {
-  protector: (f: ComponentFactory<ConnectionProtector>) => ComponentFactory<ConnectionProtector>
-  encrypter: (f: ComponentFactory<ConnectionEncrypter>) => ComponentFactory<ConnectionEncrypter>
-} {
-  const remoteOf = new WeakMap<object, string>()
+function reportingProtector (factory: (components: any) => ConnectionProtector, log: Logger): (components: any) => ConnectionProtector {
   const lastLogged = new Map<string, number>()
-  const report = (direction: string, conn: MessageStream, err: unknown): void => {
-    const remote = remoteOf.get(conn) ?? 'unknown address'
-    const now = Date.now()
-    if ((lastLogged.get(remote) ?? 0) > now - 60_000) return
-    lastLogged.set(remote, now)
-    log.warn({ event: 'handshake.failed', direction, remote, err: (err as Error).message },
-      `${direction} connection ${direction === 'inbound' ? 'from' : 'to'} ${remote} failed its handshake: the other peer has a different cluster key, or none`)
-  }
-  return {
-    protector: (factory) => (components) => {
-      const inner = factory(components)
-      return {
-        async protect (conn: MultiaddrConnection, options) {
-          const out = await inner.protect(conn, options)
-          remoteOf.set(out, conn.remoteAddr.toString())
-          return out
+  return (components) => {
+    const inner = factory(components)
+    return {
+      async protect (conn: MultiaddrConnection, options) {
+        const remote = conn.remoteAddr.toString()
+        const debugError = conn.log.error
+        conn.log.error = (formatter: any, ...args: any[]) => {
+          const err = args.find(a => a instanceof Error) as Error | undefined
+          if (typeof formatter === 'string' && formatter.startsWith('failed to upgrade') && err?.name === 'EncryptionFailedError') {
+            const direction = args[0] === 'inbound' ? 'inbound' : 'outbound'
+            const now = Date.now()
+            if ((lastLogged.get(remote) ?? 0) <= now - 60_000) {
+              lastLogged.set(remote, now)
+              log.warn({ event: 'handshake.failed', direction, remote, err: err.message },
+                `${direction} connection ${direction === 'inbound' ? 'from' : 'to'} ${remote} failed its handshake: the other peer has a different cluster key, or none`)
+            }
+          }
+          debugError(formatter, ...args)
         }
-      } as ConnectionProtector
-    },
-    encrypter: (factory) => (components) => {
-      const inner = factory(components)
-      return {
-        protocol: inner.protocol,
-        async secureInbound (conn, options) {
-          try { return await inner.secureInbound(conn, options) } catch (err) { report('inbound', conn, err); throw err }
-        },
-        async secureOutbound (conn, options) {
-          try { return await inner.secureOutbound(conn, options) } catch (err) { report('outbound', conn, err); throw err }
-        }
+        return await inner.protect(conn, options)
       }
-    }
+    } as ConnectionProtector
   }
 }
 
 export async function createHost (opts: HostOptions): Promise<ShoalHost> {
-  const reporter = handshakeReporter(opts.log)
   return await createLibp2p({
     privateKey: opts.privateKey,
     addresses: { listen: opts.listen },
     transports: [tcp()],
-    connectionProtector: reporter.protector(preSharedKey({ psk: opts.psk })),
-    connectionEncrypters: [reporter.encrypter(noise())],
+    connectionProtector: reportingProtector(preSharedKey({ psk: opts.psk }), opts.log),
+    connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionManager: { maxConnections: 1000 },
     services: {

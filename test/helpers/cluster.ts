@@ -1,0 +1,135 @@
+// Real shoald processes for integration tests: each peer on its own loopback
+// address, with its own data directory, its log kept for assertions.
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import type { MemberList, MemberView } from '../../protocol/api.ts'
+
+export const ROOT = resolve(import.meta.dirname, '..', '..')
+export const SHOALD = join(ROOT, 'daemon', 'bin.ts')
+export const SHOAL = join(ROOT, 'cli', 'bin.ts')
+
+export const P2P_PORT = 7946
+export const API_PORT = 7070
+
+export function tempDir (prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `shoal-${prefix}-`))
+}
+
+export interface PeerOptions {
+  ip: string
+  name: string
+  dataDir: string
+  join?: string[]
+  clusterKey?: string
+  args?: string[]
+  /** wait for the 'started' log line (default true) */
+  waitStarted?: boolean
+}
+
+export class Peer {
+  readonly proc: ChildProcess
+  readonly opts: PeerOptions
+  readonly lines: string[] = []
+  readonly exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>
+  stderr = ''
+
+  constructor (opts: PeerOptions) {
+    this.opts = opts
+    const args = [SHOALD,
+      '--data-dir', opts.dataDir,
+      '--name', opts.name,
+      '--listen', `/ip4/${opts.ip}/tcp/${P2P_PORT}`,
+      '--api', `${opts.ip}:${API_PORT}`,
+      '--client-config', join(opts.dataDir, '..', `${opts.name}-client.json`),
+      ...(opts.join ?? []).flatMap(j => ['--join', j]),
+      ...(opts.clusterKey !== undefined ? ['--cluster-key', opts.clusterKey] : []),
+      ...(opts.args ?? [])]
+    this.proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+    let partial = ''
+    this.proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+      this.stderr += chunk
+      partial += chunk
+      const parts = partial.split('\n')
+      partial = parts.pop() ?? ''
+      this.lines.push(...parts)
+    })
+    this.exited = new Promise(resolve => this.proc.once('exit', (code, signal) => { resolve({ code, signal }) }))
+  }
+
+  get name (): string { return this.opts.name }
+  get addr (): string { return `/ip4/${this.opts.ip}/tcp/${P2P_PORT}` }
+  get apiUrl (): string { return `http://${this.opts.ip}:${API_PORT}` }
+  get running (): boolean { return this.proc.exitCode === null && this.proc.signalCode === null }
+
+  token (): string { return readFileSync(join(this.opts.dataDir, 'admin.token'), 'utf8').trim() }
+
+  /** Parsed JSON log events. */
+  events (): Array<Record<string, unknown>> {
+    const out: Array<Record<string, unknown>> = []
+    for (const line of this.lines) {
+      try { out.push(JSON.parse(line) as Record<string, unknown>) } catch { /* not a log line */ }
+    }
+    return out
+  }
+
+  async members (token = this.token()): Promise<MemberView[]> {
+    const res = await fetch(`${this.apiUrl}/shoal/v1/members`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(3000) })
+    if (!res.ok) throw new Error(`${this.name}: members answered ${res.status}`)
+    return ((await res.json()) as MemberList).items
+  }
+
+  /** member name → state, as this peer sees it */
+  async states (): Promise<Record<string, string>> {
+    return Object.fromEntries((await this.members()).map(m => [m.name, m.state]))
+  }
+
+  async kill (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (this.running) this.proc.kill(signal)
+    await this.exited
+  }
+}
+
+export async function waitFor<T> (what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let lastError = ''
+  for (;;) {
+    try {
+      const value = await check()
+      if (value !== undefined && value !== false) return value
+    } catch (err) {
+      lastError = (err as Error).message
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError !== '' ? ` (last error: ${lastError})` : ''}`)
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+}
+
+export async function startPeer (opts: PeerOptions): Promise<Peer> {
+  const peer = new Peer(opts)
+  if (opts.waitStarted === false) return peer
+  await waitFor(`${opts.name} to start`, () => {
+    if (!peer.running) throw new Error(`${opts.name} exited: ${peer.stderr.slice(-500)}`)
+    return peer.events().some(e => e.event === 'started')
+  }, 30_000)
+  return peer
+}
+
+/** Starts a founding peer and joiners, each on its own loopback address. */
+export async function startCluster (prefix: string, ips: string[], args: string[] = []): Promise<{ dir: string, peers: Peer[], key: string }> {
+  const dir = tempDir(prefix)
+  const [firstIp, ...rest] = ips
+  const first = await startPeer({ ip: firstIp!, name: 'p1', dataDir: join(dir, 'p1'), args })
+  const key = join(dir, 'p1', 'cluster.key')
+  const others = await Promise.all(rest.map(async (ip, i) => await startPeer({
+    ip, name: `p${i + 2}`, dataDir: join(dir, `p${i + 2}`), join: [first.addr], clusterKey: key, args
+  })))
+  return { dir, peers: [first, ...others], key }
+}
+
+export async function stopAll (peers: Peer[], dir?: string): Promise<void> {
+  await Promise.all(peers.map(async p => { await p.kill('SIGKILL') }))
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
+}
