@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 // shoald's entry point: parse flags, start, and stop cleanly on SIGTERM/SIGINT.
-import { CommanderError } from 'commander'
-import { helpText, parseDaemonArgs, UsageError } from './config/flags.ts'
-import type { DaemonConfig } from './config/flags.ts'
-import { startDaemon } from './main.ts'
-import { KeyError } from './p2p/keys.ts'
+import { enableCompileCache } from 'node:module'
+// Cached V8 code makes a start (and so a join) about twice as fast.
+enableCompileCache()
+const { CommanderError } = await import('commander')
+const { helpText, parseDaemonArgs, UsageError } = await import('./config/flags.ts')
+const { startDaemon } = await import('./main.ts')
+const { KeyError } = await import('./p2p/keys.ts')
+type DaemonConfig = import('./config/flags.ts').DaemonConfig
 
 let config: DaemonConfig
 try {

@@ -93,10 +93,12 @@ export class Membership {
       }
     })
     host.addEventListener('peer:disconnect', (evt) => {
+      this.log.debug({ event: 'peer.disconnected', peer: evt.detail.toString() })
       if (!this.stopped) this.apply(this.table.disconnected(evt.detail.toString()))
     })
     this.stoppers.push(every(clock, config.heartbeatIntervalMs, () => { this.publishHeartbeat() }))
     this.stoppers.push(every(clock, config.tickMs, () => { this.apply(this.table.tick()) }))
+    this.stoppers.push(every(clock, config.heartbeatIntervalMs, () => { this.keepConnected() }))
     this.publishHeartbeat()
     if (this.init.join.length > 0) {
       void this.joinLoop()
@@ -195,6 +197,21 @@ export class Membership {
     }
   }
 
+  /**
+   * Keeps a direct connection to every alive member, so that a crash is seen
+   * at once as a closed connection rather than later as missed heartbeats.
+   */
+  private keepConnected (): void {
+    const self = this.table.selfRecord.peerId
+    for (const m of this.table.list()) {
+      if (m.state !== 'alive' || m.record.peerId === self) continue
+      const id = this.addressBook(m.record.peerId)
+      if (this.host.getConnections(id).length > 0) continue
+      this.log.debug({ event: 'peer.redial', peer: m.record.peerId })
+      void this.host.dial(id, { signal: AbortSignal.timeout(this.init.config.probeTimeoutMs * 2) }).catch(() => {})
+    }
+  }
+
   private addressBook (peerId: string): PeerId {
     const id = peerIdFromString(peerId)
     const m = this.table.get(peerId)
@@ -220,9 +237,13 @@ export class Membership {
     for (const peerId of fx.probe) {
       const id = this.addressBook(peerId)
       const signal = AbortSignal.timeout(this.init.config.probeTimeoutMs)
+      const sent = Date.now()
       this.host.services.ping.ping(id, { signal }).then(
         () => { this.apply(this.table.probeResult(peerId, true)) },
-        () => { this.apply(this.table.probeResult(peerId, false)) })
+        (err: Error) => {
+          this.log.debug({ event: 'probe.failed', peer: peerId, ms: Date.now() - sent, err: err.message })
+          this.apply(this.table.probeResult(peerId, false))
+        })
     }
   }
 

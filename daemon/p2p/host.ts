@@ -63,15 +63,33 @@ function reportingProtector (factory: (components: any) => ConnectionProtector, 
   }
 }
 
+/**
+ * A peer that listens on one specific IPv4 address also dials from it, so
+ * that its traffic carries its own address (several peers on one host each
+ * have their own loopback address, and the chaos tests filter on it).
+ */
+function sourceAddress (listen: string[]): object {
+  const ips = new Set(listen.map(a => /^\/ip4\/([\d.]+)\/tcp\//.exec(a)?.[1]))
+  const [ip] = [...ips]
+  return ips.size === 1 && ip !== undefined && ip !== '0.0.0.0' ? { localAddress: ip } : {}
+}
+
 export async function createHost (opts: HostOptions): Promise<ShoalHost> {
   return await createLibp2p({
     privateKey: opts.privateKey,
     addresses: { listen: opts.listen },
-    transports: [tcp()],
+    transports: [tcp({ dialOpts: sourceAddress(opts.listen) })],
     connectionProtector: reportingProtector(preSharedKey({ psk: opts.psk }), opts.log),
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    connectionManager: { maxConnections: 1000 },
+    // Every member keeps a connection to every other, and many peers may share
+    // one host address (or one NAT): libp2p's per-address inbound rate limit
+    // of 5 a second would reset the joins of a burst of new peers.
+    connectionManager: { maxConnections: 1000, inboundConnectionThreshold: 200, maxIncomingPendingConnections: 200 },
+    // libp2p's monitor aborts a connection when one ping is slower than its
+    // adaptive timeout, which a busy event loop easily is. Membership's own
+    // failure detector decides who is dead, so the monitor only measures.
+    connectionMonitor: { abortConnectionOnPingFailure: false },
     services: {
       identify: identify(),
       ping: ping(),

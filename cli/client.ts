@@ -1,0 +1,208 @@
+// The CLI's HTTP client: what a server URL may look like, and sending one
+// request to the first server that answers. A server that cannot be reached
+// or answers 5xx is skipped for the next; a 4xx is the cluster's answer and
+// final. Every failure becomes an error whose message fits on one line.
+
+/** How long one server may take to answer, body included, before the next is tried. */
+export const DEFAULT_TIMEOUT_MS = 3000
+
+/**
+ * `host:port` (then http://host:port) or an http(s) URL, as a base URL
+ * without a trailing slash. Throws an Error saying what is wrong otherwise.
+ */
+export function parseServerUrl (value: string): string {
+  const v = value.trim()
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) {
+    let url: URL
+    try {
+      url = new URL(v)
+    } catch {
+      throw new Error(`"${value}" is not a valid URL`)
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`"${value}": only http:// and https:// are supported`)
+    if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') throw new Error(`"${value}": a server URL takes no user, query or fragment`)
+    return url.toString().replace(/\/+$/, '')
+  }
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(v)
+  const port = m === null ? NaN : Number(m[2])
+  if (m === null || port < 1 || port > 65535) throw new Error(`"${value}" is not host:port or an http(s) URL`)
+  return `http://${m[1] ?? ''}:${port}`
+}
+
+/** One server that did not give the final answer, and why. */
+export interface Attempt {
+  server: string
+  /** short, for the one-line error: "connection refused" */
+  reason: string
+  /** the underlying error, for --verbose */
+  detail: string
+  elapsedMs: number
+}
+
+/** No server gave an answer: each was unreachable, timed out, or failed with 5xx. */
+export class UnreachableError extends Error {
+  override name = 'UnreachableError'
+  readonly attempts: Attempt[]
+  constructor (attempts: Attempt[]) {
+    super(`cannot reach any server (${attempts.map(a => `${a.server}: ${a.reason}`).join(', ')})`)
+    this.attempts = attempts
+  }
+}
+
+/** A 4xx answer, which no other server would answer differently. */
+export class HttpStatusError extends Error {
+  override name = 'HttpStatusError'
+  readonly server: string
+  readonly code: number
+  /** the Status body's reason, e.g. "Unauthorized", or the HTTP status text */
+  readonly reason: string
+  constructor (server: string, code: number, reason: string, message: string) {
+    super(message)
+    this.server = server
+    this.code = code
+    this.reason = reason
+  }
+}
+
+export interface ApiResponse {
+  /** the base URL of the server that answered */
+  server: string
+  code: number
+  body: unknown
+}
+
+export interface ClientOptions {
+  /** base URLs as parseServerUrl returns them, tried in order */
+  servers: string[]
+  token: string
+  timeoutMs?: number
+  /** told about each server skipped, as it happens */
+  onSkip?: (attempt: Attempt) => void
+}
+
+export class ApiClient {
+  readonly servers: string[]
+  readonly token: string
+  readonly timeoutMs: number
+  readonly onSkip: (attempt: Attempt) => void
+
+  constructor (opts: ClientOptions) {
+    this.servers = opts.servers
+    this.token = opts.token
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
+    this.onSkip = opts.onSkip ?? (() => {})
+  }
+
+  /** GETs `path` (e.g. /shoal/v1/members); throws UnreachableError or HttpStatusError. */
+  async get (path: string): Promise<ApiResponse> {
+    const attempts: Attempt[] = []
+    const skip = (attempt: Attempt): void => {
+      attempts.push(attempt)
+      this.onSkip(attempt)
+    }
+    for (const server of this.servers) {
+      const started = Date.now()
+      let res: Response
+      let text: string
+      try {
+        res = await fetch(server + path, {
+          headers: { authorization: `Bearer ${this.token}`, accept: 'application/json' },
+          // One signal for headers and body: a server that stalls mid-body is as dead as one that never answers.
+          signal: AbortSignal.timeout(this.timeoutMs)
+        })
+        text = await res.text()
+      } catch (err) {
+        skip({ server, ...describeFetchError(err, this.timeoutMs), elapsedMs: Date.now() - started })
+        continue
+      }
+      const elapsedMs = Date.now() - started
+      const body = parseJson(text)
+      if (res.status >= 500) {
+        const message = statusMessage(body, text, res.statusText)
+        skip({ server, reason: `${res.status} ${message}`, detail: `HTTP ${res.status} ${res.statusText}: ${message}`, elapsedMs })
+        continue
+      }
+      if (res.status >= 400) {
+        const reason = isStatusLike(body) && typeof body.reason === 'string' ? body.reason : res.statusText
+        throw new HttpStatusError(server, res.status, reason, statusMessage(body, text, res.statusText))
+      }
+      if (body === undefined) {
+        // Something else listens there (a port reused after shoald moved): another server may be the real one.
+        skip({ server, reason: `answered ${res.status} without JSON (not a shoald API?)`, detail: `content-type ${res.headers.get('content-type') ?? 'none'}, ${text.length} bytes`, elapsedMs })
+        continue
+      }
+      return { server, code: res.status, body }
+    }
+    throw new UnreachableError(attempts)
+  }
+}
+
+function parseJson (text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+function isStatusLike (v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+/** The Status body's message, else the first line of a plain body, else the HTTP status text. */
+function statusMessage (body: unknown, text: string, statusText: string): string {
+  if (isStatusLike(body) && typeof body.message === 'string' && body.message.trim() !== '') return oneLine(body.message)
+  if (body === undefined && text.trim() !== '') return oneLine(text).slice(0, 200)
+  return statusText !== '' ? statusText : 'no message'
+}
+
+function oneLine (s: string): string {
+  return s.trim().replace(/\s*\n\s*/g, ' ')
+}
+
+const REASONS: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'host not found (DNS lookup failed)',
+  EAI_NONAME: 'host not found',
+  ECONNRESET: 'connection reset',
+  EPIPE: 'connection reset',
+  UND_ERR_SOCKET: 'connection closed by the server',
+  EHOSTUNREACH: 'no route to host',
+  ENETUNREACH: 'network unreachable',
+  EADDRNOTAVAIL: 'address not available',
+  ETIMEDOUT: 'connection timed out',
+  UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
+  UND_ERR_HEADERS_TIMEOUT: 'timed out waiting for the answer',
+  UND_ERR_BODY_TIMEOUT: 'timed out reading the answer',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'TLS: self-signed certificate',
+  SELF_SIGNED_CERT_IN_CHAIN: 'TLS: self-signed certificate in chain',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'TLS: cannot verify the certificate',
+  CERT_HAS_EXPIRED: 'TLS: certificate expired',
+  ERR_TLS_CERT_ALTNAME_INVALID: 'TLS: certificate does not match the host name',
+  ERR_SSL_WRONG_VERSION_NUMBER: 'TLS: the server does not speak TLS (try http://)'
+}
+
+/** fetch hides the useful part in `cause` (sometimes an AggregateError of one error per address). */
+export function describeFetchError (err: unknown, timeoutMs: number): { reason: string, detail: string } {
+  const name = errorField(err, 'name')
+  if (name === 'TimeoutError' || name === 'AbortError') {
+    return { reason: `timed out after ${timeoutMs / 1000}s`, detail: errorField(err, 'message') ?? 'timed out' }
+  }
+  let cause: unknown = err instanceof Error && err.cause !== undefined ? err.cause : err
+  if (cause instanceof AggregateError && errorField(cause, 'code') === undefined && cause.errors.length > 0) cause = cause.errors[0]
+  const code = errorField(cause, 'code')
+  const message = errorField(cause, 'message') ?? String(cause)
+  const detail = cause instanceof AggregateError
+    ? cause.errors.map(e => errorField(e, 'message') ?? String(e)).join('; ')
+    : message
+  // fetch refuses the WHATWG "bad ports" (6000, 6667, 10080, ...) before dialling.
+  const known = code !== undefined ? REASONS[code] : message === 'bad port' ? 'port blocked by fetch (give shoald another --api port)' : undefined
+  return { reason: known ?? oneLine(message), detail: code !== undefined ? `${code}: ${oneLine(detail)}` : oneLine(detail) }
+}
+
+function errorField (err: unknown, field: 'name' | 'code' | 'message'): string | undefined {
+  if (typeof err !== 'object' || err === null) return undefined
+  const v = (err as Record<string, unknown>)[field]
+  return typeof v === 'string' && v !== '' ? v : undefined
+}

@@ -1,0 +1,96 @@
+// `npm run bench`: measures Shoal (and, where installed, Serf doing the
+// same job on this machine) and writes BENCHMARKS.md. Figures, not
+// assertions. Flags: --quick (3 trials, no 50-peer run), --trials N, --no-serf.
+import { availableParallelism, cpus, totalmem } from 'node:os'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { ROOT } from '../helpers/cluster.ts'
+import { fiftyPeers, max, median, tenPeers } from './membership.ts'
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    trials: { type: 'string' },
+    'no-serf': { type: 'boolean', default: false },
+    out: { type: 'string', default: join(ROOT, 'BENCHMARKS.md') }
+  }
+})
+const quick = values.quick
+const trials = Number(values.trials ?? (quick ? 3 : 5))
+const log = (line: string): void => { process.stderr.write(line + '\n') }
+const command = `npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`
+
+interface Row { figure: string, shoal: string, goal: string, anchor: string }
+const rows: Row[] = []
+const ms = (x: number): string => `${Math.round(x)} ms`
+const s = (x: number): string => `${(x / 1000).toFixed(2)} s`
+
+log(`membership: 10 peers, ${trials} trials`)
+const ten = await tenPeers(trials, log)
+
+let serf: { version: string, detectMedianMs: number, detectMaxMs: number, convergeMedianMs: number, convergeMaxMs: number, rssMb: number } | undefined
+if (!values['no-serf']) {
+  try {
+    const mod = await import('./serf.ts')
+    if (mod.serfAvailable()) {
+      log(`serf: 10 agents, ${trials} trials`)
+      serf = await mod.measureSerf({ agents: 10, trials, log })
+    } else {
+      log('serf: not installed (apt-get install -y serf); its column shows the issue\'s anchors')
+    }
+  } catch (err) {
+    log(`serf: skipped (${(err as Error).message})`)
+  }
+}
+
+rows.push({
+  figure: `SIGKILL of a peer until every other peer marks it \`dead\`, 10 peers, median / max of ${trials}`,
+  shoal: `${s(median(ten.detectMs))} / ${s(max(ten.detectMs))}`,
+  goal: '≤ 2 s',
+  anchor: serf !== undefined ? `Serf ${serf.version}, measured here: ${s(serf.detectMedianMs)} / ${s(serf.detectMaxMs)}` : 'Serf (memberlist LAN defaults): median 5.6 s'
+})
+rows.push({
+  figure: `10 fresh peers until all see 10 \`alive\` (from the last peer's start), median / max of ${trials}`,
+  shoal: `${ms(median(ten.convergeMs))} / ${ms(max(ten.convergeMs))}`,
+  goal: '≤ 0.5 s',
+  anchor: serf !== undefined ? `Serf, measured here (from the last agent's spawn): ${ms(serf.convergeMedianMs)} / ${ms(serf.convergeMaxMs)}` : 'Serf: median 0.37 s'
+})
+rows.push({
+  figure: 'idle RSS of one daemon (10-peer cluster, median / max over peers)',
+  shoal: `${median(ten.rssMb).toFixed(0)} MB / ${max(ten.rssMb).toFixed(0)} MB`,
+  goal: '≤ 80 MB',
+  anchor: serf !== undefined ? `Serf agent, measured here: ${serf.rssMb.toFixed(0)} MB; a k3s agent is about 275 MB` : 'a k3s agent is about 275 MB'
+})
+
+if (!quick) {
+  log('membership: 50 peers')
+  const fifty = await fiftyPeers(log)
+  rows.push({ figure: '50 peers: from the last peer\'s start until all see 50 `alive`', shoal: ms(fifty.convergeMs), goal: '≤ 1 s', anchor: 'memberlist LAN defaults: 7–41 s of suspicion at 50 nodes' })
+  rows.push({ figure: '50 peers: SIGKILL of one until all 49 others mark it `dead`', shoal: s(fifty.detectMs), goal: '≤ 3 s', anchor: '' })
+  rows.push({ figure: '50 peers: CPU of one idle peer (median / max of 10 peers, 20 s)', shoal: `${median(fifty.idleCpuPercent).toFixed(2)} % / ${max(fifty.idleCpuPercent).toFixed(2)} % of a core`, goal: '≤ 1 %', anchor: '' })
+}
+
+const table = [
+  '| figure | Shoal | goal | anchor |',
+  '|---|---|---|---|',
+  ...rows.map(r => `| ${r.figure} | ${r.shoal} | ${r.goal} | ${r.anchor} |`)
+].join('\n')
+
+const doc = `# Benchmarks
+
+Written by \`${command}\` on ${new Date().toISOString().slice(0, 10)}: ${availableParallelism()} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}.
+Every peer is a real \`shoald\` process on its own loopback address with default timings; times come from the peers' own log lines.
+
+## Membership
+
+${table}
+
+How each figure is taken (\`test/bench/membership.ts\`${serf !== undefined ? ', `test/bench/serf.ts`' : ''}):
+- **Detection:** the benchmark notes the time, SIGKILLs one peer, and reads the time at which each other peer logged \`member.dead\`; the figure is the latest of those, per trial. The victim is restarted between trials.
+- **Convergence:** one founding peer, then the others started together with \`--join\` to it; the figure runs from the last peer's \`started\` log line to the last peer's \`members.alive\` line with the full count. Node's own start-up (about half a second per process here) is not in it.
+- **Memory:** VmRSS from \`/proc/<pid>/status\` after 10 s idle. **CPU:** user + system time from \`/proc/<pid>/stat\` over 20 s idle.
+${serf !== undefined ? '- **Serf** runs with its default (LAN) timings on 127.0.60.x, timed by event handlers that log each event with a millisecond clock.\n' : ''}`
+writeFileSync(values.out, doc)
+log(`wrote ${values.out}`)
+log(table)
