@@ -2,9 +2,9 @@
 // token come from, and how every failure becomes one `shoal: ` line and an
 // exit status (0 ok, 1 failed, 2 bad usage). Runs in-process for the tests.
 import { readFile } from 'node:fs/promises'
-import { readFileSync } from 'node:fs'
 import { Command, CommanderError, Option } from 'commander'
 import { API_PREFIX } from '../protocol/api.ts'
+import { VERSION } from '../protocol/version.ts'
 import type { MemberList } from '../protocol/api.ts'
 import { defaultClientConfigPath, isClientConfig } from '../protocol/client-config.ts'
 import { ApiClient, HttpStatusError, UnreachableError, parseServerUrl } from './client.ts'
@@ -45,14 +45,6 @@ interface GlobalOptions {
   verbose?: boolean
 }
 
-function version (): string {
-  try {
-    const pkg: unknown = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
-    const v = (pkg as { version?: unknown }).version
-    if (typeof v === 'string') return v
-  } catch { /* not next to its package.json: fall through */ }
-  return '0.1.0'
-}
 
 function collect (value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value]
@@ -175,7 +167,7 @@ function buildProgram (io: Io, out: { helpOnStderr: string }): Command {
     })
     .configureHelp({ showGlobalOptions: true })
     .description('the Shoal command-line client: talks to the HTTP API of any shoald peer')
-    .version(version(), '--version', 'print the version')
+    .version(VERSION, '--version', 'print the version')
     .addOption(new Option('--server <url>', 'a peer\'s API, host:port or http(s)://host:port (repeatable, or comma-separated; tried in order)').argParser(collect))
     .addOption(new Option('--token <token>', 'the cluster\'s admin token'))
     .addOption(new Option('--config <file>', `the client config file (default: ${defaultClientConfigPath(io.env)})`))

@@ -4,6 +4,7 @@ import { availableParallelism, totalmem } from 'node:os'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Server } from 'node:http'
+import { VERSION } from '../protocol/version.ts'
 import { TokenStore } from './api/auth.ts'
 import { createApiServer } from './api/server.ts'
 import { systemClock, systemRng } from './clock/clock.ts'
@@ -16,7 +17,7 @@ import { createHost } from './p2p/host.ts'
 import type { ShoalHost } from './p2p/host.ts'
 import { loadClusterKey, loadOrCreatePeerKey } from './p2p/keys.ts'
 
-export const VERSION = '0.1.0'
+export { VERSION }
 
 export interface Daemon {
   host: ShoalHost

@@ -7,6 +7,7 @@ import { Command, CommanderError, Option } from 'commander'
 import ms from 'ms'
 import { multiaddr } from '@multiformats/multiaddr'
 import { parse as parseYaml } from 'yaml'
+import { VERSION } from '../../protocol/version.ts'
 import { LOG_LEVELS } from '../log/log.ts'
 import type { LogLevel } from '../log/log.ts'
 import { DEFAULT_MEMBERSHIP_CONFIG, validateMembershipConfig } from '../membership/config.ts'
@@ -71,12 +72,18 @@ const DURATION_FLAGS: Array<[string, keyof MembershipConfig, string]> = [
   ['reconnect-interval', 'reconnectIntervalMs', 'how often a dead member is tried again']
 ]
 
-function fmt (msValue: number): string { return ms(msValue) }
+/** An exact duration string that ms() reads back to the same number (ms() itself rounds: 2500 → "3s"). */
+export function formatDuration (msValue: number): string {
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (msValue >= size && msValue % size === 0) return `${msValue / size}${unit}`
+  }
+  return `${msValue}ms`
+}
 
 export function buildCommand (): Command {
   const cmd = new Command('shoald')
     .description('the Shoal daemon: one per machine, no masters')
-    .version(process.env.npm_package_version ?? '0.1.0', '--version')
+    .version(VERSION, '--version')
     .addOption(new Option('--config <file>', 'read these same options from a YAML or JSON file'))
     .addOption(new Option('--data-dir <dir>', 'where this peer keeps its state').default('./.shoal'))
     .addOption(new Option('--name <name>', 'the member name (DNS-1123)').default(defaultName(), 'the hostname'))
@@ -87,7 +94,7 @@ export function buildCommand (): Command {
     .addOption(new Option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent').default('info'))
     .addOption(new Option('--client-config <file>', 'where to write the CLI\'s config at first start ("none" to skip)').default(defaultClientConfigPath(), '~/.config/shoal/config.json'))
   for (const [flag, key, help] of DURATION_FLAGS) {
-    cmd.addOption(new Option(`--${flag} <duration>`, help).default(fmt(DEFAULT_MEMBERSHIP_CONFIG[key])))
+    cmd.addOption(new Option(`--${flag} <duration>`, help).default(formatDuration(DEFAULT_MEMBERSHIP_CONFIG[key])))
   }
   cmd.exitOverride().configureOutput({ writeErr: () => {} }).allowExcessArguments(false)
   return cmd

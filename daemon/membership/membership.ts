@@ -40,6 +40,8 @@ export interface MembershipInit {
 }
 
 const RPC_TIMEOUT_MS = 3000
+/** How long after learning of a member this peer connects to it (see connectLater). */
+const MESH_DELAY_MS = 1000
 
 export class Membership {
   readonly table: MemberTable
@@ -49,6 +51,10 @@ export class Membership {
   private readonly stoppers: Array<() => void> = []
   private readonly listeners: Array<(c: StateChange) => void> = []
   private readonly joinFailuresLogged = new Set<string>()
+  /** peer id → the addresses last written to the peer store */
+  private readonly storedAddrs = new Map<string, string>()
+  /** members learned of whose connection is scheduled */
+  private readonly pendingConnects = new Set<string>()
   private seq = 0
   private stopped = false
   private lastAliveCount = 1
@@ -80,13 +86,8 @@ export class Membership {
       const m = evt.detail
       if (m.topic !== MEMBERSHIP_TOPIC) return
       try {
+        // Unsigned: only holders of the cluster key can reach the topic at all.
         const msg = decode(m.data, isGossipMessage, 'membership gossip')
-        const sender = m.type === 'signed' ? m.from.toString() : undefined
-        const claimed = msg.type === 'heartbeat' ? msg.member.peerId : msg.peerId
-        if (sender !== claimed) {
-          this.log.warn({ event: 'gossip.forged', sender, claimed }, 'dropped a membership message signed by another peer than the one it speaks for')
-          return
-        }
         this.apply(msg.type === 'heartbeat' ? this.table.heartbeat(msg.member) : this.table.leave(msg.peerId, msg.incarnation))
       } catch (err) {
         this.log.debug({ event: 'gossip.bad', err: (err as Error).message })
@@ -198,13 +199,38 @@ export class Membership {
   }
 
   /**
+   * Connects to a member just learned of, a little later. Knowledge of a new
+   * member spreads at once over connections that exist (the answer to a
+   * join, and the announce that follows it); the full mesh, a Noise handshake
+   * per pair, is built just after, so a burst of joins converges first and
+   * handshakes later. When two members learn of each other at the same time,
+   * the one with the lower peer id dials first and the other only if no
+   * connection came, so each pair pays one handshake.
+   */
+  private connectLater (peerId: string): void {
+    if (this.pendingConnects.has(peerId)) return
+    this.pendingConnects.add(peerId)
+    const first = this.table.selfRecord.peerId < peerId
+    const delay = MESH_DELAY_MS * (first ? 1 : 2) + this.init.rng.next() * MESH_DELAY_MS / 2
+    this.init.clock.setTimeout(() => {
+      this.pendingConnects.delete(peerId)
+      if (this.stopped) return
+      const id = this.addressBook(peerId)
+      if (!first && this.host.getConnections(id).length > 0) return
+      void this.syncWith(id).catch((err: Error) => {
+        this.log.debug({ event: 'sync.failed', peer: peerId, err: err.message })
+      })
+    }, delay)
+  }
+
+  /**
    * Keeps a direct connection to every alive member, so that a crash is seen
    * at once as a closed connection rather than later as missed heartbeats.
    */
   private keepConnected (): void {
     const self = this.table.selfRecord.peerId
     for (const m of this.table.list()) {
-      if (m.state !== 'alive' || m.record.peerId === self) continue
+      if (m.state !== 'alive' || m.record.peerId === self || this.pendingConnects.has(m.record.peerId)) continue
       const id = this.addressBook(m.record.peerId)
       if (this.host.getConnections(id).length > 0) continue
       this.log.debug({ event: 'peer.redial', peer: m.record.peerId })
@@ -212,28 +238,26 @@ export class Membership {
     }
   }
 
+  /** The member's peer id, with its advertised addresses in libp2p's peer store. */
   private addressBook (peerId: string): PeerId {
     const id = peerIdFromString(peerId)
     const m = this.table.get(peerId)
-    if (m !== undefined && m.record.addrs.length > 0) {
-      const addrs: Multiaddr[] = []
-      for (const a of m.record.addrs) {
-        try { addrs.push(multiaddr(a)) } catch { /* a malformed address is skipped */ }
-      }
-      void this.host.peerStore.merge(id, { multiaddrs: addrs }).catch(() => {})
+    if (m === undefined || m.record.addrs.length === 0) return id
+    const key = m.record.addrs.join(' ')
+    if (this.storedAddrs.get(peerId) === key) return id // unchanged: the peer store already has them
+    this.storedAddrs.set(peerId, key)
+    const addrs: Multiaddr[] = []
+    for (const a of m.record.addrs) {
+      try { addrs.push(multiaddr(a)) } catch { /* a malformed address is skipped */ }
     }
+    void this.host.peerStore.merge(id, { multiaddrs: addrs }).catch(() => { this.storedAddrs.delete(peerId) })
     return id
   }
 
   private apply (fx: Effects): void {
     if (this.stopped) return
     for (const change of fx.changes) this.report(change)
-    for (const peerId of fx.connect) {
-      const id = this.addressBook(peerId)
-      void this.syncWith(id).catch((err: Error) => {
-        this.log.debug({ event: 'sync.failed', peer: peerId, err: err.message })
-      })
-    }
+    for (const peerId of fx.connect) this.connectLater(peerId)
     for (const peerId of fx.probe) {
       const id = this.addressBook(peerId)
       const signal = AbortSignal.timeout(this.init.config.probeTimeoutMs)

@@ -3,6 +3,7 @@
 // reports handshakes that fail, which in a private network means that the
 // other side holds another cluster key (or none).
 // May import: protocol/, daemon/clock, daemon/log.
+import { createHash } from 'node:crypto'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub } from '@libp2p/gossipsub'
@@ -74,6 +75,10 @@ function sourceAddress (listen: string[]): object {
   return ips.size === 1 && ip !== undefined && ip !== '0.0.0.0' ? { localAddress: ip } : {}
 }
 
+function messageId (data: Uint8Array): Uint8Array {
+  return createHash('sha256').update(data).digest().subarray(0, 20)
+}
+
 export async function createHost (opts: HostOptions): Promise<ShoalHost> {
   return await createLibp2p({
     privateKey: opts.privateKey,
@@ -86,17 +91,34 @@ export async function createHost (opts: HostOptions): Promise<ShoalHost> {
     // one host address (or one NAT): libp2p's per-address inbound rate limit
     // of 5 a second would reset the joins of a burst of new peers.
     connectionManager: { maxConnections: 1000, inboundConnectionThreshold: 200, maxIncomingPendingConnections: 200 },
-    // libp2p's monitor aborts a connection when one ping is slower than its
-    // adaptive timeout, which a busy event loop easily is. Membership's own
-    // failure detector decides who is dead, so the monitor only measures.
-    connectionMonitor: { abortConnectionOnPingFailure: false },
+    // libp2p's monitor pings every connection every 10 s and aborts one whose
+    // ping is slower than its adaptive timeout, which a busy event loop
+    // easily is. Membership's own failure detector decides who is dead, and
+    // with a connection to every member the monitor's pings were a large
+    // part of an idle peer's work, so it is off.
+    connectionMonitor: { enabled: false },
     services: {
       identify: identify(),
       ping: ping(),
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
         emitSelf: false,
-        heartbeatInterval: opts.gossipHeartbeatMs ?? 1000
+        heartbeatInterval: opts.gossipHeartbeatMs ?? 1000,
+        // Every connection is already authenticated by Noise inside the
+        // private network, so per-message signatures buy nothing but CPU:
+        // verifying them was a fifth of an idle peer's work.
+        globalSignaturePolicy: 'StrictNoSign',
+        msgIdFn: (msg) => messageId(msg.data),
+        fastMsgIdFn: (msg) => Buffer.from(messageId(msg.data ?? new Uint8Array())).toString('base64'),
+        msgIdToStrFn: (id) => Buffer.from(id).toString('base64'),
+        // Each member is connected to every other: a small mesh spreads a
+        // message in a hop or two, and flooding our own messages to every
+        // peer would multiply the duplicates each peer must decrypt and drop.
+        floodPublish: false,
+        D: 4,
+        Dlo: 3,
+        Dhi: 6,
+        Dlazy: 3
       })
     }
   }) as ShoalHost

@@ -3,7 +3,7 @@
 import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { Peer, startPeer, tempDir, waitFor } from '../helpers/cluster.ts'
-import { cpuMs, max, median, rssMb, sleep } from './stats.ts'
+import { cpuMs, max, median, privateMb, rssMb, sleep } from './stats.ts'
 
 type Log = (line: string) => void
 
@@ -74,6 +74,7 @@ export interface TenPeerFigures {
   detectMs: number[]
   convergeMs: number[]
   rssMb: number[]
+  privateMb: number[]
 }
 
 export async function tenPeers (trials: number, log: Log): Promise<TenPeerFigures> {
@@ -88,10 +89,12 @@ export async function tenPeers (trials: number, log: Log): Promise<TenPeerFigure
   const c = await launch('bench10d', '127.0.10', 10, 9)
   const detectMs: number[] = []
   let rss: number[] = []
+  let priv: number[] = []
   try {
     await convergence(c, 10)
     await sleep(10_000) // idle, then read memory
     rss = c.peers.map(p => rssMb(p.proc.pid!))
+    priv = c.peers.map(p => privateMb(p.proc.pid!))
     for (let t = 0; t < trials; t++) {
       const victim = c.peers[1 + (t % (c.peers.length - 1))]!
       detectMs.push(await detection(c, victim))
@@ -100,7 +103,7 @@ export async function tenPeers (trials: number, log: Log): Promise<TenPeerFigure
       await sleep(2000)
     }
   } finally { await shutdown(c) }
-  return { detectMs, convergeMs, rssMb: rss }
+  return { detectMs, convergeMs, rssMb: rss, privateMb: priv }
 }
 
 export interface FiftyPeerFigures {

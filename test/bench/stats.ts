@@ -26,3 +26,10 @@ export function cpuMs (pid: number): number {
 }
 
 export const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+
+/** Memory private to a process (not shared with others, e.g. the node binary's pages), in MB. */
+export function privateMb (pid: number): number {
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8')
+  const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(rollup)?.[1] ?? 0)
+  return (kb('Private_Clean') + kb('Private_Dirty')) / 1024
+}

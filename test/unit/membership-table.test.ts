@@ -178,3 +178,11 @@ test('config validation names the bad field', t => {
   t.throws(() => validateMembershipConfig({ ...config, suspectTimeoutMs: -1 }), { message: /suspectTimeoutMs/ })
   t.notThrows(() => validateMembershipConfig(DEFAULT_MEMBERSHIP_CONFIG))
 })
+
+test('every default duration survives the round trip through its flag', async t => {
+  const { parseDaemonArgs, formatDuration } = await import('../../daemon/config/flags.ts')
+  const parsed = parseDaemonArgs(['--data-dir', '/tmp/x']).membership
+  t.deepEqual(parsed, DEFAULT_MEMBERSHIP_CONFIG)
+  t.is(formatDuration(2500), '2500ms')
+  t.is(formatDuration(86_400_000), '1d')
+})
