@@ -35,6 +35,8 @@ export interface MemberRecord {
   startedAt: number
   incarnation: number
   seq: number
+  /** the sender's current heartbeat interval, ms: it stretches as the cluster grows */
+  heartbeatMs: number
 }
 
 export interface HeartbeatMessage { type: 'heartbeat', member: MemberRecord }
@@ -62,7 +64,7 @@ export function isMemberRecord (v: unknown): v is MemberRecord {
     isStringArray(v.addrs) &&
     isString(v.api) && isString(v.version) &&
     isCapacity(v.capacity) &&
-    isNumber(v.startedAt) && isNumber(v.incarnation) && isNumber(v.seq)
+    isNumber(v.startedAt) && isNumber(v.incarnation) && isNumber(v.seq) && isNumber(v.heartbeatMs) && v.heartbeatMs > 0
 }
 
 export function isMemberState (v: unknown): v is MemberState {

@@ -96,6 +96,7 @@ export function buildCommand (): Command {
   for (const [flag, key, help] of DURATION_FLAGS) {
     cmd.addOption(new Option(`--${flag} <duration>`, help).default(formatDuration(DEFAULT_MEMBERSHIP_CONFIG[key])))
   }
+  cmd.addOption(new Option('--gossip-rate <n>', 'the most heartbeats the whole cluster gossips per second; intervals stretch beyond it').default(String(DEFAULT_MEMBERSHIP_CONFIG.gossipRate)))
   cmd.exitOverride().configureOutput({ writeErr: () => {} }).allowExcessArguments(false)
   return cmd
 }
@@ -170,6 +171,9 @@ export function parseDaemonArgs (argv: string[]): DaemonConfig {
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new UsageError(`--log-level: "${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`)
   const membership = { ...DEFAULT_MEMBERSHIP_CONFIG }
   for (const [flag, key] of DURATION_FLAGS) membership[key] = parseDuration(flag, pick<string>(flag))
+  const rate = Number(pick<string>('gossip-rate'))
+  if (!Number.isFinite(rate) || rate <= 0) throw new UsageError(`--gossip-rate: "${pick<string>('gossip-rate')}" is not a positive number`)
+  membership.gossipRate = rate
   try {
     validateMembershipConfig(membership)
   } catch (err) {

@@ -11,12 +11,13 @@ import {
   isGossipMessage, isSyncMessage, MAX_SYNC_BYTES, MEMBERSHIP_TOPIC, SYNC_PROTOCOL
 } from '../../protocol/membership.ts'
 import type { MemberRecord, MemberSnapshot, SyncMessage, SyncResponse } from '../../protocol/membership.ts'
-import type { Clock, Rng } from '../clock/clock.ts'
+import type { Clock, Rng, TimerHandle } from '../clock/clock.ts'
 import { every } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
 import type { ShoalHost } from '../p2p/host.ts'
 import { request, serve, tell } from '../p2p/rpc.ts'
 import type { MembershipConfig } from './config.ts'
+import { heartbeatInterval } from './config.ts'
 import { MemberTable } from './table.ts'
 import type { Effects, Member, StateChange } from './table.ts'
 
@@ -30,7 +31,7 @@ export interface TokenKeeper {
 export interface MembershipInit {
   host: ShoalHost
   /** this peer's record, less the fields membership fills in (addrs, seq) */
-  self: Omit<MemberRecord, 'addrs' | 'seq'>
+  self: Omit<MemberRecord, 'addrs' | 'seq' | 'heartbeatMs'>
   config: MembershipConfig
   clock: Clock
   rng: Rng
@@ -42,6 +43,8 @@ export interface MembershipInit {
 const RPC_TIMEOUT_MS = 3000
 /** How long after learning of a member this peer connects to it (see connectLater). */
 const MESH_DELAY_MS = 1000
+const MAX_PARALLEL_DIALS = 8
+const DIAL_TIMEOUT_MS = 10_000
 
 export class Membership {
   readonly table: MemberTable
@@ -49,10 +52,15 @@ export class Membership {
   private readonly init: MembershipInit
   private readonly log: Logger
   private readonly stoppers: Array<() => void> = []
+  private heartbeatTimer: TimerHandle | undefined
   private readonly listeners: Array<(c: StateChange) => void> = []
   private readonly joinFailuresLogged = new Set<string>()
   /** peer id → the addresses last written to the peer store */
   private readonly storedAddrs = new Map<string, string>()
+  /** members with no connection, and for how many keepConnected rounds */
+  private unconnectedRounds = new Map<string, number>()
+  /** members being dialled now */
+  private readonly dialing = new Set<string>()
   /** members learned of whose connection is scheduled */
   private readonly pendingConnects = new Set<string>()
   private seq = 0
@@ -97,7 +105,7 @@ export class Membership {
       this.log.debug({ event: 'peer.disconnected', peer: evt.detail.toString() })
       if (!this.stopped) this.apply(this.table.disconnected(evt.detail.toString()))
     })
-    this.stoppers.push(every(clock, config.heartbeatIntervalMs, () => { this.publishHeartbeat() }))
+    this.scheduleHeartbeat()
     this.stoppers.push(every(clock, config.tickMs, () => { this.apply(this.table.tick()) }))
     this.stoppers.push(every(clock, config.heartbeatIntervalMs, () => { this.keepConnected() }))
     this.publishHeartbeat()
@@ -111,6 +119,7 @@ export class Membership {
     if (this.stopped) return
     this.stopped = true
     for (const stop of this.stoppers) stop()
+    if (this.heartbeatTimer !== undefined) this.init.clock.clearTimeout(this.heartbeatTimer)
     const leave = { type: 'leave' as const, peerId: this.table.selfRecord.peerId, incarnation: this.table.selfRecord.incarnation }
     await this.host.services.pubsub.publish(MEMBERSHIP_TOPIC, encode(leave)).catch(() => {})
     const targets = this.table.list().filter(m => m.state === 'alive' && m.record.peerId !== leave.peerId)
@@ -120,7 +129,22 @@ export class Membership {
 
   private nextRecord (): MemberRecord {
     const addrs = this.host.getMultiaddrs().map(a => a.decapsulateCode(421).toString())
-    return { ...this.init.self, addrs: [...new Set(addrs)], seq: this.seq++ }
+    return { ...this.init.self, addrs: [...new Set(addrs)], seq: this.seq++, heartbeatMs: this.heartbeatMs() }
+  }
+
+  /** Publishes heartbeats at the interval the cluster's size calls for. */
+  private scheduleHeartbeat (): void {
+    this.heartbeatTimer = this.init.clock.setTimeout(() => {
+      if (this.stopped) return
+      this.publishHeartbeat()
+      this.scheduleHeartbeat()
+    }, this.heartbeatMs())
+  }
+
+  private heartbeatMs (): number {
+    // The table does not exist yet while the constructor makes the first record.
+    const table = this.table as MemberTable | undefined
+    return heartbeatInterval(this.init.config, table?.count('alive') ?? 1)
   }
 
   private publishHeartbeat (): void {
@@ -167,7 +191,7 @@ export class Membership {
     const wantToken = this.init.tokens.get() === undefined
     const answer = await request(this.host, target, SYNC_PROTOCOL,
       { type: 'sync', members: this.table.snapshot(), wantToken }, isSyncMessage,
-      { maxBytes: MAX_SYNC_BYTES, timeoutMs: RPC_TIMEOUT_MS })
+      { maxBytes: MAX_SYNC_BYTES, timeoutMs: RPC_TIMEOUT_MS, dialTimeoutMs: DIAL_TIMEOUT_MS })
     if (answer.type !== 'sync-response') throw new Error(`unexpected ${answer.type} in answer to a sync`)
     if (wantToken && answer.adminToken !== undefined) await this.init.tokens.adopt(answer.adminToken)
     this.apply(this.table.sync(answer.members))
@@ -217,10 +241,28 @@ export class Membership {
       if (this.stopped) return
       const id = this.addressBook(peerId)
       if (!first && this.host.getConnections(id).length > 0) return
-      void this.syncWith(id).catch((err: Error) => {
-        this.log.debug({ event: 'sync.failed', peer: peerId, err: err.message })
-      })
+      this.connect(peerId, true)
     }, delay)
+  }
+
+  /**
+   * Dials a member (and syncs with it if asked), with at most a few dials in
+   * flight: a peer that meets fifty members at once must not start fifty
+   * handshakes at once, time them all out on a busy CPU, and start again.
+   * A member not dialled now is dialled by the next keepConnected round.
+   */
+  private connect (peerId: string, sync: boolean): void {
+    if (this.dialing.has(peerId) || this.dialing.size >= MAX_PARALLEL_DIALS) return
+    this.dialing.add(peerId)
+    const id = this.addressBook(peerId)
+    const done = (): void => { this.dialing.delete(peerId) }
+    const attempt = sync
+      ? this.syncWith(id)
+      : this.host.dial(id, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS) })
+    attempt.then(done, (err: Error) => {
+      done()
+      this.log.debug({ event: sync ? 'sync.failed' : 'dial.failed', peer: peerId, err: err.message })
+    })
   }
 
   /**
@@ -229,13 +271,21 @@ export class Membership {
    */
   private keepConnected (): void {
     const self = this.table.selfRecord.peerId
+    const unconnected = new Map<string, number>()
     for (const m of this.table.list()) {
-      if (m.state !== 'alive' || m.record.peerId === self || this.pendingConnects.has(m.record.peerId)) continue
-      const id = this.addressBook(m.record.peerId)
+      const peerId = m.record.peerId
+      if (m.state !== 'alive' || peerId === self || this.pendingConnects.has(peerId) || this.dialing.has(peerId)) continue
+      const id = this.addressBook(peerId)
       if (this.host.getConnections(id).length > 0) continue
-      this.log.debug({ event: 'peer.redial', peer: m.record.peerId })
-      void this.host.dial(id, { signal: AbortSignal.timeout(this.init.config.probeTimeoutMs * 2) }).catch(() => {})
+      // As in connectLater, the lower peer id dials; the other side steps in
+      // only when a connection has been missing for a few rounds.
+      const rounds = (this.unconnectedRounds.get(peerId) ?? 0) + 1
+      unconnected.set(peerId, rounds)
+      if (self > peerId && rounds < 3) continue
+      this.log.debug({ event: 'peer.redial', peer: peerId, rounds })
+      this.connect(peerId, false)
     }
+    this.unconnectedRounds = unconnected
   }
 
   /** The member's peer id, with its advertised addresses in libp2p's peer store. */
@@ -260,7 +310,11 @@ export class Membership {
     for (const peerId of fx.connect) this.connectLater(peerId)
     for (const peerId of fx.probe) {
       const id = this.addressBook(peerId)
-      const signal = AbortSignal.timeout(this.init.config.probeTimeoutMs)
+      // A ping on a live connection must answer within the probe timeout; a
+      // member with no connection gets time for a handshake first (a dead
+      // process refuses the dial at once anyway).
+      const connected = this.host.getConnections(id).length > 0
+      const signal = AbortSignal.timeout(connected ? this.init.config.probeTimeoutMs : DIAL_TIMEOUT_MS)
       const sent = Date.now()
       this.host.services.ping.ping(id, { signal }).then(
         () => { this.apply(this.table.probeResult(peerId, true)) },

@@ -6,6 +6,7 @@ import type { MemberRecord, MemberSnapshot, MemberState } from '../../protocol/m
 import type { Clock, Rng } from '../clock/clock.ts'
 import { pick } from '../clock/clock.ts'
 import type { MembershipConfig } from './config.ts'
+import { probeDelay } from './config.ts'
 
 export interface Member {
   record: MemberRecord
@@ -39,6 +40,9 @@ export interface Effects {
   learned: MemberSnapshot[]
   changes: StateChange[]
 }
+
+/** The driver reports every probe within this (a dial and a ping, each with a timeout). */
+const PROBE_LOST_MS = 10_000
 
 const emptyEffects = (): Effects => ({ probe: [], connect: [], learned: [], changes: [] })
 
@@ -159,12 +163,12 @@ export class MemberTable {
     const now = this.clock.now()
     const c = this.config
     for (const m of [...this.members.values()]) {
-      if (m.probingSince !== undefined && now - m.probingSince > c.probeTimeoutMs * 4) {
+      if (m.probingSince !== undefined && now - m.probingSince > PROBE_LOST_MS) {
         delete m.probingSince // the driver lost the result; try again
       }
       switch (m.state) {
         case 'alive':
-          if (now - m.lastSeen >= c.probeAfterMs) this.startProbe(m, fx)
+          if (now - m.lastSeen >= probeDelay(c, m.record.heartbeatMs)) this.startProbe(m, fx)
           break
         case 'suspect':
           if (now - m.stateSince >= c.suspectTimeoutMs) {
@@ -224,6 +228,7 @@ export class MemberTable {
     m.state = to
     m.stateSince = this.clock.now()
     if (to === 'left' || to === 'alive') delete m.lastProbeFailure
+    if (to === 'dead') delete m.probingSince // a probe still out may answer, but a dead member is retried on its own schedule
     fx.changes.push({ peerId: m.record.peerId, name: m.record.name, from, to, reason })
   }
 }

@@ -37,6 +37,8 @@ export interface HostOptions {
  * Each remote address is reported at most once a minute (a joiner with the
  * wrong key retries every second).
  */
+const KEY_MISMATCH_WINDOW_MS = 2000
+
 function reportingProtector (factory: (components: any) => ConnectionProtector, log: Logger): (components: any) => ConnectionProtector {
   const lastLogged = new Map<string, number>()
   return (components) => {
@@ -44,10 +46,15 @@ function reportingProtector (factory: (components: any) => ConnectionProtector, 
     return {
       async protect (conn: MultiaddrConnection, options) {
         const remote = conn.remoteAddr.toString()
+        const since = Date.now()
         const debugError = conn.log.error
         conn.log.error = (formatter: any, ...args: any[]) => {
           const err = args.find(a => a instanceof Error) as Error | undefined
-          if (typeof formatter === 'string' && formatter.startsWith('failed to upgrade') && err?.name === 'EncryptionFailedError') {
+          // A wrong key fails within milliseconds, on garbled bytes. A handshake
+          // that the other side gave up on (a timeout on a busy machine) is
+          // not a key problem and is left to the debug log.
+          const garbled = Date.now() - since < KEY_MISMATCH_WINDOW_MS && !/abort|timeout|timed out/i.test(err?.message ?? '')
+          if (typeof formatter === 'string' && formatter.startsWith('failed to upgrade') && err?.name === 'EncryptionFailedError' && garbled) {
             const direction = args[0] === 'inbound' ? 'inbound' : 'outbound'
             const now = Date.now()
             if ((lastLogged.get(remote) ?? 0) <= now - 60_000) {
@@ -86,7 +93,9 @@ export async function createHost (opts: HostOptions): Promise<ShoalHost> {
     transports: [tcp({ dialOpts: sourceAddress(opts.listen) })],
     connectionProtector: reportingProtector(preSharedKey({ psk: opts.psk }), opts.log),
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    // Yamux's keep-alive pings every connection; membership's own probes and
+    // closed connections already tell who is gone, so they only cost CPU.
+    streamMuxers: [yamux({ enableKeepAlive: false })],
     // Every member keeps a connection to every other, and many peers may share
     // one host address (or one NAT): libp2p's per-address inbound rate limit
     // of 5 a second would reset the joins of a burst of new peers.
@@ -115,10 +124,10 @@ export async function createHost (opts: HostOptions): Promise<ShoalHost> {
         // message in a hop or two, and flooding our own messages to every
         // peer would multiply the duplicates each peer must decrypt and drop.
         floodPublish: false,
-        D: 4,
-        Dlo: 3,
-        Dhi: 6,
-        Dlazy: 3
+        D: 2,
+        Dlo: 1,
+        Dhi: 4,
+        Dlazy: 2
       })
     }
   }) as ShoalHost

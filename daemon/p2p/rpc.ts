@@ -9,13 +9,22 @@ import type { ShoalHost } from './host.ts'
 
 export interface RpcOptions {
   maxBytes: number
+  /** for the exchange itself, once connected */
   timeoutMs: number
+  /** for a new connection's handshake, when there is none yet (default: timeoutMs) */
+  dialTimeoutMs?: number
+}
+
+/** Opens a stream, dialling first if need be; the handshake and the exchange have separate time limits. */
+async function openStream (host: ShoalHost, target: PeerId | Multiaddr, protocol: string, opts: RpcOptions, signal: AbortSignal): Promise<Stream> {
+  const connection = await host.dial(target, { signal: AbortSignal.timeout(opts.dialTimeoutMs ?? opts.timeoutMs) })
+  return await connection.newStream(protocol, { signal })
 }
 
 /** Sends `message` and, if `guard` is given, reads and checks one answer. */
 export async function request<T> (host: ShoalHost, target: PeerId | Multiaddr, protocol: string, message: unknown, guard: Guard<T>, opts: RpcOptions): Promise<T> {
+  const stream = await openStream(host, target, protocol, opts, AbortSignal.timeout(opts.timeoutMs))
   const signal = AbortSignal.timeout(opts.timeoutMs)
-  const stream = await host.dialProtocol(target, protocol, { signal })
   try {
     const lp = lpStream(stream, { maxDataLength: opts.maxBytes })
     await lp.write(encode(message), { signal })
@@ -30,8 +39,8 @@ export async function request<T> (host: ShoalHost, target: PeerId | Multiaddr, p
 
 /** Sends `message` and closes the stream without waiting for an answer. */
 export async function tell (host: ShoalHost, target: PeerId | Multiaddr, protocol: string, message: unknown, opts: RpcOptions): Promise<void> {
+  const stream = await openStream(host, target, protocol, opts, AbortSignal.timeout(opts.timeoutMs))
   const signal = AbortSignal.timeout(opts.timeoutMs)
-  const stream = await host.dialProtocol(target, protocol, { signal })
   try {
     await lpStream(stream, { maxDataLength: opts.maxBytes }).write(encode(message), { signal })
     await stream.close({ signal })

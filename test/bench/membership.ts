@@ -39,24 +39,24 @@ async function shutdown (c: Cluster): Promise<void> {
 }
 
 /** ms from the last peer's start until every peer has logged `n` alive members. */
-async function convergence (c: Cluster, n: number): Promise<number> {
+async function convergence (c: Cluster, n: number, boundMs = 120_000): Promise<number> {
   const seen = await waitFor(`${n} alive on every peer`, () => {
     const times = c.peers.map(p => eventTime(p, e => e.event === 'members.alive' && e.alive === n))
     return times.every(t => t !== undefined) ? times as number[] : undefined
-  }, 120_000)
+  }, boundMs)
   const started = c.peers.map(p => eventTime(p, e => e.event === 'started')!)
   return max(seen) - max(started)
 }
 
 /** SIGKILLs `victim`; ms until every other peer has logged it dead. */
-async function detection (c: Cluster, victim: Peer): Promise<number> {
+async function detection (c: Cluster, victim: Peer, boundMs = 120_000): Promise<number> {
   const others = c.peers.filter(p => p !== victim)
   const tKill = Date.now()
   await victim.kill('SIGKILL')
   const times = await waitFor(`every peer to mark ${victim.name} dead`, () => {
     const t = others.map(p => eventTime(p, e => e.event === 'member.dead' && e.member === victim.name, tKill))
     return t.every(x => x !== undefined) ? t as number[] : undefined
-  }, 120_000)
+  }, boundMs)
   return max(times) - tKill
 }
 
@@ -107,16 +107,27 @@ export async function tenPeers (trials: number, log: Log): Promise<TenPeerFigure
 }
 
 export interface FiftyPeerFigures {
-  convergeMs: number
-  detectMs: number
+  /** undefined when the peers did not all converge within the bound */
+  convergeMs?: number
+  detectMs?: number
   idleCpuPercent: number[]
+  /** alive counts seen by each peer when convergence was given up on */
+  partial?: string
 }
 
 export async function fiftyPeers (log: Log): Promise<FiftyPeerFigures> {
-  const c = await launch('bench50', '127.0.50', 50, 7)
+  const c = await launch('bench50', '127.0.50', 50, 5)
   try {
-    const convergeMs = await convergence(c, 50)
-    log(`  50 peers: converged in ${convergeMs} ms`)
+    let convergeMs: number | undefined
+    let partial: string | undefined
+    try {
+      convergeMs = await convergence(c, 50, 60_000)
+      log(`  50 peers: converged in ${convergeMs} ms`)
+    } catch (err) {
+      const counts = c.peers.map(p => Number(p.events().filter(e => e.event === 'members.alive').at(-1)?.alive ?? 1))
+      partial = `after 60 s, peers saw ${Math.min(...counts)}–${Math.max(...counts)} alive (median ${median(counts)})`
+      log(`  50 peers: ${(err as Error).message}; ${partial}`)
+    }
     await sleep(10_000)
     const sample = c.peers.slice(1, 11)
     const before = sample.map(p => cpuMs(p.proc.pid!))
@@ -125,9 +136,14 @@ export async function fiftyPeers (log: Log): Promise<FiftyPeerFigures> {
     const elapsed = Date.now() - t0
     const idleCpuPercent = sample.map((p, i) => 100 * (cpuMs(p.proc.pid!) - before[i]!) / elapsed)
     log(`  50 peers: idle CPU per peer ${idleCpuPercent.map(x => x.toFixed(2)).join(', ')} %`)
-    const detectMs = await detection(c, c.peers[25]!)
-    log(`  50 peers: p26 dead everywhere after ${detectMs} ms`)
-    return { convergeMs, detectMs, idleCpuPercent }
+    let detectMs: number | undefined
+    try {
+      detectMs = await detection(c, c.peers[25]!, 60_000)
+      log(`  50 peers: p26 dead everywhere after ${detectMs} ms`)
+    } catch (err) {
+      log(`  50 peers: ${(err as Error).message}`)
+    }
+    return { ...(convergeMs !== undefined ? { convergeMs } : {}), ...(detectMs !== undefined ? { detectMs } : {}), ...(partial !== undefined ? { partial } : {}), idleCpuPercent }
   } finally { await shutdown(c) }
 }
 

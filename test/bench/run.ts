@@ -66,8 +66,8 @@ rows.push({
 if (!quick) {
   log('membership: 50 peers')
   const fifty = await fiftyPeers(log)
-  rows.push({ figure: '50 peers: from the last peer\'s start until all see 50 `alive`', shoal: ms(fifty.convergeMs), goal: '≤ 1 s', anchor: 'memberlist LAN defaults: 7–41 s of suspicion at 50 nodes' })
-  rows.push({ figure: '50 peers: SIGKILL of one until all 49 others mark it `dead`', shoal: s(fifty.detectMs), goal: '≤ 3 s', anchor: '' })
+  rows.push({ figure: '50 peers (started 5 at a time): from the last peer\'s start until all see 50 `alive`', shoal: fifty.convergeMs !== undefined ? ms(fifty.convergeMs) : `not within 60 s: ${fifty.partial ?? ''}`, goal: '≤ 1 s', anchor: 'memberlist LAN defaults: 7–41 s of suspicion at 50 nodes' })
+  rows.push({ figure: '50 peers: SIGKILL of one until all 49 others mark it `dead`', shoal: fifty.detectMs !== undefined ? s(fifty.detectMs) : 'not within 60 s', goal: '≤ 3 s', anchor: '' })
   rows.push({ figure: '50 peers: CPU of one idle peer (median / max of 10 peers, 20 s)', shoal: `${median(fifty.idleCpuPercent).toFixed(2)} % / ${max(fifty.idleCpuPercent).toFixed(2)} % of a core`, goal: '≤ 1 %', anchor: '' })
 }
 

@@ -19,7 +19,8 @@ function record (name: string, incarnation = 1, seq = 0): MemberRecord {
     capacity: { cpu: 2, memory: 1 << 30 },
     startedAt: 0,
     incarnation,
-    seq
+    seq,
+    heartbeatMs: 1000
   }
 }
 
