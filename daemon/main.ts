@@ -68,9 +68,16 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
   }
   tokens.onAdopt(token => { void saveClientConfig(token) })
 
-  const host = createHost({ privateKey: peerKey.key, psk: clusterKey.psk, listen: config.listen, log })
-  const started = await host
-  await started.start()
+  let started: ShoalHost
+  try {
+    started = await createHost({ privateKey: peerKey.key, psk: clusterKey.psk, listen: config.listen, log })
+  } catch (err) {
+    // libp2p's message spans lines with a stack per address; say it in one.
+    const message = (err as Error).message
+    const code = /\b(EADDRINUSE|EADDRNOTAVAIL|EACCES)\b/.exec(message)?.[1]
+    const why = code === 'EADDRINUSE' ? 'the address is in use' : code === 'EADDRNOTAVAIL' ? 'no such local address' : code === 'EACCES' ? 'permission denied' : message.split('\n')[0]
+    throw new Error(`cannot listen on ${config.listen.join(', ')}: ${why}`)
+  }
   const incarnation = await nextIncarnation(config.dataDir)
   const membership = new Membership({
     host: started,

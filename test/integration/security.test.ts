@@ -105,6 +105,16 @@ test('bad flags and values exit with status 2 and one clear line', t => {
   }
 })
 
+test.serial('an address in use is one clear line and exit status 1', t => {
+  const r = shoald(['--data-dir', join(dir, 'busy'), '--listen', '/ip4/127.0.1.2/tcp/7946', '--api', '127.0.1.9:7070', '--client-config', 'none'])
+  t.is(r.status, 1)
+  t.regex(r.stderr, /\nshoald: cannot listen on \/ip4\/127\.0\.1\.2\/tcp\/7946: the address is in use\n$/)
+  t.notRegex(r.stderr, /\n\s+at /, 'no stack trace')
+  const api = shoald(['--data-dir', join(dir, 'busy2'), '--listen', '/ip4/127.0.1.9/tcp/7946', '--api', '127.0.1.2:7070', '--client-config', 'none'])
+  t.is(api.status, 1)
+  t.regex(api.stderr, /\nshoald: cannot serve the API on 127\.0\.1\.2:7070: EADDRINUSE\n$/)
+})
+
 test('--help and --version exit 0', t => {
   const help = shoald(['--help'])
   t.is(help.status, 0)
