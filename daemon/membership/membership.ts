@@ -44,6 +44,7 @@ const RPC_TIMEOUT_MS = 3000
 /** How long after learning of a member this peer connects to it (see connectLater). */
 const MESH_DELAY_MS = 1000
 const MAX_PARALLEL_DIALS = 8
+const FAST_START_HEARTBEATS = 5
 const DIAL_TIMEOUT_MS = 10_000
 
 export class Membership {
@@ -142,6 +143,9 @@ export class Membership {
   }
 
   private heartbeatMs (): number {
+    // A new member speaks up at the base rate for its first few heartbeats,
+    // so that every peer hears of it soon even when an announce was lost.
+    if (this.seq < FAST_START_HEARTBEATS) return this.init.config.heartbeatIntervalMs
     // The table does not exist yet while the constructor makes the first record.
     const table = this.table as MemberTable | undefined
     return heartbeatInterval(this.init.config, table?.count('alive') ?? 1)

@@ -19,6 +19,8 @@ export interface Member {
   probingSince?: number
   /** local ms time of the last failed probe */
   lastProbeFailure?: number
+  /** true once this peer has heard the member itself (a heartbeat, or an answer to a probe) */
+  heard?: boolean
 }
 
 export interface StateChange {
@@ -43,6 +45,14 @@ export interface Effects {
 
 /** The driver reports every probe within this (a dial and a ping, each with a timeout). */
 const PROBE_LOST_MS = 10_000
+
+/**
+ * A member known only from other peers' word gets this long before this peer
+ * probes it for silence: its heartbeats may take a while to reach a peer
+ * that is not yet in its gossip mesh, and a handshake with it may be slow on
+ * a busy host. A closed connection is still probed at once.
+ */
+const UNHEARD_GRACE_MS = 10_000
 
 const emptyEffects = (): Effects => ({ probe: [], connect: [], learned: [], changes: [] })
 
@@ -91,6 +101,8 @@ export class MemberTable {
   heartbeat (record: MemberRecord): Effects {
     const fx = emptyEffects()
     this.observeAlive(record, 'heartbeat', fx)
+    const m = this.members.get(record.peerId)
+    if (m !== undefined && m.state === 'alive') m.heard = true
     return fx
   }
 
@@ -142,6 +154,7 @@ export class MemberTable {
     delete m.probingSince
     if (ok) {
       m.lastSeen = now
+      m.heard = true
       if (m.state === 'suspect' || m.state === 'dead') this.transition(m, 'alive', 'it answered a probe', fx)
     } else {
       m.lastProbeFailure = now
@@ -168,7 +181,7 @@ export class MemberTable {
       }
       switch (m.state) {
         case 'alive':
-          if (now - m.lastSeen >= probeDelay(c, m.record.heartbeatMs)) this.startProbe(m, fx)
+          if (now - m.lastSeen >= (m.heard === true ? probeDelay(c, m.record.heartbeatMs) : Math.max(UNHEARD_GRACE_MS, probeDelay(c, m.record.heartbeatMs)))) this.startProbe(m, fx)
           break
         case 'suspect':
           if (now - m.stateSince >= c.suspectTimeoutMs) {

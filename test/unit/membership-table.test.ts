@@ -187,3 +187,16 @@ test('every default duration survives the round trip through its flag', async t 
   t.is(formatDuration(2500), '2500ms')
   t.is(formatDuration(86_400_000), '1d')
 })
+
+test('a member known only second-hand gets a grace period before a silence probe', t => {
+  const { clock, table } = setup()
+  table.sync([{ record: record('b'), state: 'alive' }])
+  const early = run(clock, table, config.probeAfterMs + 1000).flatMap(fx => fx.probe)
+  t.deepEqual(early, [], 'not probed at the usual delay')
+  const later = run(clock, table, 10_000).flatMap(fx => fx.probe)
+  t.deepEqual(later, ['peer-b'], 'probed once the grace has run out')
+  table.heartbeat(record('b', 1, 1))
+  table.probeResult('peer-b', true)
+  const heard = run(clock, table, config.probeAfterMs + 200).flatMap(fx => fx.probe)
+  t.deepEqual(heard, ['peer-b'], 'once heard, the usual delay applies')
+})
