@@ -1,0 +1,129 @@
+// The leader's view of one follower: how far its log matches (matchIndex),
+// what to send next (nextIndex), and the flow control that decides whether
+// another append may go out now. Only the core uses it.
+// May import: nothing of ours.
+
+/**
+ * `probe`: the leader does not know where the follower's log parts from its
+ * own, so it sends one append at a time and waits for the answer.
+ * `replicate`: the follower is known to match up to matchIndex, so the
+ * leader streams appends without waiting, advancing nextIndex as it sends.
+ * (Snapshots will add a third state.)
+ */
+export type ProgressState = 'probe' | 'replicate'
+
+/**
+ * Heartbeat intervals without progress before the leader presumes its
+ * appends lost and sends again. One would resend whenever a round trip
+ * outlasts a heartbeat interval, which the simulator's delays often do.
+ */
+export const STALL_HEARTBEATS = 2
+
+/** The last index of each append sent and not yet acknowledged, oldest first. */
+export class Inflights {
+  private readonly max: number
+  private readonly lastIndexes: number[] = []
+
+  constructor (max: number) { this.max = max }
+
+  get count (): number { return this.lastIndexes.length }
+  full (): boolean { return this.lastIndexes.length >= this.max }
+  add (lastIndex: number): void { this.lastIndexes.push(lastIndex) }
+
+  /** An acknowledgement up to `index` covers every append that ended there or before. */
+  freeTo (index: number): void {
+    let n = 0
+    while (n < this.lastIndexes.length && (this.lastIndexes[n] as number) <= index) n++
+    if (n > 0) this.lastIndexes.splice(0, n)
+  }
+
+  freeFirstOne (): void { this.lastIndexes.shift() }
+  reset (): void { this.lastIndexes.length = 0 }
+}
+
+export class Progress {
+  matchIndex = 0
+  nextIndex: number
+  state: ProgressState = 'probe'
+  /** in probe state: an append is out and unanswered, so send no other */
+  probeSent = false
+  /** heard from within the current election timeout (CheckQuorum) */
+  recentActive = false
+  /**
+   * Went back to pipelining since the last heartbeat. Appends of an earlier
+   * window still in flight answer late and out of order; were each late
+   * answer allowed to open a new window, windows would breed windows.
+   */
+  resumedSinceHeartbeat = false
+  /** heartbeat intervals since the last acknowledgement or rejection that moved anything */
+  stalledHeartbeats = 0
+  readonly inflights: Inflights
+
+  constructor (nextIndex: number, maxInflight: number) {
+    this.nextIndex = nextIndex
+    this.inflights = new Inflights(maxInflight)
+  }
+
+  paused (): boolean {
+    return this.state === 'probe' ? this.probeSent : this.inflights.full()
+  }
+
+  becomeProbe (): void {
+    this.state = 'probe'
+    this.probeSent = false
+    this.inflights.reset()
+  }
+
+  becomeReplicate (): void {
+    this.state = 'replicate'
+    this.nextIndex = this.matchIndex + 1
+    this.probeSent = false
+    this.inflights.reset()
+  }
+
+  /** Records an append of entries up to `lastIndex` going out. */
+  sentTo (lastIndex: number): void {
+    if (this.state === 'replicate') {
+      this.nextIndex = lastIndex + 1
+      this.inflights.add(lastIndex)
+    } else {
+      this.probeSent = true
+    }
+  }
+
+  /**
+   * An acknowledgement up to `index`; false if it tells nothing new (a
+   * heartbeat's answer, a duplicate, a late answer), which then sends
+   * nothing: resending is the heartbeat's job, so that a message answered
+   * twice never makes twice the traffic.
+   */
+  acknowledge (index: number): boolean {
+    if (index <= this.matchIndex) return false
+    this.matchIndex = index
+    this.nextIndex = Math.max(this.nextIndex, index + 1)
+    this.inflights.freeTo(index)
+    this.probeSent = false
+    this.stalledHeartbeats = 0
+    return true
+  }
+
+  /**
+   * A rejection of the append whose prevLogIndex was `rejected`, with the
+   * leader's guess of where to resume. False if the rejection is stale: it
+   * answers an append that a newer acknowledgement, probe or rewind has
+   * overtaken.
+   */
+  reject (rejected: number, resumeAt: number): boolean {
+    if (this.state === 'replicate') {
+      if (rejected <= this.matchIndex || rejected >= this.nextIndex) return false
+    } else if (rejected !== this.nextIndex - 1) {
+      return false
+    }
+    // Always move forward from matchIndex, and strictly below the rejected
+    // probe, so that probing ends.
+    this.nextIndex = Math.max(this.matchIndex + 1, Math.min(resumeAt, rejected))
+    this.becomeProbe()
+    this.stalledHeartbeats = 0
+    return true
+  }
+}

@@ -1,0 +1,108 @@
+// The persisted Raft log as the core reads it, and an in-memory reference
+// implementation for tests and the simulator. The core only reads storage;
+// the host writes it while processing a Ready, so what storage holds is
+// exactly what survives a crash.
+// May import: protocol/.
+import type { Entry, HardState } from '../../protocol/raft.ts'
+
+/** Asked for entries that a snapshot has replaced (none are, until snapshots exist). */
+export class LogCompactedError extends Error {
+  override name = 'LogCompactedError'
+}
+
+/** Asked for entries past the last one. */
+export class LogUnavailableError extends Error {
+  override name = 'LogUnavailableError'
+}
+
+/** A write that would leave a hole or a disorder in the log. */
+export class LogOrderError extends Error {
+  override name = 'LogOrderError'
+}
+
+/**
+ * What the core reads. Indexes outside [firstIndex() - 1, lastIndex()] throw
+ * LogCompactedError or LogUnavailableError; the core checks bounds first, so
+ * either means a bug.
+ */
+export interface RaftStorage {
+  /**
+   * The term of the entry at `index`. `firstIndex() - 1` is allowed: its term
+   * is kept even after compaction (0 for an empty log), so that the entry
+   * after it can still be matched.
+   */
+  term (index: number): number
+  /** Entries [lo, hi), at most `maxEntries` of them if given. */
+  entries (lo: number, hi: number, maxEntries?: number): Entry[]
+  /** Index of the last entry; `firstIndex() - 1` when the log is empty. */
+  lastIndex (): number
+  /** Index of the first entry still held: 1 until snapshots compact the log. */
+  firstIndex (): number
+  hardState (): HardState
+}
+
+/** Terms never fall along a log, and indexes follow one another with no hole. */
+export function checkEntries (entries: readonly Entry[], prevIndex: number, prevTerm: number): void {
+  let index = prevIndex
+  let term = prevTerm
+  for (const e of entries) {
+    if (e.index !== index + 1) throw new LogOrderError(`entry ${e.index} does not follow ${index}`)
+    if (e.term < term) throw new LogOrderError(`entry ${e.index} has term ${e.term} below the term ${term} before it`)
+    index = e.index
+    term = e.term
+  }
+}
+
+export class MemoryStorage implements RaftStorage {
+  private state: HardState = { term: 0, commit: 0 }
+  // log[0] stands for the entry before the first one held (index 0, term 0
+  // until a snapshot moves it), so that term(firstIndex - 1) always answers.
+  private log: Entry[] = [{ term: 0, index: 0, kind: 'noop', data: new Uint8Array(0) }]
+
+  private get offset (): number { return (this.log[0] as Entry).index }
+
+  term (index: number): number {
+    this.check(index, index, true)
+    return (this.log[index - this.offset] as Entry).term
+  }
+
+  entries (lo: number, hi: number, maxEntries = Infinity): Entry[] {
+    this.check(lo, hi - 1, false)
+    const end = Math.min(hi, lo + maxEntries)
+    return this.log.slice(lo - this.offset, end - this.offset)
+  }
+
+  lastIndex (): number { return this.offset + this.log.length - 1 }
+  firstIndex (): number { return this.offset + 1 }
+  hardState (): HardState { return { ...this.state } }
+
+  setHardState (hs: HardState): void {
+    if (hs.commit > this.lastIndex()) throw new LogOrderError(`commit ${hs.commit} is past the last entry ${this.lastIndex()}`)
+    this.state = { ...hs }
+  }
+
+  /**
+   * Writes entries, which must start at or before lastIndex() + 1. Whatever
+   * followed the first of them is dropped: a new leader may overwrite a
+   * suffix that was never committed.
+   */
+  append (entries: readonly Entry[]): void {
+    const first = entries[0]
+    if (first === undefined) return
+    if (first.index > this.lastIndex() + 1) throw new LogOrderError(`entry ${first.index} would leave a hole after ${this.lastIndex()}`)
+    // Entries a snapshot already covers are dropped rather than refused.
+    const kept = entries.filter(e => e.index >= this.firstIndex())
+    const head = kept[0]
+    if (head === undefined) return
+    const prev = this.log[head.index - 1 - this.offset] as Entry
+    checkEntries(kept, prev.index, prev.term)
+    this.log.length = head.index - this.offset
+    for (const e of kept) this.log.push(e)
+  }
+
+  private check (lo: number, hi: number, allowBeforeFirst: boolean): void {
+    const min = allowBeforeFirst ? this.offset : this.firstIndex()
+    if (lo < min) throw new LogCompactedError(`index ${lo} is compacted (first is ${this.firstIndex()})`)
+    if (hi > this.lastIndex()) throw new LogUnavailableError(`index ${hi} is past the last entry ${this.lastIndex()}`)
+  }
+}
