@@ -81,9 +81,6 @@ export class Membership {
 
   list (): Member[] { return this.table.list() }
 
-  /** True once this peer has reached a cluster (or founded one). */
-  get hasJoined (): boolean { return this.joined }
-
   async start (): Promise<void> {
     const { host, config, clock } = this.init
     await serve(host, SYNC_PROTOCOL, isSyncMessage, { maxBytes: MAX_SYNC_BYTES, timeoutMs: RPC_TIMEOUT_MS },
