@@ -45,6 +45,7 @@ const RPC_TIMEOUT_MS = 3000
 const MESH_DELAY_MS = 1000
 const MAX_PARALLEL_DIALS = 8
 const FAST_START_HEARTBEATS = 5
+const ANNOUNCE_BATCH_MS = 20
 const DIAL_TIMEOUT_MS = 10_000
 
 export class Membership {
@@ -60,6 +61,9 @@ export class Membership {
   private readonly storedAddrs = new Map<string, string>()
   /** members with no connection, and for how many keepConnected rounds */
   private unconnectedRounds = new Map<string, number>()
+  /** members learned of, to announce to the others in the next batch */
+  private readonly toAnnounce = new Map<string, MemberSnapshot>()
+  private announceTimer: TimerHandle | undefined
   /** members being dialled now */
   private readonly dialing = new Set<string>()
   /** members learned of whose connection is scheduled */
@@ -118,6 +122,7 @@ export class Membership {
     this.stopped = true
     for (const stop of this.stoppers) stop()
     if (this.heartbeatTimer !== undefined) this.init.clock.clearTimeout(this.heartbeatTimer)
+    if (this.announceTimer !== undefined) this.init.clock.clearTimeout(this.announceTimer)
     const leave = { type: 'leave' as const, peerId: this.table.selfRecord.peerId, incarnation: this.table.selfRecord.incarnation }
     await this.host.services.pubsub.publish(MEMBERSHIP_TOPIC, encode(leave)).catch(() => {})
     const targets = this.table.list().filter(m => m.state === 'alive' && m.record.peerId !== leave.peerId)
@@ -163,7 +168,7 @@ export class Membership {
         this.apply(fx)
         // Tell everyone else about members they may not have met yet, so a
         // burst of joins through one peer converges without waiting for gossip.
-        if (fx.learned.length > 0) this.announce(fx.learned, from.toString())
+        if (fx.learned.length > 0) this.announce(fx.learned)
         const token = msg.wantToken ? this.init.tokens.get() : undefined
         return { type: 'sync-response', members: this.table.snapshot(), ...(token !== undefined ? { adminToken: token } : {}) }
       }
@@ -178,13 +183,29 @@ export class Membership {
     }
   }
 
-  private announce (learned: MemberSnapshot[], except: string): void {
-    const skip = new Set([except, ...learned.map(s => s.record.peerId)])
-    for (const m of this.table.list()) {
-      if (m.state !== 'alive' || skip.has(m.record.peerId) || m.record.peerId === this.table.selfRecord.peerId) continue
-      void tell(this.host, peerIdFromString(m.record.peerId), SYNC_PROTOCOL, { type: 'announce', members: learned },
-        { maxBytes: MAX_SYNC_BYTES, timeoutMs: RPC_TIMEOUT_MS }).catch(() => {})
-    }
+  /**
+   * Tells every alive member about members this peer just learned of. A
+   * burst of joins is batched over a few milliseconds into one announce per
+   * member, rather than one per join.
+   */
+  private announce (learned: MemberSnapshot[]): void {
+    for (const snapshot of learned) this.toAnnounce.set(snapshot.record.peerId, snapshot)
+    if (this.announceTimer !== undefined) return
+    this.announceTimer = this.init.clock.setTimeout(() => {
+      this.announceTimer = undefined
+      const members = [...this.toAnnounce.values()]
+      this.toAnnounce.clear()
+      if (this.stopped) return
+      const self = this.table.selfRecord.peerId
+      for (const m of this.table.list()) {
+        // A member is not told about itself; other repeats are ignored on arrival.
+        if (m.state !== 'alive' || m.record.peerId === self) continue
+        const news = members.filter(s => s.record.peerId !== m.record.peerId)
+        if (news.length === 0) continue
+        void tell(this.host, peerIdFromString(m.record.peerId), SYNC_PROTOCOL, { type: 'announce', members: news },
+          { maxBytes: MAX_SYNC_BYTES, timeoutMs: RPC_TIMEOUT_MS }).catch(() => {})
+      }
+    }, ANNOUNCE_BATCH_MS)
   }
 
   /** Push-pull with one peer: send our view, take theirs (and the token if we lack it). */
