@@ -131,8 +131,12 @@ export class Membership {
   }
 
   private nextRecord (): MemberRecord {
-    const addrs = this.host.getMultiaddrs().map(a => a.decapsulateCode(421).toString())
-    return { ...this.init.self, addrs: [...new Set(addrs)], seq: this.seq++, heartbeatMs: this.heartbeatMs() }
+    const addrs = [...new Set(this.host.getMultiaddrs().map(a => a.decapsulateCode(421).toString()))]
+    // A peer listening on every interface lists loopback too; other hosts
+    // should try (and the CLI show) a routable address first.
+    const loopback = (a: string): boolean => a.startsWith('/ip4/127.') || a.startsWith('/ip6/::1/')
+    addrs.sort((a, b) => Number(loopback(a)) - Number(loopback(b)))
+    return { ...this.init.self, addrs, seq: this.seq++, heartbeatMs: this.heartbeatMs() }
   }
 
   /** Publishes heartbeats at the interval the cluster's size calls for. */
