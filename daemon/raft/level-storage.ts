@@ -1,0 +1,89 @@
+// The Raft log and hard state on disk, in LevelDB. Reads are served from an
+// in-memory copy (MemoryStorage), since the core reads synchronously; every
+// write of a Ready is one LevelDB batch, synced when the Ready says so, and
+// reaches the memory copy only after the batch is on disk (group commit: a
+// Ready carries every entry the core has ready, however many proposals).
+// Keys: `log/` + a 12-digit zero-padded index, and `meta/hardstate`; values
+// are msgpackr records, checked by protocol/raft.ts's guards when read back.
+// May import: protocol/ and this folder.
+import { Level } from 'level'
+import { decode, encode } from '../../protocol/codec.ts'
+import { isEntry, isHardState } from '../../protocol/raft.ts'
+import type { Entry, HardState } from '../../protocol/raft.ts'
+import { checkEntries, LogOrderError, MemoryStorage } from './storage.ts'
+import type { RaftStorage } from './storage.ts'
+
+const HARD_STATE_KEY = 'meta/hardstate'
+const LOG_PREFIX = 'log/'
+
+export function logKey (index: number): string {
+  return LOG_PREFIX + String(index).padStart(12, '0')
+}
+
+/** What the host persists from one Ready. */
+export interface RaftWrite {
+  entries: readonly Entry[]
+  hardState?: HardState
+  /** true when the write must be on disk before anything depending on it is sent */
+  sync: boolean
+}
+
+export class LevelStorage implements RaftStorage {
+  private readonly db: Level<string, Uint8Array>
+  private readonly memory: MemoryStorage
+
+  private constructor (db: Level<string, Uint8Array>, memory: MemoryStorage) {
+    this.db = db
+    this.memory = memory
+  }
+
+  /** Opens (or creates) the log in `path` and loads it. */
+  static async open (path: string): Promise<LevelStorage> {
+    const db = new Level<string, Uint8Array>(path, { valueEncoding: 'view' })
+    await db.open()
+    const memory = new MemoryStorage()
+    const entries: Entry[] = []
+    for await (const [key, value] of db.iterator({ gte: LOG_PREFIX, lt: LOG_PREFIX + '~' })) {
+      entries.push(decode(value, isEntry, `raft log ${key}`))
+    }
+    // The log on disk is whole and in order (every batch keeps it so); a
+    // violation means the directory was damaged, and MemoryStorage says where.
+    memory.append(entries)
+    const hs = await db.get(HARD_STATE_KEY)
+    if (hs !== undefined) memory.setHardState(decode(hs, isHardState, 'raft hard state'))
+    return new LevelStorage(db, memory)
+  }
+
+  term (index: number): number { return this.memory.term(index) }
+  entries (lo: number, hi: number, maxEntries?: number): Entry[] { return this.memory.entries(lo, hi, maxEntries) }
+  lastIndex (): number { return this.memory.lastIndex() }
+  firstIndex (): number { return this.memory.firstIndex() }
+  hardState (): HardState { return this.memory.hardState() }
+
+  /**
+   * Persists one Ready's entries and hard state in a single batch. Entries
+   * overwrite whatever followed their first index; the dropped suffix is
+   * deleted in the same batch, so a crash leaves either the old log or the
+   * new one, never a mix.
+   */
+  async save (write: RaftWrite): Promise<void> {
+    const ops: Array<{ type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }> = []
+    const first = write.entries[0]
+    const last = write.entries.at(-1)
+    if (first !== undefined && last !== undefined) {
+      // Check the write against the log before it reaches the disk.
+      if (first.index > this.lastIndex() + 1) throw new LogOrderError(`entry ${first.index} would leave a hole after ${this.lastIndex()}`)
+      if (first.index < this.firstIndex()) throw new LogOrderError(`entry ${first.index} is before the first entry held, ${this.firstIndex()}`)
+      checkEntries(write.entries, first.index - 1, this.term(first.index - 1))
+      for (const e of write.entries) ops.push({ type: 'put', key: logKey(e.index), value: encode(e) })
+      for (let i = last.index + 1; i <= this.lastIndex(); i++) ops.push({ type: 'del', key: logKey(i) })
+    }
+    if (write.hardState !== undefined) ops.push({ type: 'put', key: HARD_STATE_KEY, value: encode(write.hardState) })
+    if (ops.length === 0) return
+    await this.db.batch(ops, { sync: write.sync })
+    this.memory.append(write.entries)
+    if (write.hardState !== undefined) this.memory.setHardState(write.hardState)
+  }
+
+  async close (): Promise<void> { await this.db.close() }
+}
