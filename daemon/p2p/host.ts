@@ -37,7 +37,7 @@ export interface HostOptions {
  * Each remote address is reported at most once a minute (a joiner with the
  * wrong key retries every second).
  */
-const KEY_MISMATCH_WINDOW_MS = 2000
+const KEY_MISMATCH_WINDOW_MS = 5000
 
 function reportingProtector (factory: (components: any) => ConnectionProtector, log: Logger): (components: any) => ConnectionProtector {
   const lastLogged = new Map<string, number>()
@@ -53,9 +53,12 @@ function reportingProtector (factory: (components: any) => ConnectionProtector, 
           // A wrong key fails within milliseconds, on garbled bytes. A handshake
           // that the other side gave up on (a timeout on a busy machine) is
           // not a key problem and is left to the debug log.
-          const garbled = Date.now() - since < KEY_MISMATCH_WINDOW_MS && !/abort|timeout|timed out/i.test(err?.message ?? '')
-          if (typeof formatter === 'string' && formatter.startsWith('failed to upgrade') && err?.name === 'EncryptionFailedError' && garbled) {
-            const direction = args[0] === 'inbound' ? 'inbound' : 'outbound'
+          const elapsed = Date.now() - since
+          const garbled = elapsed < KEY_MISMATCH_WINDOW_MS && !/abort|timeout|timed out/i.test(err?.message ?? '')
+          const upgradeFailed = typeof formatter === 'string' && formatter.startsWith('failed to upgrade') && err?.name === 'EncryptionFailedError'
+          const direction = args[0] === 'inbound' ? 'inbound' : 'outbound'
+          if (upgradeFailed && !garbled) log.debug({ event: 'handshake.abandoned', direction, remote, elapsed, err: err?.message })
+          if (upgradeFailed && garbled) {
             const now = Date.now()
             if ((lastLogged.get(remote) ?? 0) <= now - 60_000) {
               lastLogged.set(remote, now)

@@ -17,14 +17,15 @@ function shoald (args: string[]): { status: number | null, stderr: string, stdou
 }
 
 test.serial('a peer with another cluster key is never listed, and both sides say why', async t => {
-  const first = await startPeer({ ip: '127.0.1.2', name: 'keeper', dataDir: join(dir, 'keeper') })
+  const first = await startPeer({ ip: '127.0.1.2', name: 'keeper', dataDir: join(dir, 'keeper'), args: ['--log-level', 'debug'] })
   peers.push(first)
   const wrongKey = join(dir, 'wrong.key')
   writeFileSync(wrongKey, `/key/swarm/psk/1.0.0/\n/base16/\n${randomBytes(32).toString('hex')}`)
   const intruder = await startPeer({ ip: '127.0.1.3', name: 'intruder', dataDir: join(dir, 'intruder'), join: [first.addr], clusterKey: wrongKey })
   peers.push(intruder)
   await waitFor('the intruder to log its failed join', () => intruder.events().some(e => e.event === 'join.failed'), 15_000)
-  await waitFor('the keeper to log the failed handshake', () => first.events().some(e => e.event === 'handshake.failed'), 15_000)
+  await waitFor('the keeper to log the failed handshake', () => first.events().some(e => e.event === 'handshake.failed'), 30_000)
+    .catch((err: Error) => { throw new Error(`${err.message}; abandoned handshakes: ${JSON.stringify(first.events().filter(e => e.event === 'handshake.abandoned').slice(0, 3))}`) })
   const said = intruder.events().find(e => e.event === 'handshake.failed')
   t.regex(String(said?.msg), /^outbound connection to \/ip4\/127\.0\.1\.2\/tcp\/7946 failed its handshake: the other peer has a different cluster key/)
   t.regex(String(first.events().find(e => e.event === 'handshake.failed')?.msg), /^inbound connection from \/ip4\/127\.[\d.]+\/tcp\/\d+ failed its handshake: the other peer has a different cluster key/)
