@@ -55,7 +55,6 @@ export class Membership {
   private readonly log: Logger
   private readonly stoppers: Array<() => void> = []
   private heartbeatTimer: TimerHandle | undefined
-  private readonly listeners: Array<(c: StateChange) => void> = []
   private readonly joinFailuresLogged = new Set<string>()
   /** peer id → the addresses last written to the peer store */
   private readonly storedAddrs = new Map<string, string>()
@@ -80,8 +79,6 @@ export class Membership {
     this.joined = init.join.length === 0
     this.table = new MemberTable(this.nextRecord(), init.config, init.clock, init.rng)
   }
-
-  onChange (listener: (c: StateChange) => void): void { this.listeners.push(listener) }
 
   list (): Member[] { return this.table.list() }
 
@@ -360,6 +357,5 @@ export class Membership {
       this.lastAliveCount = alive
       this.log.info({ event: 'members.alive', alive }, `${alive} members alive`)
     }
-    for (const l of this.listeners) l(change)
   }
 }

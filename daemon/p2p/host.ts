@@ -25,8 +25,6 @@ export interface HostOptions {
   psk: Uint8Array
   listen: string[]
   log: Logger
-  /** heartbeat interval of gossipsub's own mesh maintenance, ms */
-  gossipHeartbeatMs?: number
 }
 
 /**
@@ -115,7 +113,7 @@ export async function createHost (opts: HostOptions): Promise<ShoalHost> {
       pubsub: gossipsub({
         allowPublishToZeroTopicPeers: true,
         emitSelf: false,
-        heartbeatInterval: opts.gossipHeartbeatMs ?? 1000,
+        heartbeatInterval: 1000,
         // Every connection is already authenticated by Noise inside the
         // private network, so per-message signatures buy nothing but CPU:
         // verifying them was a fifth of an idle peer's work.
