@@ -33,3 +33,33 @@ export interface StatusBody {
   reason: string
   code: number
 }
+
+/** A voter or learner as `GET /shoal/v1/raft` shows it. */
+export interface RaftServerView {
+  id: string
+  /** the member's name and API address, when membership knows them */
+  name?: string
+  api?: string
+  /** the leader's replication state for it; only a leader knows */
+  matchIndex?: number
+  /** commitIndex minus matchIndex, when known */
+  lag?: number
+}
+
+/** `GET /shoal/v1/raft`: this peer's view of the replicated log. */
+export interface RaftStatusView {
+  kind: 'RaftStatus'
+  id: string
+  name: string
+  role: 'leader' | 'follower' | 'pre-candidate' | 'candidate' | 'learner'
+  term: number
+  /** the leader this peer knows of, if any */
+  leader?: { id: string, name?: string, api?: string }
+  commitIndex: number
+  appliedIndex: number
+  lastIndex: number
+  /** index of the last snapshot this peer holds (0: none) */
+  snapshotIndex: number
+  voters: RaftServerView[]
+  learners: RaftServerView[]
+}

@@ -9,14 +9,32 @@ import { isObject, isString } from './codec.ts'
  * that entries of earlier terms get committed with it. Membership-change
  * kinds will join this list.
  */
-export type EntryKind = 'normal' | 'noop'
-export const ENTRY_KINDS: readonly EntryKind[] = ['normal', 'noop']
+export type EntryKind = 'normal' | 'noop' | 'config'
+export const ENTRY_KINDS: readonly EntryKind[] = ['normal', 'noop', 'config']
+
+/**
+ * Who votes and who only follows. A `config` entry's data is one of these,
+ * msgpackr-encoded; it takes effect when it is committed, and the leader
+ * proposes one at a time, each adding, removing, promoting or demoting a
+ * single server.
+ */
+export interface ClusterConfig {
+  voters: string[]
+  learners: string[]
+}
+
+/** What a snapshot stands for: the log up to (index, term), and the config then. */
+export interface SnapshotMeta {
+  index: number
+  term: number
+  config: ClusterConfig
+}
 
 export interface Entry {
   term: number
   index: number
   kind: EntryKind
-  /** opaque to Raft; empty for a noop */
+  /** opaque to Raft (a ClusterConfig for `config`); empty for a noop */
   data: Uint8Array
 }
 
@@ -64,6 +82,8 @@ export interface AppendMessage extends MessageBase {
   entries: Entry[]
   /** the leader's commitIndex, capped at what the follower is known to hold */
   commit: number
+  /** ReadIndex: the leader's read round; the answer echoes it */
+  read?: number
 }
 
 /**
@@ -83,6 +103,8 @@ export interface AppendAcceptedMessage extends MessageBase {
   success: true
   /** the follower's log matches the leader's up to here */
   matchIndex: number
+  /** the `read` of the append this answers, if it had one */
+  read?: number
 }
 
 export interface AppendRejectedMessage extends MessageBase {
@@ -100,8 +122,19 @@ export interface TimeoutNowMessage extends MessageBase {
   type: 'timeout-now'
 }
 
+/**
+ * InstallSnapshot. The core emits it without `data`; the transport attaches
+ * the state machine's snapshot, sends it in chunks, and delivers it whole.
+ * The follower answers with an append-response (matchIndex = meta.index).
+ */
+export interface SnapshotMessage extends MessageBase {
+  type: 'snapshot'
+  meta: SnapshotMeta
+  data?: Uint8Array
+}
+
 export type RaftMessage =
-  VoteMessage | VoteResponseMessage | AppendMessage | AppendResponseMessage | TimeoutNowMessage
+  VoteMessage | VoteResponseMessage | AppendMessage | AppendResponseMessage | TimeoutNowMessage | SnapshotMessage
 
 export type RaftMessageType = RaftMessage['type']
 
@@ -123,6 +156,15 @@ export function isEntry (v: unknown): v is Entry {
     isEntryKind(v.kind) && v.data instanceof Uint8Array
 }
 
+export function isClusterConfig (v: unknown): v is ClusterConfig {
+  return isObject(v) && Array.isArray(v.voters) && v.voters.every(isPeerId) &&
+    Array.isArray(v.learners) && v.learners.every(isPeerId)
+}
+
+export function isSnapshotMeta (v: unknown): v is SnapshotMeta {
+  return isObject(v) && isIndex(v.index) && isIndex(v.term) && isClusterConfig(v.config)
+}
+
 export function isHardState (v: unknown): v is HardState {
   return isObject(v) && isIndex(v.term) && isIndex(v.commit) &&
     (v.votedFor === undefined || isPeerId(v.votedFor))
@@ -134,6 +176,7 @@ function isConflictHint (v: unknown): v is ConflictHint {
 
 export function isRaftMessage (v: unknown): v is RaftMessage {
   if (!isObject(v) || !isPeerId(v.from) || !isPeerId(v.to) || !isIndex(v.term)) return false
+  if (v.read !== undefined && !isIndex(v.read)) return false
   switch (v.type) {
     case 'vote':
       return typeof v.preVote === 'boolean' && isIndex(v.lastLogIndex) && isIndex(v.lastLogTerm)
@@ -147,7 +190,42 @@ export function isRaftMessage (v: unknown): v is RaftMessage {
       return v.success === false && isIndex(v.rejectedIndex) && isConflictHint(v.hint)
     case 'timeout-now':
       return true
+    case 'snapshot':
+      return isSnapshotMeta(v.meta) && (v.data === undefined || v.data instanceof Uint8Array)
     default:
       return false
   }
+}
+
+// --- host-to-host requests, beside the core's messages ---
+
+/** Protocol ids of the Raft transport. */
+export const RAFT_PROTOCOL = '/shoal/raft/1.0.0'
+export const RAFT_SNAPSHOT_PROTOCOL = '/shoal/raft-snapshot/1.0.0'
+export const RAFT_FORWARD_PROTOCOL = '/shoal/raft-forward/1.0.0'
+
+/** A follower asks the leader to propose a command, or to give a read index. */
+export type ForwardRequest =
+  | { type: 'propose', command: Uint8Array }
+  | { type: 'read-index' }
+
+/**
+ * The leader's answer. `index` is the committed index of the proposal (or the
+ * read index); the follower waits until it has applied it. `result` is what
+ * the leader's state machine returned. On failure, `error` says why and
+ * `leader` is the leader the answering peer knows of, if any.
+ */
+export type ForwardResponse =
+  | { ok: true, index: number, result?: unknown }
+  | { ok: false, error: 'not-leader' | 'no-leader' | 'timeout' | 'too-large', message: string, leader?: string }
+
+export function isForwardRequest (v: unknown): v is ForwardRequest {
+  if (!isObject(v)) return false
+  return (v.type === 'propose' && v.command instanceof Uint8Array) || v.type === 'read-index'
+}
+
+export function isForwardResponse (v: unknown): v is ForwardResponse {
+  if (!isObject(v)) return false
+  if (v.ok === true) return isIndex(v.index)
+  return v.ok === false && isString(v.error) && isString(v.message) && (v.leader === undefined || isString(v.leader))
 }

@@ -426,6 +426,7 @@ function describe (m: RaftMessage): string {
       ? `${head} match=${m.matchIndex}`
       : `${head} rejected=${m.rejectedIndex} hint=${m.hint.conflictIndex}@${m.hint.conflictTerm ?? '-'}`
     case 'timeout-now': return head
+    case 'snapshot': return `${head} snap=${m.meta.index}@${m.meta.term}`
   }
 }
 
