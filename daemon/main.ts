@@ -16,12 +16,23 @@ import { Membership } from './membership/membership.ts'
 import { createHost } from './p2p/host.ts'
 import type { ShoalHost } from './p2p/host.ts'
 import { loadClusterKey, loadOrCreatePeerKey } from './p2p/keys.ts'
+import { request, RpcError, serve } from './p2p/rpc.ts'
+import { encode } from '../protocol/codec.ts'
+import { isForwardRequest, isForwardResponse, RAFT_FORWARD_PROTOCOL } from '../protocol/raft.ts'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { KvStore } from './kv/store.ts'
+import { Autopilot } from './raft/autopilot.ts'
+import type { MemberHealth } from './raft/autopilot.ts'
+import { LevelStorage } from './raft/level-storage.ts'
+import { ForwardError, RaftNode } from './raft/node.ts'
+import { RaftTransport } from './raft/transport.ts'
 
 export { VERSION }
 
 export interface Daemon {
   host: ShoalHost
   membership: Membership
+  raft: RaftNode
   api: Server
   log: Logger
   /** leaves the cluster gracefully and stops every component */
@@ -97,7 +108,74 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     join: config.join,
     tokens
   })
-  const api = createApiServer({ tokens, members: () => membership.list(), selfPeerId: started.peerId.toString(), log })
+  const selfId = started.peerId.toString()
+  const describe = (id: string): { name?: string, api?: string } => {
+    const m = membership.list().find(x => x.record.peerId === id)
+    return m === undefined ? {} : { name: m.record.name, api: m.record.api }
+  }
+
+  // The replicated log. A peer that starts on an empty log and joins no one
+  // founds the cluster: its log begins with a config naming it sole voter.
+  const storage = await LevelStorage.open(join(config.dataDir, 'raft'))
+  if (storage.lastIndex() === 0 && storage.snapshotMeta().index === 0 && !joining) {
+    await storage.save({
+      entries: [{ term: 1, index: 1, kind: 'config', data: encode({ voters: [selfId], learners: [] }) }],
+      hardState: { term: 1, commit: 1 },
+      sync: true
+    })
+    log.info({ event: 'raft.bootstrap' }, 'started a new replicated log with this peer as its only voter')
+  }
+  const kv = new KvStore()
+  let transport: RaftTransport | undefined
+  const raft = new RaftNode({
+    id: selfId,
+    name: config.name,
+    api: `${config.apiHost}:${config.apiPort}`,
+    storage,
+    stateMachine: kv,
+    send: m => { transport?.send(m) },
+    forward: async (to, req, timeoutMs) => {
+      try {
+        return await request(started, peerIdFromString(to), RAFT_FORWARD_PROTOCOL, req, isForwardResponse,
+          { maxBytes: 64 * 1024 * 1024, timeoutMs, dialTimeoutMs: Math.min(timeoutMs, 2000) })
+      } catch (err) {
+        throw new ForwardError((err as Error).message, err instanceof RpcError ? err.sent : true)
+      }
+    },
+    describe,
+    clock: systemClock,
+    rng: systemRng,
+    log,
+    tickMs: config.raft.tickMs,
+    electionTicks: config.raft.electionTicks,
+    snapshotEntries: config.raft.snapshotEntries
+  })
+  transport = new RaftTransport({
+    host: started,
+    log,
+    onMessage: m => { raft.step(m) },
+    onSnapshotSent: (to, ok) => { raft.snapshotSent(to, ok) },
+    onPeerDisconnected: peer => { raft.peerDisconnected(peer) }
+  })
+  await transport.start()
+  await serve(started, RAFT_FORWARD_PROTOCOL, isForwardRequest, { maxBytes: 64 * 1024 * 1024, timeoutMs: 10_000 },
+    async req => await raft.handleForward(req),
+    (err, from) => { log.debug({ event: 'raft.forward.failed', from: from.toString(), err: err.message }, 'a forwarded request failed') })
+  const autopilot = new Autopilot({
+    node: raft,
+    members: () => {
+      const out = new Map<string, MemberHealth>()
+      for (const m of membership.list()) out.set(m.record.peerId, { state: m.state, since: m.stateSince })
+      return out
+    },
+    clock: systemClock,
+    log,
+    describe: id => describe(id).name ?? id,
+    ...(config.raft.voters !== undefined ? { targetVoters: config.raft.voters } : {}),
+    deadGraceMs: config.raft.deadVoterGraceMs
+  })
+
+  const api = createApiServer({ tokens, members: () => membership.list(), selfPeerId: selfId, log, raft, kv, kvMaxValueBytes: config.kvMaxValueBytes })
   try {
     await listen(api, config.apiHost, config.apiPort)
   } catch (err) {
@@ -105,6 +183,8 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     throw new Error(`cannot serve the API on ${config.apiHost}:${config.apiPort}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
   }
   await membership.start()
+  raft.start()
+  autopilot.start()
   const token = tokens.get()
   if (token !== undefined) await saveClientConfig(token)
   log.info({
@@ -120,13 +200,22 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
   const stop = async (): Promise<void> => {
     stopping ??= (async () => {
       log.info({ event: 'stopping' }, 'leaving the cluster')
+      autopilot.stop()
+      // A leader hands over before it goes, so that writes barely pause.
+      if (raft.core.role === 'leader' && raft.core.clusterConfig.voters.length > 1) {
+        const handed = await raft.transferLeadership(2000)
+        if (!handed) log.warn({ event: 'raft.transfer.failed' }, 'could not hand leadership over before stopping')
+      }
       await membership.stop()
       api.closeAllConnections()
       await new Promise<void>(resolve => api.close(() => { resolve() }))
+      await raft.stop()
+      await transport.stop()
       await started.stop()
+      await storage.close()
       log.info({ event: 'stopped' }, 'stopped')
     })()
     return await stopping
   }
-  return { host: started, membership, api, log, stop }
+  return { host: started, membership, raft, api, log, stop }
 }

@@ -62,6 +62,8 @@ export interface VoteMessage extends MessageBase {
   preVote: boolean
   lastLogIndex: number
   lastLogTerm: number
+  /** a leadership transfer: the leader asked for it, so voters ignore their lease */
+  transfer?: boolean
 }
 
 /**
@@ -179,7 +181,8 @@ export function isRaftMessage (v: unknown): v is RaftMessage {
   if (v.read !== undefined && !isIndex(v.read)) return false
   switch (v.type) {
     case 'vote':
-      return typeof v.preVote === 'boolean' && isIndex(v.lastLogIndex) && isIndex(v.lastLogTerm)
+      return typeof v.preVote === 'boolean' && isIndex(v.lastLogIndex) && isIndex(v.lastLogTerm) &&
+        (v.transfer === undefined || typeof v.transfer === 'boolean')
     case 'vote-response':
       return typeof v.preVote === 'boolean' && typeof v.granted === 'boolean'
     case 'append':

@@ -24,8 +24,22 @@ export interface DaemonConfig {
   clusterKeyFile?: string
   logLevel: LogLevel
   membership: MembershipConfig
+  raft: RaftFlags
+  /** the largest KV value accepted, in bytes */
+  kvMaxValueBytes: number
   /** where to write the CLI's config at first start; undefined for nowhere */
   clientConfig?: string
+}
+
+export interface RaftFlags {
+  /** target voter count; undefined: 3, or 5 once there are 5 healthy peers */
+  voters?: number
+  tickMs: number
+  electionTicks: number
+  /** a voter dead this long is replaced */
+  deadVoterGraceMs: number
+  /** applied entries between snapshots */
+  snapshotEntries: number
 }
 
 /** A bad flag or value: shoald prints the message and exits with status 2. */
@@ -96,6 +110,12 @@ export function buildCommand (): Command {
   for (const [flag, key, help] of DURATION_FLAGS) {
     cmd.addOption(new Option(`--${flag} <duration>`, help).default(formatDuration(DEFAULT_MEMBERSHIP_CONFIG[key])))
   }
+  cmd.addOption(new Option('--voters <n>', 'how many peers vote in the Raft log (odd); the rest are learners').default('auto', '3, or 5 from 5 peers on'))
+  cmd.addOption(new Option('--raft-tick <duration>', 'the Raft clock\'s tick; heartbeats go every 2 ticks').default('50ms'))
+  cmd.addOption(new Option('--election-ticks <n>', 'ticks without a leader before a peer campaigns (randomised up to twice this)').default('10'))
+  cmd.addOption(new Option('--dead-voter-grace <duration>', 'how long a voter may be dead before autopilot replaces it').default('5s'))
+  cmd.addOption(new Option('--snapshot-entries <n>', 'applied log entries between state snapshots').default('10000'))
+  cmd.addOption(new Option('--kv-max-value <bytes>', 'the largest cluster-KV value accepted (e.g. 512KiB, 1MiB)').default('512KiB'))
   cmd.addOption(new Option('--gossip-rate <n>', 'the most heartbeats the whole cluster gossips per second; intervals stretch beyond it').default(String(DEFAULT_MEMBERSHIP_CONFIG.gossipRate)))
   cmd.exitOverride().configureOutput({ writeErr: () => {} }).allowExcessArguments(false)
   return cmd
@@ -179,6 +199,8 @@ export function parseDaemonArgs (argv: string[]): DaemonConfig {
   } catch (err) {
     throw new UsageError((err as Error).message)
   }
+  const raft = parseRaftFlags(pick)
+  const kvMaxValueBytes = parseBytes('kv-max-value', pick<string>('kv-max-value'))
   const clientConfig = pick<string>('client-config')
   const clusterKeyFile = pick<string | undefined>('cluster-key')
   return {
@@ -191,8 +213,41 @@ export function parseDaemonArgs (argv: string[]): DaemonConfig {
     ...(clusterKeyFile !== undefined ? { clusterKeyFile: resolve(clusterKeyFile) } : {}),
     logLevel: logLevel as LogLevel,
     membership,
+    raft,
+    kvMaxValueBytes,
     ...(clientConfig !== 'none' ? { clientConfig: resolve(clientConfig) } : {})
   }
+}
+
+function parseCount (flag: string, value: string, min: number): number {
+  const n = Number(value)
+  if (!/^\d+$/.test(String(value).trim()) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`--${flag}: "${value}" is not a whole number of at least ${min}`)
+  return n
+}
+
+function parseBytes (flag: string, value: string): number {
+  const m = /^(\d+)\s*(B|KiB|MiB|KB|MB|k|m)?$/i.exec(String(value).trim())
+  if (m === null) throw new UsageError(`--${flag}: "${value}" is not a size (try 524288, 512KiB or 1MiB)`)
+  const unit = (m[2] ?? 'B').toLowerCase()
+  const scale = unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 * 1024 : 1
+  const n = Number(m[1]) * scale
+  if (n < 1 || n > 64 * 1024 * 1024) throw new UsageError(`--${flag}: "${value}" must be between 1 byte and 64MiB`)
+  return n
+}
+
+function parseRaftFlags (pick: <T>(flag: string) => T): RaftFlags {
+  const votersText = String(pick<string>('voters'))
+  let voters: number | undefined
+  if (votersText !== 'auto') {
+    voters = parseCount('voters', votersText, 1)
+    if (voters % 2 === 0) throw new UsageError(`--voters: ${voters} is even; an odd count tolerates as many failures with one peer less`)
+  }
+  const tickMs = parseDuration('raft-tick', pick<string>('raft-tick'))
+  if (tickMs < 5 || tickMs > 10_000) throw new UsageError(`--raft-tick: must be between 5ms and 10s, got ${pick<string>('raft-tick')}`)
+  const electionTicks = parseCount('election-ticks', pick<string>('election-ticks'), 3)
+  const deadVoterGraceMs = parseDuration('dead-voter-grace', pick<string>('dead-voter-grace'))
+  const snapshotEntries = parseCount('snapshot-entries', pick<string>('snapshot-entries'), 10)
+  return { ...(voters !== undefined ? { voters } : {}), tickMs, electionTicks, deadVoterGraceMs, snapshotEntries }
 }
 
 export function helpText (): string {

@@ -21,9 +21,24 @@ async function openStream (host: ShoalHost, target: PeerId | Multiaddr, protocol
   return await connection.newStream(protocol, { signal })
 }
 
-/** Sends `message` and, if `guard` is given, reads and checks one answer. */
+/** A request that failed; `sent` is false when it never left this peer (no stream could be opened). */
+export class RpcError extends Error {
+  override name = 'RpcError'
+  readonly sent: boolean
+  constructor (message: string, sent: boolean) {
+    super(message)
+    this.sent = sent
+  }
+}
+
+/** Sends `message` and, if `guard` is given, reads and checks one answer. Failures are RpcErrors. */
 export async function request<T> (host: ShoalHost, target: PeerId | Multiaddr, protocol: string, message: unknown, guard: Guard<T>, opts: RpcOptions): Promise<T> {
-  const stream = await openStream(host, target, protocol, opts, AbortSignal.timeout(opts.timeoutMs))
+  let stream: Stream
+  try {
+    stream = await openStream(host, target, protocol, opts, AbortSignal.timeout(opts.timeoutMs))
+  } catch (err) {
+    throw new RpcError((err as Error).message, false)
+  }
   const signal = AbortSignal.timeout(opts.timeoutMs)
   try {
     const lp = lpStream(stream, { maxDataLength: opts.maxBytes })
@@ -33,7 +48,7 @@ export async function request<T> (host: ShoalHost, target: PeerId | Multiaddr, p
     return decode(answer.subarray(), guard, protocol)
   } catch (err) {
     stream.abort(err as Error)
-    throw err
+    throw new RpcError((err as Error).message, true)
   }
 }
 

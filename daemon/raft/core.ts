@@ -15,22 +15,58 @@
 // Ready may be outstanding.
 //
 // May import: protocol/ and this folder.
+import { decode, encode } from '../../protocol/codec.ts'
+import { isClusterConfig } from '../../protocol/raft.ts'
 import type {
-  AppendMessage, AppendResponseMessage, ConflictHint, Entry, HardState, RaftMessage, VoteMessage, VoteResponseMessage
+  AppendMessage, AppendResponseMessage, ClusterConfig, ConflictHint, Entry, HardState, RaftMessage, SnapshotMessage, SnapshotMeta,
+  VoteMessage, VoteResponseMessage
 } from '../../protocol/raft.ts'
 import type { RaftConfig, ResolvedRaftConfig } from './config.ts'
 import { resolveRaftConfig } from './config.ts'
 import { LeaderState } from './leader.ts'
-import type { ProgressView } from './leader.ts'
+import type { ProgressView, ReadState } from './leader.ts'
 import { RaftLog } from './log.ts'
 import { voteResult } from './quorum.ts'
 
-export type { ProgressView } from './leader.ts'
+export type { ProgressView, ReadState } from './leader.ts'
+
+/** One step of a single-server membership change. */
+export interface ConfigChange {
+  type: 'add-learner' | 'promote' | 'demote' | 'remove'
+  id: string
+}
+
+/** A membership change the leader cannot make now; `retry` if it may work later. */
+export class ConfigChangeError extends Error {
+  override name = 'ConfigChangeError'
+  readonly retry: boolean
+  constructor (message: string, retry: boolean) {
+    super(message)
+    this.retry = retry
+  }
+}
+
+export function decodeClusterConfig (data: Uint8Array): ClusterConfig {
+  return decode(data, isClusterConfig, 'cluster config entry')
+}
+
+export function encodeClusterConfig (c: ClusterConfig): Uint8Array {
+  return encode({ voters: c.voters, learners: c.learners })
+}
 
 export type Role = 'follower' | 'pre-candidate' | 'candidate' | 'leader'
 
-/** What the host must do next; see the loop in this file's header. Snapshots will add a field. */
+/** What the host must do next; see the loop in this file's header. */
 export interface Ready {
+  /**
+   * A leader's snapshot to install before anything else: persist it (it
+   * replaces the whole log) and restore the state machine from its data.
+   */
+  snapshot?: { meta: SnapshotMeta, data: Uint8Array }
+  /** linearizable reads confirmed: each may be served once `index` is applied */
+  readStates: ReadState[]
+  /** reads dropped because this peer stopped leading; the host answers them "retry" */
+  droppedReads: number[]
   /** only when term, votedFor or commit changed since the last Ready */
   hardState?: HardState
   /** to persist, in order, before sending; the first may overwrite a persisted suffix */
@@ -73,6 +109,12 @@ export class RaftCore {
   /** the hard state as of the last Ready handed out */
   private readyHardState: HardState
   private outstanding = false
+  /** the committed cluster config: who votes, who only follows */
+  private cluster: ClusterConfig
+  /** config entries in the log above commit, oldest first; each takes effect when it commits */
+  private pendingConfigs: Array<{ index: number, term: number, config: ClusterConfig }> = []
+  private pendingSnapshot: { meta: SnapshotMeta, data: Uint8Array } | undefined
+  private droppedReads: number[] = []
 
   constructor (config: RaftConfig) {
     this.config = resolveRaftConfig(config)
@@ -82,10 +124,38 @@ export class RaftCore {
     this.currentTerm = hs.term
     this.vote = hs.votedFor
     this.readyHardState = this.hardState()
+    this.cluster = this.loadConfig()
     this.becomeFollower(hs.term, undefined)
   }
 
+  /** The config of the snapshot, then every config entry after it: committed ones apply, later ones wait. */
+  private loadConfig (): ClusterConfig {
+    const storage = this.config.storage
+    const snap = storage.snapshotMeta()
+    let cluster = snap.config
+    let seen = snap.index > 0
+    const from = Math.max(storage.firstIndex(), snap.index + 1)
+    if (from <= storage.lastIndex()) {
+      for (const e of storage.entries(from, storage.lastIndex() + 1)) {
+        if (e.kind !== 'config') continue
+        seen = true
+        const c = decodeClusterConfig(e.data)
+        if (e.index <= this.raftLog.committed) cluster = c
+        else this.pendingConfigs.push({ index: e.index, term: e.term, config: c })
+      }
+    }
+    if (!seen) cluster = { voters: this.config.peers.slice(), learners: [] }
+    return cluster
+  }
+
   get role (): Role { return this.currentRole }
+  /** the committed cluster config */
+  get clusterConfig (): ClusterConfig { return this.cluster }
+  /** whether a config change is in the log and not yet committed */
+  get configChangePending (): boolean { return this.pendingConfigs.length > 0 }
+  /** the voter a leadership transfer is handing over to, if one is under way */
+  get transferee (): string | undefined { return this.leader?.transferring }
+  isVoter (id = this.id): boolean { return this.cluster.voters.includes(id) }
   get term (): number { return this.currentTerm }
   get leaderId (): string | undefined { return this.lead }
   get votedFor (): string | undefined { return this.vote }
@@ -103,12 +173,109 @@ export class RaftCore {
     else if (!this.leader.tick()) this.becomeFollower(this.currentTerm, undefined)
   }
 
+  /**
+   * Appends a command to the log. Refused (NotLeaderError) by a follower,
+   * and by a leader that is handing over: the caller retries with whoever
+   * leads next.
+   */
   propose (data: Uint8Array): { index: number, term: number } | NotLeaderError {
     if (this.leader === undefined) return new NotLeaderError(this.lead)
-    return this.leader.propose(data)
+    if (this.leader.transferring !== undefined) return new NotLeaderError(undefined)
+    const at = this.leader.propose(data)
+    this.takeCommittedConfigs()
+    return at
+  }
+
+  /**
+   * Proposes one single-server membership change. Only one may be in the
+   * log uncommitted at a time, and only once this term's first entry has
+   * committed (so that no change of an earlier term is still in flight).
+   */
+  changeConfig (change: ConfigChange): { index: number, term: number } | NotLeaderError | ConfigChangeError {
+    if (this.leader === undefined) return new NotLeaderError(this.lead)
+    if (this.leader.transferring !== undefined) return new ConfigChangeError('a leadership transfer is under way', true)
+    if (this.pendingConfigs.length > 0) return new ConfigChangeError('another config change is not committed yet', true)
+    if (!this.leader.committedInTerm()) return new ConfigChangeError('this term\'s first entry is not committed yet', true)
+    const { voters, learners } = this.cluster
+    const { id, type } = change
+    const isVoter = voters.includes(id)
+    const isLearner = learners.includes(id)
+    let next: ClusterConfig
+    switch (type) {
+      case 'add-learner':
+        if (isVoter || isLearner) return new ConfigChangeError(`${id} is already a ${isVoter ? 'voter' : 'learner'}`, false)
+        next = { voters, learners: [...learners, id] }
+        break
+      case 'promote':
+        if (!isLearner) return new ConfigChangeError(`${id} is not a learner`, false)
+        next = { voters: [...voters, id], learners: learners.filter(l => l !== id) }
+        break
+      case 'demote':
+        if (!isVoter) return new ConfigChangeError(`${id} is not a voter`, false)
+        if (id === this.id) return new ConfigChangeError('the leader cannot demote itself; transfer leadership first', false)
+        next = { voters: voters.filter(v => v !== id), learners: [...learners, id] }
+        break
+      case 'remove':
+        if (!isVoter && !isLearner) return new ConfigChangeError(`${id} is not in the cluster`, false)
+        if (id === this.id) return new ConfigChangeError('the leader cannot remove itself; transfer leadership first', false)
+        next = { voters: voters.filter(v => v !== id), learners: learners.filter(l => l !== id) }
+        break
+    }
+    if (next.voters.length === 0) return new ConfigChangeError('the last voter cannot go', false)
+    const at = this.leader.propose(encodeClusterConfig(next), 'config')
+    this.pendingConfigs.push({ index: at.index, term: at.term, config: next })
+    this.takeCommittedConfigs()
+    return at
+  }
+
+  /**
+   * Hands leadership to `to`, or to the most up-to-date voter: it is brought
+   * up to date, then told to campaign at once. Proposals are refused
+   * meanwhile; the transfer is abandoned after an election timeout.
+   * Returns the chosen voter, or undefined if there is none.
+   */
+  transferLeadership (to?: string): string | undefined {
+    if (this.leader === undefined) return undefined
+    const target = to ?? this.leader.mostUpToDate()
+    if (target === undefined || target === this.id || !this.cluster.voters.includes(target)) return undefined
+    this.leader.transferTo(target)
+    return target
+  }
+
+  /**
+   * Asks for a linearizable read point; it comes back in a later Ready's
+   * readStates under `ctx` (or in droppedReads if leadership ends first).
+   */
+  readIndex (ctx: number): NotLeaderError | undefined {
+    if (this.leader === undefined) return new NotLeaderError(this.lead)
+    this.leader.readIndex(ctx)
+    return undefined
+  }
+
+  /** The transport finished (ok) or gave up (not ok) sending a snapshot to `peer`. */
+  snapshotSent (peer: string, ok: boolean): void { this.leader?.snapshotSent(peer, ok) }
+
+  /**
+   * The host saw the connection to `peer` drop. If it is the leader, the
+   * lease is void: a crashed leader's process closes its connections, and
+   * waiting out a full election timeout would only delay the failover. The
+   * campaign still waits a random part of a timeout, so that the survivors
+   * do not all campaign at once. Safe: it only makes this peer willing to
+   * vote and campaign sooner, as a lost heartbeat would.
+   */
+  leaderUnreachable (peer: string): void {
+    if (this.leader !== undefined || this.lead !== peer) return
+    this.lead = undefined
+    const half = Math.max(1, Math.ceil(this.config.electionTicks / 2))
+    this.electionElapsed = Math.max(this.electionElapsed, this.randomizedElectionTimeout - 1 - Math.floor(this.config.rng.next() * half))
   }
 
   step (m: RaftMessage): void {
+    this.stepInner(m)
+    this.takeCommittedConfigs()
+  }
+
+  private stepInner (m: RaftMessage): void {
     if (m.to !== this.id || m.from === this.id) return
     if (m.term > this.currentTerm) {
       if (m.type === 'vote') {
@@ -117,7 +284,7 @@ export class RaftCore {
         // PreVote honours it always; a real vote with CheckQuorum (etcd's rule).
         // A leader's electionElapsed stays 0: it is always in its own lease.
         const inLease = this.lead !== undefined && this.electionElapsed < this.config.electionTicks
-        if (inLease && (m.preVote || this.config.checkQuorum)) return
+        if (inLease && (m.preVote || this.config.checkQuorum) && m.transfer !== true) return
       }
       const keepsTerm = (m.type === 'vote' && m.preVote) ||
         // a granted PreVote carries the term we would campaign in, not one anyone is in
@@ -130,7 +297,11 @@ export class RaftCore {
 
     switch (m.type) {
       case 'vote': this.handleVote(m); return
-      case 'timeout-now': return // leadership transfer is not built yet
+      case 'timeout-now':
+        // The leader hands over: campaign now, skipping PreVote (the leader
+        // asked, so no lease stands in the way).
+        if (this.currentRole === 'follower' && this.promotable()) this.campaign('election', true)
+        return
     }
     switch (this.currentRole) {
       case 'leader':
@@ -138,21 +309,59 @@ export class RaftCore {
         return
       case 'pre-candidate':
       case 'candidate':
-        if (m.type === 'append') {
+        if (m.type === 'append' || m.type === 'snapshot') {
           this.becomeFollower(m.term, m.from)
-          this.handleAppend(m)
+          if (m.type === 'append') this.handleAppend(m)
+          else this.handleSnapshot(m)
         } else if (m.type === 'vote-response') {
           this.handleVoteResponse(m)
         }
         return
       case 'follower':
         if (m.type === 'append') this.handleAppend(m)
+        else if (m.type === 'snapshot') this.handleSnapshot(m)
     }
+  }
+
+  /** Config entries take effect when they commit; a leader removed from the voters steps down. */
+  private takeCommittedConfigs (): void {
+    while (this.pendingConfigs.length > 0) {
+      const next = this.pendingConfigs[0] as { index: number, term: number, config: ClusterConfig }
+      if (next.index > this.raftLog.committed) break
+      this.pendingConfigs.shift()
+      this.cluster = next.config
+      if (this.leader !== undefined) {
+        if (!this.cluster.voters.includes(this.id)) {
+          this.becomeFollower(this.currentTerm, undefined)
+          return
+        }
+        this.leader.setConfig(this.cluster)
+      }
+    }
+  }
+
+  /** Tracks config entries just written to the log, and forgets any that were overwritten. */
+  private noteEntries (entries: readonly Entry[]): void {
+    const log = this.raftLog
+    this.pendingConfigs = this.pendingConfigs.filter(p => log.term(p.index) === p.term)
+    for (const e of entries) {
+      if (e.kind !== 'config' || e.index <= log.committed || log.term(e.index) !== e.term) continue
+      if (this.pendingConfigs.some(p => p.index === e.index)) continue
+      let config: ClusterConfig
+      try {
+        config = decodeClusterConfig(e.data)
+      } catch {
+        continue // cannot happen for a log made by a leader of ours
+      }
+      this.pendingConfigs.push({ index: e.index, term: e.term, config })
+    }
+    this.pendingConfigs.sort((a, b) => a.index - b.index)
   }
 
   hasReady (): boolean {
     return this.leader?.hasPendingBroadcast() === true || this.msgs.length > 0 || this.raftLog.hasUnstable() ||
-      this.raftLog.hasNextCommitted() || !sameHardState(this.hardState(), this.readyHardState)
+      this.raftLog.hasNextCommitted() || !sameHardState(this.hardState(), this.readyHardState) ||
+      this.pendingSnapshot !== undefined || (this.leader?.readStates.length ?? 0) > 0 || this.droppedReads.length > 0
   }
 
   ready (): Ready {
@@ -164,11 +373,20 @@ export class RaftCore {
       entries: this.raftLog.unstableEntries(),
       messages: this.msgs,
       committed: this.raftLog.nextCommitted(),
-      mustSync: false
+      mustSync: false,
+      readStates: [],
+      droppedReads: this.droppedReads
     }
-    rd.mustSync = rd.entries.length > 0 || hs.term !== prev.term || hs.votedFor !== prev.votedFor
+    if (this.leader !== undefined) {
+      rd.readStates = this.leader.readStates
+      this.leader.readStates = []
+    }
+    if (this.pendingSnapshot !== undefined) rd.snapshot = this.pendingSnapshot
+    this.pendingSnapshot = undefined
+    rd.mustSync = rd.entries.length > 0 || hs.term !== prev.term || hs.votedFor !== prev.votedFor || rd.snapshot !== undefined
     if (!sameHardState(hs, prev)) rd.hardState = hs
     this.msgs = []
+    this.droppedReads = []
     this.readyHardState = hs
     this.outstanding = true
     return rd
@@ -177,6 +395,7 @@ export class RaftCore {
   advance (rd: Ready): void {
     if (!this.outstanding) throw new Error('raft: advance() without an outstanding Ready')
     this.outstanding = false
+    if (rd.snapshot !== undefined) this.raftLog.snapshotStable(rd.snapshot.meta)
     const lastEntry = rd.entries.at(-1)
     if (lastEntry !== undefined) this.raftLog.stableTo(lastEntry.index, lastEntry.term)
     const lastCommitted = rd.committed.at(-1)
@@ -194,6 +413,10 @@ export class RaftCore {
     this.electionElapsed = 0
     this.randomizeElectionTimeout()
     this.votes.clear()
+    if (this.leader !== undefined) {
+      this.droppedReads.push(...this.leader.pendingReadContexts())
+      for (const r of this.leader.readStates) this.droppedReads.push(r.ctx)
+    }
     this.leader = undefined
   }
 
@@ -213,13 +436,14 @@ export class RaftCore {
     this.currentRole = 'leader'
     this.lead = this.id
     this.leader = new LeaderState({
-      id: this.id, term: this.currentTerm, config: this.config, raftLog: this.raftLog, send: m => { this.send(m) }
+      id: this.id, term: this.currentTerm, config: this.config, cluster: this.cluster, raftLog: this.raftLog, send: m => { this.send(m) }
     })
+    this.takeCommittedConfigs()
   }
 
-  private promotable (): boolean { return this.config.peers.includes(this.id) }
+  private promotable (): boolean { return this.cluster.voters.includes(this.id) && this.raftLog.pendingSnapshot() === undefined }
 
-  private followers (): string[] { return this.config.peers.filter(p => p !== this.id) }
+  private voters (): string[] { return this.cluster.voters.filter(p => p !== this.id) }
 
   // --- elections ---
 
@@ -230,7 +454,7 @@ export class RaftCore {
     }
   }
 
-  private campaign (kind: Campaign): void {
+  private campaign (kind: Campaign, transfer = false): void {
     let term: number
     if (kind === 'pre-vote') {
       // A pre-candidate keeps its term and vote, so a failed PreVote leaves
@@ -247,8 +471,10 @@ export class RaftCore {
     if (this.recordVote(this.id, true)) return
     const lastLogIndex = this.raftLog.lastIndex()
     const lastLogTerm = this.raftLog.lastTerm()
-    for (const to of this.followers()) {
-      this.send<VoteMessage>({ type: 'vote', from: this.id, to, term, preVote: kind === 'pre-vote', lastLogIndex, lastLogTerm })
+    for (const to of this.voters()) {
+      const m: VoteMessage = { type: 'vote', from: this.id, to, term, preVote: kind === 'pre-vote', lastLogIndex, lastLogTerm }
+      if (transfer) m.transfer = true
+      this.send(m)
     }
   }
 
@@ -279,7 +505,7 @@ export class RaftCore {
   /** Counts a vote; true if it decided the campaign. */
   private recordVote (from: string, granted: boolean): boolean {
     if (!this.votes.has(from)) this.votes.set(from, granted)
-    switch (voteResult(this.config.peers, this.votes)) {
+    switch (voteResult(this.cluster.voters, this.votes)) {
       case 'won':
         if (this.currentRole === 'pre-candidate') this.campaign('election')
         else this.becomeLeader()
@@ -318,15 +544,16 @@ export class RaftCore {
     // Committed entries are the same in every leader's log, so an append
     // from below commit can only confirm them.
     if (m.prevLogIndex < log.committed) {
-      this.acceptAppend(m.from, log.committed)
+      this.acceptAppend(m.from, log.committed, m.read)
       return
     }
     if (!wellFormed(m)) return
     if (log.matchTerm(m.prevLogIndex, m.prevLogTerm)) {
       const lastNew = log.appendAfter(m.prevLogIndex, m.entries)
+      if (m.entries.length > 0) this.noteEntries(m.entries)
       // Only entries known to match the leader's may be committed.
       log.commitTo(Math.min(m.commit, lastNew))
-      this.acceptAppend(m.from, lastNew)
+      this.acceptAppend(m.from, lastNew, m.read)
       return
     }
     let hint: ConflictHint
@@ -338,8 +565,37 @@ export class RaftCore {
     })
   }
 
-  private acceptAppend (to: string, matchIndex: number): void {
-    this.send<AppendResponseMessage>({ type: 'append-response', from: this.id, to, term: this.currentTerm, success: true, matchIndex })
+  private acceptAppend (to: string, matchIndex: number, read?: number): void {
+    const m: AppendResponseMessage = { type: 'append-response', from: this.id, to, term: this.currentTerm, success: true, matchIndex }
+    if (read !== undefined) m.read = read
+    this.send(m)
+  }
+
+  /**
+   * InstallSnapshot. A snapshot the log already covers only moves commit;
+   * otherwise it replaces the whole log, and the host installs it (with the
+   * state machine) before this peer answers.
+   */
+  private handleSnapshot (m: SnapshotMessage): void {
+    this.electionElapsed = 0
+    this.lead = m.from
+    const log = this.raftLog
+    const meta = m.meta
+    if (m.data === undefined) return
+    if (meta.index <= log.committed) {
+      this.acceptAppend(m.from, log.committed)
+      return
+    }
+    if (log.matchTerm(meta.index, meta.term)) {
+      log.commitTo(meta.index)
+      this.acceptAppend(m.from, meta.index)
+      return
+    }
+    log.restore(meta)
+    this.cluster = meta.config
+    this.pendingConfigs = []
+    this.pendingSnapshot = { meta, data: m.data }
+    this.acceptAppend(m.from, meta.index)
   }
 
   private send<M extends RaftMessage> (m: M): void { this.msgs.push(m) }

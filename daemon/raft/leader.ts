@@ -4,7 +4,9 @@
 // One LeaderState lives exactly as long as one term of leadership; the core
 // creates it on winning and drops it on any change of term or role.
 // May import: protocol/, and this folder.
-import type { AppendMessage, AppendResponseMessage, ConflictHint, Entry, RaftMessage } from '../../protocol/raft.ts'
+import type {
+  AppendMessage, AppendResponseMessage, ClusterConfig, ConflictHint, Entry, RaftMessage, SnapshotMessage, TimeoutNowMessage
+} from '../../protocol/raft.ts'
 import type { ResolvedRaftConfig } from './config.ts'
 import type { RaftLog } from './log.ts'
 import { Progress, STALL_HEARTBEATS } from './progress.ts'
@@ -23,8 +25,25 @@ export interface LeaderContext {
   id: string
   term: number
   config: ResolvedRaftConfig
+  /** the committed cluster config at the time of winning */
+  cluster: ClusterConfig
   raftLog: RaftLog
   send: (m: RaftMessage) => void
+}
+
+/** A linearizable read waiting for a majority to confirm this leader (ReadIndex). */
+interface PendingRead {
+  ctx: number
+  /** the commit index when the read came in: what it must see */
+  index: number
+  /** the read round that confirms it */
+  round: number
+}
+
+/** A read the leader has confirmed: once the host has applied `index`, reading is linearizable. */
+export interface ReadState {
+  ctx: number
+  index: number
 }
 
 export class LeaderState {
@@ -33,13 +52,26 @@ export class LeaderState {
   private readonly config: ResolvedRaftConfig
   private readonly raftLog: RaftLog
   private readonly send: (m: RaftMessage) => void
-  /** every voter, this peer included (its matchIndex counts towards commit) */
+  /** every voter and learner, this peer included (its matchIndex counts towards commit) */
   private readonly progress = new Map<string, Progress>()
-  private readonly followers: string[]
+  private voters: string[] = []
+  /** every voter and learner but this peer */
+  private followers: string[] = []
   private heartbeatElapsed = 0
   private quorumElapsed = 0
   /** proposals since the last Ready go out together, one append per follower */
   private pendingBroadcast = false
+  /** the first index of this term (its noop); reads wait until it commits */
+  private readonly termStart: number
+  /** leadership transfer in progress: the voter that will take over */
+  private transferee: string | undefined
+  private transferElapsed = 0
+  private readRound = 0
+  private pendingReads: PendingRead[] = []
+  /** reads that a majority confirmed, to hand to the host in the next Ready */
+  readStates: ReadState[] = []
+  /** a read round to announce with the next Ready */
+  private pendingReadBroadcast = false
 
   constructor (ctx: LeaderContext) {
     this.id = ctx.id
@@ -47,9 +79,9 @@ export class LeaderState {
     this.config = ctx.config
     this.raftLog = ctx.raftLog
     this.send = ctx.send
-    this.followers = this.config.peers.filter(p => p !== this.id)
     const next = this.raftLog.lastIndex() + 1
-    for (const peer of this.config.peers) this.progress.set(peer, new Progress(next, this.config.maxInflight))
+    this.termStart = next
+    this.setConfig(ctx.cluster)
     const self = this.progress.get(this.id)
     if (self !== undefined) {
       self.matchIndex = next - 1
@@ -60,31 +92,100 @@ export class LeaderState {
     this.append({ term: this.term, index: next, kind: 'noop', data: new Uint8Array(0) })
   }
 
+  /** A new committed config: progress for new servers, none for removed ones. */
+  setConfig (cluster: ClusterConfig): void {
+    this.voters = cluster.voters.slice()
+    const all = new Set([...cluster.voters, ...cluster.learners, this.id])
+    for (const peer of this.progress.keys()) if (!all.has(peer)) this.progress.delete(peer)
+    for (const peer of all) {
+      if (!this.progress.has(peer)) this.progress.set(peer, new Progress(this.raftLog.lastIndex() + 1, this.config.maxInflight))
+    }
+    this.followers = [...all].filter(p => p !== this.id)
+    if (this.transferee !== undefined && !this.voters.includes(this.transferee)) this.transferee = undefined
+    this.maybeCommit()
+    this.confirmReads()
+  }
+
   progressOf (peer: string): ProgressView | undefined {
     const pr = this.progress.get(peer)
     if (pr === undefined) return undefined
     return { matchIndex: pr.matchIndex, nextIndex: pr.nextIndex, state: pr.state, inflight: pr.inflights.count }
   }
 
-  propose (data: Uint8Array): { index: number, term: number } {
+  get transferring (): string | undefined { return this.transferee }
+
+  /** Whether an entry of this term has committed (a new leader's noop): only then is commit current. */
+  committedInTerm (): boolean { return this.raftLog.committed >= this.termStart }
+
+  propose (data: Uint8Array, kind: 'normal' | 'config' = 'normal'): { index: number, term: number } {
     const index = this.raftLog.lastIndex() + 1
-    this.append({ term: this.term, index, kind: 'normal', data })
+    this.append({ term: this.term, index, kind, data })
     return { index, term: this.term }
   }
 
-  hasPendingBroadcast (): boolean { return this.pendingBroadcast }
+  hasPendingBroadcast (): boolean { return this.pendingBroadcast || this.pendingReadBroadcast }
 
   /** Sends what proposals since the last Ready left to send; called when a Ready is made. */
   broadcast (): void {
+    if (this.pendingReadBroadcast) {
+      this.pendingReadBroadcast = false
+      for (const peer of this.followers) this.sendHeartbeat(peer)
+    }
     if (!this.pendingBroadcast) return
     this.pendingBroadcast = false
     for (const peer of this.followers) this.sendAppends(peer)
+  }
+
+  /**
+   * ReadIndex (thesis 6.4): the read must see everything committed now. A
+   * round of heartbeats that a majority answers proves this peer was still
+   * the leader when the read came in. Reads that arrive together share one
+   * round. Before this term's first entry commits, the commit index may lag
+   * the previous leader's, so reads wait for it.
+   */
+  readIndex (ctx: number): void {
+    if (this.voters.length === 1 && this.voters[0] === this.id && this.committedInTerm()) {
+      this.readStates.push({ ctx, index: this.raftLog.committed })
+      return
+    }
+    if (!this.pendingReadBroadcast) {
+      this.readRound++
+      this.pendingReadBroadcast = true
+    }
+    this.pendingReads.push({ ctx, index: this.raftLog.committed, round: this.readRound })
+    this.confirmReads()
+  }
+
+  /** Starts handing leadership to `target`, which must be a voter. */
+  transferTo (target: string): void {
+    this.transferee = target
+    this.transferElapsed = 0
+    const pr = this.progress.get(target)
+    if (pr === undefined) return
+    if (pr.matchIndex >= this.raftLog.lastIndex()) this.sendTimeoutNow(target)
+    else this.sendAppends(target)
+  }
+
+  /** The voter (not this peer) whose log is most complete, if any; ties go to the first in order. */
+  mostUpToDate (): string | undefined {
+    let best: string | undefined
+    let bestMatch = -1
+    for (const peer of this.voters) {
+      if (peer === this.id) continue
+      const pr = this.progress.get(peer)
+      if (pr !== undefined && pr.matchIndex > bestMatch) {
+        best = peer
+        bestMatch = pr.matchIndex
+      }
+    }
+    return best
   }
 
   /** Advances the leader's clock; false if it must step down (CheckQuorum). */
   tick (): boolean {
     this.heartbeatElapsed++
     this.quorumElapsed++
+    if (this.transferee !== undefined && ++this.transferElapsed >= this.config.electionTicks) this.transferee = undefined
     if (this.quorumElapsed >= this.config.electionTicks) {
       this.quorumElapsed = 0
       if (this.config.checkQuorum && !this.quorumActive()) return false
@@ -99,10 +200,25 @@ export class LeaderState {
     return true
   }
 
+  /** The transport finished sending a snapshot to `peer`; on failure it is tried again after a while. */
+  snapshotSent (peer: string, ok: boolean): void {
+    const pr = this.progress.get(peer)
+    if (pr?.state !== 'snapshot') return
+    pr.becomeProbe()
+    // Wait for the follower's answer (on success) or a heartbeat interval
+    // or two (on failure) before sending anything more.
+    pr.probeSent = true
+    if (!ok) pr.stalledHeartbeats = 0
+  }
+
   handleAppendResponse (m: AppendResponseMessage): void {
     const pr = this.progress.get(m.from)
     if (pr === undefined || m.from === this.id) return
     pr.recentActive = true
+    if (m.success && m.read !== undefined && m.read > pr.readAck) {
+      pr.readAck = m.read
+      this.confirmReads()
+    }
     if (!m.success) {
       if (pr.reject(m.rejectedIndex, this.resumeIndex(m.rejectedIndex, m.hint))) this.sendAppends(m.from)
       return
@@ -114,6 +230,7 @@ export class LeaderState {
       pr.becomeReplicate()
       pr.resumedSinceHeartbeat = true
     }
+    if (m.from === this.transferee && pr.matchIndex >= this.raftLog.lastIndex()) this.sendTimeoutNow(m.from)
     if (this.maybeCommit()) {
       // Followers learn the new commit now rather than at the next heartbeat.
       for (const peer of this.followers) {
@@ -137,7 +254,7 @@ export class LeaderState {
    * overwritten by a leader that never saw it.
    */
   private maybeCommit (): boolean {
-    const index = committedIndex(this.config.peers, id => this.progress.get(id)?.matchIndex ?? 0)
+    const index = committedIndex(this.voters, id => this.progress.get(id)?.matchIndex ?? 0)
     if (index <= this.raftLog.committed || this.raftLog.term(index) !== this.term) return false
     this.raftLog.commitTo(index)
     return true
@@ -150,7 +267,30 @@ export class LeaderState {
       active.set(peer, peer === this.id || pr.recentActive)
       if (peer !== this.id) pr.recentActive = false
     }
-    return voteResult(this.config.peers, active) === 'won'
+    return voteResult(this.voters, active) === 'won'
+  }
+
+  /** Hands out, in order, the reads whose round a majority has answered. */
+  private confirmReads (): void {
+    if (this.pendingReads.length === 0 || !this.committedInTerm()) return
+    const acks = new Map<string, number>()
+    for (const [peer, pr] of this.progress) acks.set(peer, peer === this.id ? this.readRound : pr.readAck)
+    const confirmed = committedIndex(this.voters, id => acks.get(id) ?? 0)
+    let n = 0
+    while (n < this.pendingReads.length && (this.pendingReads[n] as PendingRead).round <= confirmed) {
+      const r = this.pendingReads[n] as PendingRead
+      // A read that came in before this term's first commit must see at least that.
+      this.readStates.push({ ctx: r.ctx, index: Math.max(r.index, this.termStart) })
+      n++
+    }
+    if (n > 0) this.pendingReads.splice(0, n)
+  }
+
+  /** Reads still waiting, dropped when leadership ends; the host answers them "retry". */
+  pendingReadContexts (): number[] { return this.pendingReads.map(r => r.ctx) }
+
+  private sendTimeoutNow (to: string): void {
+    this.send({ type: 'timeout-now', from: this.id, to, term: this.term } satisfies TimeoutNowMessage)
   }
 
   /**
@@ -200,7 +340,10 @@ export class LeaderState {
     if (pr === undefined || pr.paused()) return false
     const prevLogIndex = pr.nextIndex - 1
     const prevLogTerm = this.raftLog.term(prevLogIndex)
-    if (prevLogTerm === undefined) return false // compacted: a snapshot will go here
+    if (prevLogTerm === undefined) {
+      if (this.raftLog.compacted(prevLogIndex)) this.sendSnapshot(to, pr)
+      return false
+    }
     const entries = this.raftLog.slice(pr.nextIndex, Infinity, this.config.maxBatchEntries)
     if (entries.length === 0 && !allowEmpty) return false
     this.send({
@@ -218,6 +361,15 @@ export class LeaderState {
    * commit is capped at matchIndex since the follower may hold a stale
    * suffix beyond.
    */
+  private sendSnapshot (to: string, pr: Progress): void {
+    // A snapshot still being persisted (this peer took one from its own
+    // leader just before winning) cannot be sent yet; the next try will.
+    if (this.raftLog.pendingSnapshot() !== undefined) return
+    const meta = this.raftLog.storage.snapshotMeta()
+    pr.becomeSnapshot(meta.index)
+    this.send({ type: 'snapshot', from: this.id, to, term: this.term, meta } satisfies SnapshotMessage)
+  }
+
   private sendHeartbeat (to: string): void {
     const pr = this.progress.get(to) as Progress
     this.send({
@@ -228,7 +380,8 @@ export class LeaderState {
       prevLogIndex: pr.matchIndex,
       prevLogTerm: this.raftLog.term(pr.matchIndex) ?? 0,
       entries: [],
-      commit: Math.min(this.raftLog.committed, pr.matchIndex)
+      commit: Math.min(this.raftLog.committed, pr.matchIndex),
+      ...(this.pendingReads.length > 0 ? { read: this.readRound } : {})
     } satisfies AppendMessage)
   }
 }

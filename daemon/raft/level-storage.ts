@@ -3,17 +3,29 @@
 // write of a Ready is one LevelDB batch, synced when the Ready says so, and
 // reaches the memory copy only after the batch is on disk (group commit: a
 // Ready carries every entry the core has ready, however many proposals).
-// Keys: `log/` + a 12-digit zero-padded index, and `meta/hardstate`; values
-// are msgpackr records, checked by protocol/raft.ts's guards when read back.
+// Keys: `log/` + a 12-digit zero-padded index, `meta/hardstate`,
+// `meta/snapshot` (the latest snapshot, meta and data) and `meta/first` (the
+// index and term just before the first entry, once compacted); values are
+// msgpackr records, checked by protocol/raft.ts's guards when read back.
 // May import: protocol/ and this folder.
 import { Level } from 'level'
-import { decode, encode } from '../../protocol/codec.ts'
-import { isEntry, isHardState } from '../../protocol/raft.ts'
-import type { Entry, HardState } from '../../protocol/raft.ts'
-import { checkEntries, LogOrderError, MemoryStorage } from './storage.ts'
-import type { RaftStorage } from './storage.ts'
+import { decode, encode, isObject } from '../../protocol/codec.ts'
+import { isEntry, isHardState, isSnapshotMeta } from '../../protocol/raft.ts'
+import type { Entry, HardState, SnapshotMeta } from '../../protocol/raft.ts'
+import { checkEntries, LogOrderError, MemoryStorage, NO_SNAPSHOT } from './storage.ts'
+import type { RaftStorage, Snapshot } from './storage.ts'
 
 const HARD_STATE_KEY = 'meta/hardstate'
+const SNAPSHOT_KEY = 'meta/snapshot'
+const FIRST_KEY = 'meta/first'
+
+function isSnapshot (v: unknown): v is Snapshot {
+  return isObject(v) && isSnapshotMeta(v.meta) && v.data instanceof Uint8Array
+}
+
+function isBefore (v: unknown): v is { index: number, term: number } {
+  return isObject(v) && typeof v.index === 'number' && typeof v.term === 'number'
+}
 const LOG_PREFIX = 'log/'
 
 export function logKey (index: number): string {
@@ -42,6 +54,13 @@ export class LevelStorage implements RaftStorage {
     const db = new Level<string, Uint8Array>(path, { valueEncoding: 'view' })
     await db.open()
     const memory = new MemoryStorage()
+    const snapBytes = await db.get(SNAPSHOT_KEY)
+    const firstBytes = await db.get(FIRST_KEY)
+    if (snapBytes !== undefined || firstBytes !== undefined) {
+      const snap = snapBytes !== undefined ? decode(snapBytes, isSnapshot, 'raft snapshot') : NO_SNAPSHOT
+      const before = firstBytes !== undefined ? decode(firstBytes, isBefore, 'raft log start') : { index: 0, term: 0 }
+      memory.load(before, snap)
+    }
     const entries: Entry[] = []
     for await (const [key, value] of db.iterator({ gte: LOG_PREFIX, lt: LOG_PREFIX + '~' })) {
       entries.push(decode(value, isEntry, `raft log ${key}`))
@@ -59,6 +78,41 @@ export class LevelStorage implements RaftStorage {
   lastIndex (): number { return this.memory.lastIndex() }
   firstIndex (): number { return this.memory.firstIndex() }
   hardState (): HardState { return this.memory.hardState() }
+  snapshotMeta (): SnapshotMeta { return this.memory.snapshotMeta() }
+  snapshot (): Snapshot { return this.memory.snapshot() }
+
+  /**
+   * Stores a snapshot the host took at an applied index and drops the log up
+   * to `compactTo`, in one synced batch.
+   */
+  async saveSnapshot (snap: Snapshot, compactTo: number): Promise<void> {
+    compactTo = Math.min(compactTo, snap.meta.index)
+    if (snap.meta.index > this.lastIndex() || this.term(snap.meta.index) !== snap.meta.term) {
+      throw new LogOrderError(`snapshot at ${snap.meta.index}@${snap.meta.term} does not match the log`)
+    }
+    const ops: Array<{ type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }> = [
+      { type: 'put', key: SNAPSHOT_KEY, value: encode(snap) }
+    ]
+    if (compactTo >= this.firstIndex()) {
+      ops.push({ type: 'put', key: FIRST_KEY, value: encode({ index: compactTo, term: this.term(compactTo) }) })
+      for (let i = this.firstIndex(); i <= compactTo; i++) ops.push({ type: 'del', key: logKey(i) })
+    }
+    await this.db.batch(ops, { sync: true })
+    this.memory.saveSnapshot(snap, compactTo)
+  }
+
+  /** Replaces the whole log with a leader's snapshot, in one synced batch. */
+  async installSnapshot (snap: Snapshot): Promise<void> {
+    const ops: Array<{ type: 'put', key: string, value: Uint8Array } | { type: 'del', key: string }> = [
+      { type: 'put', key: SNAPSHOT_KEY, value: encode(snap) },
+      { type: 'put', key: FIRST_KEY, value: encode({ index: snap.meta.index, term: snap.meta.term }) }
+    ]
+    for (let i = this.firstIndex(); i <= this.lastIndex(); i++) ops.push({ type: 'del', key: logKey(i) })
+    const hs = this.hardState()
+    if (hs.commit < snap.meta.index) ops.push({ type: 'put', key: HARD_STATE_KEY, value: encode({ ...hs, commit: snap.meta.index }) })
+    await this.db.batch(ops, { sync: true })
+    this.memory.installSnapshot(snap)
+  }
 
   /**
    * Persists one Ready's entries and hard state in a single batch. Entries

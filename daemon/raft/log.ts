@@ -2,7 +2,7 @@
 // tail the core has accepted but the host has not yet written, plus the
 // commit and apply cursors. Only the core uses it.
 // May import: protocol/, ./storage.ts.
-import type { Entry } from '../../protocol/raft.ts'
+import type { Entry, SnapshotMeta } from '../../protocol/raft.ts'
 import type { RaftStorage } from './storage.ts'
 import { checkEntries } from './storage.ts'
 
@@ -15,6 +15,11 @@ export class RaftLog {
   readonly storage: RaftStorage
   /** entries not yet persisted; unstable[0] has index `unstableOffset` */
   private unstable: Entry[] = []
+  /**
+   * A leader's snapshot accepted but not yet persisted: the log now starts
+   * after it, and storage's entries no longer count.
+   */
+  private unstableSnapshot: SnapshotMeta | undefined
   private unstableOffset: number
   committed: number
   /** the host has applied up to here (acknowledged by advance) */
@@ -34,10 +39,13 @@ export class RaftLog {
     this.applying = this.applied
   }
 
-  firstIndex (): number { return this.storage.firstIndex() }
+  firstIndex (): number {
+    return this.unstableSnapshot !== undefined ? this.unstableSnapshot.index + 1 : this.storage.firstIndex()
+  }
 
   lastIndex (): number {
-    return this.unstable.length > 0 ? this.unstableOffset + this.unstable.length - 1 : this.storage.lastIndex()
+    if (this.unstable.length > 0) return this.unstableOffset + this.unstable.length - 1
+    return this.unstableSnapshot !== undefined ? this.unstableSnapshot.index : this.storage.lastIndex()
   }
 
   /** The term at `index`, or undefined outside [firstIndex - 1, lastIndex]. */
@@ -45,8 +53,34 @@ export class RaftLog {
     if (index >= this.unstableOffset && this.unstable.length > 0) {
       return this.unstable[index - this.unstableOffset]?.term
     }
+    const snap = this.unstableSnapshot
+    if (snap !== undefined) return index === snap.index ? snap.term : undefined
     if (index < this.firstIndex() - 1 || index > this.storage.lastIndex()) return undefined
     return this.storage.term(index)
+  }
+
+  /** Entries that a follower behind firstIndex needs are gone: it needs a snapshot. */
+  compacted (index: number): boolean { return index < this.firstIndex() - 1 }
+
+  /**
+   * Accepts a leader's snapshot that the log does not already cover: the
+   * whole log is replaced, and it counts as committed and applied once the
+   * host has persisted it and restored the state machine from it.
+   */
+  restore (meta: SnapshotMeta): void {
+    this.unstableSnapshot = meta
+    this.unstable = []
+    this.unstableOffset = meta.index + 1
+    this.committed = meta.index
+    this.applying = meta.index
+  }
+
+  pendingSnapshot (): SnapshotMeta | undefined { return this.unstableSnapshot }
+
+  /** The host persisted the snapshot and restored the state machine from it. */
+  snapshotStable (meta: SnapshotMeta): void {
+    if (this.unstableSnapshot?.index === meta.index) this.unstableSnapshot = undefined
+    if (meta.index > this.applied) this.applied = meta.index
   }
 
   lastTerm (): number { return this.term(this.lastIndex()) ?? 0 }
@@ -64,7 +98,7 @@ export class RaftLog {
     hi = Math.min(hi, this.lastIndex() + 1, lo + max)
     if (lo >= hi) return []
     const out: Entry[] = []
-    const stableEnd = Math.min(hi, this.unstableOffset, this.storage.lastIndex() + 1)
+    const stableEnd = this.unstableSnapshot !== undefined ? lo : Math.min(hi, this.unstableOffset, this.storage.lastIndex() + 1)
     if (lo < stableEnd) out.push(...this.storage.entries(lo, stableEnd))
     const from = Math.max(lo, this.unstableOffset)
     if (from < hi) out.push(...this.unstable.slice(from - this.unstableOffset, hi - this.unstableOffset))

@@ -8,9 +8,10 @@
  * own, so it sends one append at a time and waits for the answer.
  * `replicate`: the follower is known to match up to matchIndex, so the
  * leader streams appends without waiting, advancing nextIndex as it sends.
- * (Snapshots will add a third state.)
+ * `snapshot`: the follower needs entries the leader has compacted away; a
+ * snapshot is on its way, and nothing else is sent until it lands or fails.
  */
-export type ProgressState = 'probe' | 'replicate'
+export type ProgressState = 'probe' | 'replicate' | 'snapshot'
 
 /**
  * Heartbeat intervals without progress before the leader presumes its
@@ -57,6 +58,10 @@ export class Progress {
   resumedSinceHeartbeat = false
   /** heartbeat intervals since the last acknowledgement or rejection that moved anything */
   stalledHeartbeats = 0
+  /** in snapshot state: the index of the snapshot being sent */
+  pendingSnapshot = 0
+  /** ReadIndex: the highest read round this follower has answered */
+  readAck = 0
   readonly inflights: Inflights
 
   constructor (nextIndex: number, maxInflight: number) {
@@ -65,7 +70,15 @@ export class Progress {
   }
 
   paused (): boolean {
+    if (this.state === 'snapshot') return true
     return this.state === 'probe' ? this.probeSent : this.inflights.full()
+  }
+
+  becomeSnapshot (index: number): void {
+    this.state = 'snapshot'
+    this.pendingSnapshot = index
+    this.probeSent = false
+    this.inflights.reset()
   }
 
   becomeProbe (): void {
@@ -99,6 +112,7 @@ export class Progress {
    */
   acknowledge (index: number): boolean {
     if (index <= this.matchIndex) return false
+    if (this.state === 'snapshot' && index >= this.pendingSnapshot) this.becomeProbe()
     this.matchIndex = index
     this.nextIndex = Math.max(this.nextIndex, index + 1)
     this.inflights.freeTo(index)
@@ -114,6 +128,7 @@ export class Progress {
    * overtaken.
    */
   reject (rejected: number, resumeAt: number): boolean {
+    if (this.state === 'snapshot') return false
     if (this.state === 'replicate') {
       if (rejected <= this.matchIndex || rejected >= this.nextIndex) return false
     } else if (rejected !== this.nextIndex - 1) {

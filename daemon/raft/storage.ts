@@ -3,9 +3,9 @@
 // the host writes it while processing a Ready, so what storage holds is
 // exactly what survives a crash.
 // May import: protocol/.
-import type { Entry, HardState } from '../../protocol/raft.ts'
+import type { ClusterConfig, Entry, HardState, SnapshotMeta } from '../../protocol/raft.ts'
 
-/** Asked for entries that a snapshot has replaced (none are, until snapshots exist). */
+/** Asked for entries that a snapshot has replaced. */
 export class LogCompactedError extends Error {
   override name = 'LogCompactedError'
 }
@@ -36,10 +36,24 @@ export interface RaftStorage {
   entries (lo: number, hi: number, maxEntries?: number): Entry[]
   /** Index of the last entry; `firstIndex() - 1` when the log is empty. */
   lastIndex (): number
-  /** Index of the first entry still held: 1 until snapshots compact the log. */
+  /** Index of the first entry still held: 1 until a compaction. */
   firstIndex (): number
   hardState (): HardState
+  /**
+   * The latest snapshot held (index 0 and an empty config when none). Its
+   * index is at least firstIndex() - 1: compaction never passes it.
+   */
+  snapshotMeta (): SnapshotMeta
 }
+
+/** A stored snapshot: what it stands for and the state machine's bytes. */
+export interface Snapshot {
+  meta: SnapshotMeta
+  data: Uint8Array
+}
+
+export const EMPTY_CONFIG: ClusterConfig = { voters: [], learners: [] }
+export const NO_SNAPSHOT: Snapshot = { meta: { index: 0, term: 0, config: EMPTY_CONFIG }, data: new Uint8Array(0) }
 
 /** Terms never fall along a log, and indexes follow one another with no hole. */
 export function checkEntries (entries: readonly Entry[], prevIndex: number, prevTerm: number): void {
@@ -58,6 +72,7 @@ export class MemoryStorage implements RaftStorage {
   // log[0] stands for the entry before the first one held (index 0, term 0
   // until a snapshot moves it), so that term(firstIndex - 1) always answers.
   private log: Entry[] = [{ term: 0, index: 0, kind: 'noop', data: new Uint8Array(0) }]
+  private snap: Snapshot = NO_SNAPSHOT
 
   private get offset (): number { return (this.log[0] as Entry).index }
 
@@ -75,6 +90,39 @@ export class MemoryStorage implements RaftStorage {
   lastIndex (): number { return this.offset + this.log.length - 1 }
   firstIndex (): number { return this.offset + 1 }
   hardState (): HardState { return { ...this.state } }
+  snapshotMeta (): SnapshotMeta { return this.snap.meta }
+  snapshot (): Snapshot { return this.snap }
+
+  /**
+   * Records a snapshot the host took at an index it has applied, and drops
+   * the entries up to `compactTo` (at most the snapshot's index; entries
+   * after it may be kept for followers that are only a little behind).
+   */
+  saveSnapshot (snap: Snapshot, compactTo: number): void {
+    if (snap.meta.index > this.lastIndex() || snap.meta.index < this.snap.meta.index) {
+      throw new LogOrderError(`snapshot at ${snap.meta.index} is outside [${this.snap.meta.index}, ${this.lastIndex()}]`)
+    }
+    if (this.term(snap.meta.index) !== snap.meta.term) throw new LogOrderError(`snapshot at ${snap.meta.index} has term ${snap.meta.term}, the log has ${this.term(snap.meta.index)}`)
+    this.snap = snap
+    compactTo = Math.min(compactTo, snap.meta.index)
+    if (compactTo > this.offset) this.log = this.log.slice(compactTo - this.offset)
+  }
+
+  /**
+   * Loads what a disk held: the log starts after (before.index, before.term),
+   * and `snap` is the snapshot. For LevelStorage's open() only.
+   */
+  load (before: { index: number, term: number }, snap: Snapshot): void {
+    this.log = [{ term: before.term, index: before.index, kind: 'noop', data: new Uint8Array(0) }]
+    this.snap = snap
+  }
+
+  /** Replaces the whole log with a snapshot from the leader: the log then starts after it. */
+  installSnapshot (snap: Snapshot): void {
+    this.snap = snap
+    this.log = [{ term: snap.meta.term, index: snap.meta.index, kind: 'noop', data: new Uint8Array(0) }]
+    if (this.state.commit < snap.meta.index) this.state = { ...this.state, commit: snap.meta.index }
+  }
 
   setHardState (hs: HardState): void {
     if (hs.commit > this.lastIndex()) throw new LogOrderError(`commit ${hs.commit} is past the last entry ${this.lastIndex()}`)

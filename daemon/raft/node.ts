@@ -1,0 +1,522 @@
+// The Raft node: the host loop around the pure core. It owns the core, the
+// LevelDB storage and the state machine, and drives them in the order the
+// core demands, for every Ready: persist (one LevelDB batch, synced when it
+// must be) → send (the transport) → apply → advance. Proposals and reads
+// from anywhere in the daemon come in through the Replicator interface; on a
+// follower they are forwarded to the leader over libp2p. It also takes
+// snapshots of the state machine and compacts the log.
+// May import: protocol/, daemon/clock, daemon/log, and this folder.
+import type { RaftServerView, RaftStatusView } from '../../protocol/api.ts'
+import type { ClusterConfig, Entry, ForwardRequest, ForwardResponse, RaftMessage } from '../../protocol/raft.ts'
+import type { Clock, Rng, TimerHandle } from '../clock/clock.ts'
+import { every } from '../clock/clock.ts'
+import type { Logger } from '../log/log.ts'
+import { ConfigChangeError, decodeClusterConfig, NotLeaderError as CoreNotLeaderError, RaftCore } from './core.ts'
+import type { ConfigChange, Ready } from './core.ts'
+import type { LevelStorage } from './level-storage.ts'
+import { NoLeaderError, ProposalTimeoutError } from './replicator.ts'
+import type { Proposed, Replicator } from './replicator.ts'
+import type { StateMachine } from './state-machine.ts'
+
+/** A forwarded request failed; `sent` false means it never reached the leader, so a retry is safe. */
+export class ForwardError extends Error {
+  override name = 'ForwardError'
+  readonly sent: boolean
+  constructor (message: string, sent: boolean) {
+    super(message)
+    this.sent = sent
+  }
+}
+
+export interface RaftNodeInit {
+  id: string
+  /** the member's name and API address, for status */
+  name: string
+  api: string
+  storage: LevelStorage
+  stateMachine: StateMachine
+  /** delivers messages to peers; never blocks */
+  send: (m: RaftMessage) => void
+  /** asks the leader `to` to propose or give a read index; throws ForwardError */
+  forward: (to: string, req: ForwardRequest, timeoutMs: number) => Promise<ForwardResponse>
+  /** a member's name and API address, for status and "not the leader" answers */
+  describe: (id: string) => { name?: string, api?: string }
+  clock: Clock
+  rng: Rng
+  log: Logger
+  /** milliseconds per tick (default 50) */
+  tickMs?: number
+  /** ticks without a leader before campaigning (default 10) */
+  electionTicks?: number
+  /** ticks between a leader's heartbeats (default 2) */
+  heartbeatTicks?: number
+  /** applied entries between snapshots (default 10,000) */
+  snapshotEntries?: number
+  /** entries kept in the log behind a snapshot, for followers a little behind (default 1,000) */
+  keepEntries?: number
+  /** how long propose and readBarrier may take by default (default 5 s) */
+  timeoutMs?: number
+  /** how long a request waits for an election before answering "no leader" (default 2 s) */
+  noLeaderWaitMs?: number
+}
+
+interface Waiter {
+  index: number
+  resolve: () => void
+}
+
+interface PendingProposal {
+  term: number
+  resolve: (outcome: { ok: true, result: unknown } | { ok: false }) => void
+}
+
+/** How often a request without a known leader looks again. */
+const RETRY_MS = 20
+
+export class RaftNode implements Replicator {
+  readonly id: string
+  readonly core: RaftCore
+  private readonly init: RaftNodeInit
+  private readonly storage: LevelStorage
+  private readonly sm: StateMachine
+  private readonly log: Logger
+  private readonly clock: Clock
+  private readonly timeoutMs: number
+  private readonly noLeaderWaitMs: number
+  private readonly snapshotEntries: number
+  private readonly keepEntries: number
+  private applied: number
+  /** the config as of the applied index, for snapshots */
+  private appliedConfig: ClusterConfig
+  private running = false
+  private stopped = false
+  private stopTicking: (() => void) | undefined
+  private readonly proposals = new Map<number, PendingProposal>()
+  private appliedWaiters: Waiter[] = []
+  private readSeq = 0
+  private readonly reads = new Map<number, (index: number | undefined) => void>()
+  private lastLeader: string | undefined
+  private loopError: Error | undefined
+
+  constructor (init: RaftNodeInit) {
+    this.init = init
+    this.id = init.id
+    this.storage = init.storage
+    this.sm = init.stateMachine
+    this.log = init.log
+    this.clock = init.clock
+    this.timeoutMs = init.timeoutMs ?? 5000
+    this.noLeaderWaitMs = init.noLeaderWaitMs ?? 2000
+    this.snapshotEntries = init.snapshotEntries ?? 10_000
+    this.keepEntries = init.keepEntries ?? 1000
+    const snap = this.storage.snapshot()
+    if (snap.meta.index > 0) this.sm.restore(snap.data, snap.meta.index)
+    this.applied = snap.meta.index
+    this.appliedConfig = snap.meta.config
+    this.core = new RaftCore({
+      id: init.id,
+      peers: [],
+      rng: init.rng,
+      storage: this.storage,
+      electionTicks: init.electionTicks ?? 10,
+      heartbeatTicks: init.heartbeatTicks ?? 2,
+      applied: snap.meta.index,
+      maxInflight: 256,
+      maxBatchEntries: 256
+    })
+  }
+
+  start (): void {
+    this.stopTicking = every(this.clock, this.init.tickMs ?? 50, () => {
+      this.core.tick()
+      this.schedule()
+    })
+    this.schedule()
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    this.stopTicking?.()
+    for (const p of this.proposals.values()) p.resolve({ ok: false })
+    this.proposals.clear()
+    for (const r of this.reads.values()) r(undefined)
+    this.reads.clear()
+    for (const w of this.appliedWaiters) w.resolve()
+    this.appliedWaiters = []
+    // let a loop iteration under way finish its write
+    for (let i = 0; i < 100 && this.running; i++) await new Promise(resolve => setTimeout(resolve, 10))
+  }
+
+  // --- inputs ---
+
+  step (m: RaftMessage): void {
+    if (this.stopped) return
+    this.core.step(m)
+    this.schedule()
+  }
+
+  snapshotSent (peer: string, ok: boolean): void {
+    this.core.snapshotSent(peer, ok)
+    this.schedule()
+  }
+
+  peerDisconnected (peer: string): void {
+    this.core.leaderUnreachable(peer)
+  }
+
+  // --- the host loop ---
+
+  private schedule (): void {
+    if (this.running || this.stopped || !this.core.hasReady()) return
+    this.running = true
+    void this.loop().finally(() => { this.running = false })
+  }
+
+  private async loop (): Promise<void> {
+    try {
+      while (!this.stopped && this.core.hasReady()) {
+        const rd = this.core.ready()
+        await this.persist(rd)
+        this.sendAll(rd.messages)
+        for (const e of rd.committed) this.apply(e)
+        this.core.advance(rd)
+        this.takeReads(rd)
+        this.noteLeader()
+        await this.maybeSnapshot()
+      }
+    } catch (err) {
+      // A failed write leaves the core ahead of the disk; going on could
+      // acknowledge what is not stored. Stop this node and say so.
+      this.loopError = err as Error
+      this.stopped = true
+      this.stopTicking?.()
+      this.log.fatal({ event: 'raft.failed', err: (err as Error).stack }, `the Raft log failed and this peer stopped replicating: ${(err as Error).message}`)
+    }
+  }
+
+  private async persist (rd: Ready): Promise<void> {
+    if (rd.snapshot !== undefined) {
+      await this.storage.installSnapshot(rd.snapshot)
+      this.sm.restore(rd.snapshot.data, rd.snapshot.meta.index)
+      this.applied = rd.snapshot.meta.index
+      this.appliedConfig = rd.snapshot.meta.config
+      this.log.info({ event: 'raft.snapshot.installed', index: rd.snapshot.meta.index, bytes: rd.snapshot.data.length }, `installed the leader's snapshot at index ${rd.snapshot.meta.index}`)
+      this.wakeAppliedWaiters()
+    }
+    if (rd.entries.length > 0 || rd.hardState !== undefined) {
+      await this.storage.save({ entries: rd.entries, ...(rd.hardState !== undefined ? { hardState: rd.hardState } : {}), sync: rd.mustSync })
+    }
+  }
+
+  private sendAll (messages: RaftMessage[]): void {
+    for (const m of messages) {
+      if (m.type === 'snapshot') {
+        const snap = this.storage.snapshot()
+        this.init.send({ ...m, meta: snap.meta, data: snap.data })
+      } else {
+        this.init.send(m)
+      }
+    }
+  }
+
+  private apply (e: Entry): void {
+    let result: unknown
+    if (e.kind === 'normal') {
+      result = this.sm.apply(e.index, e.data)
+    } else if (e.kind === 'config') {
+      this.appliedConfig = decodeClusterConfig(e.data)
+      this.log.info({ event: 'raft.config', index: e.index, voters: this.appliedConfig.voters, learners: this.appliedConfig.learners }, `cluster config at ${e.index}: ${this.appliedConfig.voters.length} voters, ${this.appliedConfig.learners.length} learners`)
+    }
+    this.applied = e.index
+    const p = this.proposals.get(e.index)
+    if (p !== undefined) {
+      this.proposals.delete(e.index)
+      // Another term's entry at our index means ours was overwritten: it was never committed.
+      p.resolve(p.term === e.term ? { ok: true, result } : { ok: false })
+    }
+    this.wakeAppliedWaiters()
+  }
+
+  private wakeAppliedWaiters (): void {
+    if (this.appliedWaiters.length === 0) return
+    const still: Waiter[] = []
+    for (const w of this.appliedWaiters) {
+      if (w.index <= this.applied) w.resolve()
+      else still.push(w)
+    }
+    this.appliedWaiters = still
+    // Proposals at or below a restored snapshot are settled by it, one way or the other: unknown here.
+    for (const [index, p] of this.proposals) {
+      if (index <= this.applied) {
+        this.proposals.delete(index)
+        p.resolve({ ok: false })
+      }
+    }
+  }
+
+  private takeReads (rd: Ready): void {
+    for (const r of rd.readStates) {
+      const done = this.reads.get(r.ctx)
+      this.reads.delete(r.ctx)
+      done?.(r.index)
+    }
+    for (const ctx of rd.droppedReads) {
+      const done = this.reads.get(ctx)
+      this.reads.delete(ctx)
+      done?.(undefined)
+    }
+  }
+
+  private noteLeader (): void {
+    const leader = this.core.leaderId
+    if (leader === this.lastLeader) return
+    this.lastLeader = leader
+    if (leader !== undefined) {
+      const who = leader === this.id ? 'this peer' : (this.init.describe(leader).name ?? leader)
+      this.log.info({ event: 'raft.leader', leader, term: this.core.term, self: leader === this.id }, `leader is ${who} (term ${this.core.term})`)
+    }
+  }
+
+  private async maybeSnapshot (): Promise<void> {
+    const snapIndex = this.storage.snapshotMeta().index
+    if (this.applied - snapIndex < this.snapshotEntries) return
+    const index = this.applied
+    const term = this.storage.term(index)
+    const data = this.sm.snapshot()
+    await this.storage.saveSnapshot({ meta: { index, term, config: this.appliedConfig }, data }, index - this.keepEntries)
+    this.log.info({ event: 'raft.snapshot.taken', index, bytes: data.length, firstIndex: this.storage.firstIndex() }, `snapshot at index ${index}; log compacted`)
+  }
+
+  // --- Replicator ---
+
+  appliedIndex (): number { return this.applied }
+
+  async propose (command: Uint8Array, timeoutMs = this.timeoutMs): Promise<Proposed<unknown>> {
+    const deadline = this.clock.now() + timeoutMs
+    for (;;) {
+      this.checkRunning()
+      const at = this.core.propose(command)
+      if (!(at instanceof CoreNotLeaderError)) {
+        this.schedule()
+        const outcome = await this.awaitProposal(at.index, at.term, deadline)
+        if (outcome.ok) return { index: at.index, result: outcome.result }
+        continue // overwritten: never committed, so proposing again is safe
+      }
+      const leader = await this.awaitLeader(deadline)
+      if (leader === this.id) continue
+      let res: ForwardResponse
+      try {
+        res = await this.init.forward(leader, { type: 'propose', command }, Math.max(1, deadline - this.clock.now()))
+      } catch (err) {
+        if (err instanceof ForwardError && !err.sent && this.clock.now() < deadline) {
+          await this.sleep(RETRY_MS)
+          continue
+        }
+        throw new ProposalTimeoutError(`the leader did not answer in time; the write may or may not have been applied (${(err as Error).message})`)
+      }
+      if (res.ok) {
+        await this.awaitApplied(res.index, deadline)
+        return { index: res.index, result: res.result }
+      }
+      if (res.error === 'timeout') throw new ProposalTimeoutError(res.message)
+      if (res.error === 'too-large') throw new Error(res.message)
+      // not-leader or no-leader: the leader never proposed it; go again
+      await this.sleep(RETRY_MS)
+    }
+  }
+
+  async readBarrier (timeoutMs = this.timeoutMs): Promise<number> {
+    const deadline = this.clock.now() + timeoutMs
+    for (;;) {
+      this.checkRunning()
+      if (this.core.role === 'leader') {
+        const ctx = ++this.readSeq
+        const index = await new Promise<number | undefined>(resolve => {
+          this.reads.set(ctx, resolve)
+          if (this.core.readIndex(ctx) !== undefined) {
+            this.reads.delete(ctx)
+            resolve(undefined)
+          }
+          this.schedule()
+          this.clock.setTimeout(() => {
+            if (this.reads.delete(ctx)) resolve(undefined)
+          }, Math.max(1, deadline - this.clock.now()))
+        })
+        if (index !== undefined) {
+          await this.awaitApplied(index, deadline)
+          return index
+        }
+        if (this.clock.now() >= deadline) throw new ProposalTimeoutError('the read could not be confirmed in time')
+        continue
+      }
+      const leader = await this.awaitLeader(deadline)
+      if (leader === this.id) continue
+      let res: ForwardResponse
+      try {
+        res = await this.init.forward(leader, { type: 'read-index' }, Math.max(1, deadline - this.clock.now()))
+      } catch (err) {
+        if (this.clock.now() < deadline) {
+          await this.sleep(RETRY_MS)
+          continue
+        }
+        throw new ProposalTimeoutError(`the leader did not confirm the read in time (${(err as Error).message})`)
+      }
+      if (res.ok) {
+        await this.awaitApplied(res.index, deadline)
+        return res.index
+      }
+      if (res.error === 'timeout') throw new ProposalTimeoutError(res.message)
+      await this.sleep(RETRY_MS)
+    }
+  }
+
+  /** Serves a follower's forwarded request; only the leader says yes. */
+  async handleForward (req: ForwardRequest): Promise<ForwardResponse> {
+    if (this.stopped) return { ok: false, error: 'no-leader', message: 'this peer is stopping' }
+    const notLeader = (): ForwardResponse => {
+      const leader = this.core.leaderId
+      return leader !== undefined && leader !== this.id
+        ? { ok: false, error: 'not-leader', message: 'not the leader', leader }
+        : { ok: false, error: 'no-leader', message: 'no leader yet' }
+    }
+    const deadline = this.clock.now() + this.timeoutMs
+    if (req.type === 'read-index') {
+      if (this.core.role !== 'leader') return notLeader()
+      const ctx = ++this.readSeq
+      const index = await new Promise<number | undefined>(resolve => {
+        this.reads.set(ctx, resolve)
+        if (this.core.readIndex(ctx) !== undefined) {
+          this.reads.delete(ctx)
+          resolve(undefined)
+        }
+        this.schedule()
+        this.clock.setTimeout(() => { if (this.reads.delete(ctx)) resolve(undefined) }, this.timeoutMs)
+      })
+      return index !== undefined ? { ok: true, index } : notLeader()
+    }
+    for (;;) {
+      const at = this.core.propose(req.command)
+      if (at instanceof CoreNotLeaderError) return notLeader()
+      this.schedule()
+      let outcome: { ok: true, result: unknown } | { ok: false }
+      try {
+        outcome = await this.awaitProposal(at.index, at.term, deadline)
+      } catch (err) {
+        return { ok: false, error: 'timeout', message: (err as Error).message }
+      }
+      if (outcome.ok) return { ok: true, index: at.index, result: outcome.result }
+      // overwritten by another leader: never committed; the caller may go again
+      return notLeader()
+    }
+  }
+
+  /** Proposes one membership change and waits until it is applied here. */
+  async changeConfig (change: ConfigChange, timeoutMs = this.timeoutMs): Promise<void> {
+    const at = this.core.changeConfig(change)
+    if (at instanceof CoreNotLeaderError || at instanceof ConfigChangeError) throw at
+    this.schedule()
+    const outcome = await this.awaitProposal(at.index, at.term, this.clock.now() + timeoutMs)
+    if (!outcome.ok) throw new ConfigChangeError('the change was overwritten by another leader', true)
+  }
+
+  /**
+   * Hands leadership to the most up-to-date voter and waits (up to
+   * `timeoutMs`) until this peer no longer leads. False if it still does.
+   */
+  async transferLeadership (timeoutMs = 2000): Promise<boolean> {
+    if (this.core.role !== 'leader') return true
+    const target = this.core.transferLeadership()
+    if (target === undefined) return false
+    this.log.info({ event: 'raft.transfer', to: target }, `handing leadership to ${this.init.describe(target).name ?? target}`)
+    this.schedule()
+    const deadline = this.clock.now() + timeoutMs
+    while (this.core.role === 'leader' && this.clock.now() < deadline) await this.sleep(10)
+    return this.core.role !== 'leader'
+  }
+
+  status (): RaftStatusView {
+    const core = this.core
+    const cfg = core.clusterConfig
+    const view = (id: string): RaftServerView => {
+      const d = id === this.id ? { name: this.init.name, api: this.init.api } : this.init.describe(id)
+      const v: RaftServerView = { id }
+      if (d.name !== undefined) v.name = d.name
+      if (d.api !== undefined) v.api = d.api
+      const pr = core.progressOf(id)
+      if (pr !== undefined) {
+        v.matchIndex = pr.matchIndex
+        v.lag = Math.max(0, core.commitIndex - pr.matchIndex)
+      }
+      return v
+    }
+    const role = core.role === 'follower' && !core.isVoter() ? 'learner' : core.role
+    const out: RaftStatusView = {
+      kind: 'RaftStatus',
+      id: this.id,
+      name: this.init.name,
+      role,
+      term: core.term,
+      commitIndex: core.commitIndex,
+      appliedIndex: this.applied,
+      lastIndex: core.lastIndex,
+      snapshotIndex: this.storage.snapshotMeta().index,
+      voters: cfg.voters.map(view),
+      learners: cfg.learners.map(view)
+    }
+    const leader = core.leaderId
+    if (leader !== undefined) {
+      const d = leader === this.id ? { name: this.init.name, api: this.init.api } : this.init.describe(leader)
+      out.leader = { id: leader, ...(d.name !== undefined ? { name: d.name } : {}), ...(d.api !== undefined ? { api: d.api } : {}) }
+    }
+    return out
+  }
+
+  // --- waiting ---
+
+  private checkRunning (): void {
+    if (this.loopError !== undefined) throw new Error(`the Raft log on this peer failed: ${this.loopError.message}`)
+    if (this.stopped) throw new NoLeaderError('this peer is shutting down; retry on another peer')
+  }
+
+  /** The leader's id once one is known, waiting up to noLeaderWaitMs (and the deadline). */
+  private async awaitLeader (deadline: number): Promise<string> {
+    const giveUp = Math.min(deadline, this.clock.now() + this.noLeaderWaitMs)
+    for (;;) {
+      this.checkRunning()
+      const leader = this.core.leaderId
+      // a leader handing over refuses proposals: wait for the next one
+      if (leader !== undefined && !(leader === this.id && this.core.transferee !== undefined)) return leader
+      if (this.clock.now() >= giveUp) throw new NoLeaderError()
+      await this.sleep(RETRY_MS)
+    }
+  }
+
+  private async awaitProposal (index: number, term: number, deadline: number): Promise<{ ok: true, result: unknown } | { ok: false }> {
+    const outcome = new Promise<{ ok: true, result: unknown } | { ok: false }>(resolve => {
+      this.proposals.set(index, { term, resolve })
+    })
+    let timer: TimerHandle | undefined
+    const timeout = new Promise<'timeout'>(resolve => { timer = this.clock.setTimeout(() => { resolve('timeout') }, Math.max(1, deadline - this.clock.now())) })
+    const r = await Promise.race([outcome, timeout])
+    if (timer !== undefined) this.clock.clearTimeout(timer)
+    if (r === 'timeout') {
+      this.proposals.delete(index)
+      throw new ProposalTimeoutError('the write was not committed in time; it may or may not be applied later')
+    }
+    if (!r.ok) this.checkRunning()
+    return r
+  }
+
+  /** Waits until this peer has applied `index`, up to the deadline; the write is committed either way. */
+  private async awaitApplied (index: number, deadline: number): Promise<void> {
+    if (this.applied >= index) return
+    await new Promise<void>(resolve => {
+      const timer = this.clock.setTimeout(resolve, Math.max(1, deadline - this.clock.now()))
+      this.appliedWaiters.push({ index, resolve: () => { this.clock.clearTimeout(timer); resolve() } })
+    })
+  }
+
+  private async sleep (ms: number): Promise<void> {
+    await new Promise<void>(resolve => this.clock.setTimeout(resolve, ms))
+  }
+}
