@@ -1,10 +1,28 @@
 // The CLI's HTTP client: what a server URL may look like, and sending one
-// request to the first server that answers. A server that cannot be reached
-// or answers 5xx is skipped for the next; a 4xx is the cluster's answer and
-// final. Every failure becomes an error whose message fits on one line.
+// request to the first server that answers. For a read (GET), a server that
+// cannot be reached or answers 5xx is skipped for the next; a write (PUT,
+// DELETE) moves on only when it surely was not applied: the connection was
+// refused (or never made), or the answer was 503 (no leader, not the leader).
+// A 503 naming the leader (X-Shoal-Leader) adds the leader to the servers to
+// try; when every server said 503 with Retry-After, the whole list is tried
+// again after that delay, a few times within an overall budget. A 4xx is
+// the cluster's answer and final. Every failure becomes an error whose
+// message fits on one line.
 
 /** How long one server may take to answer, body included, before the next is tried. */
 export const DEFAULT_TIMEOUT_MS = 3000
+/** No new round of retries starts after this long (a round may still take DEFAULT_TIMEOUT_MS per server). */
+export const DEFAULT_BUDGET_MS = 10_000
+/** At most this many passes over the servers, when they answer 503 with Retry-After. */
+export const DEFAULT_MAX_ROUNDS = 3
+/** A Retry-After longer than this is waited as this. */
+const MAX_RETRY_AFTER_MS = 5000
+
+export type Method = 'GET' | 'PUT' | 'DELETE'
+
+/** Errors that mean the request never reached the server, so a write can safely go elsewhere. */
+const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EAI_NONAME', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT',
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID', 'ERR_SSL_WRONG_VERSION_NUMBER'])
 
 /**
  * `host:port` (then http://host:port) or an http(s) URL, as a base URL
@@ -44,7 +62,21 @@ export class UnreachableError extends Error {
   override name = 'UnreachableError'
   readonly attempts: Attempt[]
   constructor (attempts: Attempt[]) {
-    super(`cannot reach any server (${attempts.map(a => `${a.server}: ${a.reason}`).join(', ')})`)
+    // Retried rounds repeat the same reasons: each distinct one once.
+    const reasons = [...new Set(attempts.map(a => `${a.server}: ${a.reason}`))]
+    super(`cannot reach any server (${reasons.join(', ')})`)
+    this.attempts = attempts
+  }
+}
+
+/** A write failed in a way that leaves its outcome unknown (a timeout, a reset, a 500 or 504): it was not retried elsewhere. */
+export class OutcomeUnknownError extends Error {
+  override name = 'OutcomeUnknownError'
+  readonly server: string
+  readonly attempts: Attempt[]
+  constructor (server: string, reason: string, attempts: Attempt[]) {
+    super(`${server}: ${reason}; the write may or may not have been applied`)
+    this.server = server
     this.attempts = attempts
   }
 }
@@ -78,62 +110,122 @@ export interface ClientOptions {
   timeoutMs?: number
   /** told about each server skipped, as it happens */
   onSkip?: (attempt: Attempt) => void
+  budgetMs?: number
+  maxRounds?: number
 }
 
 export class ApiClient {
   readonly servers: string[]
   readonly token: string
   readonly timeoutMs: number
+  readonly budgetMs: number
+  readonly maxRounds: number
   readonly onSkip: (attempt: Attempt) => void
 
   constructor (opts: ClientOptions) {
     this.servers = opts.servers
     this.token = opts.token
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS
+    this.budgetMs = opts.budgetMs ?? DEFAULT_BUDGET_MS
+    this.maxRounds = opts.maxRounds ?? DEFAULT_MAX_ROUNDS
     this.onSkip = opts.onSkip ?? (() => {})
   }
 
   /** GETs `path` (e.g. /shoal/v1/members); throws UnreachableError or HttpStatusError. */
   async get (path: string): Promise<ApiResponse> {
+    return await this.request('GET', path)
+  }
+
+  /**
+   * Sends one request; throws UnreachableError, HttpStatusError, or (for a
+   * write only) OutcomeUnknownError.
+   */
+  async request (method: Method, path: string, body?: Uint8Array): Promise<ApiResponse> {
+    const started = Date.now()
     const attempts: Attempt[] = []
     const skip = (attempt: Attempt): void => {
       attempts.push(attempt)
       this.onSkip(attempt)
     }
-    for (const server of this.servers) {
-      const started = Date.now()
-      let res: Response
-      let text: string
-      try {
-        res = await fetch(server + path, {
-          headers: { authorization: `Bearer ${this.token}`, accept: 'application/json' },
-          // One signal for headers and body: a server that stalls mid-body is as dead as one that never answers.
-          signal: AbortSignal.timeout(this.timeoutMs)
-        })
-        text = await res.text()
-      } catch (err) {
-        skip({ server, ...describeFetchError(err, this.timeoutMs), elapsedMs: Date.now() - started })
-        continue
+    const write = method !== 'GET'
+    const servers = [...this.servers]
+    for (let round = 1; ; round++) {
+      let retryAfterMs: number | undefined
+      for (let i = 0; i < servers.length; i++) {
+        const server = servers[i] ?? ''
+        const tried = Date.now()
+        let res: Response
+        let text: string
+        try {
+          res = await fetch(server + path, {
+            method,
+            headers: { authorization: `Bearer ${this.token}`, accept: 'application/json' },
+            ...(body !== undefined ? { body } : {}),
+            // One signal for headers and body: a server that stalls mid-body is as dead as one that never answers.
+            signal: AbortSignal.timeout(this.timeoutMs)
+          })
+          text = await res.text()
+        } catch (err) {
+          const described = describeFetchError(err, this.timeoutMs)
+          const attempt = { server, ...described, elapsedMs: Date.now() - tried }
+          if (write && !neverSent(err)) throw new OutcomeUnknownError(server, described.reason, [...attempts, attempt])
+          skip(attempt)
+          continue
+        }
+        const elapsedMs = Date.now() - tried
+        const parsed = parseJson(text)
+        if (res.status >= 500) {
+          const message = statusMessage(parsed, text, res.statusText)
+          const attempt = { server, reason: `${res.status} ${message}`, detail: `HTTP ${res.status} ${res.statusText}: ${message}`, elapsedMs }
+          if (res.status === 503) {
+            const after = parseRetryAfter(res.headers.get('retry-after'))
+            if (after !== undefined) retryAfterMs = Math.min(retryAfterMs ?? after, after)
+            const leader = leaderUrl(server, res.headers.get('x-shoal-leader'))
+            if (leader !== undefined && !servers.includes(leader)) servers.splice(i + 1, 0, leader)
+          } else if (write) {
+            throw new OutcomeUnknownError(server, attempt.reason, [...attempts, attempt])
+          }
+          skip(attempt)
+          continue
+        }
+        if (res.status >= 400) {
+          const reason = isStatusLike(parsed) && typeof parsed.reason === 'string' ? parsed.reason : res.statusText
+          throw new HttpStatusError(server, res.status, reason, statusMessage(parsed, text, res.statusText))
+        }
+        if (parsed === undefined) {
+          // Something else listens there (a port reused after shoald moved): another server may be the real one.
+          skip({ server, reason: `answered ${res.status} without JSON (not a shoald API?)`, detail: `content-type ${res.headers.get('content-type') ?? 'none'}, ${text.length} bytes`, elapsedMs })
+          continue
+        }
+        return { server, code: res.status, body: parsed }
       }
-      const elapsedMs = Date.now() - started
-      const body = parseJson(text)
-      if (res.status >= 500) {
-        const message = statusMessage(body, text, res.statusText)
-        skip({ server, reason: `${res.status} ${message}`, detail: `HTTP ${res.status} ${res.statusText}: ${message}`, elapsedMs })
-        continue
-      }
-      if (res.status >= 400) {
-        const reason = isStatusLike(body) && typeof body.reason === 'string' ? body.reason : res.statusText
-        throw new HttpStatusError(server, res.status, reason, statusMessage(body, text, res.statusText))
-      }
-      if (body === undefined) {
-        // Something else listens there (a port reused after shoald moved): another server may be the real one.
-        skip({ server, reason: `answered ${res.status} without JSON (not a shoald API?)`, detail: `content-type ${res.headers.get('content-type') ?? 'none'}, ${text.length} bytes`, elapsedMs })
-        continue
-      }
-      return { server, code: res.status, body }
+      if (retryAfterMs === undefined || round >= this.maxRounds || Date.now() - started + retryAfterMs > this.budgetMs) throw new UnreachableError(attempts)
+      await new Promise(resolve => setTimeout(resolve, retryAfterMs))
     }
-    throw new UnreachableError(attempts)
+  }
+}
+
+function neverSent (err: unknown): boolean {
+  const cause: unknown = err instanceof Error && err.cause !== undefined ? err.cause : err
+  const first = cause instanceof AggregateError && errorField(cause, 'code') === undefined ? cause.errors[0] : cause
+  const code = errorField(first, 'code')
+  return (code !== undefined && NEVER_SENT.has(code)) || errorField(first, 'message') === 'bad port'
+}
+
+/** Retry-After in whole seconds (the HTTP-date form is not used by shoald), as ms. */
+function parseRetryAfter (value: string | null): number | undefined {
+  if (value === null || !/^\d{1,6}$/.test(value.trim())) return undefined
+  return Math.min(Number(value.trim()) * 1000, MAX_RETRY_AFTER_MS)
+}
+
+/** The leader's API from X-Shoal-Leader (host:port), with the scheme of the server that named it. */
+function leaderUrl (server: string, header: string | null): string | undefined {
+  if (header === null || header.trim() === '') return undefined
+  try {
+    const url = parseServerUrl(header)
+    return server.startsWith('https://') ? url.replace(/^http:/, 'https:') : url
+  } catch {
+    return undefined
   }
 }
 

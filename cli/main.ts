@@ -5,11 +5,12 @@ import { readFile } from 'node:fs/promises'
 import { Command, CommanderError, Option } from 'commander'
 import { API_PREFIX } from '../protocol/api.ts'
 import { VERSION } from '../protocol/version.ts'
-import type { MemberList } from '../protocol/api.ts'
+import type { MemberList, RaftStatusView } from '../protocol/api.ts'
+import type { KvListView, KvPairView, KvWriteView } from '../protocol/kv.ts'
 import { defaultClientConfigPath, isClientConfig } from '../protocol/client-config.ts'
-import { ApiClient, HttpStatusError, UnreachableError, parseServerUrl } from './client.ts'
-import type { Attempt } from './client.ts'
-import { OUTPUT_FORMATS, renderJson, renderMembers } from './output.ts'
+import { ApiClient, HttpStatusError, OutcomeUnknownError, UnreachableError, parseServerUrl } from './client.ts'
+import type { Attempt, Method } from './client.ts'
+import { OUTPUT_FORMATS, clusterStatus, renderClusterStatus, renderJson, renderKvList, renderMembers } from './output.ts'
 import type { OutputFormat } from './output.ts'
 
 export interface Io {
@@ -18,6 +19,8 @@ export interface Io {
   env: NodeJS.ProcessEnv
   /** the clock that ages are computed from; Date.now unless a test fixes it */
   now?: () => number
+  /** where `shoal kv put KEY -` reads the value; process.stdin unless a test gives one */
+  stdin?: AsyncIterable<Uint8Array | string>
 }
 
 export const EXIT_OK = 0
@@ -126,22 +129,33 @@ function describeAttempt (a: Attempt): string {
   return `${a.server}: ${a.reason} after ${a.elapsedMs}ms (${a.detail})`
 }
 
+interface RequestInit {
+  method?: Method
+  body?: Uint8Array
+  /** ask these servers (already parsed) instead of the configured ones */
+  servers?: string[]
+  /** 4xx codes whose message is printed alone (404 "no such key", 409 a failed CAS) */
+  bare?: number[]
+}
+
 /** The API's answer, or a CliError carrying what was tried. */
-async function request (opts: GlobalOptions, io: Io, path: string, trace: string[]): Promise<{ server: string, body: unknown }> {
+async function request (opts: GlobalOptions, io: Io, path: string, trace: string[], init: RequestInit = {}): Promise<{ server: string, body: unknown }> {
   const target = await resolveTarget(opts, io.env, trace)
   const skipped: Attempt[] = []
-  const client = new ApiClient({ ...target, onSkip: a => { skipped.push(a) } })
+  const client = new ApiClient({ ...target, ...(init.servers !== undefined ? { servers: init.servers } : {}), onSkip: a => { skipped.push(a) } })
   try {
-    const res = await client.get(path)
+    const res = await client.request(init.method ?? 'GET', path, init.body)
     // A skipped server is worth knowing about even when another one answered.
     if (opts.verbose === true) for (const a of skipped) io.stderr.write(`shoal: skipped ${describeAttempt(a)}\n`)
     return res
   } catch (err) {
     const tried = [...trace, ...skipped.map(a => `tried ${describeAttempt(a)}`)]
     if (err instanceof UnreachableError) throw new CliError(err.message, EXIT_FAILED, tried)
+    if (err instanceof OutcomeUnknownError) throw new CliError(err.message, EXIT_FAILED, [...tried, ...err.attempts.slice(-1).map(a => `failed ${describeAttempt(a)}`)])
     if (err instanceof HttpStatusError) {
       tried.push(`${err.server} answered ${err.code} ${err.reason}`)
       if (err.code === 401) throw new CliError(`the server rejected the token (401): ${err.message}`, EXIT_FAILED, tried)
+      if (init.bare?.includes(err.code) === true) throw new CliError(err.message, EXIT_FAILED, tried)
       throw new CliError(`${err.code} ${err.message}`, EXIT_FAILED, tried)
     }
     throw err
@@ -153,6 +167,52 @@ function isMemberList (v: unknown): v is MemberList {
   const l = v as Record<string, unknown>
   return l.kind === 'MemberList' && Array.isArray(l.items) &&
     l.items.every(m => typeof m === 'object' && m !== null && typeof (m as Record<string, unknown>).name === 'string')
+}
+
+function isRecord (v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+function isKvPair (v: unknown): v is KvPairView {
+  return isRecord(v) && typeof v.key === 'string' && typeof v.value === 'string' && typeof v.modifyIndex === 'number' && typeof v.createIndex === 'number'
+}
+
+function isKvList (v: unknown): v is KvListView {
+  return isRecord(v) && v.kind === 'KvList' && Array.isArray(v.items) && v.items.every(isKvPair)
+}
+
+function isKvWrite (v: unknown): v is KvWriteView {
+  return isRecord(v) && typeof v.index === 'number'
+}
+
+function isRaftStatus (v: unknown): v is RaftStatusView {
+  return isRecord(v) && v.kind === 'RaftStatus' && typeof v.term === 'number' && typeof v.commitIndex === 'number' &&
+    Array.isArray(v.voters) && Array.isArray(v.learners)
+}
+
+function outputFormat (value: string, allowed: readonly string[]): string {
+  if (!allowed.includes(value)) throw new CliError(`-o must be ${allowed.slice(0, -1).join(', ')} or ${allowed.at(-1) ?? ''}`, EXIT_USAGE)
+  return value
+}
+
+/** A key as a path segment. `.` and `..` would be folded away by URL parsing, so they are refused here as the server refuses them. */
+function keyPath (key: string): string {
+  if (key === '') throw new CliError('the key is empty', EXIT_USAGE)
+  if (key === '.' || key === '..') throw new CliError(`the key may not be "${key}"`, EXIT_USAGE)
+  return `${API_PREFIX}/kv/${encodeURIComponent(key)}`
+}
+
+function casQuery (cas: string | undefined): string {
+  if (cas === undefined) return ''
+  const n = /^\d{1,16}$/.test(cas) ? Number(cas) : NaN
+  if (!Number.isSafeInteger(n)) throw new CliError(`--cas must be a non-negative integer (a modifyIndex, or 0 for "only if absent"), not "${cas}"`, EXIT_USAGE)
+  return `?cas=${n}`
+}
+
+async function readAll (input: AsyncIterable<Uint8Array | string>): Promise<Uint8Array> {
+  const chunks: Buffer[] = []
+  for await (const chunk of input) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk))
+  return Buffer.concat(chunks)
 }
 
 function buildProgram (io: Io, out: { helpOnStderr: string }): Command {
@@ -200,7 +260,125 @@ from it), AGE (time since the member's current incarnation started).
       io.stdout.write(output === 'json' ? renderJson(res.body) : renderMembers(res.body, (io.now ?? Date.now)()))
     })
 
+  addKvCommands(program, io)
+  addClusterCommands(program, io)
   return program
+}
+
+function addKvCommands (program: Command, io: Io): void {
+  const kv = program.command('kv')
+    .description('read and write the cluster\'s replicated key-value store')
+    .addHelpText('after', `
+Writes go through the Raft leader, wherever it is; reads are served by the
+answering peer from its copy (add --consistent for a linearizable read).
+Keys are 1 to 1024 bytes of UTF-8; values up to 512 KiB unless the peers
+are configured otherwise. --cas N makes a write conditional on the key's
+modifyIndex being N (0: only if the key does not exist); a failed CAS says
+the current modifyIndex and exits 1.`)
+
+  kv.command('get')
+    .description('print the value of a key')
+    .argument('<key>')
+    .option('--consistent', 'a linearizable read: the peer first catches up with the leader\'s commit index')
+    .addOption(new Option('-o, --output <format>', 'text (the value only) or json (the KvPair with its indexes)').default('text'))
+    .action(async (key: string, cmdOpts: { consistent?: boolean, output: string }, cmd: Command) => {
+      const output = outputFormat(cmdOpts.output, ['text', 'json'])
+      const path = keyPath(key) + (cmdOpts.consistent === true ? '?consistent' : '')
+      const trace: string[] = []
+      const res = await request(cmd.optsWithGlobals<GlobalOptions>(), io, path, trace, { bare: [404] })
+      if (!isKvPair(res.body)) throw new CliError(`${res.server} answered with something that is not a KvPair`, EXIT_FAILED, trace)
+      if (output === 'json') {
+        io.stdout.write(renderJson(res.body))
+        return
+      }
+      if (res.body.encoding === 'base64') throw new CliError(`the value of ${JSON.stringify(key)} is not UTF-8 text; -o json shows it in base64`)
+      // A newline ends the output unless the value already ends with one.
+      io.stdout.write(res.body.value.endsWith('\n') ? res.body.value : `${res.body.value}\n`)
+    })
+
+  kv.command('put')
+    .description('set a key (VALUE "-" reads the value from standard input)')
+    .argument('<key>')
+    .argument('<value>')
+    .option('--cas <index>', 'only if the key\'s modifyIndex is this (0: only if the key does not exist)')
+    .action(async (key: string, value: string, cmdOpts: { cas?: string }, cmd: Command) => {
+      const path = keyPath(key) + casQuery(cmdOpts.cas)
+      const body = value === '-' ? await readAll(io.stdin ?? process.stdin) : Buffer.from(value, 'utf8')
+      const trace: string[] = []
+      const res = await request(cmd.optsWithGlobals<GlobalOptions>(), io, path, trace, { method: 'PUT', body, bare: [409] })
+      if (!isKvWrite(res.body)) throw new CliError(`${res.server} answered with something that is not a KvWrite`, EXIT_FAILED, trace)
+      io.stdout.write(`${JSON.stringify(key)} written at index ${res.body.index}\n`)
+    })
+
+  kv.command('del')
+    .description('delete a key (deleting a missing key is not an error, unless --cas says otherwise)')
+    .argument('<key>')
+    .option('--cas <index>', 'only if the key\'s modifyIndex is this')
+    .action(async (key: string, cmdOpts: { cas?: string }, cmd: Command) => {
+      const path = keyPath(key) + casQuery(cmdOpts.cas)
+      const trace: string[] = []
+      const res = await request(cmd.optsWithGlobals<GlobalOptions>(), io, path, trace, { method: 'DELETE', bare: [409] })
+      if (!isKvWrite(res.body)) throw new CliError(`${res.server} answered with something that is not a KvWrite`, EXIT_FAILED, trace)
+      io.stdout.write(`${JSON.stringify(key)} deleted at index ${res.body.index}\n`)
+    })
+
+  kv.command('ls')
+    .description('list the keys that start with PREFIX (all keys without it), sorted')
+    .argument('[prefix]')
+    .option('--consistent', 'a linearizable read')
+    .addOption(new Option('-o, --output <format>', 'table or json').default('table'))
+    .addHelpText('after', `
+Columns: KEY, MODIFY-INDEX, CREATE-INDEX, VALUE (shortened; a value that is
+not UTF-8 shows as its size). -o json prints the server's KvList.`)
+    .action(async (prefix: string | undefined, cmdOpts: { consistent?: boolean, output: string }, cmd: Command) => {
+      const output = outputFormat(cmdOpts.output, OUTPUT_FORMATS) as OutputFormat
+      const query = [
+        ...(prefix !== undefined && prefix !== '' ? [`prefix=${encodeURIComponent(prefix)}`] : []),
+        ...(cmdOpts.consistent === true ? ['consistent'] : [])
+      ]
+      const path = `${API_PREFIX}/kv/${query.length > 0 ? `?${query.join('&')}` : ''}`
+      const trace: string[] = []
+      const res = await request(cmd.optsWithGlobals<GlobalOptions>(), io, path, trace)
+      if (!isKvList(res.body)) throw new CliError(`${res.server} answered with something that is not a KvList`, EXIT_FAILED, trace)
+      io.stdout.write(output === 'json' ? renderJson(res.body) : renderKvList(res.body))
+    })
+}
+
+function addClusterCommands (program: Command, io: Io): void {
+  const cluster = program.command('cluster').description('the replicated log and its members')
+  cluster.command('status')
+    .description('the leader, term and commit index, and every member\'s role and replication')
+    .addOption(new Option('-o, --output <format>', 'table or json').default('table'))
+    .addHelpText('after', `
+Columns: NAME ("*" marks the peer that answered), ROLE (leader, voter,
+learner or none), STATE (membership: alive, suspect, dead or left), MATCH
+(the last log index the leader knows the member holds), LAG (commit index
+minus MATCH), API. Only the leader knows MATCH and LAG: when another peer
+answers, the leader's API is asked for them too ("-" if it cannot be).`)
+    .action(async (cmdOpts: { output: string }, cmd: Command) => {
+      const output = outputFormat(cmdOpts.output, OUTPUT_FORMATS) as OutputFormat
+      const opts = cmd.optsWithGlobals<GlobalOptions>()
+      const trace: string[] = []
+      const raft = await request(opts, io, `${API_PREFIX}/raft`, trace)
+      if (!isRaftStatus(raft.body)) throw new CliError(`${raft.server} answered with something that is not a RaftStatus`, EXIT_FAILED, trace)
+      // The member list from the same peer, so that "*" and the raft view agree.
+      const members = await request(opts, io, `${API_PREFIX}/members`, trace, { servers: [raft.server] })
+      if (!isMemberList(members.body)) throw new CliError(`${members.server} answered with something that is not a MemberList`, EXIT_FAILED, trace)
+      let leaderStatus: RaftStatusView | undefined = raft.body.role === 'leader' ? raft.body : undefined
+      const leaderApi = raft.body.leader?.api
+      if (leaderStatus === undefined && leaderApi !== undefined && leaderApi !== '') {
+        // Best effort: only the leader knows match and lag.
+        try {
+          const base = parseServerUrl(leaderApi)
+          const leader = await request(opts, io, `${API_PREFIX}/raft`, [], { servers: [raft.server.startsWith('https://') ? base.replace(/^http:/, 'https:') : base] })
+          if (isRaftStatus(leader.body) && leader.body.role === 'leader') leaderStatus = leader.body
+        } catch (err) {
+          if (opts.verbose === true) io.stderr.write(`shoal: could not read the leader's status from ${leaderApi}: ${(err as Error).message}\n`)
+        }
+      }
+      const view = clusterStatus(raft.body, leaderStatus, members.body)
+      io.stdout.write(output === 'json' ? renderJson(view) : renderClusterStatus(view))
+    })
 }
 
 /** Runs `shoal` with argv (without node and the script) and returns the exit status. Never throws. */

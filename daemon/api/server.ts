@@ -1,33 +1,73 @@
-// The HTTP API that every peer serves. So far: /healthz (no auth) and the
-// member list. Every other path needs the admin bearer token.
-// May import: protocol/, daemon/membership (read only), daemon/log.
+// The HTTP API that every peer serves: /healthz (no auth), the member list,
+// the Raft status and the cluster KV (./kv.ts). Every other path needs the
+// admin bearer token. Handlers may be async: whatever they throw or reject
+// with becomes a Status answer here (replicator errors as 503/504), and a
+// bad request or a vanished client never reaches the process.
+// May import: protocol/, daemon/membership (read only), daemon/log,
+// daemon/raft/replicator.ts (the interface and its errors), daemon/kv.
 import { createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { API_PREFIX } from '../../protocol/api.ts'
 import type { MemberList, MemberView, StatusBody } from '../../protocol/api.ts'
+import { DEFAULT_KV_MAX_VALUE_BYTES } from '../../protocol/kv.ts'
+import type { KvStore } from '../kv/store.ts'
 import type { Logger } from '../log/log.ts'
 import type { Member } from '../membership/table.ts'
+import { NoLeaderError, NotLeaderError, ProposalTimeoutError } from '../raft/replicator.ts'
+import type { Replicator } from '../raft/replicator.ts'
 import type { TokenStore } from './auth.ts'
+import { ClientGoneError, discard, handleKv, isKvTarget } from './kv.ts'
 
 export interface ApiDeps {
   tokens: TokenStore
   members: () => Member[]
   selfPeerId: string
   log: Logger
+  /** the replicated log; without it /shoal/v1/raft and KV writes answer 503 */
+  raft?: Replicator
+  /** the KV state machine; without it every KV route answers 503 */
+  kv?: KvStore
+  /** the largest value a PUT may carry (default DEFAULT_KV_MAX_VALUE_BYTES) */
+  kvMaxValueBytes?: number
 }
 
 export class HttpError extends Error {
   override name = 'HttpError'
   readonly code: number
   readonly reason: string
-  constructor (code: number, reason: string, message: string) {
+  readonly headers: Record<string, string>
+  constructor (code: number, reason: string, message: string, headers: Record<string, string> = {}) {
     super(message)
     this.code = code
     this.reason = reason
+    this.headers = headers
   }
 }
 
-function send (res: ServerResponse, code: number, body: unknown, headers: Record<string, string> = {}): void {
+/** The answer a replicator's error deserves, or undefined for an error that is not one of its. `write`: the request was a write. */
+export function replicatorHttpError (err: unknown, write: boolean): HttpError | undefined {
+  if (err instanceof NoLeaderError) {
+    return new HttpError(503, 'ServiceUnavailable', err.message, { 'retry-after': String(Math.max(1, Math.ceil(err.retryAfterSeconds))) })
+  }
+  if (err instanceof NotLeaderError) {
+    return new HttpError(503, 'ServiceUnavailable', err.message, { 'retry-after': '1', ...(err.leaderApi !== undefined ? { 'x-shoal-leader': err.leaderApi } : {}) })
+  }
+  if (err instanceof ProposalTimeoutError) {
+    return new HttpError(504, 'Timeout', write ? `${err.message} (the outcome is unknown: the write may or may not have been applied)` : err.message)
+  }
+  return undefined
+}
+
+/** Methods a path allows; HEAD goes wherever GET does (Node sends no body for it). */
+function allow (req: IncomingMessage, path: string, methods: string[]): void {
+  const method = req.method === 'HEAD' ? 'GET' : req.method ?? ''
+  if (!methods.includes(method)) {
+    const allowed = methods.flatMap(m => m === 'GET' ? ['GET', 'HEAD'] : [m])
+    throw new HttpError(405, 'MethodNotAllowed', `${req.method ?? ''} is not allowed on ${path}`, { allow: allowed.join(', ') })
+  }
+}
+
+export function send (res: ServerResponse, code: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body, null, 2) + '\n'
   res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers })
   res.end(text)
@@ -55,10 +95,16 @@ export function memberView (m: Member, selfPeerId: string): MemberView {
 }
 
 export function createApiServer (deps: ApiDeps): Server {
-  const route = (req: IncomingMessage, res: ServerResponse): void => {
-    const url = new URL(req.url ?? '/', 'http://shoal')
+  const kvDeps = { raft: deps.raft, kv: deps.kv, kvMaxValueBytes: deps.kvMaxValueBytes ?? DEFAULT_KV_MAX_VALUE_BYTES }
+
+  const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const target = req.url ?? '/'
+    const q = target.indexOf('?')
+    const rawPath = q < 0 ? target : target.slice(0, q)
+    const rawQuery = q < 0 ? '' : target.slice(q + 1)
+    const url = new URL(target, 'http://shoal')
     if (url.pathname === '/healthz') {
-      if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'MethodNotAllowed', `${req.method} is not allowed on /healthz`)
+      allow(req, url.pathname, ['GET'])
       send(res, 200, { status: 'ok' })
       return
     }
@@ -67,25 +113,51 @@ export function createApiServer (deps: ApiDeps): Server {
         ? 'this peer has not received the cluster token yet'
         : 'missing or wrong bearer token (send Authorization: Bearer <token>)')
     }
+    if (isKvTarget(rawPath)) {
+      await handleKv(req, res, rawPath, rawQuery, kvDeps)
+      return
+    }
     if (url.pathname === `${API_PREFIX}/members`) {
-      if (req.method !== 'GET') throw new HttpError(405, 'MethodNotAllowed', `${req.method} is not allowed on ${url.pathname}`)
+      allow(req, url.pathname, ['GET'])
       const body: MemberList = { kind: 'MemberList', items: deps.members().map(m => memberView(m, deps.selfPeerId)) }
       send(res, 200, body)
+      return
+    }
+    if (url.pathname === `${API_PREFIX}/raft`) {
+      allow(req, url.pathname, ['GET'])
+      if (deps.raft === undefined) throw new HttpError(503, 'ServiceUnavailable', 'the replicated log is not running on this peer yet', { 'retry-after': '1' })
+      send(res, 200, deps.raft.status())
       return
     }
     throw new HttpError(404, 'NotFound', `no such path: ${url.pathname}`)
   }
 
-  return createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
-    try {
-      route(req, res)
-    } catch (err) {
-      if (err instanceof HttpError) {
-        send(res, err.code, status(err.code, err.reason, err.message), err.code === 401 ? { 'www-authenticate': 'Bearer' } : {})
-      } else {
-        deps.log.error({ event: 'api.error', err: (err as Error).stack }, 'internal error in the API')
-        send(res, 500, status(500, 'InternalError', 'internal error; see the peer\'s log'))
-      }
+  const fail = (req: IncomingMessage, res: ServerResponse, err: unknown): void => {
+    // Nobody to answer, or the answer is already half sent: only the connection can go.
+    if (err instanceof ClientGoneError || res.headersSent || res.destroyed || req.socket.destroyed) {
+      res.destroy()
+      return
     }
+    // An unread body must not hold the connection (or be read without bound).
+    if (!req.complete && req.readableFlowing !== true) discard(req)
+    const mapped = err instanceof HttpError ? err : replicatorHttpError(err, req.method === 'PUT' || req.method === 'DELETE')
+    if (mapped !== undefined) {
+      const headers = mapped.code === 401 ? { ...mapped.headers, 'www-authenticate': 'Bearer' } : mapped.headers
+      send(res, mapped.code, status(mapped.code, mapped.reason, mapped.message), headers)
+    } else {
+      deps.log.error({ event: 'api.error', method: req.method, path: req.url?.split('?')[0], err: (err as Error)?.stack ?? String(err) }, 'internal error in the API')
+      send(res, 500, status(500, 'InternalError', 'internal error; see the peer\'s log'))
+    }
+  }
+
+  return createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
+    route(req, res).catch((err: unknown) => {
+      try {
+        fail(req, res, err)
+      } catch (again) {
+        deps.log.error({ event: 'api.error', err: (again as Error)?.stack ?? String(again) }, 'could not answer an API error')
+        res.destroy()
+      }
+    })
   })
 }

@@ -5,7 +5,7 @@ import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import type { MemberList, MemberView } from '../../protocol/api.ts'
+import type { MemberList, MemberView, RaftStatusView } from '../../protocol/api.ts'
 
 export const ROOT = resolve(import.meta.dirname, '..', '..')
 export const SHOALD = join(ROOT, 'daemon', 'bin.ts')
@@ -86,6 +86,26 @@ export class Peer {
     return Object.fromEntries((await this.members()).map(m => [m.name, m.state]))
   }
 
+  /** An API call with the admin token; the body is sent as is. */
+  async call (method: string, path: string, body?: string | Uint8Array, timeoutMs = 10_000): Promise<{ status: number, json: unknown, headers: Headers }> {
+    const res = await fetch(`${this.apiUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${this.token()}` },
+      ...(body !== undefined ? { body } : {}),
+      signal: AbortSignal.timeout(timeoutMs)
+    })
+    const text = await res.text()
+    let json: unknown
+    try { json = JSON.parse(text) } catch { json = text }
+    return { status: res.status, json, headers: res.headers }
+  }
+
+  async raft (): Promise<RaftStatusView> {
+    const r = await this.call('GET', '/shoal/v1/raft', undefined, 3000)
+    if (r.status !== 200) throw new Error(`${this.name}: /shoal/v1/raft answered ${r.status}`)
+    return r.json as RaftStatusView
+  }
+
   async kill (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     if (this.running) this.proc.kill(signal)
     await this.exited
@@ -132,4 +152,22 @@ export async function startCluster (prefix: string, ips: string[], args: string[
 export async function stopAll (peers: Peer[], dir?: string): Promise<void> {
   await Promise.all(peers.map(async p => { await p.kill('SIGKILL') }))
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
+}
+
+/** Starts a stopped peer again with the same data directory and options (joining `join` if given). */
+export async function restartPeer (peer: Peer, join?: string[]): Promise<Peer> {
+  if (peer.running) throw new Error(`${peer.name} is still running`)
+  return await startPeer({ ...peer.opts, ...(join !== undefined ? { join } : {}) })
+}
+
+/** The peer that leads, once every running peer in `peers` agrees on it and it says so itself. */
+export async function waitForLeader (peers: Peer[], timeoutMs = 30_000): Promise<Peer> {
+  return await waitFor('a leader all running peers agree on', async () => {
+    const running = peers.filter(p => p.running)
+    const views = await Promise.all(running.map(async p => await p.raft()))
+    const leaderId = views[0]?.leader?.id
+    if (leaderId === undefined || !views.every(v => v.leader?.id === leaderId)) return undefined
+    const i = views.findIndex(v => v.id === leaderId && v.role === 'leader')
+    return i >= 0 ? running[i] : undefined
+  }, timeoutMs)
 }

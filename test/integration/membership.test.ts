@@ -1,11 +1,11 @@
-// Five real shoald processes on 127.0.0.2-6: join, SIGKILL, SIGTERM, and the
+// Five real shoald processes on 127.0.4.2-6: join, SIGKILL, SIGTERM, and the
 // loss of the bootstrap peer.
 import test from 'ava'
 import { join } from 'node:path'
 import { startCluster, startPeer, stopAll, waitFor } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
 
-const IPS = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5', '127.0.0.6']
+const IPS = ['127.0.4.2', '127.0.4.3', '127.0.4.4', '127.0.4.5', '127.0.4.6']
 let peers: Peer[] = []
 let dir = ''
 let key = ''
@@ -32,8 +32,8 @@ test.serial('every peer lists five alive members', async t => {
   t.deepEqual(view.map(m => m.name).sort(), ['p1', 'p2', 'p3', 'p4', 'p5'])
   t.true(view.find(m => m.name === 'p3')!.self)
   const p1 = view.find(m => m.name === 'p1')!
-  t.deepEqual(p1.addrs, ['/ip4/127.0.0.2/tcp/7946'])
-  t.is(p1.api, '127.0.0.2:7070')
+  t.deepEqual(p1.addrs, ['/ip4/127.0.4.2/tcp/7946'])
+  t.is(p1.api, '127.0.4.2:7070')
   t.true(p1.capacity.cpu >= 1 && p1.capacity.memory > 0)
   t.is(p1.version, '0.1.0')
   t.false(Number.isNaN(Date.parse(p1.lastSeen)))
