@@ -81,7 +81,7 @@ export class LeaderState {
     this.send = ctx.send
     const next = this.raftLog.lastIndex() + 1
     this.termStart = next
-    this.setConfig(ctx.cluster)
+    this.setConfig(ctx.cluster, true)
     const self = this.progress.get(this.id)
     if (self !== undefined) {
       self.matchIndex = next - 1
@@ -93,14 +93,19 @@ export class LeaderState {
   }
 
   /** A new committed config: progress for new servers, none for removed ones. */
-  setConfig (cluster: ClusterConfig): void {
+  setConfig (cluster: ClusterConfig, initial = false): void {
     this.voters = cluster.voters.slice()
     const all = new Set([...cluster.voters, ...cluster.learners, this.id])
     for (const peer of this.progress.keys()) if (!all.has(peer)) this.progress.delete(peer)
+    const added: string[] = []
     for (const peer of all) {
-      if (!this.progress.has(peer)) this.progress.set(peer, new Progress(this.raftLog.lastIndex() + 1, this.config.maxInflight))
+      if (this.progress.has(peer)) continue
+      this.progress.set(peer, new Progress(this.raftLog.lastIndex() + 1, this.config.maxInflight))
+      added.push(peer)
     }
     this.followers = [...all].filter(p => p !== this.id)
+    // A newcomer is probed at once rather than at the next stalled heartbeat.
+    if (!initial) for (const peer of added) if (peer !== this.id) this.sendAppend(peer, true)
     if (this.transferee !== undefined && !this.voters.includes(this.transferee)) this.transferee = undefined
     this.maybeCommit()
     this.confirmReads()
@@ -310,8 +315,9 @@ export class LeaderState {
     if (++pr.stalledHeartbeats < STALL_HEARTBEATS) return
     pr.stalledHeartbeats = 0
     if (pr.state === 'probe') {
+      // An empty probe still finds where the logs part (or that a snapshot is needed).
       pr.probeSent = false
-      this.sendAppend(peer, false)
+      this.sendAppend(peer, true)
     } else {
       if (pr.inflights.full()) pr.inflights.freeFirstOne()
       this.sendAppend(peer, true)

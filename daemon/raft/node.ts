@@ -52,7 +52,7 @@ export interface RaftNodeInit {
   heartbeatTicks?: number
   /** applied entries between snapshots (default 10,000) */
   snapshotEntries?: number
-  /** entries kept in the log behind a snapshot, for followers a little behind (default 1,000) */
+  /** entries kept in the log behind a snapshot, for followers a little behind (default a tenth of snapshotEntries, at most 1,000) */
   keepEntries?: number
   /** how long propose and readBarrier may take by default (default 5 s) */
   timeoutMs?: number
@@ -65,9 +65,12 @@ interface Waiter {
   resolve: () => void
 }
 
+/** `lost`: certainly not applied (overwritten); `unknown`: may have been applied (covered by a snapshot, or shutdown). */
+type ProposalOutcome = { ok: true, result: unknown } | { ok: false, unknown: boolean }
+
 interface PendingProposal {
   term: number
-  resolve: (outcome: { ok: true, result: unknown } | { ok: false }) => void
+  resolve: (outcome: ProposalOutcome) => void
 }
 
 /** How often a request without a known leader looks again. */
@@ -108,7 +111,7 @@ export class RaftNode implements Replicator {
     this.timeoutMs = init.timeoutMs ?? 5000
     this.noLeaderWaitMs = init.noLeaderWaitMs ?? 2000
     this.snapshotEntries = init.snapshotEntries ?? 10_000
-    this.keepEntries = init.keepEntries ?? 1000
+    this.keepEntries = init.keepEntries ?? Math.min(1000, Math.floor(this.snapshotEntries / 10))
     const snap = this.storage.snapshot()
     if (snap.meta.index > 0) this.sm.restore(snap.data, snap.meta.index)
     this.applied = snap.meta.index
@@ -137,7 +140,7 @@ export class RaftNode implements Replicator {
   async stop (): Promise<void> {
     this.stopped = true
     this.stopTicking?.()
-    for (const p of this.proposals.values()) p.resolve({ ok: false })
+    for (const p of this.proposals.values()) p.resolve({ ok: false, unknown: true })
     this.proposals.clear()
     for (const r of this.reads.values()) r(undefined)
     this.reads.clear()
@@ -232,7 +235,7 @@ export class RaftNode implements Replicator {
     if (p !== undefined) {
       this.proposals.delete(e.index)
       // Another term's entry at our index means ours was overwritten: it was never committed.
-      p.resolve(p.term === e.term ? { ok: true, result } : { ok: false })
+      p.resolve(p.term === e.term ? { ok: true, result } : { ok: false, unknown: false })
     }
     this.wakeAppliedWaiters()
   }
@@ -245,11 +248,12 @@ export class RaftNode implements Replicator {
       else still.push(w)
     }
     this.appliedWaiters = still
-    // Proposals at or below a restored snapshot are settled by it, one way or the other: unknown here.
+    // Proposals at or below a restored snapshot are settled by it, one way
+    // or the other, and the snapshot does not say which.
     for (const [index, p] of this.proposals) {
       if (index <= this.applied) {
         this.proposals.delete(index)
-        p.resolve({ ok: false })
+        p.resolve({ ok: false, unknown: true })
       }
     }
   }
@@ -300,6 +304,7 @@ export class RaftNode implements Replicator {
         this.schedule()
         const outcome = await this.awaitProposal(at.index, at.term, deadline)
         if (outcome.ok) return { index: at.index, result: outcome.result }
+        if (outcome.unknown) throw new ProposalTimeoutError('the write\'s outcome is unknown (a snapshot replaced the log); it may have been applied')
         continue // overwritten: never committed, so proposing again is safe
       }
       const leader = await this.awaitLeader(deadline)
@@ -398,13 +403,14 @@ export class RaftNode implements Replicator {
       const at = this.core.propose(req.command)
       if (at instanceof CoreNotLeaderError) return notLeader()
       this.schedule()
-      let outcome: { ok: true, result: unknown } | { ok: false }
+      let outcome: ProposalOutcome
       try {
         outcome = await this.awaitProposal(at.index, at.term, deadline)
       } catch (err) {
         return { ok: false, error: 'timeout', message: (err as Error).message }
       }
       if (outcome.ok) return { ok: true, index: at.index, result: outcome.result }
+      if (outcome.unknown) return { ok: false, error: 'timeout', message: 'the outcome is unknown (a snapshot replaced the log)' }
       // overwritten by another leader: never committed; the caller may go again
       return notLeader()
     }
@@ -491,8 +497,8 @@ export class RaftNode implements Replicator {
     }
   }
 
-  private async awaitProposal (index: number, term: number, deadline: number): Promise<{ ok: true, result: unknown } | { ok: false }> {
-    const outcome = new Promise<{ ok: true, result: unknown } | { ok: false }>(resolve => {
+  private async awaitProposal (index: number, term: number, deadline: number): Promise<ProposalOutcome> {
+    const outcome = new Promise<ProposalOutcome>(resolve => {
       this.proposals.set(index, { term, resolve })
     })
     let timer: TimerHandle | undefined

@@ -1,99 +1,114 @@
-// `npm run bench`: measures Shoal (and, where installed, Serf doing the
-// same job on this machine) and writes BENCHMARKS.md. Figures, not
-// assertions. Flags: --quick (3 trials, no 50-peer run), --trials N, --no-serf.
+// `npm run bench`: measures Shoal (and, where installed, Serf and etcd doing
+// the same jobs on this machine) and writes BENCHMARKS.md. Figures, not
+// assertions. Flags: --quick (3 trials, no 50-peer run, 3 s of load, 5
+// failovers), --trials N (membership), --failover-trials N, --no-serf,
+// --only membership|log (the other section is kept from the existing file),
+// --out FILE.
 import { availableParallelism, cpus, totalmem } from 'node:os'
 import { execFileSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ROOT } from '../helpers/cluster.ts'
 import { fiftyPeers, max, median, tenPeers } from './membership.ts'
+import { measureShoal } from './kv.ts'
+import type { LogFigures } from './kv.ts'
+import { percentile } from './stats.ts'
 
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     trials: { type: 'string' },
     'no-serf': { type: 'boolean', default: false },
+    'failover-trials': { type: 'string' },
+    only: { type: 'string' },
     out: { type: 'string', default: join(ROOT, 'BENCHMARKS.md') }
   }
 })
 const quick = values.quick
 const trials = Number(values.trials ?? (quick ? 3 : 5))
+const failoverTrials = Number(values['failover-trials'] ?? (quick ? 5 : 20))
+const loadMs = quick ? 3000 : 10_000
+const CLIENTS = 64
+if (values.only !== undefined && values.only !== 'membership' && values.only !== 'log') {
+  process.stderr.write(`--only: "${values.only}" is not membership or log\n`)
+  process.exit(2)
+}
 const log = (line: string): void => { process.stderr.write(line + '\n') }
 const command = `npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`
+const today = new Date().toISOString().slice(0, 10)
 
 interface Row { figure: string, shoal: string, goal: string, anchor: string }
-const rows: Row[] = []
 const ms = (x: number): string => `${Math.round(x)} ms`
 const s = (x: number): string => `${(x / 1000).toFixed(2)} s`
 
-log(`membership: 10 peers, ${trials} trials`)
-const ten = await tenPeers(trials, log)
+async function membershipSection (): Promise<string> {
+  const rows: Row[] = []
+  log(`membership: 10 peers, ${trials} trials`)
+  const ten = await tenPeers(trials, log)
 
-let serf: import('./serf.ts').SerfFigures | undefined
-if (!values['no-serf']) {
-  try {
-    const mod = await import('./serf.ts')
-    if (mod.serfAvailable()) {
-      log(`serf: 10 agents, ${trials} trials`)
-      serf = await mod.measureSerf({ agents: 10, trials, log })
-    } else {
-      log('serf: not installed (apt-get install -y serf); its column shows the issue\'s anchors')
+  let serf: import('./serf.ts').SerfFigures | undefined
+  if (!values['no-serf']) {
+    try {
+      const mod = await import('./serf.ts')
+      if (mod.serfAvailable()) {
+        log(`serf: 10 agents, ${trials} trials`)
+        serf = await mod.measureSerf({ agents: 10, trials, log })
+      } else {
+        log('serf: not installed (apt-get install -y serf); its column shows the issue\'s anchors')
+      }
+    } catch (err) {
+      log(`serf: skipped (${(err as Error).message})`)
     }
-  } catch (err) {
-    log(`serf: skipped (${(err as Error).message})`)
   }
-}
 
-rows.push({
-  figure: `SIGKILL of a peer until every other peer marks it \`dead\`, 10 peers, median / max of ${trials}`,
-  shoal: `${s(median(ten.detectMs))} / ${s(max(ten.detectMs))}`,
-  goal: '≤ 2 s',
-  anchor: serf !== undefined ? `Serf ${serf.packageVersion ?? serf.version} (LAN defaults), 10 agents, measured here: ${s(serf.detectMedianMs)} / ${s(serf.detectMaxMs)}` : 'Serf (memberlist LAN defaults): median 5.6 s'
-})
-rows.push({
-  figure: `10 fresh peers until all see 10 \`alive\` (from the last peer's start), median / max of ${trials}`,
-  shoal: `${ms(median(ten.convergeMs))} / ${ms(max(ten.convergeMs))}`,
-  goal: '≤ 0.5 s',
-  anchor: serf !== undefined ? `Serf, measured here (from the last agent's spawn): ${ms(serf.convergeMedianMs)} / ${ms(serf.convergeMaxMs)}` : 'Serf: median 0.37 s'
-})
-rows.push({
-  figure: 'idle RSS of one daemon (10-peer cluster, median / max over peers); in brackets, the part private to the process',
-  shoal: `${median(ten.rssMb).toFixed(0)} MB / ${max(ten.rssMb).toFixed(0)} MB (${median(ten.privateMb).toFixed(0)} MB private)`,
-  goal: '≤ 80 MB',
-  anchor: serf !== undefined ? `Serf agent, measured here: ${serf.rssMb.toFixed(0)} MB; a k3s agent is about 275 MB` : 'a k3s agent is about 275 MB'
-})
+  rows.push({
+    figure: `SIGKILL of a peer until every other peer marks it \`dead\`, 10 peers, median / max of ${trials}`,
+    shoal: `${s(median(ten.detectMs))} / ${s(max(ten.detectMs))}`,
+    goal: '≤ 2 s',
+    anchor: serf !== undefined ? `Serf ${serf.packageVersion ?? serf.version} (LAN defaults), 10 agents, measured here: ${s(serf.detectMedianMs)} / ${s(serf.detectMaxMs)}` : 'Serf (memberlist LAN defaults): median 5.6 s'
+  })
+  rows.push({
+    figure: `10 fresh peers until all see 10 \`alive\` (from the last peer's start), median / max of ${trials}`,
+    shoal: `${ms(median(ten.convergeMs))} / ${ms(max(ten.convergeMs))}`,
+    goal: '≤ 0.5 s',
+    anchor: serf !== undefined ? `Serf, measured here (from the last agent's spawn): ${ms(serf.convergeMedianMs)} / ${ms(serf.convergeMaxMs)}` : 'Serf: median 0.37 s'
+  })
+  rows.push({
+    figure: 'idle RSS of one daemon (10-peer cluster, median / max over peers); in brackets, the part private to the process',
+    shoal: `${median(ten.rssMb).toFixed(0)} MB / ${max(ten.rssMb).toFixed(0)} MB (${median(ten.privateMb).toFixed(0)} MB private)`,
+    goal: '≤ 80 MB',
+    anchor: serf !== undefined ? `Serf agent, measured here: ${serf.rssMb.toFixed(0)} MB; a k3s agent is about 275 MB` : 'a k3s agent is about 275 MB'
+  })
 
-// Context for the memory figure: what Node alone, and Node with the libp2p
-// stack imported (nothing started), already hold.
-const probeRss = (code: string): number => {
-  const out = execFileSync(process.execPath, ['--input-type=module', '-e', `${code}; await new Promise(r => setTimeout(r, 1000)); const s = (await import('node:fs')).readFileSync('/proc/self/status', 'utf8'); console.log(/VmRSS:\\s+(\\d+)/.exec(s)[1])`], { cwd: ROOT, encoding: 'utf8' })
-  return Number(out.trim()) / 1024
-}
-const bareRss = probeRss('')
-const libp2pRss = probeRss("await Promise.all(['libp2p', '@libp2p/gossipsub', '@chainsafe/libp2p-noise', '@chainsafe/libp2p-yamux', '@libp2p/tcp', '@libp2p/identify', '@libp2p/ping', '@libp2p/pnet'].map(m => import(m)))")
-rows.push({ figure: 'context: RSS of a bare `node` process / of one that has only imported the libp2p stack', shoal: `${bareRss.toFixed(0)} MB / ${libp2pRss.toFixed(0)} MB`, goal: '', anchor: '' })
+  // Context for the memory figure: what Node alone, and Node with the libp2p
+  // stack imported (nothing started), already hold.
+  const probeRss = (code: string): number => {
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', `${code}; await new Promise(r => setTimeout(r, 1000)); const s = (await import('node:fs')).readFileSync('/proc/self/status', 'utf8'); console.log(/VmRSS:\\s+(\\d+)/.exec(s)[1])`], { cwd: ROOT, encoding: 'utf8' })
+    return Number(out.trim()) / 1024
+  }
+  const bareRss = probeRss('')
+  const libp2pRss = probeRss("await Promise.all(['libp2p', '@libp2p/gossipsub', '@chainsafe/libp2p-noise', '@chainsafe/libp2p-yamux', '@libp2p/tcp', '@libp2p/identify', '@libp2p/ping', '@libp2p/pnet'].map(m => import(m)))")
+  rows.push({ figure: 'context: RSS of a bare `node` process / of one that has only imported the libp2p stack', shoal: `${bareRss.toFixed(0)} MB / ${libp2pRss.toFixed(0)} MB`, goal: '', anchor: '' })
 
-if (!quick) {
-  log('membership: 50 peers')
-  const fifty = await fiftyPeers(log)
-  rows.push({ figure: '50 peers (started 5 at a time): from the last peer\'s start until all see 50 `alive`', shoal: fifty.convergeMs !== undefined ? ms(fifty.convergeMs) : `not within 60 s: ${fifty.partial ?? ''}`, goal: '≤ 1 s', anchor: 'memberlist LAN defaults: 7–41 s of suspicion at 50 nodes' })
-  rows.push({ figure: '50 peers: SIGKILL of one until all 49 others mark it `dead`', shoal: fifty.detectMs !== undefined ? s(fifty.detectMs) : 'not within 60 s', goal: '≤ 3 s', anchor: '' })
-  rows.push({ figure: '50 peers: CPU of one idle peer (median / max of 10 peers, 20 s)', shoal: `${median(fifty.idleCpuPercent).toFixed(2)} % / ${max(fifty.idleCpuPercent).toFixed(2)} % of a core`, goal: '≤ 1 %', anchor: '' })
-}
+  if (!quick) {
+    log('membership: 50 peers')
+    const fifty = await fiftyPeers(log)
+    rows.push({ figure: '50 peers (started 5 at a time): from the last peer\'s start until all see 50 `alive`', shoal: fifty.convergeMs !== undefined ? ms(fifty.convergeMs) : `not within 60 s: ${fifty.partial ?? ''}`, goal: '≤ 1 s', anchor: 'memberlist LAN defaults: 7–41 s of suspicion at 50 nodes' })
+    rows.push({ figure: '50 peers: SIGKILL of one until all 49 others mark it `dead`', shoal: fifty.detectMs !== undefined ? s(fifty.detectMs) : 'not within 60 s', goal: '≤ 3 s', anchor: '' })
+    rows.push({ figure: '50 peers: CPU of one idle peer (median / max of 10 peers, 20 s)', shoal: `${median(fifty.idleCpuPercent).toFixed(2)} % / ${max(fifty.idleCpuPercent).toFixed(2)} % of a core`, goal: '≤ 1 %', anchor: '' })
+  }
 
-const table = [
-  '| figure | Shoal | goal | anchor |',
-  '|---|---|---|---|',
-  ...rows.map(r => `| ${r.figure} | ${r.shoal} | ${r.goal} | ${r.anchor} |`)
-].join('\n')
+  const table = [
+    '| figure | Shoal | goal | anchor |',
+    '|---|---|---|---|',
+    ...rows.map(r => `| ${r.figure} | ${r.shoal} | ${r.goal} | ${r.anchor} |`)
+  ].join('\n')
 
-const doc = `# Benchmarks
+  log(table)
+  return `## Membership
 
-Written by \`${command}\` on ${new Date().toISOString().slice(0, 10)}: ${availableParallelism()} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}.
-Every peer is a real \`shoald\` process on its own loopback address with default timings; times come from the peers' own log lines.
-
-## Membership
+Measured by \`${command}\` on ${today}. Times come from the peers' own log lines.
 
 ${table}
 
@@ -107,6 +122,140 @@ ${serf !== undefined ? `- **Serf** runs with its default (LAN) timings on 127.0.
 - **Idle CPU and the 50-peer figures.** Every gossiped message costs each peer a few hundred microseconds in libp2p's JavaScript pnet, Noise and Yamux layers. Shoal already bounds the cluster's heartbeat rate (\`--gossip-rate\`, default 5 a second), gossips unsigned over a small mesh, and has turned off libp2p's and Yamux's own pings; what remains is the idle CPU in the table. Fifty such processes on this 2-core machine use about a core between them while idle, so the last peers to join wait for CPU and convergence at 50 peers takes seconds. Crash detection does not suffer: it rides on closed connections.
 - **Convergence of 10 fresh peers:** ten Node processes that start at once compete for two cores while each pays for its first handshakes; a lone joiner on an idle machine is alive everywhere within about 0.1 s of its start.
 `
+}
+
+/** A table cell that holds an error message. */
+const errorCell = (message: string): string => `error: ${message.replace(/\s+/g, ' ').replace(/\|/g, '\\|').slice(0, 160)}`
+
+async function logSection (): Promise<string> {
+  const opts = { durationMs: loadMs, concurrency: CLIENTS, failoverTrials, log }
+  log(`replicated log: Shoal, 3 peers, ${loadMs / 1000} s of puts, ${failoverTrials} failovers`)
+  let shoal: LogFigures
+  try {
+    shoal = await measureShoal(opts)
+  } catch (err) {
+    shoal = { failoverMs: [], loadError: (err as Error).message, failoverError: (err as Error).message }
+  }
+
+  let etcd: LogFigures | undefined
+  let etcdMissing: string | undefined
+  let etcdVersionText = '3.4'
+  const etcdMod = await import('./etcd.ts')
+  const bin = etcdMod.etcdPath()
+  if (bin === undefined) {
+    etcdMissing = 'not installed (apt-get install -y etcd-server)'
+    log(`etcd: ${etcdMissing}`)
+  } else {
+    try {
+      etcdVersionText = etcdMod.etcdVersion(bin)
+      log(`replicated log: etcd ${etcdVersionText}, 3 members, ${loadMs / 1000} s of puts, ${failoverTrials} failovers`)
+      etcd = await etcdMod.measureEtcd(bin, opts)
+    } catch (err) {
+      etcdMissing = errorCell((err as Error).message)
+      log(`etcd: ${(err as Error).message}`)
+    }
+  }
+
+  const f0 = (x: number): string => x.toFixed(0)
+  const msCell = (x: number): string => `${x < 10 ? x.toFixed(1) : x.toFixed(0)} ms`
+  const cell = (f: LogFigures | undefined, missing: string | undefined, kind: 'load' | 'failover', pick: (f: LogFigures) => string): string => {
+    if (f === undefined) return missing ?? 'not measured'
+    if (kind === 'load' && f.load === undefined) return errorCell(f.loadError ?? 'no figures')
+    if (kind === 'load' && f.load !== undefined && f.load.ops === 0) return errorCell(f.loadError ?? 'no put acknowledged')
+    if (kind === 'failover' && f.failoverMs.length === 0) return errorCell(f.failoverError ?? 'no figures')
+    const v = pick(f)
+    return kind === 'failover' && f.failoverError !== undefined ? `${v} (${f.failoverMs.length} of ${failoverTrials} trials; then ${errorCell(f.failoverError)})` : v
+  }
+  const ok = (f: LogFigures | undefined, kind: 'load' | 'failover'): boolean =>
+    f !== undefined && (kind === 'load' ? f.load !== undefined && f.load.ops > 0 : f.failoverMs.length > 0)
+  const ratio = (pick: (f: LogFigures) => number, goal: string, higherIsBetter: boolean, kind: 'load' | 'failover'): string => {
+    if (!ok(shoal, kind) || !ok(etcd, kind)) return goal
+    const r = pick(shoal) / pick(etcd!)
+    const met = higherIsBetter ? r >= 1 : r <= 1
+    return `${r.toFixed(2)}× etcd's${goal !== '' ? `; goal ${goal} (${met ? 'met' : 'missed'})` : ''}`
+  }
+  const putRate = (f: LogFigures): string => `${f0(f.load!.throughput)} puts/s${f.load!.errors > 0 ? ` (and ${f.load!.errors} failed puts, first: ${errorCell(f.load!.firstError ?? '')})` : ''}`
+  const fp = (p: number) => (f: LogFigures): number => percentile(f.failoverMs, p)
+  const failGoal = (p: number, limitMs: number, goal: string): string => {
+    const ratioText = ok(shoal, 'failover') && ok(etcd, 'failover') ? `${(fp(p)(shoal) / fp(p)(etcd!)).toFixed(2)}× etcd's; ` : ''
+    const met = ok(shoal, 'failover') ? (fp(p)(shoal) <= limitMs ? ' (met)' : ' (missed)') : ''
+    return `${ratioText}goal ${goal}${met}`
+  }
+  const n = Math.max(shoal.failoverMs.length, etcd?.failoverMs.length ?? 0, failoverTrials)
+  const rows = [
+    ['KV put throughput (3 voters, 64 clients spread over the 3 members)',
+      cell(shoal, undefined, 'load', putRate),
+      cell(etcd, etcdMissing, 'load', putRate),
+      ratio(f => f.load!.throughput, '≥ 1.0', true, 'load')],
+    ['put latency p50',
+      cell(shoal, undefined, 'load', f => msCell(f.load!.p50)),
+      cell(etcd, etcdMissing, 'load', f => msCell(f.load!.p50)),
+      ratio(f => f.load!.p50, '', false, 'load')],
+    ['put latency p99',
+      cell(shoal, undefined, 'load', f => msCell(f.load!.p99)),
+      cell(etcd, etcdMissing, 'load', f => msCell(f.load!.p99)),
+      ratio(f => f.load!.p99, '≤ 1.0', false, 'load')],
+    [`failover p50 (SIGKILL of the leader until a put is acknowledged, ${n} trials)`,
+      cell(shoal, undefined, 'failover', f => msCell(fp(50)(f))),
+      cell(etcd, etcdMissing, 'failover', f => msCell(fp(50)(f))),
+      failGoal(50, 600, '≤ 600 ms')],
+    [`failover p99 (${n} trials)`,
+      cell(shoal, undefined, 'failover', f => msCell(fp(99)(f))),
+      cell(etcd, etcdMissing, 'failover', f => msCell(fp(99)(f))),
+      failGoal(99, 1000, '≤ 1 s')],
+    ['failover max',
+      cell(shoal, undefined, 'failover', f => msCell(max(f.failoverMs))),
+      cell(etcd, etcdMissing, 'failover', f => msCell(max(f.failoverMs))),
+      '']
+  ]
+  const table = [
+    `| figure | Shoal | etcd ${etcdVersionText.split('.').slice(0, 2).join('.')} | ratio / goal |`,
+    '|---|---|---|---|',
+    ...rows.map(r => `| ${r.join(' | ')} |`)
+  ].join('\n')
+  const genCpu = (f: LogFigures | undefined, name: string): string =>
+    f?.load !== undefined && f.load.ops > 0 ? `${f0(f.load.cpuPercent)} % of a core while loading ${name}` : ''
+  const cpuNote = [genCpu(shoal, 'Shoal'), genCpu(etcd, 'etcd')].filter(x => x !== '').join(', ')
+
+  log(table)
+  return `## Replicated log
+
+Measured by \`${command}\` on ${today}${etcd !== undefined ? `, etcd ${etcdVersionText} (Debian's etcd-server) in the same run` : ''}.
+
+${table}
+
+How each figure is taken (\`test/bench/kv.ts\`, \`test/bench/etcd.ts\`, \`test/bench/load.ts\`):
+- **Clusters:** three real \`shoald\` peers on 127.0.80.2-4 and three etcd members on 127.0.70.1-3, each with default timings (etcd: 100 ms heartbeat, 1 s election timeout) and its data directory under the system temp dir (the same ext4 disk, so both pay for real fsyncs). They run one after the other, never together.
+- **Throughput and latency:** ${CLIENTS} closed-loop clients, client *i* talking to member *i* mod 3 (followers forward to the leader), each doing one put at a time for ${loadMs / 1000} s after a ${Math.max(500, loadMs / 10) / 1000} s warm-up. Keys \`bench/<client>/<n>\`, a 128-byte value: Shoal gets \`PUT /shoal/v1/kv/<key>\` with the raw value, etcd \`POST /v3/kv/put\` on its JSON gateway with base64 key and value. Latency is from sending a put to its acknowledgement (HTTP 200). The load generator is a bare keep-alive HTTP/1.1 client in the bench process, on the same 2 cores${cpuNote !== '' ? ` (it used ${cpuNote})` : ''}.
+- **Failover:** find the leader (Shoal: \`GET /shoal/v1/raft\`; etcd: \`/v3/maintenance/status\`), SIGKILL it, and from that moment start a put through one surviving member every 10 ms (each with a 500 ms timeout, overlapping) until one is acknowledged. The killed member is then restarted on its data directory, and the next trial waits until the cluster has a leader with 3 voters again (etcd: \`/health\` on all three).
+`
+}
+
+const sections: Record<string, string | undefined> = {}
+if (values.only !== 'log') sections.membership = await membershipSection()
+if (values.only !== 'membership') sections.log = await logSection()
+
+// A section that was not run is kept as the existing file has it.
+const previous = existsSync(values.out) ? readFileSync(values.out, 'utf8') : ''
+const kept = (heading: string): string | undefined => {
+  const start = previous.indexOf(`\n## ${heading}\n`)
+  if (start < 0) return undefined
+  const next = previous.indexOf('\n## ', start + 1)
+  return previous.slice(start + 1, next < 0 ? undefined : next + 1).trimEnd() + '\n'
+}
+// Sections from before per-section provenance get the old header's command and date.
+const oldHeader = /Written by `([^`]+)` on (\S+?):/.exec(previous)
+const withProvenance = (section: string | undefined): string | undefined =>
+  section === undefined || section.includes('\nMeasured by ') || oldHeader === null
+    ? section
+    : section.replace(/^(## .*\n\n)/, `$1Measured by \`${oldHeader[1]!}\` on ${oldHeader[2]!}.\n\n`)
+const membership = sections.membership ?? withProvenance(kept('Membership'))
+const replicated = sections.log ?? withProvenance(kept('Replicated log'))
+
+const doc = `# Benchmarks
+
+Last written by \`${command}\` on ${today}: ${availableParallelism()} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}. Each section names the command that measured it.
+Every peer is a real \`shoald\` process on its own loopback address with default timings.
+${[membership, replicated].filter(x => x !== undefined).map(x => `\n${x}`).join('')}`
 writeFileSync(values.out, doc)
 log(`wrote ${values.out}`)
-log(table)

@@ -10,6 +10,18 @@ export function median (xs: number[]): number {
 
 export function max (xs: number[]): number { return Math.max(...xs) }
 
+/** Nearest-rank percentile (p in 0–100) of an ascending array; NaN when empty. */
+export function percentileSorted (sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN
+  const rank = Math.ceil((p / 100) * sorted.length)
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!
+}
+
+/** Nearest-rank percentile (p in 0–100); NaN when empty. */
+export function percentile (xs: number[], p: number): number {
+  return percentileSorted([...xs].sort((a, b) => a - b), p)
+}
+
 /** Resident set size of a process, in MB. */
 export function rssMb (pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')

@@ -1,8 +1,10 @@
 // The invariants the simulator checks while it runs: election safety, log
-// matching, state machine safety, leader completeness, that acknowledged
-// entries are never lost or changed, and that persisted votes and terms
-// never go back. Each check
-// throws CheckFailure; the simulator adds the seed.
+// matching, state machine safety (the same entry applied at each index, and
+// the same state machine contents at each applied index, so that a replica
+// restored from a snapshot is compared too), leader completeness, that
+// acknowledged entries are never lost or changed, and that persisted votes
+// and terms never go back. Logs may be compacted: checks read only what each
+// disk still holds. Each check throws CheckFailure; the simulator adds the seed.
 // May import: protocol/, daemon/raft.
 import type { Entry, HardState } from '../../protocol/raft.ts'
 import type { RaftCore } from '../../daemon/raft/core.ts'
@@ -19,8 +21,8 @@ export interface SimNodeView {
   storage: MemoryStorage
   /** grows by one at every start */
   incarnation: number
-  /** entries the current incarnation's state machine applied, applied[i] at index i + 1 */
-  applied: Entry[]
+  /** the last index this incarnation's state machine applied (or restored from a snapshot) */
+  appliedIndex: number
 }
 
 const keys = new WeakMap<Entry, string>()
@@ -36,7 +38,6 @@ export function entryKey (e: Entry): string {
 }
 
 export class Checkers {
-  private readonly nodeCount: number
   private readonly leaders = new Map<number, string>()
   /** every entry ever persisted anywhere, by "index@term": its key and the term before it */
   private readonly persisted = new Map<string, string>()
@@ -46,8 +47,18 @@ export class Checkers {
   private readonly hardStates = new Map<string, HardState>()
   /** how many indexes had been applied anywhere when each term's leader won */
   private readonly appliedBeforeTerm = new Map<number, number>()
+  /** the state machine's hash after applying each index, as the first node to reach it saw it */
+  private readonly stateAt = new Map<number, string>()
+  /**
+   * The voters whose majority must hold every acknowledged entry; undefined
+   * once membership may change, as the majority then moves (leader
+   * completeness and state machine safety still cover durability).
+   */
+  staticVoters: readonly string[] | undefined
 
-  constructor (nodeCount: number) { this.nodeCount = nodeCount }
+  constructor (staticVoters?: readonly string[]) {
+    this.staticVoters = staticVoters
+  }
 
   leaderTerms (): number { return this.leaders.size }
   acknowledged (): number { return this.acked.size }
@@ -74,7 +85,8 @@ export class Checkers {
    */
   onLeaderNoopPersisted (node: SimNodeView, term: number): void {
     const before = this.appliedBeforeTerm.get(term) ?? 0
-    for (let i = 1; i <= before; i++) {
+    const first = node.storage.firstIndex()
+    for (let i = first; i <= before; i++) {
       const applied = this.appliedAt.get(i) as string
       const held = node.storage.lastIndex() >= i ? entryKey(node.storage.entries(i, i + 1)[0] as Entry) : 'nothing'
       if (held !== applied) throw new CheckFailure(`leader completeness: ${node.id}, leader of term ${term}, holds ${held} at ${i} where ${applied} was applied`)
@@ -113,7 +125,9 @@ export class Checkers {
    * two logs that share an (index, term) identical up to it.
    */
   onPersistEntries (node: SimNodeView, entries: readonly Entry[]): void {
+    const first = node.storage.firstIndex()
     for (const e of entries) {
+      if (e.index < first) continue // a snapshot covers it; storage dropped it
       const id = `${e.index}@${e.term}`
       const value = `${node.storage.term(e.index - 1)}|${entryKey(e)}`
       const known = this.persisted.get(id)
@@ -124,8 +138,8 @@ export class Checkers {
 
   /** (3) State machine safety, and acknowledged entries stay put; applying is in order. */
   onApply (node: SimNodeView, e: Entry, key: string): void {
-    if (e.index !== node.applied.length + 1) {
-      throw new CheckFailure(`${node.id}: applied index ${e.index} after ${node.applied.length}`)
+    if (e.index !== node.appliedIndex + 1) {
+      throw new CheckFailure(`${node.id}: applied index ${e.index} after ${node.appliedIndex}`)
     }
     const acked = this.acked.get(e.index)
     if (acked !== undefined && acked !== key) {
@@ -134,6 +148,13 @@ export class Checkers {
     const first = this.appliedAt.get(e.index)
     if (first === undefined) this.appliedAt.set(e.index, key)
     else if (first !== key) throw new CheckFailure(`state machine safety: ${node.id} applied ${key} where another applied ${first}`)
+  }
+
+  /** (3) State machine safety by contents: every replica is in the same state after the same index. */
+  onState (node: SimNodeView, index: number, hash: string): void {
+    const first = this.stateAt.get(index)
+    if (first === undefined) this.stateAt.set(index, hash)
+    else if (first !== hash) throw new CheckFailure(`state machine safety: ${node.id} at index ${index} holds ${hash} where another held ${first}`)
   }
 
   onAcknowledge (e: Entry, key: string): void {
@@ -151,27 +172,33 @@ export class Checkers {
 
   /** (2) Log matching, pairwise over what each node persisted. */
   private checkPair (a: SimNodeView, b: SimNodeView): void {
+    const first = Math.max(a.storage.firstIndex(), b.storage.firstIndex())
     let i = Math.min(a.storage.lastIndex(), b.storage.lastIndex())
-    while (i > 0 && a.storage.term(i) !== b.storage.term(i)) i--
-    if (i === 0) return
-    const ea = a.storage.entries(1, i + 1)
-    const eb = b.storage.entries(1, i + 1)
-    for (let j = 0; j < i; j++) {
+    while (i >= first && a.storage.term(i) !== b.storage.term(i)) i--
+    if (i < first) return
+    const ea = a.storage.entries(first, i + 1)
+    const eb = b.storage.entries(first, i + 1)
+    for (let j = 0; j <= i - first; j++) {
       const ka = entryKey(ea[j] as Entry)
       const kb = entryKey(eb[j] as Entry)
-      if (ka !== kb) throw new CheckFailure(`log matching: ${a.id} and ${b.id} agree at ${i}@${a.storage.term(i)} but differ at ${j + 1}: ${ka} vs ${kb}`)
+      if (ka !== kb) throw new CheckFailure(`log matching: ${a.id} and ${b.id} agree at ${i}@${a.storage.term(i)} but differ at ${j + first}: ${ka} vs ${kb}`)
     }
   }
 
   /** The safety promise: an acknowledged entry is in the persisted log of a majority. */
   private checkDurable (nodes: readonly SimNodeView[]): void {
-    const quorum = Math.floor(this.nodeCount / 2) + 1
+    const voters = this.staticVoters
+    if (voters === undefined) return
+    const quorum = Math.floor(voters.length / 2) + 1
+    const held = nodes.filter(n => voters.includes(n.id))
     for (const [index, key] of this.acked) {
       let holders = 0
-      for (const n of nodes) {
-        if (n.storage.lastIndex() >= index && entryKey(n.storage.entries(index, index + 1)[0] as Entry) === key) holders++
+      for (const n of held) {
+        // A snapshot at or past the index stands for it (its contents are checked by onState).
+        if (n.storage.snapshotMeta().index >= index) holders++
+        else if (n.storage.lastIndex() >= index && n.storage.firstIndex() <= index && entryKey(n.storage.entries(index, index + 1)[0] as Entry) === key) holders++
       }
-      if (holders < quorum) throw new CheckFailure(`durability: acknowledged ${key} is persisted on ${holders} of ${nodes.length} nodes`)
+      if (holders < quorum) throw new CheckFailure(`durability: acknowledged ${key} is persisted on ${holders} of ${voters.length} voters`)
     }
   }
 
@@ -180,7 +207,7 @@ export class Checkers {
     for (const n of nodes) {
       const commit = n.storage.hardState().commit
       if (commit > n.storage.lastIndex()) throw new CheckFailure(`${n.id}: persisted commit ${commit} is past its log (${n.storage.lastIndex()})`)
-      const entries = n.storage.entries(1, commit + 1)
+      const entries = commit >= n.storage.firstIndex() ? n.storage.entries(n.storage.firstIndex(), commit + 1) : []
       for (const e of entries) {
         const applied = this.appliedAt.get(e.index)
         if (applied !== undefined && applied !== entryKey(e)) {

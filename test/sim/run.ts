@@ -1,7 +1,8 @@
 // Runs the Raft simulation from the command line: one seed to replay a
 // failure with its trace, or a range of seeds to hunt for one.
 //   node test/sim/run.ts --nodes 3 --seed 42 [--trace]
-//   node test/sim/run.ts --nodes 5 --from 1 --count 1000
+//   node test/sim/run.ts --nodes 5 --from 1 --seeds 1000     (--count is the same as --seeds)
+//   npm run sim -- --seeds 100000
 // May import: this folder.
 import { parseArgs } from 'node:util'
 import { SimFailure, simulate } from './sim.ts'
@@ -12,17 +13,20 @@ const { values } = parseArgs({
     nodes: { type: 'string', default: '3' },
     seed: { type: 'string' },
     from: { type: 'string', default: '1' },
-    count: { type: 'string', default: '100' },
+    seeds: { type: 'string' },
+    count: { type: 'string' },
     trace: { type: 'boolean', default: false }
   }
 })
 
 const nodes = Number(values.nodes)
+const count = Number(values.seeds ?? values.count ?? 100)
 const seeds = values.seed !== undefined
   ? [Number(values.seed)]
-  : Array.from({ length: Number(values.count) }, (_, i) => Number(values.from) + i)
+  : Array.from({ length: count }, (_, i) => Number(values.from) + i)
 
 let failures = 0
+const failed: number[] = []
 const reports: SimReport[] = []
 const started = performance.now()
 for (const seed of seeds) {
@@ -31,18 +35,26 @@ for (const seed of seeds) {
   } catch (err) {
     if (!(err instanceof SimFailure)) throw err
     failures++
+    failed.push(seed)
     console.error(err.message)
   }
 }
 const ms = performance.now() - started
 if (seeds.length === 1 && reports[0] !== undefined) console.log(reports[0])
-const worst = reports.reduce((m, r) => Math.max(m, r.livenessCommitTicks), 0)
-const worstConverge = reports.reduce((m, r) => Math.max(m, r.livenessConvergeTicks), 0)
-const acked = reports.reduce((s, r) => s + r.acknowledged, 0)
-console.log(`${seeds.length} seeds, ${nodes} nodes, ${failures} failed, ${acked} acknowledged, ` +
-  `liveness commit <= ${worst} ticks, converge <= ${worstConverge} ticks, ${(ms / seeds.length).toFixed(1)} ms/seed`)
+const sum = (f: (r: SimReport) => number): number => reports.reduce((s, r) => s + f(r), 0)
+const max = (f: (r: SimReport) => number): number => reports.reduce((m, r) => Math.max(m, f(r)), 0)
+console.log(`${seeds.length} seeds, ${nodes} nodes, ${failures} failed, ${sum(r => r.acknowledged)} acknowledged, ` +
+  `liveness commit <= ${max(r => r.livenessCommitTicks)} ticks, converge <= ${max(r => r.livenessConvergeTicks)} ticks`)
+console.log(`clients: ${sum(r => r.clientOps)} ops checked linearizable (${sum(r => r.clientReads)} reads, ${sum(r => r.clientUnknown)} of unknown outcome); ` +
+  `${sum(r => r.configChanges)} config changes, ${sum(r => r.transfers)} transfers, ` +
+  `${sum(r => r.snapshotsTaken)} snapshots taken, ${sum(r => r.snapshotsInstalled)} installed`)
 if (seeds.length > 1) {
   const slowest = [...reports].sort((a, b) => b.livenessCommitTicks - a.livenessCommitTicks).slice(0, 5)
   console.log('slowest to commit after healing: ' + slowest.map(r => `seed ${r.seed} (${r.livenessCommitTicks} ticks)`).join(', '))
 }
+if (failed.length > 0) {
+  console.log(`failing seeds: ${failed.slice(0, 20).join(', ')}${failed.length > 20 ? ', …' : ''}`)
+  console.log(`replay one: node test/sim/run.ts --nodes ${nodes} --seed ${failed[0] ?? 0} --trace`)
+}
+console.log(`${(ms / seeds.length).toFixed(1)} ms/seed, ${(seeds.length / (ms / 1000)).toFixed(0)} seeds/s`)
 process.exitCode = failures > 0 ? 1 : 0

@@ -1,21 +1,30 @@
 // Deterministic simulation of a Raft cluster: N machines (./host.ts), each a
-// core behind a host loop that follows the Ready contract, on a simulated
-// network (./network.ts), with every choice drawn from one seeded Rng. A
-// safety phase injects faults while the checkers in ./checkers.ts watch
-// every step; a liveness phase then heals everything and demands a commit
-// within a bound. A failure throws SimFailure, whose message carries the
-// seed and the command that replays it exactly.
+// core behind a host loop that follows the Ready contract and keeps a
+// key-value state machine with snapshots, on a simulated network
+// (./network.ts), with every choice drawn from one seeded Rng. A safety
+// phase injects faults (crashes, partitions, loss, reordering, slow disks)
+// while an autopilot changes the membership and hands leadership around,
+// clients (./clients.ts) write and read through the leaders, and the
+// checkers in ./checkers.ts watch every step; a liveness phase then heals
+// everything and demands a commit within a bound, and the clients' history
+// must be linearizable. A failure throws SimFailure, whose message carries
+// the seed and the command that replays it exactly.
 // May import: protocol/, daemon/clock, daemon/raft, and this folder.
 import { decode, encode } from '../../protocol/codec.ts'
 import { isRaftMessage } from '../../protocol/raft.ts'
-import type { RaftMessage } from '../../protocol/raft.ts'
+import type { ClusterConfig, RaftMessage, SnapshotMessage } from '../../protocol/raft.ts'
 import { pick, seededRng } from '../../daemon/clock/clock.ts'
 import type { Rng } from '../../daemon/clock/clock.ts'
-import { NotLeaderError, RaftCore } from '../../daemon/raft/core.ts'
+import { encodeClusterConfig, NotLeaderError, RaftCore } from '../../daemon/raft/core.ts'
+import type { ConfigChange } from '../../daemon/raft/core.ts'
 import { Checkers, CheckFailure, entryKey } from './checkers.ts'
+import { Clients } from './clients.ts'
+import type { ClientWorld } from './clients.ts'
 import { SimHost } from './host.ts'
-import type { CoreSettings } from './host.ts'
+import type { CoreSettings, HostContext, ProposalOutcome } from './host.ts'
+import { checkLinearizable, kvModel } from './linearizability.ts'
 import { SimNetwork } from './network.ts'
+import { describeMessage as describe } from './describe.ts'
 
 export interface FaultConfig {
   /** chance each message is lost */
@@ -40,6 +49,27 @@ export interface FaultConfig {
   deferReadyRate: number
 }
 
+/** Membership, snapshots and leadership transfer, drawn per seed unless given. */
+export interface FeatureConfig {
+  /** voters at the start; the rest start as learners or outside the config */
+  initialVoters: number
+  /** nodes that start as learners (after the voters) */
+  initialLearners: number
+  /** every disk starts with the config entry at index 1, as daemon/main.ts writes it; else the core's `peers` */
+  bootstrap: boolean
+  /** chance per tick in the safety phase that the leader is asked for a membership change */
+  configChangeRate: number
+  /** chance per tick in the safety phase that the leader is asked to hand over */
+  transferRate: number
+  /** applied entries between snapshots; Infinity for never */
+  snapshotEvery: number
+  /** entries kept behind a snapshot */
+  keepEntries: number
+  /** clients issuing put, cas and get */
+  clients: number
+  keys: number
+}
+
 export interface SimOptions {
   seed: number
   nodes: number
@@ -51,10 +81,12 @@ export interface SimOptions {
    * many again
    */
   livenessTicks?: number
-  /** chance per tick that a client proposes (a burst of 1 to 4 proposals) */
+  /** chance per tick that a bare proposal goes in (a burst of 1 to 4), besides the clients' */
   proposeRate?: number
   /** fixed faults; by default each seed draws its own */
   faults?: Partial<FaultConfig>
+  /** fixed features; by default each seed draws its own */
+  features?: Partial<FeatureConfig>
   /** record every message in the trace, for replaying one seed by hand */
   traceMessages?: boolean
 }
@@ -63,7 +95,7 @@ export interface SimReport {
   seed: number
   nodes: number
   ticks: number
-  /** core settings and faults this seed drew */
+  /** core settings, features and faults this seed drew */
   settings: string
   messagesSent: number
   messagesDelivered: number
@@ -75,11 +107,19 @@ export interface SimReport {
   acknowledged: number
   /** highest index applied anywhere */
   applied: number
+  configChanges: number
+  transfers: number
+  snapshotsTaken: number
+  snapshotsInstalled: number
+  /** client ops in the checked history, reads among them, and writes of unknown outcome */
+  clientOps: number
+  clientReads: number
+  clientUnknown: number
   /** ticks from healing to the liveness proposal's acknowledgement */
   livenessCommitTicks: number
   /** what the liveness phase allowed for each of its two steps */
   livenessBoundTicks: number
-  /** ticks from healing until every node applied it */
+  /** ticks from healing until every node in the final config applied it */
   livenessConvergeTicks: number
 }
 
@@ -104,20 +144,24 @@ const TRACE_LINES = 60
 export class Simulation {
   readonly seed: number
   private readonly rng: Rng
-  private readonly options: Required<Omit<SimOptions, 'faults'>>
+  private readonly options: Required<Omit<SimOptions, 'faults' | 'features'>>
   private readonly faults: FaultConfig
+  private readonly features: FeatureConfig
   private readonly settings: CoreSettings
   private readonly nodes: SimHost[] = []
   private readonly ids: string[]
   private readonly checkers: Checkers
+  private readonly clients: Clients
   private now = 0
   /** false once the liveness phase begins */
   private faulty = true
   private readonly network: SimNetwork
   private readonly trace: string[] = []
   private proposalCounter = 0
-  private readonly stats = { crashes: 0, partitions: 0, proposals: 0 }
+  private readonly stats = { crashes: 0, partitions: 0, proposals: 0, configChanges: 0, transfers: 0 }
   private readonly encoder = new TextEncoder()
+  /** the incarnation of the sender of each snapshot in flight, so a late report goes to no later one */
+  private readonly snapshotSenders = new WeakMap<RaftMessage, number>()
 
   constructor (options: SimOptions) {
     this.seed = options.seed
@@ -125,11 +169,12 @@ export class Simulation {
     this.options = {
       safetyTicks: 600,
       livenessTicks: 150,
-      proposeRate: 0.2,
+      proposeRate: 0.1,
       traceMessages: false,
       ...options
     }
-    this.ids = Array.from({ length: options.nodes }, (_, i) => `n${i + 1}`)
+    const n = options.nodes
+    this.ids = Array.from({ length: n }, (_, i) => `n${i + 1}`)
     this.settings = {
       electionTicks: 10,
       heartbeatTicks: this.draw([1, 1, 2, 3]),
@@ -145,7 +190,7 @@ export class Simulation {
       duplicateRate: this.draw([0, 0.05, 0.1]),
       maxDelay: this.draw([1, 2, 3]),
       crashRate: this.draw([0.005, 0.01, 0.02]),
-      maxDown: Math.ceil(options.nodes / 2),
+      maxDown: Math.ceil(n / 2),
       downTicks: [5, 60],
       partitionRate: this.draw([0.005, 0.01, 0.02]),
       healRate: this.draw([0.01, 0.03, 0.05]),
@@ -153,22 +198,57 @@ export class Simulation {
       deferReadyRate: this.draw([0, 0.1, 0.3]),
       ...options.faults
     }
-    this.checkers = new Checkers(options.nodes)
-    this.network = new SimNetwork(this.rng, this.faults, options.nodes)
-    const ctx = {
+    const changing = this.chance(0.6)
+    const initialVoters = changing ? 1 + Math.floor(this.rng.next() * n) : n
+    this.features = {
+      initialVoters,
+      initialLearners: Math.floor(this.rng.next() * (n - initialVoters + 1)),
+      bootstrap: initialVoters < n || this.chance(0.5),
+      configChangeRate: changing ? this.draw([0.01, 0.02, 0.05]) : 0,
+      transferRate: this.draw([0, 0.005, 0.02]),
+      snapshotEvery: this.draw([20, 50, 100, 200, Infinity]),
+      keepEntries: this.draw([0, 2, 5, 20]),
+      clients: 3 + Math.floor(this.rng.next() * 3),
+      keys: 2 + Math.floor(this.rng.next() * 3),
+      ...options.features
+    }
+    const f = this.features
+    if (f.configChangeRate > 0 && !this.settings.preVote && !this.settings.checkQuorum) {
+      // A removed voter that missed its removal campaigns for ever; without
+      // both protections it deposes every leader (thesis 4.2.3), a liveness
+      // loss Raft accepts; keep one protection on.
+      this.settings.checkQuorum = true
+    }
+    const voters = this.ids.slice(0, f.initialVoters)
+    const initialConfig: ClusterConfig = { voters, learners: this.ids.slice(f.initialVoters, f.initialVoters + f.initialLearners) }
+    if (!f.bootstrap && (initialConfig.learners.length > 0 || voters.length < n)) {
+      throw new Error('a simulation without bootstrap starts with every node a voter')
+    }
+    this.checkers = new Checkers(f.configChangeRate > 0 ? undefined : voters)
+    this.network = new SimNetwork(this.rng, this.faults, n)
+    this.clients = new Clients(this.rng, { clients: f.clients, keys: f.keys, rate: 0.15, timeout: 120, submitWait: 60 })
+    const ctx: HostContext = {
       peers: this.ids,
       settings: this.settings,
       checkers: this.checkers,
-      send: (m: RaftMessage) => { this.network.send(m, this.now) }
+      initialConfig,
+      snapshotEvery: f.snapshotEvery,
+      keepEntries: f.keepEntries,
+      send: (m, from) => {
+        if (m.type === 'snapshot') this.snapshotSenders.set(m, from.incarnation)
+        this.network.send(m, this.now)
+      }
     }
+    const configEntry = { term: 1, index: 1, kind: 'config' as const, data: encodeClusterConfig(initialConfig) }
     for (const id of this.ids) {
       const node = new SimHost(id, ctx)
+      if (f.bootstrap) node.bootstrap(configEntry)
       this.nodes.push(node)
       this.start(node)
     }
   }
 
-  /** Runs both phases; throws SimFailure on any violation. */
+  /** Runs both phases, then checks the clients' history; throws SimFailure on any violation. */
   run (): SimReport {
     try {
       for (let i = 0; i < this.options.safetyTicks; i++) this.step()
@@ -176,9 +256,11 @@ export class Simulation {
       this.healAll()
       const healedAt = this.now
       const bound = this.livenessBound()
-      const { committedAt, index } = this.awaitLivenessCommit(bound)
-      const convergedAt = this.awaitConvergence(index, bound)
+      const { committedAt, index, leader } = this.awaitLivenessCommit(bound)
+      const convergedAt = this.awaitConvergence(index, bound, leader)
       this.checkers.checkAll(this.nodes)
+      this.checkHistory()
+      const history = this.clients.history
       return {
         seed: this.seed,
         nodes: this.nodes.length,
@@ -190,6 +272,11 @@ export class Simulation {
         leaderTerms: this.checkers.leaderTerms(),
         acknowledged: this.checkers.acknowledged(),
         applied: this.checkers.highestApplied(),
+        snapshotsTaken: this.nodes.reduce((s, n) => s + n.snapshotsTaken, 0),
+        snapshotsInstalled: this.nodes.reduce((s, n) => s + n.snapshotsInstalled, 0),
+        clientOps: history.length,
+        clientReads: this.clients.reads,
+        clientUnknown: this.clients.unknown,
         livenessCommitTicks: committedAt - healedAt,
         livenessBoundTicks: bound,
         livenessConvergeTicks: convergedAt - healedAt
@@ -198,6 +285,16 @@ export class Simulation {
       if (err instanceof SimFailure) throw err
       const what = err instanceof CheckFailure ? err.message : `exception: ${(err as Error).stack ?? String(err)}`
       throw new SimFailure(this.seed, this.nodes.length, this.now, what, [`settings: ${this.describeSettings()}`, ...this.trace])
+    }
+  }
+
+  /** (5) Linearizability of what the clients saw; outcomes still out are unknown. */
+  private checkHistory (): void {
+    for (const node of this.nodes) node.settleAll()
+    this.clients.finish()
+    const result = checkLinearizable(kvModel, this.clients.history, { timeoutMs: 10_000 })
+    if (!result.ok && result.timedOut !== true) {
+      throw new CheckFailure(`linearizability: the clients' history has no legal order\n${result.explanation ?? ''}`)
     }
   }
 
@@ -220,6 +317,9 @@ export class Simulation {
       const burst = 1 + Math.floor(this.rng.next() * 4)
       for (let i = 0; i < burst; i++) this.propose()
     }
+    if (faulty && this.chance(this.features.configChangeRate)) this.changeConfig()
+    if (faulty && this.chance(this.features.transferRate)) this.transfer()
+    this.clients.tick(this.clientWorld, faulty)
     for (const node of this.nodes) {
       if (node.core === undefined) continue
       if (faulty && this.chance(this.faults.deferReadyRate)) continue
@@ -229,41 +329,116 @@ export class Simulation {
   }
 
   private deliver (): void {
-    for (let m of this.network.arrivals(this.now)) {
-      const node = this.nodes.find(n => n.id === m.to)
-      if (node?.core === undefined) continue
+    const { arrived, lostSnapshots } = this.network.arrivals(this.now)
+    for (const m of lostSnapshots) this.snapshotDone(m, false)
+    for (const sent of arrived) {
+      const node = this.nodes.find(n => n.id === sent.to)
+      if (node?.core === undefined) {
+        if (sent.type === 'snapshot') this.snapshotDone(sent, false)
+        continue
+      }
       // Some messages cross the wire codec, so a shape the guard refuses or
       // msgpack mangles shows up here rather than in production.
-      if (this.chance(0.1)) m = decode(encode(m), isRaftMessage, 'raft message')
+      const m = this.chance(0.1) ? decode(encode(sent), isRaftMessage, 'raft message') : sent
       this.network.delivered++
       if (this.options.traceMessages) this.log(`deliver ${describe(m)}`)
-      const message = m
-      this.observe(node, () => (node.core as RaftCore).step(message))
+      this.observe(node, () => (node.core as RaftCore).step(m))
+      if (sent.type === 'snapshot') this.snapshotDone(sent, true)
     }
   }
 
-  // --- clients ---
+  /** The sender's transport learns how a snapshot went, if the sender is the incarnation that sent it. */
+  private snapshotDone (m: SnapshotMessage, ok: boolean): void {
+    const sender = this.nodes.find(n => n.id === m.from)
+    const core = sender?.core
+    if (sender === undefined || core === undefined || this.snapshotSenders.get(m) !== sender.incarnation) return
+    if (this.options.traceMessages) this.log(`snapshot ${m.from}>${m.to} ${m.meta.index} ${ok ? 'sent' : 'lost'}`)
+    this.observe(sender, () => core.snapshotSent(m.to, ok))
+  }
 
-  /** Proposes to a node that believes it leads; returns the index, if it took it. */
+  // --- clients, autopilot ---
+
+  private readonly clientWorld: ClientWorld = {
+    now: () => this.now,
+    leader: () => pick(this.rng, this.nodes.filter(n => n.core?.role === 'leader')),
+    propose: (node, data, done) => this.proposeOn(node, data, done),
+    readIndex: (node, ctx, key, done) => {
+      const core = node.core
+      if (core === undefined) return false
+      let refused = false
+      node.reads.set(ctx, { key, done })
+      this.observe(node, () => { refused = core.readIndex(ctx) !== undefined })
+      if (refused) node.reads.delete(ctx)
+      return !refused
+    }
+  }
+
+  /** Proposes to a node that believes it leads (now and then to any node); returns the index, if it took it. */
   private propose (data?: Uint8Array): { node: SimHost, index: number, term: number } | undefined {
     const leaders = this.nodes.filter(n => n.core?.role === 'leader')
     // Now and then a client asks a follower, which must refuse.
     const asked = this.faulty && this.chance(0.05) ? pick(this.rng, this.nodes.filter(n => n.core !== undefined)) : pick(this.rng, leaders)
     if (asked?.core === undefined) return undefined
     data ??= this.encoder.encode(`p${++this.proposalCounter}`)
-    const core = asked.core
+    const at = this.proposeOn(asked, data)
+    return at === undefined ? undefined : { node: asked, ...at }
+  }
+
+  private proposeOn (node: SimHost, data: Uint8Array, done?: (outcome: ProposalOutcome) => void): { index: number, term: number } | undefined {
+    const core = node.core
+    if (core === undefined) return undefined
     const wasLeader = core.role === 'leader'
+    const handingOver = core.transferee !== undefined
     let result: ReturnType<RaftCore['propose']> | undefined
-    this.observe(asked, () => { result = core.propose(data) })
+    this.observe(node, () => { result = core.propose(data) })
     if (result === undefined || result instanceof NotLeaderError) {
-      if (wasLeader) throw new CheckFailure(`${asked.id}: a leader refused a proposal`)
+      if (wasLeader && !handingOver) throw new CheckFailure(`${node.id}: a leader refused a proposal`)
       return undefined
     }
-    if (!wasLeader) throw new CheckFailure(`${asked.id}: a ${core.role} accepted a proposal`)
+    if (!wasLeader) throw new CheckFailure(`${node.id}: a ${core.role} accepted a proposal`)
     this.stats.proposals++
-    asked.pending.set(result.index, { term: result.term, key: entryKey({ term: result.term, index: result.index, kind: 'normal', data }) })
-    this.log(`propose ${asked.id} -> ${result.index}@${result.term}`)
-    return { node: asked, index: result.index, term: result.term }
+    // An earlier proposal of this node at the same index was cut from its log
+    // before it won again; as leader it holds every committed entry, so that
+    // one never committed.
+    const earlier = node.pending.get(result.index)
+    node.pending.set(result.index, { term: result.term, key: entryKey({ term: result.term, index: result.index, kind: 'normal', data }), ...(done !== undefined ? { done } : {}) })
+    earlier?.done?.({ applied: false })
+    this.log(`propose ${node.id} -> ${result.index}@${result.term}`)
+    return { index: result.index, term: result.term }
+  }
+
+  /** The autopilot: one random single-server change on a node that believes it leads. */
+  private changeConfig (): void {
+    const leader = pick(this.rng, this.nodes.filter(n => n.core?.role === 'leader'))
+    const core = leader?.core
+    if (leader === undefined || core === undefined) return
+    const { voters, learners } = core.clusterConfig
+    const id = pick(this.rng, this.ids.filter(i => i !== leader.id)) as string
+    let type: ConfigChange['type']
+    if (voters.includes(id)) type = voters.length > 2 || this.chance(0.3) ? (this.chance(0.5) ? 'demote' : 'remove') : 'promote'
+    else if (learners.includes(id)) type = this.chance(0.7) ? 'promote' : 'remove'
+    else type = 'add-learner'
+    let result: ReturnType<RaftCore['changeConfig']> | undefined
+    this.observe(leader, () => { result = core.changeConfig({ type, id }) })
+    if (result instanceof Error) {
+      if (this.options.traceMessages) this.log(`config ${type} ${id} on ${leader.id} refused: ${result.message}`)
+      return
+    }
+    if (result === undefined) return
+    this.stats.configChanges++
+    this.log(`config ${type} ${id} on ${leader.id} -> ${result.index}@${result.term}`)
+  }
+
+  private transfer (): void {
+    const leader = pick(this.rng, this.nodes.filter(n => n.core?.role === 'leader'))
+    const core = leader?.core
+    if (leader === undefined || core === undefined) return
+    const to = this.chance(0.7) ? undefined : pick(this.rng, core.clusterConfig.voters)
+    let chosen: string | undefined
+    this.observe(leader, () => { chosen = core.transferLeadership(to) })
+    if (chosen === undefined) return
+    this.stats.transfers++
+    this.log(`transfer ${leader.id} -> ${chosen}`)
   }
 
   // --- faults ---
@@ -319,11 +494,17 @@ export class Simulation {
     const [min, max] = this.faults.downTicks
     node.downUntil = this.now + min + Math.floor(this.rng.next() * (max - min + 1))
     this.log(`crash ${node.id}${point === undefined ? '' : ` after ${point}`}${lost ? ', losing unsynced commit' : ''} until ${node.downUntil}`)
+    // Peers whose connection to it drops may notice at once (leaderUnreachable).
+    for (const peer of this.nodes) {
+      const core = peer.core
+      if (core === undefined || !this.chance(0.5)) continue
+      this.observe(peer, () => { core.leaderUnreachable(node.id) })
+    }
   }
 
   private start (node: SimHost): void {
     const core = node.start(seededRng(Math.floor(this.rng.next() * 2 ** 32)))
-    if (node.incarnation > 1) this.log(`restart ${node.id} at term ${core.term}, commit ${core.commitIndex}`)
+    if (node.incarnation > 1) this.log(`restart ${node.id} at term ${core.term}, commit ${core.commitIndex}, snapshot ${node.storage.snapshotMeta().index}`)
   }
 
   private healAll (): void {
@@ -333,7 +514,7 @@ export class Simulation {
     for (const node of this.nodes) {
       if (node.core === undefined) this.start(node)
     }
-    this.log('liveness phase: network healed, every node up, no more faults')
+    this.log('liveness phase: network healed, every node up, no more faults or config changes')
   }
 
   // --- liveness ---
@@ -351,21 +532,25 @@ export class Simulation {
     return this.options.livenessTicks + Math.ceil(outstanding / this.settings.maxBatchEntries) * roundTrip
   }
 
-  private awaitLivenessCommit (ticks: number): { committedAt: number, index: number } {
+  private awaitLivenessCommit (ticks: number): { committedAt: number, index: number, leader: SimHost } {
     const bound = this.now + ticks
     let marker: { node: SimHost, index: number, term: number, incarnation: number, key: string } | undefined
     while (this.now < bound) {
       this.step()
       if (marker !== undefined && this.checkers.isAcknowledged(marker.index, marker.key)) {
-        return { committedAt: this.now, index: marker.index }
+        return { committedAt: this.now, index: marker.index, leader: marker.node }
       }
+      // A leader of an older term may not have heard of the newer one yet.
+      const newest = this.nodes.reduce((t, n) => n.core?.role === 'leader' ? Math.max(t, n.core.term) : t, 0)
       const stale = marker === undefined || marker.node.core?.role !== 'leader' ||
-        marker.node.core.term !== marker.term || marker.node.incarnation !== marker.incarnation
+        marker.node.core.term !== marker.term || marker.node.incarnation !== marker.incarnation || marker.term < newest
       if (stale) {
+        const leader = this.nodes.find(n => n.core?.role === 'leader' && n.core.term === newest && n.core.transferee === undefined)
+        if (leader === undefined) continue
         const data = this.encoder.encode(`liveness-${this.now}`)
-        const p = this.propose(data)
+        const p = this.proposeOn(leader, data)
         if (p !== undefined) {
-          marker = { ...p, incarnation: p.node.incarnation, key: entryKey({ term: p.term, index: p.index, kind: 'normal', data }) }
+          marker = { ...p, node: leader, incarnation: leader.incarnation, key: entryKey({ term: p.term, index: p.index, kind: 'normal', data }) }
         }
       }
     }
@@ -373,13 +558,16 @@ export class Simulation {
     throw new CheckFailure(`liveness: no proposal committed within ${ticks} ticks of healing (${roles})`)
   }
 
-  private awaitConvergence (index: number, ticks: number): number {
+  /** Every node in the leader's committed config applies the index; nodes outside it get nothing new. */
+  private awaitConvergence (index: number, ticks: number, leader: SimHost): number {
     const bound = this.now + ticks
     for (;;) {
-      if (this.nodes.every(n => n.applied.length >= index)) return this.now
+      const config = leader.core?.clusterConfig ?? { voters: this.ids, learners: [] }
+      const members = this.nodes.filter(n => config.voters.includes(n.id) || config.learners.includes(n.id))
+      if (members.every(n => n.appliedIndex >= index)) return this.now
       if (this.now >= bound) {
-        const applied = this.nodes.map(n => `${n.id}:${n.applied.length}`).join(' ')
-        throw new CheckFailure(`liveness: not every node applied index ${index} within ${ticks} more ticks (${applied})`)
+        const applied = members.map(n => `${n.id}:${n.appliedIndex}`).join(' ')
+        throw new CheckFailure(`liveness: not every member applied index ${index} within ${ticks} more ticks (${applied})`)
       }
       this.step()
     }
@@ -409,24 +597,13 @@ export class Simulation {
   private describeSettings (): string {
     const f = this.faults
     const s = this.settings
+    const x = this.features
     return `heartbeat=${s.heartbeatTicks} inflight=${s.maxInflight} batch=${s.maxBatchEntries} ` +
       `preVote=${s.preVote} checkQuorum=${s.checkQuorum} ` +
+      `voters=${x.initialVoters} learners=${x.initialLearners} bootstrap=${x.bootstrap} configRate=${x.configChangeRate} ` +
+      `transferRate=${x.transferRate} snapshotEvery=${x.snapshotEvery} keep=${x.keepEntries} clients=${x.clients} keys=${x.keys} ` +
       `drop=${f.dropRate} dup=${f.duplicateRate} delay<=${f.maxDelay} crash=${f.crashRate} ` +
       `partition=${f.partitionRate} heal=${f.healRate} skip=${f.skipTickRate} defer=${f.deferReadyRate}`
-  }
-}
-
-function describe (m: RaftMessage): string {
-  const head = `${m.type} ${m.from}>${m.to} t${m.term}`
-  switch (m.type) {
-    case 'vote': return `${head}${m.preVote ? ' pre' : ''} last=${m.lastLogIndex}@${m.lastLogTerm}`
-    case 'vote-response': return `${head}${m.preVote ? ' pre' : ''} ${m.granted ? 'granted' : 'refused'}`
-    case 'append': return `${head} prev=${m.prevLogIndex}@${m.prevLogTerm} n=${m.entries.length} commit=${m.commit}`
-    case 'append-response': return m.success
-      ? `${head} match=${m.matchIndex}`
-      : `${head} rejected=${m.rejectedIndex} hint=${m.hint.conflictIndex}@${m.hint.conflictTerm ?? '-'}`
-    case 'timeout-now': return head
-    case 'snapshot': return `${head} snap=${m.meta.index}@${m.meta.term}`
   }
 }
 
