@@ -16,15 +16,13 @@ import { Membership } from './membership/membership.ts'
 import { createHost } from './p2p/host.ts'
 import type { ShoalHost } from './p2p/host.ts'
 import { loadClusterKey, loadOrCreatePeerKey } from './p2p/keys.ts'
-import { request, RpcError, serve } from './p2p/rpc.ts'
 import { encode } from '../protocol/codec.ts'
-import { isForwardRequest, isForwardResponse, RAFT_FORWARD_PROTOCOL } from '../protocol/raft.ts'
-import { peerIdFromString } from '@libp2p/peer-id'
 import { KvStore } from './kv/store.ts'
 import { Autopilot } from './raft/autopilot.ts'
 import type { MemberHealth } from './raft/autopilot.ts'
 import { LevelStorage } from './raft/level-storage.ts'
-import { ForwardError, RaftNode } from './raft/node.ts'
+import { Forwarder } from './raft/forward.ts'
+import { RaftNode } from './raft/node.ts'
 import { RaftTransport } from './raft/transport.ts'
 
 export { VERSION }
@@ -127,6 +125,7 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
   }
   const kv = new KvStore()
   let transport: RaftTransport | undefined
+  let forwarder: Forwarder | undefined
   const raft = new RaftNode({
     id: selfId,
     name: config.name,
@@ -134,14 +133,7 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     storage,
     stateMachine: kv,
     send: m => { transport?.send(m) },
-    forward: async (to, req, timeoutMs) => {
-      try {
-        return await request(started, peerIdFromString(to), RAFT_FORWARD_PROTOCOL, req, isForwardResponse,
-          { maxBytes: 64 * 1024 * 1024, timeoutMs, dialTimeoutMs: Math.min(timeoutMs, 2000) })
-      } catch (err) {
-        throw new ForwardError((err as Error).message, err instanceof RpcError ? err.sent : true)
-      }
-    },
+    forward: async (to, req, timeoutMs) => await (forwarder as Forwarder).request(to, req, timeoutMs),
     describe,
     clock: systemClock,
     rng: systemRng,
@@ -158,9 +150,8 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     onPeerDisconnected: peer => { raft.peerDisconnected(peer) }
   })
   await transport.start()
-  await serve(started, RAFT_FORWARD_PROTOCOL, isForwardRequest, { maxBytes: 64 * 1024 * 1024, timeoutMs: 10_000 },
-    async req => await raft.handleForward(req),
-    (err, from) => { log.debug({ event: 'raft.forward.failed', from: from.toString(), err: err.message }, 'a forwarded request failed') })
+  forwarder = new Forwarder({ host: started, log, clock: systemClock, handle: async req => await raft.handleForward(req) })
+  await forwarder.start()
   const autopilot = new Autopilot({
     node: raft,
     members: () => {
@@ -210,6 +201,7 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
       api.closeAllConnections()
       await new Promise<void>(resolve => api.close(() => { resolve() }))
       await raft.stop()
+      await forwarder.stop()
       await transport.stop()
       await started.stop()
       await storage.close()

@@ -205,7 +205,8 @@ export function isRaftMessage (v: unknown): v is RaftMessage {
 /** Protocol ids of the Raft transport. */
 export const RAFT_PROTOCOL = '/shoal/raft/1.0.0'
 export const RAFT_SNAPSHOT_PROTOCOL = '/shoal/raft-snapshot/1.0.0'
-export const RAFT_FORWARD_PROTOCOL = '/shoal/raft-forward/1.0.0'
+/** one long-lived stream per leader, carrying id-tagged ForwardRequest and ForwardResponse frames */
+export const RAFT_FORWARD_PROTOCOL = '/shoal/raft-forward/2.0.0'
 
 /** A follower asks the leader to propose a command, or to give a read index. */
 export type ForwardRequest =

@@ -299,8 +299,8 @@ export class RaftNode implements Replicator {
     const deadline = this.clock.now() + timeoutMs
     for (;;) {
       this.checkRunning()
-      const at = this.core.propose(command)
-      if (!(at instanceof CoreNotLeaderError)) {
+      const at = this.core.role === 'leader' ? this.core.propose(command) : undefined
+      if (at !== undefined && !(at instanceof CoreNotLeaderError)) {
         this.schedule()
         const outcome = await this.awaitProposal(at.index, at.term, deadline)
         if (outcome.ok) return { index: at.index, result: outcome.result }
