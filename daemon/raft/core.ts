@@ -332,6 +332,7 @@ export class RaftCore {
       this.cluster = next.config
       if (this.leader !== undefined) {
         if (!this.cluster.voters.includes(this.id)) {
+          this.leader.announceCommit()
           this.becomeFollower(this.currentTerm, undefined)
           return
         }

@@ -61,6 +61,8 @@ export class LeaderState {
   private quorumElapsed = 0
   /** proposals since the last Ready go out together, one append per follower */
   private pendingBroadcast = false
+  /** commit moved since the last Ready: followers hear of it with that Ready's messages */
+  private pendingCommitBroadcast = false
   /** the first index of this term (its noop); reads wait until it commits */
   private readonly termStart: number
   /** leadership transfer in progress: the voter that will take over */
@@ -128,7 +130,7 @@ export class LeaderState {
     return { index, term: this.term }
   }
 
-  hasPendingBroadcast (): boolean { return this.pendingBroadcast || this.pendingReadBroadcast }
+  hasPendingBroadcast (): boolean { return this.pendingBroadcast || this.pendingReadBroadcast || this.pendingCommitBroadcast }
 
   /** Sends what proposals since the last Ready left to send; called when a Ready is made. */
   broadcast (): void {
@@ -136,9 +138,17 @@ export class LeaderState {
       this.pendingReadBroadcast = false
       for (const peer of this.followers) this.sendHeartbeat(peer)
     }
-    if (!this.pendingBroadcast) return
+    const commit = this.pendingCommitBroadcast
+    this.pendingCommitBroadcast = false
+    if (!this.pendingBroadcast && !commit) return
+    const appends = this.pendingBroadcast
     this.pendingBroadcast = false
-    for (const peer of this.followers) this.sendAppends(peer)
+    for (const peer of this.followers) {
+      // Appends carry the new commit; a follower with none to get hears of
+      // it by heartbeat: one message per Ready, however often commit moved.
+      const sent = appends && this.sendAppends(peer)
+      if (!sent && commit) this.sendHeartbeat(peer)
+    }
   }
 
   /**
@@ -184,6 +194,12 @@ export class LeaderState {
       }
     }
     return best
+  }
+
+  /** Tells every follower the commit index now; a leader that committed its own removal does so before stepping down. */
+  announceCommit (): void {
+    this.pendingCommitBroadcast = false
+    for (const peer of this.followers) this.sendHeartbeat(peer)
   }
 
   /** Advances the leader's clock; false if it must step down (CheckQuorum). */
@@ -236,14 +252,10 @@ export class LeaderState {
       pr.resumedSinceHeartbeat = true
     }
     if (m.from === this.transferee && pr.matchIndex >= this.raftLog.lastIndex()) this.sendTimeoutNow(m.from)
-    if (this.maybeCommit()) {
-      // Followers learn the new commit now rather than at the next heartbeat.
-      for (const peer of this.followers) {
-        if (!this.sendAppends(peer)) this.sendHeartbeat(peer)
-      }
-    } else {
-      this.sendAppends(m.from)
-    }
+    // Followers learn a new commit with the next Ready's messages rather
+    // than at the next heartbeat.
+    if (this.maybeCommit()) this.pendingCommitBroadcast = true
+    this.sendAppends(m.from)
   }
 
   private append (entry: Entry): void {

@@ -105,7 +105,9 @@ test('(d) a learner behind the leader\'s compacted log gets a snapshot, installs
   trace.push(`n3 log ${logOf(c, 'n3')}`, `n3 applied ${c.node('n3').appliedIndex}`, `n3 role ${c.core('n3').role}, voter ${String(c.core('n3').isVoter())}`)
   golden(t, trace, [
     'append n1>n3 t2 prev=6@2 n=0 commit=6',
+    'append n1>n3 t2 prev=0@0 n=0 commit=0',
     'append-response n3>n1 t2 rejected=6 hint=2@-',
+    'append-response n3>n1 t2 match=1',
     'snapshot n1>n3 t2 snap=5@2',
     'append-response n3>n1 t2 match=5',
     'append n1>n3 t2 prev=5@2 n=1 commit=6',
