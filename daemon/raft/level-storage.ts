@@ -97,8 +97,14 @@ export class LevelStorage implements RaftStorage {
       ops.push({ type: 'put', key: FIRST_KEY, value: encode({ index: compactTo, term: this.term(compactTo) }) })
       for (let i = this.firstIndex(); i <= compactTo; i++) ops.push({ type: 'del', key: logKey(i) })
     }
+    // The snapshot's index was committed; the stored commit (written only
+    // with entries or a new term) may be behind it.
+    const hs = this.hardState()
+    const raised = hs.commit < snap.meta.index ? { ...hs, commit: snap.meta.index } : undefined
+    if (raised !== undefined) ops.push({ type: 'put', key: HARD_STATE_KEY, value: encode(raised) })
     await this.db.batch(ops, { sync: true })
     this.memory.saveSnapshot(snap, compactTo)
+    if (raised !== undefined) this.memory.setHardState(raised)
   }
 
   /** Replaces the whole log with a leader's snapshot, in one synced batch. */

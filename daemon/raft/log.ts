@@ -30,7 +30,8 @@ export class RaftLog {
   constructor (storage: RaftStorage, applied: number) {
     this.storage = storage
     this.unstableOffset = storage.lastIndex() + 1
-    this.committed = storage.hardState().commit
+    // A snapshot's index was committed even if the stored commit lags it.
+    this.committed = Math.max(storage.hardState().commit, storage.snapshotMeta().index)
     if (this.committed > storage.lastIndex()) {
       throw new RaftInvariantError(`persisted commit ${this.committed} is past the persisted log (${storage.lastIndex()})`)
     }

@@ -206,7 +206,11 @@ export class RaftNode implements Replicator {
       this.log.info({ event: 'raft.snapshot.installed', index: rd.snapshot.meta.index, bytes: rd.snapshot.data.length }, `installed the leader's snapshot at index ${rd.snapshot.meta.index}`)
       this.wakeAppliedWaiters()
     }
-    if (rd.entries.length > 0 || rd.hardState !== undefined) {
+    // A hard state whose only change is commit is not written on its own:
+    // commit is only a hint for the restart (it re-applies less, then learns
+    // the rest from the leader), and writing it alone was a LevelDB batch
+    // for every acknowledgement the leader received.
+    if (rd.entries.length > 0 || rd.mustSync) {
       await this.storage.save({ entries: rd.entries, ...(rd.hardState !== undefined ? { hardState: rd.hardState } : {}), sync: rd.mustSync })
     }
   }
