@@ -169,10 +169,15 @@ export class RaftNode implements Replicator {
 
   // --- the host loop ---
 
+  /**
+   * Starts the loop if there is work. It starts on the next turn of the
+   * event loop, so that every message and proposal that arrived in this one
+   * goes into one Ready: fewer LevelDB batches and fewer, larger appends.
+   */
   private schedule (): void {
     if (this.running || this.stopped || !this.core.hasReady()) return
     this.running = true
-    void this.loop().finally(() => { this.running = false })
+    setImmediate(() => { void this.loop().finally(() => { this.running = false }) })
   }
 
   private async loop (): Promise<void> {

@@ -258,6 +258,8 @@ export class RaftTransport {
   private async pump (link: Link): Promise<void> {
     link.pumping = true
     try {
+      // Let every message of the same turn (a whole Ready) join the batch.
+      await Promise.resolve()
       while (!this.stopped && link.queue.length > 0) {
         const wait = link.retryAt - this.clock.now()
         if (wait > 0) {
