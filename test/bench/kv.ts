@@ -135,7 +135,7 @@ export async function measureShoal (opts: LogBenchOptions): Promise<LogFigures> 
         peers[i] = new Peer({ ...leader.opts, join: others.map(p => p.addr), clusterKey: key })
         await started(peers[i]!)
         await waitLeaderSeenBy(peers[i]!)
-        await leaderWithVoters(peers)
+        await caughtUp(peers, await leaderWithVoters(peers))
       }
     } catch (err) {
       figures.failoverError = (err as Error).message
@@ -160,6 +160,20 @@ async function started (peer: Peer, boundMs = 30_000): Promise<void> {
     if (!peer.running) throw new Error(`${peer.name} exited: ${peer.stderr.slice(-500)}`)
     if (Date.now() > deadline) throw new Error(`${peer.name} did not log 'started' within ${boundMs / 1000} s`)
     await sleep(50)
+  }
+}
+
+/** Waits until every peer has applied what the leader had committed: the cluster is back in its steady state. */
+async function caughtUp (peers: Peer[], leader: Peer, boundMs = READY_MS): Promise<void> {
+  const target = (await raftStatus(leader)).commitIndex
+  const deadline = Date.now() + boundMs
+  for (const peer of peers) {
+    for (;;) {
+      const applied = (await raftStatus(peer).catch(() => undefined))?.appliedIndex ?? -1
+      if (applied >= target) break
+      if (Date.now() > deadline) throw new Error(`${peer.name} did not catch up to index ${target} within ${boundMs / 1000} s`)
+      await sleep(50)
+    }
   }
 }
 

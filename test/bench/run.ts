@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { simulate } from '../sim/sim.ts'
 import { ROOT } from '../helpers/cluster.ts'
 import { fiftyPeers, max, median, tenPeers } from './membership.ts'
 import { measureShoal } from './kv.ts'
@@ -127,6 +128,19 @@ ${serf !== undefined ? `- **Serf** runs with its default (LAN) timings on 127.0.
 /** A table cell that holds an error message. */
 const errorCell = (message: string): string => `error: ${message.replace(/\s+/g, ' ').replace(/\|/g, '\\|').slice(0, 160)}`
 
+/** Seeds per second of the deterministic simulator (test/sim/sim.ts), one process, faults and checks on. */
+function simulationRows (): string[][] {
+  const rows: string[][] = []
+  for (const [nodes, seeds] of [[3, values.quick === true ? 100 : 500], [5, values.quick === true ? 50 : 250]] as const) {
+    const started = performance.now()
+    for (let seed = 1; seed <= seeds; seed++) simulate({ seed, nodes })
+    const perSecond = seeds / ((performance.now() - started) / 1000)
+    log(`simulation: ${nodes} nodes, ${perSecond.toFixed(0)} seeds/s`)
+    rows.push([`simulation speed (${nodes} nodes, ${seeds} seeds, every fault and checker on, linearizability included)`, `${perSecond.toFixed(0)} seeds/s`, 'n/a', ''])
+  }
+  return rows
+}
+
 async function logSection (): Promise<string> {
   const opts = { durationMs: loadMs, concurrency: CLIENTS, failoverTrials, log }
   log(`replicated log: Shoal, 3 peers, ${loadMs / 1000} s of puts, ${failoverTrials} failovers`)
@@ -206,7 +220,8 @@ async function logSection (): Promise<string> {
     ['failover max',
       cell(shoal, undefined, 'failover', f => msCell(max(f.failoverMs))),
       cell(etcd, etcdMissing, 'failover', f => msCell(max(f.failoverMs))),
-      '']
+      ''],
+    ...simulationRows()
   ]
   const table = [
     `| figure | Shoal | etcd ${etcdVersionText.split('.').slice(0, 2).join('.')} | ratio / goal |`,
@@ -227,7 +242,7 @@ ${table}
 How each figure is taken (\`test/bench/kv.ts\`, \`test/bench/etcd.ts\`, \`test/bench/load.ts\`):
 - **Clusters:** three real \`shoald\` peers on 127.0.80.2-4 and three etcd members on 127.0.70.1-3, each with default timings (etcd: 100 ms heartbeat, 1 s election timeout) and its data directory under the system temp dir (the same ext4 disk, so both pay for real fsyncs). They run one after the other, never together.
 - **Throughput and latency:** ${CLIENTS} closed-loop clients, client *i* talking to member *i* mod 3 (followers forward to the leader), each doing one put at a time for ${loadMs / 1000} s after a ${Math.max(500, loadMs / 10) / 1000} s warm-up. Keys \`bench/<client>/<n>\`, a 128-byte value: Shoal gets \`PUT /shoal/v1/kv/<key>\` with the raw value, etcd \`POST /v3/kv/put\` on its JSON gateway with base64 key and value. Latency is from sending a put to its acknowledgement (HTTP 200). The load generator is a bare keep-alive HTTP/1.1 client in the bench process, on the same 2 cores${cpuNote !== '' ? ` (it used ${cpuNote})` : ''}.
-- **Failover:** find the leader (Shoal: \`GET /shoal/v1/raft\`; etcd: \`/v3/maintenance/status\`), SIGKILL it, and from that moment start a put through one surviving member every 10 ms (each with a 500 ms timeout, overlapping) until one is acknowledged. The killed member is then restarted on its data directory, and the next trial waits until the cluster has a leader with 3 voters again (etcd: \`/health\` on all three).
+- **Failover:** find the leader (Shoal: \`GET /shoal/v1/raft\`; etcd: \`/v3/maintenance/status\`), SIGKILL it, and from that moment start a put through one surviving member every 10 ms (each with a 500 ms timeout, overlapping) until one is acknowledged. The killed member is then restarted on its data directory, and the next trial waits until the cluster has a leader with 3 voters again and every peer has applied what the leader had committed (etcd: \`/health\` on all three).
 `
 }
 
