@@ -107,8 +107,9 @@ export class Forwarder {
   private async pump (s: Session): Promise<void> {
     s.pumping = true
     try {
-      // Let requests made in the same turn go out together.
-      await Promise.resolve()
+      // Let requests made in the same turn of the event loop (every HTTP
+      // request parsed in it) go out together: one frame batch, not one each.
+      await new Promise(resolve => setImmediate(resolve))
       while (!this.stopped && s.queue.length > 0) {
         if (s.stream === undefined || s.writer === undefined || s.stream.writeStatus !== 'writable') {
           try {
