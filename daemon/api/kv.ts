@@ -3,7 +3,7 @@
 // writing through the Replicator. Owns the key and query parsing (strict:
 // invalid percent-encoding or UTF-8 is a 400) and the bounded body reader.
 // Replicator errors are thrown on to server.ts, which maps them to 503/504.
-// May import: protocol/, daemon/kv, daemon/raft/replicator.ts (the interface), ./server.ts.
+// May import: protocol/, daemon/kv, daemon/raft/replicator.ts (the interface), ./http.ts.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Buffer } from 'node:buffer'
 import { API_PREFIX } from '../../protocol/api.ts'
@@ -12,13 +12,9 @@ import { KV_MAX_KEY_BYTES } from '../../protocol/kv.ts'
 import { encodeKvCommand, KvStore } from '../kv/store.ts'
 import type { KvApplyResult } from '../kv/store.ts'
 import type { Replicator } from '../raft/replicator.ts'
-import { HttpError, send } from './server.ts'
+import { HttpError, readBody, send } from './http.ts'
 
 export const KV_PATH = `${API_PREFIX}/kv`
-
-/** After a 413, at most this much more of the body is read and dropped (so the client can read the answer) before the connection is cut. */
-const DISCARD_BYTES = 1024 * 1024
-const DISCARD_MS = 5000
 
 export interface KvRouteDeps {
   raft?: Replicator
@@ -96,64 +92,6 @@ export function pairView (e: KvEntry): KvPairView {
   } catch {
     return { key: e.key, value: Buffer.from(e.value.buffer, e.value.byteOffset, e.value.byteLength).toString('base64'), encoding: 'base64', createIndex: e.createIndex, modifyIndex: e.modifyIndex }
   }
-}
-
-/** The body, at most `limit` bytes; a larger one is a 413 (the rest is read and dropped, up to a bound, so that the client sees the answer). */
-export async function readBody (req: IncomingMessage, limit: number): Promise<Buffer> {
-  const tooLarge = (): HttpError => new HttpError(413, 'RequestEntityTooLarge', `the value is larger than this peer's limit of ${limit} bytes`)
-  const declared = Number(req.headers['content-length'])
-  if (Number.isFinite(declared) && declared > limit) {
-    discard(req)
-    throw tooLarge()
-  }
-  return await new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    const done = (): void => {
-      req.off('data', onData)
-      req.off('end', onEnd)
-      req.off('error', onGone)
-      req.off('close', onGone)
-    }
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length
-      if (size > limit) {
-        done()
-        discard(req)
-        reject(tooLarge())
-      } else {
-        chunks.push(chunk)
-      }
-    }
-    const onEnd = (): void => { done(); resolve(Buffer.concat(chunks, size)) }
-    const onGone = (): void => { done(); reject(new ClientGoneError()) }
-    req.on('data', onData)
-    req.on('end', onEnd)
-    req.on('error', onGone)
-    req.on('close', onGone)
-  })
-}
-
-/** The client went away before its request was read; there is no one to answer. */
-export class ClientGoneError extends Error {
-  override name = 'ClientGoneError'
-  constructor () { super('the client closed the connection before sending the whole body') }
-}
-
-/** Reads and drops the rest of a body that will not be used; cuts the connection if it is long or slow. */
-export function discard (req: IncomingMessage): void {
-  if (req.complete) return
-  let dropped = 0
-  const cut = (): void => { req.socket.destroy() }
-  const timer = setTimeout(cut, DISCARD_MS)
-  timer.unref()
-  req.on('data', (chunk: Buffer) => {
-    dropped += chunk.length
-    if (dropped > DISCARD_BYTES) { clearTimeout(timer); cut() }
-  })
-  req.on('close', () => { clearTimeout(timer) })
-  req.on('error', () => {})
-  req.resume()
 }
 
 function isApplyResult (v: unknown): v is KvApplyResult {

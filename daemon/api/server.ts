@@ -8,15 +8,15 @@
 import { createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { API_PREFIX } from '../../protocol/api.ts'
-import type { MemberList, MemberView, StatusBody } from '../../protocol/api.ts'
+import type { MemberList, MemberView } from '../../protocol/api.ts'
 import { DEFAULT_KV_MAX_VALUE_BYTES } from '../../protocol/kv.ts'
 import type { KvStore } from '../kv/store.ts'
 import type { Logger } from '../log/log.ts'
 import type { Member } from '../membership/table.ts'
-import { NoLeaderError, NotLeaderError, ProposalTimeoutError } from '../raft/replicator.ts'
 import type { Replicator } from '../raft/replicator.ts'
 import type { TokenStore } from './auth.ts'
-import { ClientGoneError, discard, handleKv, isKvTarget } from './kv.ts'
+import { allow, ClientGoneError, discard, HttpError, replicatorHttpError, send, status } from './http.ts'
+import { handleKv, isKvTarget } from './kv.ts'
 
 export interface ApiDeps {
   tokens: TokenStore
@@ -29,52 +29,6 @@ export interface ApiDeps {
   kv?: KvStore
   /** the largest value a PUT may carry (default DEFAULT_KV_MAX_VALUE_BYTES) */
   kvMaxValueBytes?: number
-}
-
-export class HttpError extends Error {
-  override name = 'HttpError'
-  readonly code: number
-  readonly reason: string
-  readonly headers: Record<string, string>
-  constructor (code: number, reason: string, message: string, headers: Record<string, string> = {}) {
-    super(message)
-    this.code = code
-    this.reason = reason
-    this.headers = headers
-  }
-}
-
-/** The answer a replicator's error deserves, or undefined for an error that is not one of its. `write`: the request was a write. */
-export function replicatorHttpError (err: unknown, write: boolean): HttpError | undefined {
-  if (err instanceof NoLeaderError) {
-    return new HttpError(503, 'ServiceUnavailable', err.message, { 'retry-after': String(Math.max(1, Math.ceil(err.retryAfterSeconds))) })
-  }
-  if (err instanceof NotLeaderError) {
-    return new HttpError(503, 'ServiceUnavailable', err.message, { 'retry-after': '1', ...(err.leaderApi !== undefined ? { 'x-shoal-leader': err.leaderApi } : {}) })
-  }
-  if (err instanceof ProposalTimeoutError) {
-    return new HttpError(504, 'Timeout', write ? `${err.message} (the outcome is unknown: the write may or may not have been applied)` : err.message)
-  }
-  return undefined
-}
-
-/** Methods a path allows; HEAD goes wherever GET does (Node sends no body for it). */
-function allow (req: IncomingMessage, path: string, methods: string[]): void {
-  const method = req.method === 'HEAD' ? 'GET' : req.method ?? ''
-  if (!methods.includes(method)) {
-    const allowed = methods.flatMap(m => m === 'GET' ? ['GET', 'HEAD'] : [m])
-    throw new HttpError(405, 'MethodNotAllowed', `${req.method ?? ''} is not allowed on ${path}`, { allow: allowed.join(', ') })
-  }
-}
-
-export function send (res: ServerResponse, code: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body, null, 2) + '\n'
-  res.writeHead(code, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers })
-  res.end(text)
-}
-
-function status (code: number, reason: string, message: string): StatusBody {
-  return { kind: 'Status', apiVersion: 'v1', status: 'Failure', message, reason, code }
 }
 
 export function memberView (m: Member, selfPeerId: string): MemberView {
