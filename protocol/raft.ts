@@ -14,9 +14,9 @@ export const ENTRY_KINDS: readonly EntryKind[] = ['normal', 'noop', 'config']
 
 /**
  * Who votes and who only follows. A `config` entry's data is one of these,
- * msgpackr-encoded; it takes effect when it is committed, and the leader
- * proposes one at a time, each adding, removing, promoting or demoting a
- * single server.
+ * msgpackr-encoded; a peer uses the newest one in its log, committed or
+ * not (the Raft thesis, 4.1), and the leader proposes one at a time, each
+ * adding, removing, promoting or demoting a single server.
  */
 export interface ClusterConfig {
   voters: string[]

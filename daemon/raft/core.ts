@@ -111,7 +111,7 @@ export class RaftCore {
   private outstanding = false
   /** the committed cluster config: who votes, who only follows */
   private cluster: ClusterConfig
-  /** config entries in the log above commit, oldest first; each takes effect when it commits */
+  /** config entries in the log above commit, oldest first; the newest is in force (see effective()) */
   private pendingConfigs: Array<{ index: number, term: number, config: ClusterConfig }> = []
   private pendingSnapshot: { meta: SnapshotMeta, data: Uint8Array } | undefined
   private droppedReads: number[] = []
@@ -132,30 +132,41 @@ export class RaftCore {
   private loadConfig (): ClusterConfig {
     const storage = this.config.storage
     const snap = storage.snapshotMeta()
-    let cluster = snap.config
-    let seen = snap.index > 0
+    // Before any committed config entry, the config is the snapshot's, or
+    // with no snapshot the one the peer was started with (`peers`). An
+    // uncommitted entry does not replace it: that entry may yet be
+    // overwritten (a restart with one in the log once lost the voters).
+    let cluster: ClusterConfig = snap.index > 0 ? snap.config : { voters: this.config.peers.slice(), learners: [] }
     const from = Math.max(storage.firstIndex(), snap.index + 1)
     if (from <= storage.lastIndex()) {
       for (const e of storage.entries(from, storage.lastIndex() + 1)) {
         if (e.kind !== 'config') continue
-        seen = true
         const c = decodeClusterConfig(e.data)
         if (e.index <= this.raftLog.committed) cluster = c
         else this.pendingConfigs.push({ index: e.index, term: e.term, config: c })
       }
     }
-    if (!seen) cluster = { voters: this.config.peers.slice(), learners: [] }
     return cluster
   }
 
   get role (): Role { return this.currentRole }
   /** the committed cluster config */
-  get clusterConfig (): ClusterConfig { return this.cluster }
+  get clusterConfig (): ClusterConfig { return this.effective() }
+  /** the newest config committed (clusterConfig may be one uncommitted change ahead) */
+  get committedConfig (): ClusterConfig { return this.cluster }
   /** whether a config change is in the log and not yet committed */
   get configChangePending (): boolean { return this.pendingConfigs.length > 0 }
   /** the voter a leadership transfer is handing over to, if one is under way */
   get transferee (): string | undefined { return this.leader?.transferring }
-  isVoter (id = this.id): boolean { return this.cluster.voters.includes(id) }
+  isVoter (id = this.id): boolean { return this.effective().voters.includes(id) }
+
+  /**
+   * The config in force: the newest one in the log, committed or not (the
+   * Raft thesis, 4.1). A peer that waited for commit could deadlock: the
+   * only voter left by a change may not know the change committed, while
+   * the peers that know are no longer voters.
+   */
+  private effective (): ClusterConfig { return this.pendingConfigs.at(-1)?.config ?? this.cluster }
   get term (): number { return this.currentTerm }
   get leaderId (): string | undefined { return this.lead }
   get votedFor (): string | undefined { return this.vote }
@@ -224,6 +235,7 @@ export class RaftCore {
     if (next.voters.length === 0) return new ConfigChangeError('the last voter cannot go', false)
     const at = this.leader.propose(encodeClusterConfig(next), 'config')
     this.pendingConfigs.push({ index: at.index, term: at.term, config: next })
+    this.leader.setConfig(next)
     this.takeCommittedConfigs()
     return at
   }
@@ -237,7 +249,7 @@ export class RaftCore {
   transferLeadership (to?: string): string | undefined {
     if (this.leader === undefined) return undefined
     const target = to ?? this.leader.mostUpToDate()
-    if (target === undefined || target === this.id || !this.cluster.voters.includes(target)) return undefined
+    if (target === undefined || target === this.id || !this.effective().voters.includes(target)) return undefined
     this.leader.transferTo(target)
     return target
   }
@@ -323,20 +335,19 @@ export class RaftCore {
     }
   }
 
-  /** Config entries take effect when they commit; a leader removed from the voters steps down. */
+  /** Moves committed config entries out of the pending list; a leader that a committed config removed steps down. */
   private takeCommittedConfigs (): void {
     while (this.pendingConfigs.length > 0) {
       const next = this.pendingConfigs[0] as { index: number, term: number, config: ClusterConfig }
       if (next.index > this.raftLog.committed) break
       this.pendingConfigs.shift()
       this.cluster = next.config
-      if (this.leader !== undefined) {
-        if (!this.cluster.voters.includes(this.id)) {
-          this.leader.announceCommit()
-          this.becomeFollower(this.currentTerm, undefined)
-          return
-        }
-        this.leader.setConfig(this.cluster)
+      // A leader already uses the newest config; one that a committed
+      // config leaves out of the voters steps down (after saying so).
+      if (this.leader !== undefined && !this.cluster.voters.includes(this.id)) {
+        this.leader.announceCommit()
+        this.becomeFollower(this.currentTerm, undefined)
+        return
       }
     }
   }
@@ -437,14 +448,14 @@ export class RaftCore {
     this.currentRole = 'leader'
     this.lead = this.id
     this.leader = new LeaderState({
-      id: this.id, term: this.currentTerm, config: this.config, cluster: this.cluster, raftLog: this.raftLog, send: m => { this.send(m) }
+      id: this.id, term: this.currentTerm, config: this.config, cluster: this.effective(), raftLog: this.raftLog, send: m => { this.send(m) }
     })
     this.takeCommittedConfigs()
   }
 
-  private promotable (): boolean { return this.cluster.voters.includes(this.id) && this.raftLog.pendingSnapshot() === undefined }
+  private promotable (): boolean { return this.effective().voters.includes(this.id) && this.raftLog.pendingSnapshot() === undefined }
 
-  private voters (): string[] { return this.cluster.voters.filter(p => p !== this.id) }
+  private voters (): string[] { return this.effective().voters.filter(p => p !== this.id) }
 
   // --- elections ---
 
@@ -506,7 +517,7 @@ export class RaftCore {
   /** Counts a vote; true if it decided the campaign. */
   private recordVote (from: string, granted: boolean): boolean {
     if (!this.votes.has(from)) this.votes.set(from, granted)
-    switch (voteResult(this.cluster.voters, this.votes)) {
+    switch (voteResult(this.effective().voters, this.votes)) {
       case 'won':
         if (this.currentRole === 'pre-candidate') this.campaign('election')
         else this.becomeLeader()
@@ -520,10 +531,13 @@ export class RaftCore {
   }
 
   /**
-   * A message from an older term is dropped, but two kinds are answered so
-   * that their senders catch up: a stale leader learns of the newer term and
+   * A message from an older term is dropped, but some are answered so that
+   * their senders catch up: a stale leader learns of the newer term and
    * steps down (with PreVote and the lease, nothing else would tell it), and
-   * a pre-candidate behind our term hears back instead of waiting forever.
+   * a candidate or pre-candidate behind our term hears back instead of
+   * campaigning forever in terms no one answers. (Configs can differ while
+   * a change is uncommitted: the peer with the newer term may never ask the
+   * stale candidate for its vote, so this answer is its only news.)
    */
   private answerStale (m: RaftMessage): void {
     if (m.type === 'append') {
@@ -531,8 +545,8 @@ export class RaftCore {
       this.send<AppendResponseMessage>({
         type: 'append-response', from: this.id, to: m.from, term: this.currentTerm, success: false, rejectedIndex: m.prevLogIndex, hint: { conflictIndex: 0 }
       })
-    } else if (m.type === 'vote' && m.preVote) {
-      this.send<VoteResponseMessage>({ type: 'vote-response', from: this.id, to: m.from, term: this.currentTerm, preVote: true, granted: false })
+    } else if (m.type === 'vote') {
+      this.send<VoteResponseMessage>({ type: 'vote-response', from: this.id, to: m.from, term: this.currentTerm, preVote: m.preVote, granted: false })
     }
   }
 

@@ -7,7 +7,7 @@
 // snapshots of the state machine and compacts the log.
 // May import: protocol/, daemon/clock, daemon/log, and this folder.
 import type { RaftServerView, RaftStatusView } from '../../protocol/api.ts'
-import type { ClusterConfig, Entry, ForwardRequest, ForwardResponse, RaftMessage } from '../../protocol/raft.ts'
+import type { ClusterConfig, Entry, ForwardRequest, ForwardResponse, HardState, RaftMessage } from '../../protocol/raft.ts'
 import type { Clock, Rng, TimerHandle } from '../clock/clock.ts'
 import { every } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
@@ -100,6 +100,9 @@ export class RaftNode implements Replicator {
   private readonly reads = new Map<number, (index: number | undefined) => void>()
   private lastLeader: string | undefined
   private loopError: Error | undefined
+  /** the newest hard state the core handed out, and the one on disk */
+  private hardState: HardState | undefined
+  private persistedHardState: HardState | undefined
 
   constructor (init: RaftNodeInit) {
     this.init = init
@@ -215,8 +218,14 @@ export class RaftNode implements Replicator {
     // commit is only a hint for the restart (it re-applies less, then learns
     // the rest from the leader), and writing it alone was a LevelDB batch
     // for every acknowledgement the leader received.
+    // With entries, the newest commit goes too, so that what a restart
+    // believes committed (and so its cluster config) is never more than one
+    // config change behind.
+    if (rd.hardState !== undefined) this.hardState = rd.hardState
     if (rd.entries.length > 0 || rd.mustSync) {
-      await this.storage.save({ entries: rd.entries, ...(rd.hardState !== undefined ? { hardState: rd.hardState } : {}), sync: rd.mustSync })
+      const hs = this.hardState !== this.persistedHardState ? this.hardState : undefined
+      await this.storage.save({ entries: rd.entries, ...(hs !== undefined ? { hardState: hs } : {}), sync: rd.mustSync })
+      this.persistedHardState = this.hardState
     }
   }
 

@@ -104,11 +104,11 @@ test('(d) a learner behind the leader\'s compacted log gets a snapshot, installs
   const trace = messages(c, mark, m => m.from === 'n3' || m.to === 'n3')
   trace.push(`n3 log ${logOf(c, 'n3')}`, `n3 applied ${c.node('n3').appliedIndex}`, `n3 role ${c.core('n3').role}, voter ${String(c.core('n3').isVoter())}`)
   golden(t, trace, [
-    'append n1>n3 t2 prev=6@2 n=0 commit=6',
-    'append n1>n3 t2 prev=0@0 n=0 commit=0',
+    'append n1>n3 t2 prev=6@2 n=0 commit=5',
     'append-response n3>n1 t2 rejected=6 hint=2@-',
-    'append-response n3>n1 t2 match=1',
     'snapshot n1>n3 t2 snap=5@2',
+    'append n1>n3 t2 prev=0@0 n=0 commit=0',
+    'append-response n3>n1 t2 match=5',
     'append-response n3>n1 t2 match=5',
     'append n1>n3 t2 prev=5@2 n=1 commit=6',
     'append-response n3>n1 t2 match=6',
@@ -186,7 +186,7 @@ test('(g) ReadIndex needs a quorum round; a leader that lost its quorum never an
   ])
 })
 
-test('(h) membership: add a learner, promote it, remove a voter; a leader that commits its own removal steps down', t => {
+test('(h) membership: add a learner, promote it, remove a voter; a removal only the old leader holds is lost when another voter wins', t => {
   const c = new ManualCluster(4, {}, 1, { voters: ['n1', 'n2', 'n3'], learners: [] })
   c.campaign('n1')
   const trace: string[] = []
@@ -204,8 +204,9 @@ test('(h) membership: add a learner, promote it, remove a voter; a leader that c
   trace.push(config('n1'), config('n2'))
   const self = c.core('n1').changeConfig({ type: 'remove', id: 'n1' })
   trace.push(`remove self: ${self instanceof ConfigChangeError ? self.message : 'accepted'}`)
-  // n1 appends its removal of n2 on n2 alone, and is cut off; n2 wins, and
-  // committing its first entry commits its own removal.
+  // n1 proposes removing n2 and, using that config at once (thesis 4.1),
+  // replicates it to no one before it is cut off: n2 and n4 never see it,
+  // n2 wins with n4's vote, and the removal is gone.
   change(c, 'n1', { type: 'remove', id: 'n2' })
   c.isolated.add('n1')
   const mark = c.delivered.length
@@ -227,22 +228,19 @@ test('(h) membership: add a learner, promote it, remove a voter; a leader that c
     'n1 voters=n1,n2,n3 learners=n4',
     'n4 voters=n1,n2,n3 learners=n4',
     'n1 voters=n1,n2,n3,n4 learners=',
-    'n4 voters=n1,n2,n3 learners=n4',
+    'n4 voters=n1,n2,n3,n4 learners=',
     'n1 voters=n1,n2,n4 learners=',
     'n2 voters=n1,n2,n4 learners=',
     'remove self: the leader cannot remove itself; transfer leadership first',
-    'n2 log config@1 noop@2 config@2 config@2 config@2 config@2',
+    'n2 log config@1 noop@2 config@2 config@2 config@2',
     'n2 leader@3',
-    'append n1>n2 t2 prev=5@2 n=1 commit=5',
-    'vote n2>n4 t3 pre last=6@2',
+    'vote n2>n4 t3 pre last=5@2',
     'vote-response n4>n2 t3 pre granted',
-    'vote n2>n4 t3 last=6@2',
+    'vote n2>n4 t3 last=5@2',
     'vote-response n4>n2 t3 granted',
-    'append n2>n4 t3 prev=6@2 n=1 commit=5',
-    'append-response n4>n2 t3 rejected=6 hint=6@-',
-    'append n2>n4 t3 prev=5@2 n=2 commit=5',
-    'n2 follower',
-    'n2 voters=n1,n4 learners=',
-    'n4 voters=n1,n4 learners=',
+    'append n2>n4 t3 prev=5@2 n=1 commit=5',
+    'n2 leader',
+    'n2 voters=n1,n2,n4 learners=',
+    'n4 voters=n1,n2,n4 learners=',
   ])
 })

@@ -529,7 +529,12 @@ export class Simulation {
     const cores = this.nodes.map(n => n.core as RaftCore)
     const outstanding = Math.max(...cores.map(c => c.lastIndex)) - Math.min(...cores.map(c => c.commitIndex)) + 1
     const roundTrip = 2 * this.faults.maxDelay + 2
-    return this.options.livenessTicks + Math.ceil(outstanding / this.settings.maxBatchEntries) * roundTrip
+    // Without PreVote, a voter whose log is behind keeps bumping the term
+    // and splitting the vote with the one that can win; with two voters and
+    // slow links that can last several election timeouts (seed 19894 of 3
+    // nodes took about 250 ticks). shoald always runs with PreVote.
+    const elections = this.settings.preVote ? 1 : 3
+    return this.options.livenessTicks * elections + Math.ceil(outstanding / this.settings.maxBatchEntries) * roundTrip
   }
 
   private awaitLivenessCommit (ticks: number): { committedAt: number, index: number, leader: SimHost } {
