@@ -14,7 +14,7 @@ import type { Logger } from '../log/log.ts'
 import { ConfigChangeError, decodeClusterConfig, NotLeaderError as CoreNotLeaderError, RaftCore } from './core.ts'
 import type { ConfigChange, Ready } from './core.ts'
 import type { LevelStorage } from './level-storage.ts'
-import { NoLeaderError, ProposalTimeoutError } from './replicator.ts'
+import { NoLeaderError, NotLeaderError, ProposalTimeoutError } from './replicator.ts'
 import type { Proposed, Replicator } from './replicator.ts'
 import type { StateMachine } from './state-machine.ts'
 
@@ -331,9 +331,13 @@ export class RaftNode implements Replicator {
       try {
         res = await this.init.forward(leader, { type: 'propose', command }, Math.max(1, deadline - this.clock.now()))
       } catch (err) {
-        if (err instanceof ForwardError && !err.sent && this.clock.now() < deadline) {
-          await this.sleep(RETRY_MS)
-          continue
+        if (err instanceof ForwardError && !err.sent) {
+          if (this.clock.now() + RETRY_MS < deadline) {
+            await this.sleep(RETRY_MS)
+            continue
+          }
+          // Never sent: certainly not applied. Point the client at the leader.
+          throw new NotLeaderError(this.init.describe(leader).api)
         }
         throw new ProposalTimeoutError(`the leader did not answer in time; the write may or may not have been applied (${(err as Error).message})`)
       }
@@ -378,10 +382,11 @@ export class RaftNode implements Replicator {
       try {
         res = await this.init.forward(leader, { type: 'read-index' }, Math.max(1, deadline - this.clock.now()))
       } catch (err) {
-        if (this.clock.now() < deadline) {
+        if (this.clock.now() + RETRY_MS < deadline) {
           await this.sleep(RETRY_MS)
           continue
         }
+        if (err instanceof ForwardError && !err.sent) throw new NotLeaderError(this.init.describe(leader).api)
         throw new ProposalTimeoutError(`the leader did not confirm the read in time (${(err as Error).message})`)
       }
       if (res.ok) {
