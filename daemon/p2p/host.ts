@@ -1,7 +1,6 @@
 // The libp2p host: TCP, a private network (pnet) keyed by the cluster key,
 // Noise, Yamux, identify, ping and gossipsub. It owns the peer's identity and
-// reports handshakes that fail, which in a private network means that the
-// other side holds another cluster key (or none).
+// checks, right after pnet, that the other side holds the same cluster key.
 // May import: protocol/, daemon/clock, daemon/log.
 import { createHash } from 'node:crypto'
 import { noise } from '@chainsafe/libp2p-noise'
@@ -9,11 +8,12 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { gossipsub } from '@libp2p/gossipsub'
 import type { GossipSub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
-import type { ConnectionProtector, Libp2p, MultiaddrConnection, PrivateKey } from '@libp2p/interface'
+import type { AbortOptions, ConnectionProtector, Libp2p, MultiaddrConnection, PrivateKey } from '@libp2p/interface'
 import { ping } from '@libp2p/ping'
 import type { Ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
+import { byteStream } from '@libp2p/utils'
 import { createLibp2p } from 'libp2p'
 import type { Logger } from '../log/log.ts'
 
@@ -28,45 +28,45 @@ export interface HostOptions {
 }
 
 /**
- * Wraps the pnet protector to report connections whose upgrade fails after
- * protection: in a private network that means the other side holds another
- * cluster key, or none. libp2p reports such a failure only through the
- * connection's debug logger, so the wrapper taps that logger's error channel.
- * Each remote address is reported at most once a minute (a joiner with the
- * wrong key retries every second).
+ * Wraps the pnet protector with a key check: right after the pnet nonces,
+ * each side sends a fixed 16-byte marker through the encrypted stream and
+ * reads the other's. With the same cluster key both read the marker; with
+ * another key (or none) both read garbage at once, so both sides know it is
+ * a key mismatch, say so, and drop the connection. (Without the check, a
+ * wrong key showed only as garbled bytes that the next layer might wait on
+ * until the dialer gave up, which looks like any slow handshake.) Each
+ * remote address is reported at most once a minute, since a joiner with
+ * the wrong key retries every second.
  */
-const KEY_MISMATCH_WINDOW_MS = 5000
+const KEY_CHECK = new TextEncoder().encode('shoal/cluster-k1') // 16 bytes
+const KEY_CHECK_TIMEOUT_MS = 10_000
 
-function reportingProtector (factory: (components: any) => ConnectionProtector, log: Logger): (components: any) => ConnectionProtector {
+export class ClusterKeyMismatchError extends Error {
+  override name = 'ClusterKeyMismatchError'
+}
+
+function checkingProtector (factory: (components: any) => ConnectionProtector, log: Logger): (components: any) => ConnectionProtector {
   const lastLogged = new Map<string, number>()
   return (components) => {
     const inner = factory(components)
     return {
-      async protect (conn: MultiaddrConnection, options) {
+      async protect (conn: MultiaddrConnection, options?: AbortOptions) {
+        const protectedConn = await inner.protect(conn, options)
+        const bytes = byteStream(protectedConn)
+        const signal = options?.signal ?? AbortSignal.timeout(KEY_CHECK_TIMEOUT_MS)
+        const [got] = await Promise.all([bytes.read({ bytes: KEY_CHECK.length, signal }), bytes.write(KEY_CHECK, { signal })])
+        if (Buffer.compare(got.subarray(), KEY_CHECK) === 0) return bytes.unwrap()
         const remote = conn.remoteAddr.toString()
-        const since = Date.now()
-        const debugError = conn.log.error
-        conn.log.error = (formatter: any, ...args: any[]) => {
-          const err = args.find(a => a instanceof Error) as Error | undefined
-          // A wrong key fails within milliseconds, on garbled bytes. A handshake
-          // that the other side gave up on (a timeout on a busy machine) is
-          // not a key problem and is left to the debug log.
-          const elapsed = Date.now() - since
-          const garbled = elapsed < KEY_MISMATCH_WINDOW_MS && !/abort|timeout|timed out/i.test(err?.message ?? '')
-          const upgradeFailed = typeof formatter === 'string' && formatter.startsWith('failed to upgrade') && err?.name === 'EncryptionFailedError'
-          const direction = args[0] === 'inbound' ? 'inbound' : 'outbound'
-          if (upgradeFailed && !garbled) log.debug({ event: 'handshake.abandoned', direction, remote, elapsed, err: err?.message })
-          if (upgradeFailed && garbled) {
-            const now = Date.now()
-            if ((lastLogged.get(remote) ?? 0) <= now - 60_000) {
-              lastLogged.set(remote, now)
-              log.warn({ event: 'handshake.failed', direction, remote, err: err.message },
-                `${direction} connection ${direction === 'inbound' ? 'from' : 'to'} ${remote} failed its handshake: the other peer has a different cluster key, or none`)
-            }
-          }
-          debugError(formatter, ...args)
+        const direction = conn.direction === 'inbound' ? 'inbound' : 'outbound'
+        const now = Date.now()
+        if ((lastLogged.get(remote) ?? 0) <= now - 60_000) {
+          lastLogged.set(remote, now)
+          log.warn({ event: 'handshake.failed', direction, remote },
+            `${direction} connection ${direction === 'inbound' ? 'from' : 'to'} ${remote} failed its handshake: the other peer has a different cluster key, or none`)
         }
-        return await inner.protect(conn, options)
+        const err = new ClusterKeyMismatchError(`the peer at ${remote} has a different cluster key, or none`)
+        conn.abort(err)
+        throw err
       }
     } as ConnectionProtector
   }
@@ -92,7 +92,7 @@ export async function createHost (opts: HostOptions): Promise<ShoalHost> {
     privateKey: opts.privateKey,
     addresses: { listen: opts.listen },
     transports: [tcp({ dialOpts: sourceAddress(opts.listen) })],
-    connectionProtector: reportingProtector(preSharedKey({ psk: opts.psk }), opts.log),
+    connectionProtector: checkingProtector(preSharedKey({ psk: opts.psk }), opts.log),
     connectionEncrypters: [noise()],
     // Yamux's keep-alive pings every connection; membership's own probes and
     // closed connections already tell who is gone, so they only cost CPU.

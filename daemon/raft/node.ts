@@ -369,10 +369,7 @@ export class RaftNode implements Replicator {
             if (this.reads.delete(ctx)) resolve(undefined)
           }, Math.max(1, deadline - this.clock.now()))
         })
-        if (index !== undefined) {
-          await this.awaitApplied(index, deadline)
-          return index
-        }
+        if (index !== undefined) return await this.appliedForRead(index, deadline)
         if (this.clock.now() >= deadline) throw new ProposalTimeoutError('the read could not be confirmed in time')
         continue
       }
@@ -389,13 +386,21 @@ export class RaftNode implements Replicator {
         if (err instanceof ForwardError && !err.sent) throw new NotLeaderError(this.init.describe(leader).api)
         throw new ProposalTimeoutError(`the leader did not confirm the read in time (${(err as Error).message})`)
       }
-      if (res.ok) {
-        await this.awaitApplied(res.index, deadline)
-        return res.index
-      }
+      if (res.ok) return await this.appliedForRead(res.index, deadline)
       if (res.error === 'timeout') throw new ProposalTimeoutError(res.message)
       await this.sleep(RETRY_MS)
     }
+  }
+
+  /**
+   * A read may only go ahead once this peer has applied the read index: a
+   * peer still catching up (just restarted, or installing a snapshot) must
+   * not answer from its older state, however long it takes.
+   */
+  private async appliedForRead (index: number, deadline: number): Promise<number> {
+    await this.awaitApplied(index, deadline)
+    if (this.applied < index) throw new ProposalTimeoutError(`this peer has not caught up with the log in time (applied ${this.applied} of ${index}); retry, or read from another peer`)
+    return index
   }
 
   /** Serves a follower's forwarded request; only the leader says yes. */

@@ -126,3 +126,17 @@ test('a follower forwards; a forward that never left is "not the leader" with it
     await storage.close()
   }
 })
+
+test('a consistent read on a peer that has not applied the read index fails rather than read stale state', async t => {
+  const { node, storage } = await makeNode({
+    founder: false,
+    forward: async () => ({ ok: true, index: 100 })
+  })
+  try {
+    hearFromBoss(node)
+    await t.throwsAsync(node.readBarrier(300), { instanceOf: ProposalTimeoutError, message: /not caught up/ })
+  } finally {
+    await node.stop()
+    await storage.close()
+  }
+})
