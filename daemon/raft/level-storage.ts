@@ -83,7 +83,9 @@ export class LevelStorage implements RaftStorage {
 
   /**
    * Stores a snapshot the host took at an applied index and drops the log up
-   * to `compactTo`, in one synced batch.
+   * to `compactTo`, in one synced batch. It may run while a Ready's entries
+   * are being saved (it touches only keys at or below the snapshot), but not
+   * beside installSnapshot.
    */
   async saveSnapshot (snap: Snapshot, compactTo: number): Promise<void> {
     compactTo = Math.min(compactTo, snap.meta.index)
@@ -97,14 +99,11 @@ export class LevelStorage implements RaftStorage {
       ops.push({ type: 'put', key: FIRST_KEY, value: encode({ index: compactTo, term: this.term(compactTo) }) })
       for (let i = this.firstIndex(); i <= compactTo; i++) ops.push({ type: 'del', key: logKey(i) })
     }
-    // The snapshot's index was committed; the stored commit (written only
-    // with entries or a new term) may be behind it.
-    const hs = this.hardState()
-    const raised = hs.commit < snap.meta.index ? { ...hs, commit: snap.meta.index } : undefined
-    if (raised !== undefined) ops.push({ type: 'put', key: HARD_STATE_KEY, value: encode(raised) })
+    // The hard state is not touched: this write may run beside a Ready's,
+    // and must not put back an older term or vote. The stored commit may lag
+    // the snapshot; the core takes the larger of the two.
     await this.db.batch(ops, { sync: true })
     this.memory.saveSnapshot(snap, compactTo)
-    if (raised !== undefined) this.memory.setHardState(raised)
   }
 
   /** Replaces the whole log with a leader's snapshot, in one synced batch. */

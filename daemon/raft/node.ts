@@ -102,6 +102,8 @@ export class RaftNode implements Replicator {
   private loopError: Error | undefined
   /** the newest hard state the core handed out, and the one on disk */
   private hardState: HardState | undefined
+  /** a snapshot being written in the background */
+  private snapshotWrite: Promise<void> | undefined
   private persistedHardState: HardState | undefined
 
   constructor (init: RaftNodeInit) {
@@ -151,6 +153,7 @@ export class RaftNode implements Replicator {
     this.appliedWaiters = []
     // let a loop iteration under way finish its write
     for (let i = 0; i < 100 && this.running; i++) await new Promise(resolve => setTimeout(resolve, 10))
+    await this.snapshotWrite
   }
 
   // --- inputs ---
@@ -190,10 +193,11 @@ export class RaftNode implements Replicator {
         await this.persist(rd)
         this.sendAll(rd.messages)
         for (const e of rd.committed) this.apply(e)
+        this.wakeAppliedWaiters()
         this.core.advance(rd)
         this.takeReads(rd)
         this.noteLeader()
-        await this.maybeSnapshot()
+        this.maybeSnapshot()
       }
     } catch (err) {
       // A failed write leaves the core ahead of the disk; going on could
@@ -207,11 +211,20 @@ export class RaftNode implements Replicator {
 
   private async persist (rd: Ready): Promise<void> {
     if (rd.snapshot !== undefined) {
+      // One snapshot write at a time: ours must not land after the leader's.
+      await this.snapshotWrite
       await this.storage.installSnapshot(rd.snapshot)
       this.sm.restore(rd.snapshot.data, rd.snapshot.meta.index)
       this.applied = rd.snapshot.meta.index
       this.appliedConfig = rd.snapshot.meta.config
       this.log.info({ event: 'raft.snapshot.installed', index: rd.snapshot.meta.index, bytes: rd.snapshot.data.length }, `installed the leader's snapshot at index ${rd.snapshot.meta.index}`)
+      // Proposals at or below it are settled by it, one way or the other,
+      // and the snapshot does not say which.
+      for (const [index, p] of this.proposals) {
+        if (index > this.applied) continue
+        this.proposals.delete(index)
+        p.resolve({ ok: false, unknown: true })
+      }
       this.wakeAppliedWaiters()
     }
     // A hard state whose only change is commit is not written on its own:
@@ -255,7 +268,6 @@ export class RaftNode implements Replicator {
       // Another term's entry at our index means ours was overwritten: it was never committed.
       p.resolve(p.term === e.term ? { ok: true, result } : { ok: false, unknown: false })
     }
-    this.wakeAppliedWaiters()
   }
 
   private wakeAppliedWaiters (): void {
@@ -266,14 +278,6 @@ export class RaftNode implements Replicator {
       else still.push(w)
     }
     this.appliedWaiters = still
-    // Proposals at or below a restored snapshot are settled by it, one way
-    // or the other, and the snapshot does not say which.
-    for (const [index, p] of this.proposals) {
-      if (index <= this.applied) {
-        this.proposals.delete(index)
-        p.resolve({ ok: false, unknown: true })
-      }
-    }
   }
 
   private takeReads (rd: Ready): void {
@@ -299,14 +303,25 @@ export class RaftNode implements Replicator {
     }
   }
 
-  private async maybeSnapshot (): Promise<void> {
+  /**
+   * Every snapshotEntries applied entries, the state is encoded here, at the
+   * applied index, and written in the background: the loop goes on, since
+   * the write touches only the snapshot and entries it covers.
+   */
+  private maybeSnapshot (): void {
+    if (this.snapshotWrite !== undefined) return
     const snapIndex = this.storage.snapshotMeta().index
     if (this.applied - snapIndex < this.snapshotEntries) return
     const index = this.applied
     const term = this.storage.term(index)
     const data = this.sm.snapshot()
-    await this.storage.saveSnapshot({ meta: { index, term, config: this.appliedConfig }, data }, index - this.keepEntries)
-    this.log.info({ event: 'raft.snapshot.taken', index, bytes: data.length, firstIndex: this.storage.firstIndex() }, `snapshot at index ${index}; log compacted`)
+    this.snapshotWrite = this.storage.saveSnapshot({ meta: { index, term, config: this.appliedConfig }, data }, index - this.keepEntries)
+      .then(() => {
+        this.log.info({ event: 'raft.snapshot.taken', index, bytes: data.length, firstIndex: this.storage.firstIndex() }, `snapshot at index ${index}; log compacted`)
+      }, (err: Error) => {
+        this.log.error({ event: 'raft.snapshot.failed', index, err: err.message }, `could not store a snapshot at index ${index}: ${err.message}`)
+      })
+      .finally(() => { this.snapshotWrite = undefined })
   }
 
   // --- Replicator ---
