@@ -17,7 +17,8 @@ import { createHost } from './p2p/host.ts'
 import type { ShoalHost } from './p2p/host.ts'
 import { loadClusterKey, loadOrCreatePeerKey } from './p2p/keys.ts'
 import { encode } from '../protocol/codec.ts'
-import { KvStore } from './kv/store.ts'
+import { KV_TAG, KvStore } from './kv/store.ts'
+import { RoutedStateMachine } from './raft/state-machine.ts'
 import { Autopilot } from './raft/autopilot.ts'
 import type { MemberHealth } from './raft/autopilot.ts'
 import { LevelStorage } from './raft/level-storage.ts'
@@ -124,6 +125,7 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     log.info({ event: 'raft.bootstrap' }, 'started a new replicated log with this peer as its only voter')
   }
   const kv = new KvStore()
+  const state = new RoutedStateMachine([{ tag: KV_TAG, name: 'kv', machine: kv }])
   let transport: RaftTransport | undefined
   let forwarder: Forwarder | undefined
   const raft = new RaftNode({
@@ -131,7 +133,7 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     name: config.name,
     api: `${config.apiHost}:${config.apiPort}`,
     storage,
-    stateMachine: kv,
+    stateMachine: state,
     send: m => { transport?.send(m) },
     forward: async (to, req, timeoutMs) => await (forwarder as Forwarder).request(to, req, timeoutMs),
     describe,

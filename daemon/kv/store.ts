@@ -8,6 +8,7 @@ import { Buffer } from 'node:buffer'
 import { decode, encode, isNumber, isObject, isString } from '../../protocol/codec.ts'
 import { isKvCommand, KV_MAX_KEY_BYTES } from '../../protocol/kv.ts'
 import type { KvCommand, KvEntry, KvResult } from '../../protocol/kv.ts'
+import { tagged } from '../raft/state-machine.ts'
 import type { StateMachine } from '../raft/state-machine.ts'
 
 /**
@@ -36,11 +37,16 @@ function isKvSnapshot (v: unknown): v is KvSnapshot {
     v.entries.every(e => Array.isArray(e) && e.length === 4 && isString(e[0]) && e[1] instanceof Uint8Array && isIndex(e[2]) && isIndex(e[3]))
 }
 
+/** Every KV command's bytes start with this tag (see daemon/raft/state-machine.ts's RoutedStateMachine). */
+export const KV_TAG = 1
+
 /** The encoded form of a command, as KvStore.apply decodes it; what proposers hand to Replicator.propose. */
 export function encodeKvCommand (cmd: KvCommand): Uint8Array {
   // No `cas: undefined` on the wire: the guard accepts an absent cas, not a nil one.
-  if (cmd.op === 'put') return encode(cmd.cas === undefined ? { op: 'put', key: cmd.key, value: cmd.value } : { op: 'put', key: cmd.key, value: cmd.value, cas: cmd.cas })
-  return encode(cmd.cas === undefined ? { op: 'del', key: cmd.key } : { op: 'del', key: cmd.key, cas: cmd.cas })
+  const body = cmd.op === 'put'
+    ? encode(cmd.cas === undefined ? { op: 'put', key: cmd.key, value: cmd.value } : { op: 'put', key: cmd.key, value: cmd.value, cas: cmd.cas })
+    : encode(cmd.cas === undefined ? { op: 'del', key: cmd.key } : { op: 'del', key: cmd.key, cas: cmd.cas })
+  return tagged(KV_TAG, body)
 }
 
 function byKey (a: KvEntry, b: KvEntry): number {
@@ -97,7 +103,8 @@ export class KvStore implements StateMachine {
     this.applied = index
     let cmd: KvCommand
     try {
-      cmd = decode(command, isKvCommand, 'KV command')
+      if (command[0] !== KV_TAG) throw new Error('not a KV command (wrong tag)')
+      cmd = decode(command.subarray(1), isKvCommand, 'KV command')
     } catch (err) {
       return { ok: false, reason: 'invalid', index, message: (err as Error).message }
     }

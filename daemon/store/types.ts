@@ -1,0 +1,90 @@
+// The resource store's interface: the commands that go through the Raft log,
+// what applying one returns, and the read side (get, list, watch) that the
+// API server and the controllers use on every peer's local replica.
+// store.ts implements it (ResourceStore).
+// May import: protocol/.
+import type { StatusBody } from '../../protocol/api.ts'
+import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
+
+/** Every store command's bytes start with this tag (the KV's start with 1). */
+export const STORE_TAG = 2
+
+export type PatchType = 'merge' | 'strategic' | 'json'
+
+/** Which object a command or read is about. `namespace` only for namespaced types. */
+export interface ObjectRef {
+  group: string
+  /** the REST plural, e.g. 'pods' */
+  resource: string
+  namespace?: string
+  name: string
+}
+
+/**
+ * A write. Everything that is not deterministic (the uid of a new object,
+ * the time) is chosen by the proposer and carried in the command, so that
+ * every peer applies it to the same result.
+ */
+export type StoreCommand =
+  /** `object.metadata.name` or `generateName` must be set; `uid` and `now` go into the new object */
+  | { op: 'create', object: KObject, uid: string, now: string, dryRun?: boolean }
+  /** replaces spec and metadata (or, with subresource 'status', only status); a set metadata.resourceVersion must match (else 409) */
+  | { op: 'update', object: KObject, now: string, subresource?: 'status' | 'scale', dryRun?: boolean }
+  | { op: 'patch', ref: ObjectRef, patchType: PatchType, patch: unknown, now: string, subresource?: 'status' | 'scale', dryRun?: boolean }
+  | {
+    op: 'delete'
+    ref: ObjectRef
+    now: string
+    preconditions?: { uid?: string, resourceVersion?: string }
+    propagationPolicy?: 'Background' | 'Foreground' | 'Orphan'
+    dryRun?: boolean
+  }
+
+/**
+ * What applying a command returned: the object as stored (for a delete,
+ * the object as it was, or with deletionTimestamp set if finalizers hold
+ * it), or a Kubernetes Status with the code (400, 404, 409, 410, 422).
+ */
+export type StoreResult = { ok: true, object: KObject } | { ok: false, status: StatusBody }
+
+export interface ListOptions {
+  namespace?: string
+  /** equality- and set-based, as in Kubernetes: `app=web,tier!=db,env in (a,b),!legacy` */
+  labelSelector?: string
+  /** `metadata.name`, `metadata.namespace`, `spec.nodeName`, `status.phase`, with = == != */
+  fieldSelector?: string
+}
+
+export interface WatchOptions extends ListOptions {
+  /** events after this resourceVersion; undefined or '0': from now (after sending the current objects as ADDED) */
+  resourceVersion?: string
+}
+
+/** A selector or other list option that cannot be parsed: a 400 with this message. */
+export class BadSelectorError extends Error {
+  override name = 'BadSelectorError'
+}
+
+/** The resourceVersion asked for is older than the history kept: 410 Gone. */
+export class GoneError extends Error {
+  override name = 'GoneError'
+}
+
+export interface Watch {
+  stop: () => void
+}
+
+/** The read side, served from the local replica. */
+export interface StoreReader {
+  /** the applied index, as a resourceVersion */
+  resourceVersion: () => string
+  get: (ref: ObjectRef) => KObject | undefined
+  /** throws BadSelectorError */
+  list: (type: ResourceType, opts: ListOptions) => { items: KObject[], resourceVersion: string }
+  /**
+   * Calls `onEvent` for every change, in order, as the log is applied.
+   * Throws GoneError if opts.resourceVersion is older than the history kept,
+   * BadSelectorError for a bad selector.
+   */
+  watch: (type: ResourceType, opts: WatchOptions, onEvent: (e: WatchEvent) => void) => Watch
+}
