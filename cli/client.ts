@@ -1,7 +1,7 @@
 // The CLI's HTTP client: what a server URL may look like, and sending one
 // request to the first server that answers. For a read (GET), a server that
 // cannot be reached or answers 5xx is skipped for the next; a write (PUT,
-// DELETE) moves on only when it surely was not applied: the connection was
+// DELETE, POST, PATCH) moves on only when it surely was not applied: the connection was
 // refused (or never made), or the answer was 503 (no leader, not the leader).
 // A 503 naming the leader (X-Shoal-Leader) adds the leader to the servers to
 // try; when every server said 503 with Retry-After, the whole list is tried
@@ -18,7 +18,7 @@ export const DEFAULT_MAX_ROUNDS = 3
 /** A Retry-After longer than this is waited as this. */
 const MAX_RETRY_AFTER_MS = 5000
 
-export type Method = 'GET' | 'PUT' | 'DELETE'
+export type Method = 'GET' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'
 
 /** Errors that mean the request never reached the server, so a write can safely go elsewhere. */
 const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EAI_NONAME', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT',
@@ -140,7 +140,7 @@ export class ApiClient {
    * Sends one request; throws UnreachableError, HttpStatusError, or (for a
    * write only) OutcomeUnknownError.
    */
-  async request (method: Method, path: string, body?: Uint8Array): Promise<ApiResponse> {
+  async request (method: Method, path: string, body?: Uint8Array, contentType?: string): Promise<ApiResponse> {
     const started = Date.now()
     const attempts: Attempt[] = []
     const skip = (attempt: Attempt): void => {
@@ -159,7 +159,7 @@ export class ApiClient {
         try {
           res = await fetch(server + path, {
             method,
-            headers: { authorization: `Bearer ${this.token}`, accept: 'application/json' },
+            headers: { authorization: `Bearer ${this.token}`, accept: 'application/json', ...(contentType !== undefined ? { 'content-type': contentType } : {}) },
             ...(body !== undefined ? { body } : {}),
             // One signal for headers and body: a server that stalls mid-body is as dead as one that never answers.
             signal: AbortSignal.timeout(this.timeoutMs)
@@ -202,6 +202,72 @@ export class ApiClient {
       if (retryAfterMs === undefined || round >= this.maxRounds || Date.now() - started + retryAfterMs > this.budgetMs) throw new UnreachableError(attempts)
       await new Promise(resolve => setTimeout(resolve, retryAfterMs))
     }
+  }
+
+  /**
+   * GETs a stream of newline-delimited JSON (`?watch=1`) from the first
+   * server that answers, calling `onValue` with each line parsed, until the
+   * server ends the stream (resolves) or `signal` aborts (resolves too).
+   * Only the headers are under the timeout: a watch may be quiet for long.
+   * Throws UnreachableError, or HttpStatusError for a 4xx.
+   */
+  async stream (path: string, onValue: (value: unknown) => void, signal: AbortSignal): Promise<void> {
+    const attempts: Attempt[] = []
+    for (const server of this.servers) {
+      if (signal.aborted) return
+      const tried = Date.now()
+      const headers = new AbortController()
+      const timer = setTimeout(() => { headers.abort(new DOMException('timed out', 'TimeoutError')) }, this.timeoutMs)
+      let res: Response
+      try {
+        res = await fetch(server + path, {
+          headers: { authorization: `Bearer ${this.token}`, accept: 'application/json' },
+          signal: AbortSignal.any([signal, headers.signal])
+        })
+      } catch (err) {
+        if (signal.aborted) return
+        const attempt = { server, ...describeFetchError(err, this.timeoutMs), elapsedMs: Date.now() - tried }
+        attempts.push(attempt)
+        this.onSkip(attempt)
+        continue
+      } finally {
+        clearTimeout(timer)
+      }
+      if (res.status >= 400) {
+        const text = await res.text().catch(() => '')
+        const parsed = parseJson(text)
+        const message = statusMessage(parsed, text, res.statusText)
+        if (res.status >= 500) {
+          const attempt = { server, reason: `${res.status} ${message}`, detail: `HTTP ${res.status} ${res.statusText}: ${message}`, elapsedMs: Date.now() - tried }
+          attempts.push(attempt)
+          this.onSkip(attempt)
+          continue
+        }
+        const reason = isStatusLike(parsed) && typeof parsed.reason === 'string' ? parsed.reason : res.statusText
+        throw new HttpStatusError(server, res.status, reason, message)
+      }
+      if (res.body === null) return
+      const decoder = new TextDecoder()
+      let pending = ''
+      try {
+        for await (const chunk of res.body) {
+          pending += decoder.decode(chunk, { stream: true })
+          let nl: number
+          while ((nl = pending.indexOf('\n')) >= 0) {
+            const line = pending.slice(0, nl).trim()
+            pending = pending.slice(nl + 1)
+            if (line === '') continue
+            const value = parseJson(line)
+            if (value !== undefined) onValue(value)
+          }
+        }
+      } catch (err) {
+        if (signal.aborted) return
+        throw err
+      }
+      return
+    }
+    throw new UnreachableError(attempts)
   }
 }
 

@@ -12,6 +12,7 @@ import { ApiClient, HttpStatusError, OutcomeUnknownError, UnreachableError, pars
 import type { Attempt, Method } from './client.ts'
 import { OUTPUT_FORMATS, clusterStatus, renderClusterStatus, renderJson, renderKvList, renderMembers } from './output.ts'
 import type { OutputFormat } from './output.ts'
+import { addK8sCommands } from './k8s.ts'
 
 export interface Io {
   stdout: { write: (text: string) => unknown }
@@ -21,6 +22,8 @@ export interface Io {
   now?: () => number
   /** where `shoal kv put KEY -` reads the value; process.stdin unless a test gives one */
   stdin?: AsyncIterable<Uint8Array | string>
+  /** ends watches (`get -w`, `rollout status`) when aborted; a test's bound, where a user has Ctrl-C */
+  signal?: AbortSignal
 }
 
 export const EXIT_OK = 0
@@ -41,7 +44,7 @@ export class CliError extends Error {
   }
 }
 
-interface GlobalOptions {
+export interface GlobalOptions {
   server?: string[]
   token?: string
   config?: string
@@ -85,7 +88,7 @@ async function readClientConfig (path: string, required: boolean): Promise<{ ser
 }
 
 /** --server, else SHOAL_SERVER, else the config file; --token, else SHOAL_TOKEN, else the config file. */
-async function resolveTarget (opts: GlobalOptions, env: NodeJS.ProcessEnv, trace: string[]): Promise<{ servers: string[], token: string }> {
+export async function resolveTarget (opts: GlobalOptions, env: NodeJS.ProcessEnv, trace: string[]): Promise<{ servers: string[], token: string }> {
   const parse = (values: string[], from: string, exitCode: number): string[] => values.map(v => {
     try {
       return parseServerUrl(v)
@@ -125,7 +128,7 @@ async function resolveTarget (opts: GlobalOptions, env: NodeJS.ProcessEnv, trace
   return { servers, token }
 }
 
-function describeAttempt (a: Attempt): string {
+export function describeAttempt (a: Attempt): string {
   return `${a.server}: ${a.reason} after ${a.elapsedMs}ms (${a.detail})`
 }
 
@@ -262,6 +265,7 @@ from it), AGE (time since the member's current incarnation started).
 
   addKvCommands(program, io)
   addClusterCommands(program, io)
+  addK8sCommands(program, io)
   return program
 }
 

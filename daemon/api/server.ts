@@ -16,7 +16,9 @@ import type { Member } from '../membership/table.ts'
 import type { Replicator } from '../raft/replicator.ts'
 import type { TokenStore } from './auth.ts'
 import { allow, ClientGoneError, discard, HttpError, replicatorHttpError, send, status } from './http.ts'
+import { handleK8s, isK8sPath } from './k8s.ts'
 import { handleKv, isKvTarget } from './kv.ts'
+import type { StoreReader } from '../store/types.ts'
 
 export interface ApiDeps {
   tokens: TokenStore
@@ -29,6 +31,8 @@ export interface ApiDeps {
   kv?: KvStore
   /** the largest value a PUT may carry (default DEFAULT_KV_MAX_VALUE_BYTES) */
   kvMaxValueBytes?: number
+  /** the resource store's local replica; without it the Kubernetes-layout API answers 503 */
+  store?: StoreReader
 }
 
 export function memberView (m: Member, selfPeerId: string): MemberView {
@@ -50,6 +54,7 @@ export function memberView (m: Member, selfPeerId: string): MemberView {
 
 export function createApiServer (deps: ApiDeps): Server {
   const kvDeps = { raft: deps.raft, kv: deps.kv, kvMaxValueBytes: deps.kvMaxValueBytes ?? DEFAULT_KV_MAX_VALUE_BYTES }
+  const k8sDeps = { ...(deps.raft !== undefined ? { raft: deps.raft } : {}), ...(deps.store !== undefined ? { store: deps.store } : {}) }
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const target = req.url ?? '/'
@@ -62,10 +67,19 @@ export function createApiServer (deps: ApiDeps): Server {
       send(res, 200, { status: 'ok' })
       return
     }
+    // Public, as in Kubernetes: what the server is and whether it is ready.
+    if (url.pathname === '/version' || url.pathname === '/readyz') {
+      await handleK8s(req, res, url, { ...k8sDeps, canWrite: false })
+      return
+    }
     if (!deps.tokens.check(req.headers.authorization)) {
       throw new HttpError(401, 'Unauthorized', deps.tokens.get() === undefined
         ? 'this peer has not received the cluster token yet'
         : 'missing or wrong bearer token (send Authorization: Bearer <token>)')
+    }
+    if (isK8sPath(url.pathname)) {
+      await handleK8s(req, res, url, { ...k8sDeps, canWrite: true })
+      return
     }
     if (isKvTarget(rawPath)) {
       await handleKv(req, res, rawPath, rawQuery, kvDeps)

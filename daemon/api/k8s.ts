@@ -1,0 +1,383 @@
+// The Kubernetes-layout REST API: /api/v1/... and /apis/{group}/{version}/...
+// for the kinds in protocol/k8s.ts, namespaced and cluster-wide; GET (one,
+// list, ?watch=1 as newline-delimited events), POST, PUT, PATCH (merge,
+// strategic merge, JSON patch), DELETE, and the status and scale
+// subresources; discovery documents and /version. Reads come from the local
+// replica (through ReadIndex with ?consistent or resourceVersion=""); writes
+// are StoreCommands proposed through the Replicator, which forwards them to
+// the leader.
+// May import: protocol/, daemon/store/types.ts (the interface), daemon/raft/replicator.ts, daemon/raft/state-machine.ts (tagged), ./http.ts.
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { parse as parseYaml, YAMLParseError } from 'yaml'
+import { encode } from '../../protocol/codec.ts'
+import { apiVersionOf, RESOURCE_TYPES, typeOfResource } from '../../protocol/k8s.ts'
+import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
+import { VERSION } from '../../protocol/version.ts'
+import { tagged } from '../raft/state-machine.ts'
+import type { Replicator } from '../raft/replicator.ts'
+import { BadSelectorError, GoneError, STORE_TAG } from '../store/types.ts'
+import type { ObjectRef, PatchType, StoreCommand, StoreReader, StoreResult } from '../store/types.ts'
+import { HttpError, readBody, send } from './http.ts'
+
+/** Request bodies above this are refused with 413 (Kubernetes allows about 3 MiB). */
+export const MAX_OBJECT_BYTES = 3 * 1024 * 1024
+
+export interface K8sDeps {
+  store?: StoreReader
+  raft?: Replicator
+  /** false for a read-only (viewer) caller: every write gets 403 */
+  canWrite: boolean
+}
+
+export function encodeStoreCommand (cmd: StoreCommand): Uint8Array {
+  return tagged(STORE_TAG, encode(cmd))
+}
+
+/** Whether a path belongs to this handler. */
+export function isK8sPath (path: string): boolean {
+  return path === '/api' || path.startsWith('/api/') || path === '/apis' || path.startsWith('/apis/') || path === '/version' || path === '/readyz'
+}
+
+interface Target {
+  type: ResourceType
+  namespace?: string
+  name?: string
+  subresource?: 'status' | 'scale'
+}
+
+const PATCH_TYPES: Record<string, PatchType> = {
+  'application/merge-patch+json': 'merge',
+  'application/strategic-merge-patch+json': 'strategic',
+  'application/json-patch+json': 'json'
+}
+
+/** Seconds-precision RFC 3339, as Kubernetes writes timestamps. */
+function nowRfc3339 (): string {
+  return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z')
+}
+
+function notFound (message: string): HttpError { return new HttpError(404, 'NotFound', message) }
+
+/** Splits /api/v1/namespaces/ns/pods/name/status (and the /apis/... form) into its parts. */
+function parseTarget (segments: string[]): Target | 'discovery' {
+  let group: string
+  let version: string
+  let rest: string[]
+  if (segments[0] === 'api') {
+    if (segments.length === 1) return 'discovery'
+    group = ''
+    version = segments[1] ?? ''
+    rest = segments.slice(2)
+  } else {
+    if (segments.length <= 3) return 'discovery'
+    group = segments[1] ?? ''
+    version = segments[2] ?? ''
+    rest = segments.slice(3)
+  }
+  if (rest.length === 0) return 'discovery'
+  let namespace: string | undefined
+  if (rest[0] === 'namespaces' && rest.length >= 3) {
+    namespace = rest[1]
+    rest = rest.slice(2)
+  }
+  const [plural, name, sub, ...extra] = rest
+  const type = typeOfResource(group, plural ?? '')
+  if (type === undefined || type.version !== version) {
+    throw notFound(`the server could not find the requested resource (${group === '' ? '' : group + '/'}${version} ${plural ?? ''})`)
+  }
+  if (namespace !== undefined && !type.namespaced) throw notFound(`${type.plural} are not namespaced`)
+  if (extra.length > 0) throw notFound('the server could not find the requested resource')
+  if (sub !== undefined && (sub !== 'status' && sub !== 'scale' || !type.subresources.includes(sub))) {
+    throw notFound(`${type.plural} have no ${sub} subresource`)
+  }
+  return {
+    type,
+    ...(namespace !== undefined ? { namespace } : {}),
+    ...(name !== undefined ? { name } : {}),
+    ...(sub !== undefined ? { subresource: sub as 'status' | 'scale' } : {})
+  }
+}
+
+function discovery (segments: string[]): unknown {
+  if (segments.length === 1 && segments[0] === 'api') return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [] }
+  if (segments.length === 1 && segments[0] === 'apis') {
+    const groups = [...new Set(RESOURCE_TYPES.filter(t => t.group !== '').map(t => t.group))]
+    return {
+      kind: 'APIGroupList',
+      apiVersion: 'v1',
+      groups: groups.map(g => ({ name: g, versions: [{ groupVersion: `${g}/v1`, version: 'v1' }], preferredVersion: { groupVersion: `${g}/v1`, version: 'v1' } }))
+    }
+  }
+  const group = segments[0] === 'api' ? '' : segments[1] ?? ''
+  const version = segments[0] === 'api' ? segments[1] : segments[2]
+  if (segments[0] === 'apis' && version === undefined) {
+    if (!RESOURCE_TYPES.some(t => t.group === group)) throw notFound(`no API group ${group}`)
+    return { kind: 'APIGroup', apiVersion: 'v1', name: group, versions: [{ groupVersion: `${group}/v1`, version: 'v1' }], preferredVersion: { groupVersion: `${group}/v1`, version: 'v1' } }
+  }
+  const types = RESOURCE_TYPES.filter(t => t.group === group && t.version === version)
+  if (types.length === 0) throw notFound(`no API ${group === '' ? '' : group + '/'}${version ?? ''}`)
+  const verbs = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch']
+  return {
+    kind: 'APIResourceList',
+    apiVersion: 'v1',
+    groupVersion: group === '' ? version : `${group}/${version}`,
+    resources: types.flatMap(t => [
+      { name: t.plural, singularName: t.singular, namespaced: t.namespaced, kind: t.kind, verbs, shortNames: t.shortNames },
+      ...t.subresources.map(sub => ({
+        name: `${t.plural}/${sub}`,
+        singularName: '',
+        namespaced: t.namespaced,
+        kind: sub === 'scale' ? 'Scale' : t.kind,
+        ...(sub === 'scale' ? { group: 'autoscaling', version: 'v1' } : {}),
+        verbs: ['get', 'patch', 'update']
+      }))
+    ])
+  }
+}
+
+/** Parses a JSON or YAML body; a syntax error is a 400 that says where. */
+function parseBody (body: Buffer, contentType: string): unknown {
+  const text = body.toString('utf8')
+  if (text.trim() === '') throw new HttpError(400, 'BadRequest', 'the request body is empty')
+  if (/yaml/.test(contentType)) {
+    try {
+      return parseYaml(text)
+    } catch (err) {
+      const e = err as YAMLParseError
+      const at = e.linePos?.[0]
+      throw new HttpError(400, 'BadRequest', `the body is not valid YAML${at !== undefined ? ` (line ${at.line}, column ${at.col})` : ''}: ${e.message.split('\n')[0]}`)
+    }
+  }
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    throw new HttpError(400, 'BadRequest', `the body is not valid JSON: ${(err as Error).message}`)
+  }
+}
+
+function asObject (v: unknown, what: string): KObject {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HttpError(400, 'BadRequest', `${what} must be an object`)
+  const o = v as Record<string, unknown>
+  if (typeof o.metadata !== 'object' || o.metadata === null || Array.isArray(o.metadata)) o.metadata = {}
+  return o as KObject
+}
+
+function flag (params: URLSearchParams, name: string): boolean {
+  const v = params.get(name)
+  return v !== null && v !== 'false' && v !== '0'
+}
+
+/** The answer for a store result: the object, or its Status with the store's code. */
+function answer (res: ServerResponse, result: unknown, okCode: number): void {
+  const r = result as StoreResult
+  if (typeof r !== 'object' || r === null || typeof r.ok !== 'boolean') throw new Error(`the store returned ${JSON.stringify(result)}`)
+  if (r.ok) {
+    send(res, okCode, r.object)
+    return
+  }
+  const s = r.status
+  throw new HttpError(s.code, s.reason, s.message)
+}
+
+export async function handleK8s (req: IncomingMessage, res: ServerResponse, url: URL, deps: K8sDeps): Promise<void> {
+  const path = url.pathname
+  const method = req.method === 'HEAD' ? 'GET' : req.method ?? ''
+  if (path === '/version') {
+    if (method !== 'GET') throw new HttpError(405, 'MethodNotAllowed', `${req.method ?? ''} is not allowed on ${path}`)
+    send(res, 200, { major: '1', minor: '30', gitVersion: `v1.30.0-shoal.${VERSION}`, platform: `${process.platform}/${process.arch}`, goVersion: 'n/a' })
+    return
+  }
+  if (path === '/readyz') {
+    if (deps.store === undefined || deps.raft === undefined) throw new HttpError(503, 'ServiceUnavailable', 'the store is not running on this peer yet', { 'retry-after': '1' })
+    const status = deps.raft.status()
+    if (status.leader === undefined) throw new HttpError(503, 'ServiceUnavailable', 'no leader is elected yet', { 'retry-after': '1' })
+    send(res, 200, { status: 'ok' })
+    return
+  }
+  const segments = path.split('/').filter(s => s !== '').map(s => decodeURIComponent(s))
+  const target = parseTarget(segments)
+  if (target === 'discovery') {
+    if (method !== 'GET') throw new HttpError(405, 'MethodNotAllowed', `${req.method ?? ''} is not allowed on ${path}`)
+    send(res, 200, discovery(segments))
+    return
+  }
+  const store = deps.store
+  const raft = deps.raft
+  if (store === undefined || raft === undefined) throw new HttpError(503, 'ServiceUnavailable', 'the store is not running on this peer yet', { 'retry-after': '1' })
+  const params = url.searchParams
+  const { type } = target
+
+  if (method === 'GET') {
+    const consistent = flag(params, 'consistent') || params.get('resourceVersion') === ''
+    if (target.name === undefined) {
+      const opts = {
+        ...(target.namespace !== undefined ? { namespace: target.namespace } : {}),
+        ...(params.get('labelSelector') !== null ? { labelSelector: params.get('labelSelector') as string } : {}),
+        ...(params.get('fieldSelector') !== null ? { fieldSelector: params.get('fieldSelector') as string } : {})
+      }
+      try {
+        if (flag(params, 'watch')) {
+          await streamWatch(req, res, store, type, { ...opts, ...(params.get('resourceVersion') !== null && params.get('resourceVersion') !== '' ? { resourceVersion: params.get('resourceVersion') as string } : {}) })
+          return
+        }
+        if (consistent) await raft.readBarrier()
+        const list = store.list(type, opts)
+        send(res, 200, { apiVersion: apiVersionOf(type), kind: `${type.kind}List`, metadata: { resourceVersion: list.resourceVersion }, items: list.items })
+      } catch (err) {
+        if (err instanceof BadSelectorError) throw new HttpError(400, 'BadRequest', err.message)
+        if (err instanceof GoneError) throw new HttpError(410, 'Expired', err.message)
+        throw err
+      }
+      return
+    }
+    if (consistent) await raft.readBarrier()
+    const ref = refOf(target)
+    const obj = store.get(ref)
+    if (obj === undefined) throw notFound(`${type.plural}${type.group !== '' ? '.' + type.group : ''} "${target.name}" not found`)
+    send(res, 200, target.subresource === 'scale' ? scaleOf(obj) : obj)
+    return
+  }
+
+  if (!['POST', 'PUT', 'PATCH', 'DELETE'].includes(method)) throw new HttpError(405, 'MethodNotAllowed', `${req.method ?? ''} is not allowed on ${path}`)
+  if (!deps.canWrite) {
+    await readBody(req, MAX_OBJECT_BYTES).catch(() => {})
+    throw new HttpError(403, 'Forbidden', `this token is read-only: it may not ${method === 'POST' ? 'create' : method === 'DELETE' ? 'delete' : 'change'} ${type.plural}`)
+  }
+  const dryRun = params.get('dryRun') === 'All'
+  const now = nowRfc3339()
+  const contentType = String(req.headers['content-type'] ?? 'application/json').split(';')[0]?.trim().toLowerCase() ?? 'application/json'
+
+  if (method === 'DELETE') {
+    if (target.name === undefined) throw new HttpError(405, 'MethodNotAllowed', 'deleting a whole collection is not supported; name the object')
+    const body = await readBody(req, MAX_OBJECT_BYTES)
+    const options = body.length > 0 ? asObject(parseBody(body, contentType), 'DeleteOptions') as Record<string, unknown> : {}
+    const policy = params.get('propagationPolicy') ?? (typeof options.propagationPolicy === 'string' ? options.propagationPolicy : undefined)
+    if (policy !== undefined && !['Background', 'Foreground', 'Orphan'].includes(policy)) throw new HttpError(400, 'BadRequest', `propagationPolicy must be Background, Foreground or Orphan, not "${policy}"`)
+    const pre = options.preconditions as { uid?: string, resourceVersion?: string } | undefined
+    const cmd: StoreCommand = {
+      op: 'delete',
+      ref: refOf(target),
+      now,
+      ...(policy !== undefined ? { propagationPolicy: policy as 'Background' | 'Foreground' | 'Orphan' } : {}),
+      ...(pre !== undefined && typeof pre === 'object' ? { preconditions: pre } : {}),
+      ...(dryRun ? { dryRun } : {})
+    }
+    answer(res, (await raft.propose(encodeStoreCommand(cmd))).result, 200)
+    return
+  }
+
+  const body = await readBody(req, MAX_OBJECT_BYTES).catch((err: unknown) => {
+    if (err instanceof HttpError && err.code === 413) throw new HttpError(413, 'RequestEntityTooLarge', `the request body is larger than ${MAX_OBJECT_BYTES} bytes`)
+    throw err
+  })
+
+  if (method === 'PATCH') {
+    if (target.name === undefined) throw new HttpError(405, 'MethodNotAllowed', 'PATCH needs an object name')
+    const patchType = PATCH_TYPES[contentType]
+    if (patchType === undefined) {
+      throw new HttpError(415, 'UnsupportedMediaType', `PATCH takes ${Object.keys(PATCH_TYPES).join(', ')}; not ${contentType}`)
+    }
+    const patch = parseBody(body, 'application/json')
+    const cmd: StoreCommand = {
+      op: 'patch',
+      ref: refOf(target),
+      patchType,
+      patch,
+      now,
+      ...(target.subresource !== undefined ? { subresource: target.subresource } : {}),
+      ...(dryRun ? { dryRun } : {})
+    }
+    answer(res, (await raft.propose(encodeStoreCommand(cmd))).result, 200)
+    return
+  }
+
+  const object = asObject(parseBody(body, contentType), 'the object')
+  const expected = apiVersionOf(type)
+  if (target.subresource !== 'scale') {
+    if (object.apiVersion === undefined) object.apiVersion = expected
+    if (object.kind === undefined) object.kind = type.kind
+    if (object.apiVersion !== expected || object.kind !== type.kind) {
+      throw new HttpError(400, 'BadRequest', `the object is a ${String(object.kind)} (${String(object.apiVersion)}) but the path is for ${type.kind} (${expected})`)
+    }
+  }
+  if (type.namespaced) {
+    const ns = object.metadata.namespace
+    if (ns !== undefined && target.namespace !== undefined && ns !== target.namespace) {
+      throw new HttpError(400, 'BadRequest', `the namespace of the object (${ns}) does not match the namespace of the request (${target.namespace})`)
+    }
+    if (target.namespace !== undefined) object.metadata.namespace = target.namespace
+    if (object.metadata.namespace === undefined) throw new HttpError(400, 'BadRequest', `${type.plural} are namespaced: use /namespaces/{namespace}/${type.plural}`)
+  }
+
+  if (method === 'POST') {
+    if (target.name !== undefined) throw new HttpError(405, 'MethodNotAllowed', 'POST goes to the collection, not to a named object')
+    const cmd: StoreCommand = { op: 'create', object, uid: randomUUID(), now, ...(dryRun ? { dryRun } : {}) }
+    answer(res, (await raft.propose(encodeStoreCommand(cmd))).result, 201)
+    return
+  }
+
+  // PUT
+  if (target.name === undefined) throw new HttpError(405, 'MethodNotAllowed', 'PUT needs an object name')
+  if (target.subresource === 'scale') {
+    const replicas = (object as { spec?: { replicas?: unknown } }).spec?.replicas
+    if (typeof replicas !== 'number' || !Number.isSafeInteger(replicas) || replicas < 0) throw new HttpError(422, 'Invalid', 'Scale.spec.replicas must be a non-negative integer')
+    const cmd: StoreCommand = { op: 'patch', ref: refOf(target), patchType: 'merge', patch: { spec: { replicas } }, now, subresource: 'scale', ...(dryRun ? { dryRun } : {}) }
+    answer(res, (await raft.propose(encodeStoreCommand(cmd))).result, 200)
+    return
+  }
+  if (object.metadata.name !== undefined && object.metadata.name !== target.name) {
+    throw new HttpError(400, 'BadRequest', `the name of the object (${object.metadata.name}) does not match the name in the path (${target.name})`)
+  }
+  object.metadata.name = target.name
+  const cmd: StoreCommand = {
+    op: 'update',
+    object,
+    now,
+    ...(target.subresource === 'status' ? { subresource: 'status' as const } : {}),
+    ...(dryRun ? { dryRun } : {})
+  }
+  answer(res, (await raft.propose(encodeStoreCommand(cmd))).result, 200)
+}
+
+function refOf (t: Target): ObjectRef {
+  return { group: t.type.group, resource: t.type.plural, ...(t.namespace !== undefined ? { namespace: t.namespace } : {}), name: t.name ?? '' }
+}
+
+/** The autoscaling/v1 Scale view of a Deployment or ReplicaSet. */
+function scaleOf (obj: KObject): unknown {
+  const spec = (obj.spec ?? {}) as { replicas?: number, selector?: { matchLabels?: Record<string, string> } }
+  const status = (obj.status ?? {}) as { replicas?: number }
+  const selector = Object.entries(spec.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',')
+  return {
+    kind: 'Scale',
+    apiVersion: 'autoscaling/v1',
+    metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace, uid: obj.metadata.uid, resourceVersion: obj.metadata.resourceVersion, creationTimestamp: obj.metadata.creationTimestamp },
+    spec: { replicas: spec.replicas ?? 1 },
+    status: { replicas: status.replicas ?? 0, selector }
+  }
+}
+
+/**
+ * A watch as newline-delimited JSON events, until the client goes away.
+ * Events are written as the local replica applies the log, in order.
+ */
+async function streamWatch (req: IncomingMessage, res: ServerResponse, store: StoreReader, type: ResourceType, opts: Parameters<StoreReader['watch']>[1]): Promise<void> {
+  const pending: WatchEvent[] = []
+  let started = false
+  const write = (e: WatchEvent): void => {
+    if (!started) { pending.push(e); return }
+    res.write(JSON.stringify(e) + '\n')
+  }
+  const watch = store.watch(type, opts, write) // throws GoneError / BadSelectorError before anything is sent
+  res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked', 'cache-control': 'no-cache' })
+  started = true
+  for (const e of pending) res.write(JSON.stringify(e) + '\n')
+  pending.length = 0
+  await new Promise<void>(resolve => {
+    const done = (): void => { watch.stop(); resolve() }
+    req.on('close', done)
+    res.on('close', done)
+    res.on('error', done)
+  })
+}
