@@ -19,6 +19,9 @@ import { loadClusterKey, loadOrCreatePeerKey } from './p2p/keys.ts'
 import { encode } from '../protocol/codec.ts'
 import { KV_TAG, KvStore } from './kv/store.ts'
 import { RoutedStateMachine } from './raft/state-machine.ts'
+import { ResourceStore } from './store/store.ts'
+import { STORE_TAG } from './store/types.ts'
+import { NodeKeeper } from './controllers/nodes.ts'
 import { Autopilot } from './raft/autopilot.ts'
 import type { MemberHealth } from './raft/autopilot.ts'
 import { LevelStorage } from './raft/level-storage.ts'
@@ -125,7 +128,8 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     log.info({ event: 'raft.bootstrap' }, 'started a new replicated log with this peer as its only voter')
   }
   const kv = new KvStore()
-  const state = new RoutedStateMachine([{ tag: KV_TAG, name: 'kv', machine: kv }])
+  const store = new ResourceStore()
+  const state = new RoutedStateMachine([{ tag: KV_TAG, name: 'kv', machine: kv }, { tag: STORE_TAG, name: 'store', machine: store }])
   let transport: RaftTransport | undefined
   let forwarder: Forwarder | undefined
   const raft = new RaftNode({
@@ -168,7 +172,24 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     deadGraceMs: config.raft.deadVoterGraceMs
   })
 
-  const api = createApiServer({ tokens, members: () => membership.list(), selfPeerId: selfId, log, raft, kv, kvMaxValueBytes: config.kvMaxValueBytes })
+  const nodes = new NodeKeeper({
+    store,
+    raft,
+    isLeader: () => raft.core.role === 'leader',
+    members: () => membership.list().map(m => ({
+      name: m.record.name,
+      peerId: m.record.peerId,
+      api: m.record.api,
+      state: m.state,
+      cpu: m.record.capacity.cpu,
+      memoryBytes: m.record.capacity.memory,
+      version: m.record.version
+    })),
+    clock: systemClock,
+    log
+  })
+
+  const api = createApiServer({ tokens, members: () => membership.list(), selfPeerId: selfId, log, raft, kv, kvMaxValueBytes: config.kvMaxValueBytes, store })
   try {
     await listen(api, config.apiHost, config.apiPort)
   } catch (err) {
@@ -178,6 +199,7 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
   await membership.start()
   raft.start()
   autopilot.start()
+  nodes.start()
   const token = tokens.get()
   if (token !== undefined) await saveClientConfig(token)
   log.info({
@@ -194,6 +216,7 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     stopping ??= (async () => {
       log.info({ event: 'stopping' }, 'leaving the cluster')
       autopilot.stop()
+      nodes.stop()
       // A leader hands over before it goes, so that writes barely pause.
       if (raft.core.role === 'leader' && raft.core.clusterConfig.voters.length > 1) {
         const handed = await raft.transferLeadership(2000)

@@ -6,17 +6,16 @@
 // replica (through ReadIndex with ?consistent or resourceVersion=""); writes
 // are StoreCommands proposed through the Replicator, which forwards them to
 // the leader.
-// May import: protocol/, daemon/store/types.ts (the interface), daemon/raft/replicator.ts, daemon/raft/state-machine.ts (tagged), ./http.ts.
+// May import: protocol/, daemon/store/types.ts and command.ts (the interface and the command encoder), daemon/raft/replicator.ts, ./http.ts.
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
-import { encode } from '../../protocol/codec.ts'
 import { apiVersionOf, RESOURCE_TYPES, typeOfResource } from '../../protocol/k8s.ts'
 import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
 import { VERSION } from '../../protocol/version.ts'
-import { tagged } from '../raft/state-machine.ts'
 import type { Replicator } from '../raft/replicator.ts'
-import { BadSelectorError, GoneError, STORE_TAG } from '../store/types.ts'
+import { encodeStoreCommand } from '../store/command.ts'
+import { BadSelectorError, GoneError } from '../store/types.ts'
 import type { ObjectRef, PatchType, StoreCommand, StoreReader, StoreResult } from '../store/types.ts'
 import { HttpError, readBody, send } from './http.ts'
 
@@ -28,10 +27,6 @@ export interface K8sDeps {
   raft?: Replicator
   /** false for a read-only (viewer) caller: every write gets 403 */
   canWrite: boolean
-}
-
-export function encodeStoreCommand (cmd: StoreCommand): Uint8Array {
-  return tagged(STORE_TAG, encode(cmd))
 }
 
 /** Whether a path belongs to this handler. */
@@ -371,6 +366,8 @@ async function streamWatch (req: IncomingMessage, res: ServerResponse, store: St
   }
   const watch = store.watch(type, opts, write) // throws GoneError / BadSelectorError before anything is sent
   res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked', 'cache-control': 'no-cache' })
+  // Send the headers now: a watch with nothing to report yet must still answer.
+  res.flushHeaders()
   started = true
   for (const e of pending) res.write(JSON.stringify(e) + '\n')
   pending.length = 0

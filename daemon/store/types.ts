@@ -28,8 +28,11 @@ export interface ObjectRef {
 export type StoreCommand =
   /** `object.metadata.name` or `generateName` must be set; `uid` and `now` go into the new object */
   | { op: 'create', object: KObject, uid: string, now: string, dryRun?: boolean }
-  /** replaces spec and metadata (or, with subresource 'status', only status); a set metadata.resourceVersion must match (else 409) */
-  | { op: 'update', object: KObject, now: string, subresource?: 'status' | 'scale', dryRun?: boolean }
+  /**
+   * replaces spec and metadata (or, with subresource 'status', only status); a set metadata.resourceVersion must match (else 409).
+   * With subresource 'scale', `object` is an autoscaling/v1 Scale and `ref` names the Deployment or ReplicaSet it scales.
+   */
+  | { op: 'update', object: KObject, now: string, subresource?: 'status' | 'scale', ref?: ObjectRef, dryRun?: boolean }
   | { op: 'patch', ref: ObjectRef, patchType: PatchType, patch: unknown, now: string, subresource?: 'status' | 'scale', dryRun?: boolean }
   | {
     op: 'delete'

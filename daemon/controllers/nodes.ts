@@ -1,0 +1,156 @@
+// Leader-only upkeep of the objects that mirror the cluster itself: the
+// system namespaces (made once, at the first leadership), and one Node per
+// member, with its capacity, addresses and a Ready condition that follows
+// membership (alive: True, suspect: Unknown, dead or left: False). Nodes are
+// written only when something changes, so a quiet cluster writes nothing.
+// May import: protocol/, daemon/store/types.ts, daemon/raft/replicator.ts, daemon/clock, daemon/log, daemon/store/command.ts (encodeStoreCommand).
+import { randomUUID } from 'node:crypto'
+import type { MemberState } from '../../protocol/membership.ts'
+import { SYSTEM_NAMESPACES, typeOfKind } from '../../protocol/k8s.ts'
+import type { KObject, ResourceType } from '../../protocol/k8s.ts'
+import { VERSION } from '../../protocol/version.ts'
+import { encodeStoreCommand } from '../store/command.ts'
+import type { Clock } from '../clock/clock.ts'
+import { every } from '../clock/clock.ts'
+import type { Logger } from '../log/log.ts'
+import type { Replicator } from '../raft/replicator.ts'
+import type { StoreCommand, StoreReader, StoreResult } from '../store/types.ts'
+
+export interface MemberInfo {
+  name: string
+  peerId: string
+  /** host:port of its API; its host is the node's InternalIP */
+  api: string
+  state: MemberState
+  cpu: number
+  memoryBytes: number
+  version: string
+}
+
+export interface NodeKeeperInit {
+  store: StoreReader
+  raft: Replicator
+  isLeader: () => boolean
+  members: () => MemberInfo[]
+  clock: Clock
+  log: Logger
+  intervalMs?: number
+}
+
+const NAMESPACE = typeOfKind('v1', 'Namespace') as ResourceType
+const NODE = typeOfKind('v1', 'Node') as ResourceType
+
+function nowRfc3339 (ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
+}
+
+function readyOf (state: MemberState): { status: 'True' | 'False' | 'Unknown', reason: string, message: string } {
+  switch (state) {
+    case 'alive': return { status: 'True', reason: 'ShoalReady', message: 'the peer is alive' }
+    case 'suspect': return { status: 'Unknown', reason: 'NodeStatusUnknown', message: 'the peer missed its heartbeats and is being probed' }
+    case 'dead': return { status: 'False', reason: 'NodeDead', message: 'membership reports the peer dead' }
+    case 'left': return { status: 'False', reason: 'NodeLeft', message: 'the peer left the cluster' }
+  }
+}
+
+/** The Node a member should have (status included), keeping what others wrote (labels, spec). */
+export function desiredNode (m: MemberInfo, current: KObject | undefined, now: string): KObject {
+  const ip = m.api.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')
+  const memoryKi = `${Math.floor(m.memoryBytes / 1024)}Ki`
+  const capacity = { cpu: String(m.cpu), memory: memoryKi, pods: '110' }
+  const ready = readyOf(m.state)
+  const old = ((current?.status as { conditions?: Array<{ type: string, status: string, lastTransitionTime?: string }> } | undefined)?.conditions ?? [])
+    .find(c => c.type === 'Ready')
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: {
+      ...(current?.metadata ?? {}),
+      name: m.name,
+      labels: { ...(current?.metadata.labels ?? {}), 'kubernetes.io/hostname': m.name, 'kubernetes.io/os': 'linux', 'shoal.dev/peer-id': m.peerId }
+    },
+    spec: current?.spec ?? {},
+    status: {
+      capacity,
+      allocatable: capacity,
+      addresses: [{ type: 'InternalIP', address: ip }, { type: 'Hostname', address: m.name }],
+      conditions: [{
+        type: 'Ready',
+        ...ready,
+        lastHeartbeatTime: now,
+        lastTransitionTime: old?.status === ready.status && old.lastTransitionTime !== undefined ? old.lastTransitionTime : now
+      }],
+      nodeInfo: { kubeletVersion: `shoal-${m.version}`, operatingSystem: 'linux', architecture: process.arch, containerRuntimeVersion: 'shoal', kubeProxyVersion: `shoal-${VERSION}` }
+    }
+  }
+}
+
+/** Whether a stored Node already says what the member's state and capacity say (heartbeat times aside). */
+function sameNode (a: KObject, b: KObject): boolean {
+  const strip = (o: KObject): unknown => {
+    const s = structuredClone(o.status ?? {}) as { conditions?: Array<Record<string, unknown>> }
+    for (const c of s.conditions ?? []) delete c.lastHeartbeatTime
+    return { labels: o.metadata.labels, status: s }
+  }
+  return JSON.stringify(strip(a)) === JSON.stringify(strip(b))
+}
+
+export class NodeKeeper {
+  private readonly init: NodeKeeperInit
+  private stopTimer: (() => void) | undefined
+  private busy = false
+
+  constructor (init: NodeKeeperInit) { this.init = init }
+
+  start (): void {
+    this.stopTimer = every(this.init.clock, this.init.intervalMs ?? 500, () => { void this.run() })
+  }
+
+  stop (): void { this.stopTimer?.() }
+
+  private async propose (cmd: StoreCommand): Promise<StoreResult> {
+    return (await this.init.raft.propose(encodeStoreCommand(cmd))).result as StoreResult
+  }
+
+  private async run (): Promise<void> {
+    if (this.busy || !this.init.isLeader()) return
+    this.busy = true
+    try {
+      await this.reconcile()
+    } catch (err) {
+      this.init.log.debug({ event: 'nodes.deferred', err: (err as Error).message }, `node upkeep deferred: ${(err as Error).message}`)
+    } finally {
+      this.busy = false
+    }
+  }
+
+  async reconcile (): Promise<void> {
+    const { store, log } = this.init
+    const now = nowRfc3339(this.init.clock.now())
+    for (const ns of SYSTEM_NAMESPACES) {
+      if (store.get({ group: '', resource: NAMESPACE.plural, name: ns }) !== undefined) continue
+      const r = await this.propose({ op: 'create', object: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, uid: randomUUID(), now })
+      if (!r.ok && r.status.code !== 409) log.warn({ event: 'namespace.create-failed', namespace: ns, err: r.status.message }, `could not create namespace ${ns}: ${r.status.message}`)
+    }
+    for (const m of this.init.members()) {
+      const ref = { group: '', resource: NODE.plural, name: m.name }
+      const current = store.get(ref)
+      const want = desiredNode(m, current, now)
+      if (current !== undefined && sameNode(current, want)) continue
+      if (current === undefined) {
+        const created = await this.propose({ op: 'create', object: want, uid: randomUUID(), now })
+        if (!created.ok) {
+          if (created.status.code !== 409) log.warn({ event: 'node.create-failed', node: m.name, err: created.status.message }, `could not create node ${m.name}: ${created.status.message}`)
+          continue
+        }
+        if (created.object.status !== undefined && sameNode(created.object, want)) continue
+      }
+      const latest = store.get(ref) ?? want
+      const { resourceVersion: _rv, ...meta } = latest.metadata
+      const r = await this.propose({ op: 'update', object: { ...want, metadata: { ...meta, labels: want.metadata.labels ?? {} } }, now })
+      const r2 = r.ok ? await this.propose({ op: 'update', object: { ...want, metadata: { ...meta, labels: want.metadata.labels ?? {} } }, now, subresource: 'status' }) : r
+      if (!r2.ok) log.debug({ event: 'node.update-failed', node: m.name, err: r2.status.message }, `could not update node ${m.name}: ${r2.status.message}`)
+      else log.info({ event: 'node.ready', node: m.name, ready: readyOf(m.state).status }, `node ${m.name} Ready=${readyOf(m.state).status}`)
+    }
+  }
+}

@@ -1,0 +1,287 @@
+// Which fields each kind Shoal stores may have, and of what JSON type: the
+// shape check that rejects unknown fields (`spec.containers[0].imagePullSecretz:
+// unknown field`) and wrong types before the semantic checks in validate.ts.
+// Opaque parts (securityContext, lifecycle, status) are accepted as objects.
+// May import: ./status.ts.
+import { fieldError } from './status.ts'
+
+export type Schema =
+  | 'string' | 'int' | 'bool' | 'number' | 'intOrString' | 'quantity'
+  /** any JSON object, unchecked inside */
+  | 'object'
+  /** any JSON value */
+  | 'any'
+  | { fields: Record<string, Schema> }
+  | { list: Schema }
+  | { map: Schema }
+
+const o = (fields: Record<string, Schema>): Schema => ({ fields })
+const l = (item: Schema): Schema => ({ list: item })
+const m = (value: Schema): Schema => ({ map: value })
+
+const labelSelector = o({
+  matchLabels: m('string'),
+  matchExpressions: l(o({ key: 'string', operator: 'string', values: l('string') }))
+})
+
+const ownerReference = o({ apiVersion: 'string', kind: 'string', name: 'string', uid: 'string', controller: 'bool', blockOwnerDeletion: 'bool' })
+
+export const objectMeta = o({
+  name: 'string',
+  generateName: 'string',
+  namespace: 'string',
+  uid: 'string',
+  resourceVersion: 'string',
+  generation: 'int',
+  creationTimestamp: 'string',
+  deletionTimestamp: 'string',
+  deletionGracePeriodSeconds: 'int',
+  labels: m('string'),
+  annotations: m('string'),
+  ownerReferences: l(ownerReference),
+  finalizers: l('string'),
+  managedFields: 'any'
+})
+
+const keySelector = o({ name: 'string', key: 'string', optional: 'bool' })
+const envVar = o({
+  name: 'string',
+  value: 'string',
+  valueFrom: o({
+    configMapKeyRef: keySelector,
+    secretKeyRef: keySelector,
+    fieldRef: o({ apiVersion: 'string', fieldPath: 'string' }),
+    resourceFieldRef: o({ containerName: 'string', resource: 'string', divisor: 'quantity' })
+  })
+})
+const envFrom = o({
+  prefix: 'string',
+  configMapRef: o({ name: 'string', optional: 'bool' }),
+  secretRef: o({ name: 'string', optional: 'bool' })
+})
+const httpHeader = o({ name: 'string', value: 'string' })
+const probe = o({
+  httpGet: o({ path: 'string', port: 'intOrString', host: 'string', scheme: 'string', httpHeaders: l(httpHeader) }),
+  tcpSocket: o({ port: 'intOrString', host: 'string' }),
+  exec: o({ command: l('string') }),
+  grpc: o({ port: 'int', service: 'string' }),
+  initialDelaySeconds: 'int',
+  periodSeconds: 'int',
+  timeoutSeconds: 'int',
+  failureThreshold: 'int',
+  successThreshold: 'int',
+  terminationGracePeriodSeconds: 'int'
+})
+
+export const container = o({
+  name: 'string',
+  image: 'string',
+  command: l('string'),
+  args: l('string'),
+  workingDir: 'string',
+  env: l(envVar),
+  envFrom: l(envFrom),
+  ports: l(o({ name: 'string', containerPort: 'int', hostPort: 'int', hostIP: 'string', protocol: 'string' })),
+  resources: o({ requests: m('quantity'), limits: m('quantity') }),
+  volumeMounts: l(o({ name: 'string', mountPath: 'string', subPath: 'string', readOnly: 'bool' })),
+  livenessProbe: probe,
+  readinessProbe: probe,
+  startupProbe: probe,
+  imagePullPolicy: 'string',
+  securityContext: 'object',
+  lifecycle: 'object',
+  stdin: 'bool',
+  tty: 'bool',
+  terminationMessagePath: 'string',
+  terminationMessagePolicy: 'string'
+})
+
+const keyToPath = l(o({ key: 'string', path: 'string', mode: 'int' }))
+const volume = o({
+  name: 'string',
+  emptyDir: o({ medium: 'string', sizeLimit: 'quantity' }),
+  configMap: o({ name: 'string', items: keyToPath, defaultMode: 'int', optional: 'bool' }),
+  secret: o({ secretName: 'string', items: keyToPath, defaultMode: 'int', optional: 'bool' }),
+  hostPath: o({ path: 'string', type: 'string' })
+})
+
+const nodeSelectorTerm = o({
+  matchExpressions: l(o({ key: 'string', operator: 'string', values: l('string') })),
+  matchFields: l(o({ key: 'string', operator: 'string', values: l('string') }))
+})
+const affinity = o({
+  nodeAffinity: o({
+    requiredDuringSchedulingIgnoredDuringExecution: o({ nodeSelectorTerms: l(nodeSelectorTerm) }),
+    preferredDuringSchedulingIgnoredDuringExecution: l(o({ weight: 'int', preference: nodeSelectorTerm }))
+  }),
+  // accepted, not acted on by Shoal's scheduler yet
+  podAffinity: 'object',
+  podAntiAffinity: 'object'
+})
+const toleration = o({ key: 'string', operator: 'string', value: 'string', effect: 'string', tolerationSeconds: 'int' })
+
+export const podSpec = o({
+  containers: l(container),
+  initContainers: l(container),
+  volumes: l(volume),
+  nodeSelector: m('string'),
+  affinity,
+  tolerations: l(toleration),
+  restartPolicy: 'string',
+  terminationGracePeriodSeconds: 'int',
+  activeDeadlineSeconds: 'int',
+  nodeName: 'string',
+  hostNetwork: 'bool',
+  hostname: 'string',
+  subdomain: 'string',
+  dnsPolicy: 'string',
+  serviceAccountName: 'string',
+  serviceAccount: 'string',
+  automountServiceAccountToken: 'bool',
+  imagePullSecrets: l(o({ name: 'string' })),
+  securityContext: 'object',
+  priority: 'int',
+  priorityClassName: 'string',
+  schedulerName: 'string',
+  enableServiceLinks: 'bool'
+})
+
+const podTemplate = o({ metadata: objectMeta, spec: podSpec })
+
+const serviceSpec = o({
+  type: 'string',
+  selector: m('string'),
+  ports: l(o({ name: 'string', port: 'int', targetPort: 'intOrString', protocol: 'string', nodePort: 'int', appProtocol: 'string' })),
+  clusterIP: 'string',
+  clusterIPs: l('string'),
+  sessionAffinity: 'string',
+  externalTrafficPolicy: 'string',
+  internalTrafficPolicy: 'string',
+  externalIPs: l('string'),
+  loadBalancerIP: 'string',
+  publishNotReadyAddresses: 'bool',
+  ipFamilies: l('string'),
+  ipFamilyPolicy: 'string'
+})
+
+const deploymentSpec = o({
+  replicas: 'int',
+  selector: labelSelector,
+  template: podTemplate,
+  strategy: o({ type: 'string', rollingUpdate: o({ maxSurge: 'intOrString', maxUnavailable: 'intOrString' }) }),
+  minReadySeconds: 'int',
+  revisionHistoryLimit: 'int',
+  progressDeadlineSeconds: 'int',
+  paused: 'bool'
+})
+
+const replicaSetSpec = o({ replicas: 'int', selector: labelSelector, template: podTemplate, minReadySeconds: 'int' })
+
+const endpointAddress = o({ ip: 'string', hostname: 'string', nodeName: 'string', targetRef: 'object' })
+const endpointSubset = o({
+  addresses: l(endpointAddress),
+  notReadyAddresses: l(endpointAddress),
+  ports: l(o({ name: 'string', port: 'int', protocol: 'string', appProtocol: 'string' }))
+})
+
+const top = { apiVersion: 'string', kind: 'string', metadata: objectMeta } as const
+
+/** The top-level schema of each kind. Status is a free-form object everywhere. */
+export const KIND_SCHEMAS: Record<string, Schema> = {
+  Namespace: o({ ...top, spec: o({ finalizers: l('string') }), status: 'object' }),
+  Node: o({
+    ...top,
+    spec: o({
+      unschedulable: 'bool',
+      taints: l(o({ key: 'string', value: 'string', effect: 'string', timeAdded: 'string' })),
+      podCIDR: 'string',
+      podCIDRs: l('string'),
+      providerID: 'string'
+    }),
+    status: 'object'
+  }),
+  Pod: o({ ...top, spec: podSpec, status: 'object' }),
+  Service: o({ ...top, spec: serviceSpec, status: 'object' }),
+  Endpoints: o({ ...top, subsets: l(endpointSubset) }),
+  ConfigMap: o({ ...top, data: m('string'), binaryData: m('any'), immutable: 'bool' }),
+  Secret: o({ ...top, data: m('string'), stringData: m('string'), type: 'string', immutable: 'bool' }),
+  Event: o({
+    ...top,
+    involvedObject: o({ kind: 'string', namespace: 'string', name: 'string', uid: 'string', apiVersion: 'string', resourceVersion: 'string', fieldPath: 'string' }),
+    reason: 'string',
+    message: 'string',
+    source: o({ component: 'string', host: 'string' }),
+    firstTimestamp: 'string',
+    lastTimestamp: 'string',
+    eventTime: 'string',
+    count: 'int',
+    type: 'string',
+    action: 'string',
+    related: 'object',
+    reportingComponent: 'string',
+    reportingInstance: 'string',
+    series: 'object'
+  }),
+  Deployment: o({ ...top, spec: deploymentSpec, status: 'object' }),
+  ReplicaSet: o({ ...top, spec: replicaSetSpec, status: 'object' })
+}
+
+const QUANTITY = /^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$/
+
+function typeName (s: Schema): string {
+  switch (s) {
+    case 'string': return 'string'
+    case 'int': return 'integer'
+    case 'bool': return 'boolean'
+    case 'number': return 'number'
+    case 'intOrString': return 'integer or string'
+    case 'quantity': return 'quantity'
+    case 'object': return 'object'
+    case 'any': return 'any'
+  }
+  if ('fields' in s || 'map' in s) return 'object'
+  return 'list'
+}
+
+function isPlainObject (v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array)
+}
+
+/**
+ * Appends to `errors` every unknown field and every value of the wrong JSON
+ * type under `value`, with Kubernetes-style paths (`spec.containers[0].name`).
+ * A null counts as absent (Kubernetes drops nulls on decode).
+ */
+export function checkShape (value: unknown, schema: Schema, path: string, errors: string[]): void {
+  if (value === null || value === undefined || schema === 'any') return
+  const wrong = (): void => { errors.push(fieldError(path, 'Invalid', value, `must be of type ${typeName(schema)}`)) }
+  switch (schema) {
+    case 'string': if (typeof value !== 'string') wrong(); return
+    case 'int': if (!Number.isSafeInteger(value)) wrong(); return
+    case 'bool': if (typeof value !== 'boolean') wrong(); return
+    case 'number': if (typeof value !== 'number' || !Number.isFinite(value)) wrong(); return
+    case 'intOrString': if (typeof value !== 'string' && !Number.isSafeInteger(value)) wrong(); return
+    case 'quantity':
+      if (typeof value === 'number' ? !Number.isFinite(value) : typeof value !== 'string' || !QUANTITY.test(value)) {
+        errors.push(fieldError(path, 'Invalid', value, "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"))
+      }
+      return
+    case 'object': if (!isPlainObject(value)) wrong(); return
+  }
+  if ('list' in schema) {
+    if (!Array.isArray(value)) { wrong(); return }
+    value.forEach((item, i) => { checkShape(item, schema.list, `${path}[${i}]`, errors) })
+    return
+  }
+  if (!isPlainObject(value)) { wrong(); return }
+  if ('map' in schema) {
+    for (const [k, v] of Object.entries(value)) checkShape(v, schema.map, `${path}[${k}]`, errors)
+    return
+  }
+  for (const [k, v] of Object.entries(value)) {
+    const sub = path === '' ? k : `${path}.${k}`
+    const field = schema.fields[k]
+    if (field === undefined) errors.push(fieldError(sub, 'Unknown'))
+    else checkShape(v, field, sub, errors)
+  }
+}

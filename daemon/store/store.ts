@@ -1,0 +1,575 @@
+// The resource store: the Kubernetes-shaped objects (namespaces, nodes, pods,
+// services, deployments, …) that every peer applies from the Raft log, with
+// Kubernetes' write semantics (create, update, patch, delete with
+// finalizers, cascades and dry runs), and the read side (get, list, watch)
+// that the API server and the controllers use on the local replica.
+// Synchronous and deterministic: uids and times come in the commands, and a
+// written object's resourceVersion is its Raft index. Stored objects are
+// frozen: readers get them as they are and must copy before changing them.
+// May import: protocol/, daemon/raft/state-machine.ts, ./*.
+import { createHash } from 'node:crypto'
+import { decode, encode, isNumber, isObject, isString } from '../../protocol/codec.ts'
+import type { StatusBody } from '../../protocol/api.ts'
+import { RESOURCE_TYPES, SYSTEM_NAMESPACES, typeOfKind, typeOfResource } from '../../protocol/k8s.ts'
+import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
+import type { StateMachine } from '../raft/state-machine.ts'
+import { decodeStoreCommand } from './command.ts'
+import { applyJsonPatch, applyMergePatch, applyStrategicPatch, jsonEqual, PatchError } from './patch.ts'
+import { formatLabelSelector, parseFieldSelector, parseLabelSelector } from './selector.ts'
+import type { FieldMatcher, LabelMatcher, LabelSelector } from './selector.ts'
+import {
+  alreadyExists, badRequest, conflict, fieldError, forbidden, invalid, MODIFIED_CONFLICT, notFound,
+  qualifiedResource, statusOf
+} from './status.ts'
+import { objectKey, Tx, typeKey } from './tx.ts'
+import type { Change, ObjectMaps } from './tx.ts'
+import { BadSelectorError, GoneError } from './types.ts'
+import type { ListOptions, ObjectRef, StoreCommand, StoreReader, StoreResult, Watch, WatchOptions } from './types.ts'
+import { defaultObject, validateObject } from './validate.ts'
+
+export { bootstrapCommands, encodeStoreCommand, decodeStoreCommand, isStoreCommand } from './command.ts'
+
+export interface ResourceStoreOptions {
+  /** watch events kept for resuming watches; default 10,000 */
+  historySize?: number
+}
+
+const SNAPSHOT_VERSION = 1
+const NAMESPACE_TYPE = typeOfKind('v1', 'Namespace') as ResourceType
+/** Namespaces that may not be deleted, as in Kubernetes. */
+const UNDELETABLE_NAMESPACES = new Set(['default', 'kube-system', 'kube-public'])
+/** The alphabet of generated name suffixes (Kubernetes' own: no vowels, no look-alikes). */
+const SUFFIX_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789'
+
+interface StoreSnapshot { v: number, appliedIndex: number, objects: Array<[string, string, KObject]> }
+
+function isStoreSnapshot (v: unknown): v is StoreSnapshot {
+  return isObject(v) && v.v === SNAPSHOT_VERSION && isNumber(v.appliedIndex) && Array.isArray(v.objects) &&
+    v.objects.every(e => Array.isArray(e) && e.length === 3 && isString(e[0]) && isString(e[1]) && isObject(e[2]) && isObject(e[2].metadata))
+}
+
+interface HistoryEvent { rv: number, change: Change }
+
+interface Watcher {
+  typeKey: string
+  namespace: string | undefined
+  labels: LabelMatcher
+  fields: FieldMatcher
+  onEvent: (e: WatchEvent) => void
+}
+
+type Obj = Record<string, unknown>
+
+function deepFreeze<T> (v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v)
+    for (const x of Object.values(v)) deepFreeze(x)
+  }
+  return v
+}
+
+function copy<T> (v: T): T {
+  return structuredClone(v)
+}
+
+/** Sets `key`, or deletes it for undefined, so that no undefined reaches msgpack. */
+function setOpt (o: Obj, key: string, v: unknown): void {
+  if (v === undefined || v === null) delete o[key]
+  else o[key] = v
+}
+
+/** Everything but metadata and status: what bumps generation when it changes. */
+function specOf (o: KObject): Obj {
+  const { metadata: _m, status: _s, apiVersion: _a, kind: _k, ...rest } = o
+  return rest
+}
+
+/** Five characters of generated name, derived from the new object's uid. */
+export function nameSuffix (uid: string): string {
+  const digest = createHash('sha256').update(uid).digest()
+  let out = ''
+  for (let i = 0; i < 5; i++) out += SUFFIX_ALPHABET[(digest[i] as number) % SUFFIX_ALPHABET.length]
+  return out
+}
+
+/** The autoscaling/v1 Scale of a Deployment or ReplicaSet. */
+export function scaleOf (obj: KObject): KObject {
+  const spec = (obj.spec ?? {}) as Obj
+  const status = (obj.status ?? {}) as Obj
+  const meta: KObject['metadata'] = { name: obj.metadata.name as string }
+  setOpt(meta as Obj, 'namespace', obj.metadata.namespace)
+  setOpt(meta as Obj, 'uid', obj.metadata.uid)
+  setOpt(meta as Obj, 'resourceVersion', obj.metadata.resourceVersion)
+  setOpt(meta as Obj, 'creationTimestamp', obj.metadata.creationTimestamp)
+  return {
+    apiVersion: 'autoscaling/v1',
+    kind: 'Scale',
+    metadata: meta,
+    spec: { replicas: typeof spec.replicas === 'number' ? spec.replicas : 0 },
+    status: { replicas: typeof status.replicas === 'number' ? status.replicas : 0, selector: formatLabelSelector((spec.selector ?? {}) as LabelSelector) }
+  }
+}
+
+const fail = (status: StatusBody): StoreResult => ({ ok: false, status })
+const done = (object: KObject): StoreResult => ({ ok: true, object })
+
+export class ResourceStore implements StateMachine, StoreReader {
+  private objects: ObjectMaps = new Map()
+  private applied = 0
+  private readonly historySize: number
+  private history: HistoryEvent[] = []
+  private historyStart = 0
+  /** every event with a resourceVersion above this is in the history */
+  private compactedThrough = 0
+  private readonly watchers = new Set<Watcher>()
+
+  constructor (opts: ResourceStoreOptions = {}) {
+    this.historySize = Math.max(1, opts.historySize ?? 10_000)
+  }
+
+  /** The log index of the last command applied (or of the restored snapshot). */
+  get appliedIndex (): number { return this.applied }
+
+  resourceVersion (): string { return String(this.applied) }
+
+  // ---- StateMachine --------------------------------------------------------
+
+  /** Applies the command at `index`; never throws on a bad command (a 400 Status instead). */
+  apply (index: number, command: Uint8Array): StoreResult {
+    // A Raft node applies each index once, in order; anything else is a bug upstream.
+    if (!Number.isSafeInteger(index) || index <= this.applied) throw new Error(`ResourceStore.apply: index ${index} after ${this.applied}`)
+    this.applied = index
+    let cmd: StoreCommand
+    try {
+      cmd = decodeStoreCommand(command)
+    } catch (err) {
+      return fail(badRequest((err as Error).message))
+    }
+    const tx = new Tx(this.objects)
+    let result: StoreResult
+    try {
+      result = this.run(tx, cmd, index)
+    } catch (err) {
+      // A bug, but the same on every peer: nothing was committed.
+      return fail(statusOf(500, 'InternalError', `store: ${(err as Error).message}`))
+    }
+    if (result.ok && cmd.dryRun !== true) this.commit(tx, index)
+    return result
+  }
+
+  snapshot (): Uint8Array {
+    const objects: Array<[string, string, KObject]> = []
+    for (const type of RESOURCE_TYPES) {
+      const m = this.objects.get(typeKey(type))
+      if (m === undefined) continue
+      for (const key of [...m.keys()].sort()) objects.push([type.group, type.plural, m.get(key) as KObject])
+    }
+    const snap: StoreSnapshot = { v: SNAPSHOT_VERSION, appliedIndex: this.applied, objects }
+    return encode(snap)
+  }
+
+  /** Replaces the state with a snapshot's; open watches end with a 410 (their history is gone). */
+  restore (data: Uint8Array, index: number): void {
+    const snap = decode(data, isStoreSnapshot, 'resource store snapshot')
+    const objects: ObjectMaps = new Map()
+    for (const [group, plural, object] of snap.objects) {
+      const type = typeOfResource(group, plural)
+      if (type === undefined) continue
+      let m = objects.get(typeKey(type))
+      if (m === undefined) objects.set(typeKey(type), m = new Map())
+      m.set(objectKey(object.metadata.namespace, object.metadata.name ?? ''), deepFreeze(object))
+    }
+    this.objects = objects
+    this.applied = index
+    this.history = []
+    this.historyStart = 0
+    this.compactedThrough = index
+    const gone: WatchEvent = { type: 'ERROR', object: statusOf(410, 'Expired', 'the store was restored from a snapshot; watch again from a list') }
+    for (const w of [...this.watchers]) {
+      this.watchers.delete(w)
+      try { w.onEvent(gone) } catch {}
+    }
+  }
+
+  // ---- StoreReader ---------------------------------------------------------
+
+  get (ref: ObjectRef): KObject | undefined {
+    const type = typeOfResource(ref.group, ref.resource)
+    if (type === undefined) return undefined
+    return this.objects.get(typeKey(type))?.get(objectKey(type.namespaced ? ref.namespace : undefined, ref.name))
+  }
+
+  /** The objects of `type` that match, sorted by namespace and name; throws BadSelectorError. */
+  list (type: ResourceType, opts: ListOptions = {}): { items: KObject[], resourceVersion: string } {
+    const labels = parseLabelSelector(opts.labelSelector)
+    const fields = parseFieldSelector(opts.fieldSelector, type.kind)
+    const m = this.objects.get(typeKey(type))
+    const items: KObject[] = []
+    for (const key of [...(m?.keys() ?? [])].sort()) {
+      const obj = m?.get(key) as KObject
+      if (opts.namespace !== undefined && type.namespaced && obj.metadata.namespace !== opts.namespace) continue
+      if (labels(obj.metadata.labels) && fields(obj)) items.push(obj)
+    }
+    return { items, resourceVersion: this.resourceVersion() }
+  }
+
+  watch (type: ResourceType, opts: WatchOptions, onEvent: (e: WatchEvent) => void): Watch {
+    const w: Watcher = {
+      typeKey: typeKey(type),
+      namespace: type.namespaced ? opts.namespace : undefined,
+      labels: parseLabelSelector(opts.labelSelector),
+      fields: parseFieldSelector(opts.fieldSelector, type.kind),
+      onEvent
+    }
+    const rv = opts.resourceVersion
+    if (rv === undefined || rv === '' || rv === '0') {
+      for (const obj of this.list(type, opts).items) onEvent({ type: 'ADDED', object: obj })
+    } else {
+      if (!/^[0-9]+$/.test(rv)) throw new BadSelectorError(`invalid resourceVersion "${rv}": must be a decimal number`)
+      const from = Number(rv)
+      if (from < this.compactedThrough) throw new GoneError(`too old resource version: ${from} (${this.compactedThrough})`)
+      for (let i = this.historyStart; i < this.history.length; i++) {
+        const ev = this.history[i] as HistoryEvent
+        if (ev.rv > from) this.deliver(w, ev.change)
+      }
+    }
+    this.watchers.add(w)
+    return { stop: () => { this.watchers.delete(w) } }
+  }
+
+  private matches (w: Watcher, obj: KObject): boolean {
+    return (w.namespace === undefined || obj.metadata.namespace === w.namespace) && w.labels(obj.metadata.labels) && w.fields(obj)
+  }
+
+  /** Sends one change to a watcher, as Kubernetes' watch cache does: leaving the selection is a DELETED, entering it an ADDED. */
+  private deliver (w: Watcher, c: Change): void {
+    if (typeKey(c.type) !== w.typeKey) return
+    const now = this.matches(w, c.object)
+    let type: WatchEvent['type'] | undefined
+    if (c.event === 'MODIFIED') {
+      const before = c.old === undefined || this.matches(w, c.old)
+      type = before && now ? 'MODIFIED' : before ? 'DELETED' : now ? 'ADDED' : undefined
+    } else if (now) {
+      type = c.event
+    }
+    if (type !== undefined) w.onEvent({ type, object: c.object })
+  }
+
+  private commit (tx: Tx, index: number): void {
+    for (const c of tx.changes) deepFreeze(c.object)
+    tx.commit()
+    for (const change of tx.changes) {
+      this.history.push({ rv: index, change })
+      if (this.history.length - this.historyStart > this.historySize) {
+        this.compactedThrough = Math.max(this.compactedThrough, (this.history[this.historyStart] as HistoryEvent).rv)
+        this.historyStart++
+      }
+    }
+    if (this.historyStart > this.historySize) {
+      this.history = this.history.slice(this.historyStart)
+      this.historyStart = 0
+    }
+    for (const change of tx.changes) {
+      for (const w of [...this.watchers]) {
+        if (!this.watchers.has(w)) continue
+        // A watcher that throws is dropped; the apply goes on for everyone else.
+        try { this.deliver(w, change) } catch { this.watchers.delete(w) }
+      }
+    }
+  }
+
+  // ---- commands ------------------------------------------------------------
+
+  private run (tx: Tx, cmd: StoreCommand, index: number): StoreResult {
+    switch (cmd.op) {
+      case 'create': return this.create(tx, cmd.object, cmd.uid, cmd.now, index)
+      case 'update': {
+        if (cmd.subresource === 'scale') {
+          if (cmd.ref === undefined || cmd.ref === null) return fail(badRequest('an update of the scale subresource needs ref'))
+          return this.writeScale(tx, cmd.ref, cmd.object, index, cmd.now)
+        }
+        const type = typeOfKind(cmd.object.apiVersion, cmd.object.kind)
+        if (type === undefined) return fail(noKind(cmd.object))
+        const name = cmd.object.metadata.name
+        if (!isString(name) || name === '') return fail(invalid(type, '', [fieldError('metadata.name', 'Required')]))
+        const key = objectKey(type.namespaced ? (cmd.object.metadata.namespace ?? 'default') : undefined, name)
+        const cur = tx.get(type, key)
+        if (cur === undefined) return fail(notFound(type, name))
+        return this.replace(tx, type, key, cur, cmd.object, cmd.subresource ?? undefined, index, cmd.now)
+      }
+      case 'patch': return this.patch(tx, cmd.ref, cmd.patchType, cmd.patch, cmd.subresource ?? undefined, index, cmd.now)
+      case 'delete': {
+        const found = this.find(tx, cmd.ref)
+        if (!found.ok) return found
+        const { type, key, object: cur } = found
+        const pre = cmd.preconditions ?? {}
+        if (isString(pre.uid) && pre.uid !== cur.metadata.uid) {
+          return fail(conflict(type, cur.metadata.name ?? '', `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${cur.metadata.uid ?? ''}`))
+        }
+        if (isString(pre.resourceVersion) && pre.resourceVersion !== cur.metadata.resourceVersion) {
+          return fail(conflict(type, cur.metadata.name ?? '', `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${cur.metadata.resourceVersion ?? ''}`))
+        }
+        if (type.kind === 'Namespace' && UNDELETABLE_NAMESPACES.has(cur.metadata.name ?? '')) {
+          return fail(forbidden(`namespaces "${cur.metadata.name ?? ''}" is forbidden: this namespace may not be deleted`))
+        }
+        return done(this.remove(tx, type, key, cur, cmd.propagationPolicy ?? 'Background', index, cmd.now))
+      }
+    }
+  }
+
+  private find (tx: Tx, ref: ObjectRef): { ok: true, type: ResourceType, key: string, object: KObject } | { ok: false, status: StatusBody } {
+    const type = typeOfResource(ref.group, ref.resource)
+    if (type === undefined) return { ok: false, status: statusOf(404, 'NotFound', `the server could not find the requested resource (${ref.resource}${ref.group === '' ? '' : '.' + ref.group})`) }
+    const key = objectKey(type.namespaced ? (ref.namespace ?? 'default') : undefined, ref.name)
+    const object = tx.get(type, key)
+    if (object === undefined) return { ok: false, status: notFound(type, ref.name) }
+    return { ok: true, type, key, object }
+  }
+
+  private create (tx: Tx, input: KObject, uid: string, now: string, index: number): StoreResult {
+    const type = typeOfKind(input.apiVersion, input.kind)
+    if (type === undefined) return fail(noKind(input))
+    const obj = copy(input)
+    const meta = obj.metadata as Obj
+    for (const f of ['uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds']) delete meta[f]
+    if (type.namespaced) meta.namespace = isString(meta.namespace) && meta.namespace !== '' ? meta.namespace : 'default'
+    else delete meta.namespace
+    if ((!isString(meta.name) || meta.name === '') && isString(meta.generateName) && meta.generateName !== '') {
+      meta.name = meta.generateName.slice(0, 58) + nameSuffix(uid)
+    }
+    // Controllers and kubelets write status; a create starts without one (a Node's kubelet registers with it).
+    if (type.kind !== 'Node') delete obj.status
+    defaultObject(obj, type)
+    const bad = validateObject(obj, type)
+    if (bad !== undefined) return fail(bad)
+    const name = meta.name as string
+    if (type.namespaced) {
+      const ns = tx.get(NAMESPACE_TYPE, objectKey(undefined, meta.namespace as string))
+      if (ns === undefined) return fail(notFound(NAMESPACE_TYPE, meta.namespace as string))
+      if (ns.metadata.deletionTimestamp !== undefined) {
+        return fail(forbidden(`${qualifiedResource(type)} "${name}" is forbidden: unable to create new content in namespace ${meta.namespace as string} because it is being terminated`))
+      }
+    }
+    const key = objectKey(meta.namespace as string | undefined, name)
+    if (tx.get(type, key) !== undefined) return fail(alreadyExists(type, name))
+    meta.uid = uid
+    meta.creationTimestamp = now
+    meta.resourceVersion = String(index)
+    meta.generation = 1
+    tx.put(type, key, obj, 'ADDED')
+    return done(obj)
+  }
+
+  /** An update of `cur` to `input` (the whole object, or only its status). */
+  private replace (tx: Tx, type: ResourceType, key: string, cur: KObject, input: KObject, subresource: 'status' | undefined, index: number, now: string): StoreResult {
+    const name = cur.metadata.name ?? ''
+    const inMeta = (isObject(input.metadata) ? input.metadata : {}) as KObject['metadata']
+    if (isString(inMeta.resourceVersion) && inMeta.resourceVersion !== '' && inMeta.resourceVersion !== cur.metadata.resourceVersion) {
+      return fail(conflict(type, name, MODIFIED_CONFLICT))
+    }
+    if (isString(inMeta.uid) && inMeta.uid !== '' && inMeta.uid !== cur.metadata.uid) {
+      return fail(conflict(type, name, `Precondition failed: UID in precondition: ${inMeta.uid}, UID in object meta: ${cur.metadata.uid ?? ''}`))
+    }
+    let next: KObject
+    if (subresource === 'status') {
+      next = copy(cur) as KObject
+      setOpt(next, 'status', copy(input.status))
+    } else {
+      next = copy(input)
+      next.apiVersion = cur.apiVersion
+      next.kind = cur.kind
+      const meta = copy(inMeta) as Obj
+      meta.name = cur.metadata.name
+      for (const f of ['namespace', 'uid', 'creationTimestamp', 'generation', 'generateName', 'deletionTimestamp', 'deletionGracePeriodSeconds'] as const) {
+        setOpt(meta, f, cur.metadata[f])
+      }
+      next.metadata = meta
+      setOpt(next, 'status', copy(cur.status))
+      defaultObject(next, type)
+    }
+    const bad = validateObject(next, type) ?? this.immutable(type, cur, next)
+    if (bad !== undefined) return fail(bad)
+    if (!jsonEqual(specOf(cur), specOf(next))) next.metadata.generation = (cur.metadata.generation ?? 1) + 1
+    next.metadata.resourceVersion = cur.metadata.resourceVersion
+    if (jsonEqual(next, cur)) return done(cur)
+    next.metadata.resourceVersion = String(index)
+    if (next.metadata.deletionTimestamp !== undefined && (next.metadata.finalizers ?? []).length === 0) {
+      if (type.kind === 'Namespace') {
+        tx.put(type, key, next, 'MODIFIED', cur)
+        this.finishNamespace(tx, name, index, now)
+      } else {
+        this.erase(tx, type, key, next, index, now)
+      }
+      return done(next)
+    }
+    tx.put(type, key, next, 'MODIFIED', cur)
+    return done(next)
+  }
+
+  /** The 422 for a change Kubernetes forbids on update, or undefined. */
+  private immutable (type: ResourceType, cur: KObject, next: KObject): StatusBody | undefined {
+    const name = cur.metadata.name ?? ''
+    const curSpec = (cur.spec ?? {}) as Obj
+    const nextSpec = (next.spec ?? {}) as Obj
+    const errors: string[] = []
+    const added = (next.metadata.finalizers ?? []).filter(f => !(cur.metadata.finalizers ?? []).includes(f))
+    if (cur.metadata.deletionTimestamp !== undefined && added.length > 0) {
+      errors.push(fieldError('metadata.finalizers', 'Forbidden', undefined, `no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(added)}`))
+    }
+    if ((type.kind === 'Deployment' || type.kind === 'ReplicaSet') && !jsonEqual(curSpec.selector, nextSpec.selector)) {
+      errors.push(fieldError('spec.selector', 'Invalid', nextSpec.selector, 'field is immutable'))
+    }
+    if ((type.kind === 'ConfigMap' || type.kind === 'Secret') && cur.immutable === true) {
+      if (!jsonEqual(cur.data, next.data) || !jsonEqual(cur.binaryData, next.binaryData)) errors.push(fieldError('data', 'Forbidden', undefined, 'field is immutable when `immutable` is set'))
+      if (next.immutable !== true) errors.push(fieldError('immutable', 'Forbidden', undefined, 'field is immutable when `immutable` is set'))
+    }
+    if (type.kind === 'Pod' && !jsonEqual(podComparable(curSpec, nextSpec), podComparable(nextSpec, nextSpec))) {
+      errors.push(fieldError('spec', 'Forbidden', undefined, 'pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations`, and `spec.nodeName` (only to set it)'))
+    }
+    return errors.length === 0 ? undefined : invalid(type, name, errors)
+  }
+
+  private patch (tx: Tx, ref: ObjectRef, patchType: string, patch: unknown, subresource: 'status' | 'scale' | undefined, index: number, now: string): StoreResult {
+    const found = this.find(tx, ref)
+    if (!found.ok) return found
+    const { type, key, object: cur } = found
+    if (subresource !== undefined && !type.subresources.includes(subresource)) {
+      return fail(statusOf(404, 'NotFound', `the server could not find the requested resource (${qualifiedResource(type)}/${subresource})`))
+    }
+    const base = subresource === 'scale' ? scaleOf(cur) : cur
+    let patched: unknown
+    try {
+      if (patchType === 'json') patched = applyJsonPatch(base, patch)
+      else if (!isObject(patch)) return fail(badRequest(`a ${patchType} patch must be a JSON object`))
+      else patched = patchType === 'merge' ? applyMergePatch(base, patch) : applyStrategicPatch(base, patch)
+    } catch (err) {
+      if (!(err instanceof PatchError)) throw err
+      return fail(err.code === 400 ? badRequest(err.message) : statusOf(422, 'Invalid', err.message))
+    }
+    if (!isObject(patched) || !isObject(patched.metadata)) return fail(statusOf(422, 'Invalid', 'the patched object has no metadata'))
+    const meta = patched.metadata
+    if (meta.name !== base.metadata.name || (meta.namespace ?? undefined) !== base.metadata.namespace) {
+      return fail(badRequest(`the patch may not change metadata.name or metadata.namespace of ${qualifiedResource(type)} "${ref.name}"`))
+    }
+    if (subresource === 'scale') return this.writeScale(tx, ref, patched as KObject, index, now)
+    return this.replace(tx, type, key, cur, patched as KObject, subresource, index, now)
+  }
+
+  /** Sets spec.replicas from a Scale; answers the Scale of the result. */
+  private writeScale (tx: Tx, ref: ObjectRef, scale: KObject, index: number, now: string): StoreResult {
+    const found = this.find(tx, ref)
+    if (!found.ok) return found
+    const { type, key, object: cur } = found
+    if (!type.subresources.includes('scale')) return fail(statusOf(404, 'NotFound', `the server could not find the requested resource (${qualifiedResource(type)}/scale)`))
+    const replicas = isObject(scale.spec) ? scale.spec.replicas : undefined
+    const scaleKind = { kind: 'Scale', group: 'autoscaling' }
+    if (!Number.isSafeInteger(replicas) || (replicas as number) < 0) {
+      return fail(invalid(scaleKind, ref.name, [fieldError('spec.replicas', 'Invalid', replicas ?? null, 'must be greater than or equal to 0')]))
+    }
+    const rv = scale.metadata.resourceVersion
+    if (isString(rv) && rv !== '' && rv !== cur.metadata.resourceVersion) return fail(conflict(type, ref.name, MODIFIED_CONFLICT))
+    const next = copy(cur) as KObject
+    next.spec = { ...(next.spec as Obj), replicas }
+    const result = this.replace(tx, type, key, cur, next, undefined, index, now)
+    return result.ok ? done(scaleOf(result.object)) : result
+  }
+
+  /**
+   * Deletes `cur`: with finalizers (or Foreground) it only gets a
+   * deletionTimestamp; otherwise it goes, and its dependents with it
+   * (Background), or they lose their owner reference (Orphan). A namespace
+   * takes everything in it. Answers the object as the delete left it.
+   */
+  private remove (tx: Tx, type: ResourceType, key: string, cur: KObject, policy: 'Background' | 'Foreground' | 'Orphan', index: number, now: string): KObject {
+    if (policy === 'Orphan') this.orphan(tx, cur.metadata.uid, index)
+    const finalizers = [...(cur.metadata.finalizers ?? [])]
+    if (policy === 'Foreground' && !finalizers.includes('foregroundDeletion')) finalizers.push('foregroundDeletion')
+    const terminating = cur.metadata.deletionTimestamp !== undefined
+    if (terminating && finalizers.length === (cur.metadata.finalizers ?? []).length) return cur
+    if (finalizers.length > 0 || type.kind === 'Namespace') {
+      const next = copy(cur) as KObject
+      next.metadata.deletionTimestamp ??= now
+      next.metadata.deletionGracePeriodSeconds ??= 0
+      if (finalizers.length > 0) next.metadata.finalizers = finalizers
+      if (type.kind === 'Namespace') next.status = { ...(next.status as Obj | undefined), phase: 'Terminating' }
+      next.metadata.resourceVersion = String(index)
+      tx.put(type, key, next, 'MODIFIED', cur)
+      if (type.kind !== 'Namespace') return next
+      const name = cur.metadata.name ?? ''
+      for (const s of tx.all(RESOURCE_TYPES.filter(t => t.namespaced))) {
+        if (s.object.metadata.namespace !== name || tx.get(s.type, s.key) === undefined) continue
+        this.remove(tx, s.type, s.key, tx.get(s.type, s.key) as KObject, 'Background', index, now)
+      }
+      this.finishNamespace(tx, name, index, now)
+      return tx.get(type, key) ?? next
+    }
+    return this.erase(tx, type, key, cur, index, now)
+  }
+
+  /** Takes the object out of the store and garbage-collects its dependents (Background). */
+  private erase (tx: Tx, type: ResourceType, key: string, obj: KObject, index: number, now: string): KObject {
+    const gone = copy(obj) as KObject
+    gone.metadata.resourceVersion = String(index)
+    tx.remove(type, key, gone)
+    const uid = obj.metadata.uid
+    if (uid !== undefined) {
+      for (const s of tx.all(RESOURCE_TYPES)) {
+        const refs = s.object.metadata.ownerReferences ?? []
+        if (!refs.some(r => r.uid === uid)) continue
+        const dep = tx.get(s.type, s.key)
+        if (dep === undefined) continue
+        // Owners left: only the dangling reference goes, as Kubernetes' garbage collector does.
+        if (refs.some(r => r.uid !== uid)) this.dropOwner(tx, s.type, s.key, dep, uid, index)
+        else this.remove(tx, s.type, s.key, dep, 'Background', index, now)
+      }
+    }
+    if (type.namespaced && obj.metadata.namespace !== undefined) this.finishNamespace(tx, obj.metadata.namespace, index, now)
+    return gone
+  }
+
+  private dropOwner (tx: Tx, type: ResourceType, key: string, dep: KObject, uid: string, index: number): void {
+    const next = copy(dep) as KObject
+    const refs = (next.metadata.ownerReferences ?? []).filter(r => r.uid !== uid)
+    setOpt(next.metadata as Obj, 'ownerReferences', refs.length === 0 ? undefined : refs)
+    next.metadata.resourceVersion = String(index)
+    tx.put(type, key, next, 'MODIFIED', dep)
+  }
+
+  private orphan (tx: Tx, uid: string | undefined, index: number): void {
+    if (uid === undefined) return
+    for (const s of tx.all(RESOURCE_TYPES)) {
+      if ((s.object.metadata.ownerReferences ?? []).some(r => r.uid === uid)) this.dropOwner(tx, s.type, s.key, s.object, uid, index)
+    }
+  }
+
+  /** Removes a terminating namespace once it is empty and has no finalizers. */
+  private finishNamespace (tx: Tx, name: string, index: number, now: string): void {
+    const key = objectKey(undefined, name)
+    const ns = tx.get(NAMESPACE_TYPE, key)
+    if (ns === undefined || ns.metadata.deletionTimestamp === undefined || (ns.metadata.finalizers ?? []).length > 0) return
+    if (tx.all(RESOURCE_TYPES.filter(t => t.namespaced)).some(s => s.object.metadata.namespace === name)) return
+    this.erase(tx, NAMESPACE_TYPE, key, ns, index, now)
+  }
+}
+
+function noKind (obj: KObject): StatusBody {
+  return badRequest(`no kind "${String(obj.kind)}" is registered for version "${String(obj.apiVersion)}"`)
+}
+
+/** A pod spec with the fields an update may change taken from `next`, for comparing with next. */
+function podComparable (spec: Obj, next: Obj): Obj {
+  const out = copy(spec)
+  const images = (list: unknown, from: unknown): void => {
+    if (!Array.isArray(list) || !Array.isArray(from)) return
+    list.forEach((c, i) => { if (isObject(c) && isObject(from[i])) setOpt(c, 'image', from[i].image) })
+  }
+  images(out.containers, next.containers)
+  images(out.initContainers, next.initContainers)
+  setOpt(out, 'activeDeadlineSeconds', next.activeDeadlineSeconds)
+  setOpt(out, 'tolerations', next.tolerations)
+  if (out.nodeName === undefined || out.nodeName === '') setOpt(out, 'nodeName', next.nodeName)
+  return out
+}
+
+/** The names of the namespaces bootstrap creates; re-exported for the daemon. */
+export { SYSTEM_NAMESPACES }

@@ -1,0 +1,491 @@
+// Defaulting and validation of stored objects, as Kubernetes' API server
+// does them for the fields Shoal supports: names, labels and annotations,
+// pod specs and containers, services, deployments and replica sets, config
+// maps, secrets, nodes and events. defaultObject fills what a user may
+// leave out; validateObject answers a 422 Status naming every bad field.
+// May import: protocol/, ./schema.ts, ./selector.ts, ./status.ts.
+import { Buffer } from 'node:buffer'
+import type { StatusBody } from '../../protocol/api.ts'
+import type { KObject, ResourceType } from '../../protocol/k8s.ts'
+import { checkShape, KIND_SCHEMAS, objectMeta } from './schema.ts'
+import { labelKeyError, labelValueError, matchLabelSelector } from './selector.ts'
+import type { LabelSelector } from './selector.ts'
+import { fieldError, invalid } from './status.ts'
+
+type Obj = Record<string, unknown>
+
+function isObj (v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+function objAt (parent: Obj, key: string): Obj | undefined {
+  const v = parent[key]
+  return isObj(v) ? v : undefined
+}
+function listAt (parent: Obj | undefined, key: string): Obj[] {
+  const v = parent?.[key]
+  return Array.isArray(v) ? v.filter(isObj) : []
+}
+
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
+const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
+const IANA_SVC_NAME = /^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$/
+const CONFIG_KEY = /^[-._a-zA-Z0-9]+$/
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
+
+export function dns1123LabelError (v: string): string | undefined {
+  if (v.length > 63) return 'must be no more than 63 characters'
+  if (!DNS1123_LABEL.test(v)) return "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc')"
+  return undefined
+}
+export function dns1035LabelError (v: string): string | undefined {
+  if (v.length > 63) return 'must be no more than 63 characters'
+  if (!DNS1035_LABEL.test(v)) return "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123')"
+  return undefined
+}
+export function dns1123SubdomainError (v: string): string | undefined {
+  if (v.length > 253) return 'must be no more than 253 characters'
+  if (!DNS1123_SUBDOMAIN.test(v)) return "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com')"
+  return undefined
+}
+
+/** Which name rule a kind's names follow. */
+export function nameError (kind: string, name: string): string | undefined {
+  if (kind === 'Namespace') return dns1123LabelError(name)
+  if (kind === 'Service') return dns1035LabelError(name)
+  return dns1123SubdomainError(name)
+}
+
+// ---- defaulting ------------------------------------------------------------
+
+function defaultContainer (c: Obj): void {
+  if (c.imagePullPolicy === undefined && typeof c.image === 'string') {
+    const lastPart = c.image.slice(c.image.lastIndexOf('/') + 1)
+    const digest = c.image.includes('@')
+    const tag = lastPart.includes(':') ? lastPart.slice(lastPart.indexOf(':') + 1) : undefined
+    c.imagePullPolicy = !digest && (tag === undefined || tag === 'latest') ? 'Always' : 'IfNotPresent'
+  }
+  for (const p of listAt(c, 'ports')) p.protocol ??= 'TCP'
+  for (const key of ['livenessProbe', 'readinessProbe', 'startupProbe']) {
+    const probe = objAt(c, key)
+    if (probe === undefined) continue
+    probe.timeoutSeconds ??= 1
+    probe.periodSeconds ??= 10
+    probe.successThreshold ??= 1
+    probe.failureThreshold ??= 3
+  }
+  c.terminationMessagePath ??= '/dev/termination-log'
+  c.terminationMessagePolicy ??= 'File'
+}
+
+function defaultPodSpec (spec: Obj): void {
+  spec.restartPolicy ??= 'Always'
+  spec.terminationGracePeriodSeconds ??= 30
+  spec.dnsPolicy ??= 'ClusterFirst'
+  spec.schedulerName ??= 'default-scheduler'
+  for (const c of listAt(spec, 'containers')) defaultContainer(c)
+  for (const c of listAt(spec, 'initContainers')) defaultContainer(c)
+  for (const v of listAt(spec, 'volumes')) {
+    const cm = objAt(v, 'configMap')
+    if (cm !== undefined) cm.defaultMode ??= 0o644
+    const secret = objAt(v, 'secret')
+    if (secret !== undefined) secret.defaultMode ??= 0o644
+  }
+}
+
+function defaultTemplate (spec: Obj): void {
+  const template = objAt(spec, 'template')
+  const podSpec = template === undefined ? undefined : objAt(template, 'spec')
+  if (podSpec !== undefined) defaultPodSpec(podSpec)
+}
+
+/**
+ * Fills the fields Kubernetes defaults, in place, and returns the object.
+ * Assumes a mutable copy of a decoded object. Shapes it does not expect it
+ * leaves alone for validateObject to report.
+ */
+export function defaultObject (obj: KObject, type: ResourceType): KObject {
+  const spec = objAt(obj, 'spec')
+  switch (type.kind) {
+    case 'Pod':
+      if (spec !== undefined) defaultPodSpec(spec)
+      if (obj.status === undefined) obj.status = { phase: 'Pending' }
+      break
+    case 'Service':
+      if (spec === undefined) break
+      spec.type ??= 'ClusterIP'
+      spec.sessionAffinity ??= 'None'
+      for (const p of listAt(spec, 'ports')) {
+        p.protocol ??= 'TCP'
+        p.targetPort ??= p.port
+      }
+      break
+    case 'Deployment': {
+      if (spec === undefined) break
+      spec.replicas ??= 1
+      spec.revisionHistoryLimit ??= 10
+      spec.progressDeadlineSeconds ??= 600
+      const strategy = objAt(spec, 'strategy') ?? (spec.strategy = {}) as Obj
+      strategy.type ??= 'RollingUpdate'
+      if (strategy.type === 'RollingUpdate') {
+        const ru = objAt(strategy, 'rollingUpdate') ?? (strategy.rollingUpdate = {}) as Obj
+        ru.maxSurge ??= '25%'
+        ru.maxUnavailable ??= '25%'
+      }
+      defaultTemplate(spec)
+      break
+    }
+    case 'ReplicaSet':
+      if (spec === undefined) break
+      spec.replicas ??= 1
+      defaultTemplate(spec)
+      break
+    case 'Secret': {
+      obj.type ??= 'Opaque'
+      const stringData = objAt(obj, 'stringData')
+      if (stringData !== undefined) {
+        // Kubernetes folds stringData into data on write and never stores it.
+        const data = objAt(obj, 'data') ?? (obj.data = {}) as Obj
+        for (const [k, v] of Object.entries(stringData)) if (typeof v === 'string') data[k] = Buffer.from(v, 'utf8').toString('base64')
+        delete obj.stringData
+      }
+      break
+    }
+    case 'Namespace':
+      if (!isObj(obj.status)) obj.status = { phase: 'Active' }
+      break
+    case 'Event':
+      obj.type ??= 'Normal'
+      obj.count ??= 1
+      break
+  }
+  return obj
+}
+
+// ---- validation ------------------------------------------------------------
+
+function checkMeta (obj: KObject, type: ResourceType, errors: string[]): void {
+  const meta = obj.metadata
+  if (typeof meta.name !== 'string' || meta.name === '') errors.push(fieldError('metadata.name', 'Required', undefined, 'name or generateName is required'))
+  else {
+    const why = nameError(type.kind, meta.name)
+    if (why !== undefined) errors.push(fieldError('metadata.name', 'Invalid', meta.name, why))
+  }
+  if (type.namespaced) {
+    if (typeof meta.namespace !== 'string' || meta.namespace === '') errors.push(fieldError('metadata.namespace', 'Required'))
+    else {
+      const why = dns1123LabelError(meta.namespace)
+      if (why !== undefined) errors.push(fieldError('metadata.namespace', 'Invalid', meta.namespace, why))
+    }
+  } else if (meta.namespace !== undefined && meta.namespace !== '') {
+    errors.push(fieldError('metadata.namespace', 'Forbidden', undefined, 'not allowed on this type'))
+  }
+  for (const [k, v] of Object.entries(meta.labels ?? {})) {
+    const kw = labelKeyError(k)
+    if (kw !== undefined) errors.push(fieldError('metadata.labels', 'Invalid', k, kw))
+    const vw = typeof v === 'string' ? labelValueError(v) : undefined
+    if (vw !== undefined) errors.push(fieldError(`metadata.labels[${k}]`, 'Invalid', v, vw))
+  }
+  let annotationBytes = 0
+  for (const [k, v] of Object.entries(meta.annotations ?? {})) {
+    const kw = labelKeyError(k)
+    if (kw !== undefined) errors.push(fieldError('metadata.annotations', 'Invalid', k, kw))
+    annotationBytes += k.length + (typeof v === 'string' ? Buffer.byteLength(v) : 0)
+  }
+  if (annotationBytes > 256 * 1024) errors.push(fieldError('metadata.annotations', 'TooMany', undefined, 'must have at most 262144 bytes'))
+  ;(meta.ownerReferences ?? []).forEach((ref, i) => {
+    for (const f of ['apiVersion', 'kind', 'name', 'uid'] as const) {
+      if (typeof ref[f] !== 'string' || ref[f] === '') errors.push(fieldError(`metadata.ownerReferences[${i}].${f}`, 'Required'))
+    }
+  })
+  if ((meta.ownerReferences ?? []).filter(r => r.controller === true).length > 1) {
+    errors.push(fieldError('metadata.ownerReferences', 'Invalid', undefined, 'Only one reference can have Controller set to true'))
+  }
+}
+
+function checkPort (v: unknown, path: string, errors: string[], allowZero = false): void {
+  if (!Number.isSafeInteger(v) || (v as number) < (allowZero ? 0 : 1) || (v as number) > 65535) {
+    errors.push(fieldError(path, 'Invalid', v, `must be between ${allowZero ? 0 : 1} and 65535, inclusive`))
+  }
+}
+
+function checkEnum (v: unknown, allowed: string[], path: string, errors: string[]): void {
+  if (v !== undefined && !allowed.includes(v as string)) {
+    errors.push(fieldError(path, 'Unsupported', v, `supported values: ${allowed.map(a => `"${a}"`).join(', ')}`))
+  }
+}
+
+function checkNonNegative (v: unknown, path: string, errors: string[]): void {
+  if (typeof v === 'number' && v < 0) errors.push(fieldError(path, 'Invalid', v, 'must be greater than or equal to 0'))
+}
+
+function checkContainers (list: Obj[], path: string, volumes: Set<string>, errors: string[]): void {
+  const names = new Set<string>()
+  list.forEach((c, i) => {
+    const at = `${path}[${i}]`
+    if (typeof c.name !== 'string' || c.name === '') errors.push(fieldError(`${at}.name`, 'Required'))
+    else {
+      const why = dns1123LabelError(c.name)
+      if (why !== undefined) errors.push(fieldError(`${at}.name`, 'Invalid', c.name, why))
+      if (names.has(c.name)) errors.push(fieldError(`${at}.name`, 'Duplicate', c.name))
+      names.add(c.name)
+    }
+    if (typeof c.image !== 'string' || c.image.trim() === '') errors.push(fieldError(`${at}.image`, 'Required'))
+    checkEnum(c.imagePullPolicy, ['Always', 'IfNotPresent', 'Never'], `${at}.imagePullPolicy`, errors)
+    const portNames = new Set<string>()
+    listAt(c, 'ports').forEach((p, j) => {
+      const pat = `${at}.ports[${j}]`
+      if (p.containerPort === undefined) errors.push(fieldError(`${pat}.containerPort`, 'Required'))
+      else checkPort(p.containerPort, `${pat}.containerPort`, errors)
+      if (p.hostPort !== undefined) checkPort(p.hostPort, `${pat}.hostPort`, errors, true)
+      checkEnum(p.protocol, ['TCP', 'UDP', 'SCTP'], `${pat}.protocol`, errors)
+      if (typeof p.name === 'string') {
+        if (!IANA_SVC_NAME.test(p.name) || !/[a-z]/.test(p.name)) errors.push(fieldError(`${pat}.name`, 'Invalid', p.name, 'must be no more than 15 characters, contain only lowercase alphanumerics or "-", and contain at least one letter'))
+        if (portNames.has(p.name)) errors.push(fieldError(`${pat}.name`, 'Duplicate', p.name))
+        portNames.add(p.name)
+      }
+    })
+    listAt(c, 'env').forEach((e, j) => {
+      if (typeof e.name !== 'string' || e.name === '') errors.push(fieldError(`${at}.env[${j}].name`, 'Required'))
+      if (e.value !== undefined && e.valueFrom !== undefined) errors.push(fieldError(`${at}.env[${j}].valueFrom`, 'Invalid', '', 'may not be specified when `value` is not empty'))
+    })
+    const mountPaths = new Set<string>()
+    listAt(c, 'volumeMounts').forEach((vm, j) => {
+      const vat = `${at}.volumeMounts[${j}]`
+      if (typeof vm.name !== 'string' || vm.name === '') errors.push(fieldError(`${vat}.name`, 'Required'))
+      else if (!volumes.has(vm.name)) errors.push(fieldError(`${vat}.name`, 'NotFound', vm.name))
+      if (typeof vm.mountPath !== 'string' || vm.mountPath === '') errors.push(fieldError(`${vat}.mountPath`, 'Required'))
+      else {
+        if (mountPaths.has(vm.mountPath)) errors.push(fieldError(`${vat}.mountPath`, 'Invalid', vm.mountPath, 'must be unique'))
+        mountPaths.add(vm.mountPath)
+      }
+    })
+    for (const key of ['livenessProbe', 'readinessProbe', 'startupProbe']) {
+      const probe = objAt(c, key)
+      if (probe === undefined) continue
+      const handlers = ['httpGet', 'tcpSocket', 'exec', 'grpc'].filter(h => probe[h] !== undefined)
+      if (handlers.length !== 1) errors.push(fieldError(`${at}.${key}`, handlers.length === 0 ? 'Required' : 'Forbidden', undefined, 'must specify exactly one handler type'))
+      for (const n of ['initialDelaySeconds', 'periodSeconds', 'timeoutSeconds', 'failureThreshold', 'successThreshold']) checkNonNegative(probe[n], `${at}.${key}.${n}`, errors)
+    }
+  })
+}
+
+function checkPodSpec (spec: Obj | undefined, path: string, errors: string[]): void {
+  if (spec === undefined) { errors.push(fieldError(path, 'Required')); return }
+  const volumes = new Set<string>()
+  listAt(spec, 'volumes').forEach((v, i) => {
+    const at = `${path}.volumes[${i}]`
+    if (typeof v.name !== 'string' || v.name === '') errors.push(fieldError(`${at}.name`, 'Required'))
+    else {
+      const why = dns1123LabelError(v.name)
+      if (why !== undefined) errors.push(fieldError(`${at}.name`, 'Invalid', v.name, why))
+      if (volumes.has(v.name)) errors.push(fieldError(`${at}.name`, 'Duplicate', v.name))
+      volumes.add(v.name)
+    }
+    const sources = ['emptyDir', 'configMap', 'secret', 'hostPath'].filter(s => v[s] !== undefined)
+    if (sources.length === 0) errors.push(fieldError(at, 'Required', undefined, 'must specify a volume type'))
+    if (sources.length > 1) errors.push(fieldError(`${at}.${sources[1] as string}`, 'Forbidden', undefined, 'may not specify more than 1 volume type'))
+    const hostPath = objAt(v, 'hostPath')
+    if (hostPath !== undefined && (typeof hostPath.path !== 'string' || hostPath.path === '')) errors.push(fieldError(`${at}.hostPath.path`, 'Required'))
+  })
+  const containers = listAt(spec, 'containers')
+  if (containers.length === 0) errors.push(fieldError(`${path}.containers`, 'Required'))
+  checkContainers(containers, `${path}.containers`, volumes, errors)
+  checkContainers(listAt(spec, 'initContainers'), `${path}.initContainers`, volumes, errors)
+  checkEnum(spec.restartPolicy, ['Always', 'OnFailure', 'Never'], `${path}.restartPolicy`, errors)
+  checkEnum(spec.dnsPolicy, ['ClusterFirst', 'ClusterFirstWithHostNet', 'Default', 'None'], `${path}.dnsPolicy`, errors)
+  checkNonNegative(spec.terminationGracePeriodSeconds, `${path}.terminationGracePeriodSeconds`, errors)
+  for (const [k, v] of Object.entries(objAt(spec, 'nodeSelector') ?? {})) {
+    const why = labelKeyError(k) ?? (typeof v === 'string' ? labelValueError(v) : undefined)
+    if (why !== undefined) errors.push(fieldError(`${path}.nodeSelector`, 'Invalid', k, why))
+  }
+  listAt(spec, 'tolerations').forEach((t, i) => {
+    const at = `${path}.tolerations[${i}]`
+    checkEnum(t.operator, ['Exists', 'Equal'], `${at}.operator`, errors)
+    checkEnum(t.effect, ['NoSchedule', 'PreferNoSchedule', 'NoExecute'], `${at}.effect`, errors)
+    if (t.operator === 'Exists' && typeof t.value === 'string' && t.value !== '') errors.push(fieldError(`${at}.operator`, 'Invalid', t.operator, 'value must be empty when `operator` is \'Exists\''))
+    if (t.key === undefined && t.operator !== 'Exists') errors.push(fieldError(`${at}.operator`, 'Invalid', t.operator ?? '', 'operator must be Exists when `key` is empty, which means "match all values and all keys"'))
+  })
+  const nodeAffinity = objAt(objAt(spec, 'affinity') ?? {}, 'nodeAffinity')
+  const required = objAt(nodeAffinity ?? {}, 'requiredDuringSchedulingIgnoredDuringExecution')
+  const terms = listAt(required, 'nodeSelectorTerms')
+  if (required !== undefined && terms.length === 0) errors.push(fieldError(`${path}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms`, 'Required', undefined, 'must have at least one node selector term'))
+  const nodeOps = ['In', 'NotIn', 'Exists', 'DoesNotExist', 'Gt', 'Lt']
+  const checkTerm = (term: Obj, at: string): void => {
+    listAt(term, 'matchExpressions').forEach((e, i) => { checkEnum(e.operator, nodeOps, `${at}.matchExpressions[${i}].operator`, errors) })
+  }
+  terms.forEach((t, i) => { checkTerm(t, `${path}.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[${i}]`) })
+  listAt(nodeAffinity, 'preferredDuringSchedulingIgnoredDuringExecution').forEach((p, i) => {
+    const at = `${path}.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[${i}]`
+    if (!Number.isSafeInteger(p.weight) || (p.weight as number) < 1 || (p.weight as number) > 100) errors.push(fieldError(`${at}.weight`, 'Invalid', p.weight, 'must be in the range 1-100'))
+    checkTerm(objAt(p, 'preference') ?? {}, `${at}.preference`)
+  })
+}
+
+function checkLabelSelector (sel: Obj | undefined, path: string, errors: string[]): void {
+  if (sel === undefined) return
+  for (const [k, v] of Object.entries(objAt(sel, 'matchLabels') ?? {})) {
+    const why = labelKeyError(k) ?? (typeof v === 'string' ? labelValueError(v) : undefined)
+    if (why !== undefined) errors.push(fieldError(`${path}.matchLabels`, 'Invalid', k, why))
+  }
+  listAt(sel, 'matchExpressions').forEach((e, i) => {
+    const at = `${path}.matchExpressions[${i}]`
+    if (typeof e.key !== 'string' || labelKeyError(e.key) !== undefined) errors.push(fieldError(`${at}.key`, 'Invalid', e.key, 'must be a valid label key'))
+    checkEnum(e.operator, ['In', 'NotIn', 'Exists', 'DoesNotExist'], `${at}.operator`, errors)
+    const values = Array.isArray(e.values) ? e.values : []
+    if ((e.operator === 'In' || e.operator === 'NotIn') && values.length === 0) errors.push(fieldError(`${at}.values`, 'Required', undefined, 'must be specified when `operator` is \'In\' or \'NotIn\''))
+    if ((e.operator === 'Exists' || e.operator === 'DoesNotExist') && values.length > 0) errors.push(fieldError(`${at}.values`, 'Forbidden', undefined, 'may not be specified when `operator` is \'Exists\' or \'DoesNotExist\''))
+  })
+}
+
+function checkIntOrPercent (v: unknown, path: string, errors: string[]): boolean {
+  if (v === undefined) return true
+  if (typeof v === 'number') { checkNonNegative(v, path, errors); return v !== 0 }
+  if (typeof v === 'string') {
+    const m = /^([0-9]+)%$/.exec(v)
+    if (m === null) { errors.push(fieldError(path, 'Invalid', v, "a valid percent string must be a numeric string followed by an ending '%'")); return true }
+    if (Number(m[1]) > 100) errors.push(fieldError(path, 'Invalid', v, 'must not be greater than 100%'))
+    return Number(m[1]) !== 0
+  }
+  return true
+}
+
+function checkWorkload (spec: Obj | undefined, kind: string, errors: string[]): void {
+  if (spec === undefined) { errors.push(fieldError('spec', 'Required')); return }
+  if (spec.replicas !== undefined) checkNonNegative(spec.replicas, 'spec.replicas', errors)
+  checkNonNegative(spec.minReadySeconds, 'spec.minReadySeconds', errors)
+  const selector = objAt(spec, 'selector')
+  const template = objAt(spec, 'template')
+  if (selector === undefined) errors.push(fieldError('spec.selector', 'Required'))
+  else {
+    checkLabelSelector(selector, 'spec.selector', errors)
+    const empty = Object.keys(objAt(selector, 'matchLabels') ?? {}).length === 0 && listAt(selector, 'matchExpressions').length === 0
+    if (empty) errors.push(fieldError('spec.selector', 'Invalid', selector, `empty selector is invalid for ${kind.toLowerCase()}`))
+    else if (template !== undefined) {
+      const labels = objAt(objAt(template, 'metadata') ?? {}, 'labels') as Record<string, string> | undefined
+      if (!matchLabelSelector(selector as LabelSelector, labels)) {
+        errors.push(fieldError('spec.selector', 'Invalid', selector, 'selector does not match template labels'))
+      }
+    }
+  }
+  if (template === undefined) { errors.push(fieldError('spec.template', 'Required')); return }
+  const templateMeta = objAt(template, 'metadata') ?? {}
+  for (const [k, v] of Object.entries(objAt(templateMeta, 'labels') ?? {})) {
+    const why = labelKeyError(k) ?? (typeof v === 'string' ? labelValueError(v) : undefined)
+    if (why !== undefined) errors.push(fieldError('spec.template.metadata.labels', 'Invalid', k, why))
+  }
+  const podSpec = objAt(template, 'spec')
+  checkPodSpec(podSpec, 'spec.template.spec', errors)
+  if (podSpec !== undefined) checkEnum(podSpec.restartPolicy, ['Always'], 'spec.template.spec.restartPolicy', errors)
+  if (kind !== 'Deployment') return
+  checkNonNegative(spec.revisionHistoryLimit, 'spec.revisionHistoryLimit', errors)
+  if (typeof spec.progressDeadlineSeconds === 'number' && typeof spec.minReadySeconds === 'number' && spec.progressDeadlineSeconds <= spec.minReadySeconds) {
+    errors.push(fieldError('spec.progressDeadlineSeconds', 'Invalid', spec.progressDeadlineSeconds, 'must be greater than minReadySeconds'))
+  }
+  const strategy = objAt(spec, 'strategy')
+  if (strategy === undefined) return
+  checkEnum(strategy.type, ['RollingUpdate', 'Recreate'], 'spec.strategy.type', errors)
+  const ru = objAt(strategy, 'rollingUpdate')
+  if (strategy.type === 'Recreate' && ru !== undefined) errors.push(fieldError('spec.strategy.rollingUpdate', 'Forbidden', undefined, 'may not be specified when strategy `type` is \'Recreate\''))
+  if (ru !== undefined) {
+    const surge = checkIntOrPercent(ru.maxSurge, 'spec.strategy.rollingUpdate.maxSurge', errors)
+    const unavailable = checkIntOrPercent(ru.maxUnavailable, 'spec.strategy.rollingUpdate.maxUnavailable', errors)
+    if (!surge && !unavailable) errors.push(fieldError('spec.strategy.rollingUpdate.maxUnavailable', 'Invalid', ru.maxUnavailable, 'may not be 0 when `maxSurge` is 0'))
+  }
+}
+
+function checkService (spec: Obj | undefined, errors: string[]): void {
+  if (spec === undefined) { errors.push(fieldError('spec', 'Required')); return }
+  checkEnum(spec.type, ['ClusterIP', 'NodePort', 'LoadBalancer'], 'spec.type', errors)
+  checkEnum(spec.sessionAffinity, ['None', 'ClientIP'], 'spec.sessionAffinity', errors)
+  checkEnum(spec.externalTrafficPolicy, ['Cluster', 'Local'], 'spec.externalTrafficPolicy', errors)
+  const ports = listAt(spec, 'ports')
+  if (ports.length === 0 && spec.clusterIP !== 'None') errors.push(fieldError('spec.ports', 'Required'))
+  const names = new Set<string>()
+  const seen = new Set<string>()
+  ports.forEach((p, i) => {
+    const at = `spec.ports[${i}]`
+    if (ports.length > 1 && (typeof p.name !== 'string' || p.name === '')) errors.push(fieldError(`${at}.name`, 'Required'))
+    if (typeof p.name === 'string' && p.name !== '') {
+      const why = dns1123LabelError(p.name)
+      if (why !== undefined) errors.push(fieldError(`${at}.name`, 'Invalid', p.name, why))
+      if (names.has(p.name)) errors.push(fieldError(`${at}.name`, 'Duplicate', p.name))
+      names.add(p.name)
+    }
+    if (p.port === undefined) errors.push(fieldError(`${at}.port`, 'Required'))
+    else checkPort(p.port, `${at}.port`, errors)
+    checkEnum(p.protocol, ['TCP', 'UDP', 'SCTP'], `${at}.protocol`, errors)
+    const key = `${String(p.port)}/${String(p.protocol)}`
+    if (seen.has(key)) errors.push(fieldError(at, 'Duplicate', { port: p.port, protocol: p.protocol }))
+    seen.add(key)
+    if (typeof p.targetPort === 'number') checkPort(p.targetPort, `${at}.targetPort`, errors)
+    else if (typeof p.targetPort === 'string' && (!IANA_SVC_NAME.test(p.targetPort) || !/[a-z]/.test(p.targetPort))) {
+      errors.push(fieldError(`${at}.targetPort`, 'Invalid', p.targetPort, 'must contain only lowercase alphanumerics or "-", at most 15 characters, and at least one letter'))
+    }
+    if (p.nodePort !== undefined) {
+      if (spec.type !== 'NodePort' && spec.type !== 'LoadBalancer') errors.push(fieldError(`${at}.nodePort`, 'Forbidden', undefined, 'may not be used when `type` is \'ClusterIP\''))
+      else if (!Number.isSafeInteger(p.nodePort) || (p.nodePort as number) < 30000 || (p.nodePort as number) > 32767) {
+        errors.push(fieldError(`${at}.nodePort`, 'Invalid', p.nodePort, 'provided port is not in the valid range. The range of valid ports is 30000-32767'))
+      }
+    }
+  })
+  for (const [k, v] of Object.entries(objAt(spec, 'selector') ?? {})) {
+    const why = labelKeyError(k) ?? (typeof v === 'string' ? labelValueError(v) : undefined)
+    if (why !== undefined) errors.push(fieldError('spec.selector', 'Invalid', k, why))
+  }
+}
+
+function checkDataKeys (data: Obj | undefined, path: string, base64: boolean, errors: string[]): void {
+  for (const [k, v] of Object.entries(data ?? {})) {
+    if (k.length > 253 || !CONFIG_KEY.test(k)) errors.push(fieldError(path, 'Invalid', k, "a valid config key must consist of alphanumeric characters, '-', '_' or '.'"))
+    if (base64 && typeof v === 'string' && (!BASE64.test(v) || v.length % 4 !== 0)) errors.push(fieldError(`${path}[${k}]`, 'Invalid', '<secret contents redacted>', 'must be base64-encoded'))
+  }
+}
+
+/**
+ * The 422 Status for an object that Kubernetes would refuse, naming every
+ * bad field; undefined for a valid object. Call after defaultObject.
+ */
+export function validateObject (obj: KObject, type: ResourceType): StatusBody | undefined {
+  const errors: string[] = []
+  const schema = KIND_SCHEMAS[type.kind]
+  if (schema !== undefined) checkShape(obj, schema, '', errors)
+  else checkShape(obj.metadata, objectMeta, 'metadata', errors)
+  if (errors.length === 0) {
+    checkMeta(obj, type, errors)
+    const spec = objAt(obj, 'spec')
+    switch (type.kind) {
+      case 'Pod': checkPodSpec(spec, 'spec', errors); break
+      case 'Service': checkService(spec, errors); break
+      case 'Deployment': case 'ReplicaSet': checkWorkload(spec, type.kind, errors); break
+      case 'ConfigMap': {
+        checkDataKeys(objAt(obj, 'data'), 'data', false, errors)
+        checkDataKeys(objAt(obj, 'binaryData'), 'binaryData', false, errors)
+        const dup = Object.keys(objAt(obj, 'binaryData') ?? {}).find(k => Object.hasOwn(objAt(obj, 'data') ?? {}, k))
+        if (dup !== undefined) errors.push(fieldError('data', 'Invalid', dup, 'duplicate of key present in binaryData'))
+        break
+      }
+      case 'Secret':
+        checkDataKeys(objAt(obj, 'data'), 'data', true, errors)
+        if (typeof obj.type === 'string' && obj.type === '') errors.push(fieldError('type', 'Required'))
+        break
+      case 'Node':
+        listAt(spec, 'taints').forEach((t, i) => {
+          if (typeof t.key !== 'string' || labelKeyError(t.key) !== undefined) errors.push(fieldError(`spec.taints[${i}].key`, 'Invalid', t.key ?? '', 'must be a valid label key'))
+          if (t.effect === undefined) errors.push(fieldError(`spec.taints[${i}].effect`, 'Required'))
+          checkEnum(t.effect, ['NoSchedule', 'PreferNoSchedule', 'NoExecute'], `spec.taints[${i}].effect`, errors)
+        })
+        break
+      case 'Event': {
+        const involved = objAt(obj, 'involvedObject')
+        if (involved === undefined) errors.push(fieldError('involvedObject', 'Required'))
+        else if (typeof involved.kind !== 'string' || involved.kind === '') errors.push(fieldError('involvedObject.kind', 'Required'))
+        checkEnum(obj.type, ['Normal', 'Warning'], 'type', errors)
+        if (typeof obj.count === 'number' && obj.count < 0) checkNonNegative(obj.count, 'count', errors)
+        break
+      }
+    }
+  }
+  if (errors.length === 0) return undefined
+  return invalid(type, obj.metadata.name ?? obj.metadata.generateName ?? '', errors)
+}

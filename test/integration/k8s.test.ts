@@ -1,0 +1,143 @@
+// The Kubernetes-layout API on three real shoald peers (127.0.7.2-4): the
+// system namespaces and one Node per member appear by themselves; objects
+// written through one peer are read on the others; conflicts, bad input and
+// unknown kinds get Kubernetes' codes; a watch on a follower sees every
+// change in order; a killed peer's Node goes NotReady.
+import test from 'ava'
+import type { KObject, WatchEvent } from '../../protocol/k8s.ts'
+import { startCluster, stopAll, waitFor, waitForLeader } from '../helpers/cluster.ts'
+import type { Peer } from '../helpers/cluster.ts'
+
+const IPS = ['127.0.7.2', '127.0.7.3', '127.0.7.4']
+
+const deployment = (image: string): KObject => ({
+  apiVersion: 'apps/v1',
+  kind: 'Deployment',
+  metadata: { name: 'web', labels: { app: 'web' } },
+  spec: {
+    replicas: 3,
+    selector: { matchLabels: { app: 'web' } },
+    template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'web', image, ports: [{ containerPort: 80 }] }] } }
+  }
+})
+
+async function json (peer: Peer, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<{ status: number, body: any }> {
+  const res = await fetch(`${peer.apiUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${peer.token()}`, 'content-type': contentType },
+    ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+    signal: AbortSignal.timeout(10_000)
+  })
+  const text = await res.text()
+  let parsed: unknown = text
+  try { parsed = JSON.parse(text) } catch { /* not JSON */ }
+  return { status: res.status, body: parsed }
+}
+
+test('three peers serve the Kubernetes-layout API', async t => {
+  t.timeout(180_000)
+  const { dir, peers } = await startCluster('k8s', IPS)
+  try {
+    const leader = await waitForLeader(peers, 60_000)
+    const follower = peers.find(p => p !== leader) as Peer
+    const other = peers.find(p => p !== leader && p !== follower) as Peer
+
+    // Bootstrap: namespaces and Nodes, readable on any peer.
+    await waitFor('the default namespace', async () => (await json(follower, 'GET', '/api/v1/namespaces/default')).status === 200 || undefined, 30_000)
+    const nodes = await waitFor('three Ready nodes', async () => {
+      const r = await json(other, 'GET', '/api/v1/nodes')
+      const items = (r.body.items ?? []) as KObject[]
+      const ready = items.filter(n => ((n.status as any)?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True'))
+      return ready.length === 3 ? items : undefined
+    }, 60_000)
+    t.deepEqual(nodes.map(n => n.metadata.name).sort(), ['p1', 'p2', 'p3'])
+
+    // A watch on a follower, from now.
+    const events: WatchEvent[] = []
+    const controller = new AbortController()
+    const watchRes = await fetch(`${other.apiUrl}/apis/apps/v1/namespaces/default/deployments?watch=1`, { headers: { authorization: `Bearer ${other.token()}` }, signal: controller.signal })
+    t.is(watchRes.status, 200)
+    const reading = (async () => {
+      const decoder = new TextDecoder()
+      let buffered = ''
+      try {
+        for await (const chunk of watchRes.body as unknown as AsyncIterable<Uint8Array>) {
+          buffered += decoder.decode(chunk, { stream: true })
+          const lines = buffered.split('\n')
+          buffered = lines.pop() ?? ''
+          for (const line of lines) if (line.trim() !== '') events.push(JSON.parse(line) as WatchEvent)
+        }
+      } catch { /* aborted */ }
+    })()
+
+    // Create through a follower: forwarded to the leader, answered 201.
+    const created = await json(follower, 'POST', '/apis/apps/v1/namespaces/default/deployments', deployment('nginx:1.25'))
+    t.is(created.status, 201, JSON.stringify(created.body))
+    t.truthy(created.body.metadata.uid)
+    t.is(created.body.metadata.namespace, 'default')
+    const rv1 = created.body.metadata.resourceVersion as string
+
+    // Read it on another peer, consistently.
+    const got = await json(other, 'GET', '/apis/apps/v1/namespaces/default/deployments/web?consistent')
+    t.is(got.status, 200)
+    t.is(got.body.metadata.uid, created.body.metadata.uid)
+
+    // Strategic merge patch: change the image of one container by name.
+    const patched = await json(leader, 'PATCH', '/apis/apps/v1/namespaces/default/deployments/web',
+      { spec: { template: { spec: { containers: [{ name: 'web', image: 'nginx:1.26' }] } } } }, 'application/strategic-merge-patch+json')
+    t.is(patched.status, 200, JSON.stringify(patched.body))
+    t.is(patched.body.spec.template.spec.containers[0].image, 'nginx:1.26')
+    t.deepEqual(patched.body.spec.template.spec.containers[0].ports, [{ containerPort: 80, protocol: 'TCP' }])
+
+    // A stale resourceVersion on PUT is a 409.
+    const stale = deployment('nginx:1.27')
+    stale.metadata.resourceVersion = rv1
+    const conflict = await json(follower, 'PUT', '/apis/apps/v1/namespaces/default/deployments/web', stale)
+    t.is(conflict.status, 409)
+    t.is(conflict.body.kind, 'Status')
+    t.is(conflict.body.reason, 'Conflict')
+
+    // Scale subresource.
+    const scaled = await json(other, 'PATCH', '/apis/apps/v1/namespaces/default/deployments/web/scale', { spec: { replicas: 5 } }, 'application/merge-patch+json')
+    t.is(scaled.status, 200, JSON.stringify(scaled.body))
+    const scale = await json(other, 'GET', '/apis/apps/v1/namespaces/default/deployments/web/scale?consistent')
+    t.is(scale.body.kind, 'Scale')
+    t.is(scale.body.spec.replicas, 5)
+
+    // Bad input.
+    const unknownKind = await json(leader, 'GET', '/apis/apps/v1/namespaces/default/widgets')
+    t.is(unknownKind.status, 404)
+    const badName = await json(leader, 'POST', '/api/v1/namespaces/default/configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'Bad_Name' }, data: {} })
+    t.is(badName.status, 422, JSON.stringify(badName.body))
+    const unknownField = await json(leader, 'POST', '/api/v1/namespaces/default/pods', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { containers: [{ name: 'c', image: 'busybox', imagePullSecretz: [] }] } })
+    t.is(unknownField.status, 422)
+    t.regex(String(unknownField.body.message), /imagePullSecretz/)
+    const mismatch = deployment('nginx')
+    mismatch.metadata.name = 'mismatch'
+    ;(mismatch.spec as any).selector.matchLabels = { app: 'other' }
+    t.is((await json(leader, 'POST', '/apis/apps/v1/namespaces/default/deployments', mismatch)).status, 422)
+    const badJson = await json(leader, 'POST', '/api/v1/namespaces/default/configmaps', '{"apiVersion": "v1", ')
+    t.is(badJson.status, 400)
+    t.is((await fetch(`${leader.apiUrl}/api/v1/pods`)).status, 401)
+
+    // Delete, then the watch has seen every change in order.
+    const deleted = await json(leader, 'DELETE', '/apis/apps/v1/namespaces/default/deployments/web')
+    t.is(deleted.status, 200)
+    await waitFor('the watch to see the deletion', () => events.some(e => e.type === 'DELETED') || undefined, 10_000)
+    controller.abort()
+    await reading
+    t.deepEqual(events.map(e => e.type), ['ADDED', 'MODIFIED', 'MODIFIED', 'DELETED'])
+    const versions = events.map(e => Number((e.object as KObject).metadata.resourceVersion))
+    t.deepEqual([...versions].sort((a, b) => a - b), versions, 'in log order')
+
+    // A killed peer's Node goes NotReady.
+    await other.kill('SIGKILL')
+    await waitFor(`node ${other.name} NotReady`, async () => {
+      const r = await json(leader, 'GET', `/api/v1/nodes/${other.name}`)
+      const ready = ((r.body.status?.conditions ?? []) as any[]).find(c => c.type === 'Ready')
+      return ready?.status === 'False' || undefined
+    }, 30_000)
+  } finally {
+    await stopAll(peers, dir)
+  }
+})

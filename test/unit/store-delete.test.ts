@@ -1,0 +1,112 @@
+// Deletes: preconditions, finalizers, Foreground, namespace cascades, owner-reference cascades (Background) and Orphan.
+import test from 'ava'
+import type { KObject } from '../../protocol/k8s.ts'
+import { configMap, namespace, NOW, pod, ref, StoreHarness } from '../../daemon/store/testing.ts'
+
+function owned (obj: KObject, owner: KObject): KObject {
+  return { ...obj, metadata: { ...obj.metadata, ownerReferences: [{ apiVersion: owner.apiVersion, kind: owner.kind, name: owner.metadata.name as string, uid: owner.metadata.uid as string, controller: true }] } }
+}
+
+test('delete of a missing object is 404; of a present one removes it', t => {
+  const h = new StoreHarness()
+  t.like(h.apply({ op: 'delete', ref: ref('pods', 'a', 'default'), now: NOW }), { ok: false, status: { code: 404, message: 'pods "a" not found' } })
+  h.create(pod('a'))
+  const r = h.ok(h.apply({ op: 'delete', ref: ref('pods', 'a', 'default'), now: NOW }))
+  t.is(r.metadata.name, 'a')
+  t.is(h.store.get(ref('pods', 'a', 'default')), undefined)
+})
+
+test('delete preconditions that do not match are 409', t => {
+  const h = new StoreHarness()
+  const p = h.create(pod('a'))
+  t.like(h.apply({ op: 'delete', ref: ref('pods', 'a', 'default'), now: NOW, preconditions: { uid: 'other' } }), { ok: false, status: { code: 409 } })
+  t.like(h.apply({ op: 'delete', ref: ref('pods', 'a', 'default'), now: NOW, preconditions: { resourceVersion: '1' } }), { ok: false, status: { code: 409 } })
+  t.like(h.apply({ op: 'delete', ref: ref('pods', 'a', 'default'), now: NOW, preconditions: { uid: p.metadata.uid as string, resourceVersion: p.metadata.resourceVersion as string } }), { ok: true })
+})
+
+test('finalizers hold an object with a deletionTimestamp until an update empties them', t => {
+  const h = new StoreHarness()
+  h.create({ ...configMap('cfg', {}), metadata: { name: 'cfg', namespace: 'default', finalizers: ['example.com/hold'] } })
+  const held = h.ok(h.apply({ op: 'delete', ref: ref('configmaps', 'cfg', 'default'), now: '2025-02-02T00:00:00Z' }))
+  t.is(held.metadata.deletionTimestamp, '2025-02-02T00:00:00Z')
+  t.truthy(h.store.get(ref('configmaps', 'cfg', 'default')))
+  const addMore = structuredClone(held)
+  addMore.metadata.finalizers = ['example.com/hold', 'example.com/more']
+  t.like(h.apply({ op: 'update', now: NOW, object: addMore }), { ok: false, status: { code: 422 } })
+  const release = structuredClone(held)
+  release.metadata.finalizers = []
+  h.ok(h.apply({ op: 'update', now: NOW, object: release }))
+  t.is(h.store.get(ref('configmaps', 'cfg', 'default')), undefined)
+})
+
+test('Foreground adds the foregroundDeletion finalizer', t => {
+  const h = new StoreHarness()
+  h.create(configMap('cfg', {}))
+  const r = h.ok(h.apply({ op: 'delete', ref: ref('configmaps', 'cfg', 'default'), now: NOW, propagationPolicy: 'Foreground' }))
+  t.deepEqual(r.metadata.finalizers, ['foregroundDeletion'])
+  t.is(r.metadata.deletionTimestamp, NOW)
+  t.truthy(h.store.get(ref('configmaps', 'cfg', 'default')))
+})
+
+test('deleting a namespace deletes everything in it, in the same apply', t => {
+  const h = new StoreHarness()
+  h.create(namespace('team'))
+  h.create(pod('a', { namespace: 'team' }))
+  h.create(configMap('c', {}, 'team'))
+  h.create(pod('keep'))
+  const before = h.index
+  h.ok(h.apply({ op: 'delete', ref: ref('namespaces', 'team'), now: NOW }))
+  t.is(h.index, before + 1)
+  t.is(h.store.get(ref('namespaces', 'team')), undefined)
+  t.is(h.store.get(ref('pods', 'a', 'team')), undefined)
+  t.is(h.store.get(ref('configmaps', 'c', 'team')), undefined)
+  t.truthy(h.store.get(ref('pods', 'keep', 'default')))
+  t.like(h.apply({ op: 'delete', ref: ref('namespaces', 'default'), now: NOW }), { ok: false, status: { code: 403 } })
+})
+
+test('a namespace with a finalized object stays Terminating, refuses new content, and goes with its last object', t => {
+  const h = new StoreHarness()
+  h.create(namespace('team'))
+  h.create({ ...pod('held', { namespace: 'team' }), metadata: { name: 'held', namespace: 'team', finalizers: ['x/y'] } })
+  h.ok(h.apply({ op: 'delete', ref: ref('namespaces', 'team'), now: NOW }))
+  const ns = h.store.get(ref('namespaces', 'team'))
+  t.is((ns?.status as { phase: string }).phase, 'Terminating')
+  t.like(h.tryCreate(pod('new', { namespace: 'team' })), { ok: false, status: { code: 403 } })
+  h.ok(h.apply({ op: 'patch', ref: ref('pods', 'held', 'team'), patchType: 'merge', patch: { metadata: { finalizers: null } }, now: NOW }))
+  t.is(h.store.get(ref('pods', 'held', 'team')), undefined)
+  t.is(h.store.get(ref('namespaces', 'team')), undefined)
+})
+
+test('Background deletes dependents by ownerReference, transitively', t => {
+  const h = new StoreHarness()
+  const owner = h.create(configMap('owner', {}))
+  const mid = h.create(owned(configMap('mid', {}), owner))
+  h.create(owned(pod('leaf'), mid))
+  h.create(pod('stranger'))
+  h.ok(h.apply({ op: 'delete', ref: ref('configmaps', 'owner', 'default'), now: NOW }))
+  t.is(h.store.get(ref('configmaps', 'mid', 'default')), undefined)
+  t.is(h.store.get(ref('pods', 'leaf', 'default')), undefined)
+  t.truthy(h.store.get(ref('pods', 'stranger', 'default')))
+})
+
+test('a dependent with another owner only loses the dangling reference', t => {
+  const h = new StoreHarness()
+  const a = h.create(configMap('a', {}))
+  const b = h.create(configMap('b', {}))
+  const both = owned(pod('p'), a)
+  both.metadata.ownerReferences?.push({ apiVersion: 'v1', kind: 'ConfigMap', name: 'b', uid: b.metadata.uid as string })
+  h.create(both)
+  h.ok(h.apply({ op: 'delete', ref: ref('configmaps', 'a', 'default'), now: NOW }))
+  t.deepEqual(h.store.get(ref('pods', 'p', 'default'))?.metadata.ownerReferences?.map(r => r.name), ['b'])
+})
+
+test('Orphan removes the ownerReference from dependents and keeps them', t => {
+  const h = new StoreHarness()
+  const owner = h.create(configMap('owner', {}))
+  h.create(owned(pod('p'), owner))
+  h.ok(h.apply({ op: 'delete', ref: ref('configmaps', 'owner', 'default'), now: NOW, propagationPolicy: 'Orphan' }))
+  const p = h.store.get(ref('pods', 'p', 'default'))
+  t.truthy(p)
+  t.is(p?.metadata.ownerReferences, undefined)
+  t.is(p?.metadata.resourceVersion, String(h.index))
+})
