@@ -1,0 +1,126 @@
+// The Endpoints controller, on the leader: for every Service with a
+// selector, an Endpoints object of the same name lists the addresses of the
+// matching pods that have one (ready ones in `addresses`, the others in
+// `notReadyAddresses`) and the service's ports resolved against the pods'
+// container ports (a named targetPort is looked up by name). Written only
+// when it changes.
+// May import: protocol/, daemon/store/types.ts and selector.ts, ./framework.ts.
+import { typeOfKind } from '../../protocol/k8s.ts'
+import type { KObject, ResourceType } from '../../protocol/k8s.ts'
+import { matchLabelSelector } from '../store/selector.ts'
+import type { Watch } from '../store/types.ts'
+import type { Controller, ControllerContext } from './framework.ts'
+import { keyOf, splitKey, WorkQueue } from './framework.ts'
+
+const POD = typeOfKind('v1', 'Pod') as ResourceType
+const SERVICE = typeOfKind('v1', 'Service') as ResourceType
+
+interface ServicePort { name?: string, port: number, targetPort?: number | string, protocol?: string }
+interface ContainerPort { name?: string, containerPort: number, protocol?: string }
+
+function podReady (pod: KObject): boolean {
+  const conditions = ((pod.status as { conditions?: Array<{ type: string, status: string }> } | undefined)?.conditions ?? [])
+  return conditions.some(c => c.type === 'Ready' && c.status === 'True')
+}
+
+function podIp (pod: KObject): string | undefined {
+  const ip = (pod.status as { podIP?: unknown } | undefined)?.podIP
+  return typeof ip === 'string' && ip !== '' ? ip : undefined
+}
+
+/** The Endpoints subsets for a service and its pods (pure, for tests). */
+export function subsetsFor (service: KObject, pods: KObject[]): unknown[] {
+  const ports = ((service.spec as { ports?: ServicePort[] } | undefined)?.ports ?? [])
+  const withIp = pods.filter(p => podIp(p) !== undefined && p.metadata.deletionTimestamp === undefined)
+  if (withIp.length === 0 || ports.length === 0) return []
+  // Pods may name their ports differently: group pods by the resolved port list.
+  const groups = new Map<string, { ports: unknown[], ready: unknown[], notReady: unknown[] }>()
+  for (const pod of withIp) {
+    const containerPorts = ((pod.spec as { containers?: Array<{ ports?: ContainerPort[] }> } | undefined)?.containers ?? []).flatMap(c => c.ports ?? [])
+    const resolved = ports.map(sp => {
+      const target = sp.targetPort ?? sp.port
+      const port = typeof target === 'number' ? target : containerPorts.find(cp => cp.name === target)?.containerPort
+      return port === undefined ? undefined : { ...(sp.name !== undefined ? { name: sp.name } : {}), port, protocol: sp.protocol ?? 'TCP' }
+    }).filter(p => p !== undefined)
+    if (resolved.length === 0) continue
+    const key = JSON.stringify(resolved)
+    let g = groups.get(key)
+    if (g === undefined) {
+      g = { ports: resolved, ready: [], notReady: [] }
+      groups.set(key, g)
+    }
+    const address = {
+      ip: podIp(pod),
+      ...((pod.spec as { nodeName?: string } | undefined)?.nodeName !== undefined ? { nodeName: (pod.spec as { nodeName: string }).nodeName } : {}),
+      targetRef: { kind: 'Pod', namespace: pod.metadata.namespace, name: pod.metadata.name, uid: pod.metadata.uid }
+    }
+    if (podReady(pod)) g.ready.push(address)
+    else g.notReady.push(address)
+  }
+  const byIp = (a: unknown, b: unknown): number => String((a as { ip: string }).ip).localeCompare(String((b as { ip: string }).ip))
+  return [...groups.values()].map(g => ({
+    ...(g.ready.length > 0 ? { addresses: g.ready.sort(byIp) } : {}),
+    ...(g.notReady.length > 0 ? { notReadyAddresses: g.notReady.sort(byIp) } : {}),
+    ports: g.ports
+  }))
+}
+
+export class EndpointsController implements Controller {
+  readonly name = 'endpoints'
+  private ctx: ControllerContext | undefined
+  private queue: WorkQueue | undefined
+  private watches: Watch[] = []
+
+  start (ctx: ControllerContext): void {
+    this.ctx = ctx
+    const queue = new WorkQueue({ clock: ctx.clock, log: ctx.log, name: this.name, reconcile: async key => await this.reconcile(key) })
+    this.queue = queue
+    this.watches.push(ctx.store.watch(SERVICE, {}, e => { if (e.type !== 'ERROR') queue.add(keyOf(e.object as KObject)) }))
+    this.watches.push(ctx.store.watch(POD, {}, e => {
+      if (e.type === 'ERROR') return
+      const pod = e.object as KObject
+      // Every service in the pod's namespace whose selector matches it (before or after the change).
+      for (const svc of ctx.store.list(SERVICE, { namespace: pod.metadata.namespace ?? 'default' }).items) {
+        const selector = (svc.spec as { selector?: Record<string, string> } | undefined)?.selector
+        if (selector !== undefined && Object.keys(selector).length > 0 && matchLabelSelector({ matchLabels: selector }, pod.metadata.labels)) queue.add(keyOf(svc))
+      }
+    }))
+  }
+
+  stop (): void {
+    for (const w of this.watches) w.stop()
+    this.watches = []
+    this.queue?.stop()
+    this.ctx = undefined
+  }
+
+  private async reconcile (key: string): Promise<boolean> {
+    const ctx = this.ctx
+    if (ctx === undefined) return true
+    const { namespace = 'default', name } = splitKey(key)
+    const service = ctx.store.get({ group: '', resource: 'services', namespace, name })
+    const current = ctx.store.get({ group: '', resource: 'endpoints', namespace, name })
+    const selector = (service?.spec as { selector?: Record<string, string> } | undefined)?.selector
+    if (service === undefined || selector === undefined || Object.keys(selector).length === 0) {
+      // No service (or no selector: its endpoints are the user's): leave a user's Endpoints alone, remove ours.
+      if (current !== undefined && service === undefined && current.metadata.labels?.['shoal.dev/managed-by'] === 'endpoints-controller') {
+        const r = await ctx.write({ op: 'delete', ref: { group: '', resource: 'endpoints', namespace, name }, now: ctx.now() })
+        return r.ok || r.status.code === 404
+      }
+      return true
+    }
+    const pods = ctx.store.list(POD, { namespace }).items.filter(p => matchLabelSelector({ matchLabels: selector }, p.metadata.labels))
+    const subsets = subsetsFor(service, pods)
+    if (current !== undefined && JSON.stringify(current.subsets ?? []) === JSON.stringify(subsets)) return true
+    const object: KObject = {
+      apiVersion: 'v1',
+      kind: 'Endpoints',
+      metadata: { name, namespace, labels: { ...(service.metadata.labels ?? {}), 'shoal.dev/managed-by': 'endpoints-controller' } },
+      subsets
+    }
+    const r = current === undefined
+      ? await ctx.write({ op: 'create', object, uid: ctx.uid(), now: ctx.now() })
+      : await ctx.write({ op: 'update', object: { ...object, metadata: { ...object.metadata, resourceVersion: current.metadata.resourceVersion } }, now: ctx.now() })
+    return r.ok
+  }
+}
