@@ -22,6 +22,10 @@ import { RoutedStateMachine } from './raft/state-machine.ts'
 import { ResourceStore } from './store/store.ts'
 import { STORE_TAG } from './store/types.ts'
 import { NodeKeeper } from './controllers/nodes.ts'
+import { ControllerManager } from './controllers/framework.ts'
+import { EndpointsController } from './controllers/endpoints.ts'
+import { GarbageCollector } from './controllers/gc.ts'
+import { NodeLifecycleController } from './controllers/nodelifecycle.ts'
 import { Autopilot } from './raft/autopilot.ts'
 import type { MemberHealth } from './raft/autopilot.ts'
 import { LevelStorage } from './raft/level-storage.ts'
@@ -69,7 +73,7 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
   const clusterKey = await loadClusterKey(config.dataDir, { ...(config.clusterKeyFile !== undefined ? { file: config.clusterKeyFile } : {}), joining })
   if (clusterKey.created) log.info({ event: 'cluster.created', keyFile: join(config.dataDir, 'cluster.key') }, `founded a new cluster; its key is in ${join(config.dataDir, 'cluster.key')}`)
   const tokens = await TokenStore.load(config.dataDir)
-  if (tokens.get() === undefined && !joining) await tokens.create()
+  if ((tokens.get() === undefined || tokens.getViewer() === undefined) && !joining) await tokens.create()
 
   const apiUrl = `http://${config.apiHost.includes(':') ? `[${config.apiHost}]` : config.apiHost}:${config.apiPort}`
   const clientConfig = config.clientConfig
@@ -189,6 +193,20 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     log
   })
 
+  const controllers = new ControllerManager({
+    store,
+    raft,
+    isLeader: () => raft.core.role === 'leader',
+    members: () => membership.list().map(m => ({ name: m.record.name, peerId: m.record.peerId, state: m.state, since: m.stateSince })),
+    clock: systemClock,
+    log,
+    controllers: [
+      new EndpointsController(),
+      new NodeLifecycleController({ evictionGraceMs: config.podEvictionGraceMs }),
+      new GarbageCollector()
+    ]
+  })
+
   const api = createApiServer({ tokens, members: () => membership.list(), selfPeerId: selfId, log, raft, kv, kvMaxValueBytes: config.kvMaxValueBytes, store })
   try {
     await listen(api, config.apiHost, config.apiPort)
@@ -200,6 +218,7 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
   raft.start()
   autopilot.start()
   nodes.start()
+  controllers.start()
   const token = tokens.get()
   if (token !== undefined) await saveClientConfig(token)
   log.info({
@@ -217,6 +236,7 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
       log.info({ event: 'stopping' }, 'leaving the cluster')
       autopilot.stop()
       nodes.stop()
+      controllers.stop()
       // A leader hands over before it goes, so that writes barely pause.
       if (raft.core.role === 'leader' && raft.core.clusterConfig.voters.length > 1) {
         const handed = await raft.transferLeadership(2000)

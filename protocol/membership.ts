@@ -48,7 +48,7 @@ export interface MemberSnapshot { record: MemberRecord, state: MemberState }
 
 /** Sent by the dialling side; the other side answers with a SyncResponse. */
 export interface SyncRequest { type: 'sync', members: MemberSnapshot[], wantToken: boolean }
-export interface SyncResponse { type: 'sync-response', members: MemberSnapshot[], adminToken?: string }
+export interface SyncResponse { type: 'sync-response', members: MemberSnapshot[], adminToken?: string, viewerToken?: string }
 /** One-way: members the sender just learned of, or the sender leaving. */
 export interface AnnounceMessage { type: 'announce', members: MemberSnapshot[] }
 export type SyncMessage = SyncRequest | SyncResponse | AnnounceMessage | LeaveMessage
@@ -89,7 +89,8 @@ export function isSyncMessage (v: unknown): v is SyncMessage {
   if (!isObject(v)) return false
   switch (v.type) {
     case 'sync': return isSnapshotList(v.members) && typeof v.wantToken === 'boolean'
-    case 'sync-response': return isSnapshotList(v.members) && (v.adminToken === undefined || isString(v.adminToken))
+    case 'sync-response': return isSnapshotList(v.members) && (v.adminToken === undefined || isString(v.adminToken)) &&
+      (v.viewerToken === undefined || isString(v.viewerToken))
     case 'announce': return isSnapshotList(v.members)
     default: return isLeave(v)
   }

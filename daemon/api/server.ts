@@ -72,14 +72,18 @@ export function createApiServer (deps: ApiDeps): Server {
       await handleK8s(req, res, url, { ...k8sDeps, canWrite: false })
       return
     }
-    if (!deps.tokens.check(req.headers.authorization)) {
+    const role = deps.tokens.role(req.headers.authorization)
+    if (role === undefined) {
       throw new HttpError(401, 'Unauthorized', deps.tokens.get() === undefined
         ? 'this peer has not received the cluster token yet'
         : 'missing or wrong bearer token (send Authorization: Bearer <token>)')
     }
     if (isK8sPath(url.pathname)) {
-      await handleK8s(req, res, url, { ...k8sDeps, canWrite: true })
+      await handleK8s(req, res, url, { ...k8sDeps, canWrite: role === 'admin' })
       return
+    }
+    if (role === 'viewer' && req.method !== 'GET' && req.method !== 'HEAD') {
+      throw new HttpError(403, 'Forbidden', 'this token is read-only: it may not change anything')
     }
     if (isKvTarget(rawPath)) {
       await handleKv(req, res, rawPath, rawQuery, kvDeps)

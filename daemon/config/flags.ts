@@ -27,6 +27,8 @@ export interface DaemonConfig {
   raft: RaftFlags
   /** the largest KV value accepted, in bytes */
   kvMaxValueBytes: number
+  /** how long a dead member's pods wait before they are replaced elsewhere */
+  podEvictionGraceMs: number
   /** where to write the CLI's config at first start; undefined for nowhere */
   clientConfig?: string
 }
@@ -115,6 +117,7 @@ export function buildCommand (): Command {
   cmd.addOption(new Option('--election-ticks <n>', 'ticks without a leader before a peer campaigns (randomised up to twice this)').default('10'))
   cmd.addOption(new Option('--dead-voter-grace <duration>', 'how long a voter may be dead before autopilot replaces it').default('5s'))
   cmd.addOption(new Option('--snapshot-entries <n>', 'applied log entries between state snapshots').default('10000'))
+  cmd.addOption(new Option('--pod-eviction-grace <duration>', 'how long a dead member\'s pods wait before they are replaced elsewhere').default('2s'))
   cmd.addOption(new Option('--kv-max-value <bytes>', 'the largest cluster-KV value accepted (e.g. 512KiB, 1MiB)').default('512KiB'))
   cmd.addOption(new Option('--gossip-rate <n>', 'the most heartbeats the whole cluster gossips per second; intervals stretch beyond it').default(String(DEFAULT_MEMBERSHIP_CONFIG.gossipRate)))
   cmd.exitOverride().configureOutput({ writeErr: () => {} }).allowExcessArguments(false)
@@ -201,6 +204,7 @@ export function parseDaemonArgs (argv: string[]): DaemonConfig {
   }
   const raft = parseRaftFlags(pick)
   const kvMaxValueBytes = parseBytes('kv-max-value', pick<string>('kv-max-value'))
+  const podEvictionGraceMs = parseDuration('pod-eviction-grace', pick<string>('pod-eviction-grace'))
   const clientConfig = pick<string>('client-config')
   const clusterKeyFile = pick<string | undefined>('cluster-key')
   return {
@@ -215,6 +219,7 @@ export function parseDaemonArgs (argv: string[]): DaemonConfig {
     membership,
     raft,
     kvMaxValueBytes,
+    podEvictionGraceMs,
     ...(clientConfig !== 'none' ? { clientConfig: resolve(clientConfig) } : {})
   }
 }

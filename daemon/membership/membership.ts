@@ -21,11 +21,13 @@ import { heartbeatInterval } from './config.ts'
 import { MemberTable } from './table.ts'
 import type { Effects, Member, StateChange } from './table.ts'
 
-/** Where membership gets and keeps the cluster-wide admin token. */
+/** Where membership gets and keeps the cluster-wide API tokens (admin, and read-only viewer). */
 export interface TokenKeeper {
   get (): string | undefined
   /** called once, when a joining peer receives the token from the cluster */
   adopt (token: string): Promise<void>
+  getViewer?: () => string | undefined
+  adoptViewer?: (token: string) => Promise<void>
 }
 
 export interface MembershipInit {
@@ -171,7 +173,13 @@ export class Membership {
         // burst of joins through one peer converges without waiting for gossip.
         if (fx.learned.length > 0) this.announce(fx.learned)
         const token = msg.wantToken ? this.init.tokens.get() : undefined
-        return { type: 'sync-response', members: this.table.snapshot(), ...(token !== undefined ? { adminToken: token } : {}) }
+        const viewer = msg.wantToken ? this.init.tokens.getViewer?.() : undefined
+        return {
+          type: 'sync-response',
+          members: this.table.snapshot(),
+          ...(token !== undefined ? { adminToken: token } : {}),
+          ...(viewer !== undefined ? { viewerToken: viewer } : {})
+        }
       }
       case 'announce':
         this.apply(this.table.sync(msg.members))
@@ -211,12 +219,13 @@ export class Membership {
 
   /** Push-pull with one peer: send our view, take theirs (and the token if we lack it). */
   private async syncWith (target: PeerId | Multiaddr): Promise<void> {
-    const wantToken = this.init.tokens.get() === undefined
+    const wantToken = this.init.tokens.get() === undefined || (this.init.tokens.getViewer !== undefined && this.init.tokens.getViewer() === undefined)
     const answer = await request(this.host, target, SYNC_PROTOCOL,
       { type: 'sync', members: this.table.snapshot(), wantToken }, isSyncMessage,
       { maxBytes: MAX_SYNC_BYTES, timeoutMs: RPC_TIMEOUT_MS, dialTimeoutMs: DIAL_TIMEOUT_MS })
     if (answer.type !== 'sync-response') throw new Error(`unexpected ${answer.type} in answer to a sync`)
     if (wantToken && answer.adminToken !== undefined) await this.init.tokens.adopt(answer.adminToken)
+    if (wantToken && answer.viewerToken !== undefined) await this.init.tokens.adoptViewer?.(answer.viewerToken)
     this.apply(this.table.sync(answer.members))
   }
 

@@ -4,6 +4,8 @@
 // unknown kinds get Kubernetes' codes; a watch on a follower sees every
 // change in order; a killed peer's Node goes NotReady.
 import test from 'ava'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import type { KObject, WatchEvent } from '../../protocol/k8s.ts'
 import { startCluster, stopAll, waitFor, waitForLeader } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
@@ -119,6 +121,14 @@ test('three peers serve the Kubernetes-layout API', async t => {
     const badJson = await json(leader, 'POST', '/api/v1/namespaces/default/configmaps', '{"apiVersion": "v1", ')
     t.is(badJson.status, 400)
     t.is((await fetch(`${leader.apiUrl}/api/v1/pods`)).status, 401)
+    // The viewer token (made by the founder, copied to joiners) reads but may not write.
+    const viewer = readFileSync(join(follower.opts.dataDir, 'viewer.token'), 'utf8').trim()
+    const asViewer = async (method: string, path: string, body?: unknown): Promise<number> => (await fetch(`${follower.apiUrl}${path}`, {
+      method, headers: { authorization: `Bearer ${viewer}`, 'content-type': 'application/json' }, ...(body !== undefined ? { body: JSON.stringify(body) } : {})
+    })).status
+    t.is(await asViewer('GET', '/api/v1/namespaces'), 200)
+    t.is(await asViewer('POST', '/api/v1/namespaces/default/configmaps', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'v' }, data: {} }), 403)
+    t.is(await asViewer('PUT', '/shoal/v1/kv/x', 'y'), 403)
 
     // Delete, then the watch has seen every change in order.
     const deleted = await json(leader, 'DELETE', '/apis/apps/v1/namespaces/default/deployments/web')
