@@ -26,6 +26,7 @@ import { ControllerManager } from './controllers/framework.ts'
 import { EndpointsController } from './controllers/endpoints.ts'
 import { GarbageCollector } from './controllers/gc.ts'
 import { NodeLifecycleController } from './controllers/nodelifecycle.ts'
+import { Scheduler } from './scheduler/scheduler.ts'
 import { Autopilot } from './raft/autopilot.ts'
 import type { MemberHealth } from './raft/autopilot.ts'
 import { LevelStorage } from './raft/level-storage.ts'
@@ -201,6 +202,7 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     clock: systemClock,
     log,
     controllers: [
+      new Scheduler(),
       new EndpointsController(),
       new NodeLifecycleController({ evictionGraceMs: config.podEvictionGraceMs }),
       new GarbageCollector()

@@ -1,0 +1,202 @@
+// The scheduler's view of pods and nodes: what each pod asks for (requests,
+// host ports, owner, placement constraints), read once from the object, and
+// per-node aggregates of the pods counted on it (requested cpu and memory,
+// pod count, host ports in use, pods per owner), kept up to date from
+// watches and from the scheduler's own decisions so that placing one pod
+// costs O(nodes) and never a scan of every pod.
+// May import: protocol/, ./quantity.ts.
+import type { KObject } from '../../protocol/k8s.ts'
+import { bytesOf, cpuMillis } from './quantity.ts'
+
+export interface Toleration { key?: string, operator?: string, value?: string, effect?: string, tolerationSeconds?: number }
+export interface Taint { key: string, value?: string, effect: string, timeAdded?: string }
+export interface SelectorRequirement { key: string, operator: string, values?: string[] }
+export interface NodeSelectorTerm { matchExpressions?: SelectorRequirement[], matchFields?: SelectorRequirement[] }
+
+/** Kubernetes' defaults for a container without requests, used for scoring only (as NonZeroRequested). */
+export const DEFAULT_CPU_MILLIS = 100
+export const DEFAULT_MEMORY_BYTES = 200 * 2 ** 20
+
+export interface PodInfo {
+  key: string
+  namespace: string
+  name: string
+  uid: string
+  /** order of first sight: creation order */
+  seq: number
+  object: KObject
+  cpu: number
+  memory: number
+  /** requests with Kubernetes' non-zero defaults, for scoring */
+  scoreCpu: number
+  scoreMemory: number
+  /** `protocol/port` of each container hostPort */
+  hostPorts: string[]
+  /** controller ownerReference uid, or namespace and labels: pods spread apart by this */
+  owner: string
+  nodeSelector: Array<[string, string]>
+  requiredTerms: NodeSelectorTerm[] | undefined
+  tolerations: Toleration[]
+  /** the node its resources are counted on ('' for none) */
+  countedOn: string
+}
+
+export interface NodeInfo {
+  name: string
+  object: KObject | undefined
+  labels: Record<string, string>
+  ready: boolean
+  unschedulable: boolean
+  /** NoSchedule and NoExecute taints */
+  hardTaints: Taint[]
+  allocCpu: number
+  allocMemory: number
+  allocPods: number
+  cpu: number
+  memory: number
+  scoreCpu: number
+  scoreMemory: number
+  podCount: number
+  hostPorts: Map<string, number>
+  owners: Map<string, number>
+  /** keys of the pods counted here */
+  pods: Set<string>
+}
+
+type Obj = Record<string, unknown>
+
+function obj (v: unknown): Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Obj : {}
+}
+
+function list (v: unknown): Obj[] {
+  return Array.isArray(v) ? v.filter(x => typeof x === 'object' && x !== null) as Obj[] : []
+}
+
+export function podKey (p: KObject): string {
+  return `${p.metadata.namespace ?? 'default'}/${p.metadata.name ?? ''}`
+}
+
+/** Whether a pod no longer holds resources on its node. */
+export function isTerminated (p: KObject): boolean {
+  const phase = obj(p.status).phase
+  return phase === 'Succeeded' || phase === 'Failed'
+}
+
+export function podInfoOf (p: KObject, seq: number): PodInfo {
+  const spec = obj(p.spec)
+  let cpu = 0
+  let memory = 0
+  let scoreCpu = 0
+  let scoreMemory = 0
+  const hostPorts: string[] = []
+  for (const c of list(spec.containers)) {
+    const req = obj(obj(c.resources).requests)
+    const cc = cpuMillis(req.cpu)
+    const cm = bytesOf(req.memory)
+    cpu += cc
+    memory += cm
+    scoreCpu += req.cpu === undefined ? DEFAULT_CPU_MILLIS : cc
+    scoreMemory += req.memory === undefined ? DEFAULT_MEMORY_BYTES : cm
+    for (const port of list(c.ports)) {
+      if (typeof port.hostPort === 'number' && port.hostPort > 0) hostPorts.push(`${typeof port.protocol === 'string' ? port.protocol : 'TCP'}/${port.hostPort}`)
+    }
+  }
+  // Init containers run one at a time before the others: the pod needs the largest of them.
+  for (const c of list(spec.initContainers)) {
+    const req = obj(obj(c.resources).requests)
+    cpu = Math.max(cpu, cpuMillis(req.cpu))
+    memory = Math.max(memory, bytesOf(req.memory))
+  }
+  scoreCpu = Math.max(scoreCpu, cpu)
+  scoreMemory = Math.max(scoreMemory, memory)
+  const meta = p.metadata
+  const controller = (meta.ownerReferences ?? []).find(r => r.controller === true)
+  const labels = meta.labels ?? {}
+  const owner = controller !== undefined
+    ? `uid:${controller.uid}`
+    : `labels:${meta.namespace ?? 'default'}:${Object.keys(labels).sort().map(k => `${k}=${labels[k] ?? ''}`).join(',')}`
+  const required = obj(obj(obj(spec.affinity).nodeAffinity).requiredDuringSchedulingIgnoredDuringExecution)
+  return {
+    key: podKey(p),
+    namespace: meta.namespace ?? 'default',
+    name: meta.name ?? '',
+    uid: meta.uid ?? '',
+    seq,
+    object: p,
+    cpu,
+    memory,
+    scoreCpu,
+    scoreMemory,
+    hostPorts,
+    owner,
+    nodeSelector: Object.entries(obj(spec.nodeSelector)).map(([k, v]) => [k, String(v)]),
+    requiredTerms: Array.isArray(required.nodeSelectorTerms) ? required.nodeSelectorTerms as NodeSelectorTerm[] : undefined,
+    tolerations: list(spec.tolerations) as Toleration[],
+    countedOn: ''
+  }
+}
+
+export function emptyNode (name: string): NodeInfo {
+  return {
+    name,
+    object: undefined,
+    labels: {},
+    ready: false,
+    unschedulable: true,
+    hardTaints: [],
+    allocCpu: 0,
+    allocMemory: 0,
+    allocPods: 0,
+    cpu: 0,
+    memory: 0,
+    scoreCpu: 0,
+    scoreMemory: 0,
+    podCount: 0,
+    hostPorts: new Map(),
+    owners: new Map(),
+    pods: new Set()
+  }
+}
+
+/** Refreshes the node-derived fields of `n` from its Node object (undefined: the Node is gone). */
+export function setNodeObject (n: NodeInfo, node: KObject | undefined): void {
+  n.object = node
+  if (node === undefined) {
+    n.labels = {}
+    n.ready = false
+    n.unschedulable = true
+    n.hardTaints = []
+    n.allocCpu = n.allocMemory = n.allocPods = 0
+    return
+  }
+  const spec = obj(node.spec)
+  const status = obj(node.status)
+  const alloc = obj(status.allocatable ?? status.capacity)
+  n.labels = node.metadata.labels ?? {}
+  n.ready = list(status.conditions).some(c => c.type === 'Ready' && c.status === 'True')
+  n.unschedulable = spec.unschedulable === true
+  n.hardTaints = (list(spec.taints) as unknown as Taint[]).filter(t => t.effect === 'NoSchedule' || t.effect === 'NoExecute')
+  n.allocCpu = cpuMillis(alloc.cpu)
+  n.allocMemory = bytesOf(alloc.memory)
+  n.allocPods = alloc.pods === undefined ? 110 : bytesOf(alloc.pods)
+}
+
+/** Counts (sign 1) or uncounts (sign -1) a pod's requests, ports and owner on a node. */
+export function account (n: NodeInfo, p: PodInfo, sign: 1 | -1): void {
+  n.cpu += sign * p.cpu
+  n.memory += sign * p.memory
+  n.scoreCpu += sign * p.scoreCpu
+  n.scoreMemory += sign * p.scoreMemory
+  n.podCount += sign
+  for (const hp of p.hostPorts) bump(n.hostPorts, hp, sign)
+  bump(n.owners, p.owner, sign)
+  if (sign > 0) n.pods.add(p.key)
+  else n.pods.delete(p.key)
+}
+
+function bump (m: Map<string, number>, k: string, d: number): void {
+  const v = (m.get(k) ?? 0) + d
+  if (v <= 0) m.delete(k)
+  else m.set(k, v)
+}

@@ -1,0 +1,434 @@
+// Shoal's scheduler: a Controller on the leader that binds pending pods
+// (no spec.nodeName, not being deleted) to nodes, with Kubernetes' default
+// filters (Ready, cordon, taints, node selector and affinity, host ports,
+// resource fit) and scores (least allocated, spreading of siblings). It
+// works in batches: every pending pod in one pass, in creation order, each
+// decision counted against the nodes at once so that the next pod of the
+// batch sees it. Pods no node can take wait, with PodScheduled=False and a
+// FailedScheduling event, until a node or pod changes (or retryMs passes).
+// It also evicts pods from nodes with NoExecute taints they do not
+// tolerate (after their tolerationSeconds).
+// May import: protocol/, daemon/controllers/framework.ts, daemon/store/types.ts, daemon/clock, ./*.
+import { typeOfKind } from '../../protocol/k8s.ts'
+import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
+import { every } from '../clock/clock.ts'
+import type { TimerHandle } from '../clock/clock.ts'
+import { WorkQueue } from '../controllers/framework.ts'
+import type { Controller, ControllerContext } from '../controllers/framework.ts'
+import type { StoreResult, Watch } from '../store/types.ts'
+import { account, emptyNode, isTerminated, podInfoOf, podKey, setNodeObject } from './model.ts'
+import type { NodeInfo, PodInfo } from './model.ts'
+import { filterNode, leastAllocatedScore, noExecuteDeadline, spreadScore, unschedulableMessage } from './plugins.ts'
+
+export const SCHEDULER_NAME = 'default-scheduler'
+
+export interface SchedulerOptions {
+  /** pods whose spec.schedulerName is this are ours (default 'default-scheduler') */
+  schedulerName?: string
+  /** unschedulable pods are tried again at least this often, changes or not (default 5 s) */
+  retryMs?: number
+  /** delay before a pod whose binding write failed is tried again (default 200 ms) */
+  bindRetryMs?: number
+  /** score weights (defaults: least allocated 1, spreading 2, as Kubernetes weighs NodeResourcesFit and PodTopologySpread) */
+  leastAllocatedWeight?: number
+  spreadWeight?: number
+  /** longest the scheduler computes before yielding to the event loop (default 20 ms) */
+  sliceMs?: number
+}
+
+const POD_TYPE = typeOfKind('v1', 'Pod') as ResourceType
+const NODE_TYPE = typeOfKind('v1', 'Node') as ResourceType
+
+type Obj = Record<string, unknown>
+
+interface Condition { type: string, status: string, reason?: string, message?: string }
+
+function conditionOf (p: KObject, type: string): Condition | undefined {
+  const conds = (p.status as { conditions?: unknown } | undefined)?.conditions
+  return Array.isArray(conds) ? (conds as Condition[]).find(c => c?.type === type) : undefined
+}
+
+function specOf (p: KObject): Obj {
+  return (p.spec ?? {}) as Obj
+}
+
+function nodeNameOf (p: KObject): string {
+  const n = specOf(p).nodeName
+  return typeof n === 'string' ? n : ''
+}
+
+export class Scheduler implements Controller {
+  readonly name = 'scheduler'
+  private readonly opts: Required<SchedulerOptions>
+  private ctx: ControllerContext | undefined
+  private watches: Watch[] = []
+  private stopRetry: (() => void) | undefined
+  private timer: TimerHandle | undefined
+  private bindRetryTimer: TimerHandle | undefined
+  private evictions: WorkQueue | undefined
+  private running = false
+  private stopped = true
+  private seq = 0
+
+  /** every pod not yet deleted */
+  private readonly pods = new Map<string, PodInfo>()
+  private readonly nodes = new Map<string, NodeInfo>()
+  /** nodes that have a Node object, by name; rebuilt when one comes or goes */
+  private candidates: NodeInfo[] | undefined
+  /** pending pods to try in the next pass */
+  private readonly active = new Set<string>()
+  /** pending pods no node could take, waiting for a change */
+  private readonly parked = new Set<string>()
+  /** pods whose binding write is in flight, with the node they are counted on */
+  private readonly assumed = new Map<string, string>()
+  private readonly retryBind = new Set<string>()
+  /** the FailedScheduling message last written per pod, so an unchanged one is not written again */
+  private readonly lastMessage = new Map<string, string>()
+  /** when a NoExecute taint without timeAdded was first seen */
+  private readonly taintSeen = new Map<string, number>()
+  /** pods bound since start (for throughput reports) */
+  bound = 0
+
+  constructor (opts: SchedulerOptions = {}) {
+    this.opts = {
+      schedulerName: SCHEDULER_NAME,
+      retryMs: 5000,
+      bindRetryMs: 200,
+      leastAllocatedWeight: 1,
+      spreadWeight: 2,
+      sliceMs: 20,
+      ...opts
+    }
+  }
+
+  start (ctx: ControllerContext): void {
+    this.stop()
+    this.ctx = ctx
+    this.stopped = false
+    this.evictions = new WorkQueue({ clock: ctx.clock, log: ctx.log, name: 'taint-eviction', reconcile: async key => await this.evict(key) })
+    this.watches.push(ctx.store.watch(NODE_TYPE, {}, e => { this.guard(() => { this.onNode(e) }) }))
+    this.watches.push(ctx.store.watch(POD_TYPE, {}, e => { this.guard(() => { this.onPod(e) }) }))
+    this.stopRetry = every(ctx.clock, this.opts.retryMs, () => { this.unparkAll() })
+    this.kick()
+  }
+
+  stop (): void {
+    this.stopped = true
+    for (const w of this.watches) w.stop()
+    this.watches = []
+    this.stopRetry?.()
+    this.stopRetry = undefined
+    this.evictions?.stop()
+    this.evictions = undefined
+    if (this.ctx !== undefined) {
+      if (this.timer !== undefined) this.ctx.clock.clearTimeout(this.timer)
+      if (this.bindRetryTimer !== undefined) this.ctx.clock.clearTimeout(this.bindRetryTimer)
+    }
+    this.timer = this.bindRetryTimer = undefined
+    this.pods.clear()
+    this.nodes.clear()
+    this.candidates = undefined
+    this.active.clear()
+    this.parked.clear()
+    this.assumed.clear()
+    this.retryBind.clear()
+    this.lastMessage.clear()
+    this.taintSeen.clear()
+  }
+
+  /** How many pods wait for a node (tried next, or parked as unschedulable). */
+  get pendingCount (): number { return this.active.size + this.parked.size }
+
+  private guard (fn: () => void): void {
+    try {
+      fn()
+    } catch (err) {
+      this.ctx?.log.error({ event: 'scheduler.bug', err: (err as Error).stack }, `scheduler: ${(err as Error).message}`)
+    }
+  }
+
+  // ---- the cache, from watches ----------------------------------------------
+
+  private node (name: string): NodeInfo {
+    let n = this.nodes.get(name)
+    if (n === undefined) this.nodes.set(name, n = emptyNode(name))
+    return n
+  }
+
+  private onNode (e: WatchEvent): void {
+    if (e.type !== 'ADDED' && e.type !== 'MODIFIED' && e.type !== 'DELETED') return
+    const obj = e.object as KObject
+    const name = obj.metadata.name ?? ''
+    const n = this.node(name)
+    setNodeObject(n, e.type === 'DELETED' ? undefined : obj)
+    if (n.object === undefined && n.pods.size === 0) this.nodes.delete(name)
+    this.candidates = undefined
+    if (n.hardTaints.some(t => t.effect === 'NoExecute')) for (const key of n.pods) this.evictions?.add(key)
+    this.unparkAll()
+  }
+
+  private isPending (p: PodInfo): boolean {
+    const o = p.object
+    const schedulerName = specOf(o).schedulerName
+    return nodeNameOf(o) === '' && o.metadata.deletionTimestamp === undefined && !isTerminated(o) &&
+      (schedulerName === undefined || schedulerName === this.opts.schedulerName) && !this.assumed.has(p.key)
+  }
+
+  private onPod (e: WatchEvent): void {
+    if (e.type !== 'ADDED' && e.type !== 'MODIFIED' && e.type !== 'DELETED') return
+    const obj = e.object as KObject
+    const key = podKey(obj)
+    let old = this.pods.get(key)
+    if (old !== undefined && old.uid !== (obj.metadata.uid ?? '')) {
+      // the same name, a new pod: forget the old one first
+      this.forget(old)
+      old = undefined
+    }
+    if (e.type === 'DELETED') {
+      if (old !== undefined) this.forget(old)
+      return
+    }
+    const info = podInfoOf(obj, old?.seq ?? ++this.seq)
+    const nodeName = nodeNameOf(obj)
+    const target = isTerminated(obj) ? '' : nodeName !== '' ? nodeName : this.assumed.get(key) ?? ''
+    if (old !== undefined && old.countedOn !== '') account(this.node(old.countedOn), old, -1)
+    if (target !== '') account(this.node(target), info, 1)
+    info.countedOn = target
+    this.pods.set(key, info)
+    if (old !== undefined && old.countedOn !== '' && target === '') this.unparkAll()
+    if (this.isPending(info)) {
+      const changed = old === undefined || old.object.metadata.generation !== obj.metadata.generation || info.owner !== old.owner
+      if (changed || !this.parked.has(key)) {
+        this.parked.delete(key)
+        this.active.add(key)
+        this.kick()
+      }
+    } else {
+      this.active.delete(key)
+      this.parked.delete(key)
+      if (nodeName !== '') {
+        this.lastMessage.delete(key)
+        if (this.nodes.get(nodeName)?.hardTaints.some(t => t.effect === 'NoExecute') === true) this.evictions?.add(key)
+      }
+    }
+  }
+
+  private forget (p: PodInfo): void {
+    if (p.countedOn !== '') {
+      const n = this.node(p.countedOn)
+      account(n, p, -1)
+      if (n.object === undefined && n.pods.size === 0) this.nodes.delete(n.name)
+      this.unparkAll()
+    }
+    this.pods.delete(p.key)
+    this.active.delete(p.key)
+    this.parked.delete(p.key)
+    this.lastMessage.delete(p.key)
+  }
+
+  private unparkAll (): void {
+    if (this.parked.size === 0) return
+    for (const key of this.parked) this.active.add(key)
+    this.parked.clear()
+    this.kick()
+  }
+
+  private candidateNodes (): NodeInfo[] {
+    if (this.candidates === undefined) {
+      this.candidates = [...this.nodes.values()].filter(n => n.object !== undefined).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+    }
+    return this.candidates
+  }
+
+  // ---- scheduling passes ----------------------------------------------------
+
+  private kick (): void {
+    if (this.stopped || this.running || this.timer !== undefined || this.active.size === 0 || this.ctx === undefined) return
+    // one timer turn first, so that a burst of new pods lands in one batch
+    this.timer = this.ctx.clock.setTimeout(() => {
+      this.timer = undefined
+      void this.run()
+    }, 0)
+  }
+
+  private async run (): Promise<void> {
+    if (this.running || this.stopped) return
+    this.running = true
+    try {
+      while (!this.stopped && this.active.size > 0) {
+        const batch: PodInfo[] = []
+        for (const key of this.active) {
+          const p = this.pods.get(key)
+          if (p !== undefined) batch.push(p)
+        }
+        this.active.clear()
+        batch.sort((a, b) => a.seq - b.seq)
+        await this.scheduleBatch(batch)
+      }
+    } catch (err) {
+      this.ctx?.log.error({ event: 'scheduler.bug', err: (err as Error).stack }, `scheduler pass failed: ${(err as Error).message}`)
+    } finally {
+      this.running = false
+    }
+    this.kick()
+  }
+
+  /** Decides every pod of the batch, then writes the bindings and the failures concurrently. */
+  private async scheduleBatch (batch: PodInfo[]): Promise<void> {
+    const nodes = this.candidateNodes()
+    const writes: Array<Promise<void>> = []
+    const feasible: NodeInfo[] = []
+    const clock = (this.ctx as ControllerContext).clock
+    let sliceStart = clock.now()
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch[i] as PodInfo
+      // A big batch is decided in slices, so that Raft's heartbeats and the API keep running meanwhile.
+      if ((i & 63) === 63 && clock.now() - sliceStart >= this.opts.sliceMs) {
+        await new Promise<void>(resolve => { clock.setTimeout(resolve, 0) })
+        sliceStart = clock.now()
+      }
+      if (this.stopped) return
+      if (this.pods.get(p.key) !== p || !this.isPending(p)) continue
+      const reasons = new Map<string, number>()
+      const node = this.place(p, nodes, feasible, reasons)
+      if (node !== undefined) {
+        this.assume(p, node)
+        writes.push(this.bind(p, node))
+      } else {
+        this.parked.add(p.key)
+        writes.push(this.markUnschedulable(p, nodes.length, reasons))
+      }
+    }
+    await Promise.all(writes)
+  }
+
+  /** The best node for `p`, or undefined (with the reasons each node gave in `reasons`). */
+  private place (p: PodInfo, nodes: NodeInfo[], feasible: NodeInfo[], reasons: Map<string, number>): NodeInfo | undefined {
+    const add = (r: string): void => { reasons.set(r, (reasons.get(r) ?? 0) + 1) }
+    feasible.length = 0
+    let maxSiblings = 0
+    for (const n of nodes) {
+      if (!filterNode(p, n, add)) continue
+      feasible.push(n)
+      const s = n.owners.get(p.owner) ?? 0
+      if (s > maxSiblings) maxSiblings = s
+    }
+    let best: NodeInfo | undefined
+    let bestScore = -Infinity
+    const wl = this.opts.leastAllocatedWeight
+    const ws = this.opts.spreadWeight
+    // nodes are in name order and only a higher score wins: ties go to the first name
+    for (const n of feasible) {
+      const score = wl * leastAllocatedScore(p, n) + ws * spreadScore(p, n, maxSiblings)
+      if (score > bestScore) {
+        bestScore = score
+        best = n
+      }
+    }
+    return best
+  }
+
+  private assume (p: PodInfo, n: NodeInfo): void {
+    if (p.countedOn !== '') account(this.node(p.countedOn), p, -1)
+    account(n, p, 1)
+    p.countedOn = n.name
+    this.assumed.set(p.key, n.name)
+  }
+
+  private async bind (p: PodInfo, n: NodeInfo): Promise<void> {
+    const ctx = this.ctx as ControllerContext
+    const ref = { group: '', resource: 'pods', namespace: p.namespace, name: p.name }
+    const r = await ctx.write({ op: 'patch', ref, patchType: 'merge', patch: { spec: { nodeName: n.name } }, now: ctx.now() }).catch(failed)
+    if (this.stopped || this.ctx !== ctx) return
+    this.assumed.delete(p.key)
+    const cur = this.pods.get(p.key)
+    if (r.ok) {
+      this.bound++
+      this.lastMessage.delete(p.key)
+      void ctx.events.record({ object: r.object, type: 'Normal', reason: 'Scheduled', message: `Successfully assigned ${p.namespace}/${p.name} to ${n.name}`, component: this.opts.schedulerName })
+      // Only a pod that was once marked unschedulable carries PodScheduled: turn it True.
+      const cond = conditionOf(r.object, 'PodScheduled')
+      if (cond !== undefined && cond.status !== 'True') {
+        await this.writeScheduledCondition(p, { type: 'PodScheduled', status: 'True', lastTransitionTime: ctx.now() })
+      }
+      return
+    }
+    ctx.log.debug({ event: 'scheduler.bind-failed', pod: p.key, node: n.name, err: r.status.message }, `binding ${p.key} to ${n.name} failed: ${r.status.message}`)
+    if (cur === undefined) return
+    if (nodeNameOf(cur.object) === '' && cur.countedOn !== '') {
+      account(this.node(cur.countedOn), cur, -1)
+      cur.countedOn = ''
+    }
+    if (this.isPending(cur)) this.retryLater(cur.key)
+  }
+
+  private retryLater (key: string): void {
+    const ctx = this.ctx
+    if (ctx === undefined) return
+    this.retryBind.add(key)
+    if (this.bindRetryTimer !== undefined) return
+    this.bindRetryTimer = ctx.clock.setTimeout(() => {
+      this.bindRetryTimer = undefined
+      for (const k of this.retryBind) {
+        const p = this.pods.get(k)
+        if (p !== undefined && this.isPending(p)) this.active.add(k)
+      }
+      this.retryBind.clear()
+      this.kick()
+    }, this.opts.bindRetryMs)
+  }
+
+  private async markUnschedulable (p: PodInfo, nodeCount: number, reasons: Map<string, number>): Promise<void> {
+    const ctx = this.ctx as ControllerContext
+    const message = nodeCount === 0 ? 'no nodes available to schedule pods' : unschedulableMessage(nodeCount, reasons)
+    if (this.lastMessage.get(p.key) === message) return
+    this.lastMessage.set(p.key, message)
+    void ctx.events.record({ object: p.object, type: 'Warning', reason: 'FailedScheduling', message, component: this.opts.schedulerName })
+    const cond = conditionOf(p.object, 'PodScheduled')
+    if (cond?.status === 'False' && cond.reason === 'Unschedulable' && cond.message === message) return
+    const ok = await this.writeScheduledCondition(p, { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message, lastProbeTime: ctx.now(), lastTransitionTime: ctx.now() })
+    // Not written: forget it, so the next pass writes it again.
+    if (!ok && this.lastMessage.get(p.key) === message) this.lastMessage.delete(p.key)
+  }
+
+  private async writeScheduledCondition (p: PodInfo, condition: Obj): Promise<boolean> {
+    const ctx = this.ctx as ControllerContext
+    const ref = { group: '', resource: 'pods', namespace: p.namespace, name: p.name }
+    const r = await ctx.write({ op: 'patch', ref, subresource: 'status', patchType: 'strategic', patch: { status: { conditions: [condition] } }, now: ctx.now() }).catch(failed)
+    return r.ok
+  }
+
+  // ---- NoExecute taint eviction ---------------------------------------------
+
+  /** Deletes the pod if its node has a NoExecute taint it does not tolerate (or no longer, after tolerationSeconds). */
+  private async evict (key: string): Promise<boolean> {
+    const ctx = this.ctx
+    const p = this.pods.get(key)
+    if (ctx === undefined || p === undefined || p.object.metadata.deletionTimestamp !== undefined) return true
+    const n = this.nodes.get(nodeNameOf(p.object))
+    if (n?.object === undefined) return true
+    const now = ctx.clock.now()
+    const { deadline, taint: culprit } = noExecuteDeadline(p, n, now, this.taintSeen)
+    if (culprit === undefined) return true
+    if (deadline > now) {
+      this.evictions?.addAfter(key, deadline - now)
+      return true
+    }
+    const r = await ctx.write({
+      op: 'delete',
+      ref: { group: '', resource: 'pods', namespace: p.namespace, name: p.name },
+      now: ctx.now(),
+      preconditions: { uid: p.uid }
+    }).catch(failed)
+    if (!r.ok && r.status.code !== 404 && r.status.code !== 409) return false
+    if (r.ok) {
+      ctx.log.info({ event: 'scheduler.evicted', pod: key, node: n.name, taint: culprit.key }, `evicted ${key} from ${n.name}: NoExecute taint ${culprit.key}`)
+      void ctx.events.record({ object: p.object, type: 'Normal', reason: 'TaintManagerEviction', message: `Marking for deletion Pod ${key}`, component: 'taint-eviction-controller' })
+    }
+    return true
+  }
+}
+
+function failed (err: unknown): StoreResult {
+  return { ok: false, status: { apiVersion: 'v1', kind: 'Status', status: 'Failure', message: (err as Error).message, reason: 'InternalError', code: 500 } }
+}
