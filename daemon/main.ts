@@ -27,6 +27,8 @@ import { EndpointsController } from './controllers/endpoints.ts'
 import { GarbageCollector } from './controllers/gc.ts'
 import { NodeLifecycleController } from './controllers/nodelifecycle.ts'
 import { Scheduler } from './scheduler/scheduler.ts'
+import { DeploymentController } from './controllers/deployment.ts'
+import { ReplicaSetController } from './controllers/replicaset.ts'
 import { Autopilot } from './raft/autopilot.ts'
 import type { MemberHealth } from './raft/autopilot.ts'
 import { LevelStorage } from './raft/level-storage.ts'
@@ -203,6 +205,8 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     log,
     controllers: [
       new Scheduler(),
+      new DeploymentController(),
+      new ReplicaSetController(),
       new EndpointsController(),
       new NodeLifecycleController({ evictionGraceMs: config.podEvictionGraceMs }),
       new GarbageCollector()
