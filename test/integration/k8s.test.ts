@@ -4,10 +4,11 @@
 // unknown kinds get Kubernetes' codes; a watch on a follower sees every
 // change in order; a killed peer's Node goes NotReady.
 import test from 'ava'
-import { readFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { KObject, WatchEvent } from '../../protocol/k8s.ts'
-import { startCluster, stopAll, waitFor, waitForLeader } from '../helpers/cluster.ts'
+import { SHOAL, startCluster, stopAll, waitFor, waitForLeader } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
 
 const IPS = ['127.0.7.2', '127.0.7.3', '127.0.7.4']
@@ -148,6 +149,126 @@ test('three peers serve the Kubernetes-layout API', async t => {
       return ready?.status === 'False' || undefined
     }, 30_000)
   } finally {
+    await stopAll(peers, dir)
+  }
+})
+
+/** Plays the kubelet (which has its own issue): marks every bound pod Running and Ready, until stopped. */
+function fakeKubelet (peers: Peer[]): { stop: () => Promise<void> } {
+  let stopped = false
+  const loop = (async () => {
+    for (let round = 0; !stopped && round < 2000; round++) {
+      const peer = peers.find(p => p.running)
+      if (peer !== undefined) {
+        try {
+          const pods = ((await json(peer, 'GET', '/api/v1/namespaces/default/pods')).body.items ?? []) as KObject[]
+          for (const p of pods) {
+            const nodeName = (p.spec as { nodeName?: string }).nodeName
+            const ready = ((p.status as any)?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True')
+            if (nodeName === undefined || ready || p.metadata.deletionTimestamp !== undefined) continue
+            await json(peer, 'PATCH', `/api/v1/namespaces/default/pods/${p.metadata.name ?? ''}/status`, {
+              status: { phase: 'Running', podIP: `127.1.${round % 250}.${(Math.abs(hashOf(p.metadata.name ?? '')) % 250) + 1}`, conditions: [{ type: 'Ready', status: 'True' }] }
+            }, 'application/merge-patch+json')
+          }
+        } catch { /* a peer went away: try another next round */ }
+      }
+      await new Promise(resolve => setTimeout(resolve, 200))
+    }
+  })()
+  return { stop: async () => { stopped = true; await loop } }
+}
+
+function hashOf (s: string): number {
+  let h = 0
+  for (const c of s) h = (h * 31 + c.charCodeAt(0)) | 0
+  return h
+}
+
+function shoal (peer: Peer, args: string[]): { status: number | null, stdout: string, stderr: string } {
+  const r = spawnSync(process.execPath, [SHOAL, '--server', peer.apiUrl, '--token', peer.token(), ...args], { encoding: 'utf8', timeout: 30_000 })
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+test('a Deployment is scheduled across the nodes, rolls out through a leader SIGKILL, and a dead node\'s pods move', async t => {
+  t.timeout(240_000)
+  const { dir, peers } = await startCluster('k8s-deploy', ['127.0.8.2', '127.0.8.3', '127.0.8.4'], ['--pod-eviction-grace', '1s'])
+  const kubelet = fakeKubelet(peers)
+  try {
+    const leader = await waitForLeader(peers, 60_000)
+    await waitFor('three Ready nodes', async () => {
+      const items = ((await json(leader, 'GET', '/api/v1/nodes')).body.items ?? []) as KObject[]
+      return items.filter(n => ((n.status as any)?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True')).length === 3 || undefined
+    }, 60_000)
+    const manifest = join(dir, 'web.yaml')
+    writeFileSync(manifest, `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: web}
+  strategy:
+    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.25
+        resources:
+          requests: {cpu: 100m, memory: 64Mi}
+`)
+    const follower = peers.find(p => p !== leader) as Peer
+    const applied = shoal(follower, ['apply', '-f', manifest])
+    t.is(applied.status, 0, applied.stderr)
+    t.regex(applied.stdout, /deployment\.apps\/web created/)
+
+    const bound = await waitFor('3 pods bound across 3 nodes', async () => {
+      const pods = ((await json(leader, 'GET', '/api/v1/namespaces/default/pods?labelSelector=app%3Dweb')).body.items ?? []) as KObject[]
+      const nodes = pods.map(p => (p.spec as { nodeName?: string }).nodeName).filter(n => n !== undefined)
+      return pods.length === 3 && new Set(nodes).size === 3 ? pods : undefined
+    }, 60_000)
+    t.is(bound.length, 3)
+
+    const listed = shoal(follower, ['get', 'pods', '-o', 'wide'])
+    t.is(listed.status, 0, listed.stderr)
+    t.regex(listed.stdout, /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+NODE/)
+    for (const p of bound) t.true(listed.stdout.includes(p.metadata.name ?? '?'))
+    const described = shoal(peers.find(p => p !== leader && p !== follower) as Peer, ['describe', 'deployment', 'web'])
+    t.is(described.status, 0, described.stderr)
+    t.regex(described.stdout, /Name:\s+web/)
+
+    // Wait for the first rollout, then start another and SIGKILL the leader at once.
+    await waitFor('the first rollout to finish', async () => {
+      const d = (await json(leader, 'GET', '/apis/apps/v1/namespaces/default/deployments/web')).body
+      return d.status?.availableReplicas === 3 || undefined
+    }, 60_000)
+    const patched = await json(follower, 'PATCH', '/apis/apps/v1/namespaces/default/deployments/web',
+      { spec: { template: { spec: { containers: [{ name: 'web', image: 'nginx:1.26' }] } } } }, 'application/strategic-merge-patch+json')
+    t.is(patched.status, 200)
+    await leader.kill('SIGKILL')
+    const survivors = peers.filter(p => p !== leader)
+    const survivor = await waitForLeader(survivors, 60_000)
+    const done = await waitFor('the rollout to finish under the new leader', async () => {
+      const d = (await json(survivor, 'GET', '/apis/apps/v1/namespaces/default/deployments/web')).body
+      const s = d.status ?? {}
+      return s.observedGeneration >= d.metadata.generation && s.updatedReplicas === 3 && s.availableReplicas === 3 && s.replicas === 3 ? d : undefined
+    }, 90_000)
+    t.is(done.spec.template.spec.containers[0].image, 'nginx:1.26')
+
+    // The dead leader's node: its pods are replaced on the survivors.
+    await waitFor('no pod left on the dead node, 3 running elsewhere', async () => {
+      const pods = ((await json(survivor, 'GET', '/api/v1/namespaces/default/pods?labelSelector=app%3Dweb')).body.items ?? []) as KObject[]
+      const live = pods.filter(p => p.metadata.deletionTimestamp === undefined)
+      const nodes = live.map(p => (p.spec as { nodeName?: string }).nodeName)
+      return live.length === 3 && nodes.every(n => n !== undefined && n !== leader.name) || undefined
+    }, 60_000)
+    const rs = shoal(survivor, ['rollout', 'history', 'deploy/web'])
+    t.is(rs.status, 0, rs.stderr)
+  } finally {
+    await kubelet.stop()
     await stopAll(peers, dir)
   }
 })
