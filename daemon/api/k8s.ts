@@ -353,6 +353,17 @@ function scaleOf (obj: KObject): unknown {
   }
 }
 
+/** One event serialized once, however many watchers it goes to (the store hands them all the same event). */
+const lines = new WeakMap<WatchEvent, string>()
+function serialized (e: WatchEvent): string {
+  let line = lines.get(e)
+  if (line === undefined) {
+    line = JSON.stringify(e) + '\n'
+    lines.set(e, line)
+  }
+  return line
+}
+
 /**
  * A watch as newline-delimited JSON events, until the client goes away.
  * Events are written as the local replica applies the log, in order.
@@ -362,14 +373,16 @@ async function streamWatch (req: IncomingMessage, res: ServerResponse, store: St
   let started = false
   const write = (e: WatchEvent): void => {
     if (!started) { pending.push(e); return }
-    res.write(JSON.stringify(e) + '\n')
+    res.write(serialized(e))
   }
   const watch = store.watch(type, opts, write) // throws GoneError / BadSelectorError before anything is sent
   res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked', 'cache-control': 'no-cache' })
   // Send the headers now: a watch with nothing to report yet must still answer.
   res.flushHeaders()
+  // Events are small writes, each to go at once (no Nagle wait on the client's delayed ACK).
+  req.socket.setNoDelay(true)
   started = true
-  for (const e of pending) res.write(JSON.stringify(e) + '\n')
+  for (const e of pending) res.write(serialized(e))
   pending.length = 0
   await new Promise<void>(resolve => {
     const done = (): void => { watch.stop(); resolve() }

@@ -122,7 +122,7 @@ export function createApiServer (deps: ApiDeps): Server {
     }
   }
 
-  return createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
+  return createServer({ requestTimeout: 30_000, headersTimeout: 10_000, noDelay: true }, (req, res) => {
     route(req, res).catch((err: unknown) => {
       try {
         fail(req, res, err)

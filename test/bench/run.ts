@@ -15,6 +15,8 @@ import { fiftyPeers, max, median, tenPeers } from './membership.ts'
 import { measureShoal } from './kv.ts'
 import type { LogFigures } from './kv.ts'
 import { percentile } from './stats.ts'
+import { measureControl } from './control.ts'
+import type { ControlFigures } from './control.ts'
 
 const { values } = parseArgs({
   options: {
@@ -31,8 +33,8 @@ const trials = Number(values.trials ?? (quick ? 3 : 5))
 const failoverTrials = Number(values['failover-trials'] ?? (quick ? 5 : 20))
 const loadMs = quick ? 3000 : 10_000
 const CLIENTS = 64
-if (values.only !== undefined && values.only !== 'membership' && values.only !== 'log') {
-  process.stderr.write(`--only: "${values.only}" is not membership or log\n`)
+if (values.only !== undefined && values.only !== 'membership' && values.only !== 'log' && values.only !== 'control') {
+  process.stderr.write(`--only: "${values.only}" is not membership, log or control\n`)
   process.exit(2)
 }
 const log = (line: string): void => { process.stderr.write(line + '\n') }
@@ -250,9 +252,47 @@ How each figure is taken (\`test/bench/kv.ts\`, \`test/bench/etcd.ts\`, \`test/b
 `
 }
 
+async function controlSection (): Promise<string> {
+  const pods = quick ? 2000 : 10_000
+  const nodes = quick ? 100 : 500
+  log(`control plane: 3 peers, ${pods} pods onto ${nodes} simulated nodes, 200 requests/s, 100 watchers`)
+  let f: ControlFigures
+  try {
+    f = await measureControl({ pods, nodes, apiSeconds: quick ? 5 : 15, watchers: 100, watchTrials: quick ? 10 : 30, log })
+  } catch (err) {
+    f = { schedulerError: (err as Error).message, apiError: (err as Error).message, watchError: (err as Error).message }
+  }
+  const msCell = (x: number): string => `${x < 10 ? x.toFixed(1) : x.toFixed(0)} ms`
+  const rows = [
+    [`scheduler throughput: ${pods} pending pods onto ${nodes} simulated nodes (Node objects with no kubelet), bound and committed (seen on a follower)`,
+      f.scheduler !== undefined ? `${f.scheduler.podsPerSecond.toFixed(0)} pods/s (${f.scheduler.seconds.toFixed(1)} s)` : errorCell(f.schedulerError ?? 'no figures'),
+      '≥ 1,000 pods/s' + (f.scheduler !== undefined ? (f.scheduler.podsPerSecond >= 1000 ? ' (met)' : ' (missed)') : ''),
+      'Kubernetes\' scheduler_perf CI expects 270 pods/s at 5,000 nodes'],
+    ['API latency at 200 requests/s (half creates, half gets, spread over 3 peers), creates p50 / p99',
+      f.api !== undefined ? `${msCell(f.api.mutatingP50)} / ${msCell(f.api.mutatingP99)}${f.api.errors > 0 ? ` (${f.api.errors} errors)` : ''}` : errorCell(f.apiError ?? 'no figures'),
+      'mutating p99 ≤ 50 ms' + (f.api !== undefined ? (f.api.mutatingP99 <= 50 ? ' (met)' : ' (missed)') : ''),
+      'Kubernetes\' SLO is 1 s'],
+    ['API latency at 200 requests/s, gets p50 / p99',
+      f.api !== undefined ? `${msCell(f.api.readP50)} / ${msCell(f.api.readP99)}` : errorCell(f.apiError ?? 'no figures'), '', ''],
+    ['watch fan-out: 100 watchers on one follower, from the start of a create on the leader until all have the event, p50 / p99',
+      f.watch !== undefined ? `${msCell(f.watch.p50)} / ${msCell(f.watch.p99)} (${f.watch.trials} changes)` : errorCell(f.watchError ?? 'no figures'), '', '']
+  ]
+  const table = ['| figure | Shoal | goal | anchor |', '|---|---|---|---|', ...rows.map(r => `| ${r.join(' | ')} |`)].join('\n')
+  log(table)
+  return `## Control plane
+
+Measured by \`${command}\` on ${today}.
+
+${table}
+
+How each figure is taken (\`test/bench/control.ts\`): three real \`shoald\` peers on 127.0.90.2-4 with default timings. **Scheduler:** ${nodes} Node objects are created Not Ready with 64 CPUs and 256 GiB each (the members' own Nodes are cordoned), then ${pods} pods requesting 10m CPU and 16 MiB through all three peers; once every pod is pending, the Nodes are made Ready (status patches, 32 at a time) and the clock runs until a follower lists every pod with a node. **API:** an open loop of 200 requests a second for the stated time, round-robin over the peers, alternately creating a ConfigMap and getting one written a moment before. **Watch:** 100 watches on one follower (\`?watch=1\` with a label selector, over node:http), then one ConfigMap at a time created on the leader.
+`
+}
+
 const sections: Record<string, string | undefined> = {}
-if (values.only !== 'log') sections.membership = await membershipSection()
-if (values.only !== 'membership') sections.log = await logSection()
+if (values.only === undefined || values.only === 'membership') sections.membership = await membershipSection()
+if (values.only === undefined || values.only === 'log') sections.log = await logSection()
+if (values.only === undefined || values.only === 'control') sections.control = await controlSection()
 
 // A section that was not run is kept as the existing file has it.
 const previous = existsSync(values.out) ? readFileSync(values.out, 'utf8') : ''
@@ -270,11 +310,12 @@ const withProvenance = (section: string | undefined): string | undefined =>
     : section.replace(/^(## .*\n\n)/, `$1Measured by \`${oldHeader[1]!}\` on ${oldHeader[2]!}.\n\n`)
 const membership = sections.membership ?? withProvenance(kept('Membership'))
 const replicated = sections.log ?? withProvenance(kept('Replicated log'))
+const control = sections.control ?? withProvenance(kept('Control plane'))
 
 const doc = `# Benchmarks
 
 Last written by \`${command}\` on ${today}: ${availableParallelism()} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}. Each section names the command that measured it.
 Every peer is a real \`shoald\` process on its own loopback address with default timings.
-${[membership, replicated].filter(x => x !== undefined).map(x => `\n${x}`).join('')}`
+${[membership, replicated, control].filter(x => x !== undefined).map(x => `\n${x}`).join('')}`
 writeFileSync(values.out, doc)
 log(`wrote ${values.out}`)
