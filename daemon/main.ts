@@ -21,6 +21,8 @@ import { KV_TAG, KvStore } from './kv/store.ts'
 import { RoutedStateMachine } from './raft/state-machine.ts'
 import { ResourceStore } from './store/store.ts'
 import { STORE_TAG } from './store/types.ts'
+import type { StoreResult } from './store/types.ts'
+import { encodeStoreCommand } from './store/command.ts'
 import { NodeKeeper } from './controllers/nodes.ts'
 import { ControllerManager } from './controllers/framework.ts'
 import { EndpointsController } from './controllers/endpoints.ts'
@@ -29,6 +31,7 @@ import { NodeLifecycleController } from './controllers/nodelifecycle.ts'
 import { Scheduler } from './scheduler/scheduler.ts'
 import { DeploymentController } from './controllers/deployment.ts'
 import { ReplicaSetController } from './controllers/replicaset.ts'
+import { Kubelet } from './kubelet/kubelet.ts'
 import { Autopilot } from './raft/autopilot.ts'
 import type { MemberHealth } from './raft/autopilot.ts'
 import { LevelStorage } from './raft/level-storage.ts'
@@ -213,6 +216,32 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     ]
   })
 
+  const kubelet = new Kubelet({
+    nodeName: config.name,
+    dataDir: config.dataDir,
+    store,
+    write: async cmd => (await raft.propose(encodeStoreCommand(cmd))).result as StoreResult,
+    clock: systemClock,
+    log,
+    hostIP: config.apiHost === '0.0.0.0' || config.apiHost === '::' ? '127.0.0.1' : config.apiHost
+  })
+  // The kubelet starts once this replica has caught up with the log (a
+  // ReadIndex round): at start it removes what belongs to no pod it knows.
+  let kubeletStarted = false
+  const startKubelet = async (): Promise<void> => {
+    while (!stoppingFlag) {
+      try {
+        await raft.readBarrier(5000)
+        await kubelet.start()
+        kubeletStarted = true
+        return
+      } catch {
+        await new Promise(resolve => setTimeout(resolve, 500))
+      }
+    }
+  }
+  let stoppingFlag = false
+
   const api = createApiServer({ tokens, members: () => membership.list(), selfPeerId: selfId, log, raft, kv, kvMaxValueBytes: config.kvMaxValueBytes, store })
   try {
     await listen(api, config.apiHost, config.apiPort)
@@ -225,6 +254,7 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
   autopilot.start()
   nodes.start()
   controllers.start()
+  void startKubelet()
   const token = tokens.get()
   if (token !== undefined) await saveClientConfig(token)
   log.info({
@@ -241,8 +271,11 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     stopping ??= (async () => {
       log.info({ event: 'stopping' }, 'leaving the cluster')
       autopilot.stop()
+      stoppingFlag = true
       nodes.stop()
       controllers.stop()
+      // Pods keep running across a daemon restart; the next start adopts them.
+      if (kubeletStarted) await kubelet.stop()
       // A leader hands over before it goes, so that writes barely pause.
       if (raft.core.role === 'leader' && raft.core.clusterConfig.voters.length > 1) {
         const handed = await raft.transferLeadership(2000)

@@ -2,7 +2,7 @@
 // address, with its own data directory, its log kept for assertions.
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { MemberList, MemberView, RaftStatusView } from '../../protocol/api.ts'
@@ -151,7 +151,30 @@ export async function startCluster (prefix: string, ips: string[], args: string[
 
 export async function stopAll (peers: Peer[], dir?: string): Promise<void> {
   await Promise.all(peers.map(async p => { await p.kill('SIGKILL') }))
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true })
+  if (dir !== undefined) {
+    killPodProcesses(dir)
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/**
+ * SIGKILLs the pods' processes that peers under `dir` left running (the
+ * process runtime runs each container in its own process group, in a
+ * working directory under its peer's data directory, and a SIGKILLed
+ * shoald leaves them, as a real kubelet would). Returns how many it found.
+ */
+export function killPodProcesses (dir: string): number {
+  let found = 0
+  for (const pid of readdirSync('/proc').filter(x => /^\d+$/.test(x))) {
+    let cwd: string
+    try { cwd = readlinkSync(`/proc/${pid}/cwd`) } catch { continue }
+    if (!cwd.startsWith(dir)) continue
+    found++
+    for (const target of [-Number(pid), Number(pid)]) {
+      try { process.kill(target, 'SIGKILL') } catch { /* gone, or not a group leader */ }
+    }
+  }
+  return found
 }
 
 /** Starts a stopped peer again with the same data directory and options (joining `join` if given). */

@@ -162,46 +162,14 @@ test('three peers serve the Kubernetes-layout API', async t => {
   }
 })
 
-/** Plays the kubelet (which has its own issue): marks every bound pod Running and Ready, until stopped. */
-function fakeKubelet (peers: Peer[]): { stop: () => Promise<void> } {
-  let stopped = false
-  const loop = (async () => {
-    for (let round = 0; !stopped && round < 2000; round++) {
-      const peer = peers.find(p => p.running)
-      if (peer !== undefined) {
-        try {
-          const pods = ((await json(peer, 'GET', '/api/v1/namespaces/default/pods')).body.items ?? []) as KObject[]
-          for (const p of pods) {
-            const nodeName = (p.spec as { nodeName?: string }).nodeName
-            const ready = ((p.status as any)?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True')
-            if (nodeName === undefined || ready || p.metadata.deletionTimestamp !== undefined) continue
-            await json(peer, 'PATCH', `/api/v1/namespaces/default/pods/${p.metadata.name ?? ''}/status`, {
-              status: { phase: 'Running', podIP: `127.1.${round % 250}.${(Math.abs(hashOf(p.metadata.name ?? '')) % 250) + 1}`, conditions: [{ type: 'Ready', status: 'True' }] }
-            }, 'application/merge-patch+json')
-          }
-        } catch { /* a peer went away: try another next round */ }
-      }
-      await new Promise(resolve => setTimeout(resolve, 200))
-    }
-  })()
-  return { stop: async () => { stopped = true; await loop } }
-}
-
-function hashOf (s: string): number {
-  let h = 0
-  for (const c of s) h = (h * 31 + c.charCodeAt(0)) | 0
-  return h
-}
-
 function shoal (peer: Peer, args: string[]): { status: number | null, stdout: string, stderr: string } {
   const r = spawnSync(process.execPath, [SHOAL, '--server', peer.apiUrl, '--token', peer.token(), ...args], { encoding: 'utf8', timeout: 30_000 })
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
-test('a Deployment is scheduled across the nodes, rolls out through a leader SIGKILL, and a dead node\'s pods move', async t => {
+test('a Deployment runs across the nodes, rolls out through a leader SIGKILL, and a dead node\'s pods run elsewhere', async t => {
   t.timeout(240_000)
   const { dir, peers } = await startCluster('k8s-deploy', ['127.0.8.2', '127.0.8.3', '127.0.8.4'], ['--pod-eviction-grace', '1s'])
-  const kubelet = fakeKubelet(peers)
   try {
     const leader = await waitForLeader(peers, 60_000)
     await waitFor('three Ready nodes', async () => {
@@ -226,6 +194,7 @@ spec:
       containers:
       - name: web
         image: nginx:1.25
+        command: ['sh', '-c', 'echo started $POD_NAME; exec sleep 300']
         resources:
           requests: {cpu: 100m, memory: 64Mi}
 `)
@@ -240,6 +209,12 @@ spec:
       return pods.length === 3 && new Set(nodes).size === 3 ? pods : undefined
     }, 60_000)
     t.is(bound.length, 3)
+    // The kubelets run them for real (the process runtime): Running, each with its own address.
+    const running = await waitFor('3 pods Running', async () => {
+      const pods = ((await json(leader, 'GET', '/api/v1/namespaces/default/pods?labelSelector=app%3Dweb')).body.items ?? []) as any[]
+      return pods.length === 3 && pods.every(p => p.status?.phase === 'Running' && p.status?.podIP !== undefined) ? pods : undefined
+    }, 60_000)
+    t.is(new Set(running.map(p => p.status.podIP)).size, 3, 'three pod addresses')
 
     const listed = shoal(follower, ['get', 'pods', '-o', 'wide'])
     t.is(listed.status, 0, listed.stderr)
@@ -267,17 +242,15 @@ spec:
     }, 90_000)
     t.is(done.spec.template.spec.containers[0].image, 'nginx:1.26')
 
-    // The dead leader's node: its pods are replaced on the survivors.
+    // The dead leader's node: its pods are replaced on the survivors, and run there.
     await waitFor('no pod left on the dead node, 3 running elsewhere', async () => {
-      const pods = ((await json(survivor, 'GET', '/api/v1/namespaces/default/pods?labelSelector=app%3Dweb')).body.items ?? []) as KObject[]
+      const pods = ((await json(survivor, 'GET', '/api/v1/namespaces/default/pods?labelSelector=app%3Dweb')).body.items ?? []) as any[]
       const live = pods.filter(p => p.metadata.deletionTimestamp === undefined)
-      const nodes = live.map(p => (p.spec as { nodeName?: string }).nodeName)
-      return live.length === 3 && nodes.every(n => n !== undefined && n !== leader.name) || undefined
+      return live.length === 3 && live.every(p => p.spec.nodeName !== undefined && p.spec.nodeName !== leader.name && p.status?.phase === 'Running') || undefined
     }, 60_000)
     const rs = shoal(survivor, ['rollout', 'history', 'deploy/web'])
     t.is(rs.status, 0, rs.stderr)
   } finally {
-    await kubelet.stop()
     await stopAll(peers, dir)
   }
 })

@@ -1,0 +1,88 @@
+// A container's environment as the kubelet hands it to the runtime: envFrom,
+// then env (value, or valueFrom a ConfigMap key, a Secret key or a field of
+// the pod), then POD_IP, POD_NAME and POD_NAMESPACE. A missing ConfigMap or
+// Secret that is not optional is an error (CreateContainerConfigError).
+// May import: protocol/, daemon/store/types.ts.
+import type { KObject } from '../../protocol/k8s.ts'
+import type { StoreReader } from '../store/types.ts'
+
+type Obj = Record<string, unknown>
+
+interface KeyRef { name?: string, key?: string, optional?: boolean }
+interface EnvVar { name: string, value?: string, valueFrom?: { configMapKeyRef?: KeyRef, secretKeyRef?: KeyRef, fieldRef?: { fieldPath?: string } } }
+interface EnvFrom { prefix?: string, configMapRef?: { name?: string, optional?: boolean }, secretRef?: { name?: string, optional?: boolean } }
+
+export class EnvError extends Error {
+  override name = 'EnvError'
+}
+
+function dataOf (store: StoreReader, kind: 'configmaps' | 'secrets', namespace: string, name: string): Record<string, string> | undefined {
+  const obj = store.get({ group: '', resource: kind, namespace, name })
+  if (obj === undefined) return undefined
+  const out: Record<string, string> = {}
+  if (kind === 'secrets') {
+    for (const [k, v] of Object.entries((obj.data ?? {}) as Record<string, string>)) out[k] = Buffer.from(v, 'base64').toString('utf8')
+    Object.assign(out, (obj.stringData ?? {}) as Record<string, string>)
+  } else {
+    Object.assign(out, (obj.data ?? {}) as Record<string, string>)
+  }
+  return out
+}
+
+function fieldOf (pod: KObject, path: string, podIP: string, hostIP: string): string {
+  const meta = pod.metadata
+  const spec = (pod.spec ?? {}) as Obj
+  const label = /^metadata\.(labels|annotations)\['(.*)'\]$/.exec(path)
+  if (label !== null) return (label[1] === 'labels' ? meta.labels : meta.annotations)?.[label[2] as string] ?? ''
+  switch (path) {
+    case 'metadata.name': return meta.name ?? ''
+    case 'metadata.namespace': return meta.namespace ?? ''
+    case 'metadata.uid': return meta.uid ?? ''
+    case 'spec.nodeName': return String(spec.nodeName ?? '')
+    case 'spec.serviceAccountName': return String(spec.serviceAccountName ?? '')
+    case 'status.podIP': return podIP
+    case 'status.hostIP': return hostIP
+    default: throw new EnvError(`unsupported fieldRef ${path}`)
+  }
+}
+
+/** The environment of `container` in `pod`; throws EnvError when a reference cannot be resolved. */
+export function resolveEnv (store: StoreReader, pod: KObject, container: Obj, podIP: string, hostIP: string): Record<string, string> {
+  const namespace = pod.metadata.namespace ?? 'default'
+  const env: Record<string, string> = {}
+  for (const from of (container.envFrom ?? []) as EnvFrom[]) {
+    const src = from.configMapRef !== undefined ? { kind: 'configmaps' as const, ref: from.configMapRef } : from.secretRef !== undefined ? { kind: 'secrets' as const, ref: from.secretRef } : undefined
+    if (src === undefined) continue
+    const data = dataOf(store, src.kind, namespace, src.ref.name ?? '')
+    if (data === undefined) {
+      if (src.ref.optional === true) continue
+      throw new EnvError(`${src.kind === 'configmaps' ? 'configmap' : 'secret'} "${src.ref.name ?? ''}" not found`)
+    }
+    for (const [k, v] of Object.entries(data)) env[(from.prefix ?? '') + k] = v
+  }
+  for (const v of (container.env ?? []) as EnvVar[]) {
+    if (v.valueFrom === undefined) {
+      env[v.name] = v.value ?? ''
+      continue
+    }
+    const { configMapKeyRef, secretKeyRef, fieldRef } = v.valueFrom
+    if (fieldRef !== undefined) {
+      env[v.name] = fieldOf(pod, fieldRef.fieldPath ?? '', podIP, hostIP)
+      continue
+    }
+    const src = configMapKeyRef !== undefined ? { kind: 'configmaps' as const, ref: configMapKeyRef } : secretKeyRef !== undefined ? { kind: 'secrets' as const, ref: secretKeyRef } : undefined
+    if (src === undefined) continue
+    const what = src.kind === 'configmaps' ? 'configmap' : 'secret'
+    const data = dataOf(store, src.kind, namespace, src.ref.name ?? '')
+    const value = data?.[src.ref.key ?? '']
+    if (value === undefined) {
+      if (src.ref.optional === true) continue
+      throw new EnvError(data === undefined ? `${what} "${src.ref.name ?? ''}" not found` : `couldn't find key ${src.ref.key ?? ''} in ${what} ${namespace}/${src.ref.name ?? ''}`)
+    }
+    env[v.name] = value
+  }
+  env.POD_IP = podIP
+  env.POD_NAME = pod.metadata.name ?? ''
+  env.POD_NAMESPACE = namespace
+  return env
+}

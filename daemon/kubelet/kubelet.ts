@@ -1,0 +1,295 @@
+// The kubelet: the node agent that runs the pods bound to this peer. It
+// watches Pods with spec.nodeName = this node, reconciles each pod (level-
+// triggered, one key at a time) against what the runtime runs: starts
+// containers in order, restarts them per restartPolicy with exponential
+// back-off (CrashLoopBackOff), tears pods down when they are deleted, and
+// writes pod status (a merge patch of the status subresource, only when it
+// changed, at most one per pod per statusIntervalMs). stop() leaves the
+// containers running: a restarted daemon adopts them (like a kubelet restart).
+// May import: protocol/, daemon/store/types.ts, daemon/controllers/framework.ts,
+// daemon/clock, daemon/log, ./*.
+import type { KObject, ResourceType } from '../../protocol/k8s.ts'
+import { RESOURCE_TYPES } from '../../protocol/k8s.ts'
+import type { Clock, TimerHandle } from '../clock/clock.ts'
+import { keyOf, splitKey, WorkQueue } from '../controllers/framework.ts'
+import type { Logger } from '../log/log.ts'
+import type { StoreCommand, StoreReader, StoreResult, Watch } from '../store/types.ts'
+import { EnvError, resolveEnv } from './env.ts'
+import { ProcessRuntime } from './process-runtime.ts'
+import type { ContainerRecord, ContainerSpec, ExecResult, Runtime } from './runtime.ts'
+import { podStatus, rfc3339 } from './status.ts'
+import type { ContainerView, Waiting } from './status.ts'
+
+type Obj = Record<string, unknown>
+
+const POD_TYPE = RESOURCE_TYPES.find(t => t.kind === 'Pod') as ResourceType
+
+export interface KubeletOptions {
+  nodeName: string
+  dataDir: string
+  store: StoreReader
+  write: (cmd: StoreCommand) => Promise<StoreResult>
+  clock: Clock
+  log: Logger
+  /** the node's pod range (process runtime); default a /24 in 127.64.0.0/10 from a hash of nodeName */
+  podCidr?: string
+  /** the node's address as pods see it (status.hostIP); default 127.0.0.1 */
+  hostIP?: string
+  /** default: a ProcessRuntime over dataDir */
+  runtime?: Runtime
+  /** first restart back-off after the second crash (default 10 s), doubling up to backoffMaxMs (default 300 s) */
+  backoffBaseMs?: number
+  backoffMaxMs?: number
+  /** at most one status write per pod per this many ms (default 150) */
+  statusIntervalMs?: number
+  /** cap on terminationGracePeriodSeconds (default 30) */
+  maxGraceSeconds?: number
+}
+
+interface PodState {
+  uid: string
+  key: string
+  graceMs: number
+  lastStatusWrite: number
+  /** set while (or once) the pod's containers are being stopped */
+  stopping?: Promise<void>
+  /** set once its removal has begun */
+  removing?: boolean
+}
+
+/** Order-insensitive deep equality of JSON-shaped values. */
+function same (a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
+  if (Array.isArray(a) !== Array.isArray(b)) return false
+  if (Array.isArray(a)) return a.length === (b as unknown[]).length && a.every((v, i) => same(v, (b as unknown[])[i]))
+  const ka = Object.keys(a).filter(k => (a as Obj)[k] !== undefined)
+  const kb = Object.keys(b).filter(k => (b as Obj)[k] !== undefined)
+  return ka.length === kb.length && ka.every(k => same((a as Obj)[k], (b as Obj)[k]))
+}
+
+export class Kubelet {
+  readonly runtime: Runtime
+  private readonly opts: KubeletOptions & Required<Pick<KubeletOptions, 'hostIP' | 'backoffBaseMs' | 'backoffMaxMs' | 'statusIntervalMs' | 'maxGraceSeconds'>>
+  private readonly queue: WorkQueue
+  /** by pod uid: every pod this kubelet runs or is tearing down */
+  private readonly pods = new Map<string, PodState>()
+  private watch: Watch | undefined
+  private stopped = false
+  /** per pod key, the earliest pending wake-up (WorkQueue.addAfter keeps the first one, not the earliest) */
+  private readonly wakeups = new Map<string, { at: number, timer: TimerHandle }>()
+  /** the reconcile under way, which stop() lets finish */
+  private inflight: Promise<boolean> | undefined
+
+  constructor (opts: KubeletOptions) {
+    this.opts = { hostIP: '127.0.0.1', backoffBaseMs: 10_000, backoffMaxMs: 300_000, statusIntervalMs: 150, maxGraceSeconds: 30, ...opts }
+    this.runtime = opts.runtime ?? new ProcessRuntime({ dataDir: opts.dataDir, nodeName: opts.nodeName, podCidr: opts.podCidr, clock: opts.clock, log: opts.log })
+    this.queue = new WorkQueue({ clock: opts.clock, log: opts.log, name: 'kubelet', reconcile: async key => await this.track(key), baseDelayMs: 200, maxDelayMs: 10_000 })
+  }
+
+  /**
+   * Adopts what the runtime still runs, then watches this node's pods. Call
+   * it once the local replica has caught up: pods missing from the store are
+   * torn down.
+   */
+  async start (): Promise<void> {
+    await this.runtime.init()
+    this.runtime.onExit(rec => { this.queue.add(`${rec.podNamespace}/${rec.podName}`) })
+    const records = await this.runtime.listContainers()
+    const known = new Set(records.map(r => r.podUid))
+    for (const r of records) {
+      if (this.pods.has(r.podUid)) continue
+      this.pods.set(r.podUid, { uid: r.podUid, key: `${r.podNamespace}/${r.podName}`, graceMs: this.opts.maxGraceSeconds * 1000, lastStatusWrite: 0 })
+      this.queue.add(`${r.podNamespace}/${r.podName}`)
+    }
+    // A sandbox without containers has nothing to stop; one whose pod is gone can go now.
+    const bound = new Set(this.opts.store.list(POD_TYPE, { fieldSelector: `spec.nodeName=${this.opts.nodeName}` }).items.map(p => p.metadata.uid))
+    for (const uid of await this.runtime.listSandboxes()) {
+      if (!known.has(uid) && !bound.has(uid)) await this.runtime.removeSandbox(uid)
+    }
+    this.opts.log.info({ event: 'kubelet.started', node: this.opts.nodeName, adopted: records.filter(r => r.state === 'running').length }, `kubelet started on ${this.opts.nodeName}`)
+    this.watch = this.opts.store.watch(POD_TYPE, { fieldSelector: `spec.nodeName=${this.opts.nodeName}` }, e => {
+      const obj = e.object as KObject
+      if (e.type === 'ERROR' || obj.metadata === undefined) return
+      this.queue.add(keyOf(obj))
+    })
+  }
+
+  /** Stops watching and reconciling; containers keep running for the next start to adopt. */
+  async stop (): Promise<void> {
+    this.stopped = true
+    this.watch?.stop()
+    this.queue.stop()
+    for (const w of this.wakeups.values()) this.opts.clock.clearTimeout(w.timer)
+    this.wakeups.clear()
+    await this.inflight?.catch(() => undefined)
+    this.runtime.close()
+  }
+
+  /** A container's log; `previous` for the attempt before the latest. */
+  async logs (namespace: string, name: string, container: string, opts: { previous?: boolean, tailLines?: number } = {}): Promise<string> {
+    const recs = await this.containersOf(namespace, name, container)
+    const rec = recs[recs.length - (opts.previous === true ? 2 : 1)]
+    if (rec === undefined) throw new Error(`${opts.previous === true ? 'previous terminated container' : 'container'} "${container}" in pod "${name}" not found`)
+    return await this.runtime.logs(rec.id, { tailLines: opts.tailLines })
+  }
+
+  async exec (namespace: string, name: string, container: string, argv: string[], timeoutMs = 60_000): Promise<ExecResult> {
+    const rec = (await this.containersOf(namespace, name, container)).at(-1)
+    if (rec === undefined || rec.state !== 'running') throw new Error(`container "${container}" in pod "${name}" is not running`)
+    return await this.runtime.exec(rec.id, argv, timeoutMs)
+  }
+
+  private async containersOf (namespace: string, name: string, container: string): Promise<ContainerRecord[]> {
+    const pod = this.opts.store.get({ group: '', resource: 'pods', namespace, name })
+    return (await this.runtime.listContainers())
+      .filter(r => r.podUid === pod?.metadata.uid && r.containerName === container)
+      .sort((a, b) => a.attempt - b.attempt)
+  }
+
+  // ---- reconcile -----------------------------------------------------------
+
+  private async track (key: string): Promise<boolean> {
+    const run = this.reconcile(key)
+    this.inflight = run
+    try {
+      return await run
+    } finally {
+      if (this.inflight === run) this.inflight = undefined
+    }
+  }
+
+  private async reconcile (key: string): Promise<boolean> {
+    if (this.stopped) return true
+    const { namespace, name } = splitKey(key)
+    const found = this.opts.store.get({ group: '', resource: 'pods', namespace, name })
+    const pod = found !== undefined && (found.spec as Obj | undefined)?.nodeName === this.opts.nodeName ? found : undefined
+    for (const s of [...this.pods.values()]) {
+      if (s.key === key && s.uid !== pod?.metadata.uid) this.teardown(s, true)
+    }
+    if (pod === undefined) return true
+    const uid = pod.metadata.uid ?? ''
+    const spec = (pod.spec ?? {}) as Obj
+    let s = this.pods.get(uid)
+    if (s === undefined) this.pods.set(uid, s = { uid, key, graceMs: 0, lastStatusWrite: 0 })
+    s.graceMs = Math.min(Number(spec.terminationGracePeriodSeconds ?? 30), this.opts.maxGraceSeconds) * 1000
+
+    const { ip } = await this.runtime.ensureSandbox(pod)
+    const records = (await this.runtime.listContainers()).filter(r => r.podUid === uid)
+    const deleting = pod.metadata.deletionTimestamp !== undefined
+    // A pod being deleted (held by finalizers) only has its containers stopped; the store removes it.
+    if (deleting) this.teardown(s, false)
+    const phase = (pod.status as Obj | undefined)?.phase
+    const final = deleting || phase === 'Succeeded' || phase === 'Failed'
+    const restartPolicy = String(spec.restartPolicy ?? 'Always')
+    const views: ContainerView[] = []
+    for (const c of (spec.containers ?? []) as Array<ContainerSpec & Obj>) {
+      const mine = records.filter(r => r.containerName === c.name).sort((a, b) => a.attempt - b.attempt)
+      let latest = mine.at(-1)
+      let previous = mine.at(-2)
+      let waiting: Waiting | undefined
+      const restart = latest === undefined || (latest.state === 'exited' && (restartPolicy === 'Always' || (restartPolicy === 'OnFailure' && latest.exitCode !== 0)))
+      if (!final && restart) {
+        const delay = latest === undefined ? 0 : this.backoff(latest)
+        const left = latest === undefined ? 0 : (latest.finishedAt ?? 0) + delay - this.opts.clock.now()
+        if (left > 0) {
+          waiting = { reason: 'CrashLoopBackOff', message: `back-off ${Math.round(delay / 1000)}s restarting failed container=${c.name} pod=${name}_${namespace ?? ''}(${uid})` }
+          this.wake(key, left)
+        } else {
+          let env: Record<string, string> | undefined
+          try {
+            env = resolveEnv(this.opts.store, pod, c, ip, this.opts.hostIP)
+          } catch (err) {
+            if (!(err instanceof EnvError)) throw err
+            waiting = { reason: 'CreateContainerConfigError', message: err.message }
+            this.wake(key, 2000)
+          }
+          if (env !== undefined && !this.stopped) {
+            const rec = await this.runtime.startContainer(pod, c, latest === undefined ? 0 : latest.attempt + 1, { env })
+            // Keep the attempt before the new one (lastState, logs --previous); drop older ones.
+            for (const old of mine.slice(0, -1)) await this.runtime.removeContainer(old.id)
+            previous = latest
+            latest = rec
+            if (rec.state === 'exited') this.queue.add(key)
+          }
+        }
+      }
+      views.push({ name: c.name, image: String(c.image ?? ''), latest, previous, waiting })
+    }
+    return await this.writeStatus(pod, s, views, ip)
+  }
+
+  /** Reconciles `key` again in `ms` (or sooner, if already due sooner). */
+  private wake (key: string, ms: number): void {
+    if (this.stopped) return
+    const at = this.opts.clock.now() + ms
+    const had = this.wakeups.get(key)
+    if (had !== undefined) {
+      if (had.at <= at) return
+      this.opts.clock.clearTimeout(had.timer)
+    }
+    const timer = this.opts.clock.setTimeout(() => {
+      this.wakeups.delete(key)
+      this.queue.add(key)
+    }, ms)
+    this.wakeups.set(key, { at, timer })
+  }
+
+  /** The wait before restarting after `latest` ended: none for the first restart, then base doubling to max; reset after a long run. */
+  private backoff (latest: ContainerRecord): number {
+    const ran = (latest.finishedAt ?? latest.startedAt) - latest.startedAt
+    if (latest.attempt === 0 || ran >= 2 * this.opts.backoffMaxMs) return 0
+    return Math.min(this.opts.backoffMaxMs, this.opts.backoffBaseMs * 2 ** (latest.attempt - 1))
+  }
+
+  private async writeStatus (pod: KObject, s: PodState, views: ContainerView[], ip: string): Promise<boolean> {
+    const status = podStatus({ pod, containers: views, runtimeName: this.runtime.name, podIP: ip, hostIP: this.opts.hostIP, now: rfc3339(this.opts.clock.now()) })
+    const cur = (pod.status ?? {}) as Obj
+    if (Object.keys(status).every(k => same(status[k], cur[k]))) return true
+    const wait = s.lastStatusWrite + this.opts.statusIntervalMs - this.opts.clock.now()
+    if (wait > 0) {
+      this.wake(s.key, wait)
+      return true
+    }
+    s.lastStatusWrite = this.opts.clock.now()
+    const { namespace, name } = splitKey(s.key)
+    const res = await this.opts.write({
+      op: 'patch',
+      ref: { group: '', resource: 'pods', namespace, name: name },
+      patchType: 'merge',
+      patch: { metadata: { uid: pod.metadata.uid }, status },
+      subresource: 'status',
+      now: rfc3339(this.opts.clock.now())
+    })
+    if (res.ok || res.status.code === 404) return true
+    this.opts.log.debug({ event: 'kubelet.status.failed', pod: s.key, code: res.status.code, message: res.status.message }, `pod status write failed: ${res.status.message}`)
+    return false
+  }
+
+  /**
+   * Stops the pod's containers (SIGTERM, SIGKILL after its grace) in the
+   * background, so that one slow pod holds up no other. With `remove`, its
+   * containers and sandbox go too and the kubelet forgets it.
+   */
+  private teardown (s: PodState, remove: boolean): void {
+    if (s.stopping !== undefined && !remove) return
+    const stopped = s.stopping ?? this.stopAll(s)
+    s.stopping = stopped
+    if (!remove || s.removing === true) return
+    s.removing = true
+    void stopped.then(async () => {
+      for (const r of (await this.runtime.listContainers()).filter(r => r.podUid === s.uid)) await this.runtime.removeContainer(r.id)
+      await this.runtime.removeSandbox(s.uid)
+      this.pods.delete(s.uid)
+      this.opts.log.info({ event: 'kubelet.pod.removed', pod: s.key, uid: s.uid }, `pod ${s.key} removed`)
+    }).catch(err => {
+      this.opts.log.warn({ event: 'kubelet.pod.remove-failed', pod: s.key, err: (err as Error).message }, `could not remove pod ${s.key}: ${(err as Error).message}`)
+    })
+  }
+
+  private async stopAll (s: PodState): Promise<void> {
+    const running = (await this.runtime.listContainers()).filter(r => r.podUid === s.uid && r.state === 'running')
+    await Promise.all(running.map(async r => { await this.runtime.stopContainer(r.id, s.graceMs) }))
+    this.queue.add(s.key)
+  }
+}

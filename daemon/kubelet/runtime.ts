@@ -1,0 +1,77 @@
+// The container runtime interface the kubelet drives: pod sandboxes (a pod's
+// IP and directories) and containers (start, stop, remove, list, logs, exec).
+// process-runtime.ts implements it with plain processes; a Docker runtime
+// can implement it later. Records are plain data so that a runtime can
+// persist them and the kubelet can adopt containers after a restart.
+// May import: protocol/.
+import type { KObject } from '../../protocol/k8s.ts'
+
+/** A container of a pod spec, as far as a runtime needs it. */
+export interface ContainerSpec {
+  name: string
+  image?: string
+  command?: string[]
+  args?: string[]
+  workingDir?: string
+}
+
+export type ContainerState = 'running' | 'exited'
+
+/** One attempt of one container of one pod, as the runtime knows it. */
+export interface ContainerRecord {
+  id: string
+  podUid: string
+  podNamespace: string
+  podName: string
+  containerName: string
+  /** 0 for the first start, +1 for every restart */
+  attempt: number
+  state: ContainerState
+  /** ms since the epoch */
+  startedAt: number
+  finishedAt?: number
+  exitCode?: number
+  /** why it ended or could not run: 'Completed', 'Error', 'ContainerCannotRun' */
+  reason?: string
+  message?: string
+  /** the process runtime's process (group) id */
+  pid?: number
+}
+
+export interface StartOptions {
+  /** the environment, resolved by the kubelet (valueFrom, POD_IP, …) */
+  env: Record<string, string>
+}
+
+export interface ExecResult { exitCode: number, stdout: string, stderr: string }
+
+export interface Runtime {
+  /** the scheme of container ids in pod status: `<name>://<id>` */
+  readonly name: string
+  /** loads persisted state and starts watching processes; call once before anything else */
+  init: () => Promise<void>
+  /** stops watching; containers keep running (a kubelet restart does not kill pods) */
+  close: () => void
+  /** called whenever a container is seen to end */
+  onExit: (listener: (rec: ContainerRecord) => void) => void
+  /** the pod's IP (the same one on every call until removeSandbox) */
+  ensureSandbox: (pod: KObject) => Promise<{ ip: string }>
+  /** frees the pod's IP and removes its directories; its containers must be removed first */
+  removeSandbox: (podUid: string) => Promise<void>
+  /** uids of pods that have a sandbox */
+  listSandboxes: () => Promise<string[]>
+  /**
+   * Starts one attempt. A container that cannot run at all (no command for
+   * the process runtime) gives an exited record with reason ContainerCannotRun
+   * rather than an error, so that restarts and back-off treat it as a crash.
+   */
+  startContainer: (pod: KObject, spec: ContainerSpec, attempt: number, opts: StartOptions) => Promise<ContainerRecord>
+  /** SIGTERM (to the whole process group), then SIGKILL after graceMs; resolves once it is gone */
+  stopContainer: (id: string, graceMs: number) => Promise<void>
+  /** forgets a stopped container and deletes its log */
+  removeContainer: (id: string) => Promise<void>
+  /** every container this runtime manages, running or exited */
+  listContainers: () => Promise<ContainerRecord[]>
+  logs: (id: string, opts?: { tailLines?: number }) => Promise<string>
+  exec: (id: string, argv: string[], timeoutMs: number) => Promise<ExecResult>
+}

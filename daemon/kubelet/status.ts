@@ -1,0 +1,128 @@
+// Pod status from what the runtime reports: each container's state, last
+// state and restart count, the pod's phase (as Kubernetes' getPhase) and
+// conditions. Pure functions of their inputs, so that a restarted kubelet
+// computes the same status and writes nothing.
+// May import: protocol/, ./runtime.ts.
+import type { KObject } from '../../protocol/k8s.ts'
+import type { ContainerRecord } from './runtime.ts'
+
+type Obj = Record<string, unknown>
+
+export function rfc3339 (ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
+}
+
+/** Why a container is not running and not about to be started by the kubelet's next pass. */
+export interface Waiting { reason: string, message?: string }
+
+export interface ContainerView {
+  name: string
+  image: string
+  /** the latest attempt, and the one before it */
+  latest?: ContainerRecord
+  previous?: ContainerRecord
+  /** set when the container waits (back-off, a config error, not created yet) */
+  waiting?: Waiting
+}
+
+function terminated (r: ContainerRecord, runtimeName: string): Obj {
+  const t: Obj = { exitCode: r.exitCode ?? 0, reason: r.reason ?? (r.exitCode === 0 ? 'Completed' : 'Error'), startedAt: rfc3339(r.startedAt), finishedAt: rfc3339(r.finishedAt ?? r.startedAt), containerID: `${runtimeName}://${r.id}` }
+  if (r.message !== undefined) t.message = r.message
+  return { terminated: t }
+}
+
+export function containerStatus (c: ContainerView, runtimeName: string): Obj {
+  const l = c.latest
+  let state: Obj
+  let lastState: Obj = {}
+  if (c.waiting !== undefined || l === undefined) {
+    const w = c.waiting ?? { reason: 'ContainerCreating' }
+    state = { waiting: w.message === undefined ? { reason: w.reason } : { reason: w.reason, message: w.message } }
+    if (l !== undefined && l.state === 'exited') lastState = terminated(l, runtimeName)
+  } else {
+    state = l.state === 'running' ? { running: { startedAt: rfc3339(l.startedAt) } } : terminated(l, runtimeName)
+    if (c.previous !== undefined && c.previous.state === 'exited') lastState = terminated(c.previous, runtimeName)
+  }
+  const running = l !== undefined && l.state === 'running' && c.waiting === undefined
+  const out: Obj = {
+    name: c.name,
+    state,
+    lastState,
+    ready: running,
+    restartCount: l?.attempt ?? 0,
+    image: c.image,
+    imageID: '',
+    started: running
+  }
+  if (l !== undefined) out.containerID = `${runtimeName}://${l.id}`
+  return out
+}
+
+/** The pod's phase from its containers' states, as Kubernetes computes it. */
+export function podPhase (statuses: Obj[], restartPolicy: string): string {
+  let waiting = 0
+  let running = 0
+  let stopped = 0
+  let succeeded = 0
+  for (const s of statuses) {
+    const state = s.state as Obj
+    const last = s.lastState as Obj
+    if (state.running !== undefined) running++
+    else if (state.terminated !== undefined) {
+      stopped++
+      if ((state.terminated as Obj).exitCode === 0) succeeded++
+    } else if (last.terminated !== undefined) stopped++
+    else waiting++
+  }
+  if (waiting > 0) return 'Pending'
+  if (running > 0) return 'Running'
+  if (stopped === statuses.length) {
+    if (restartPolicy === 'Always') return 'Running'
+    const allTerminated = statuses.every(s => (s.state as Obj).terminated !== undefined)
+    if (allTerminated && succeeded === statuses.length) return 'Succeeded'
+    if (allTerminated && restartPolicy === 'Never') return 'Failed'
+    return 'Running'
+  }
+  return 'Pending'
+}
+
+/** Conditions, keeping each one's lastTransitionTime while its status stays. */
+export function conditions (prev: Obj[], now: string, values: Array<[string, boolean]>): Obj[] {
+  return values.map(([type, ok]) => {
+    const status = ok ? 'True' : 'False'
+    const before = prev.find(c => c.type === type)
+    return { type, status, lastTransitionTime: before !== undefined && before.status === status ? before.lastTransitionTime ?? now : now }
+  })
+}
+
+export interface PodStatusInput {
+  pod: KObject
+  containers: ContainerView[]
+  runtimeName: string
+  podIP?: string
+  hostIP: string
+  now: string
+}
+
+export function podStatus (i: PodStatusInput): Obj {
+  const prev = (i.pod.status ?? {}) as Obj
+  const spec = (i.pod.spec ?? {}) as Obj
+  const statuses = i.containers.map(c => containerStatus(c, i.runtimeName))
+  const ready = statuses.length > 0 && statuses.every(s => s.ready === true)
+  const prevPhase = prev.phase
+  // Succeeded and Failed are final, as in Kubernetes.
+  const phase = prevPhase === 'Succeeded' || prevPhase === 'Failed' ? prevPhase : podPhase(statuses, String(spec.restartPolicy ?? 'Always'))
+  const status: Obj = {
+    phase,
+    conditions: conditions((prev.conditions ?? []) as Obj[], i.now, [['PodScheduled', true], ['Initialized', true], ['ContainersReady', ready], ['Ready', ready]]),
+    hostIP: i.hostIP,
+    hostIPs: [{ ip: i.hostIP }],
+    startTime: typeof prev.startTime === 'string' ? prev.startTime : i.now,
+    containerStatuses: statuses
+  }
+  if (i.podIP !== undefined) {
+    status.podIP = i.podIP
+    status.podIPs = [{ ip: i.podIP }]
+  }
+  return status
+}
