@@ -140,7 +140,8 @@ export class ApiClient {
    * Sends one request; throws UnreachableError, HttpStatusError, or (for a
    * write only) OutcomeUnknownError.
    */
-  async request (method: Method, path: string, body?: Uint8Array, contentType?: string): Promise<ApiResponse> {
+  /** `text`: a successful answer is plain text (pod logs), returned as a string. */
+  async request (method: Method, path: string, body?: Uint8Array, contentType?: string, opts: { text?: boolean } = {}): Promise<ApiResponse> {
     const started = Date.now()
     const attempts: Attempt[] = []
     const skip = (attempt: Attempt): void => {
@@ -192,6 +193,7 @@ export class ApiClient {
           const reason = isStatusLike(parsed) && typeof parsed.reason === 'string' ? parsed.reason : res.statusText
           throw new HttpStatusError(server, res.status, reason, statusMessage(parsed, text, res.statusText))
         }
+        if (opts.text === true) return { server, code: res.status, body: text }
         if (parsed === undefined) {
           // Something else listens there (a port reused after shoald moved): another server may be the real one.
           skip({ server, reason: `answered ${res.status} without JSON (not a shoald API?)`, detail: `content-type ${res.headers.get('content-type') ?? 'none'}, ${text.length} bytes`, elapsedMs })

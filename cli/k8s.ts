@@ -245,6 +245,46 @@ export function addK8sCommands (program: Command, io: Io): void {
       io.stdout.write(`${typeLabel(w.type)}/${w.name} scaled\n`)
     })
 
+  program.command('logs')
+    .description('print the logs of a pod\'s container, wherever it runs')
+    .argument('<pod>', 'NAME or pod/NAME')
+    .addOption(nsOption())
+    .option('-c, --container <name>', 'the container (needed when the pod has several)')
+    .option('--tail <n>', 'only the last N lines')
+    .option('-p, --previous', 'the previous, terminated instance of the container')
+    .action(async (pod: string, opts: { namespace?: string, container?: string, tail?: string, previous?: boolean }, cmd: Command) => {
+      const name = pod.replace(/^(pods?|po)\//, '')
+      if (opts.tail !== undefined && !/^\d{1,9}$/.test(opts.tail)) throw new CliError(`--tail must be a non-negative integer, not "${opts.tail}"`, EXIT_USAGE)
+      const type = resourceType('pods')
+      const kube = await connect(cmd, io)
+      const params = query({ container: opts.container, tailLines: opts.tail, previous: opts.previous === true ? 'true' : undefined })
+      try {
+        const res = await kube.client.request('GET', `${objectPath(type, namespaceOf(type, opts), name)}/log${params}`, undefined, undefined, { text: true })
+        io.stdout.write(String(res.body))
+      } catch (err) {
+        kube.fail(err)
+      }
+    })
+
+  program.command('exec')
+    .description('run a command in a pod\'s container and print its output; exits with the command\'s status')
+    .argument('<pod>', 'NAME or pod/NAME')
+    .argument('<command...>', 'the command and its arguments (after --)')
+    .addOption(nsOption())
+    .option('-c, --container <name>', 'the container (needed when the pod has several)')
+    .action(async (pod: string, command: string[], opts: { namespace?: string, container?: string }, cmd: Command) => {
+      const name = pod.replace(/^(pods?|po)\//, '')
+      const type = resourceType('pods')
+      const kube = await connect(cmd, io)
+      const params = new URLSearchParams()
+      if (opts.container !== undefined) params.set('container', opts.container)
+      for (const c of command) params.append('command', c)
+      const body = await kube.send('POST', `${objectPath(type, namespaceOf(type, opts), name)}/exec?${params.toString()}`) as { exitCode?: number, stdout?: string, stderr?: string }
+      io.stdout.write(body.stdout ?? '')
+      io.stderr.write(body.stderr ?? '')
+      if ((body.exitCode ?? 0) !== 0) throw new CliError(`command terminated with exit code ${body.exitCode ?? 1}`, Math.min(255, Math.max(1, body.exitCode ?? 1)))
+    })
+
   const create = program.command('create').description('create an object from the command line')
   create.command('namespace')
     .alias('ns')

@@ -32,6 +32,7 @@ import { Scheduler } from './scheduler/scheduler.ts'
 import { DeploymentController } from './controllers/deployment.ts'
 import { ReplicaSetController } from './controllers/replicaset.ts'
 import { Kubelet } from './kubelet/kubelet.ts'
+import { PodAccess } from './kubelet/access.ts'
 import { Autopilot } from './raft/autopilot.ts'
 import type { MemberHealth } from './raft/autopilot.ts'
 import { LevelStorage } from './raft/level-storage.ts'
@@ -241,8 +242,17 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     }
   }
   let stoppingFlag = false
+  const podAccess = new PodAccess({
+    host: started,
+    kubelet,
+    store,
+    nodeName: config.name,
+    peerOf: name => membership.list().find(m => m.record.name === name && m.state === 'alive')?.record.peerId,
+    log
+  })
+  await podAccess.start()
 
-  const api = createApiServer({ tokens, members: () => membership.list(), selfPeerId: selfId, log, raft, kv, kvMaxValueBytes: config.kvMaxValueBytes, store })
+  const api = createApiServer({ tokens, members: () => membership.list(), selfPeerId: selfId, log, raft, kv, kvMaxValueBytes: config.kvMaxValueBytes, store, podAccess: async req => await podAccess.handle(req) })
   try {
     await listen(api, config.apiHost, config.apiPort)
   } catch (err) {
@@ -276,6 +286,7 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
       controllers.stop()
       // Pods keep running across a daemon restart; the next start adopts them.
       if (kubeletStarted) await kubelet.stop()
+      await podAccess.stop()
       // A leader hands over before it goes, so that writes barely pause.
       if (raft.core.role === 'leader' && raft.core.clusterConfig.voters.length > 1) {
         const handed = await raft.transferLeadership(2000)

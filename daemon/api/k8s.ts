@@ -22,9 +22,16 @@ import { HttpError, readBody, send } from './http.ts'
 /** Request bodies above this are refused with 413 (Kubernetes allows about 3 MiB). */
 export const MAX_OBJECT_BYTES = 3 * 1024 * 1024
 
+/** Logs and exec of a pod's container, wherever it runs (daemon/kubelet/access.ts). */
+export type PodAccessFn = (req:
+  | { type: 'logs', namespace: string, name: string, container?: string, previous?: boolean, tailLines?: number }
+  | { type: 'exec', namespace: string, name: string, container?: string, command: string[], timeoutMs?: number }
+) => Promise<{ ok: true, logs?: string, exitCode?: number, stdout?: string, stderr?: string } | { ok: false, code: number, message: string }>
+
 export interface K8sDeps {
   store?: StoreReader
   raft?: Replicator
+  podAccess?: PodAccessFn
   /** false for a read-only (viewer) caller: every write gets 403 */
   canWrite: boolean
 }
@@ -38,7 +45,7 @@ interface Target {
   type: ResourceType
   namespace?: string
   name?: string
-  subresource?: 'status' | 'scale'
+  subresource?: 'status' | 'scale' | 'log' | 'exec'
 }
 
 const PATCH_TYPES: Record<string, PatchType> = {
@@ -83,14 +90,15 @@ function parseTarget (segments: string[]): Target | 'discovery' {
   }
   if (namespace !== undefined && !type.namespaced) throw notFound(`${type.plural} are not namespaced`)
   if (extra.length > 0) throw notFound('the server could not find the requested resource')
-  if (sub !== undefined && (sub !== 'status' && sub !== 'scale' || !type.subresources.includes(sub))) {
+  const podSub = type.kind === 'Pod' && (sub === 'log' || sub === 'exec')
+  if (sub !== undefined && !podSub && (sub !== 'status' && sub !== 'scale' || !type.subresources.includes(sub))) {
     throw notFound(`${type.plural} have no ${sub} subresource`)
   }
   return {
     type,
     ...(namespace !== undefined ? { namespace } : {}),
     ...(name !== undefined ? { name } : {}),
-    ...(sub !== undefined ? { subresource: sub as 'status' | 'scale' } : {})
+    ...(sub !== undefined ? { subresource: sub as 'status' | 'scale' | 'log' | 'exec' } : {})
   }
 }
 
@@ -202,6 +210,10 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
   if (store === undefined || raft === undefined) throw new HttpError(503, 'ServiceUnavailable', 'the store is not running on this peer yet', { 'retry-after': '1' })
   const params = url.searchParams
   const { type } = target
+  if (target.subresource === 'log' || target.subresource === 'exec') {
+    await podAccess(req, res, method, target, params, deps)
+    return
+  }
 
   if (method === 'GET') {
     const consistent = flag(params, 'consistent') || params.get('resourceVersion') === ''
@@ -333,6 +345,38 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
     ...(dryRun ? { dryRun } : {})
   }
   answer(res, (await raft.propose(encodeStoreCommand(cmd))).result, 200)
+}
+
+/**
+ * GET .../pods/{name}/log (text; `container`, `previous`, `tailLines`) and
+ * POST .../pods/{name}/exec?command=a&command=b (JSON: exitCode, stdout,
+ * stderr; Shoal's own answer, where Kubernetes streams over SPDY).
+ */
+async function podAccess (req: IncomingMessage, res: ServerResponse, method: string, target: Target, params: URLSearchParams, deps: K8sDeps): Promise<void> {
+  if (deps.podAccess === undefined) throw new HttpError(503, 'ServiceUnavailable', 'the node agent is not running on this peer yet', { 'retry-after': '1' })
+  const namespace = target.namespace ?? 'default'
+  const name = target.name ?? ''
+  const container = params.get('container') ?? undefined
+  if (target.subresource === 'log') {
+    if (method !== 'GET') throw new HttpError(405, 'MethodNotAllowed', 'logs are read with GET')
+    const tail = params.get('tailLines')
+    const tailLines = tail === null ? undefined : Number(tail)
+    if (tailLines !== undefined && (!Number.isSafeInteger(tailLines) || tailLines < 0)) throw new HttpError(400, 'BadRequest', `tailLines must be a non-negative integer, not "${tail ?? ''}"`)
+    const r = await deps.podAccess({ type: 'logs', namespace, name, ...(container !== undefined ? { container } : {}), previous: flag(params, 'previous'), ...(tailLines !== undefined ? { tailLines } : {}) })
+    if (!r.ok) throw new HttpError(r.code, r.code === 404 ? 'NotFound' : r.code === 503 ? 'ServiceUnavailable' : 'BadRequest', r.message)
+    const text = r.logs ?? ''
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) })
+    res.end(text)
+    return
+  }
+  if (method !== 'POST' && method !== 'GET') throw new HttpError(405, 'MethodNotAllowed', 'exec is a POST')
+  if (!deps.canWrite) throw new HttpError(403, 'Forbidden', 'this token is read-only: it may not exec in pods')
+  await readBody(req, MAX_OBJECT_BYTES).catch(() => {})
+  const command = params.getAll('command')
+  if (command.length === 0) throw new HttpError(400, 'BadRequest', 'exec needs a command: ?command=ls&command=-l')
+  const r = await deps.podAccess({ type: 'exec', namespace, name, ...(container !== undefined ? { container } : {}), command })
+  if (!r.ok) throw new HttpError(r.code, r.code === 404 ? 'NotFound' : r.code === 503 ? 'ServiceUnavailable' : 'BadRequest', r.message)
+  send(res, 200, { exitCode: r.exitCode ?? 0, stdout: r.stdout ?? '', stderr: r.stderr ?? '' })
 }
 
 function refOf (t: Target): ObjectRef {

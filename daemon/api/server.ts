@@ -17,6 +17,7 @@ import type { Replicator } from '../raft/replicator.ts'
 import type { TokenStore } from './auth.ts'
 import { allow, ClientGoneError, discard, HttpError, replicatorHttpError, send, status } from './http.ts'
 import { handleK8s, isK8sPath } from './k8s.ts'
+import type { PodAccessFn } from './k8s.ts'
 import { handleKv, isKvTarget } from './kv.ts'
 import type { StoreReader } from '../store/types.ts'
 
@@ -33,6 +34,8 @@ export interface ApiDeps {
   kvMaxValueBytes?: number
   /** the resource store's local replica; without it the Kubernetes-layout API answers 503 */
   store?: StoreReader
+  /** pods' logs and exec, wherever they run */
+  podAccess?: PodAccessFn
 }
 
 export function memberView (m: Member, selfPeerId: string): MemberView {
@@ -54,7 +57,11 @@ export function memberView (m: Member, selfPeerId: string): MemberView {
 
 export function createApiServer (deps: ApiDeps): Server {
   const kvDeps = { raft: deps.raft, kv: deps.kv, kvMaxValueBytes: deps.kvMaxValueBytes ?? DEFAULT_KV_MAX_VALUE_BYTES }
-  const k8sDeps = { ...(deps.raft !== undefined ? { raft: deps.raft } : {}), ...(deps.store !== undefined ? { store: deps.store } : {}) }
+  const k8sDeps = {
+    ...(deps.raft !== undefined ? { raft: deps.raft } : {}),
+    ...(deps.store !== undefined ? { store: deps.store } : {}),
+    ...(deps.podAccess !== undefined ? { podAccess: deps.podAccess } : {})
+  }
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const target = req.url ?? '/'

@@ -216,6 +216,18 @@ spec:
     }, 60_000)
     t.is(new Set(running.map(p => p.status.podIP)).size, 3, 'three pod addresses')
 
+    // Logs and exec from a peer that does not run the pod (over libp2p to the one that does).
+    const somePod = running[0]
+    const elsewhere = peers.find(p => p.name !== somePod.spec.nodeName) as Peer
+    const logs = await waitFor('the pod\'s log', async () => {
+      const r = shoal(elsewhere, ['logs', somePod.metadata.name])
+      return r.status === 0 && r.stdout.includes(`started ${somePod.metadata.name as string}`) ? r : undefined
+    }, 20_000)
+    t.regex(logs.stdout, /started web-/)
+    const exec = shoal(elsewhere, ['exec', somePod.metadata.name, '--', 'sh', '-c', 'echo hi from $POD_NAME; exit 3'])
+    t.is(exec.status, 3, exec.stderr)
+    t.is(exec.stdout.trim(), `hi from ${somePod.metadata.name as string}`)
+
     const listed = shoal(follower, ['get', 'pods', '-o', 'wide'])
     t.is(listed.status, 0, listed.stderr)
     t.regex(listed.stdout, /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+NODE/)

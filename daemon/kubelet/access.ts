@@ -1,0 +1,108 @@
+// Logs and exec for any pod, from any peer: answered by the local kubelet
+// when the pod runs here, otherwise asked of the peer that runs it over
+// libp2p (`/shoal/pod-access/1.0.0`, one request and one answer per
+// stream), so the traffic is encrypted and only cluster members can ask.
+// May import: protocol/, daemon/p2p (rpc, host), daemon/store/types.ts, ./kubelet.ts.
+import { peerIdFromString } from '@libp2p/peer-id'
+import { isNumber, isObject, isString, isStringArray } from '../../protocol/codec.ts'
+import type { ShoalHost } from '../p2p/host.ts'
+import { request, serve } from '../p2p/rpc.ts'
+import type { Logger } from '../log/log.ts'
+import type { StoreReader } from '../store/types.ts'
+import type { Kubelet } from './kubelet.ts'
+
+export const POD_ACCESS_PROTOCOL = '/shoal/pod-access/1.0.0'
+const MAX_BYTES = 16 * 1024 * 1024
+
+export type PodAccessRequest =
+  | { type: 'logs', namespace: string, name: string, container?: string, previous?: boolean, tailLines?: number }
+  | { type: 'exec', namespace: string, name: string, container?: string, command: string[], timeoutMs?: number }
+
+export type PodAccessResponse =
+  | { ok: true, logs?: string, exitCode?: number, stdout?: string, stderr?: string }
+  | { ok: false, code: number, message: string }
+
+function isRequest (v: unknown): v is PodAccessRequest {
+  if (!isObject(v) || !isString(v.namespace) || !isString(v.name) || (v.container !== undefined && !isString(v.container))) return false
+  if (v.type === 'logs') return (v.tailLines === undefined || isNumber(v.tailLines)) && (v.previous === undefined || typeof v.previous === 'boolean')
+  return v.type === 'exec' && isStringArray(v.command) && (v.timeoutMs === undefined || isNumber(v.timeoutMs))
+}
+
+function isResponse (v: unknown): v is PodAccessResponse {
+  return isObject(v) && (v.ok === true || (v.ok === false && isNumber(v.code) && isString(v.message)))
+}
+
+/** A failure with the HTTP code the API should answer. */
+export class PodAccessError extends Error {
+  override name = 'PodAccessError'
+  readonly code: number
+  constructor (code: number, message: string) {
+    super(message)
+    this.code = code
+  }
+}
+
+export interface PodAccessInit {
+  host: ShoalHost
+  kubelet: Kubelet
+  store: StoreReader
+  nodeName: string
+  /** a member's peer id by its name, if alive */
+  peerOf: (nodeName: string) => string | undefined
+  log: Logger
+}
+
+export class PodAccess {
+  private readonly init: PodAccessInit
+
+  constructor (init: PodAccessInit) { this.init = init }
+
+  async start (): Promise<void> {
+    await serve(this.init.host, POD_ACCESS_PROTOCOL, isRequest, { maxBytes: MAX_BYTES, timeoutMs: 120_000 },
+      async req => await this.local(req),
+      (err, from) => { this.init.log.debug({ event: 'pod-access.failed', from: from.toString(), err: err.message }, 'a pod access request failed') })
+  }
+
+  async stop (): Promise<void> {
+    await this.init.host.unhandle(POD_ACCESS_PROTOCOL).catch(() => {})
+  }
+
+  /** Answers a request here or on the peer that runs the pod. */
+  async handle (req: PodAccessRequest): Promise<PodAccessResponse> {
+    const pod = this.init.store.get({ group: '', resource: 'pods', namespace: req.namespace, name: req.name })
+    if (pod === undefined) return { ok: false, code: 404, message: `pods "${req.name}" not found` }
+    const nodeName = (pod.spec as { nodeName?: string } | undefined)?.nodeName
+    if (nodeName === undefined) return { ok: false, code: 400, message: `pod "${req.name}" is not scheduled to a node yet` }
+    if (nodeName === this.init.nodeName) return await this.local(req)
+    const peer = this.init.peerOf(nodeName)
+    if (peer === undefined) return { ok: false, code: 503, message: `the node ${nodeName} that runs pod "${req.name}" is not reachable` }
+    try {
+      return await request(this.init.host, peerIdFromString(peer), POD_ACCESS_PROTOCOL, req, isResponse,
+        { maxBytes: MAX_BYTES, timeoutMs: (req.type === 'exec' ? (req.timeoutMs ?? 60_000) : 10_000) + 5000, dialTimeoutMs: 5000 })
+    } catch (err) {
+      return { ok: false, code: 503, message: `could not reach node ${nodeName}: ${(err as Error).message}` }
+    }
+  }
+
+  private async local (req: PodAccessRequest): Promise<PodAccessResponse> {
+    const pod = this.init.store.get({ group: '', resource: 'pods', namespace: req.namespace, name: req.name })
+    if (pod === undefined) return { ok: false, code: 404, message: `pods "${req.name}" not found` }
+    const containers = ((pod.spec as { containers?: Array<{ name: string }> } | undefined)?.containers ?? []).map(c => c.name)
+    const container = req.container ?? (containers.length === 1 ? containers[0] : undefined)
+    if (container === undefined) return { ok: false, code: 400, message: `a container name must be given for pod ${req.name}: choose one of [${containers.join(' ')}]` }
+    if (!containers.includes(container)) return { ok: false, code: 400, message: `container ${container} is not valid for pod ${req.name}` }
+    try {
+      if (req.type === 'logs') {
+        const logs = await this.init.kubelet.logs(req.namespace, req.name, container, {
+          ...(req.previous !== undefined ? { previous: req.previous } : {}),
+          ...(req.tailLines !== undefined ? { tailLines: req.tailLines } : {})
+        })
+        return { ok: true, logs }
+      }
+      const r = await this.init.kubelet.exec(req.namespace, req.name, container, req.command, req.timeoutMs)
+      return { ok: true, exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr }
+    } catch (err) {
+      return { ok: false, code: 400, message: (err as Error).message }
+    }
+  }
+}
