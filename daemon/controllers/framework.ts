@@ -60,6 +60,8 @@ export interface WorkQueueOptions {
   /** first retry delay (default 50 ms), doubling up to maxDelayMs (default 10 s) */
   baseDelayMs?: number
   maxDelayMs?: number
+  /** distinct keys reconciled at once (default 1); one key is never reconciled twice at once */
+  workers?: number
 }
 
 /**
@@ -75,11 +77,11 @@ export class WorkQueue {
   private readonly dirty = new Set<string>()
   private readonly failures = new Map<string, number>()
   private readonly timers = new Map<string, TimerHandle>()
-  private running = false
+  private workers = 0
   private stopped = false
 
   constructor (opts: WorkQueueOptions) {
-    this.opts = { baseDelayMs: 50, maxDelayMs: 10_000, ...opts }
+    this.opts = { baseDelayMs: 50, maxDelayMs: 10_000, workers: 1, ...opts }
   }
 
   add (key: string): void {
@@ -114,9 +116,13 @@ export class WorkQueue {
   }
 
   private kick (): void {
-    if (this.running) return
-    this.running = true
-    void this.drain().finally(() => { this.running = false })
+    while (!this.stopped && this.workers < this.opts.workers && this.order.length > this.workers - this.active.size) {
+      this.workers++
+      void this.drain().finally(() => {
+        this.workers--
+        if (this.order.length > 0) this.kick()
+      })
+    }
   }
 
   private async drain (): Promise<void> {

@@ -84,7 +84,8 @@ export class Kubelet {
   constructor (opts: KubeletOptions) {
     this.opts = { hostIP: '127.0.0.1', backoffBaseMs: 10_000, backoffMaxMs: 300_000, statusIntervalMs: 150, maxGraceSeconds: 30, ...opts }
     this.runtime = opts.runtime ?? new ProcessRuntime({ dataDir: opts.dataDir, nodeName: opts.nodeName, podCidr: opts.podCidr, clock: opts.clock, log: opts.log })
-    this.queue = new WorkQueue({ clock: opts.clock, log: opts.log, name: 'kubelet', reconcile: async key => await this.track(key), baseDelayMs: 200, maxDelayMs: 10_000 })
+    // Pods start and stop side by side: one slow pod must not hold up the others.
+    this.queue = new WorkQueue({ clock: opts.clock, log: opts.log, name: 'kubelet', reconcile: async key => await this.track(key), baseDelayMs: 200, maxDelayMs: 10_000, workers: 16 })
   }
 
   /**

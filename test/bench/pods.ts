@@ -1,0 +1,183 @@
+// Pod benchmarks on three real shoald peers (127.0.91.2-4) with the
+// process runtime: pod startup (a Deployment applied until each pod is
+// Running, as a watch on a follower sees it) and rescheduling (SIGKILL of a
+// peer until all of its pods run elsewhere).
+// May import: test/helpers/cluster.ts, ./load.ts, ./stats.ts.
+import { request } from 'node:http'
+import type { IncomingMessage } from 'node:http'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { killPodProcesses, Peer, stopAll, tempDir } from '../helpers/cluster.ts'
+import { httpRequest } from './load.ts'
+import { percentile, sleep } from './stats.ts'
+
+const IPS = ['127.0.91.2', '127.0.91.3', '127.0.91.4']
+
+export interface PodFigures {
+  startup?: { pods: number, p50: number, p99: number, max: number }
+  startupError?: string
+  rescheduleMs: number[]
+  rescheduleError?: string
+}
+
+interface PodView { name: string, node?: string, phase?: string, deleting: boolean }
+
+/** A live view of the pods with app=<app>, kept by a watch on one peer. */
+async function watchPods (peer: Peer, app: string, onChange: (pods: Map<string, PodView>, at: number) => void): Promise<() => void> {
+  const pods = new Map<string, PodView>()
+  const controller = new AbortController()
+  const res = await new Promise<IncomingMessage>((resolve, reject) => {
+    const req = request(`${peer.apiUrl}/api/v1/namespaces/default/pods?watch=1&labelSelector=app%3D${app}`, { headers: { authorization: `Bearer ${peer.token()}` }, signal: controller.signal }, resolve)
+    req.on('error', reject)
+    req.end()
+  })
+  res.setEncoding('utf8')
+  void (async () => {
+    let buf = ''
+    try {
+      for await (const chunk of res as AsyncIterable<string>) {
+        buf += chunk
+        const lines = buf.split('\n')
+        buf = lines.pop() ?? ''
+        const at = performance.now()
+        for (const line of lines) {
+          if (line === '') continue
+          const e = JSON.parse(line) as { type: string, object: { metadata: { name: string, deletionTimestamp?: string }, spec?: { nodeName?: string }, status?: { phase?: string } } }
+          if (e.type === 'DELETED') pods.delete(e.object.metadata.name)
+          else pods.set(e.object.metadata.name, { name: e.object.metadata.name, node: e.object.spec?.nodeName, phase: e.object.status?.phase, deleting: e.object.metadata.deletionTimestamp !== undefined })
+        }
+        onChange(pods, at)
+      }
+    } catch { /* stopped */ }
+  })()
+  return () => { controller.abort() }
+}
+
+function deployment (name: string, replicas: number): unknown {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name },
+    spec: {
+      replicas,
+      selector: { matchLabels: { app: name } },
+      template: { metadata: { labels: { app: name } }, spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'c', image: 'busybox', command: ['sleep', '600'] }] } }
+    }
+  }
+}
+
+async function started (peer: Peer): Promise<void> {
+  const deadline = Date.now() + 30_000
+  while (!peer.events().some(e => e.event === 'started')) {
+    if (!peer.running) throw new Error(`${peer.name} exited: ${peer.stderr.slice(-300)}`)
+    if (Date.now() > deadline) throw new Error(`${peer.name} did not start`)
+    await sleep(50)
+  }
+}
+
+export async function measurePods (opts: { pods: number, trials: number, log: (line: string) => void }): Promise<PodFigures> {
+  const figures: PodFigures = { rescheduleMs: [] }
+  const dir = tempDir('benchpods')
+  const peers: Peer[] = []
+  try {
+    peers.push(new Peer({ ip: IPS[0] as string, name: 'p1', dataDir: join(dir, 'p1') }))
+    await started(peers[0] as Peer)
+    const key = join(dir, 'p1', 'cluster.key')
+    peers.push(...IPS.slice(1).map((ip, i) => new Peer({ ip, name: `p${i + 2}`, dataDir: join(dir, `p${i + 2}`), join: [(peers[0] as Peer).addr], clusterKey: key })))
+    await Promise.all(peers.slice(1).map(started))
+    const token = (peers[0] as Peer).token()
+    const call = async (peer: Peer, method: string, path: string, body?: unknown): Promise<{ status: number, body: any }> => {
+      const r = await httpRequest(undefined, `${peer.apiUrl}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}), timeoutMs: 30_000 })
+      let parsed: unknown = r.body
+      try { parsed = JSON.parse(r.body) } catch { /* text */ }
+      return { status: r.status, body: parsed }
+    }
+    // Three Ready nodes.
+    const deadline = Date.now() + 60_000
+    for (;;) {
+      const r = await call(peers[0] as Peer, 'GET', '/api/v1/nodes').catch(() => undefined)
+      const ready = ((r?.body?.items ?? []) as any[]).filter(n => (n.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True'))
+      if (ready.length === 3) break
+      if (Date.now() > deadline) throw new Error('no 3 Ready nodes within 60 s')
+      await sleep(200)
+    }
+
+    // --- startup ---
+    try {
+      const watcher = peers[1] as Peer
+      const runningAt = new Map<string, number>()
+      const stop = await watchPods(watcher, 'startup', (pods, at) => {
+        for (const p of pods.values()) if (p.phase === 'Running' && !runningAt.has(p.name)) runningAt.set(p.name, at)
+      })
+      const t0 = performance.now()
+      const r = await call(peers[0] as Peer, 'POST', '/apis/apps/v1/namespaces/default/deployments', deployment('startup', opts.pods))
+      if (r.status !== 201) throw new Error(`creating the deployment: ${r.status}`)
+      while (runningAt.size < opts.pods) {
+        if (performance.now() - t0 > 60_000) throw new Error(`only ${runningAt.size} of ${opts.pods} pods Running after 60 s`)
+        await sleep(20)
+      }
+      stop()
+      const times = [...runningAt.values()].map(t => t - t0)
+      figures.startup = { pods: opts.pods, p50: percentile(times, 50), p99: percentile(times, 99), max: Math.max(...times) }
+      opts.log(`  pods: ${opts.pods} pods Running after the apply: p50 ${figures.startup.p50.toFixed(0)} ms, p99 ${figures.startup.p99.toFixed(0)} ms`)
+      await call(peers[0] as Peer, 'DELETE', '/apis/apps/v1/namespaces/default/deployments/startup')
+    } catch (err) {
+      figures.startupError = (err as Error).message
+    }
+
+    // --- rescheduling ---
+    try {
+      const r = await call(peers[0] as Peer, 'POST', '/apis/apps/v1/namespaces/default/deployments', deployment('moving', 6))
+      if (r.status !== 201) throw new Error(`creating the deployment: ${r.status}`)
+      for (let trial = 0; trial < opts.trials; trial++) {
+        // Steady: 6 Running; the victim is a peer (not p1, which the bench talks to) that runs some of them.
+        const steadyBy = Date.now() + 60_000
+        let victim: Peer | undefined
+        for (;;) {
+          const pods = ((await call(peers[0] as Peer, 'GET', '/api/v1/namespaces/default/pods?labelSelector=app%3Dmoving')).body.items ?? []) as any[]
+          const live = pods.filter(p => p.metadata.deletionTimestamp === undefined && p.status?.phase === 'Running')
+          const nodes = new Set(live.map(p => p.spec.nodeName as string))
+          victim = [peers[1 + (trial % 2)], peers[2 - (trial % 2)]].find(p => p !== undefined && p.running && nodes.has(p.name))
+          if (live.length === 6 && pods.length === 6 && victim !== undefined) break
+          if (Date.now() > steadyBy) throw new Error('the deployment did not settle with 6 Running pods within 60 s')
+          await sleep(200)
+        }
+        const watcher = peers.find(p => p !== victim) as Peer
+        let doneAt: number | undefined
+        const stop = await watchPods(watcher, 'moving', (pods, at) => {
+          const live = [...pods.values()].filter(p => !p.deleting && p.phase === 'Running' && p.node !== undefined && p.node !== victim.name)
+          if (live.length === 6 && doneAt === undefined) doneAt = at
+        })
+        await sleep(300) // the watch's initial state, before the kill
+        doneAt = undefined
+        const t0 = performance.now()
+        victim.proc.kill('SIGKILL')
+        while (doneAt === undefined) {
+          if (performance.now() - t0 > 60_000) throw new Error('the pods did not all run elsewhere within 60 s')
+          await sleep(20)
+        }
+        stop()
+        figures.rescheduleMs.push(doneAt - t0)
+        opts.log(`  pods: rescheduling ${trial + 1}/${opts.trials}: ${victim.name} killed, 6 pods Running elsewhere after ${(doneAt - t0).toFixed(0)} ms`)
+        await victim.exited
+        const i = peers.indexOf(victim)
+        peers[i] = new Peer({ ...victim.opts, join: peers.filter(p => p !== victim).map(p => p.addr), clusterKey: key })
+        await started(peers[i] as Peer)
+        // Move some pods back onto the returned peer: delete the pods of the busiest node, the scheduler spreads their replacements.
+        await sleep(1500)
+        const pods = ((await call(peers[0] as Peer, 'GET', '/api/v1/namespaces/default/pods?labelSelector=app%3Dmoving')).body.items ?? []) as any[]
+        const byNode = new Map<string, string[]>()
+        for (const p of pods) byNode.set(p.spec.nodeName, [...(byNode.get(p.spec.nodeName) ?? []), p.metadata.name])
+        const busiest = [...byNode.values()].sort((a, b) => b.length - a.length)[0] ?? []
+        for (const name of busiest.slice(0, 2)) await call(peers[0] as Peer, 'DELETE', `/api/v1/namespaces/default/pods/${name as string}`)
+      }
+    } catch (err) {
+      figures.rescheduleError = (err as Error).message
+      opts.log(`  pods: rescheduling: ${figures.rescheduleError}`)
+    }
+  } finally {
+    await stopAll(peers, dir)
+    killPodProcesses(dir)
+  }
+  return figures
+}
