@@ -9,13 +9,16 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { killPodProcesses, Peer, stopAll, tempDir } from '../helpers/cluster.ts'
 import { httpRequest } from './load.ts'
-import { percentile, sleep } from './stats.ts'
+import { cpuMs, percentile, sleep } from './stats.ts'
 
 const IPS = ['127.0.91.2', '127.0.91.3', '127.0.91.4']
 
 export interface PodFigures {
   startup?: { pods: number, p50: number, p99: number, max: number }
   startupError?: string
+  /** % of one core used by one shoald running 50 idle pods */
+  idleCpu?: number
+  idleError?: string
   rescheduleMs: number[]
   rescheduleError?: string
 }
@@ -53,7 +56,7 @@ async function watchPods (peer: Peer, app: string, onChange: (pods: Map<string, 
   return () => { controller.abort() }
 }
 
-function deployment (name: string, replicas: number): unknown {
+function deployment (name: string, replicas: number, nodeSelector?: Record<string, string>): unknown {
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -61,7 +64,10 @@ function deployment (name: string, replicas: number): unknown {
     spec: {
       replicas,
       selector: { matchLabels: { app: name } },
-      template: { metadata: { labels: { app: name } }, spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'c', image: 'busybox', command: ['sleep', '600'] }] } }
+      template: {
+        metadata: { labels: { app: name } },
+        spec: { terminationGracePeriodSeconds: 1, ...(nodeSelector !== undefined ? { nodeSelector } : {}), containers: [{ name: 'c', image: 'busybox', command: ['sleep', '600'] }] }
+      }
     }
   }
 }
@@ -123,6 +129,30 @@ export async function measurePods (opts: { pods: number, trials: number, log: (l
       await call(peers[0] as Peer, 'DELETE', '/apis/apps/v1/namespaces/default/deployments/startup')
     } catch (err) {
       figures.startupError = (err as Error).message
+    }
+
+    // --- idle CPU of one agent with 50 pods ---
+    try {
+      const host = peers[0] as Peer
+      const r = await call(host, 'POST', '/apis/apps/v1/namespaces/default/deployments', deployment('idle', 50, { 'kubernetes.io/hostname': host.name }))
+      if (r.status !== 201) throw new Error(`creating the deployment: ${r.status}`)
+      const by = Date.now() + 60_000
+      for (;;) {
+        const pods = ((await call(host, 'GET', '/api/v1/namespaces/default/pods?labelSelector=app%3Didle')).body.items ?? []) as any[]
+        if (pods.filter(p => p.status?.phase === 'Running').length === 50) break
+        if (Date.now() > by) throw new Error('50 pods were not Running on one peer within 60 s')
+        await sleep(200)
+      }
+      await sleep(3000)
+      const pid = host.proc.pid as number
+      const before = cpuMs(pid)
+      const t = performance.now()
+      await sleep(10_000)
+      figures.idleCpu = (cpuMs(pid) - before) / (performance.now() - t) * 100
+      opts.log(`  pods: one peer running 50 idle pods uses ${figures.idleCpu.toFixed(2)} % of a core`)
+      await call(host, 'DELETE', '/apis/apps/v1/namespaces/default/deployments/idle')
+    } catch (err) {
+      figures.idleError = (err as Error).message
     }
 
     // --- rescheduling ---
