@@ -6,6 +6,15 @@
 // writes pod status (a merge patch of the status subresource, only when it
 // changed, at most one per pod per statusIntervalMs). stop() leaves the
 // containers running: a restarted daemon adopts them (like a kubelet restart).
+// Probes (probes.ts): a container's `ready` and `started` follow its
+// readiness and startup probes; a failed liveness or startup probe kills
+// the container with the pod's grace period, and it is then restarted as if
+// it had crashed (restartCount + 1, lastState terminated with the exit code
+// of the kill, usually 143 and reason Error, the usual back-off;
+// restartPolicy Never leaves it terminated). Volumes (volumes.ts) are set up
+// before a container starts and refreshed on every pass and whenever a
+// ConfigMap or Secret a pod mounts changes; one that cannot be set up keeps
+// the containers waiting in ContainerCreating.
 // May import: protocol/, daemon/store/types.ts, daemon/controllers/framework.ts,
 // daemon/clock, daemon/log, ./*.
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
@@ -15,14 +24,18 @@ import { keyOf, splitKey, WorkQueue } from '../controllers/framework.ts'
 import type { Logger } from '../log/log.ts'
 import type { StoreCommand, StoreReader, StoreResult, Watch } from '../store/types.ts'
 import { EnvError, resolveEnv } from './env.ts'
+import { Prober } from './probes.ts'
+import type { ProbeState } from './probes.ts'
 import { ProcessRuntime } from './process-runtime.ts'
-import type { ContainerRecord, ContainerSpec, ExecResult, Runtime } from './runtime.ts'
+import type { ContainerRecord, ContainerSpec, ExecResult, Mount, Runtime } from './runtime.ts'
+import { VolumeError, Volumes } from './volumes.ts'
 import { podStatus, rfc3339 } from './status.ts'
 import type { ContainerView, Waiting } from './status.ts'
 
 type Obj = Record<string, unknown>
 
 const POD_TYPE = RESOURCE_TYPES.find(t => t.kind === 'Pod') as ResourceType
+const CONFIG_TYPES = RESOURCE_TYPES.filter(t => t.group === '' && (t.kind === 'ConfigMap' || t.kind === 'Secret'))
 
 export interface KubeletOptions {
   nodeName: string
@@ -75,6 +88,11 @@ export class Kubelet {
   /** by pod uid: every pod this kubelet runs or is tearing down */
   private readonly pods = new Map<string, PodState>()
   private watch: Watch | undefined
+  private configWatches: Watch[] = []
+  private readonly prober: Prober
+  private readonly volumes: Volumes
+  /** ids of containers being killed for a failed probe */
+  private readonly killing = new Set<string>()
   private stopped = false
   /** per pod key, the earliest pending wake-up (WorkQueue.addAfter keeps the first one, not the earliest) */
   private readonly wakeups = new Map<string, { at: number, timer: TimerHandle }>()
@@ -86,6 +104,8 @@ export class Kubelet {
     this.runtime = opts.runtime ?? new ProcessRuntime({ dataDir: opts.dataDir, nodeName: opts.nodeName, podCidr: opts.podCidr, clock: opts.clock, log: opts.log })
     // Pods start and stop side by side: one slow pod must not hold up the others.
     this.queue = new WorkQueue({ clock: opts.clock, log: opts.log, name: 'kubelet', reconcile: async key => await this.track(key), baseDelayMs: 200, maxDelayMs: 10_000, workers: 16 })
+    this.prober = new Prober({ clock: opts.clock, log: opts.log, exec: async (id, argv, ms) => await this.runtime.exec(id, argv, ms), onChange: key => { this.queue.add(key) } })
+    this.volumes = new Volumes(opts.store, opts.dataDir)
   }
 
   /**
@@ -114,13 +134,32 @@ export class Kubelet {
       if (e.type === 'ERROR' || obj.metadata === undefined) return
       this.queue.add(keyOf(obj))
     })
+    // A changed ConfigMap or Secret refreshes the volumes of the pods that mount it.
+    this.configWatches = CONFIG_TYPES.map(type => this.opts.store.watch(type, {}, e => {
+      const obj = e.object as KObject
+      if (e.type === 'ERROR' || obj.metadata === undefined) return
+      for (const key of this.podsMounting(type.kind, obj.metadata.namespace ?? 'default', obj.metadata.name ?? '')) this.queue.add(key)
+    }))
+  }
+
+  private podsMounting (kind: string, namespace: string, name: string): string[] {
+    const keys: string[] = []
+    for (const s of this.pods.values()) {
+      if (splitKey(s.key).namespace !== namespace) continue
+      const pod = this.opts.store.get({ group: '', resource: 'pods', namespace, name: splitKey(s.key).name })
+      const volumes = (((pod?.spec ?? {}) as Obj).volumes ?? []) as Array<{ configMap?: { name?: string }, secret?: { secretName?: string } }>
+      if (volumes.some(v => kind === 'ConfigMap' ? v.configMap?.name === name : v.secret?.secretName === name)) keys.push(s.key)
+    }
+    return keys
   }
 
   /** Stops watching and reconciling; containers keep running for the next start to adopt. */
   async stop (): Promise<void> {
     this.stopped = true
     this.watch?.stop()
+    for (const w of this.configWatches) w.stop()
     this.queue.stop()
+    this.prober.stop()
     for (const w of this.wakeups.values()) this.opts.clock.clearTimeout(w.timer)
     this.wakeups.clear()
     await this.inflight?.catch(() => undefined)
@@ -183,6 +222,18 @@ export class Kubelet {
     const phase = (pod.status as Obj | undefined)?.phase
     const final = deleting || phase === 'Succeeded' || phase === 'Failed'
     const restartPolicy = String(spec.restartPolicy ?? 'Always')
+    // Set up (or refresh) the volumes on every pass while the pod runs.
+    let volumePaths: Map<string, string> | undefined
+    let volumeError: string | undefined
+    if (!final) {
+      try {
+        volumePaths = await this.volumes.setUp(pod)
+      } catch (err) {
+        if (!(err instanceof VolumeError)) throw err
+        volumeError = err.message
+      }
+    }
+    const live = new Set<string>()
     const views: ContainerView[] = []
     for (const c of (spec.containers ?? []) as Array<ContainerSpec & Obj>) {
       const mine = records.filter(r => r.containerName === c.name).sort((a, b) => a.attempt - b.attempt)
@@ -198,15 +249,20 @@ export class Kubelet {
           this.wake(key, left)
         } else {
           let env: Record<string, string> | undefined
+          let mounts: Mount[] | undefined
           try {
+            if (volumePaths === undefined) throw new VolumeError(volumeError ?? 'volumes not set up')
+            mounts = this.volumes.mountsOf(c, volumePaths)
             env = resolveEnv(this.opts.store, pod, c, ip, this.opts.hostIP)
           } catch (err) {
-            if (!(err instanceof EnvError)) throw err
-            waiting = { reason: 'CreateContainerConfigError', message: err.message }
+            if (!(err instanceof EnvError) && !(err instanceof VolumeError)) throw err
+            // As Kubernetes: a volume that cannot be mounted keeps the pod ContainerCreating; a bad reference in env is a config error.
+            waiting = { reason: err instanceof VolumeError && volumeError !== undefined ? 'ContainerCreating' : 'CreateContainerConfigError', message: err.message }
+            env = undefined
             this.wake(key, 2000)
           }
           if (env !== undefined && !this.stopped) {
-            const rec = await this.runtime.startContainer(pod, c, latest === undefined ? 0 : latest.attempt + 1, { env })
+            const rec = await this.runtime.startContainer(pod, c, latest === undefined ? 0 : latest.attempt + 1, { env, mounts })
             // Keep the attempt before the new one (lastState, logs --previous); drop older ones.
             for (const old of mine.slice(0, -1)) await this.runtime.removeContainer(old.id)
             previous = latest
@@ -215,9 +271,29 @@ export class Kubelet {
           }
         }
       }
-      views.push({ name: c.name, image: String(c.image ?? ''), latest, previous, waiting })
+      let probes: ProbeState | undefined
+      if (!final && waiting === undefined && latest?.state === 'running') {
+        live.add(latest.id)
+        probes = this.prober.ensure(key, ip, c, latest)
+        if (probes.failed !== undefined) this.killForProbe(s, latest, probes.failed)
+      }
+      views.push({ name: c.name, image: String(c.image ?? ''), latest, previous, waiting, started: probes?.started, ready: probes?.ready })
     }
+    this.prober.retain(uid, live)
     return await this.writeStatus(pod, s, views, ip)
+  }
+
+  /** Kills a container whose liveness or startup probe failed, in the background; its exit brings the restart. */
+  private killForProbe (s: PodState, rec: ContainerRecord, why: string): void {
+    if (this.killing.has(rec.id)) return
+    this.killing.add(rec.id)
+    this.opts.log.info({ event: 'kubelet.container.unhealthy', pod: s.key, container: rec.containerName, id: rec.id }, `killing ${s.key}/${rec.containerName}: ${why}`)
+    void this.runtime.stopContainer(rec.id, s.graceMs).catch(err => {
+      this.opts.log.warn({ event: 'kubelet.container.kill-failed', pod: s.key, id: rec.id, err: (err as Error).message }, `could not kill ${s.key}/${rec.containerName}: ${(err as Error).message}`)
+    }).finally(() => {
+      this.killing.delete(rec.id)
+      this.queue.add(s.key)
+    })
   }
 
   /** Reconciles `key` again in `ms` (or sooner, if already due sooner). */
@@ -278,9 +354,11 @@ export class Kubelet {
     s.stopping = stopped
     if (!remove || s.removing === true) return
     s.removing = true
+    this.prober.forgetPod(s.uid)
     void stopped.then(async () => {
       for (const r of (await this.runtime.listContainers()).filter(r => r.podUid === s.uid)) await this.runtime.removeContainer(r.id)
       await this.runtime.removeSandbox(s.uid)
+      await this.volumes.tearDown(s.uid)
       this.pods.delete(s.uid)
       this.opts.log.info({ event: 'kubelet.pod.removed', pod: s.key, uid: s.uid }, `pod ${s.key} removed`)
     }).catch(err => {

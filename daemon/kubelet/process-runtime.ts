@@ -7,19 +7,23 @@
 // The process runs under a small `sh` shim that writes its exit code to a
 // file: that is how the exit code of a process that is not our child (one
 // adopted after a restart) is known.
+// There are no mount namespaces: a volume mount is a symlink at
+// <working dir>/<mountPath without its leading slash> to the volume's host
+// path, plus SHOAL_VOLUME_<NAME> (the volume name upper-cased, other than
+// [A-Z0-9] as _) holding that host path; readOnly is not enforced.
 // May import: protocol/, daemon/clock, daemon/log, ./runtime.ts, ./ipam.ts.
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs'
-import { copyFile, mkdir, readdir, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises'
+import { copyFile, lstat, mkdir, readdir, readFile, rename, rm, symlink, truncate, writeFile } from 'node:fs/promises'
 import { constants } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join, normalize } from 'node:path'
 import type { KObject } from '../../protocol/k8s.ts'
 import { every } from '../clock/clock.ts'
 import type { Clock } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
 import { defaultPodCidr, Ipam } from './ipam.ts'
-import type { ContainerRecord, ContainerSpec, ExecResult, Runtime, StartOptions } from './runtime.ts'
+import type { ContainerRecord, ContainerSpec, ExecResult, Mount, Runtime, StartOptions } from './runtime.ts'
 
 export interface ProcessRuntimeOptions {
   dataDir: string
@@ -153,7 +157,11 @@ export class ProcessRuntime implements Runtime {
       : spec.args !== undefined && spec.args.length > 0 ? spec.args : undefined
     const exitFile = join(cwd, `${attempt}.exit`)
     const logFile = join(cwd, `${attempt}.log`)
-    const env = { PATH: DEFAULT_PATH, HOME: cwd, ...start.env }
+    const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: cwd, ...start.env }
+    for (const m of start.mounts ?? []) {
+      env[volumeEnvName(m.name)] = m.hostPath
+      await link(cwd, m)
+    }
     const rec: Persisted = {
       id, podUid: uid, podNamespace: pod.metadata.namespace ?? 'default', podName: pod.metadata.name ?? '',
       containerName: spec.name, attempt, state: 'running', startedAt: now,
@@ -327,6 +335,24 @@ export class ProcessRuntime implements Runtime {
       } catch {}
     }
   }
+}
+
+/** The variable that tells a process where volume `name` is: SHOAL_VOLUME_<NAME>. */
+export function volumeEnvName (name: string): string {
+  return `SHOAL_VOLUME_${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`
+}
+
+/** Links `m.hostPath` at `m.mountPath` under `cwd`, replacing an earlier link (a previous attempt's) but nothing else. */
+async function link (cwd: string, m: Mount): Promise<void> {
+  const rel = normalize(m.mountPath.replace(/^\/+/, ''))
+  if (rel === '.' || rel === '..' || rel.startsWith('../')) return
+  const at = join(cwd, rel)
+  await mkdir(dirname(at), { recursive: true })
+  try {
+    if (!(await lstat(at)).isSymbolicLink()) return
+    await rm(at)
+  } catch {}
+  await symlink(m.hostPath, at)
 }
 
 /** A shell's exit code for death by `signal`: 128 + its number. */

@@ -38,9 +38,20 @@ export interface ContainerRecord {
   pid?: number
 }
 
+/** A volume as the container should see it: `hostPath` (set up by the kubelet) at `mountPath`. */
+export interface Mount {
+  /** the volume's name */
+  name: string
+  mountPath: string
+  hostPath: string
+  readOnly: boolean
+}
+
 export interface StartOptions {
   /** the environment, resolved by the kubelet (valueFrom, POD_IP, …) */
   env: Record<string, string>
+  /** the container's volumeMounts, resolved to host paths (volumes.ts) */
+  mounts?: Mount[]
 }
 
 export interface ExecResult { exitCode: number, stdout: string, stderr: string }

@@ -23,6 +23,9 @@ export interface ContainerView {
   previous?: ContainerRecord
   /** set when the container waits (back-off, a config error, not created yet) */
   waiting?: Waiting
+  /** from the probes (probes.ts) while running; true when unset */
+  started?: boolean
+  ready?: boolean
 }
 
 function terminated (r: ContainerRecord, runtimeName: string): Obj {
@@ -48,11 +51,11 @@ export function containerStatus (c: ContainerView, runtimeName: string): Obj {
     name: c.name,
     state,
     lastState,
-    ready: running,
+    ready: running && c.ready !== false,
     restartCount: l?.attempt ?? 0,
     image: c.image,
     imageID: '',
-    started: running
+    started: running && c.started !== false
   }
   if (l !== undefined) out.containerID = `${runtimeName}://${l.id}`
   return out
