@@ -20,7 +20,7 @@
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
 import { RESOURCE_TYPES } from '../../protocol/k8s.ts'
 import type { Clock, TimerHandle } from '../clock/clock.ts'
-import { keyOf, splitKey, WorkQueue } from '../controllers/framework.ts'
+import { EventRecorder, keyOf, splitKey, WorkQueue } from '../controllers/framework.ts'
 import type { Logger } from '../log/log.ts'
 import type { StoreCommand, StoreReader, StoreResult, Watch } from '../store/types.ts'
 import { EnvError, resolveEnv } from './env.ts'
@@ -90,6 +90,7 @@ export class Kubelet {
   private watch: Watch | undefined
   private configWatches: Watch[] = []
   private readonly prober: Prober
+  private readonly events: EventRecorder
   private readonly volumes: Volumes
   /** ids of containers being killed for a failed probe */
   private readonly killing = new Set<string>()
@@ -106,6 +107,12 @@ export class Kubelet {
     this.queue = new WorkQueue({ clock: opts.clock, log: opts.log, name: 'kubelet', reconcile: async key => await this.track(key), baseDelayMs: 200, maxDelayMs: 10_000, workers: 16 })
     this.prober = new Prober({ clock: opts.clock, log: opts.log, exec: async (id, argv, ms) => await this.runtime.exec(id, argv, ms), onChange: key => { this.queue.add(key) } })
     this.volumes = new Volumes(opts.store, opts.dataDir)
+    this.events = new EventRecorder(opts.write, opts.clock)
+  }
+
+  /** Records an Event about a pod, best-effort (a lost one is not retried). */
+  private event (pod: KObject, type: 'Normal' | 'Warning', reason: string, message: string): void {
+    void this.events.record({ object: pod, type, reason, message, component: `kubelet, ${this.opts.nodeName}` }).catch(() => undefined)
   }
 
   /**
@@ -246,6 +253,7 @@ export class Kubelet {
         const left = latest === undefined ? 0 : (latest.finishedAt ?? 0) + delay - this.opts.clock.now()
         if (left > 0) {
           waiting = { reason: 'CrashLoopBackOff', message: `back-off ${Math.round(delay / 1000)}s restarting failed container=${c.name} pod=${name}_${namespace ?? ''}(${uid})` }
+          this.event(pod, 'Warning', 'BackOff', `Back-off restarting failed container ${c.name} in pod ${name}`)
           this.wake(key, left)
         } else {
           let env: Record<string, string> | undefined
@@ -268,6 +276,7 @@ export class Kubelet {
             previous = latest
             latest = rec
             if (rec.state === 'exited') this.queue.add(key)
+            else this.event(pod, 'Normal', 'Started', `Started container ${c.name}`)
           }
         }
       }
@@ -275,7 +284,13 @@ export class Kubelet {
       if (!final && waiting === undefined && latest?.state === 'running') {
         live.add(latest.id)
         probes = this.prober.ensure(key, ip, c, latest)
-        if (probes.failed !== undefined) this.killForProbe(s, latest, probes.failed)
+        if (probes.failed !== undefined) {
+          if (!this.killing.has(latest.id)) {
+            this.event(pod, 'Warning', 'Unhealthy', probes.failed)
+            this.event(pod, 'Normal', 'Killing', `Container ${c.name} failed its probe, will be restarted`)
+          }
+          this.killForProbe(s, latest, probes.failed)
+        }
       }
       views.push({ name: c.name, image: String(c.image ?? ''), latest, previous, waiting, started: probes?.started, ready: probes?.ready })
     }

@@ -224,6 +224,13 @@ spec:
       return r.status === 0 && r.stdout.includes(`started ${somePod.metadata.name as string}`) ? r : undefined
     }, 20_000)
     t.regex(logs.stdout, /started web-/)
+    // The scheduler and the kubelet said what they did, as Events on the pod.
+    const reasons = await waitFor('Scheduled and Started events', async () => {
+      const evs = ((await json(elsewhere, 'GET', '/api/v1/namespaces/default/events')).body.items ?? []) as any[]
+      const mine = evs.filter(e => e.involvedObject?.name === somePod.metadata.name).map(e => e.reason as string)
+      return mine.includes('Scheduled') && mine.includes('Started') ? mine : undefined
+    }, 20_000)
+    t.true(reasons.includes('Started'))
     const exec = shoal(elsewhere, ['exec', somePod.metadata.name, '--', 'sh', '-c', 'echo hi from $POD_NAME; exit 3'])
     t.is(exec.status, 3, exec.stderr)
     t.is(exec.stdout.trim(), `hi from ${somePod.metadata.name as string}`)
