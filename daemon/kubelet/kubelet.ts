@@ -14,7 +14,11 @@
 // restartPolicy Never leaves it terminated). Volumes (volumes.ts) are set up
 // before a container starts and refreshed on every pass and whenever a
 // ConfigMap or Secret a pod mounts changes; one that cannot be set up keeps
-// the containers waiting in ContainerCreating.
+// the containers waiting in ContainerCreating. Init containers run one at a
+// time, in order, each to exit 0 before the next (and before any app
+// container, which waits in PodInitializing); a failed one is retried per
+// restartPolicy, and with Never fails the pod. Completed ones are never rerun,
+// and running app containers (adopted) mean init is done.
 // May import: protocol/, daemon/store/types.ts, daemon/controllers/framework.ts,
 // daemon/clock, daemon/log, ./*.
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
@@ -30,7 +34,7 @@ import { ProcessRuntime } from './process-runtime.ts'
 import type { ContainerRecord, ContainerSpec, ExecResult, Mount, Runtime } from './runtime.ts'
 import { VolumeError, Volumes } from './volumes.ts'
 import { podStatus, rfc3339 } from './status.ts'
-import type { ContainerView, Waiting } from './status.ts'
+import type { ContainerView, InitView, Waiting } from './status.ts'
 
 type Obj = Record<string, unknown>
 
@@ -68,6 +72,18 @@ interface PodState {
   stopping?: Promise<void>
   /** set once its removal has begun */
   removing?: boolean
+}
+
+/** What a reconcile pass knows about a pod, for starting its containers. */
+interface RunContext {
+  pod: KObject
+  key: string
+  restartPolicy: string
+  /** the pod is being deleted or has finished: nothing starts */
+  final: boolean
+  volumePaths: Map<string, string> | undefined
+  volumeError: string | undefined
+  ip: string
 }
 
 /** Order-insensitive deep equality of JSON-shaped values. */
@@ -240,46 +256,42 @@ export class Kubelet {
         volumeError = err.message
       }
     }
+    const run: RunContext = { pod, key, restartPolicy, final, volumePaths, volumeError, ip }
+    // Init containers run one at a time, in order, each to completion, before any app container.
+    const appNames = new Set(((spec.containers ?? []) as ContainerSpec[]).map(c => c.name))
+    const initViews: ContainerView[] = []
+    let initDone = true
+    let initFailed = false
+    // Adoption: app containers already ran, so init is done even if its records are gone.
+    const appStarted = records.some(r => appNames.has(r.containerName))
+    for (const c of (spec.initContainers ?? []) as Array<ContainerSpec & Obj>) {
+      const mine = records.filter(r => r.containerName === c.name).sort((a, b) => a.attempt - b.attempt)
+      const done = mine.at(-1)?.state === 'exited' && mine.at(-1)?.exitCode === 0
+      if (done || appStarted || !initDone) {
+        const waiting = done || appStarted || mine.length > 0 ? undefined : { reason: 'PodInitializing' }
+        initViews.push({ name: c.name, image: String(c.image ?? ''), latest: mine.at(-1), previous: mine.at(-2), waiting, ready: done })
+        continue
+      }
+      initDone = false
+      const v = await this.runContainer(run, c, mine)
+      if (v.latest?.state === 'exited' && v.latest.exitCode === 0) {
+        // It finished already: the next pass starts the next one.
+        initDone = (spec.initContainers as unknown[]).at(-1) === c
+        this.queue.add(key)
+      } else if (v.latest?.state === 'exited' && v.waiting === undefined && restartPolicy === 'Never') {
+        initFailed = true
+      }
+      initViews.push({ name: c.name, image: String(c.image ?? ''), ...v, ready: v.latest?.state === 'exited' && v.latest.exitCode === 0 })
+    }
     const live = new Set<string>()
     const views: ContainerView[] = []
     for (const c of (spec.containers ?? []) as Array<ContainerSpec & Obj>) {
-      const mine = records.filter(r => r.containerName === c.name).sort((a, b) => a.attempt - b.attempt)
-      let latest = mine.at(-1)
-      let previous = mine.at(-2)
-      let waiting: Waiting | undefined
-      const restart = latest === undefined || (latest.state === 'exited' && (restartPolicy === 'Always' || (restartPolicy === 'OnFailure' && latest.exitCode !== 0)))
-      if (!final && restart) {
-        const delay = latest === undefined ? 0 : this.backoff(latest)
-        const left = latest === undefined ? 0 : (latest.finishedAt ?? 0) + delay - this.opts.clock.now()
-        if (left > 0) {
-          waiting = { reason: 'CrashLoopBackOff', message: `back-off ${Math.round(delay / 1000)}s restarting failed container=${c.name} pod=${name}_${namespace ?? ''}(${uid})` }
-          this.event(pod, 'Warning', 'BackOff', `Back-off restarting failed container ${c.name} in pod ${name}`)
-          this.wake(key, left)
-        } else {
-          let env: Record<string, string> | undefined
-          let mounts: Mount[] | undefined
-          try {
-            if (volumePaths === undefined) throw new VolumeError(volumeError ?? 'volumes not set up')
-            mounts = this.volumes.mountsOf(c, volumePaths)
-            env = resolveEnv(this.opts.store, pod, c, ip, this.opts.hostIP)
-          } catch (err) {
-            if (!(err instanceof EnvError) && !(err instanceof VolumeError)) throw err
-            // As Kubernetes: a volume that cannot be mounted keeps the pod ContainerCreating; a bad reference in env is a config error.
-            waiting = { reason: err instanceof VolumeError && volumeError !== undefined ? 'ContainerCreating' : 'CreateContainerConfigError', message: err.message }
-            env = undefined
-            this.wake(key, 2000)
-          }
-          if (env !== undefined && !this.stopped) {
-            const rec = await this.runtime.startContainer(pod, c, latest === undefined ? 0 : latest.attempt + 1, { env, mounts })
-            // Keep the attempt before the new one (lastState, logs --previous); drop older ones.
-            for (const old of mine.slice(0, -1)) await this.runtime.removeContainer(old.id)
-            previous = latest
-            latest = rec
-            if (rec.state === 'exited') this.queue.add(key)
-            else this.event(pod, 'Normal', 'Started', `Started container ${c.name}`)
-          }
-        }
+      if (!initDone) {
+        views.push({ name: c.name, image: String(c.image ?? ''), waiting: { reason: 'PodInitializing' } })
+        continue
       }
+      const mine = records.filter(r => r.containerName === c.name).sort((a, b) => a.attempt - b.attempt)
+      const { latest, previous, waiting } = await this.runContainer(run, c, mine)
       let probes: ProbeState | undefined
       if (!final && waiting === undefined && latest?.state === 'running') {
         live.add(latest.id)
@@ -295,7 +307,53 @@ export class Kubelet {
       views.push({ name: c.name, image: String(c.image ?? ''), latest, previous, waiting, started: probes?.started, ready: probes?.ready })
     }
     this.prober.retain(uid, live)
-    return await this.writeStatus(pod, s, views, ip)
+    return await this.writeStatus(pod, s, views, ip, { containers: initViews, done: initDone, failed: initFailed })
+  }
+
+  /**
+   * Starts or restarts one container as its records and the restart policy
+   * call for (with back-off), and says what it is doing.
+   */
+  private async runContainer (run: RunContext, c: ContainerSpec & Obj, mine: ContainerRecord[]): Promise<{ latest?: ContainerRecord, previous?: ContainerRecord, waiting?: Waiting }> {
+    const { pod, key, restartPolicy, final, volumePaths, volumeError, ip } = run
+    const { namespace, name } = splitKey(key)
+    const uid = pod.metadata.uid ?? ''
+    let latest = mine.at(-1)
+    let previous = mine.at(-2)
+    let waiting: Waiting | undefined
+    const restart = latest === undefined || (latest.state === 'exited' && (restartPolicy === 'Always' || (restartPolicy === 'OnFailure' && latest.exitCode !== 0)))
+    if (final || !restart) return { latest, previous }
+    const delay = latest === undefined ? 0 : this.backoff(latest)
+    const left = latest === undefined ? 0 : (latest.finishedAt ?? 0) + delay - this.opts.clock.now()
+    if (left > 0) {
+      waiting = { reason: 'CrashLoopBackOff', message: `back-off ${Math.round(delay / 1000)}s restarting failed container=${c.name} pod=${name}_${namespace ?? ''}(${uid})` }
+      this.event(pod, 'Warning', 'BackOff', `Back-off restarting failed container ${c.name} in pod ${name}`)
+      this.wake(key, left)
+      return { latest, previous, waiting }
+    }
+    let env: Record<string, string> | undefined
+    let mounts: Mount[] | undefined
+    try {
+      if (volumePaths === undefined) throw new VolumeError(volumeError ?? 'volumes not set up')
+      mounts = this.volumes.mountsOf(c, volumePaths)
+      env = resolveEnv(this.opts.store, pod, c, ip, this.opts.hostIP)
+    } catch (err) {
+      if (!(err instanceof EnvError) && !(err instanceof VolumeError)) throw err
+      // As Kubernetes: a volume that cannot be mounted keeps the pod ContainerCreating; a bad reference in env is a config error.
+      waiting = { reason: err instanceof VolumeError && volumeError !== undefined ? 'ContainerCreating' : 'CreateContainerConfigError', message: err.message }
+      env = undefined
+      this.wake(key, 2000)
+    }
+    if (env !== undefined && !this.stopped) {
+      const rec = await this.runtime.startContainer(pod, c, latest === undefined ? 0 : latest.attempt + 1, { env, mounts })
+      // Keep the attempt before the new one (lastState, logs --previous); drop older ones.
+      for (const old of mine.slice(0, -1)) await this.runtime.removeContainer(old.id)
+      previous = latest
+      latest = rec
+      if (rec.state === 'exited') this.queue.add(key)
+      else this.event(pod, 'Normal', 'Started', `Started container ${c.name}`)
+    }
+    return { latest, previous, waiting }
   }
 
   /** Kills a container whose liveness or startup probe failed, in the background; its exit brings the restart. */
@@ -334,8 +392,8 @@ export class Kubelet {
     return Math.min(this.opts.backoffMaxMs, this.opts.backoffBaseMs * 2 ** (latest.attempt - 1))
   }
 
-  private async writeStatus (pod: KObject, s: PodState, views: ContainerView[], ip: string): Promise<boolean> {
-    const status = podStatus({ pod, containers: views, runtimeName: this.runtime.name, podIP: ip, hostIP: this.opts.hostIP, now: rfc3339(this.opts.clock.now()) })
+  private async writeStatus (pod: KObject, s: PodState, views: ContainerView[], ip: string, init: InitView): Promise<boolean> {
+    const status = podStatus({ pod, containers: views, init, runtimeName: this.runtime.name, podIP: ip, hostIP: this.opts.hostIP, now: rfc3339(this.opts.clock.now()) })
     const cur = (pod.status ?? {}) as Obj
     if (Object.keys(status).every(k => same(status[k], cur[k]))) return true
     const wait = s.lastStatusWrite + this.opts.statusIntervalMs - this.opts.clock.now()

@@ -89,18 +89,36 @@ export function podPhase (statuses: Obj[], restartPolicy: string): string {
   return 'Pending'
 }
 
-/** Conditions, keeping each one's lastTransitionTime while its status stays. */
-export function conditions (prev: Obj[], now: string, values: Array<[string, boolean]>): Obj[] {
-  return values.map(([type, ok]) => {
+/** Conditions, keeping each one's lastTransitionTime while its status stays; a reason only where given. */
+export function conditions (prev: Obj[], now: string, values: Array<[string, boolean, string?]>): Obj[] {
+  return values.map(([type, ok, reason]) => {
     const status = ok ? 'True' : 'False'
     const before = prev.find(c => c.type === type)
-    return { type, status, lastTransitionTime: before !== undefined && before.status === status ? before.lastTransitionTime ?? now : now }
+    const c: Obj = { type, status, lastTransitionTime: before !== undefined && before.status === status ? before.lastTransitionTime ?? now : now }
+    if (reason !== undefined) c.reason = reason
+    return c
   })
+}
+
+/** The pod's init containers: their views, whether all completed, whether one failed for good (restartPolicy Never). */
+export interface InitView {
+  containers: ContainerView[]
+  done: boolean
+  failed: boolean
+}
+
+/** An init container's status: as an app container's, but ready once it completed (exit 0). */
+function initContainerStatus (c: ContainerView, runtimeName: string): Obj {
+  const out = containerStatus(c, runtimeName)
+  out.ready = c.waiting === undefined && c.latest?.state === 'exited' && c.latest.exitCode === 0
+  return out
 }
 
 export interface PodStatusInput {
   pod: KObject
   containers: ContainerView[]
+  /** absent: no init containers */
+  init?: InitView
   runtimeName: string
   podIP?: string
   hostIP: string
@@ -113,16 +131,20 @@ export function podStatus (i: PodStatusInput): Obj {
   const statuses = i.containers.map(c => containerStatus(c, i.runtimeName))
   const ready = statuses.length > 0 && statuses.every(s => s.ready === true)
   const prevPhase = prev.phase
-  // Succeeded and Failed are final, as in Kubernetes.
-  const phase = prevPhase === 'Succeeded' || prevPhase === 'Failed' ? prevPhase : podPhase(statuses, String(spec.restartPolicy ?? 'Always'))
+  const initDone = i.init?.done ?? true
+  // Succeeded and Failed are final, as in Kubernetes; a pod initializes while Pending.
+  const phase = prevPhase === 'Succeeded' || prevPhase === 'Failed'
+    ? prevPhase
+    : i.init?.failed === true ? 'Failed' : !initDone ? 'Pending' : podPhase(statuses, String(spec.restartPolicy ?? 'Always'))
   const status: Obj = {
     phase,
-    conditions: conditions((prev.conditions ?? []) as Obj[], i.now, [['PodScheduled', true], ['Initialized', true], ['ContainersReady', ready], ['Ready', ready]]),
+    conditions: conditions((prev.conditions ?? []) as Obj[], i.now, [['PodScheduled', true], initDone ? ['Initialized', true] : ['Initialized', false, 'ContainersNotInitialized'], ['ContainersReady', ready], ['Ready', ready]]),
     hostIP: i.hostIP,
     hostIPs: [{ ip: i.hostIP }],
     startTime: typeof prev.startTime === 'string' ? prev.startTime : i.now,
     containerStatuses: statuses
   }
+  if (i.init !== undefined && i.init.containers.length > 0) status.initContainerStatuses = i.init.containers.map(c => initContainerStatus(c, i.runtimeName))
   if (i.podIP !== undefined) {
     status.podIP = i.podIP
     status.podIPs = [{ ip: i.podIP }]
