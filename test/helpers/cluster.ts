@@ -112,7 +112,7 @@ export class Peer {
   }
 }
 
-export async function waitFor<T> (what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
+export async function waitFor<T> (what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, pollMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs
   let lastError = ''
   for (;;) {
@@ -123,7 +123,7 @@ export async function waitFor<T> (what: string, check: () => Promise<T | undefin
       lastError = (err as Error).message
     }
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError !== '' ? ` (last error: ${lastError})` : ''}`)
-    await new Promise(resolve => setTimeout(resolve, 100))
+    await new Promise(resolve => setTimeout(resolve, pollMs))
   }
 }
 

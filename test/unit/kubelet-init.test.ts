@@ -1,77 +1,18 @@
 // The kubelet runs init containers one at a time, in order, to completion,
 // before the app containers (process runtime, in-process store).
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import test from 'ava'
-import type { ExecutionContext } from 'ava'
-import { systemClock } from '../../daemon/clock/clock.ts'
-import { Kubelet } from '../../daemon/kubelet/kubelet.ts'
-import type { KubeletOptions } from '../../daemon/kubelet/kubelet.ts'
-import { createLogger } from '../../daemon/log/log.ts'
-import { pod, ref, StoreHarness } from '../../daemon/store/testing.ts'
+import { pod, StoreHarness } from '../../daemon/store/testing.ts'
 import type { KObject } from '../../protocol/k8s.ts'
+import { getPod, kubeletEnv, main, waitFor } from '../helpers/kubelet.ts'
+import type { Obj } from '../helpers/kubelet.ts'
 
-type Obj = Record<string, any>
 const NODE = 'node-a'
-
-interface Env { h: StoreHarness, dir: string, kubelet: (extra?: Partial<KubeletOptions>) => Promise<Kubelet> }
-
-/** A store, a temp data dir, and kubelets over them; every process they started is killed at the end. */
-async function setup (t: ExecutionContext): Promise<Env> {
-  const dir = await mkdtemp(join(tmpdir(), 'shoal-kubelet-'))
-  const h = new StoreHarness()
-  const kubelets: Kubelet[] = []
-  t.teardown(async () => {
-    for (const k of kubelets) await k.stop()
-    await killAll(dir)
-    await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 })
-  })
-  return {
-    h,
-    dir,
-    kubelet: async (extra = {}) => {
-      const k = new Kubelet({
-        nodeName: NODE, dataDir: dir, store: h.store, write: async cmd => h.apply(cmd), clock: systemClock,
-        log: createLogger('silent', 'test'), backoffBaseMs: 200, statusIntervalMs: 20, ...extra
-      })
-      kubelets.push(k)
-      await k.start()
-      return k
-    }
-  }
-}
-
-async function killAll (dir: string): Promise<void> {
-  let files: string[] = []
-  try { files = await readdir(join(dir, 'containers')) } catch {}
-  for (const f of files.filter(f => f.endsWith('.json'))) {
-    const rec = JSON.parse(await readFile(join(dir, 'containers', f), 'utf8')) as { pid?: number }
-    if (rec.pid !== undefined) try { process.kill(-rec.pid, 'SIGKILL') } catch {}
-  }
-}
-
-async function waitFor<T> (what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 25))
-  }
-}
 
 function runPod (name: string, command: string[] | undefined, extra: Obj = {}): KObject {
   const p = pod(name, { nodeName: NODE })
   return { ...p, spec: { nodeName: NODE, containers: [{ name: 'main', image: 'busybox:1.36', ...(command === undefined ? {} : { command }) }], ...extra } }
-}
-
-function get (h: StoreHarness, name: string): Obj | undefined {
-  return h.store.get(ref('pods', name, 'default')) as Obj | undefined
-}
-
-function main (p: Obj | undefined): Obj | undefined {
-  return p?.status?.containerStatuses?.[0]
 }
 
 function initPod (name: string, init: string[], app: string, extra: Obj = {}): KObject {
@@ -107,12 +48,12 @@ const INIT_2 = 'sleep 0.3; [ "$(cat ../order)" = one ] || exit 9; echo two >> ..
 const APP = 'echo app >> ../order; cat ../order; sleep 30'
 
 test('init containers run in order, each to completion, before the app container', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   const k = await e.kubelet()
   const hist = history(e.h, 'init')
   t.teardown(hist.stop)
   const created = e.h.create(initPod('init', [INIT_1, INIT_2], APP))
-  const p = await waitFor('Running', () => get(e.h, 'init')?.status?.phase === 'Running' && main(get(e.h, 'init'))?.state?.running !== undefined && get(e.h, 'init'))
+  const p = await waitFor('Running', () => getPod(e.h, 'init')?.status?.phase === 'Running' && main(getPod(e.h, 'init'))?.state?.running !== undefined && getPod(e.h, 'init'))
   const order = join(e.dir, 'pods', created.metadata.uid ?? '', 'order')
   t.is(await readFile(order, 'utf8'), 'one\ntwo\napp\n')
   t.is(await waitFor('log', async () => { const s = await k.logs('default', 'init', 'main'); return s.endsWith('app\n') && s }), 'one\ntwo\napp\n')
@@ -142,10 +83,10 @@ test('init containers run in order, each to completion, before the app container
 })
 
 test('a failing init container with restartPolicy Never fails the pod; the app never starts', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   const k = await e.kubelet()
   const created = e.h.create(initPod('broken', [INIT_1, 'exit 4', INIT_2], APP, { restartPolicy: 'Never' }))
-  const p = await waitFor('Failed', () => get(e.h, 'broken')?.status?.phase === 'Failed' && get(e.h, 'broken'))
+  const p = await waitFor('Failed', () => getPod(e.h, 'broken')?.status?.phase === 'Failed' && getPod(e.h, 'broken'))
   const inits = p.status.initContainerStatuses as Obj[]
   t.is(inits[0]?.state.terminated?.exitCode, 0)
   t.is(inits[1]?.state.terminated?.exitCode, 4)
@@ -161,10 +102,10 @@ test('a failing init container with restartPolicy Never fails the pod; the app n
 })
 
 test('a failing init container with restartPolicy OnFailure is retried; then the app runs', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   await e.kubelet()
   const created = e.h.create(initPod('retry', ['[ -f ran ] && { echo one >> ../order; exit 0; }; touch ran; exit 2'], APP, { restartPolicy: 'OnFailure' }))
-  const p = await waitFor('Running', () => main(get(e.h, 'retry'))?.state?.running !== undefined && get(e.h, 'retry'))
+  const p = await waitFor('Running', () => main(getPod(e.h, 'retry'))?.state?.running !== undefined && getPod(e.h, 'retry'))
   const init = (p.status.initContainerStatuses as Obj[])[0] as Obj
   t.is(init.restartCount, 1)
   t.is(init.lastState.terminated?.exitCode, 2)
@@ -173,17 +114,17 @@ test('a failing init container with restartPolicy OnFailure is retried; then the
 })
 
 test('a restarted kubelet does not run completed init containers again', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   const k1 = await e.kubelet()
   const created = e.h.create(initPod('again', [INIT_1, INIT_2], APP))
-  await waitFor('Running', () => main(get(e.h, 'again'))?.state?.running !== undefined)
-  const before = get(e.h, 'again')
+  await waitFor('Running', () => main(getPod(e.h, 'again'))?.state?.running !== undefined)
+  const before = getPod(e.h, 'again')
   await k1.stop()
   const k2 = await e.kubelet()
   await new Promise(resolve => setTimeout(resolve, 800))
   const recs = (await k2.runtime.listContainers()).filter(r => r.podUid === created.metadata.uid)
   t.deepEqual(recs.map(r => `${r.containerName}:${r.attempt}:${r.state}`).sort(), ['init-1:0:exited', 'init-2:0:exited', 'main:0:running'])
-  t.deepEqual(get(e.h, 'again')?.status, before?.status)
+  t.deepEqual(getPod(e.h, 'again')?.status, before?.status)
 
   // Without the init records (say, cleaned up), running app containers mean init is done.
   await k2.stop()
@@ -193,6 +134,6 @@ test('a restarted kubelet does not run completed init containers again', async t
   const left = (await k3.runtime.listContainers()).filter(r => r.podUid === created.metadata.uid)
   t.deepEqual(left.map(r => `${r.containerName}:${r.state}`), ['main:running'])
   t.is(await readFile(join(e.dir, 'pods', created.metadata.uid ?? '', 'order'), 'utf8'), 'one\ntwo\napp\n')
-  t.is(get(e.h, 'again')?.status?.phase, 'Running')
-  t.is(condition(get(e.h, 'again'), 'Initialized')?.status, 'True')
+  t.is(getPod(e.h, 'again')?.status?.phase, 'Running')
+  t.is(condition(getPod(e.h, 'again'), 'Initialized')?.status, 'True')
 })

@@ -1,81 +1,25 @@
 // The kubelet's probes and volumes with the process runtime, over an
 // in-process store: real processes in a temp dir, on loopback pod IPs.
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
-import { systemClock } from '../../daemon/clock/clock.ts'
-import { Kubelet } from '../../daemon/kubelet/kubelet.ts'
-import type { KubeletOptions } from '../../daemon/kubelet/kubelet.ts'
 import { Prober } from '../../daemon/kubelet/probes.ts'
 import type { ContainerRecord } from '../../daemon/kubelet/runtime.ts'
 import { createLogger } from '../../daemon/log/log.ts'
 import { configMap, NOW, pod, ref, StoreHarness } from '../../daemon/store/testing.ts'
 import type { KObject } from '../../protocol/k8s.ts'
 import { FakeClock } from '../helpers/fake-clock.ts'
+import { getPod, kubeletEnv, main, waitFor } from '../helpers/kubelet.ts'
+import type { Obj } from '../helpers/kubelet.ts'
 
-type Obj = Record<string, any>
 // A node (and so a pod range) of its own: these pods listen on their IPs, and test files run side by side.
 const NODE = 'node-probes'
 const POD_TYPE = { group: '', version: 'v1', kind: 'Pod', plural: 'pods', singular: 'pod', namespaced: true, shortNames: [], subresources: [] }
 
-interface Env { h: StoreHarness, dir: string, kubelet: (extra?: Partial<KubeletOptions>) => Promise<Kubelet> }
-
-async function setup (t: ExecutionContext): Promise<Env> {
-  const dir = await mkdtemp(join(tmpdir(), 'shoal-kubelet-probes-'))
-  const h = new StoreHarness()
-  const kubelets: Kubelet[] = []
-  t.teardown(async () => {
-    for (const k of kubelets) await k.stop()
-    await killAll(dir)
-    await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 })
-  })
-  return {
-    h,
-    dir,
-    kubelet: async (extra = {}) => {
-      const k = new Kubelet({
-        nodeName: NODE, dataDir: dir, store: h.store, write: async cmd => h.apply(cmd), clock: systemClock,
-        log: createLogger('silent', 'test'), backoffBaseMs: 200, statusIntervalMs: 20, ...extra
-      })
-      kubelets.push(k)
-      await k.start()
-      return k
-    }
-  }
-}
-
-async function killAll (dir: string): Promise<void> {
-  let files: string[] = []
-  try { files = await readdir(join(dir, 'containers')) } catch {}
-  for (const f of files.filter(f => f.endsWith('.json'))) {
-    const rec = JSON.parse(await readFile(join(dir, 'containers', f), 'utf8')) as { pid?: number }
-    if (rec.pid !== undefined) try { process.kill(-rec.pid, 'SIGKILL') } catch {}
-  }
-}
-
-async function waitFor<T> (what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 25))
-  }
-}
-
 function runPod (name: string, containers: Obj[], extra: Obj = {}): KObject {
   const p = pod(name, { nodeName: NODE })
   return { ...p, spec: { nodeName: NODE, terminationGracePeriodSeconds: 2, containers: containers.map(c => ({ image: 'busybox:1.36', ...c })), ...extra } }
-}
-
-function get (h: StoreHarness, name: string): Obj | undefined {
-  return h.store.get(ref('pods', name, 'default')) as Obj | undefined
-}
-
-function main (p: Obj | undefined): Obj | undefined {
-  return p?.status?.containerStatuses?.[0]
 }
 
 function condition (p: Obj | undefined, type: string): string | undefined {
@@ -100,7 +44,7 @@ async function readText (file: string): Promise<string | undefined> {
 // ---- probes ----------------------------------------------------------------
 
 test('an httpGet readiness probe on a named port: Ready only once the server answers, and no status writes while nothing changes', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   await e.kubelet()
   const seen = history(t, e.h, 'web')
   // The server listens on the pod IP only after 1.5 s.
@@ -111,7 +55,7 @@ test('an httpGet readiness probe on a named port: Ready only once the server ans
     ports: [{ name: 'http', containerPort: 8080 }],
     readinessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 1 }
   }]))
-  const ready = await waitFor('Ready', () => condition(get(e.h, 'web'), 'Ready') === 'True' && get(e.h, 'web'))
+  const ready = await waitFor('Ready', () => condition(getPod(e.h, 'web'), 'Ready') === 'True' && getPod(e.h, 'web'))
   t.true(main(ready)?.ready)
   t.is(condition(ready, 'ContainersReady'), 'True')
   t.true(seen.some(s => s.containerStatuses?.[0]?.state?.running !== undefined && s.containerStatuses[0].ready === false && s.conditions.find((c: Obj) => c.type === 'Ready')?.status === 'False'),
@@ -120,56 +64,56 @@ test('an httpGet readiness probe on a named port: Ready only once the server ans
   const writes = seen.length
   await new Promise(resolve => setTimeout(resolve, 2500))
   t.is(seen.length, writes)
-  t.is(main(get(e.h, 'web'))?.restartCount, 0)
+  t.is(main(getPod(e.h, 'web'))?.restartCount, 0)
 })
 
 test('a readiness probe that starts failing makes the pod not Ready, without a restart', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   await e.kubelet()
   e.h.create(runPod('flaky', [{
     name: 'main',
     command: ['sh', '-c', 'touch ok; sleep 60'],
     readinessProbe: { exec: { command: ['test', '-f', 'ok'] }, periodSeconds: 1, failureThreshold: 1 }
   }]))
-  const created = await waitFor('Ready', () => condition(get(e.h, 'flaky'), 'Ready') === 'True' && get(e.h, 'flaky'))
+  const created = await waitFor('Ready', () => condition(getPod(e.h, 'flaky'), 'Ready') === 'True' && getPod(e.h, 'flaky'))
   await rm(join(e.dir, 'pods', created.metadata.uid, 'main', 'ok'))
-  await waitFor('not Ready', () => condition(get(e.h, 'flaky'), 'Ready') === 'False')
-  t.false(main(get(e.h, 'flaky'))?.ready)
-  t.truthy(main(get(e.h, 'flaky'))?.state?.running)
-  t.is(main(get(e.h, 'flaky'))?.restartCount, 0)
+  await waitFor('not Ready', () => condition(getPod(e.h, 'flaky'), 'Ready') === 'False')
+  t.false(main(getPod(e.h, 'flaky'))?.ready)
+  t.truthy(main(getPod(e.h, 'flaky'))?.state?.running)
+  t.is(main(getPod(e.h, 'flaky'))?.restartCount, 0)
 })
 
 test('a failing liveness exec probe restarts the container', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   await e.kubelet()
   e.h.create(runPod('sick', [{
     name: 'main',
     command: ['sleep', '60'],
     livenessProbe: { exec: { command: ['sh', '-c', 'exit 1'] }, periodSeconds: 1, failureThreshold: 2 }
   }]))
-  const cs = await waitFor('2 restarts', () => { const c = main(get(e.h, 'sick')); return c !== undefined && c.restartCount >= 2 && c })
+  const cs = await waitFor('2 restarts', () => { const c = main(getPod(e.h, 'sick')); return c !== undefined && c.restartCount >= 2 && c })
   t.true(cs.restartCount >= 2)
-  const last = await waitFor('lastState', () => main(get(e.h, 'sick'))?.lastState?.terminated as Obj | undefined)
+  const last = await waitFor('lastState', () => main(getPod(e.h, 'sick'))?.lastState?.terminated as Obj | undefined)
   t.is(last.reason, 'Error')
   t.is(last.exitCode, 143, 'killed with SIGTERM')
-  t.is(get(e.h, 'sick')?.status?.phase, 'Running')
+  t.is(getPod(e.h, 'sick')?.status?.phase, 'Running')
 })
 
 test('a failing tcpSocket liveness probe restarts the container; restartPolicy Never leaves it Failed', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   await e.kubelet()
   e.h.create(runPod('closed', [{
     name: 'main',
     command: ['sleep', '60'],
     livenessProbe: { tcpSocket: { port: 9 }, periodSeconds: 1, failureThreshold: 1 }
   }], { restartPolicy: 'Never' }))
-  const p = await waitFor('Failed', () => get(e.h, 'closed')?.status?.phase === 'Failed' && get(e.h, 'closed'))
+  const p = await waitFor('Failed', () => getPod(e.h, 'closed')?.status?.phase === 'Failed' && getPod(e.h, 'closed'))
   t.is(main(p)?.restartCount, 0)
   t.is(main(p)?.state?.terminated?.exitCode, 143)
 })
 
 test('a startup probe holds off liveness (and readiness) until it succeeds', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   await e.kubelet()
   const seen = history(t, e.h, 'slow')
   // Healthy only after 2 s; unhealthy again 3 s later.
@@ -180,12 +124,12 @@ test('a startup probe holds off liveness (and readiness) until it succeeds', asy
     livenessProbe: { exec: { command: ['test', '-f', 'healthy'] }, periodSeconds: 1, failureThreshold: 1 },
     readinessProbe: { exec: { command: ['true'] }, periodSeconds: 1 }
   }]))
-  const started = await waitFor('started', () => main(get(e.h, 'slow'))?.started === true && main(get(e.h, 'slow')))
+  const started = await waitFor('started', () => main(getPod(e.h, 'slow'))?.started === true && main(getPod(e.h, 'slow')))
   t.is(started.restartCount, 0, 'liveness did not run before the startup probe succeeded')
   t.true(seen.some(s => s.containerStatuses?.[0]?.state?.running !== undefined && s.containerStatuses[0].started === false && s.containerStatuses[0].ready === false))
-  await waitFor('Ready', () => condition(get(e.h, 'slow'), 'Ready') === 'True')
+  await waitFor('Ready', () => condition(getPod(e.h, 'slow'), 'Ready') === 'True')
   // Once started, liveness runs: the file goes, the container is restarted.
-  await waitFor('a restart', () => (main(get(e.h, 'slow'))?.restartCount ?? 0) >= 1)
+  await waitFor('a restart', () => (main(getPod(e.h, 'slow'))?.restartCount ?? 0) >= 1)
   t.pass()
 })
 
@@ -238,28 +182,28 @@ test('Prober thresholds on a fake clock: readiness needs successThreshold, liven
 // ---- volumes ---------------------------------------------------------------
 
 test('a configMap volume: ContainerCreating while it is missing, then its files, refreshed when it changes', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   const k = await e.kubelet()
   const created = e.h.create(runPod('cfg', [{
     name: 'main',
     command: ['sh', '-c', 'cat etc/config/greeting; echo; cat "$SHOAL_VOLUME_CONFIG/nested/mode"; echo; sleep 60'],
     volumeMounts: [{ name: 'config', mountPath: '/etc/config' }]
   }], { volumes: [{ name: 'config', configMap: { name: 'settings', items: [{ key: 'greeting', path: 'greeting' }, { key: 'mode', path: 'nested/mode' }] } }] }))
-  const waiting = await waitFor('waiting', () => main(get(e.h, 'cfg'))?.state?.waiting as Obj | undefined)
+  const waiting = await waitFor('waiting', () => main(getPod(e.h, 'cfg'))?.state?.waiting as Obj | undefined)
   t.is(waiting.reason, 'ContainerCreating')
   t.regex(waiting.message, /configmap "settings" not found/)
   e.h.create(configMap('settings', { greeting: 'hello', mode: 'prod', unused: 'x' }))
-  await waitFor('Running', () => get(e.h, 'cfg')?.status?.phase === 'Running')
+  await waitFor('Running', () => getPod(e.h, 'cfg')?.status?.phase === 'Running')
   t.is(await waitFor('log', async () => { const s = await k.logs('default', 'cfg', 'main'); return s.split('\n').length >= 3 && s }), 'hello\nprod\n')
   const dir = join(e.dir, 'pods', created.metadata.uid ?? '', 'volumes', 'config')
   t.false(await stat(join(dir, 'unused')).then(() => true, () => false), 'only the listed items')
   e.h.ok(e.h.apply({ op: 'patch', ref: ref('configmaps', 'settings', 'default'), patchType: 'merge', patch: { data: { greeting: 'bonjour' } }, now: NOW }))
   await waitFor('the refreshed file', async () => await readText(join(dir, 'greeting')) === 'bonjour')
-  t.is(main(get(e.h, 'cfg'))?.restartCount, 0)
+  t.is(main(getPod(e.h, 'cfg'))?.restartCount, 0)
 })
 
 test('a secret volume: values decoded from base64, defaultMode honoured', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   const k = await e.kubelet()
   e.h.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds', namespace: 'default' }, data: { password: Buffer.from('s3cr3t!').toString('base64') } })
   const created = e.h.create(runPod('sec', [{
@@ -267,7 +211,7 @@ test('a secret volume: values decoded from base64, defaultMode honoured', async 
     command: ['sh', '-c', 'cat /dev/null run/secrets/password; echo; sleep 60'],
     volumeMounts: [{ name: 'creds', mountPath: '/run/secrets', readOnly: true }]
   }], { volumes: [{ name: 'creds', secret: { secretName: 'creds', defaultMode: 0o400 } }] }))
-  await waitFor('Running', () => get(e.h, 'sec')?.status?.phase === 'Running')
+  await waitFor('Running', () => getPod(e.h, 'sec')?.status?.phase === 'Running')
   // The whole line: the value, then echo's newline (a read between the two would see half).
   t.is(await waitFor('log', async () => { const s = await k.logs('default', 'sec', 'main'); return s.endsWith('\n') && s }), 's3cr3t!\n')
   const file = join(e.dir, 'pods', created.metadata.uid ?? '', 'volumes', 'creds', 'password')
@@ -275,13 +219,13 @@ test('a secret volume: values decoded from base64, defaultMode honoured', async 
 })
 
 test('an emptyDir shared by two containers, removed with the pod', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   const k = await e.kubelet()
   const created = e.h.create(runPod('pair', [
     { name: 'writer', command: ['sh', '-c', 'echo hi from writer > shared/msg; sleep 60'], volumeMounts: [{ name: 'scratch', mountPath: '/shared' }] },
     { name: 'reader', command: ['sh', '-c', 'while [ ! -f "$SHOAL_VOLUME_SCRATCH/msg" ]; do sleep 0.1; done; cat data/msg; sleep 60'], volumeMounts: [{ name: 'scratch', mountPath: '/data' }] }
   ], { volumes: [{ name: 'scratch', emptyDir: {} }] }))
-  await waitFor('Running', () => get(e.h, 'pair')?.status?.phase === 'Running')
+  await waitFor('Running', () => getPod(e.h, 'pair')?.status?.phase === 'Running')
   t.is(await waitFor('log', async () => { const s = await k.logs('default', 'pair', 'reader'); return s !== '' && s }), 'hi from writer\n')
   const dir = join(e.dir, 'pods', created.metadata.uid ?? '', 'volumes', 'scratch')
   t.is(await readText(join(dir, 'msg')), 'hi from writer\n')
@@ -291,14 +235,14 @@ test('an emptyDir shared by two containers, removed with the pod', async t => {
 })
 
 test('an optional missing configMap gives an empty volume; a missing item key keeps the pod ContainerCreating', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   await e.kubelet()
   e.h.create(configMap('partial', { present: 'yes' }))
   e.h.create(runPod('opt', [{ name: 'main', command: ['sh', '-c', 'ls cfg; sleep 60'], volumeMounts: [{ name: 'cfg', mountPath: '/cfg' }] }], { volumes: [{ name: 'cfg', configMap: { name: 'absent', optional: true } }] }))
   e.h.create(runPod('nokey', [{ name: 'main', command: ['sleep', '60'], volumeMounts: [{ name: 'cfg', mountPath: '/cfg' }] }], { volumes: [{ name: 'cfg', configMap: { name: 'partial', items: [{ key: 'absent', path: 'a' }] } }] }))
-  await waitFor('opt Running', () => get(e.h, 'opt')?.status?.phase === 'Running')
-  const waiting = await waitFor('waiting', () => main(get(e.h, 'nokey'))?.state?.waiting as Obj | undefined)
+  await waitFor('opt Running', () => getPod(e.h, 'opt')?.status?.phase === 'Running')
+  const waiting = await waitFor('waiting', () => main(getPod(e.h, 'nokey'))?.state?.waiting as Obj | undefined)
   t.is(waiting.reason, 'ContainerCreating')
   t.regex(waiting.message, /non-existent config key: absent/)
-  t.is(get(e.h, 'nokey')?.status?.phase, 'Pending')
+  t.is(getPod(e.h, 'nokey')?.status?.phase, 'Pending')
 })

@@ -1,56 +1,16 @@
 // The kubelet with the process runtime, over an in-process store: pods run
 // as real processes in a temp dir, on loopback pod IPs.
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import test from 'ava'
-import type { ExecutionContext } from 'ava'
-import { systemClock } from '../../daemon/clock/clock.ts'
 import { cidrRange, defaultPodCidr } from '../../daemon/kubelet/ipam.ts'
 import { Kubelet } from '../../daemon/kubelet/kubelet.ts'
-import type { KubeletOptions } from '../../daemon/kubelet/kubelet.ts'
-import { createLogger } from '../../daemon/log/log.ts'
-import { configMap, NOW, pod, ref, StoreHarness } from '../../daemon/store/testing.ts'
+import { configMap, NOW, pod, ref } from '../../daemon/store/testing.ts'
 import type { KObject } from '../../protocol/k8s.ts'
+import { getPod, kubeletEnv, main, waitFor } from '../helpers/kubelet.ts'
+import type { Obj } from '../helpers/kubelet.ts'
 
-type Obj = Record<string, any>
 const NODE = 'node-a'
-
-interface Env { h: StoreHarness, dir: string, kubelet: (extra?: Partial<KubeletOptions>) => Promise<Kubelet> }
-
-/** A store, a temp data dir, and kubelets over them; every process they started is killed at the end. */
-async function setup (t: ExecutionContext): Promise<Env> {
-  const dir = await mkdtemp(join(tmpdir(), 'shoal-kubelet-'))
-  const h = new StoreHarness()
-  const kubelets: Kubelet[] = []
-  t.teardown(async () => {
-    for (const k of kubelets) await k.stop()
-    await killAll(dir)
-    await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 })
-  })
-  return {
-    h,
-    dir,
-    kubelet: async (extra = {}) => {
-      const k = new Kubelet({
-        nodeName: NODE, dataDir: dir, store: h.store, write: async cmd => h.apply(cmd), clock: systemClock,
-        log: createLogger('silent', 'test'), backoffBaseMs: 200, statusIntervalMs: 20, ...extra
-      })
-      kubelets.push(k)
-      await k.start()
-      return k
-    }
-  }
-}
-
-async function killAll (dir: string): Promise<void> {
-  let files: string[] = []
-  try { files = await readdir(join(dir, 'containers')) } catch {}
-  for (const f of files.filter(f => f.endsWith('.json'))) {
-    const rec = JSON.parse(await readFile(join(dir, 'containers', f), 'utf8')) as { pid?: number }
-    if (rec.pid !== undefined) try { process.kill(-rec.pid, 'SIGKILL') } catch {}
-  }
-}
 
 function groupAlive (pid: number): boolean {
   try {
@@ -61,27 +21,9 @@ function groupAlive (pid: number): boolean {
   }
 }
 
-async function waitFor<T> (what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 25))
-  }
-}
-
 function runPod (name: string, command: string[] | undefined, extra: Obj = {}): KObject {
   const p = pod(name, { nodeName: NODE })
   return { ...p, spec: { nodeName: NODE, containers: [{ name: 'main', image: 'busybox:1.36', ...(command === undefined ? {} : { command }) }], ...extra } }
-}
-
-function get (h: StoreHarness, name: string): Obj | undefined {
-  return h.store.get(ref('pods', name, 'default')) as Obj | undefined
-}
-
-function main (p: Obj | undefined): Obj | undefined {
-  return p?.status?.containerStatuses?.[0]
 }
 
 async function pidOf (k: Kubelet, uid: string): Promise<number> {
@@ -97,10 +39,10 @@ function ipInRange (ip: string, cidr: string): boolean {
 }
 
 test('a pod runs: Running, a pod IP in the node range, a running container, Ready', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   const k = await e.kubelet()
   const created = e.h.create(runPod('web', ['sh', '-c', 'sleep 30']))
-  const p = await waitFor('Running', () => get(e.h, 'web')?.status?.phase === 'Running' && main(get(e.h, 'web'))?.ready === true && get(e.h, 'web'))
+  const p = await waitFor('Running', () => getPod(e.h, 'web')?.status?.phase === 'Running' && main(getPod(e.h, 'web'))?.ready === true && getPod(e.h, 'web'))
   t.true(ipInRange(p.status.podIP, defaultPodCidr(NODE)), `${p.status.podIP as string} in ${defaultPodCidr(NODE)}`)
   t.true((p.status.podIP as string).startsWith('127.'))
   t.deepEqual(p.status.podIPs, [{ ip: p.status.podIP }])
@@ -118,21 +60,21 @@ test('a pod runs: Running, a pod IP in the node range, a running container, Read
 })
 
 test('two pods get different IPs; a given podCidr is used', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   await e.kubelet({ podCidr: '127.99.3.0/24' })
   e.h.create(runPod('a', ['sleep', '30']))
   e.h.create(runPod('b', ['sleep', '30']))
-  const a = await waitFor('a IP', () => get(e.h, 'a')?.status?.podIP as string | undefined)
-  const b = await waitFor('b IP', () => get(e.h, 'b')?.status?.podIP as string | undefined)
+  const a = await waitFor('a IP', () => getPod(e.h, 'a')?.status?.podIP as string | undefined)
+  const b = await waitFor('b IP', () => getPod(e.h, 'b')?.status?.podIP as string | undefined)
   t.not(a, b)
   t.true(ipInRange(a, '127.99.3.0/24') && ipInRange(b, '127.99.3.0/24'), `${a} ${b}`)
 })
 
 test('deleting a pod kills its process group and frees its IP', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   const k = await e.kubelet()
   const created = e.h.create(runPod('web', ['sh', '-c', 'sleep 30 & sleep 30'], { terminationGracePeriodSeconds: 5 }))
-  await waitFor('Running', () => get(e.h, 'web')?.status?.phase === 'Running')
+  await waitFor('Running', () => getPod(e.h, 'web')?.status?.phase === 'Running')
   const pid = await pidOf(k, created.metadata.uid ?? '')
   t.true(groupAlive(pid))
   e.h.ok(e.h.apply({ op: 'delete', ref: ref('pods', 'web', 'default'), now: NOW }))
@@ -144,10 +86,10 @@ test('deleting a pod kills its process group and frees its IP', async t => {
 })
 
 test('a container that ignores SIGTERM is killed after the grace period', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   const k = await e.kubelet()
   const created = e.h.create(runPod('stubborn', ['sh', '-c', 'trap "" TERM; sleep 60'], { terminationGracePeriodSeconds: 1 }))
-  await waitFor('Running', () => get(e.h, 'stubborn')?.status?.phase === 'Running')
+  await waitFor('Running', () => getPod(e.h, 'stubborn')?.status?.phase === 'Running')
   const pid = await pidOf(k, created.metadata.uid ?? '')
   e.h.ok(e.h.apply({ op: 'delete', ref: ref('pods', 'stubborn', 'default'), now: NOW }))
   await waitFor('the process group to go', () => !groupAlive(pid), 10_000)
@@ -155,7 +97,7 @@ test('a container that ignores SIGTERM is killed after the grace period', async 
 })
 
 test('a crashing container with restartPolicy Always restarts with back-off: CrashLoopBackOff', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   await e.kubelet({ backoffBaseMs: 150 })
   const reasons = new Set<string>()
   const w = e.h.store.watch({ group: '', version: 'v1', kind: 'Pod', plural: 'pods', singular: 'pod', namespaced: true, shortNames: [], subresources: [] }, {}, ev => {
@@ -164,25 +106,25 @@ test('a crashing container with restartPolicy Always restarts with back-off: Cra
   })
   t.teardown(() => { w.stop() })
   e.h.create(runPod('crash', ['sh', '-c', 'exit 1']))
-  const cs = await waitFor('3 restarts', () => { const c = main(get(e.h, 'crash')); return c !== undefined && c.restartCount >= 3 && c })
+  const cs = await waitFor('3 restarts', () => { const c = main(getPod(e.h, 'crash')); return c !== undefined && c.restartCount >= 3 && c })
   t.true(reasons.has('CrashLoopBackOff'), [...reasons].join(','))
-  t.is(get(e.h, 'crash')?.status?.phase, 'Running')
-  const last = await waitFor('lastState', () => main(get(e.h, 'crash'))?.lastState?.terminated as Obj | undefined)
+  t.is(getPod(e.h, 'crash')?.status?.phase, 'Running')
+  const last = await waitFor('lastState', () => main(getPod(e.h, 'crash'))?.lastState?.terminated as Obj | undefined)
   t.is(last.exitCode, 1)
   t.is(last.reason, 'Error')
   t.true(cs.restartCount >= 3)
 })
 
 test('restartPolicy Never: exit 0 gives Succeeded, exit 3 gives Failed', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   await e.kubelet()
   e.h.create(runPod('ok', ['sh', '-c', 'exit 0'], { restartPolicy: 'Never' }))
   e.h.create(runPod('bad', ['sh', '-c', 'exit 3'], { restartPolicy: 'Never' }))
-  const ok = await waitFor('Succeeded', () => get(e.h, 'ok')?.status?.phase === 'Succeeded' && get(e.h, 'ok'))
+  const ok = await waitFor('Succeeded', () => getPod(e.h, 'ok')?.status?.phase === 'Succeeded' && getPod(e.h, 'ok'))
   t.is(main(ok)?.state?.terminated?.exitCode, 0)
   t.is(main(ok)?.state?.terminated?.reason, 'Completed')
   t.is(main(ok)?.restartCount, 0)
-  const bad = await waitFor('Failed', () => get(e.h, 'bad')?.status?.phase === 'Failed' && get(e.h, 'bad'))
+  const bad = await waitFor('Failed', () => getPod(e.h, 'bad')?.status?.phase === 'Failed' && getPod(e.h, 'bad'))
   t.is(main(bad)?.state?.terminated?.exitCode, 3)
   t.is(main(bad)?.restartCount, 0)
   const ready = (bad.status.conditions as Obj[]).find(c => c.type === 'Ready')
@@ -190,35 +132,35 @@ test('restartPolicy Never: exit 0 gives Succeeded, exit 3 gives Failed', async t
 })
 
 test('restartPolicy OnFailure restarts a failure and stops after success', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   await e.kubelet()
   // fails the first time, succeeds the second (the working dir persists across attempts)
   e.h.create(runPod('job', ['sh', '-c', 'if [ -f ran ]; then exit 0; fi; touch ran; exit 2'], { restartPolicy: 'OnFailure' }))
-  const p = await waitFor('Succeeded', () => get(e.h, 'job')?.status?.phase === 'Succeeded' && get(e.h, 'job'))
+  const p = await waitFor('Succeeded', () => getPod(e.h, 'job')?.status?.phase === 'Succeeded' && getPod(e.h, 'job'))
   t.is(main(p)?.restartCount, 1)
   t.is(main(p)?.lastState?.terminated?.exitCode, 2)
 })
 
 test('a container without a command cannot run with the process runtime', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   await e.kubelet()
   e.h.create(runPod('nocmd', undefined, { restartPolicy: 'Never' }))
-  const p = await waitFor('Failed', () => get(e.h, 'nocmd')?.status?.phase === 'Failed' && get(e.h, 'nocmd'))
+  const p = await waitFor('Failed', () => getPod(e.h, 'nocmd')?.status?.phase === 'Failed' && getPod(e.h, 'nocmd'))
   t.is(main(p)?.state?.terminated?.reason, 'ContainerCannotRun')
   t.is(main(p)?.state?.terminated?.message, 'the process runtime needs a command')
 })
 
 test('the environment: POD_NAME, POD_IP, values and ConfigMap keys; a missing ConfigMap waits', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   const k = await e.kubelet()
   const script = 'echo "$POD_NAME $POD_NAMESPACE $POD_IP $MODE $GREETING" > out.txt; sleep 30'
   const spec = (env: Obj[]): Obj => ({ containers: [{ name: 'main', image: 'x', command: ['sh', '-c', script], env }] })
   const created = e.h.create({ ...pod('envy', { nodeName: NODE }), spec: { nodeName: NODE, ...spec([{ name: 'MODE', value: 'prod' }, { name: 'GREETING', valueFrom: { configMapKeyRef: { name: 'cfg', key: 'greeting' } } }]) } })
-  const waiting = await waitFor('CreateContainerConfigError', () => main(get(e.h, 'envy'))?.state?.waiting as Obj | undefined)
+  const waiting = await waitFor('CreateContainerConfigError', () => main(getPod(e.h, 'envy'))?.state?.waiting as Obj | undefined)
   t.is(waiting.reason, 'CreateContainerConfigError')
-  t.is(get(e.h, 'envy')?.status?.phase, 'Pending')
+  t.is(getPod(e.h, 'envy')?.status?.phase, 'Pending')
   e.h.create(configMap('cfg', { greeting: 'hello' }))
-  const p = await waitFor('Running', () => get(e.h, 'envy')?.status?.phase === 'Running' && get(e.h, 'envy'))
+  const p = await waitFor('Running', () => getPod(e.h, 'envy')?.status?.phase === 'Running' && getPod(e.h, 'envy'))
   const out = join(e.dir, 'pods', created.metadata.uid ?? '', 'main', 'out.txt')
   const text = await waitFor('out.txt', async () => { try { const s = await readFile(out, 'utf8'); return s.endsWith('\n') && s } catch { return undefined } })
   t.is(text, `envy default ${p.status.podIP as string} prod hello\n`)
@@ -227,23 +169,23 @@ test('the environment: POD_NAME, POD_IP, values and ConfigMap keys; a missing Co
 })
 
 test('logs: the current attempt and the previous one', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   const k = await e.kubelet({ backoffBaseMs: 60_000 })
   e.h.create(runPod('talk', ['sh', '-c', 'if [ -f ran ]; then echo second; sleep 30; fi; touch ran; echo first; echo bye; exit 1']))
-  await waitFor('the restart', () => main(get(e.h, 'talk'))?.restartCount === 1 && main(get(e.h, 'talk'))?.state?.running !== undefined)
+  await waitFor('the restart', () => main(getPod(e.h, 'talk'))?.restartCount === 1 && main(getPod(e.h, 'talk'))?.state?.running !== undefined)
   t.is(await waitFor('log', async () => { const s = await k.logs('default', 'talk', 'main'); return s !== '' && s }), 'second\n')
   t.is(await k.logs('default', 'talk', 'main', { previous: true }), 'first\nbye\n')
   t.is(await k.logs('default', 'talk', 'main', { previous: true, tailLines: 1 }), 'bye\n')
 })
 
 test('a restarted kubelet adopts running containers: same pid, no duplicate, same restartCount', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   const k1 = await e.kubelet()
   const created = e.h.create(runPod('web', ['sh', '-c', 'while [ ! -f stop ]; do sleep 0.1; done; exit 3'], { restartPolicy: 'Never' }))
   const uid = created.metadata.uid ?? ''
-  await waitFor('Running', () => get(e.h, 'web')?.status?.phase === 'Running')
+  await waitFor('Running', () => getPod(e.h, 'web')?.status?.phase === 'Running')
   const pid = await pidOf(k1, uid)
-  const before = get(e.h, 'web')
+  const before = getPod(e.h, 'web')
   await k1.stop()
   t.true(groupAlive(pid), 'stop() leaves the pod running')
 
@@ -253,21 +195,21 @@ test('a restarted kubelet adopts running containers: same pid, no duplicate, sam
   t.is(recs.length, 1)
   t.is(recs[0]?.pid, pid)
   t.is(recs[0]?.state, 'running')
-  t.deepEqual(get(e.h, 'web')?.status, before?.status, 'nothing to write: the status is the same')
-  t.is(main(get(e.h, 'web'))?.restartCount, 0)
+  t.deepEqual(getPod(e.h, 'web')?.status, before?.status, 'nothing to write: the status is the same')
+  t.is(main(getPod(e.h, 'web'))?.restartCount, 0)
 
   // The adopted process is not our child: its exit code still comes through (the shim's file).
   await writeFile(join(e.dir, 'pods', uid, 'main', 'stop'), '')
-  const p = await waitFor('Failed', () => get(e.h, 'web')?.status?.phase === 'Failed' && get(e.h, 'web'), 10_000)
+  const p = await waitFor('Failed', () => getPod(e.h, 'web')?.status?.phase === 'Failed' && getPod(e.h, 'web'), 10_000)
   t.is(main(p)?.state?.terminated?.exitCode, 3)
   t.false(groupAlive(pid))
 })
 
 test('a restarted kubelet stops the containers of pods deleted while it was down', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   const k1 = await e.kubelet()
   const created = e.h.create(runPod('gone', ['sleep', '30'], { terminationGracePeriodSeconds: 2 }))
-  await waitFor('Running', () => get(e.h, 'gone')?.status?.phase === 'Running')
+  await waitFor('Running', () => getPod(e.h, 'gone')?.status?.phase === 'Running')
   const pid = await pidOf(k1, created.metadata.uid ?? '')
   await k1.stop()
   e.h.ok(e.h.apply({ op: 'delete', ref: ref('pods', 'gone', 'default'), now: NOW }))
@@ -279,32 +221,32 @@ test('a restarted kubelet stops the containers of pods deleted while it was down
 })
 
 test('pods bound to another node are not run', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   const k = await e.kubelet()
   const other = runPod('elsewhere', ['sleep', '30'])
   ;(other.spec as Obj).nodeName = 'node-b'
   e.h.create(other)
   e.h.create(runPod('here', ['sleep', '30']))
-  await waitFor('here Running', () => get(e.h, 'here')?.status?.phase === 'Running')
+  await waitFor('here Running', () => getPod(e.h, 'here')?.status?.phase === 'Running')
   t.is((await k.runtime.listContainers()).length, 1)
-  t.is(get(e.h, 'elsewhere')?.status?.phase, 'Pending')
+  t.is(getPod(e.h, 'elsewhere')?.status?.phase, 'Pending')
 })
 
 test('a pod held by a finalizer is stopped on delete, and removed once the finalizer goes', async t => {
-  const e = await setup(t)
+  const e = await kubeletEnv(t, NODE)
   const k = await e.kubelet()
   const held = runPod('held', ['sleep', '30'], { terminationGracePeriodSeconds: 2 })
   held.metadata.finalizers = ['example.com/hold']
   const created = e.h.create(held)
-  await waitFor('Running', () => get(e.h, 'held')?.status?.phase === 'Running')
+  await waitFor('Running', () => getPod(e.h, 'held')?.status?.phase === 'Running')
   const pid = await pidOf(k, created.metadata.uid ?? '')
   e.h.ok(e.h.apply({ op: 'delete', ref: ref('pods', 'held', 'default'), now: NOW }))
-  t.truthy(get(e.h, 'held')?.metadata?.deletionTimestamp)
+  t.truthy(getPod(e.h, 'held')?.metadata?.deletionTimestamp)
   await waitFor('the process group to go', () => !groupAlive(pid), 10_000)
-  const cs = await waitFor('terminated', () => main(get(e.h, 'held'))?.state?.terminated as Obj | undefined)
+  const cs = await waitFor('terminated', () => main(getPod(e.h, 'held'))?.state?.terminated as Obj | undefined)
   t.is(cs.exitCode, 143)
-  t.is(main(get(e.h, 'held'))?.restartCount, 0, 'not restarted while being deleted')
+  t.is(main(getPod(e.h, 'held'))?.restartCount, 0, 'not restarted while being deleted')
   e.h.ok(e.h.apply({ op: 'patch', ref: ref('pods', 'held', 'default'), patchType: 'merge', patch: { metadata: { finalizers: null } }, now: NOW }))
-  t.is(get(e.h, 'held'), undefined)
+  t.is(getPod(e.h, 'held'), undefined)
   await waitFor('its sandbox to go', async () => (await k.runtime.listSandboxes()).length === 0 && (await k.runtime.listContainers()).length === 0)
 })
