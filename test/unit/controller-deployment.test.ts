@@ -5,14 +5,13 @@ import test from 'ava'
 import { typeOfKind } from '../../protocol/k8s.ts'
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
 import { DeploymentController, fenceposts, resolveIntOrPercent } from '../../daemon/controllers/deployment.ts'
-import { EventRecorder, rfc3339 } from '../../daemon/controllers/framework.ts'
-import type { Controller, ControllerContext } from '../../daemon/controllers/framework.ts'
 import { canonicalJson, podTemplateHash } from '../../daemon/controllers/hash.ts'
 import { isPodActive, isPodReady, ReplicaSetController } from '../../daemon/controllers/replicaset.ts'
-import { createLogger } from '../../daemon/log/log.ts'
 import { deployment, ref, StoreHarness } from '../../daemon/store/testing.ts'
-import type { StoreCommand } from '../../daemon/store/types.ts'
-import { FakeClock } from '../helpers/fake-clock.ts'
+import { startControllers } from '../helpers/controllers.ts'
+import type { ControllerEnv } from '../helpers/controllers.ts'
+import { rfc3339 } from '../../daemon/controllers/framework.ts'
+import type { FakeClock } from '../helpers/fake-clock.ts'
 
 const PODS = typeOfKind('v1', 'Pod') as ResourceType
 const RSES = typeOfKind('apps/v1', 'ReplicaSet') as ResourceType
@@ -20,37 +19,8 @@ const EVENTS = typeOfKind('v1', 'Event') as ResourceType
 const T0 = '2025-01-01T00:00:00Z'
 type Obj = Record<string, any>
 
-interface Env { h: StoreHarness, clock: FakeClock, settle: () => Promise<void>, stop: () => void }
-
-function setup (): Env {
-  const controllers: Controller[] = [new ReplicaSetController(), new DeploymentController()]
-  const h = new StoreHarness()
-  const clock = new FakeClock(Date.parse(T0))
-  const write = async (cmd: StoreCommand): Promise<ReturnType<StoreHarness['apply']>> => h.apply(cmd)
-  let uids = 0
-  const ctx: ControllerContext = {
-    store: h.store,
-    write,
-    clock,
-    log: createLogger('silent', 'test'),
-    members: () => [],
-    events: new EventRecorder(write, clock),
-    uid: () => `ctl-${++uids}`,
-    now: () => rfc3339(clock.now())
-  }
-  for (const c of controllers) c.start(ctx)
-  const settle = async (): Promise<void> => {
-    let last = ''
-    let stable = 0
-    for (let i = 0; i < 1000 && stable < 5; i++) {
-      await new Promise(resolve => setImmediate(resolve))
-      clock.advance(60)
-      const rv = h.store.resourceVersion()
-      stable = rv === last ? stable + 1 : 0
-      last = rv
-    }
-  }
-  return { h, clock, settle, stop: () => { for (const c of controllers) c.stop() } }
+function setup (): ControllerEnv {
+  return startControllers([new ReplicaSetController(), new DeploymentController()], T0)
 }
 
 function web (replicas: number, strategy: Obj, extra: Obj = {}): KObject {
@@ -108,7 +78,7 @@ function markAllReady (h: StoreHarness, clock: FakeClock): number {
 }
 
 /** Lets the controllers run, then plays the kubelets (marks pods Ready), until `done` or a step bound. */
-async function drive (env: Env, done: () => boolean, maxSteps = 30): Promise<number> {
+async function drive (env: ControllerEnv, done: () => boolean, maxSteps = 30): Promise<number> {
   for (let step = 0; step < maxSteps; step++) {
     await env.settle()
     if (done()) return step

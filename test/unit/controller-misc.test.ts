@@ -1,31 +1,14 @@
 // The Endpoints, node-lifecycle and garbage-collection controllers over an
 // in-process store, with a manual clock.
 import test from 'ava'
-import { createLogger } from '../../daemon/log/log.ts'
 import { EndpointsController } from '../../daemon/controllers/endpoints.ts'
-import { EventRecorder, rfc3339 } from '../../daemon/controllers/framework.ts'
-import type { ControllerContext, MemberHealthView } from '../../daemon/controllers/framework.ts'
 import { GarbageCollector } from '../../daemon/controllers/gc.ts'
 import { NodeLifecycleController } from '../../daemon/controllers/nodelifecycle.ts'
 import { pod, ref, StoreHarness } from '../../daemon/store/testing.ts'
-import type { StoreCommand } from '../../daemon/store/types.ts'
 import type { KObject } from '../../protocol/k8s.ts'
 import { FakeClock } from '../helpers/fake-clock.ts'
-
-function context (h: StoreHarness, clock: FakeClock, members: MemberHealthView[] = []): ControllerContext {
-  let uids = 0
-  const write = async (cmd: StoreCommand) => h.apply(cmd)
-  return {
-    store: h.store,
-    write,
-    clock,
-    log: createLogger('silent', 'test'),
-    members: () => members,
-    events: new EventRecorder(write, clock),
-    uid: () => `c-uid-${++uids}`,
-    now: () => rfc3339(clock.now())
-  }
-}
+import type { MemberHealthView } from '../../daemon/controllers/framework.ts'
+import { controllerContext } from '../helpers/controllers.ts'
 
 /** Lets queued reconciles (promise chains) run. */
 async function settle (): Promise<void> {
@@ -48,7 +31,7 @@ test('a named target port that no pod declares gives no endpoints', async t => {
   const b = h.create({ ...pod('b', { labels: { app: 'web' }, nodeName: 'n2' }) })
   h.create({ ...pod('other', { labels: { app: 'db' } }) })
   const ctrl = new EndpointsController()
-  ctrl.start(context(h, clock))
+  ctrl.start(controllerContext(h, clock))
   withStatus(h, a, '127.1.0.5', true)
   withStatus(h, b, '127.1.0.6', false)
   await settle()
@@ -66,7 +49,7 @@ test('endpoints with a numeric target port', async t => {
   const a = h.create(pod('a', { labels: { app: 'web' }, nodeName: 'n1' }))
   const b = h.create(pod('b', { labels: { app: 'web' }, nodeName: 'n2' }))
   const ctrl = new EndpointsController()
-  ctrl.start(context(h, clock))
+  ctrl.start(controllerContext(h, clock))
   withStatus(h, a, '127.1.0.5', true)
   withStatus(h, b, '127.1.0.6', false)
   await settle()
@@ -89,7 +72,7 @@ test('a dead member\'s pods are deleted after the grace period, a live one\'s ar
   h.create(pod('on-n1', { nodeName: 'n1' }))
   h.create(pod('on-n2', { nodeName: 'n2' }))
   const ctrl = new NodeLifecycleController({ evictionGraceMs: 2000, intervalMs: 100 })
-  ctrl.start(context(h, clock, members))
+  ctrl.start(controllerContext(h, clock, members))
   clock.advance(500)
   await settle()
   t.truthy(h.store.get(ref('pods', 'on-n2', 'default')), 'within the grace period the pod stays')
@@ -113,7 +96,7 @@ test('foreground deletion removes the dependents first, then the owner', async t
   })
   h.create({ ...pod('child', { labels: { app: 'x' } }), metadata: { ...pod('child', { labels: { app: 'x' } }).metadata, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'rs', uid: rs.metadata.uid ?? '', controller: true }] } })
   const gc = new GarbageCollector({ sweepMs: 1_000_000 })
-  gc.start(context(h, clock))
+  gc.start(controllerContext(h, clock))
   const r = h.apply({ op: 'delete', ref: ref('replicasets', 'rs', 'default', 'apps'), now: '2025-01-01T00:00:00Z', propagationPolicy: 'Foreground' })
   t.true(r.ok)
   t.truthy(h.store.get(ref('replicasets', 'rs', 'default', 'apps'))?.metadata.deletionTimestamp, 'the owner waits, marked for deletion')

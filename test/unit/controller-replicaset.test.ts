@@ -3,46 +3,18 @@
 import test from 'ava'
 import { typeOfKind } from '../../protocol/k8s.ts'
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
-import { EventRecorder, rfc3339 } from '../../daemon/controllers/framework.ts'
-import type { Controller, ControllerContext } from '../../daemon/controllers/framework.ts'
 import { ReplicaSetController } from '../../daemon/controllers/replicaset.ts'
-import { createLogger } from '../../daemon/log/log.ts'
 import { pod, ref, StoreHarness } from '../../daemon/store/testing.ts'
-import type { StoreCommand } from '../../daemon/store/types.ts'
-import { FakeClock } from '../helpers/fake-clock.ts'
+import type { Controller } from '../../daemon/controllers/framework.ts'
+import { startControllers } from '../helpers/controllers.ts'
+import type { ControllerEnv } from '../helpers/controllers.ts'
+import { rfc3339 } from '../../daemon/controllers/framework.ts'
 
 const PODS = typeOfKind('v1', 'Pod') as ResourceType
 const EVENTS = typeOfKind('v1', 'Event') as ResourceType
 
-/** A store, a context over it and the controllers started on it; settle() lets the queues drain. */
-function setup (controllers: Controller[]): { h: StoreHarness, clock: FakeClock, settle: () => Promise<void>, stop: () => void } {
-  const h = new StoreHarness()
-  const clock = new FakeClock(Date.parse('2025-01-01T00:00:00Z'))
-  const write = async (cmd: StoreCommand): Promise<ReturnType<StoreHarness['apply']>> => h.apply(cmd)
-  let uids = 0
-  const ctx: ControllerContext = {
-    store: h.store,
-    write,
-    clock,
-    log: createLogger('silent', 'test'),
-    members: () => [],
-    events: new EventRecorder(write, clock),
-    uid: () => `ctl-${++uids}`,
-    now: () => rfc3339(clock.now())
-  }
-  for (const c of controllers) c.start(ctx)
-  const settle = async (): Promise<void> => {
-    let last = ''
-    let stable = 0
-    for (let i = 0; i < 1000 && stable < 5; i++) {
-      await new Promise(resolve => setImmediate(resolve))
-      clock.advance(60)
-      const rv = h.store.resourceVersion()
-      stable = rv === last ? stable + 1 : 0
-      last = rv
-    }
-  }
-  return { h, clock, settle, stop: () => { for (const c of controllers) c.stop() } }
+function setup (controllers: Controller[]): ControllerEnv {
+  return startControllers(controllers)
 }
 
 function replicaSet (name: string, replicas: number, extra: Record<string, unknown> = {}): KObject {
