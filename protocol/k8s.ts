@@ -100,5 +100,10 @@ export function typeOfName (name: string): ResourceType | undefined {
     (t.plural === base || t.singular === base || t.kind.toLowerCase() === base || t.shortNames.includes(base)))
 }
 
+/** A time as Kubernetes writes it in objects: RFC 3339, UTC, whole seconds. */
+export function rfc3339 (ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
+}
+
 /** Namespaces made at bootstrap, as in Kubernetes. */
 export const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'] as const

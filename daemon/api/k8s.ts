@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
-import { apiVersionOf, RESOURCE_TYPES, typeOfResource } from '../../protocol/k8s.ts'
+import { apiVersionOf, RESOURCE_TYPES, rfc3339, typeOfResource } from '../../protocol/k8s.ts'
 import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
 import { VERSION } from '../../protocol/version.ts'
 import type { Replicator } from '../raft/replicator.ts'
@@ -52,11 +52,6 @@ const PATCH_TYPES: Record<string, PatchType> = {
   'application/merge-patch+json': 'merge',
   'application/strategic-merge-patch+json': 'strategic',
   'application/json-patch+json': 'json'
-}
-
-/** Seconds-precision RFC 3339, as Kubernetes writes timestamps. */
-function nowRfc3339 (): string {
-  return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z')
 }
 
 function notFound (message: string): HttpError { return new HttpError(404, 'NotFound', message) }
@@ -252,7 +247,7 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
     throw new HttpError(403, 'Forbidden', `this token is read-only: it may not ${method === 'POST' ? 'create' : method === 'DELETE' ? 'delete' : 'change'} ${type.plural}`)
   }
   const dryRun = params.get('dryRun') === 'All'
-  const now = nowRfc3339()
+  const now = rfc3339(Date.now())
   const contentType = String(req.headers['content-type'] ?? 'application/json').split(';')[0]?.trim().toLowerCase() ?? 'application/json'
 
   if (method === 'DELETE') {

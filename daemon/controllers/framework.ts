@@ -8,6 +8,7 @@
 // May import: protocol/, daemon/store/types.ts and command.ts, daemon/raft/replicator.ts, daemon/clock, daemon/log.
 import { randomUUID } from 'node:crypto'
 import type { MemberState } from '../../protocol/membership.ts'
+import { rfc3339 } from '../../protocol/k8s.ts'
 import type { KObject } from '../../protocol/k8s.ts'
 import type { Clock, TimerHandle } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
@@ -47,9 +48,7 @@ export interface Controller {
   stop: () => void
 }
 
-export function rfc3339 (ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
-}
+export { rfc3339 }
 
 export interface WorkQueueOptions {
   clock: Clock

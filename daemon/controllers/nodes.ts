@@ -6,7 +6,7 @@
 // May import: protocol/, daemon/store/types.ts, daemon/raft/replicator.ts, daemon/clock, daemon/log, daemon/store/command.ts (encodeStoreCommand).
 import { randomUUID } from 'node:crypto'
 import type { MemberState } from '../../protocol/membership.ts'
-import { SYSTEM_NAMESPACES, typeOfKind } from '../../protocol/k8s.ts'
+import { rfc3339, SYSTEM_NAMESPACES, typeOfKind } from '../../protocol/k8s.ts'
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
 import { VERSION } from '../../protocol/version.ts'
 import { encodeStoreCommand } from '../store/command.ts'
@@ -39,10 +39,6 @@ export interface NodeKeeperInit {
 
 const NAMESPACE = typeOfKind('v1', 'Namespace') as ResourceType
 const NODE = typeOfKind('v1', 'Node') as ResourceType
-
-function nowRfc3339 (ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
-}
 
 function readyOf (state: MemberState): { status: 'True' | 'False' | 'Unknown', reason: string, message: string } {
   switch (state) {
@@ -126,7 +122,7 @@ export class NodeKeeper {
 
   async reconcile (): Promise<void> {
     const { store, log } = this.init
-    const now = nowRfc3339(this.init.clock.now())
+    const now = rfc3339(this.init.clock.now())
     for (const ns of SYSTEM_NAMESPACES) {
       if (store.get({ group: '', resource: NAMESPACE.plural, name: ns }) !== undefined) continue
       const r = await this.propose({ op: 'create', object: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, uid: randomUUID(), now })

@@ -26,6 +26,7 @@ import { RESOURCE_TYPES } from '../../protocol/k8s.ts'
 import type { Clock, TimerHandle } from '../clock/clock.ts'
 import { EventRecorder, keyOf, splitKey, WorkQueue } from '../controllers/framework.ts'
 import type { Logger } from '../log/log.ts'
+import { jsonEqual } from '../store/patch.ts'
 import type { StoreCommand, StoreReader, StoreResult, Watch } from '../store/types.ts'
 import { EnvError, resolveEnv } from './env.ts'
 import { Prober } from './probes.ts'
@@ -84,17 +85,6 @@ interface RunContext {
   volumePaths: Map<string, string> | undefined
   volumeError: string | undefined
   ip: string
-}
-
-/** Order-insensitive deep equality of JSON-shaped values. */
-function same (a: unknown, b: unknown): boolean {
-  if (a === b) return true
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
-  if (Array.isArray(a) !== Array.isArray(b)) return false
-  if (Array.isArray(a)) return a.length === (b as unknown[]).length && a.every((v, i) => same(v, (b as unknown[])[i]))
-  const ka = Object.keys(a).filter(k => (a as Obj)[k] !== undefined)
-  const kb = Object.keys(b).filter(k => (b as Obj)[k] !== undefined)
-  return ka.length === kb.length && ka.every(k => same((a as Obj)[k], (b as Obj)[k]))
 }
 
 export class Kubelet {
@@ -395,7 +385,7 @@ export class Kubelet {
   private async writeStatus (pod: KObject, s: PodState, views: ContainerView[], ip: string, init: InitView): Promise<boolean> {
     const status = podStatus({ pod, containers: views, init, runtimeName: this.runtime.name, podIP: ip, hostIP: this.opts.hostIP, now: rfc3339(this.opts.clock.now()) })
     const cur = (pod.status ?? {}) as Obj
-    if (Object.keys(status).every(k => same(status[k], cur[k]))) return true
+    if (Object.keys(status).every(k => jsonEqual(status[k], cur[k]))) return true
     const wait = s.lastStatusWrite + this.opts.statusIntervalMs - this.opts.clock.now()
     if (wait > 0) {
       this.wake(s.key, wait)

@@ -3,14 +3,13 @@
 // conditions. Pure functions of their inputs, so that a restarted kubelet
 // computes the same status and writes nothing.
 // May import: protocol/, ./runtime.ts.
+import { rfc3339 } from '../../protocol/k8s.ts'
 import type { KObject } from '../../protocol/k8s.ts'
 import type { ContainerRecord } from './runtime.ts'
 
 type Obj = Record<string, unknown>
 
-export function rfc3339 (ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
-}
+export { rfc3339 }
 
 /** Why a container is not running and not about to be started by the kubelet's next pass. */
 export interface Waiting { reason: string, message?: string }

@@ -372,18 +372,7 @@ export class RaftNode implements Replicator {
     for (;;) {
       this.checkRunning()
       if (this.core.role === 'leader') {
-        const ctx = ++this.readSeq
-        const index = await new Promise<number | undefined>(resolve => {
-          this.reads.set(ctx, resolve)
-          if (this.core.readIndex(ctx) !== undefined) {
-            this.reads.delete(ctx)
-            resolve(undefined)
-          }
-          this.schedule()
-          this.clock.setTimeout(() => {
-            if (this.reads.delete(ctx)) resolve(undefined)
-          }, Math.max(1, deadline - this.clock.now()))
-        })
+        const index = await this.leaderReadIndex(Math.max(1, deadline - this.clock.now()))
         if (index !== undefined) return await this.appliedForRead(index, deadline)
         if (this.clock.now() >= deadline) throw new ProposalTimeoutError('the read could not be confirmed in time')
         continue
@@ -405,6 +394,25 @@ export class RaftNode implements Replicator {
       if (res.error === 'timeout') throw new ProposalTimeoutError(res.message)
       await this.sleep(RETRY_MS)
     }
+  }
+
+  /**
+   * ReadIndex on this peer as leader: the index a read must see, once a
+   * heartbeat round has confirmed the leadership; undefined if this peer
+   * stopped leading (the read was dropped) or the round took too long.
+   */
+  private async leaderReadIndex (timeoutMs: number): Promise<number | undefined> {
+    const ctx = ++this.readSeq
+    return await new Promise<number | undefined>(resolve => {
+      const timer = this.clock.setTimeout(() => { if (this.reads.delete(ctx)) resolve(undefined) }, timeoutMs)
+      this.reads.set(ctx, index => { this.clock.clearTimeout(timer); resolve(index) })
+      if (this.core.readIndex(ctx) !== undefined) {
+        this.reads.delete(ctx)
+        this.clock.clearTimeout(timer)
+        resolve(undefined)
+      }
+      this.schedule()
+    })
   }
 
   /**
@@ -430,16 +438,7 @@ export class RaftNode implements Replicator {
     const deadline = this.clock.now() + this.timeoutMs
     if (req.type === 'read-index') {
       if (this.core.role !== 'leader') return notLeader()
-      const ctx = ++this.readSeq
-      const index = await new Promise<number | undefined>(resolve => {
-        this.reads.set(ctx, resolve)
-        if (this.core.readIndex(ctx) !== undefined) {
-          this.reads.delete(ctx)
-          resolve(undefined)
-        }
-        this.schedule()
-        this.clock.setTimeout(() => { if (this.reads.delete(ctx)) resolve(undefined) }, this.timeoutMs)
-      })
+      const index = await this.leaderReadIndex(this.timeoutMs)
       return index !== undefined ? { ok: true, index } : notLeader()
     }
     for (;;) {
