@@ -8,7 +8,7 @@ import { Agent, request } from 'node:http'
 import type { IncomingMessage } from 'node:http'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { Peer, stopAll, tempDir } from '../helpers/cluster.ts'
+import { Peer, stopAll, tempDir, waitStarted } from '../helpers/cluster.ts'
 import { httpRequest } from './load.ts'
 import { percentile, sleep } from './stats.ts'
 
@@ -33,15 +33,6 @@ export interface ControlOptions {
   log: (line: string) => void
 }
 
-async function started (peer: Peer): Promise<void> {
-  const deadline = Date.now() + 30_000
-  while (!peer.events().some(e => e.event === 'started')) {
-    if (!peer.running) throw new Error(`${peer.name} exited: ${peer.stderr.slice(-300)}`)
-    if (Date.now() > deadline) throw new Error(`${peer.name} did not start`)
-    await sleep(50)
-  }
-}
-
 export async function measureControl (opts: ControlOptions): Promise<ControlFigures> {
   const figures: ControlFigures = {}
   const dir = tempDir('benchctl')
@@ -49,10 +40,10 @@ export async function measureControl (opts: ControlOptions): Promise<ControlFigu
   const agent = new Agent({ keepAlive: true, maxSockets: 64 })
   try {
     peers.push(new Peer({ ip: IPS[0] as string, name: 'p1', dataDir: join(dir, 'p1') }))
-    await started(peers[0] as Peer)
+    await waitStarted(peers[0] as Peer)
     const key = join(dir, 'p1', 'cluster.key')
     peers.push(...IPS.slice(1).map((ip, i) => new Peer({ ip, name: `p${i + 2}`, dataDir: join(dir, `p${i + 2}`), join: [(peers[0] as Peer).addr], clusterKey: key })))
-    await Promise.all(peers.slice(1).map(started))
+    await Promise.all(peers.slice(1).map(async p => { await waitStarted(p) }))
     const token = (peers[0] as Peer).token()
     const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' }
     const call = async (peer: Peer, method: string, path: string, body?: unknown): Promise<{ status: number, body: any }> => {

@@ -13,7 +13,7 @@ import { delimiter, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { keyOf, VALUE } from './kv.ts'
 import type { LogBenchOptions, LogFigures } from './kv.ts'
-import { firstAcknowledged, httpRequest, runLoad } from './load.ts'
+import { firstAcknowledged, httpRequest, measuredLoad } from './load.ts'
 import type { LoadClient } from './load.ts'
 import { sleep } from './stats.ts'
 
@@ -170,15 +170,7 @@ export async function measureEtcd (bin: string, opts: LogBenchOptions): Promise<
     await allHealthy(members)
     await findLeader(members)
     const op = async (c: LoadClient, i: number): Promise<void> => { await put(c, undefined, members[c.id % members.length]!, keyOf(c.id, i)) }
-    try {
-      await runLoad({ concurrency: opts.concurrency, durationMs: Math.max(500, opts.durationMs / 10), op })
-      figures.load = await runLoad({ concurrency: opts.concurrency, durationMs: opts.durationMs, op })
-      const l = figures.load
-      opts.log(`  etcd put: ${l.throughput.toFixed(0)}/s, p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms, ${l.errors} errors, load generator ${l.cpuPercent.toFixed(0)} % of a core${l.firstError !== undefined ? ` (${l.firstError})` : ''}`)
-      if (l.ops === 0) figures.loadError = l.firstError ?? 'no put acknowledged'
-    } catch (err) {
-      figures.loadError = (err as Error).message
-    }
+    Object.assign(figures, await measuredLoad('etcd', opts, op))
 
     const agent = new Agent({ keepAlive: true })
     try {

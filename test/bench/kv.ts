@@ -9,8 +9,8 @@ import { Agent } from 'node:http'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import type { RaftStatusView } from '../../protocol/api.ts'
-import { Peer, stopAll, tempDir } from '../helpers/cluster.ts'
-import { firstAcknowledged, httpRequest, runLoad } from './load.ts'
+import { Peer, stopAll, tempDir, waitStarted } from '../helpers/cluster.ts'
+import { firstAcknowledged, httpRequest, measuredLoad } from './load.ts'
 import type { HttpAnswer, LoadClient, LoadResult } from './load.ts'
 import { sleep } from './stats.ts'
 
@@ -99,24 +99,16 @@ export async function measureShoal (opts: LogBenchOptions): Promise<LogFigures> 
   process.once('exit', killAll)
   try {
     peers.push(new Peer({ ip: IPS[0]!, name: 'p1', dataDir: join(dir, 'p1') }))
-    await started(peers[0]!)
+    await waitStarted(peers[0]!)
     peers.push(...IPS.slice(1).map((ip, i) => new Peer({ ip, name: `p${i + 2}`, dataDir: join(dir, `p${i + 2}`), join: [peers[0]!.addr], clusterKey: key })))
-    await Promise.all(peers.slice(1).map(async p => { await started(p) }))
+    await Promise.all(peers.slice(1).map(async p => { await waitStarted(p) }))
     await leaderWithVoters(peers)
     const tokens = peers.map(p => p.token())
     const op = async (c: LoadClient, i: number): Promise<void> => {
       const n = c.id % peers.length
       await put(c, undefined, peers[n]!, tokens[n]!, keyOf(c.id, i))
     }
-    try {
-      await runLoad({ concurrency: opts.concurrency, durationMs: Math.max(500, opts.durationMs / 10), op })
-      figures.load = await runLoad({ concurrency: opts.concurrency, durationMs: opts.durationMs, op })
-      const l = figures.load
-      opts.log(`  shoal put: ${l.throughput.toFixed(0)}/s, p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms, ${l.errors} errors, load generator ${l.cpuPercent.toFixed(0)} % of a core${l.firstError !== undefined ? ` (${l.firstError})` : ''}`)
-      if (l.ops === 0) figures.loadError = l.firstError ?? 'no put acknowledged'
-    } catch (err) {
-      figures.loadError = (err as Error).message
-    }
+    Object.assign(figures, await measuredLoad('shoal', opts, op))
 
     const agent = new Agent({ keepAlive: true })
     try {
@@ -133,7 +125,7 @@ export async function measureShoal (opts: LogBenchOptions): Promise<LogFigures> 
         const i = peers.indexOf(leader)
         const others = peers.filter(p => p !== leader)
         peers[i] = new Peer({ ...leader.opts, join: others.map(p => p.addr), clusterKey: key })
-        await started(peers[i]!)
+        await waitStarted(peers[i]!)
         await waitLeaderSeenBy(peers[i]!)
         await caughtUp(peers, await leaderWithVoters(peers))
       }
@@ -152,15 +144,6 @@ export async function measureShoal (opts: LogBenchOptions): Promise<LogFigures> 
     process.off('exit', killAll)
   }
   return figures
-}
-
-async function started (peer: Peer, boundMs = 30_000): Promise<void> {
-  const deadline = Date.now() + boundMs
-  while (!peer.events().some(e => e.event === 'started')) {
-    if (!peer.running) throw new Error(`${peer.name} exited: ${peer.stderr.slice(-500)}`)
-    if (Date.now() > deadline) throw new Error(`${peer.name} did not log 'started' within ${boundMs / 1000} s`)
-    await sleep(50)
-  }
 }
 
 /** Waits until every peer has applied what the leader had committed: the cluster is back in its steady state. */

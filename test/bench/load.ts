@@ -300,3 +300,18 @@ export async function firstAcknowledged (attempt: (timeoutMs: number) => Promise
   await Promise.allSettled(inFlight)
   return ackedAt
 }
+
+/**
+ * The put benchmark's load phase: a warm-up of a tenth of the duration
+ * (at least 0.5 s), then the measured run; logs one line about `name`.
+ */
+export async function measuredLoad (name: string, opts: { concurrency: number, durationMs: number, log: (line: string) => void }, op: LoadOptions['op']): Promise<{ load?: LoadResult, loadError?: string }> {
+  try {
+    await runLoad({ concurrency: opts.concurrency, durationMs: Math.max(500, opts.durationMs / 10), op })
+    const l = await runLoad({ concurrency: opts.concurrency, durationMs: opts.durationMs, op })
+    opts.log(`  ${name} put: ${l.throughput.toFixed(0)}/s, p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms, ${l.errors} errors, load generator ${l.cpuPercent.toFixed(0)} % of a core${l.firstError !== undefined ? ` (${l.firstError})` : ''}`)
+    return l.ops === 0 ? { load: l, loadError: l.firstError ?? 'no put acknowledged' } : { load: l }
+  } catch (err) {
+    return { loadError: (err as Error).message }
+  }
+}

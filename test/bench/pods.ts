@@ -7,7 +7,7 @@ import { request } from 'node:http'
 import type { IncomingMessage } from 'node:http'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { killPodProcesses, Peer, stopAll, tempDir } from '../helpers/cluster.ts'
+import { killPodProcesses, Peer, stopAll, tempDir, waitStarted } from '../helpers/cluster.ts'
 import { httpRequest } from './load.ts'
 import { cpuMs, percentile, sleep } from './stats.ts'
 
@@ -72,25 +72,16 @@ function deployment (name: string, replicas: number, nodeSelector?: Record<strin
   }
 }
 
-async function started (peer: Peer): Promise<void> {
-  const deadline = Date.now() + 30_000
-  while (!peer.events().some(e => e.event === 'started')) {
-    if (!peer.running) throw new Error(`${peer.name} exited: ${peer.stderr.slice(-300)}`)
-    if (Date.now() > deadline) throw new Error(`${peer.name} did not start`)
-    await sleep(50)
-  }
-}
-
 export async function measurePods (opts: { pods: number, trials: number, log: (line: string) => void }): Promise<PodFigures> {
   const figures: PodFigures = { rescheduleMs: [] }
   const dir = tempDir('benchpods')
   const peers: Peer[] = []
   try {
     peers.push(new Peer({ ip: IPS[0] as string, name: 'p1', dataDir: join(dir, 'p1') }))
-    await started(peers[0] as Peer)
+    await waitStarted(peers[0] as Peer)
     const key = join(dir, 'p1', 'cluster.key')
     peers.push(...IPS.slice(1).map((ip, i) => new Peer({ ip, name: `p${i + 2}`, dataDir: join(dir, `p${i + 2}`), join: [(peers[0] as Peer).addr], clusterKey: key })))
-    await Promise.all(peers.slice(1).map(started))
+    await Promise.all(peers.slice(1).map(async p => { await waitStarted(p) }))
     const token = (peers[0] as Peer).token()
     const call = async (peer: Peer, method: string, path: string, body?: unknown): Promise<{ status: number, body: any }> => {
       const r = await httpRequest(undefined, `${peer.apiUrl}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}), timeoutMs: 30_000 })
@@ -192,7 +183,7 @@ export async function measurePods (opts: { pods: number, trials: number, log: (l
         await victim.exited
         const i = peers.indexOf(victim)
         peers[i] = new Peer({ ...victim.opts, join: peers.filter(p => p !== victim).map(p => p.addr), clusterKey: key })
-        await started(peers[i] as Peer)
+        await waitStarted(peers[i] as Peer)
         // Move some pods back onto the returned peer: delete the pods of the busiest node, the scheduler spreads their replacements.
         await sleep(1500)
         const pods = ((await call(peers[0] as Peer, 'GET', '/api/v1/namespaces/default/pods?labelSelector=app%3Dmoving')).body.items ?? []) as any[]

@@ -129,12 +129,18 @@ export async function waitFor<T> (what: string, check: () => Promise<T | undefin
 
 export async function startPeer (opts: PeerOptions): Promise<Peer> {
   const peer = new Peer(opts)
-  if (opts.waitStarted === false) return peer
-  await waitFor(`${opts.name} to start`, () => {
-    if (!peer.running) throw new Error(`${opts.name} exited: ${peer.stderr.slice(-500)}`)
-    return peer.events().some(e => e.event === 'started')
-  }, 30_000)
+  if (opts.waitStarted !== false) await waitStarted(peer)
   return peer
+}
+
+/** Waits for a peer's 'started' log line; fails at once if it exits first. */
+export async function waitStarted (peer: Peer, boundMs = 30_000): Promise<void> {
+  const deadline = Date.now() + boundMs
+  while (!peer.events().some(e => e.event === 'started')) {
+    if (!peer.running) throw new Error(`${peer.name} exited: ${peer.stderr.slice(-500)}`)
+    if (Date.now() > deadline) throw new Error(`${peer.name} did not log 'started' within ${boundMs / 1000} s`)
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
 }
 
 /** Starts a founding peer and joiners, each on its own loopback address. */
