@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto'
 import type { MemberState } from '../../protocol/membership.ts'
 import { rfc3339 } from '../../protocol/k8s.ts'
 import type { KObject } from '../../protocol/k8s.ts'
+import { every } from '../clock/clock.ts'
 import type { Clock, TimerHandle } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
 import type { Replicator } from '../raft/replicator.ts'
@@ -243,8 +244,7 @@ export interface ManagerInit {
 export class ControllerManager {
   private readonly init: ManagerInit
   private running = false
-  private timer: TimerHandle | undefined
-  private stopped = false
+  private stopPolling: (() => void) | undefined
   readonly ctx: ControllerContext
 
   constructor (init: ManagerInit) {
@@ -263,22 +263,14 @@ export class ControllerManager {
   }
 
   start (): void {
-    const poll = (): void => {
-      if (this.stopped) return
-      this.check()
-      this.timer = this.init.clock.setTimeout(poll, this.init.pollMs ?? 200)
-    }
-    poll()
+    const check = (): void => { this.setRunning(this.init.isLeader()) }
+    check()
+    this.stopPolling = every(this.init.clock, this.init.pollMs ?? 200, check)
   }
 
   stop (): void {
-    this.stopped = true
-    if (this.timer !== undefined) this.init.clock.clearTimeout(this.timer)
+    this.stopPolling?.()
     this.setRunning(false)
-  }
-
-  private check (): void {
-    this.setRunning(this.init.isLeader())
   }
 
   private setRunning (on: boolean): void {

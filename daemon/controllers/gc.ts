@@ -4,9 +4,10 @@
 // are deleted, foreground too, and then the finalizer is removed, which
 // lets the store delete the owner), and old Events (kept one hour, as in
 // Kubernetes). Background and orphan cascades happen in the store itself.
-// May import: protocol/, daemon/store/types.ts, ./framework.ts.
+// May import: protocol/, daemon/clock, daemon/store/types.ts, ./framework.ts.
 import { RESOURCE_TYPES, typeOfKind } from '../../protocol/k8s.ts'
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
+import { every } from '../clock/clock.ts'
 import type { Watch } from '../store/types.ts'
 import type { Controller, ControllerContext } from './framework.ts'
 import { keyOf, WorkQueue } from './framework.ts'
@@ -58,13 +59,7 @@ export class GarbageCollector implements Controller {
         }
       }))
     }
-    const sweep = (): void => {
-      void this.sweepEvents()
-      const handle = ctx.clock.setTimeout(sweep, this.sweepMs)
-      this.stopTimer = () => { ctx.clock.clearTimeout(handle) }
-    }
-    const first = ctx.clock.setTimeout(sweep, this.sweepMs)
-    this.stopTimer = () => { ctx.clock.clearTimeout(first) }
+    this.stopTimer = every(ctx.clock, this.sweepMs, () => { void this.sweepEvents() })
   }
 
   stop (): void {

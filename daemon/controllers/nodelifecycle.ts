@@ -3,9 +3,10 @@
 // by default) or left (at once) are deleted, so that their ReplicaSets
 // replace them and the scheduler binds the replacements elsewhere. The
 // Node's Ready condition itself is kept by ./nodes.ts.
-// May import: protocol/, daemon/store/types.ts, ./framework.ts.
+// May import: protocol/, daemon/clock, daemon/store/types.ts, ./framework.ts.
 import { typeOfKind } from '../../protocol/k8s.ts'
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
+import { every } from '../clock/clock.ts'
 import type { Watch } from '../store/types.ts'
 import type { Controller, ControllerContext } from './framework.ts'
 import { WorkQueue } from './framework.ts'
@@ -41,11 +42,9 @@ export class NodeLifecycleController implements Controller {
     this.watch = ctx.store.watch(NODE, {}, e => { if (e.type !== 'ERROR') queue.add((e.object as KObject).metadata.name ?? '') })
     const tick = (): void => {
       for (const m of ctx.members()) if (m.state === 'dead' || m.state === 'left') queue.add(m.name)
-      this.stopTimer = undefined
-      const handle = ctx.clock.setTimeout(tick, this.intervalMs)
-      this.stopTimer = () => { ctx.clock.clearTimeout(handle) }
     }
     tick()
+    this.stopTimer = every(ctx.clock, this.intervalMs, tick)
   }
 
   stop (): void {
