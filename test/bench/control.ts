@@ -4,12 +4,11 @@
 // creates and gets, and watch fan-out (the time for one change to reach 100
 // watchers on one peer).
 // May import: test/helpers/cluster.ts, ./load.ts, ./stats.ts, protocol/ types.
-import { Agent, request } from 'node:http'
-import type { IncomingMessage } from 'node:http'
+import { Agent } from 'node:http'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { Peer, stopAll, tempDir, waitStarted } from '../helpers/cluster.ts'
-import { httpRequest } from './load.ts'
+import { httpRequest, watchEvents } from './load.ts'
 import { percentile, sleep } from './stats.ts'
 
 const IPS = ['127.0.90.2', '127.0.90.3', '127.0.90.4']
@@ -162,41 +161,19 @@ export async function measureControl (opts: ControlOptions): Promise<ControlFigu
 
     // --- watch fan-out: 100 watchers on one follower, one change at a time ---
     try {
-      const controllers: AbortController[] = []
-      const waiting: Array<(name: string) => void> = []
+      const stops: Array<() => void> = []
       let seen = new Map<string, number>()
       let expected = ''
       let reached: (() => void) | undefined
       for (let w = 0; w < opts.watchers; w++) {
-        const c = new AbortController()
-        controllers.push(c)
-        // node:http rather than fetch: a hundred fetch streams cost the bench process more than the server.
-        const res = await new Promise<IncomingMessage>((resolve, reject) => {
-          const req = request(`${follower.apiUrl}/api/v1/namespaces/default/configmaps?watch=1&labelSelector=fanout%3Dyes`, { headers: { authorization: `Bearer ${token}` }, signal: c.signal }, resolve)
-          req.on('error', reject)
-          req.end()
-        })
-        res.setEncoding('utf8')
-        void (async () => {
-          let buf = ''
-          try {
-            for await (const chunk of res as AsyncIterable<string>) {
-              buf += chunk
-              const lines = buf.split('\n')
-              buf = lines.pop() ?? ''
-              for (const line of lines) {
-                if (line === '') continue
-                const name = (JSON.parse(line) as { object: { metadata: { name: string } } }).object.metadata.name
-                if (name !== expected) continue
-                const n = (seen.get(name) ?? 0) + 1
-                seen.set(name, n)
-                if (n === opts.watchers) reached?.()
-              }
-            }
-          } catch { /* aborted */ }
-        })()
+        stops.push(await watchEvents(`${follower.apiUrl}/api/v1/namespaces/default/configmaps?watch=1&labelSelector=fanout%3Dyes`, token, e => {
+          const name = e.object.metadata.name
+          if (name !== expected) return
+          const n = (seen.get(name) ?? 0) + 1
+          seen.set(name, n)
+          if (n === opts.watchers) reached?.()
+        }))
       }
-      void waiting
       const times: number[] = []
       for (let trial = 0; trial < opts.watchTrials; trial++) {
         expected = `fanout-${trial}`
@@ -208,7 +185,7 @@ export async function measureControl (opts: ControlOptions): Promise<ControlFigu
         await Promise.race([all, sleep(10_000).then(() => { throw new Error(`the change reached ${seen.get(expected) ?? 0} of ${opts.watchers} watchers in 10 s`) })])
         times.push(performance.now() - t)
       }
-      for (const c of controllers) c.abort()
+      for (const stop of stops) stop()
       figures.watch = { watchers: opts.watchers, trials: opts.watchTrials, p50: percentile(times, 50), p99: percentile(times, 99) }
       opts.log(`  control: watch fan-out to ${opts.watchers} watchers: p50 ${figures.watch.p50.toFixed(1)} ms, p99 ${figures.watch.p99.toFixed(1)} ms (from the create's start)`)
     } catch (err) {

@@ -9,7 +9,7 @@ import { request } from 'node:http'
 import type { Agent } from 'node:http'
 import { connect } from 'node:net'
 import type { Socket } from 'node:net'
-import type { IncomingHttpHeaders } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import { percentileSorted } from './stats.ts'
 
@@ -314,4 +314,40 @@ export async function measuredLoad (name: string, opts: { concurrency: number, d
   } catch (err) {
     return { loadError: (err as Error).message }
   }
+}
+
+/**
+ * A `?watch=1` stream read with node:http (a hundred fetch streams cost the
+ * bench process more than the server): `onEvent` gets each event and the
+ * time its chunk arrived, `onChunk` runs after each chunk's events.
+ * Resolves once the answer's headers are in, with a function that stops it.
+ */
+export async function watchEvents (url: string, token: string, onEvent: (e: WatchLine, at: number) => void, onChunk?: (at: number) => void): Promise<() => void> {
+  const controller = new AbortController()
+  const res = await new Promise<IncomingMessage>((resolve, reject) => {
+    const req = request(url, { headers: { authorization: `Bearer ${token}` }, signal: controller.signal }, resolve)
+    req.on('error', reject)
+    req.end()
+  })
+  res.setEncoding('utf8')
+  void (async () => {
+    let buf = ''
+    try {
+      for await (const chunk of res as AsyncIterable<string>) {
+        buf += chunk
+        const lines = buf.split('\n')
+        buf = lines.pop() ?? ''
+        const at = performance.now()
+        for (const line of lines) if (line !== '') onEvent(JSON.parse(line) as WatchLine, at)
+        onChunk?.(at)
+      }
+    } catch { /* stopped */ }
+  })()
+  return () => { controller.abort() }
+}
+
+/** One watch event, as the benchmarks read it. */
+export interface WatchLine {
+  type: string
+  object: { metadata: { name: string, deletionTimestamp?: string }, spec?: { nodeName?: string }, status?: { phase?: string } }
 }

@@ -3,12 +3,10 @@
 // Running, as a watch on a follower sees it) and rescheduling (SIGKILL of a
 // peer until all of its pods run elsewhere).
 // May import: test/helpers/cluster.ts, ./load.ts, ./stats.ts.
-import { request } from 'node:http'
-import type { IncomingMessage } from 'node:http'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { killPodProcesses, Peer, stopAll, tempDir, waitStarted } from '../helpers/cluster.ts'
-import { httpRequest } from './load.ts'
+import { httpRequest, watchEvents } from './load.ts'
 import { cpuMs, percentile, sleep } from './stats.ts'
 
 const IPS = ['127.0.91.2', '127.0.91.3', '127.0.91.4']
@@ -28,32 +26,10 @@ interface PodView { name: string, node?: string, phase?: string, deleting: boole
 /** A live view of the pods with app=<app>, kept by a watch on one peer. */
 async function watchPods (peer: Peer, app: string, onChange: (pods: Map<string, PodView>, at: number) => void): Promise<() => void> {
   const pods = new Map<string, PodView>()
-  const controller = new AbortController()
-  const res = await new Promise<IncomingMessage>((resolve, reject) => {
-    const req = request(`${peer.apiUrl}/api/v1/namespaces/default/pods?watch=1&labelSelector=app%3D${app}`, { headers: { authorization: `Bearer ${peer.token()}` }, signal: controller.signal }, resolve)
-    req.on('error', reject)
-    req.end()
-  })
-  res.setEncoding('utf8')
-  void (async () => {
-    let buf = ''
-    try {
-      for await (const chunk of res as AsyncIterable<string>) {
-        buf += chunk
-        const lines = buf.split('\n')
-        buf = lines.pop() ?? ''
-        const at = performance.now()
-        for (const line of lines) {
-          if (line === '') continue
-          const e = JSON.parse(line) as { type: string, object: { metadata: { name: string, deletionTimestamp?: string }, spec?: { nodeName?: string }, status?: { phase?: string } } }
-          if (e.type === 'DELETED') pods.delete(e.object.metadata.name)
-          else pods.set(e.object.metadata.name, { name: e.object.metadata.name, node: e.object.spec?.nodeName, phase: e.object.status?.phase, deleting: e.object.metadata.deletionTimestamp !== undefined })
-        }
-        onChange(pods, at)
-      }
-    } catch { /* stopped */ }
-  })()
-  return () => { controller.abort() }
+  return await watchEvents(`${peer.apiUrl}/api/v1/namespaces/default/pods?watch=1&labelSelector=app%3D${app}`, peer.token(), e => {
+    if (e.type === 'DELETED') pods.delete(e.object.metadata.name)
+    else pods.set(e.object.metadata.name, { name: e.object.metadata.name, node: e.object.spec?.nodeName, phase: e.object.status?.phase, deleting: e.object.metadata.deletionTimestamp !== undefined })
+  }, at => { onChange(pods, at) })
 }
 
 function deployment (name: string, replicas: number, nodeSelector?: Record<string, string>): unknown {
