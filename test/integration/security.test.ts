@@ -64,7 +64,12 @@ test.serial('secrets are made at first start with mode 0600, and a joiner receiv
   peers.push(joiner)
   await waitFor('the joiner to receive the token', () => joiner.token() === first.token())
   t.is(statSync(join(dir, 'joiner', 'admin.token')).mode & 0o777, 0o600)
-  const names = (await joiner.members()).map(m => m.name).sort()
+  // The token comes in the join handshake; the member list fills from gossip a moment later.
+  let names: string[] = []
+  await waitFor('the joiner to list both members', async () => {
+    names = (await joiner.members()).map(m => m.name).sort()
+    return names.length === 2
+  }).catch(() => {})
   t.deepEqual(names, ['joiner', 'keeper'])
   await joiner.kill('SIGTERM')
 })
