@@ -32,6 +32,8 @@ import { Scheduler } from './scheduler/scheduler.ts'
 import { DeploymentController } from './controllers/deployment.ts'
 import { ReplicaSetController } from './controllers/replicaset.ts'
 import { Kubelet } from './kubelet/kubelet.ts'
+import { DockerRuntime } from './kubelet/docker-runtime.ts'
+import type { Runtime } from './kubelet/runtime.ts'
 import { PodAccess } from './kubelet/access.ts'
 import { Autopilot } from './raft/autopilot.ts'
 import type { MemberHealth } from './raft/autopilot.ts'
@@ -217,7 +219,9 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     ]
   })
 
+  const runtime = await chooseRuntime(config, log)
   const kubelet = new Kubelet({
+    ...(runtime !== undefined ? { runtime } : {}),
     nodeName: config.name,
     dataDir: config.dataDir,
     store,
@@ -305,4 +309,22 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     return await stopping
   }
   return { host: started, membership, raft, api, log, stop }
+}
+
+/**
+ * The pod runtime: Docker when asked for (an engine must answer) or, with
+ * auto, when one answers at DOCKER_HOST (else /var/run/docker.sock);
+ * undefined for the kubelet's default, the process runtime.
+ */
+async function chooseRuntime (config: DaemonConfig, log: Logger): Promise<Runtime | undefined> {
+  if (config.runtime === 'process') return undefined
+  const where = process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock'
+  const docker = new DockerRuntime({ nodeName: config.name, clock: systemClock, log, ...(config.pauseImage !== undefined ? { pauseImage: config.pauseImage } : {}) })
+  if (!(await docker.available())) {
+    if (config.runtime === 'docker') throw new Error(`--runtime docker: no Docker engine answers at ${where}`)
+    log.info({ event: 'kubelet.runtime', runtime: 'process', docker: where }, `no Docker engine at ${where}: pods run as processes`)
+    return undefined
+  }
+  log.info({ event: 'kubelet.runtime', runtime: 'docker', docker: where }, `pods run in the Docker engine at ${where}`)
+  return docker
 }

@@ -31,7 +31,13 @@ export interface DaemonConfig {
   podEvictionGraceMs: number
   /** where to write the CLI's config at first start; undefined for nowhere */
   clientConfig?: string
+  /** the pod runtime: docker, process, or auto (docker when an engine answers) */
+  runtime: 'auto' | 'docker' | 'process'
+  /** the Docker runtime's sandbox image; undefined for the built-in one */
+  pauseImage?: string
 }
+
+export const RUNTIMES = ['auto', 'docker', 'process'] as const
 
 export interface RaftFlags {
   /** target voter count; undefined: 3, or 5 once there are 5 healthy peers */
@@ -118,6 +124,8 @@ export function buildCommand (): Command {
   cmd.addOption(new Option('--dead-voter-grace <duration>', 'how long a voter may be dead before autopilot replaces it').default('5s'))
   cmd.addOption(new Option('--snapshot-entries <n>', 'applied log entries between state snapshots').default('10000'))
   cmd.addOption(new Option('--pod-eviction-grace <duration>', 'how long a dead member\'s pods wait before they are replaced elsewhere').default('2s'))
+  cmd.addOption(new Option('--runtime <kind>', 'how pods run: docker, process, or auto (docker when an engine answers at DOCKER_HOST)').default('auto'))
+  cmd.addOption(new Option('--pause-image <image>', 'the Docker runtime\'s pod sandbox image (default: one Shoal makes, x86-64)'))
   cmd.addOption(new Option('--kv-max-value <bytes>', 'the largest cluster-KV value accepted (e.g. 512KiB, 1MiB)').default('512KiB'))
   cmd.addOption(new Option('--gossip-rate <n>', 'the most heartbeats the whole cluster gossips per second; intervals stretch beyond it').default(String(DEFAULT_MEMBERSHIP_CONFIG.gossipRate)))
   cmd.exitOverride().configureOutput({ writeErr: () => {} }).allowExcessArguments(false)
@@ -207,6 +215,9 @@ export function parseDaemonArgs (argv: string[]): DaemonConfig {
   const podEvictionGraceMs = parseDuration('pod-eviction-grace', pick<string>('pod-eviction-grace'))
   const clientConfig = pick<string>('client-config')
   const clusterKeyFile = pick<string | undefined>('cluster-key')
+  const runtime = pick<string>('runtime')
+  if (!(RUNTIMES as readonly string[]).includes(runtime)) throw new UsageError(`--runtime: "${runtime}" is not one of ${RUNTIMES.join(', ')}`)
+  const pauseImage = pick<string | undefined>('pause-image')
   return {
     dataDir: resolve(pick<string>('data-dir')),
     name,
@@ -220,6 +231,8 @@ export function parseDaemonArgs (argv: string[]): DaemonConfig {
     raft,
     kvMaxValueBytes,
     podEvictionGraceMs,
+    runtime: runtime as DaemonConfig['runtime'],
+    ...(pauseImage !== undefined ? { pauseImage } : {}),
     ...(clientConfig !== 'none' ? { clientConfig: resolve(clientConfig) } : {})
   }
 }

@@ -6,11 +6,16 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 
-/** 127.(64 + h%64).((h>>6)%256).0/24, h a hash of the node name: inside 127.64.0.0/10. */
-export function defaultPodCidr (nodeName: string): string {
+/**
+ * A node's default pod range, a /24 picked by a hash of its name (and
+ * `attempt`, for another pick when one is taken): 127.64.0.0/10 for the
+ * process runtime (loopback, no privilege needed), 10.128.0.0/10 for Docker
+ * (a bridge network cannot use loopback addresses).
+ */
+export function defaultPodCidr (nodeName: string, runtime: 'process' | 'docker' = 'process', attempt = 0): string {
   let h = 0x811c9dc5
-  for (const ch of Buffer.from(nodeName)) h = Math.imul(h ^ ch, 0x01000193) >>> 0
-  return `127.${64 + h % 64}.${(h >>> 6) % 256}.0/24`
+  for (const ch of Buffer.from(attempt === 0 ? nodeName : `${nodeName}#${attempt}`)) h = Math.imul(h ^ ch, 0x01000193) >>> 0
+  return `${runtime === 'process' ? 127 : 10}.${64 * (runtime === 'process' ? 1 : 2) + h % 64}.${(h >>> 6) % 256}.0/24`
 }
 
 function ipToInt (ip: string): number {

@@ -32,6 +32,7 @@ import { EnvError, resolveEnv } from './env.ts'
 import { Prober } from './probes.ts'
 import type { ProbeState } from './probes.ts'
 import { ProcessRuntime } from './process-runtime.ts'
+import { ImagePullError } from './runtime.ts'
 import type { ContainerRecord, ContainerSpec, ExecResult, Mount, Runtime } from './runtime.ts'
 import { VolumeError, Volumes } from './volumes.ts'
 import { podStatus, rfc3339 } from './status.ts'
@@ -75,6 +76,14 @@ interface PodState {
   removing?: boolean
 }
 
+/** A container whose image could not be had: it waits until nextAt, then the runtime tries again. */
+interface PullBackoff {
+  failures: number
+  nextAt: number
+  reason: ImagePullError['reason']
+  message: string
+}
+
 /** What a reconcile pass knows about a pod, for starting its containers. */
 interface RunContext {
   pod: KObject
@@ -103,6 +112,8 @@ export class Kubelet {
   private stopped = false
   /** per pod key, the earliest pending wake-up (WorkQueue.addAfter keeps the first one, not the earliest) */
   private readonly wakeups = new Map<string, { at: number, timer: TimerHandle }>()
+  /** per `<pod uid>/<container>`, failed image pulls: how many, and when the next try may go */
+  private readonly pullBackoff = new Map<string, PullBackoff>()
   /** the reconcile under way, which stop() lets finish */
   private inflight: Promise<boolean> | undefined
 
@@ -185,6 +196,14 @@ export class Kubelet {
     const rec = recs[recs.length - (opts.previous === true ? 2 : 1)]
     if (rec === undefined) throw new Error(`${opts.previous === true ? 'previous terminated container' : 'container'} "${container}" in pod "${name}" not found`)
     return await this.runtime.logs(rec.id, { tailLines: opts.tailLines })
+  }
+
+  /** A container's log as a stream (`logs -f`): the backlog, then with `follow` what it writes until it ends. */
+  async logStream (namespace: string, name: string, container: string, opts: { previous?: boolean, tailLines?: number, follow: boolean }): ReturnType<Runtime['logStream']> {
+    const recs = await this.containersOf(namespace, name, container)
+    const rec = recs[recs.length - (opts.previous === true ? 2 : 1)]
+    if (rec === undefined) throw new Error(`${opts.previous === true ? 'previous terminated container' : 'container'} "${container}" in pod "${name}" not found`)
+    return await this.runtime.logStream(rec.id, { ...(opts.tailLines !== undefined ? { tailLines: opts.tailLines } : {}), follow: opts.follow })
   }
 
   async exec (namespace: string, name: string, container: string, argv: string[], timeoutMs = 60_000): Promise<ExecResult> {
@@ -334,8 +353,29 @@ export class Kubelet {
       env = undefined
       this.wake(key, 2000)
     }
+    const pullKey = `${uid}/${c.name}`
+    const pull = this.pullBackoff.get(pullKey)
+    if (env !== undefined && pull !== undefined && pull.nextAt > this.opts.clock.now()) {
+      // The pass whose pull failed shows ErrImagePull; later ones, while it waits to try again, ImagePullBackOff.
+      const backOff = pull.reason === 'ErrImagePull'
+      waiting = { reason: backOff ? 'ImagePullBackOff' : pull.reason, message: backOff ? `Back-off pulling image "${String(c.image ?? '')}": ${pull.message}` : pull.message }
+      this.wake(key, pull.nextAt - this.opts.clock.now())
+      return { latest, previous, waiting }
+    }
     if (env !== undefined && !this.stopped) {
-      const rec = await this.runtime.startContainer(pod, c, latest === undefined ? 0 : latest.attempt + 1, { env, mounts })
+      let rec: ContainerRecord
+      try {
+        rec = await this.runtime.startContainer(pod, c, latest === undefined ? 0 : latest.attempt + 1, { env, mounts })
+      } catch (err) {
+        if (!(err instanceof ImagePullError)) throw err
+        const failures = (pull?.failures ?? 0) + 1
+        const delay = Math.min(this.opts.backoffMaxMs, this.opts.backoffBaseMs * 2 ** (failures - 1))
+        this.pullBackoff.set(pullKey, { failures, nextAt: this.opts.clock.now() + delay, reason: err.reason, message: err.message })
+        this.event(pod, 'Warning', 'Failed', err.message)
+        this.wake(key, delay)
+        return { latest, previous, waiting: { reason: err.reason, message: err.message } }
+      }
+      this.pullBackoff.delete(pullKey)
       // Keep the attempt before the new one (lastState, logs --previous); drop older ones.
       for (const old of mine.slice(0, -1)) await this.runtime.removeContainer(old.id)
       previous = latest
@@ -423,6 +463,7 @@ export class Kubelet {
       await this.runtime.removeSandbox(s.uid)
       await this.volumes.tearDown(s.uid)
       this.pods.delete(s.uid)
+      for (const k of [...this.pullBackoff.keys()]) if (k.startsWith(`${s.uid}/`)) this.pullBackoff.delete(k)
       this.opts.log.info({ event: 'kubelet.pod.removed', pod: s.key, uid: s.uid }, `pod ${s.key} removed`)
     }).catch(err => {
       this.opts.log.warn({ event: 'kubelet.pod.remove-failed', pod: s.key, err: (err as Error).message }, `could not remove pod ${s.key}: ${(err as Error).message}`)

@@ -1,9 +1,10 @@
 // The container runtime interface the kubelet drives: pod sandboxes (a pod's
 // IP and directories) and containers (start, stop, remove, list, logs, exec).
-// process-runtime.ts implements it with plain processes; a Docker runtime
-// can implement it later. Records are plain data so that a runtime can
+// process-runtime.ts implements it with plain processes, docker-runtime.ts
+// with containers in a Docker engine. Records are plain data so that a runtime can
 // persist them and the kubelet can adopt containers after a restart.
 // May import: protocol/.
+import type { Readable } from 'node:stream'
 import type { KObject } from '../../protocol/k8s.ts'
 
 /** A container of a pod spec, as far as a runtime needs it. */
@@ -13,6 +14,23 @@ export interface ContainerSpec {
   command?: string[]
   args?: string[]
   workingDir?: string
+  /** Always, IfNotPresent or Never (the kubelet fills in Kubernetes' default) */
+  imagePullPolicy?: string
+  resources?: { limits?: Record<string, string | number>, requests?: Record<string, string | number> }
+}
+
+/**
+ * startContainer could not get the container's image: the container waits
+ * (reason ErrImagePull, then ImagePullBackOff; or ErrImageNeverPull) rather
+ * than counting as a crash.
+ */
+export class ImagePullError extends Error {
+  override name = 'ImagePullError'
+  readonly reason: 'ErrImagePull' | 'ErrImageNeverPull'
+  constructor (reason: 'ErrImagePull' | 'ErrImageNeverPull', message: string) {
+    super(message)
+    this.reason = reason
+  }
 }
 
 export type ContainerState = 'running' | 'exited'
@@ -34,6 +52,8 @@ export interface ContainerRecord {
   /** why it ended or could not run: 'Completed', 'Error', 'ContainerCannotRun' */
   reason?: string
   message?: string
+  /** the image's id (docker-pullable://… or sha256:…), where the runtime knows it */
+  imageID?: string
   /** the process runtime's process (group) id */
   pid?: number
 }
@@ -84,5 +104,11 @@ export interface Runtime {
   /** every container this runtime manages, running or exited */
   listContainers: () => Promise<ContainerRecord[]>
   logs: (id: string, opts?: { tailLines?: number }) => Promise<string>
+  /**
+   * The log as a byte stream: the last `tailLines` lines (all without it),
+   * then, with `follow`, what the container writes next, until it ends or the
+   * caller destroys the stream.
+   */
+  logStream: (id: string, opts: { tailLines?: number, follow: boolean }) => Promise<Readable>
   exec: (id: string, argv: string[], timeoutMs: number) => Promise<ExecResult>
 }

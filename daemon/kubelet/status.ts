@@ -53,7 +53,7 @@ export function containerStatus (c: ContainerView, runtimeName: string): Obj {
     ready: running && c.ready !== false,
     restartCount: l?.attempt ?? 0,
     image: c.image,
-    imageID: '',
+    imageID: l?.imageID ?? '',
     started: running && c.started !== false
   }
   if (l !== undefined) out.containerID = `${runtimeName}://${l.id}`

@@ -46,6 +46,8 @@ export class Peer {
       '--client-config', join(opts.dataDir, '..', `${opts.name}-client.json`),
       ...(opts.join ?? []).flatMap(j => ['--join', j]),
       ...(opts.clusterKey !== undefined ? ['--cluster-key', opts.clusterKey] : []),
+      // The process runtime unless a test asks for another (CI has a Docker engine, which auto would pick).
+      ...((opts.args ?? []).includes('--runtime') ? [] : ['--runtime', 'process']),
       ...(opts.args ?? [])]
     this.proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] })
     let partial = ''
