@@ -145,14 +145,14 @@ export async function waitStarted (peer: Peer, boundMs = 30_000): Promise<void> 
   }
 }
 
-/** Starts a founding peer and joiners, each on its own loopback address. */
-export async function startCluster (prefix: string, ips: string[], args: string[] = []): Promise<{ dir: string, peers: Peer[], key: string }> {
+/** Starts a founding peer and joiners, each on its own loopback address, named p1, p2, … unless `names` are given. */
+export async function startCluster (prefix: string, ips: string[], args: string[] = [], names = ips.map((_, i) => `p${i + 1}`)): Promise<{ dir: string, peers: Peer[], key: string }> {
   const dir = tempDir(prefix)
   const [firstIp, ...rest] = ips
-  const first = await startPeer({ ip: firstIp!, name: 'p1', dataDir: join(dir, 'p1'), args })
-  const key = join(dir, 'p1', 'cluster.key')
+  const first = await startPeer({ ip: firstIp!, name: names[0]!, dataDir: join(dir, names[0]!), args })
+  const key = join(dir, names[0]!, 'cluster.key')
   const others = await Promise.all(rest.map(async (ip, i) => await startPeer({
-    ip, name: `p${i + 2}`, dataDir: join(dir, `p${i + 2}`), join: [first.addr], clusterKey: key, args
+    ip, name: names[i + 1]!, dataDir: join(dir, names[i + 1]!), join: [first.addr], clusterKey: key, args
   })))
   return { dir, peers: [first, ...others], key }
 }
@@ -201,4 +201,18 @@ export async function waitForLeader (peers: Peer[], timeoutMs = 30_000): Promise
     const i = views.findIndex(v => v.id === leaderId && v.role === 'leader')
     return i >= 0 ? running[i] : undefined
   }, timeoutMs)
+}
+
+/** One API request to a peer with its admin token; the body parsed as JSON where it is JSON. */
+export async function api (peer: Peer, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<{ status: number, body: any }> {
+  const res = await fetch(`${peer.apiUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${peer.token()}`, 'content-type': contentType },
+    ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+    signal: AbortSignal.timeout(10_000)
+  })
+  const text = await res.text()
+  let parsed: unknown = text
+  try { parsed = JSON.parse(text) } catch { /* not JSON */ }
+  return { status: res.status, body: parsed }
 }

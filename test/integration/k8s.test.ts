@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { KObject, WatchEvent } from '../../protocol/k8s.ts'
-import { SHOAL, startCluster, stopAll, waitFor, waitForLeader } from '../helpers/cluster.ts'
+import { api, SHOAL, startCluster, stopAll, waitFor, waitForLeader } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
 
 const IPS = ['127.0.7.2', '127.0.7.3', '127.0.7.4']
@@ -24,18 +24,7 @@ const deployment = (image: string): KObject => ({
   }
 })
 
-async function json (peer: Peer, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<{ status: number, body: any }> {
-  const res = await fetch(`${peer.apiUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${peer.token()}`, 'content-type': contentType },
-    ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
-    signal: AbortSignal.timeout(10_000)
-  })
-  const text = await res.text()
-  let parsed: unknown = text
-  try { parsed = JSON.parse(text) } catch { /* not JSON */ }
-  return { status: res.status, body: parsed }
-}
+const json = api
 
 test('three peers serve the Kubernetes-layout API', async t => {
   t.timeout(180_000)

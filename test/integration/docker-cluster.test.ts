@@ -1,0 +1,113 @@
+// Three real shoald peers (127.0.13.2-4) with the Docker runtime on one real
+// engine: a Deployment's 6 replicas run as containers spread over the
+// peers; logs and exec work through a peer that does not run the pod; a
+// SIGKILLed and restarted shoald adopts its containers (same ids); after
+// a peer is SIGKILLed for good, 6 pods run again on the survivors, and the
+// killed peer removes its old containers when it comes back.
+import { spawnSync } from 'node:child_process'
+import type { KObject } from '../../protocol/k8s.ts'
+import { api, restartPeer, SHOAL, startCluster, stopAll, waitFor, waitForLeader } from '../helpers/cluster.ts'
+import type { Peer } from '../helpers/cluster.ts'
+import { dockerTests, removeNode, TEST_IMAGE } from '../helpers/docker.ts'
+import type { Engine } from '../helpers/docker.ts'
+
+const { dtest, engine } = await dockerTests()
+const IPS = ['127.0.13.2', '127.0.13.3', '127.0.13.4']
+const NAMES = ['dk1', 'dk2', 'dk3']
+
+const deployment: KObject = {
+  apiVersion: 'apps/v1',
+  kind: 'Deployment',
+  metadata: { name: 'web', namespace: 'default' },
+  spec: {
+    replicas: 6,
+    selector: { matchLabels: { app: 'web' } },
+    template: {
+      metadata: { labels: { app: 'web' } },
+      spec: {
+        terminationGracePeriodSeconds: 1,
+        containers: [{ name: 'httpd', image: TEST_IMAGE, command: ['sh', '-c', 'echo serving as $(hostname); mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www'] }]
+      }
+    }
+  }
+}
+
+type Pod = KObject & { spec: { nodeName?: string }, status?: { phase?: string, podIP?: string, containerStatuses?: Array<{ containerID?: string, restartCount?: number }> } }
+
+async function runningPods (peer: Peer): Promise<Pod[]> {
+  const r = await api(peer, 'GET', '/api/v1/namespaces/default/pods?labelSelector=app%3Dweb')
+  return ((r.body.items ?? []) as Pod[]).filter(p => p.status?.phase === 'Running' && p.metadata.deletionTimestamp === undefined)
+}
+
+/** Running pod containers (not sandboxes) the engine has for `node`. */
+async function containers (node: string): Promise<string[]> {
+  const list = await (engine as Engine).docker.listContainers({ filters: { label: [`shoal.node=${node}`, 'shoal.role=container'] } })
+  return list.map(c => c.Id).sort()
+}
+
+function shoal (peer: Peer, args: string[]): { status: number | null, stdout: string, stderr: string } {
+  const r = spawnSync(process.execPath, [SHOAL, '--server', peer.apiUrl, '--token', peer.token(), ...args], { encoding: 'utf8', timeout: 30_000 })
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+dtest('6 replicas run as containers over three peers, survive a shoald restart and a dead peer', async t => {
+  t.timeout(300_000)
+  const { docker } = engine as Engine
+  for (const n of NAMES) await removeNode(docker, n)
+  const { dir, peers } = await startCluster('docker', IPS, ['--runtime', 'docker', '--pod-eviction-grace', '8s'], NAMES)
+  t.teardown(async () => {
+    await stopAll(peers, dir)
+    for (const n of NAMES) await removeNode(docker, n)
+  })
+  const leader = await waitForLeader(peers, 60_000)
+  await waitFor('three Ready nodes', async () => {
+    const r = await api(leader, 'GET', '/api/v1/nodes')
+    return ((r.body.items ?? []) as KObject[]).filter(n => ((n.status as any)?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True')).length === 3
+  }, 60_000)
+  t.is((await api(leader, 'POST', '/apis/apps/v1/namespaces/default/deployments', deployment)).status, 201)
+  const pods = await waitFor('6 Running pods', async () => { const p = await runningPods(leader); return p.length === 6 && p }, 120_000)
+  const byNode = new Map<string, Pod[]>()
+  for (const p of pods) byNode.set(p.spec.nodeName ?? '', [...(byNode.get(p.spec.nodeName ?? '') ?? []), p])
+  t.true(byNode.size >= 2, `spread over ${[...byNode.keys()].join(', ')}`)
+  for (const [node, list] of byNode) t.is((await containers(node)).length, list.length, `${node}'s engine runs its pods`)
+
+  // Each answers on its own address; logs and exec through a peer that does not run it.
+  const pod = pods[0]!
+  const body = await waitFor('an HTTP answer', async () => (await fetch(`http://${pod.status?.podIP ?? ''}:8080/`, { signal: AbortSignal.timeout(2000) })).text(), 30_000)
+  t.is(body.trim(), pod.metadata.name!)
+  const other = peers.find(p => p.name !== pod.spec.nodeName)!
+  const logs = shoal(other, ['logs', pod.metadata.name!])
+  t.is(logs.status, 0, logs.stderr)
+  t.is(logs.stdout.trim(), `serving as ${pod.metadata.name!}`)
+  const exec = shoal(other, ['exec', pod.metadata.name!, '--', 'sh', '-c', 'hostname; exit 4'])
+  t.is(exec.status, 4, exec.stderr)
+  t.is(exec.stdout.trim(), pod.metadata.name!)
+
+  // SIGKILL and restart of a peer's shoald: its containers are adopted, not replaced.
+  const restartee = peers.find(p => p !== leader && byNode.has(p.name))!
+  const before = await containers(restartee.name)
+  await restartee.kill('SIGKILL')
+  peers[peers.indexOf(restartee)] = await restartPeer(restartee)
+  const again = peers.find(p => p.name === restartee.name)!
+  await waitFor('the kubelet to start', () => again.events().some(e => e.event === 'kubelet.started'), 60_000)
+  t.deepEqual(await containers(restartee.name), before)
+  const adopted = again.events().find(e => e.event === 'kubelet.started')!
+  t.is(adopted.adopted, before.length)
+  const afterRestart = await waitFor('6 Running pods', async () => { const p = await runningPods(leader); return p.length === 6 && p }, 60_000)
+  t.deepEqual(afterRestart.map(p => p.metadata.uid).sort(), pods.map(p => p.metadata.uid).sort(), 'no pod was replaced')
+
+  // SIGKILL of a peer for good: its pods come back on the survivors.
+  const victim = peers.find(p => p !== leader && byNode.has(p.name))!
+  await victim.kill('SIGKILL')
+  const survivors = peers.filter(p => p !== victim)
+  const moved = await waitFor('6 Running pods on the survivors', async () => {
+    const p = await runningPods(survivors.find(s => s.running)!)
+    return p.length === 6 && p.every(x => x.spec.nodeName !== victim.name) && p
+  }, 120_000)
+  t.is(moved.length, 6)
+  t.true((await containers(victim.name)).length > 0, 'the dead peer\'s containers still run while it is away')
+  // Back again: it removes the containers of pods that now run elsewhere.
+  peers[peers.indexOf(victim)] = await restartPeer(victim)
+  await waitFor(`${victim.name} to remove its old containers`, async () => (await containers(victim.name)).length === 0, 60_000)
+  t.is((await runningPods(leader)).length, 6)
+})
