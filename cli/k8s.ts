@@ -12,7 +12,7 @@ import { Command, Option } from 'commander'
 import { stringify } from 'yaml'
 import type { KObject, ResourceType } from '../protocol/k8s.ts'
 import { Failures, Kube, MERGE_PATCH, STRATEGIC_MERGE_PATCH, collectionPath, connect, isKObject, linkedSignal, namespaceOf, nowOf, objectPath, query, resourceType, targets } from './kube.ts'
-import { CliError, EXIT_USAGE } from './main.ts'
+import { CliError, EXIT_FAILED, EXIT_USAGE } from './main.ts'
 import type { Io } from './main.ts'
 import { isContainedIn, loadManifests, placeManifest, withKind } from './manifests.ts'
 import { renderJson } from './output.ts'
@@ -93,6 +93,61 @@ async function runGet (kinds: string, names: string[], opts: GetOptions, cmd: Co
     }
   }, controller.signal)
   controller.abort()
+}
+
+/**
+ * `logs -f`: prints the log as it arrives from the first server that answers,
+ * until the server ends it (the container ended) or io.signal aborts. Only
+ * the headers are under the client's timeout; a 5xx or an unreachable server
+ * moves on to the next one, a 4xx is the answer.
+ */
+async function followLogs (kube: Kube, path: string, io: Io): Promise<void> {
+  const controller = linkedSignal(io)
+  let last = ''
+  try {
+    for (const server of kube.client.servers) {
+      if (controller.signal.aborted) return
+      const headers = new AbortController()
+      const timer = setTimeout(() => { headers.abort(new Error(`no answer within ${kube.client.timeoutMs} ms`)) }, kube.client.timeoutMs)
+      let res: Response
+      try {
+        res = await fetch(server + path, {
+          headers: { authorization: `Bearer ${kube.client.token}`, accept: 'text/plain' },
+          signal: AbortSignal.any([controller.signal, headers.signal])
+        })
+      } catch (err) {
+        if (controller.signal.aborted) return
+        const cause = (err as Error).cause
+        last = `${server}: ${cause instanceof Error ? cause.message : (err as Error).message}`
+        kube.trace.push(`tried ${last}`)
+        continue
+      } finally {
+        clearTimeout(timer)
+      }
+      if (res.status >= 400) {
+        const text = await res.text().catch(() => '')
+        let message = text.trim() === '' ? res.statusText : text.trim()
+        try { message = (JSON.parse(text) as { message?: string }).message ?? message } catch {}
+        kube.trace.push(`${server} answered ${res.status}`)
+        if (res.status < 500) throw new CliError(message, EXIT_FAILED, kube.trace)
+        last = `${server}: ${res.status} ${message}`
+        continue
+      }
+      if (res.body === null) return
+      const decoder = new TextDecoder()
+      try {
+        for await (const chunk of res.body) io.stdout.write(decoder.decode(chunk, { stream: true }))
+        io.stdout.write(decoder.decode())
+      } catch (err) {
+        if (controller.signal.aborted) return
+        throw new CliError(`the log stream from ${server} broke: ${(err as Error).message}`, EXIT_FAILED, kube.trace)
+      }
+      return
+    }
+    throw new CliError(`no server could stream the log (${last})`, EXIT_FAILED, kube.trace)
+  } finally {
+    controller.abort()
+  }
 }
 
 /** A header and rows as aligned lines, for rows printed one at a time under -w. */
@@ -252,12 +307,17 @@ export function addK8sCommands (program: Command, io: Io): void {
     .option('-c, --container <name>', 'the container (needed when the pod has several)')
     .option('--tail <n>', 'only the last N lines')
     .option('-p, --previous', 'the previous, terminated instance of the container')
-    .action(async (pod: string, opts: { namespace?: string, container?: string, tail?: string, previous?: boolean }, cmd: Command) => {
+    .option('-f, --follow', 'keep printing what the container writes, until it ends (or Ctrl-C)')
+    .action(async (pod: string, opts: { namespace?: string, container?: string, tail?: string, previous?: boolean, follow?: boolean }, cmd: Command) => {
       const name = pod.replace(/^(pods?|po)\//, '')
       if (opts.tail !== undefined && !/^\d{1,9}$/.test(opts.tail)) throw new CliError(`--tail must be a non-negative integer, not "${opts.tail}"`, EXIT_USAGE)
       const type = resourceType('pods')
       const kube = await connect(cmd, io)
-      const params = query({ container: opts.container, tailLines: opts.tail, previous: opts.previous === true ? 'true' : undefined })
+      const params = query({ container: opts.container, tailLines: opts.tail, previous: opts.previous === true ? 'true' : undefined, follow: opts.follow === true ? 'true' : undefined })
+      if (opts.follow === true) {
+        await followLogs(kube, `${objectPath(type, namespaceOf(type, opts), name)}/log${params}`, io)
+        return
+      }
       try {
         const res = await kube.client.request('GET', `${objectPath(type, namespaceOf(type, opts), name)}/log${params}`, undefined, undefined, { text: true })
         io.stdout.write(String(res.body))

@@ -9,6 +9,8 @@
 // May import: protocol/, daemon/store/types.ts and command.ts (the interface and the command encoder), daemon/raft/replicator.ts, ./http.ts.
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
 import { apiVersionOf, RESOURCE_TYPES, rfc3339, typeOfResource } from '../../protocol/k8s.ts'
 import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
@@ -22,11 +24,11 @@ import { HttpError, readBody, send } from './http.ts'
 /** Request bodies above this are refused with 413 (Kubernetes allows about 3 MiB). */
 export const MAX_OBJECT_BYTES = 3 * 1024 * 1024
 
-/** Logs and exec of a pod's container, wherever it runs (daemon/kubelet/access.ts). */
+/** Logs and exec of a pod's container, wherever it runs (daemon/kubelet/access.ts); `follow` answers with `stream`. */
 export type PodAccessFn = (req:
-  | { type: 'logs', namespace: string, name: string, container?: string, previous?: boolean, tailLines?: number }
+  | { type: 'logs', namespace: string, name: string, container?: string, previous?: boolean, tailLines?: number, follow?: boolean }
   | { type: 'exec', namespace: string, name: string, container?: string, command: string[], timeoutMs?: number }
-) => Promise<{ ok: true, logs?: string, exitCode?: number, stdout?: string, stderr?: string } | { ok: false, code: number, message: string }>
+) => Promise<{ ok: true, logs?: string, stream?: Readable, exitCode?: number, stdout?: string, stderr?: string } | { ok: false, code: number, message: string }>
 
 export interface K8sDeps {
   store?: StoreReader
@@ -343,7 +345,8 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
 }
 
 /**
- * GET .../pods/{name}/log (text; `container`, `previous`, `tailLines`) and
+ * GET .../pods/{name}/log (text; `container`, `previous`, `tailLines`;
+ * `follow` streams it, chunked, until the container ends or the client goes) and
  * POST .../pods/{name}/exec?command=a&command=b (JSON: exitCode, stdout,
  * stderr; Shoal's own answer, where Kubernetes streams over SPDY).
  */
@@ -357,8 +360,20 @@ async function podAccess (req: IncomingMessage, res: ServerResponse, method: str
     const tail = params.get('tailLines')
     const tailLines = tail === null ? undefined : Number(tail)
     if (tailLines !== undefined && (!Number.isSafeInteger(tailLines) || tailLines < 0)) throw new HttpError(400, 'BadRequest', `tailLines must be a non-negative integer, not "${tail ?? ''}"`)
-    const r = await deps.podAccess({ type: 'logs', namespace, name, ...(container !== undefined ? { container } : {}), previous: flag(params, 'previous'), ...(tailLines !== undefined ? { tailLines } : {}) })
+    const follow = flag(params, 'follow')
+    const r = await deps.podAccess({ type: 'logs', namespace, name, ...(container !== undefined ? { container } : {}), previous: flag(params, 'previous'), ...(tailLines !== undefined ? { tailLines } : {}), ...(follow ? { follow } : {}) })
     if (!r.ok) throw new HttpError(r.code, r.code === 404 ? 'NotFound' : r.code === 503 ? 'ServiceUnavailable' : 'BadRequest', r.message)
+    if (r.stream !== undefined) {
+      if (res.destroyed || req.socket.destroyed) {
+        r.stream.destroy()
+        return
+      }
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' })
+      res.flushHeaders()
+      // A client that goes away ends the pipeline, which destroys the log stream (and whatever feeds it).
+      await pipeline(r.stream, res).catch(() => { res.destroy() })
+      return
+    }
     const text = r.logs ?? ''
     res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text) })
     res.end(text)

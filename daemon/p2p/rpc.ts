@@ -1,5 +1,7 @@
 // Framed msgpackr messages over libp2p streams: one request and at most one
-// answer per stream, each frame length-prefixed and size-bounded.
+// answer per stream, each frame length-prefixed and size-bounded; or (the
+// streaming variant) one request, a header answer, then raw byte frames.
+import { Readable } from 'node:stream'
 import type { PeerId, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { lpStream } from '@libp2p/utils'
@@ -84,6 +86,115 @@ export async function serve<T> (host: ShoalHost, protocol: string, guard: Guard<
     } catch (err) {
       stream.abort(err as Error)
       onError(err as Error, connection.remotePeer)
+    }
+  }, { maxInboundStreams: 256 })
+}
+
+// ---- streamed answers ------------------------------------------------------
+// After the request, the server writes one msgpackr header frame, then the
+// body as raw byte frames (never empty), then one empty frame: the end. A
+// stream that breaks before the empty frame is an error for the reader.
+// Either side going away tears the other down: the reader destroying its body
+// aborts the libp2p stream, which destroys the server's body.
+
+/** Frames of the body are at most this big (well under any maxBytes). */
+const BODY_FRAME_BYTES = 64 * 1024
+
+export interface StreamedAnswer {
+  /** encoded with msgpackr, checked by the reader's guard */
+  header: unknown
+  /** the bytes that follow the header; none for an error */
+  body?: Readable
+}
+
+/** Pauses or resumes reading a libp2p stream (a closing stream refuses both; nothing to do then). */
+function setPaused (stream: Stream, paused: boolean): void {
+  try {
+    if (paused) stream.pause()
+    else stream.resume()
+  } catch {}
+}
+
+/**
+ * Sends `message`, reads and checks the header, and returns the body as a
+ * Readable that pulls frames as its consumer reads them (the libp2p stream
+ * is paused while the consumer is behind). Destroying the body aborts the
+ * stream. Failures before the header are RpcErrors; `opts.timeoutMs` bounds
+ * only the exchange up to the header.
+ */
+export async function requestStream<T> (host: ShoalHost, target: PeerId | Multiaddr, protocol: string, message: unknown, guard: Guard<T>, opts: RpcOptions): Promise<{ header: T, body: Readable }> {
+  let stream: Stream
+  try {
+    stream = await openStream(host, target, protocol, opts, AbortSignal.timeout(opts.timeoutMs))
+  } catch (err) {
+    throw new RpcError((err as Error).message, false)
+  }
+  const lp = lpStream(stream, { maxDataLength: opts.maxBytes })
+  let header: T
+  try {
+    const signal = AbortSignal.timeout(opts.timeoutMs)
+    await lp.write(encode(message), { signal })
+    header = decode((await lp.read({ signal })).subarray(), guard, protocol)
+  } catch (err) {
+    stream.abort(err as Error)
+    throw new RpcError((err as Error).message, true)
+  }
+  let finished = false
+  const body = new Readable({
+    read () {
+      setPaused(stream, false)
+      lp.read().then(frame => {
+        if (frame.byteLength === 0) {
+          finished = true
+          stream.close().catch(() => {})
+          this.push(null)
+          return
+        }
+        if (!this.push(frame.subarray())) setPaused(stream, true)
+      }, (err: unknown) => { this.destroy(err as Error) })
+    },
+    destroy (err, callback) {
+      if (!finished) stream.abort(err ?? new Error('the reader closed the stream'))
+      callback(err)
+    }
+  })
+  return { header, body }
+}
+
+/**
+ * Serves `protocol` with streamed answers: each inbound stream carries one
+ * message, checked by `guard`; the handler's header goes back, then its body
+ * as it comes, with back-pressure (a write waits for the stream to drain).
+ * When the requester goes away, the body is destroyed.
+ */
+export async function serveStream<T> (host: ShoalHost, protocol: string, guard: Guard<T>, opts: RpcOptions,
+  handler: (message: T, remotePeer: PeerId) => Promise<StreamedAnswer>,
+  onError: (err: Error, remotePeer: PeerId) => void): Promise<void> {
+  await host.handle(protocol, async (stream: Stream, connection) => {
+    let body: Readable | undefined
+    const onClose = (): void => { body?.destroy() }
+    stream.addEventListener('close', onClose)
+    try {
+      const lp = lpStream(stream, { maxDataLength: opts.maxBytes })
+      const message = decode((await lp.read({ signal: AbortSignal.timeout(opts.timeoutMs) })).subarray(), guard, protocol)
+      const answer = await handler(message, connection.remotePeer)
+      body = answer.body
+      // The requester may have gone while the handler ran: no close event will come again.
+      if (stream.status !== 'open') throw new Error('the requester went away')
+      await lp.write(encode(answer.header), { signal: AbortSignal.timeout(opts.timeoutMs) })
+      if (body !== undefined) {
+        for await (const chunk of body as AsyncIterable<Uint8Array>) {
+          for (let at = 0; at < chunk.byteLength; at += BODY_FRAME_BYTES) await lp.write(chunk.subarray(at, at + BODY_FRAME_BYTES))
+        }
+      }
+      await lp.write(new Uint8Array(0), { signal: AbortSignal.timeout(opts.timeoutMs) })
+      await stream.close({ signal: AbortSignal.timeout(opts.timeoutMs) })
+    } catch (err) {
+      body?.destroy()
+      stream.abort(err as Error)
+      onError(err as Error, connection.remotePeer)
+    } finally {
+      stream.removeEventListener('close', onClose)
     }
   }, { maxInboundStreams: 256 })
 }

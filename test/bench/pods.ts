@@ -1,11 +1,13 @@
 // Pod benchmarks on three real shoald peers (127.0.91.2-4) with the
 // process runtime: pod startup (a Deployment applied until each pod is
-// Running, as a watch on a follower sees it) and rescheduling (SIGKILL of a
-// peer until all of its pods run elsewhere).
-// May import: test/helpers/cluster.ts, ./load.ts, ./stats.ts.
+// Running, as a watch on a follower sees it), idle CPU and rescheduling
+// (SIGKILL of a peer until all of its pods run elsewhere). With the Docker
+// runtime (an engine at DOCKER_HOST), pod startup only.
+// May import: test/helpers/cluster.ts, test/helpers/docker.ts, ./load.ts, ./stats.ts.
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { killPodProcesses, Peer, stopAll, tempDir, waitStarted } from '../helpers/cluster.ts'
+import { findEngine, removeNode, TEST_IMAGE } from '../helpers/docker.ts'
 import { httpRequest, watchEvents } from './load.ts'
 import { cpuMs, percentile, sleep } from './stats.ts'
 
@@ -14,6 +16,8 @@ const IPS = ['127.0.91.2', '127.0.91.3', '127.0.91.4']
 export interface PodFigures {
   startup?: { pods: number, p50: number, p99: number, max: number }
   startupError?: string
+  /** Docker only: the engine alone creating and starting 2 containers per pod (sandbox + app), 16 at a time, in ms */
+  engineFloorMs?: number
   /** % of one core used by one shoald running 50 idle pods */
   idleCpu?: number
   idleError?: string
@@ -32,7 +36,7 @@ async function watchPods (peer: Peer, app: string, onChange: (pods: Map<string, 
   }, at => { onChange(pods, at) })
 }
 
-function deployment (name: string, replicas: number, nodeSelector?: Record<string, string>): unknown {
+function deployment (name: string, replicas: number, nodeSelector?: Record<string, string>, image = 'busybox'): unknown {
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -42,21 +46,50 @@ function deployment (name: string, replicas: number, nodeSelector?: Record<strin
       selector: { matchLabels: { app: name } },
       template: {
         metadata: { labels: { app: name } },
-        spec: { terminationGracePeriodSeconds: 1, ...(nodeSelector !== undefined ? { nodeSelector } : {}), containers: [{ name: 'c', image: 'busybox', command: ['sleep', '600'] }] }
+        spec: { terminationGracePeriodSeconds: 1, ...(nodeSelector !== undefined ? { nodeSelector } : {}), containers: [{ name: 'c', image, command: ['sleep', '600'] }] }
       }
     }
   }
 }
 
-export async function measurePods (opts: { pods: number, trials: number, log: (line: string) => void }): Promise<PodFigures> {
+/** How long the engine itself takes to create and start `n` pause containers, 16 at a time (then removed). */
+async function engineFloor (docker: import('dockerode'), n: number): Promise<number> {
+  const ids: string[] = []
+  const t0 = performance.now()
+  let next = 0
+  await Promise.all(Array.from({ length: 16 }, async () => {
+    while (next < n) {
+      next++
+      const c = await docker.createContainer({ Image: 'shoal/pause:1', Cmd: ['/pause'], Labels: { 'shoal.node': 'bench-floor' }, HostConfig: { NetworkMode: 'none' } })
+      ids.push(c.id)
+      await c.start()
+    }
+  }))
+  const took = performance.now() - t0
+  await removeNode(docker, 'bench-floor')
+  return took
+}
+
+export async function measurePods (opts: { pods: number, trials: number, log: (line: string) => void, runtime?: 'process' | 'docker' }): Promise<PodFigures> {
   const figures: PodFigures = { rescheduleMs: [] }
+  const docker = opts.runtime === 'docker'
+  const names = IPS.map((_, i) => docker ? `bench-dk${i + 1}` : `p${i + 1}`)
+  const args = ['--runtime', docker ? 'docker' : 'process']
+  const image = docker ? TEST_IMAGE : 'busybox'
+  let engine
+  if (docker) {
+    const found = await findEngine()
+    if (!('engine' in found)) throw new Error(found.why)
+    engine = found.engine
+    for (const n of names) await removeNode(engine.docker, n)
+  }
   const dir = tempDir('benchpods')
   const peers: Peer[] = []
   try {
-    peers.push(new Peer({ ip: IPS[0] as string, name: 'p1', dataDir: join(dir, 'p1') }))
+    peers.push(new Peer({ ip: IPS[0] as string, name: names[0] as string, dataDir: join(dir, 'p1'), args }))
     await waitStarted(peers[0] as Peer)
     const key = join(dir, 'p1', 'cluster.key')
-    peers.push(...IPS.slice(1).map((ip, i) => new Peer({ ip, name: `p${i + 2}`, dataDir: join(dir, `p${i + 2}`), join: [(peers[0] as Peer).addr], clusterKey: key })))
+    peers.push(...IPS.slice(1).map((ip, i) => new Peer({ ip, name: names[i + 1] as string, dataDir: join(dir, `p${i + 2}`), join: [(peers[0] as Peer).addr], clusterKey: key, args })))
     await Promise.all(peers.slice(1).map(async p => { await waitStarted(p) }))
     const token = (peers[0] as Peer).token()
     const call = async (peer: Peer, method: string, path: string, body?: unknown): Promise<{ status: number, body: any }> => {
@@ -83,7 +116,7 @@ export async function measurePods (opts: { pods: number, trials: number, log: (l
         for (const p of pods.values()) if (p.phase === 'Running' && !runningAt.has(p.name)) runningAt.set(p.name, at)
       })
       const t0 = performance.now()
-      const r = await call(peers[0] as Peer, 'POST', '/apis/apps/v1/namespaces/default/deployments', deployment('startup', opts.pods))
+      const r = await call(peers[0] as Peer, 'POST', '/apis/apps/v1/namespaces/default/deployments', deployment('startup', opts.pods, undefined, image))
       if (r.status !== 201) throw new Error(`creating the deployment: ${r.status}`)
       while (runningAt.size < opts.pods) {
         if (performance.now() - t0 > 60_000) throw new Error(`only ${runningAt.size} of ${opts.pods} pods Running after 60 s`)
@@ -96,6 +129,11 @@ export async function measurePods (opts: { pods: number, trials: number, log: (l
       await call(peers[0] as Peer, 'DELETE', '/apis/apps/v1/namespaces/default/deployments/startup')
     } catch (err) {
       figures.startupError = (err as Error).message
+    }
+    if (engine !== undefined) {
+      figures.engineFloorMs = await engineFloor(engine.docker, 2 * opts.pods)
+      opts.log(`  pods: the engine alone starts ${2 * opts.pods} containers in ${figures.engineFloorMs.toFixed(0)} ms`)
+      return figures
     }
 
     // --- idle CPU of one agent with 50 pods ---
@@ -175,6 +213,7 @@ export async function measurePods (opts: { pods: number, trials: number, log: (l
   } finally {
     await stopAll(peers, dir)
     killPodProcesses(dir)
+    if (engine !== undefined) for (const n of names) await removeNode(engine.docker, n)
   }
   return figures
 }

@@ -6,7 +6,6 @@
 import { existsSync } from 'node:fs'
 import Docker from 'dockerode'
 import { pack } from 'tar-stream'
-import test from 'ava'
 import type { TestFn } from 'ava'
 
 export const TEST_IMAGE = 'shoal-test/busybox:1'
@@ -50,7 +49,7 @@ async function importBusybox (docker: Docker, busybox: string): Promise<void> {
  * The test function for Docker tests: test.serial with an engine; without
  * one, test.serial.skip outside CI, and in CI one failing test that says why.
  */
-export async function dockerTests (): Promise<{ dtest: TestFn['serial'], engine: Engine | undefined }> {
+export async function dockerTests (test: TestFn): Promise<{ dtest: TestFn['serial'], engine: Engine | undefined }> {
   const found = await findEngine()
   if ('engine' in found) return { dtest: test.serial, engine: found.engine }
   if (process.env.CI === 'true') test('a Docker engine answers', t => { t.fail(found.why) })

@@ -4,6 +4,7 @@
 // SIGKILLed and restarted shoald adopts its containers (same ids); after
 // a peer is SIGKILLed for good, 6 pods run again on the survivors, and the
 // killed peer removes its old containers when it comes back.
+import test from 'ava'
 import { spawnSync } from 'node:child_process'
 import type { KObject } from '../../protocol/k8s.ts'
 import { api, restartPeer, SHOAL, startCluster, stopAll, waitFor, waitForLeader } from '../helpers/cluster.ts'
@@ -11,7 +12,7 @@ import type { Peer } from '../helpers/cluster.ts'
 import { dockerTests, removeNode, TEST_IMAGE } from '../helpers/docker.ts'
 import type { Engine } from '../helpers/docker.ts'
 
-const { dtest, engine } = await dockerTests()
+const { dtest, engine } = await dockerTests(test)
 const IPS = ['127.0.13.2', '127.0.13.3', '127.0.13.4']
 const NAMES = ['dk1', 'dk2', 'dk3']
 

@@ -2,6 +2,7 @@
 // Docker engine (test/helpers/docker.ts): pods as containers joined to a
 // pause sandbox on Shoal's own bridge network. Each test is its own node
 // (its own network and labels) and removes what it made.
+import test from 'ava'
 import { randomBytes } from 'node:crypto'
 import { systemClock } from '../../daemon/clock/clock.ts'
 import { DockerRuntime } from '../../daemon/kubelet/docker-runtime.ts'
@@ -15,7 +16,7 @@ import { getPod, kubeletEnv, main, waitFor } from '../helpers/kubelet.ts'
 import type { KubeletEnv, Obj } from '../helpers/kubelet.ts'
 import type { ExecutionContext } from 'ava'
 
-const { dtest, engine } = await dockerTests()
+const { dtest, engine } = await dockerTests(test)
 
 interface DockerEnv extends KubeletEnv { node: string, start: () => Promise<Kubelet>, runtime: () => DockerRuntime }
 
@@ -164,4 +165,17 @@ dtest('a missing image gives ErrImagePull, then ImagePullBackOff, and the kubele
   // It still runs other pods.
   e.h.create(dpod(e.node, 'fine', [{ name: 'main', command: ['sleep', '600'] }]))
   await waitFor('Running', () => getPod(e.h, 'fine')?.status?.phase === 'Running', 60_000)
+})
+
+dtest('logs follow a container as it writes, and end when it exits; tailLines gives the last lines', async t => {
+  const e = await dockerEnv(t)
+  const k = await e.start()
+  e.h.create(dpod(e.node, 'ticker', [{ name: 'main', command: ['sh', '-c', 'i=0; while [ $i -lt 20 ]; do echo line $i; i=$((i+1)); sleep 0.1; done'] }], { restartPolicy: 'Never' }))
+  await waitFor('Running or done', () => ['Running', 'Succeeded'].includes(getPod(e.h, 'ticker')?.status?.phase) || undefined, 60_000)
+  const stream = await k.logStream('default', 'ticker', 'main', { follow: true })
+  let text = ''
+  for await (const chunk of stream) text += String(chunk)
+  t.deepEqual(text.trim().split('\n'), Array.from({ length: 20 }, (_, i) => `line ${i}`))
+  await waitFor('Succeeded', () => getPod(e.h, 'ticker')?.status?.phase === 'Succeeded')
+  t.is(await k.logs('default', 'ticker', 'main', { tailLines: 2 }), 'line 18\nline 19\n')
 })
