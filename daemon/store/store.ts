@@ -26,6 +26,7 @@ import type { Change, ObjectMaps } from './tx.ts'
 import { BadSelectorError, GoneError } from './types.ts'
 import type { ListOptions, ObjectRef, StoreCommand, StoreReader, StoreResult, Watch, WatchOptions } from './types.ts'
 import { defaultObject, validateObject } from './validate.ts'
+import { allocateService, CLUSTER_CONFIG, serviceRange } from './allocate.ts'
 
 export { bootstrapCommands, encodeStoreCommand, decodeStoreCommand, isStoreCommand } from './command.ts'
 
@@ -36,6 +37,8 @@ export interface ResourceStoreOptions {
 
 const SNAPSHOT_VERSION = 1
 const NAMESPACE_TYPE = typeOfKind('v1', 'Namespace') as ResourceType
+const SERVICE_TYPE = typeOfKind('v1', 'Service') as ResourceType
+const CONFIGMAP_TYPE = typeOfKind('v1', 'ConfigMap') as ResourceType
 /** Namespaces that may not be deleted, as in Kubernetes. */
 const UNDELETABLE_NAMESPACES = new Set(['default', 'kube-system', 'kube-public'])
 /** The alphabet of generated name suffixes (Kubernetes' own: no vowels, no look-alikes). */
@@ -352,6 +355,10 @@ export class ResourceStore implements StateMachine, StoreReader {
     }
     const key = objectKey(meta.namespace as string | undefined, name)
     if (tx.get(type, key) !== undefined) return fail(alreadyExists(type, name))
+    if (type.kind === 'Service') {
+      const errors = this.allocate(tx, obj, undefined, key, uid)
+      if (errors.length > 0) return fail(invalid(type, name, errors))
+    }
     meta.uid = uid
     meta.creationTimestamp = now
     meta.resourceVersion = String(index)
@@ -389,6 +396,10 @@ export class ResourceStore implements StateMachine, StoreReader {
     }
     const bad = validateObject(next, type) ?? this.immutable(type, cur, next)
     if (bad !== undefined) return fail(bad)
+    if (type.kind === 'Service' && subresource !== 'status') {
+      const errors = this.allocate(tx, next, cur, key, cur.metadata.uid ?? '')
+      if (errors.length > 0) return fail(invalid(type, name, errors))
+    }
     if (!jsonEqual(specOf(cur), specOf(next))) next.metadata.generation = (cur.metadata.generation ?? 1) + 1
     next.metadata.resourceVersion = cur.metadata.resourceVersion
     if (jsonEqual(next, cur)) return done(cur)
@@ -404,6 +415,13 @@ export class ResourceStore implements StateMachine, StoreReader {
     }
     tx.put(type, key, next, 'MODIFIED', cur)
     return done(next)
+  }
+
+  /** A Service's address and NodePorts (allocate.ts), against every other Service. */
+  private allocate (tx: Tx, obj: KObject, cur: KObject | undefined, key: string, uid: string): string[] {
+    const others = tx.all([SERVICE_TYPE]).filter(s => s.key !== key).map(s => s.object)
+    const config = tx.get(CONFIGMAP_TYPE, objectKey(CLUSTER_CONFIG.namespace, CLUSTER_CONFIG.name))
+    return allocateService(obj, cur, others, serviceRange(config), uid)
   }
 
   /** The 422 for a change Kubernetes forbids on update, or undefined. */
