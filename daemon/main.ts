@@ -34,6 +34,10 @@ import { ReplicaSetController } from './controllers/replicaset.ts'
 import { Kubelet } from './kubelet/kubelet.ts'
 import { DockerRuntime } from './kubelet/docker-runtime.ts'
 import type { Runtime } from './kubelet/runtime.ts'
+import { DEFAULT_SERVICE_CIDR } from './store/allocate.ts'
+
+/** With Docker pods the service range cannot be loopback (a container has its own); shoald routes this one to the host. */
+const DOCKER_SERVICE_CIDR = '10.96.0.0/16'
 import { PodAccess } from './kubelet/access.ts'
 import { Autopilot } from './raft/autopilot.ts'
 import type { MemberHealth } from './raft/autopilot.ts'
@@ -185,7 +189,9 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     deadGraceMs: config.raft.deadVoterGraceMs
   })
 
+  const runtime = await chooseRuntime(config, log)
   const nodes = new NodeKeeper({
+    network: { serviceCidr: config.serviceCidr ?? (runtime !== undefined ? DOCKER_SERVICE_CIDR : DEFAULT_SERVICE_CIDR), clusterDomain: config.clusterDomain },
     store,
     raft,
     isLeader: () => raft.core.role === 'leader',
@@ -219,7 +225,6 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     ]
   })
 
-  const runtime = await chooseRuntime(config, log)
   const kubelet = new Kubelet({
     ...(runtime !== undefined ? { runtime } : {}),
     nodeName: config.name,

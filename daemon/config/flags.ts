@@ -13,6 +13,7 @@ import type { LogLevel } from '../log/log.ts'
 import { DEFAULT_MEMBERSHIP_CONFIG, validateMembershipConfig } from '../membership/config.ts'
 import type { MembershipConfig } from '../membership/config.ts'
 import { defaultClientConfigPath } from './client-config.ts'
+import { parseCidr } from '../store/allocate.ts'
 
 export interface DaemonConfig {
   dataDir: string
@@ -35,6 +36,13 @@ export interface DaemonConfig {
   runtime: 'auto' | 'docker' | 'process'
   /** the Docker runtime's sandbox image; undefined for the built-in one */
   pauseImage?: string
+  /** the cluster's service range (used by the first leader only); undefined: by runtime */
+  serviceCidr?: string
+  clusterDomain: string
+  /** the port of this peer's DNS server (on its own address and the DNS service's) */
+  dnsPort: number
+  /** resolvers ('ip:port') for names outside the cluster domain */
+  dnsUpstream: string[]
 }
 
 export const RUNTIMES = ['auto', 'docker', 'process'] as const
@@ -126,6 +134,10 @@ export function buildCommand (): Command {
   cmd.addOption(new Option('--pod-eviction-grace <duration>', 'how long a dead member\'s pods wait before they are replaced elsewhere').default('2s'))
   cmd.addOption(new Option('--runtime <kind>', 'how pods run: docker, process, or auto (docker when an engine answers at DOCKER_HOST)').default('auto'))
   cmd.addOption(new Option('--pause-image <image>', 'the Docker runtime\'s pod sandbox image (default: one Shoal makes, x86-64)'))
+  cmd.addOption(new Option('--service-cidr <cidr>', 'the range Service addresses come from; read by the cluster\'s first leader only').default(undefined, '127.96.0.0/16, or 10.96.0.0/16 with the Docker runtime'))
+  cmd.addOption(new Option('--cluster-domain <domain>', 'the DNS domain of Services (<svc>.<ns>.svc.<domain>)').default('cluster.local'))
+  cmd.addOption(new Option('--dns-port <port>', 'the port of this peer\'s DNS server, on its API address and the DNS service\'s address (0: no DNS)').default('53'))
+  cmd.addOption(new Option('--dns-upstream <ip:port>', 'where names outside the cluster domain are forwarded (repeatable; default: answered NXDOMAIN)').argParser(collect))
   cmd.addOption(new Option('--kv-max-value <bytes>', 'the largest cluster-KV value accepted (e.g. 512KiB, 1MiB)').default('512KiB'))
   cmd.addOption(new Option('--gossip-rate <n>', 'the most heartbeats the whole cluster gossips per second; intervals stretch beyond it').default(String(DEFAULT_MEMBERSHIP_CONFIG.gossipRate)))
   cmd.exitOverride().configureOutput({ writeErr: () => {} }).allowExcessArguments(false)
@@ -158,7 +170,7 @@ function readConfigFile (path: string, known: Set<string>): Record<string, unkno
   const out: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(doc)) {
     if (!known.has(key) || key === 'config') throw new UsageError(`--config: ${path}: unknown option "${key}"`)
-    if (key === 'join' || key === 'listen') {
+    if (key === 'join' || key === 'listen' || key === 'dns-upstream') {
       const list = Array.isArray(value) ? value : [value]
       if (!list.every(v => typeof v === 'string')) throw new UsageError(`--config: ${path}: "${key}" must be a string or a list of strings`)
       out[camel(key)] = list
@@ -218,6 +230,16 @@ export function parseDaemonArgs (argv: string[]): DaemonConfig {
   const runtime = pick<string>('runtime')
   if (!(RUNTIMES as readonly string[]).includes(runtime)) throw new UsageError(`--runtime: "${runtime}" is not one of ${RUNTIMES.join(', ')}`)
   const pauseImage = pick<string | undefined>('pause-image')
+  const serviceCidr = pick<string | undefined>('service-cidr')
+  if (serviceCidr !== undefined && parseCidr(serviceCidr) === undefined) throw new UsageError(`--service-cidr: "${serviceCidr}" is not an IPv4 range from /8 to /28 like 10.96.0.0/16`)
+  const clusterDomain = pick<string>('cluster-domain')
+  if (!NAME_PATTERN.test(clusterDomain)) throw new UsageError(`--cluster-domain: "${clusterDomain}" is not a valid domain`)
+  const dnsPort = Number(pick<string>('dns-port'))
+  if (!Number.isInteger(dnsPort) || dnsPort < 0 || dnsPort > 65535) throw new UsageError(`--dns-port: "${pick<string>('dns-port')}" is not a port (0 turns DNS off)`)
+  const dnsUpstream = (pick<string[] | undefined>('dns-upstream') ?? []).map(v => {
+    const { host, port } = parseHostPort('dns-upstream', /:\d+$/.test(v) ? v : `${v}:53`)
+    return `${host}:${port}`
+  })
   return {
     dataDir: resolve(pick<string>('data-dir')),
     name,
@@ -233,6 +255,10 @@ export function parseDaemonArgs (argv: string[]): DaemonConfig {
     podEvictionGraceMs,
     runtime: runtime as DaemonConfig['runtime'],
     ...(pauseImage !== undefined ? { pauseImage } : {}),
+    ...(serviceCidr !== undefined ? { serviceCidr } : {}),
+    clusterDomain,
+    dnsPort,
+    dnsUpstream,
     ...(clientConfig !== 'none' ? { clientConfig: resolve(clientConfig) } : {})
   }
 }

@@ -1,5 +1,8 @@
 // Leader-only upkeep of the objects that mirror the cluster itself: the
-// system namespaces (made once, at the first leadership), and one Node per
+// system namespaces and the cluster's network settings (the ConfigMap
+// kube-system/shoal-cluster, from the first leader's flags, and the
+// kube-dns Service at the 10th address of the service range; each made
+// once, at the first leadership), and one Node per
 // member, with its capacity, addresses and a Ready condition that follows
 // membership (alive: True, suspect: Unknown, dead or left: False). Nodes are
 // written only when something changes, so a quiet cluster writes nothing.
@@ -10,6 +13,7 @@ import { rfc3339, SYSTEM_NAMESPACES, typeOfKind } from '../../protocol/k8s.ts'
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
 import { VERSION } from '../../protocol/version.ts'
 import { encodeStoreCommand } from '../store/command.ts'
+import { CLUSTER_CONFIG, dnsServiceIp } from '../store/allocate.ts'
 import type { Clock } from '../clock/clock.ts'
 import { every } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
@@ -35,6 +39,8 @@ export interface NodeKeeperInit {
   clock: Clock
   log: Logger
   intervalMs?: number
+  /** written once into kube-system/shoal-cluster; later leaders keep what is there */
+  network?: { serviceCidr: string, clusterDomain: string }
 }
 
 const NAMESPACE = typeOfKind('v1', 'Namespace') as ResourceType
@@ -120,6 +126,33 @@ export class NodeKeeper {
     }
   }
 
+  /** The cluster network ConfigMap, then the DNS Service at its address. */
+  private async ensureNetwork (now: string): Promise<void> {
+    const { store, log, network } = this.init
+    if (network === undefined) return
+    const cmRef = { group: '', resource: 'configmaps', namespace: CLUSTER_CONFIG.namespace, name: CLUSTER_CONFIG.name }
+    let cm = store.get(cmRef)
+    if (cm === undefined) {
+      const data = { serviceCIDR: network.serviceCidr, clusterDomain: network.clusterDomain, dnsIP: dnsServiceIp(network.serviceCidr) }
+      const r = await this.propose({ op: 'create', object: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { ...CLUSTER_CONFIG }, data }, uid: randomUUID(), now })
+      if (!r.ok && r.status.code !== 409) {
+        log.warn({ event: 'network.config-failed', err: r.status.message }, `could not record the cluster network: ${r.status.message}`)
+        return
+      }
+      cm = store.get(cmRef)
+    }
+    const data = ((cm as { data?: Record<string, string> } | undefined)?.data ?? {})
+    if (data.dnsIP === undefined || store.get({ group: '', resource: 'services', namespace: 'kube-system', name: 'kube-dns' }) !== undefined) return
+    const dns: KObject = {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'kube-dns', namespace: 'kube-system', labels: { 'k8s-app': 'kube-dns' }, annotations: { 'shoal.io/proxy': 'false', 'shoal.io/served-by': 'every peer\'s DNS server' } },
+      spec: { clusterIP: data.dnsIP, ports: [{ name: 'dns', port: 53, protocol: 'UDP' }, { name: 'dns-tcp', port: 53, protocol: 'TCP' }] }
+    }
+    const r = await this.propose({ op: 'create', object: dns, uid: randomUUID(), now })
+    if (!r.ok && r.status.code !== 409) log.warn({ event: 'network.dns-service-failed', err: r.status.message }, `could not create the kube-dns service: ${r.status.message}`)
+  }
+
   async reconcile (): Promise<void> {
     const { store, log } = this.init
     const now = rfc3339(this.init.clock.now())
@@ -128,6 +161,7 @@ export class NodeKeeper {
       const r = await this.propose({ op: 'create', object: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, uid: randomUUID(), now })
       if (!r.ok && r.status.code !== 409) log.warn({ event: 'namespace.create-failed', namespace: ns, err: r.status.message }, `could not create namespace ${ns}: ${r.status.message}`)
     }
+    await this.ensureNetwork(now)
     for (const m of this.init.members()) {
       const ref = { group: '', resource: NODE.plural, name: m.name }
       const current = store.get(ref)
