@@ -33,7 +33,7 @@ import { DeploymentController } from './controllers/deployment.ts'
 import { ReplicaSetController } from './controllers/replicaset.ts'
 import { Kubelet } from './kubelet/kubelet.ts'
 import { DockerRuntime } from './kubelet/docker-runtime.ts'
-import type { Runtime } from './kubelet/runtime.ts'
+import { ClusterNetwork } from './network/network.ts'
 import { DEFAULT_SERVICE_CIDR } from './store/allocate.ts'
 
 /** With Docker pods the service range cannot be loopback (a container has its own); shoald routes this one to the host. */
@@ -225,8 +225,11 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     ]
   })
 
+  const network = new ClusterNetwork({ store, ownAddress: config.apiHost, dnsPort: config.dnsPort, upstream: config.dnsUpstream, log })
+  runtime?.setDns(ns => network.podDns(ns))
   const kubelet = new Kubelet({
     ...(runtime !== undefined ? { runtime } : {}),
+    dns: () => { const address = network.dnsAddress(); return address !== undefined ? { address } : undefined },
     nodeName: config.name,
     dataDir: config.dataDir,
     store,
@@ -273,6 +276,7 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
   autopilot.start()
   nodes.start()
   controllers.start()
+  network.start()
   void startKubelet()
   const token = tokens.get()
   if (token !== undefined) await saveClientConfig(token)
@@ -295,6 +299,7 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
       controllers.stop()
       // Pods keep running across a daemon restart; the next start adopts them.
       if (kubeletStarted) await kubelet.stop()
+      await network.stop()
       await podAccess.stop()
       // A leader hands over before it goes, so that writes barely pause.
       if (raft.core.role === 'leader' && raft.core.clusterConfig.voters.length > 1) {
@@ -321,7 +326,7 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
  * auto, when one answers at DOCKER_HOST (else /var/run/docker.sock);
  * undefined for the kubelet's default, the process runtime.
  */
-async function chooseRuntime (config: DaemonConfig, log: Logger): Promise<Runtime | undefined> {
+async function chooseRuntime (config: DaemonConfig, log: Logger): Promise<DockerRuntime | undefined> {
   if (config.runtime === 'process') return undefined
   const where = process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock'
   const docker = new DockerRuntime({ nodeName: config.name, clock: systemClock, log, ...(config.pauseImage !== undefined ? { pauseImage: config.pauseImage } : {}) })

@@ -41,8 +41,8 @@ export interface DockerRuntimeOptions {
   pauseImage?: string
   /** how often the engine's containers are listed, besides its events (default 5000 ms) */
   pollMs?: number
-  /** DNS servers and search domains for the pods (cluster DNS) */
-  dns?: { servers: string[], search: string[] }
+  /** the resolver and search path of a new pod in `namespace` (the cluster DNS), once known */
+  dns?: (namespace: string) => { servers: string[], search: string[] } | undefined
 }
 
 const L = {
@@ -99,6 +99,11 @@ export class DockerRuntime implements Runtime {
     this.opts = { pauseImage: PAUSE_IMAGE, pollMs: 5000, ...opts }
     this.network = `shoal-${part(opts.nodeName)}`
     this.podCidrInUse = opts.podCidr ?? defaultPodCidr(opts.nodeName, 'docker')
+  }
+
+  /** Sets where new pods' resolver and search path come from (the cluster DNS). */
+  setDns (dns: DockerRuntimeOptions['dns']): void {
+    this.opts.dns = dns
   }
 
   /** The pod range the node's network really has (it may predate a changed flag). */
@@ -175,7 +180,8 @@ export class DockerRuntime implements Runtime {
     const uid = pod.metadata.uid ?? ''
     const ns = pod.metadata.namespace ?? 'default'
     const name = pod.metadata.name ?? ''
-    const spec = (pod.spec ?? {}) as { hostname?: string }
+    const spec = (pod.spec ?? {}) as { hostname?: string, dnsPolicy?: string }
+    const dns = spec.dnsPolicy === 'Default' ? undefined : this.opts.dns?.(ns)
     const c = await this.docker.createContainer({
       name: `shoal_${part(this.opts.nodeName)}_${part(ns)}_${part(name)}_POD_${uid.slice(0, 8)}`,
       Image: this.opts.pauseImage,
@@ -185,7 +191,7 @@ export class DockerRuntime implements Runtime {
       HostConfig: {
         NetworkMode: this.network,
         IpcMode: 'shareable',
-        ...(this.opts.dns !== undefined ? { Dns: this.opts.dns.servers, DnsSearch: this.opts.dns.search, DnsOptions: ['ndots:5'] } : {})
+        ...(dns !== undefined ? { Dns: dns.servers, DnsSearch: dns.search, DnsOptions: ['ndots:5'] } : {})
       }
     }).catch(async err => {
       // A leftover of ours under that name (made, then the daemon died): replace it.

@@ -19,8 +19,11 @@
 // container, which waits in PodInitializing); a failed one is retried per
 // restartPolicy, and with Never fails the pod. Completed ones are never rerun,
 // and running app containers (adopted) mean init is done.
+// Every container gets the Kubernetes service variables of its namespace
+// ({NAME}_SERVICE_HOST, …; not with enableServiceLinks: false) and, with
+// the process runtime's pods in mind, SHOAL_DNS (the cluster DNS server).
 // May import: protocol/, daemon/store/types.ts, daemon/controllers/framework.ts,
-// daemon/clock, daemon/log, ./*.
+// daemon/network/dns.ts (serviceEnv), daemon/clock, daemon/log, ./*.
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
 import { RESOURCE_TYPES } from '../../protocol/k8s.ts'
 import type { Clock, TimerHandle } from '../clock/clock.ts'
@@ -29,6 +32,7 @@ import type { Logger } from '../log/log.ts'
 import { jsonEqual } from '../store/patch.ts'
 import type { StoreCommand, StoreReader, StoreResult, Watch } from '../store/types.ts'
 import { EnvError, resolveEnv } from './env.ts'
+import { serviceEnv } from '../network/dns.ts'
 import { Prober } from './probes.ts'
 import type { ProbeState } from './probes.ts'
 import { ProcessRuntime } from './process-runtime.ts'
@@ -63,6 +67,8 @@ export interface KubeletOptions {
   statusIntervalMs?: number
   /** cap on terminationGracePeriodSeconds (default 30) */
   maxGraceSeconds?: number
+  /** the cluster DNS server pods should use ('ip:port', given to process pods as SHOAL_DNS), once known */
+  dns?: () => { address: string } | undefined
 }
 
 interface PodState {
@@ -345,7 +351,10 @@ export class Kubelet {
     try {
       if (volumePaths === undefined) throw new VolumeError(volumeError ?? 'volumes not set up')
       mounts = this.volumes.mountsOf(c, volumePaths)
-      env = resolveEnv(this.opts.store, pod, c, ip, this.opts.hostIP)
+      // As Kubernetes: service links first, so that the container's own env wins.
+      const links = (pod.spec as Obj | undefined)?.enableServiceLinks === false ? {} : serviceEnv(this.opts.store, namespace ?? 'default')
+      const dns = this.opts.dns?.()
+      env = { ...links, ...(dns !== undefined ? { SHOAL_DNS: dns.address } : {}), ...resolveEnv(this.opts.store, pod, c, ip, this.opts.hostIP) }
     } catch (err) {
       if (!(err instanceof EnvError) && !(err instanceof VolumeError)) throw err
       // As Kubernetes: a volume that cannot be mounted keeps the pod ContainerCreating; a bad reference in env is a config error.
