@@ -4,8 +4,8 @@
 // or JSON, Status errors as one line. Errors about one object of many are
 // printed and the others still done (as kubectl does); the run then exits 1.
 // Talking to the API is in ./kube.ts, manifests in ./manifests.ts, rollouts
-// in ./rollout.ts.
-// May import: protocol/k8s.ts, ./kube.ts, ./manifests.ts, ./rollout.ts,
+// in ./rollout.ts, `shoal kubeconfig` in ./kubeconfig.ts.
+// May import: protocol/k8s.ts, ./kube.ts, ./kubeconfig.ts, ./manifests.ts, ./rollout.ts,
 // ./printers.ts, ./output.ts, ./main.ts (CliError, Io: used only inside
 // functions, so the import cycle with main.ts is harmless), commander, yaml.
 import { Command, Option } from 'commander'
@@ -17,6 +17,7 @@ import type { Io } from './main.ts'
 import { isContainedIn, loadManifests, placeManifest, withKind } from './manifests.ts'
 import { renderJson } from './output.ts'
 import { field, objectName, renderDescribe, renderObjects, tableRows, typeLabel } from './printers.ts'
+import { addKubeconfigCommand } from './kubeconfig.ts'
 import { addRolloutCommands } from './rollout.ts'
 
 const GET_OUTPUTS = ['wide', 'json', 'yaml', 'name']
@@ -404,4 +405,5 @@ export function addK8sCommands (program: Command, io: Io): void {
     })
 
   addRolloutCommands(program, io, nsOption)
+  addKubeconfigCommand(program, io)
 }

@@ -1,8 +1,13 @@
 // How `shoal get`, `events` and `describe` print Kubernetes objects: the
 // columns kubectl shows per kind (plus -o wide's), resource names such as
 // `deployment.apps/web`, and the describe text. Pure functions over KObjects.
-// May import: protocol/k8s.ts, ./output.ts, yaml.
+// The cell helpers are shared with the API server's Table answers (protocol/k8s-columns.ts).
+// May import: protocol/k8s.ts, protocol/k8s-columns.ts, ./output.ts, yaml.
 import { stringify } from 'yaml'
+import {
+  containerList, dataCount, endpointsText, eventObject, eventTime, field, nodeAddress, nodeRoles, nodeStatus, num, podReadiness,
+  podStatus, records, selectorText, serviceExternalIP, servicePorts, str
+} from '../protocol/k8s-columns.ts'
 import type { KObject, ResourceType } from '../protocol/k8s.ts'
 import { ageSince, renderTable } from './output.ts'
 
@@ -12,24 +17,7 @@ function isRecord (v: unknown): v is Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
-/** The value at a dotted path, or undefined. */
-export function field (obj: unknown, path: string): unknown {
-  let v = obj
-  for (const part of path.split('.')) v = isRecord(v) ? v[part] : undefined
-  return v
-}
-
-function num (v: unknown): number {
-  return typeof v === 'number' && Number.isFinite(v) ? v : 0
-}
-
-function str (v: unknown, none = '<none>'): string {
-  return typeof v === 'string' && v !== '' ? v : typeof v === 'number' ? String(v) : none
-}
-
-function records (v: unknown): Json[] {
-  return Array.isArray(v) ? v.filter(isRecord) : []
-}
+export { field, eventTime }
 
 /** `deployment.apps` or `pod`: how kubectl names a type in its messages. */
 export function typeLabel (type: ResourceType): string {
@@ -48,68 +36,6 @@ interface Columns {
   wide?: (o: KObject) => string[]
 }
 
-function podStatus (o: KObject): string {
-  if (o.metadata.deletionTimestamp !== undefined) return 'Terminating'
-  for (const c of records(field(o, 'status.containerStatuses'))) {
-    const waiting = field(c, 'state.waiting.reason')
-    if (typeof waiting === 'string' && waiting !== '') return waiting
-    const terminated = field(c, 'state.terminated.reason')
-    if (typeof terminated === 'string' && terminated !== '' && field(o, 'status.phase') !== 'Succeeded') return terminated
-  }
-  return str(field(o, 'status.reason'), str(field(o, 'status.phase'), 'Unknown'))
-}
-
-function servicePorts (o: KObject): string {
-  const ports = records(field(o, 'spec.ports')).map(p =>
-    `${num(p.port)}${p.nodePort !== undefined ? `:${num(p.nodePort)}` : ''}/${str(p.protocol, 'TCP')}`)
-  return ports.length > 0 ? ports.join(',') : '<none>'
-}
-
-function selectorText (v: unknown): string {
-  const entries = isRecord(v) ? Object.entries(v) : []
-  return entries.length > 0 ? entries.map(([k, x]) => `${k}=${String(x)}`).join(',') : '<none>'
-}
-
-function nodeStatus (o: KObject): string {
-  const ready = records(field(o, 'status.conditions')).find(c => c.type === 'Ready')
-  const base = ready === undefined ? 'Unknown' : ready.status === 'True' ? 'Ready' : ready.status === 'False' ? 'NotReady' : 'Unknown'
-  return field(o, 'spec.unschedulable') === true ? `${base},SchedulingDisabled` : base
-}
-
-function nodeRoles (o: KObject): string {
-  const roles = Object.keys(o.metadata.labels ?? {})
-    .filter(k => k.startsWith('node-role.kubernetes.io/')).map(k => k.slice('node-role.kubernetes.io/'.length)).filter(r => r !== '')
-  return roles.length > 0 ? roles.sort().join(',') : '<none>'
-}
-
-function endpointsText (o: KObject): string {
-  const all: string[] = []
-  for (const s of records(o.subsets)) {
-    const ports = records(s.ports)
-    for (const a of records(s.addresses)) {
-      if (ports.length === 0) all.push(str(a.ip))
-      for (const p of ports) all.push(`${str(a.ip)}:${num(p.port)}`)
-    }
-  }
-  if (all.length === 0) return '<none>'
-  return all.length > 3 ? `${all.slice(0, 3).join(',')} + ${all.length - 3} more...` : all.join(',')
-}
-
-/** When an event last happened: lastTimestamp, else eventTime, else its creation. */
-export function eventTime (o: KObject): string | undefined {
-  const t = [o.lastTimestamp, o.eventTime, o.firstTimestamp, o.metadata.creationTimestamp].find(v => typeof v === 'string' && v !== '')
-  return t as string | undefined
-}
-
-function eventObject (o: KObject): string {
-  return `${str(field(o, 'involvedObject.kind'), '').toLowerCase()}/${str(field(o, 'involvedObject.name'), '')}`
-}
-
-function containerList (o: KObject, path: string, what: 'name' | 'image'): string {
-  const names = records(field(o, path)).map(c => str(c[what]))
-  return names.length > 0 ? names.join(',') : '<none>'
-}
-
 const AGE = (o: KObject, now: number): string => ageSince(o.metadata.creationTimestamp, now)
 const NAME = (o: KObject): string => o.metadata.name ?? ''
 
@@ -117,11 +43,8 @@ const COLUMNS: Record<string, Columns> = {
   Pod: {
     head: ['NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE'],
     row: (o, now) => {
-      const statuses = records(field(o, 'status.containerStatuses'))
-      const total = Math.max(records(field(o, 'spec.containers')).length, statuses.length)
-      const ready = statuses.filter(c => c.ready === true).length
-      const restarts = statuses.reduce((n, c) => n + num(c.restartCount), 0)
-      return [NAME(o), `${ready}/${total}`, podStatus(o), String(restarts), AGE(o, now)]
+      const { ready, restarts } = podReadiness(o)
+      return [NAME(o), ready, podStatus(o), String(restarts), AGE(o, now)]
     },
     wideHead: ['IP', 'NODE'],
     wide: o => [str(field(o, 'status.podIP')), str(field(o, 'spec.nodeName'))]
@@ -141,13 +64,7 @@ const COLUMNS: Record<string, Columns> = {
   },
   Service: {
     head: ['NAME', 'TYPE', 'CLUSTER-IP', 'EXTERNAL-IP', 'PORT(S)', 'AGE'],
-    row: (o, now) => {
-      const ingress = records(field(o, 'status.loadBalancer.ingress')).map(i => str(i.ip, str(i.hostname)))
-      const external = Array.isArray(field(o, 'spec.externalIPs')) ? (field(o, 'spec.externalIPs') as unknown[]).map(x => str(x)) : []
-      const ext = [...ingress, ...external]
-      const type = str(field(o, 'spec.type'), 'ClusterIP')
-      return [NAME(o), type, str(field(o, 'spec.clusterIP')), ext.length > 0 ? ext.join(',') : type === 'LoadBalancer' ? '<pending>' : '<none>', servicePorts(o), AGE(o, now)]
-    },
+    row: (o, now) => [NAME(o), str(field(o, 'spec.type'), 'ClusterIP'), str(field(o, 'spec.clusterIP')), serviceExternalIP(o), servicePorts(o), AGE(o, now)],
     wideHead: ['SELECTOR'],
     wide: o => [selectorText(field(o, 'spec.selector'))]
   },
@@ -155,7 +72,7 @@ const COLUMNS: Record<string, Columns> = {
     head: ['NAME', 'STATUS', 'ROLES', 'AGE', 'VERSION'],
     row: (o, now) => [NAME(o), nodeStatus(o), nodeRoles(o), AGE(o, now), str(field(o, 'status.nodeInfo.kubeletVersion'), '')],
     wideHead: ['INTERNAL-IP'],
-    wide: o => [str(records(field(o, 'status.addresses')).find(a => a.type === 'InternalIP')?.address)]
+    wide: o => [nodeAddress(o, 'InternalIP')]
   },
   Namespace: {
     head: ['NAME', 'STATUS', 'AGE'],
@@ -163,7 +80,7 @@ const COLUMNS: Record<string, Columns> = {
   },
   ConfigMap: {
     head: ['NAME', 'DATA', 'AGE'],
-    row: (o, now) => [NAME(o), String(Object.keys(isRecord(o.data) ? o.data : {}).length + Object.keys(isRecord(o.binaryData) ? o.binaryData : {}).length), AGE(o, now)]
+    row: (o, now) => [NAME(o), String(dataCount(o)), AGE(o, now)]
   },
   Secret: {
     head: ['NAME', 'TYPE', 'DATA', 'AGE'],

@@ -34,6 +34,8 @@ import { ReplicaSetController } from './controllers/replicaset.ts'
 import { Kubelet } from './kubelet/kubelet.ts'
 import { DockerRuntime } from './kubelet/docker-runtime.ts'
 import { ClusterNetwork } from './network/network.ts'
+import { ServiceProxy } from './network/proxy.ts'
+import { registerTunnel, tunnelDialer } from './network/tunnel.ts'
 import { DEFAULT_SERVICE_CIDR } from './store/allocate.ts'
 
 /** With Docker pods the service range cannot be loopback (a container has its own); shoald routes this one to the host. */
@@ -225,7 +227,10 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     ]
   })
 
-  const network = new ClusterNetwork({ store, ownAddress: config.apiHost, dnsPort: config.dnsPort, upstream: config.dnsUpstream, log })
+  const peerOfNode = (name: string): string | undefined => membership.list().find(m => m.record.name === name && m.state === 'alive')?.record.peerId
+  const proxy = new ServiceProxy({ store, nodeName: config.name, nodeAddress: config.apiHost, dialRemote: tunnelDialer(started, peerOfNode), log })
+  const tunnel = await registerTunnel(started, { store, nodeName: config.name, log })
+  const network = new ClusterNetwork({ store, ownAddress: config.apiHost, dnsPort: config.dnsPort, upstream: config.dnsUpstream, log, onRoute: () => { proxy.retryFailed() } })
   runtime?.setDns(ns => network.podDns(ns))
   const kubelet = new Kubelet({
     ...(runtime !== undefined ? { runtime } : {}),
@@ -259,7 +264,7 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     kubelet,
     store,
     nodeName: config.name,
-    peerOf: name => membership.list().find(m => m.record.name === name && m.state === 'alive')?.record.peerId,
+    peerOf: peerOfNode,
     log
   })
   await podAccess.start()
@@ -277,6 +282,7 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
   nodes.start()
   controllers.start()
   network.start()
+  void proxy.start()
   void startKubelet()
   const token = tokens.get()
   if (token !== undefined) await saveClientConfig(token)
@@ -300,6 +306,8 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
       // Pods keep running across a daemon restart; the next start adopts them.
       if (kubeletStarted) await kubelet.stop()
       await network.stop()
+      await proxy.stop()
+      await tunnel.stop()
       await podAccess.stop()
       // A leader hands over before it goes, so that writes barely pause.
       if (raft.core.role === 'leader' && raft.core.clusterConfig.voters.length > 1) {

@@ -2,11 +2,12 @@
 // for the kinds in protocol/k8s.ts, namespaced and cluster-wide; GET (one,
 // list, ?watch=1 as newline-delimited events), POST, PUT, PATCH (merge,
 // strategic merge, JSON patch), DELETE, and the status and scale
-// subresources; discovery documents and /version. Reads come from the local
-// replica (through ReadIndex with ?consistent or resourceVersion=""); writes
-// are StoreCommands proposed through the Replicator, which forwards them to
-// the leader.
-// May import: protocol/, daemon/store/types.ts and command.ts (the interface and the command encoder), daemon/raft/replicator.ts, ./http.ts.
+// subresources; server-side apply (./apply.ts); discovery documents and a
+// minimal OpenAPI v3 (./discovery.ts), /version; Table answers for kubectl
+// (./table.ts). Reads come from the local replica (through ReadIndex with
+// ?consistent or resourceVersion=""); writes are StoreCommands proposed
+// through the Replicator, which forwards them to the leader.
+// May import: protocol/, daemon/store/types.ts and command.ts (the interface and the command encoder), daemon/raft/replicator.ts, ./http.ts, ./apply.ts, ./discovery.ts, ./table.ts.
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
@@ -19,7 +20,12 @@ import type { Replicator } from '../raft/replicator.ts'
 import { encodeStoreCommand } from '../store/command.ts'
 import { BadSelectorError, GoneError } from '../store/types.ts'
 import type { ObjectRef, PatchType, StoreCommand, StoreReader, StoreResult } from '../store/types.ts'
+import { serverSideApply } from './apply.ts'
+import { discovery, isOpenApiPath, openApi } from './discovery.ts'
+import type { DiscoveryAnswer } from './discovery.ts'
 import { HttpError, readBody, send } from './http.ts'
+import { includeObjectOf, tableAccept, toTable } from './table.ts'
+import type { IncludeObject } from './table.ts'
 
 /** Request bodies above this are refused with 413 (Kubernetes allows about 3 MiB). */
 export const MAX_OBJECT_BYTES = 3 * 1024 * 1024
@@ -40,8 +46,11 @@ export interface K8sDeps {
 
 /** Whether a path belongs to this handler. */
 export function isK8sPath (path: string): boolean {
-  return path === '/api' || path.startsWith('/api/') || path === '/apis' || path.startsWith('/apis/') || path === '/version' || path === '/readyz'
+  return path === '/api' || path.startsWith('/api/') || path === '/apis' || path.startsWith('/apis/') || path === '/version' || path === '/readyz' || isOpenApiPath(path)
 }
+
+/** The content type of server-side apply (`kubectl apply --server-side`). */
+const APPLY_PATCH = 'application/apply-patch+yaml'
 
 interface Target {
   type: ResourceType
@@ -96,43 +105,6 @@ function parseTarget (segments: string[]): Target | 'discovery' {
     ...(namespace !== undefined ? { namespace } : {}),
     ...(name !== undefined ? { name } : {}),
     ...(sub !== undefined ? { subresource: sub as 'status' | 'scale' | 'log' | 'exec' } : {})
-  }
-}
-
-function discovery (segments: string[]): unknown {
-  if (segments.length === 1 && segments[0] === 'api') return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [] }
-  if (segments.length === 1 && segments[0] === 'apis') {
-    const groups = [...new Set(RESOURCE_TYPES.filter(t => t.group !== '').map(t => t.group))]
-    return {
-      kind: 'APIGroupList',
-      apiVersion: 'v1',
-      groups: groups.map(g => ({ name: g, versions: [{ groupVersion: `${g}/v1`, version: 'v1' }], preferredVersion: { groupVersion: `${g}/v1`, version: 'v1' } }))
-    }
-  }
-  const group = segments[0] === 'api' ? '' : segments[1] ?? ''
-  const version = segments[0] === 'api' ? segments[1] : segments[2]
-  if (segments[0] === 'apis' && version === undefined) {
-    if (!RESOURCE_TYPES.some(t => t.group === group)) throw notFound(`no API group ${group}`)
-    return { kind: 'APIGroup', apiVersion: 'v1', name: group, versions: [{ groupVersion: `${group}/v1`, version: 'v1' }], preferredVersion: { groupVersion: `${group}/v1`, version: 'v1' } }
-  }
-  const types = RESOURCE_TYPES.filter(t => t.group === group && t.version === version)
-  if (types.length === 0) throw notFound(`no API ${group === '' ? '' : group + '/'}${version ?? ''}`)
-  const verbs = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch']
-  return {
-    kind: 'APIResourceList',
-    apiVersion: 'v1',
-    groupVersion: group === '' ? version : `${group}/${version}`,
-    resources: types.flatMap(t => [
-      { name: t.plural, singularName: t.singular, namespaced: t.namespaced, kind: t.kind, verbs, shortNames: t.shortNames },
-      ...t.subresources.map(sub => ({
-        name: `${t.plural}/${sub}`,
-        singularName: '',
-        namespaced: t.namespaced,
-        kind: sub === 'scale' ? 'Scale' : t.kind,
-        ...(sub === 'scale' ? { group: 'autoscaling', version: 'v1' } : {}),
-        verbs: ['get', 'patch', 'update']
-      }))
-    ])
   }
 }
 
@@ -195,11 +167,25 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
     send(res, 200, { status: 'ok' })
     return
   }
+  const described = (answer: DiscoveryAnswer): void => {
+    if (method !== 'GET') throw new HttpError(405, 'MethodNotAllowed', `${req.method ?? ''} is not allowed on ${path}`)
+    if ('notFound' in answer) throw notFound(answer.notFound)
+    if ('bytes' in answer) {
+      res.writeHead(200, { 'content-type': answer.contentType, 'content-length': answer.bytes.length })
+      res.end(answer.bytes)
+      return
+    }
+    // Plain application/json also to an aggregated-discovery Accept: kubectl then falls back to these documents.
+    send(res, 200, answer.body)
+  }
+  if (isOpenApiPath(path)) {
+    described(openApi(path, req.headers.accept))
+    return
+  }
   const segments = path.split('/').filter(s => s !== '').map(s => decodeURIComponent(s))
   const target = parseTarget(segments)
   if (target === 'discovery') {
-    if (method !== 'GET') throw new HttpError(405, 'MethodNotAllowed', `${req.method ?? ''} is not allowed on ${path}`)
-    send(res, 200, discovery(segments))
+    described(discovery(segments))
     return
   }
   const store = deps.store
@@ -214,6 +200,10 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
 
   if (method === 'GET') {
     const consistent = flag(params, 'consistent') || params.get('resourceVersion') === ''
+    const tableVersion = target.subresource === undefined ? tableAccept(req.headers.accept) : undefined
+    const includeObject = includeObjectOf(params.get('includeObject'))
+    if (includeObject === undefined) throw new HttpError(400, 'BadRequest', `includeObject must be Object, Metadata or None, not "${params.get('includeObject') ?? ''}"`)
+    const table = tableVersion === undefined ? undefined : { version: tableVersion, includeObject }
     if (target.name === undefined) {
       const opts = {
         ...(target.namespace !== undefined ? { namespace: target.namespace } : {}),
@@ -222,11 +212,15 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
       }
       try {
         if (flag(params, 'watch')) {
-          await streamWatch(req, res, store, type, { ...opts, ...(params.get('resourceVersion') !== null && params.get('resourceVersion') !== '' ? { resourceVersion: params.get('resourceVersion') as string } : {}) })
+          await streamWatch(req, res, store, type, { ...opts, ...(params.get('resourceVersion') !== null && params.get('resourceVersion') !== '' ? { resourceVersion: params.get('resourceVersion') as string } : {}) }, table)
           return
         }
         if (consistent) await raft.readBarrier()
         const list = store.list(type, opts)
+        if (table !== undefined) {
+          send(res, 200, toTable(type, list.items, { ...table, now: Date.now(), resourceVersion: list.resourceVersion }))
+          return
+        }
         send(res, 200, { apiVersion: apiVersionOf(type), kind: `${type.kind}List`, metadata: { resourceVersion: list.resourceVersion }, items: list.items })
       } catch (err) {
         if (err instanceof BadSelectorError) throw new HttpError(400, 'BadRequest', err.message)
@@ -239,6 +233,10 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
     const ref = refOf(target)
     const obj = store.get(ref)
     if (obj === undefined) throw notFound(`${type.plural}${type.group !== '' ? '.' + type.group : ''} "${target.name}" not found`)
+    if (table !== undefined) {
+      send(res, 200, toTable(type, [obj], { ...table, now: Date.now(), ...(obj.metadata.resourceVersion !== undefined ? { resourceVersion: obj.metadata.resourceVersion } : {}) }))
+      return
+    }
     send(res, 200, target.subresource === 'scale' ? scaleOf(obj) : obj)
     return
   }
@@ -278,9 +276,29 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
 
   if (method === 'PATCH') {
     if (target.name === undefined) throw new HttpError(405, 'MethodNotAllowed', 'PATCH needs an object name')
+    if (contentType === APPLY_PATCH) {
+      if (target.subresource !== undefined) throw new HttpError(415, 'UnsupportedMediaType', `server-side apply is not supported on the ${target.subresource} subresource`)
+      const applied = asObject(parseBody(body, 'application/yaml'), 'the applied object')
+      const force = params.get('force')
+      if (force !== null && force !== 'true' && force !== 'false') throw new HttpError(400, 'BadRequest', `force must be true or false, not "${force}"`)
+      const outcome = await serverSideApply({
+        store,
+        raft,
+        type,
+        ref: refOf(target),
+        applied,
+        manager: params.get('fieldManager') ?? '',
+        force: force === 'true',
+        dryRun,
+        now,
+        uid: randomUUID
+      })
+      send(res, outcome.code, outcome.body)
+      return
+    }
     const patchType = PATCH_TYPES[contentType]
     if (patchType === undefined) {
-      throw new HttpError(415, 'UnsupportedMediaType', `PATCH takes ${Object.keys(PATCH_TYPES).join(', ')}; not ${contentType}`)
+      throw new HttpError(415, 'UnsupportedMediaType', `PATCH takes ${[...Object.keys(PATCH_TYPES), APPLY_PATCH].join(', ')}; not ${contentType}`)
     }
     const patch = parseBody(body, 'application/json')
     const cmd: StoreCommand = {
@@ -422,12 +440,20 @@ function serialized (e: WatchEvent): string {
  * A watch as newline-delimited JSON events, until the client goes away.
  * Events are written as the local replica applies the log, in order.
  */
-async function streamWatch (req: IncomingMessage, res: ServerResponse, store: StoreReader, type: ResourceType, opts: Parameters<StoreReader['watch']>[1]): Promise<void> {
+async function streamWatch (req: IncomingMessage, res: ServerResponse, store: StoreReader, type: ResourceType, opts: Parameters<StoreReader['watch']>[1], table?: { version: 'v1' | 'v1beta1', includeObject: IncludeObject }): Promise<void> {
   const pending: WatchEvent[] = []
   let started = false
+  // With a Table Accept (kubectl get -w), each object is a one-row Table; the first carries the columns.
+  let columnsSent = false
+  const line = (e: WatchEvent): string => {
+    if (table === undefined || (e.type !== 'ADDED' && e.type !== 'MODIFIED' && e.type !== 'DELETED') || e.object.kind === 'Status') return serialized(e)
+    const object = toTable(type, [e.object as KObject], { ...table, now: Date.now(), withColumns: !columnsSent })
+    columnsSent = true
+    return JSON.stringify({ type: e.type, object }) + '\n'
+  }
   const write = (e: WatchEvent): void => {
     if (!started) { pending.push(e); return }
-    res.write(serialized(e))
+    res.write(line(e))
   }
   const watch = store.watch(type, opts, write) // throws GoneError / BadSelectorError before anything is sent
   res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked', 'cache-control': 'no-cache' })
@@ -436,7 +462,7 @@ async function streamWatch (req: IncomingMessage, res: ServerResponse, store: St
   // Events are small writes, each to go at once (no Nagle wait on the client's delayed ACK).
   req.socket.setNoDelay(true)
   started = true
-  for (const e of pending) res.write(serialized(e))
+  for (const e of pending) res.write(line(e))
   pending.length = 0
   await new Promise<void>(resolve => {
     const done = (): void => { watch.stop(); resolve() }

@@ -29,6 +29,8 @@ export interface ClusterNetworkOptions {
   dnsPort: number
   upstream: string[]
   log: Logger
+  /** called once the service range has been routed here (addresses that failed to bind may now) */
+  onRoute?: () => void
 }
 
 export function settingsOf (cm: KObject | undefined): ClusterSettings | undefined {
@@ -85,6 +87,7 @@ export class ClusterNetwork {
       try {
         await run('ip', ['route', 'replace', 'local', s.serviceCidr, 'dev', 'lo'])
         log.info({ event: 'network.route', cidr: s.serviceCidr }, `this host now owns the service range ${s.serviceCidr}`)
+        this.opts.onRoute?.()
       } catch (err) {
         log.warn({ event: 'network.route-failed', cidr: s.serviceCidr, err: (err as Error).message.split('\n')[0] }, `cannot route the service range ${s.serviceCidr} to this host (it needs CAP_NET_ADMIN): service addresses will not answer here`)
       }

@@ -57,7 +57,7 @@ export function applyMergePatch (target: Json, patch: Json): Json {
  * indices), or undefined for a list that a patch replaces. 'set' for a list
  * of strings merged as a set (finalizers).
  */
-function mergeKeyOf (path: string[]): string | undefined {
+export function mergeKeyOf (path: string[]): string | undefined {
   const field = path[path.length - 1]
   const parent = path[path.length - 2]
   switch (field) {

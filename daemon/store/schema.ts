@@ -155,6 +155,7 @@ const serviceSpec = o({
   clusterIP: 'string',
   clusterIPs: l('string'),
   sessionAffinity: 'string',
+  sessionAffinityConfig: o({ clientIP: o({ timeoutSeconds: 'int' }) }),
   externalTrafficPolicy: 'string',
   internalTrafficPolicy: 'string',
   externalIPs: l('string'),

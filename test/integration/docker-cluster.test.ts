@@ -84,6 +84,32 @@ dtest('6 replicas run as containers over three peers, survive a shoald restart a
   t.is(exec.status, 4, exec.stderr)
   t.is(exec.stdout.trim(), pod.metadata.name!)
 
+  // A Docker pod reaches a Service by its short name: the cluster DNS as its resolver, the service range routed to the host.
+  const svc = await api(leader, 'POST', '/api/v1/namespaces/default/services', { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web' }, spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] } })
+  t.is(svc.status, 201, JSON.stringify(svc.body))
+  t.regex(svc.body.spec.clusterIP, /^10\.96\./, 'the Docker runtime\'s service range')
+  t.is((await api(leader, 'POST', '/api/v1/namespaces/default/pods', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'client' }, spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'c', image: TEST_IMAGE, command: ['sleep', '600'] }] } })).status, 201)
+  await waitFor('the client pod', async () => (await api(leader, 'GET', '/api/v1/namespaces/default/pods/client')).body.status?.phase === 'Running', 60_000)
+  let last = ''
+  const fetched = await waitFor('a fetch through the service name', async () => {
+    // busybox's static wget crashes when a connection fails; nc says why.
+    const r = shoal(other, ['exec', 'client', '--', 'sh', '-c', 'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 5 web 80 | tail -1'])
+    last = `exit ${String(r.status)}: ${r.stdout} ${r.stderr}`
+    return r.status === 0 && r.stdout.trim() !== '' && r
+  }, 30_000).catch(err => { throw new Error(`${(err as Error).message}; last try: ${last}`) })
+  t.true(pods.some(p => p.metadata.name === fetched.stdout.trim()), fetched.stdout)
+  const resolv = shoal(other, ['exec', 'client', '--', 'cat', '/etc/resolv.conf'])
+  // On a user-defined network Docker's embedded resolver (127.0.0.11) answers, forwarding to the sandbox's Dns: the cluster DNS.
+  t.regex(resolv.stdout, /search default\.svc\.cluster\.local svc\.cluster\.local cluster\.local/)
+  const sandbox = (await docker.listContainers({ filters: { label: ['shoal.pod.name=client', 'shoal.role=sandbox'] } }))[0]
+  t.deepEqual((await docker.getContainer(sandbox?.Id ?? '').inspect()).HostConfig.Dns, ['10.96.0.10'])
+  t.is((await api(leader, 'DELETE', '/api/v1/namespaces/default/pods/client')).status, 200)
+  await waitFor('the client pod to go', async () => {
+    const gone = (await api(leader, 'GET', '/api/v1/namespaces/default/pods/client')).status === 404
+    const left = await docker.listContainers({ all: true, filters: { label: ['shoal.pod.name=client'] } })
+    return gone && left.length === 0
+  }, 60_000)
+
   // SIGKILL and restart of a peer's shoald: its containers are adopted, not replaced.
   const restartee = peers.find(p => p !== leader && byNode.has(p.name))!
   const before = await containers(restartee.name)

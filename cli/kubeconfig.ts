@@ -1,0 +1,102 @@
+// `shoal kubeconfig`: a kubeconfig for kubectl and Kubernetes clients with
+// one cluster and one context per member (every peer serves the whole API),
+// the admin token as the user, and the peer the CLI talked to as the current
+// context. kubectl sends a token only over TLS, so each cluster entry is the
+// peer's https:// address with its self-signed certificate pinned as the CA
+// (fetched from the peer's API port, which speaks TLS and plain HTTP both).
+// May import: protocol/, ./kube.ts, ./main.ts (CliError, Io: used only inside functions), commander, yaml.
+import { X509Certificate } from 'node:crypto'
+import { connect as tlsConnect } from 'node:tls'
+import { Command, Option } from 'commander'
+import { stringify } from 'yaml'
+import { API_PREFIX } from '../protocol/api.ts'
+import type { MemberView } from '../protocol/api.ts'
+import { connect, isRecord } from './kube.ts'
+import { CliError, EXIT_FAILED } from './main.ts'
+import type { Io } from './main.ts'
+
+const CERT_TIMEOUT_MS = 3000
+
+/** host and port of a member's API; an unspecified host (0.0.0.0) is replaced by the address it gossips. */
+export function apiHostPort (m: Pick<MemberView, 'api' | 'addrs'>): { host: string, port: number } | undefined {
+  const match = /^\[?([^\]]*)\]?:(\d+)$/.exec(m.api)
+  if (match === null) return undefined
+  let host = match[1] ?? ''
+  if (host === '' || host === '0.0.0.0' || host === '::') {
+    const ip = (m.addrs ?? []).map(a => /^\/ip[46]\/([^/]+)\//.exec(a)?.[1]).find(a => a !== undefined && a !== '0.0.0.0' && a !== '::')
+    if (ip === undefined) return undefined
+    host = ip
+  }
+  return { host, port: Number(match[2]) }
+}
+
+/** The PEM certificate a peer's API presents over TLS. */
+export async function fetchCertificate (host: string, port: number, timeoutMs = CERT_TIMEOUT_MS): Promise<string> {
+  return await new Promise((resolve, reject) => {
+    // Trust on first use: the certificate is self-signed; it is pinned from now on.
+    const socket = tlsConnect({ host, port, rejectUnauthorized: false, ...(/^[\d.:]+$/.test(host) ? {} : { servername: host }) }, () => {
+      const raw = socket.getPeerCertificate().raw
+      socket.end()
+      if (raw === undefined) { reject(new Error('the peer presented no certificate')); return }
+      resolve(new X509Certificate(raw).toString())
+    })
+    socket.setTimeout(timeoutMs, () => { socket.destroy(new Error(`no TLS answer within ${timeoutMs}ms`)) })
+    socket.on('error', reject)
+  })
+}
+
+export interface KubeconfigPeer { name: string, server: string, ca: string }
+
+/** The kubeconfig document: one cluster and context per peer, one user. */
+export function kubeconfigDocument (peers: KubeconfigPeer[], current: string, token: string, prefix: string): unknown {
+  const user = `${prefix}admin`
+  return {
+    apiVersion: 'v1',
+    kind: 'Config',
+    preferences: {},
+    clusters: peers.map(p => ({ name: `${prefix}${p.name}`, cluster: { server: p.server, 'certificate-authority-data': Buffer.from(p.ca).toString('base64') } })),
+    users: [{ name: user, user: { token } }],
+    contexts: peers.map(p => ({ name: `${prefix}${p.name}`, context: { cluster: `${prefix}${p.name}`, user, namespace: 'default' } })),
+    'current-context': `${prefix}${current}`
+  }
+}
+
+export function addKubeconfigCommand (program: Command, io: Io): void {
+  program.command('kubeconfig')
+    .description('print a kubeconfig for kubectl: one context per peer, the admin token, TLS pinned to each peer\'s certificate')
+    .addOption(new Option('--prefix <text>', 'prefix of the cluster, context and user names').default('shoal-'))
+    .addHelpText('after', `
+Save it and point kubectl at it:
+  shoal kubeconfig > ~/.kube/shoal.yaml
+  export KUBECONFIG=~/.kube/shoal.yaml
+  kubectl get nodes                      # the peer shoal talked to
+  kubectl --context shoal-p2 get pods    # any other peer: each serves the whole API
+Peers that do not answer over TLS are left out (a line on stderr says which).`)
+    .action(async (opts: { prefix: string }, cmd: Command) => {
+      const kube = await connect(cmd, io)
+      const body = await kube.send('GET', `${API_PREFIX}/members`)
+      if (!isRecord(body) || !Array.isArray(body.items)) throw new CliError('the server answered the member list with something else', EXIT_FAILED, kube.trace)
+      const members = (body.items as MemberView[]).filter(m => typeof m.name === 'string' && typeof m.api === 'string' && m.state !== 'left')
+        .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+      const self = members.find(m => m.self)
+      const peers: KubeconfigPeer[] = []
+      await Promise.all(members.map(async m => {
+        const at = apiHostPort(m)
+        if (at === undefined) {
+          io.stderr.write(`shoal: left out ${m.name}: its API address "${m.api}" has no usable host\n`)
+          return
+        }
+        try {
+          const ca = await fetchCertificate(at.host, at.port)
+          const host = at.host.includes(':') ? `[${at.host}]` : at.host
+          peers.push({ name: m.name, server: `https://${host}:${at.port}`, ca })
+        } catch (err) {
+          io.stderr.write(`shoal: left out ${m.name}: no TLS certificate from ${at.host}:${at.port} (${(err as Error).message})\n`)
+        }
+      }))
+      peers.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+      if (peers.length === 0) throw new CliError('no peer answered over TLS: is shoald new enough to serve HTTPS on its API port?', EXIT_FAILED, kube.trace)
+      const current = peers.find(p => p.name === self?.name)?.name ?? (peers[0] as KubeconfigPeer).name
+      io.stdout.write(stringify(kubeconfigDocument(peers, current, kube.client.token, opts.prefix)))
+    })
+}

@@ -1,0 +1,271 @@
+// Server-side apply (PATCH with `application/apply-patch+yaml`, as
+// `kubectl apply --server-side` sends it), an approximation of Kubernetes':
+// each manager owns the set of fields it last applied, kept in
+// metadata.managedFields as FieldsV1 (`f:spec`, `k:{"name":"web"}` for list
+// items with a merge key, `.` for the item itself; other lists are atomic).
+// An apply creates the object if it is absent; otherwise the applied fields
+// are merged into the live object (a strategic merge), and fields this
+// manager applied before but no longer does are removed unless another
+// manager owns them. A field another manager owns with a different value is
+// a 409 Conflict naming the field and the manager, unless `force=true`,
+// which takes the field over. Computed here from the local replica and
+// written as an update guarded by the resourceVersion read, retried when
+// another write got in between, so the store needs no new command.
+// May import: protocol/, daemon/store/types.ts, command.ts and patch.ts, daemon/raft/replicator.ts, ./http.ts.
+import type { StatusBody } from '../../protocol/api.ts'
+import { apiVersionOf } from '../../protocol/k8s.ts'
+import type { KObject, ResourceType } from '../../protocol/k8s.ts'
+import type { Replicator } from '../raft/replicator.ts'
+import { encodeStoreCommand } from '../store/command.ts'
+import { applyStrategicPatch, jsonEqual, mergeKeyOf } from '../store/patch.ts'
+import type { ObjectRef, StoreReader, StoreResult } from '../store/types.ts'
+import { HttpError } from './http.ts'
+
+type Json = Record<string, unknown>
+
+export interface ManagedFieldsEntry {
+  manager: string
+  operation: 'Apply' | 'Update'
+  apiVersion: string
+  time: string
+  fieldsType: 'FieldsV1'
+  fieldsV1: Json
+}
+
+/** A field path as FieldsV1 tokens, e.g. ['f:spec', 'f:template', 'f:spec', 'f:containers', 'k:{"name":"web"}', 'f:image']. */
+type FieldPath = string[]
+
+/** Metadata fields the server sets: nobody owns them. */
+const SERVER_METADATA = new Set(['name', 'namespace', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'managedFields', 'generateName', 'selfLink'])
+const RETRIES = 8
+
+function isRecord (v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+/** The field names on the way to a value (no list keys), as mergeKeyOf takes them. */
+function namesOf (path: FieldPath): string[] {
+  return path.filter(t => t.startsWith('f:')).map(t => t.slice(2))
+}
+
+/** The leaf fields `applied` sets. */
+export function fieldSet (applied: KObject): FieldPath[] {
+  const out: FieldPath[] = []
+  const walk = (v: unknown, path: FieldPath): void => {
+    if (isRecord(v)) {
+      const entries = Object.entries(v).filter(([k]) => !(path.length === 0 && (k === 'apiVersion' || k === 'kind' || k === 'status')) &&
+        !(path.length === 1 && path[0] === 'f:metadata' && SERVER_METADATA.has(k)))
+      // An empty map is a value of its own; a map with only server-set fields (metadata: {name}) is nothing.
+      if (Object.keys(v).length === 0 && path.length > 0) out.push(path)
+      for (const [k, x] of entries) walk(x, [...path, `f:${k}`])
+      return
+    }
+    if (Array.isArray(v)) {
+      const key = mergeKeyOf(namesOf(path))
+      if (key !== undefined && key !== 'set' && v.length > 0 && v.every(e => isRecord(e) && e[key] !== undefined)) {
+        for (const e of v as Json[]) {
+          const item = [...path, `k:${JSON.stringify({ [key]: e[key] })}`]
+          out.push([...item, '.'])
+          for (const [k, x] of Object.entries(e)) walk(x, [...item, `f:${k}`])
+        }
+        return
+      }
+    }
+    out.push(path)
+  }
+  walk(applied, [])
+  return out
+}
+
+/** FieldsV1 of a set of paths. */
+export function toFieldsV1 (paths: FieldPath[]): Json {
+  const root: Json = {}
+  for (const p of paths) {
+    let node = root
+    for (const t of p) {
+      if (!isRecord(node[t])) node[t] = {}
+      node = node[t] as Json
+    }
+  }
+  return root
+}
+
+/** The paths of a FieldsV1 tree (every node without children, and every `.`). */
+export function fromFieldsV1 (fields: unknown): FieldPath[] {
+  const out: FieldPath[] = []
+  const walk = (node: unknown, path: FieldPath): void => {
+    const children = isRecord(node) ? Object.entries(node) : []
+    if (children.length === 0 && path.length > 0) { out.push(path); return }
+    for (const [k, v] of children) walk(v, [...path, k])
+  }
+  walk(fields, [])
+  return out
+}
+
+/** The value at a path in an object (undefined when absent); a `.` path is the list item itself. */
+function valueAt (obj: unknown, path: FieldPath): unknown {
+  let v = obj
+  for (const t of path) {
+    if (t === '.') return v
+    if (t.startsWith('f:')) {
+      v = isRecord(v) ? v[t.slice(2)] : undefined
+    } else if (t.startsWith('k:')) {
+      const key = JSON.parse(t.slice(2)) as Json
+      const [name, want] = Object.entries(key)[0] ?? []
+      v = Array.isArray(v) ? v.find(e => isRecord(e) && name !== undefined && jsonEqual(e[name], want)) : undefined
+    } else {
+      return undefined
+    }
+  }
+  return v
+}
+
+/** Removes the field (or list item, for a `.` path) at `path`; nothing if it is not there. */
+function removeAt (obj: Json, path: FieldPath): void {
+  const last = path[path.length - 1]
+  if (last === undefined) return
+  if (last === '.') {
+    const item = path[path.length - 2] ?? ''
+    const list = valueAt(obj, path.slice(0, -2))
+    const target = valueAt(obj, path.slice(0, -1))
+    if (Array.isArray(list) && target !== undefined && item.startsWith('k:')) list.splice(list.indexOf(target), 1)
+    return
+  }
+  const parent = valueAt(obj, path.slice(0, -1))
+  if (isRecord(parent) && last.startsWith('f:')) delete parent[last.slice(2)]
+}
+
+function dotted (path: FieldPath): string {
+  return path.filter(t => t !== '.').map(t => t.startsWith('f:') ? `.${t.slice(2)}` : `[${t.slice(2).replace(/^\{"?|"?\}$/g, '').replace(/":"?/, '=').replace(/"$/, '')}]`).join('')
+}
+
+export interface ApplyConflict { manager: string, field: string }
+
+/** The 409 Kubernetes answers for apply conflicts, with one cause per field. */
+export function conflictStatus (type: ResourceType, name: string, conflicts: ApplyConflict[]): StatusBody & { details: unknown } {
+  const lines = conflicts.map(c => `conflict with "${c.manager}": ${c.field}`)
+  const message = conflicts.length === 1
+    ? `Apply failed with 1 conflict: ${lines[0] ?? ''}`
+    : `Apply failed with ${conflicts.length} conflicts: ${lines.join('\n')}`
+  return {
+    kind: 'Status',
+    apiVersion: 'v1',
+    status: 'Failure',
+    message,
+    reason: 'Conflict',
+    code: 409,
+    details: {
+      name,
+      ...(type.group !== '' ? { group: type.group } : {}),
+      kind: type.plural,
+      causes: conflicts.map(c => ({ reason: 'FieldManagerConflict', message: `conflict with "${c.manager}"`, field: c.field }))
+    }
+  }
+}
+
+function entriesOf (obj: KObject): ManagedFieldsEntry[] {
+  const mf = (obj.metadata as Json).managedFields
+  return Array.isArray(mf) ? mf.filter((e): e is ManagedFieldsEntry => isRecord(e) && typeof e.manager === 'string' && isRecord(e.fieldsV1)) : []
+}
+
+/**
+ * The object an apply by `manager` of `applied` onto `live` makes, or the
+ * conflicts that stop it. Pure.
+ */
+export function mergeApply (live: KObject, applied: KObject, manager: string, force: boolean, now: string): { object: KObject } | { conflicts: ApplyConflict[] } {
+  const mine = fieldSet(applied)
+  const mineKeys = new Set(mine.map(p => JSON.stringify(p)))
+  const entries = entriesOf(live)
+  const others = entries.filter(e => !(e.manager === manager && e.operation === 'Apply'))
+  const conflicts: ApplyConflict[] = []
+  const taken = new Map<ManagedFieldsEntry, Set<string>>()
+  for (const e of others) {
+    for (const p of fromFieldsV1(e.fieldsV1)) {
+      const k = JSON.stringify(p)
+      // The same value is no conflict: both managers own the field then.
+      if (!mineKeys.has(k) || jsonEqual(valueAt(live, p), valueAt(applied, p))) continue
+      if (force) {
+        let s = taken.get(e)
+        if (s === undefined) taken.set(e, s = new Set())
+        s.add(k)
+      } else {
+        conflicts.push({ manager: e.manager, field: dotted(p) })
+      }
+    }
+  }
+  if (conflicts.length > 0) return { conflicts }
+
+  const merged = applyStrategicPatch(structuredClone(live), { ...structuredClone(applied), apiVersion: live.apiVersion, kind: live.kind }) as KObject
+  // What this manager applied last time and no longer does goes, unless someone else holds it.
+  const before = entries.find(e => e.manager === manager && e.operation === 'Apply')
+  const othersHold = new Set(others.flatMap(e => fromFieldsV1(e.fieldsV1).map(p => JSON.stringify(p))))
+  const dropped = (before === undefined ? [] : fromFieldsV1(before.fieldsV1)).filter(p => !mineKeys.has(JSON.stringify(p)) && !othersHold.has(JSON.stringify(p)))
+  for (const p of dropped.sort((a, b) => b.length - a.length)) removeAt(merged as Json, p)
+
+  const next: ManagedFieldsEntry[] = []
+  for (const e of entries) {
+    if (e === before) continue
+    const lost = taken.get(e)
+    if (lost === undefined) {
+      next.push(e)
+      continue
+    }
+    const kept = fromFieldsV1(e.fieldsV1).filter(p => !lost.has(JSON.stringify(p)))
+    if (kept.length > 0) next.push({ ...e, fieldsV1: toFieldsV1(kept) })
+  }
+  next.push({ manager, operation: 'Apply', apiVersion: live.apiVersion, time: now, fieldsType: 'FieldsV1', fieldsV1: toFieldsV1(mine) })
+  ;(merged.metadata as Json).managedFields = next
+  return { object: merged }
+}
+
+export interface ApplyRequest {
+  store: StoreReader
+  raft: Replicator
+  type: ResourceType
+  ref: ObjectRef
+  applied: KObject
+  manager: string
+  force: boolean
+  dryRun: boolean
+  now: string
+  uid: () => string
+}
+
+/** Runs an apply: the HTTP code and body to answer with. */
+export async function serverSideApply (r: ApplyRequest): Promise<{ code: number, body: unknown }> {
+  const { type, ref, applied } = r
+  const expected = apiVersionOf(type)
+  if (applied.apiVersion !== expected || applied.kind !== type.kind) {
+    throw new HttpError(400, 'BadRequest', `the applied object must have apiVersion ${expected} and kind ${type.kind} (got ${String(applied.apiVersion)} ${String(applied.kind)})`)
+  }
+  if (applied.metadata.name !== undefined && applied.metadata.name !== ref.name) {
+    throw new HttpError(400, 'BadRequest', `the name of the object (${applied.metadata.name}) does not match the name in the path (${ref.name})`)
+  }
+  if (type.namespaced && applied.metadata.namespace !== undefined && applied.metadata.namespace !== ref.namespace) {
+    throw new HttpError(400, 'BadRequest', `the namespace of the object (${applied.metadata.namespace}) does not match the namespace of the request (${ref.namespace ?? ''})`)
+  }
+  applied.metadata.name = ref.name
+  if (type.namespaced && ref.namespace !== undefined) applied.metadata.namespace = ref.namespace
+  if (r.manager === '') throw new HttpError(400, 'BadRequest', 'fieldManager is required for apply requests')
+  const dry = r.dryRun ? { dryRun: true } : {}
+  for (let attempt = 0; ; attempt++) {
+    const live = r.store.get(ref)
+    let result: StoreResult
+    let created = false
+    if (live === undefined) {
+      const object = structuredClone(applied)
+      ;(object.metadata as Json).managedFields = [{ manager: r.manager, operation: 'Apply', apiVersion: expected, time: r.now, fieldsType: 'FieldsV1', fieldsV1: toFieldsV1(fieldSet(applied)) }]
+      result = (await r.raft.propose(encodeStoreCommand({ op: 'create', object, uid: r.uid(), now: r.now, ...dry }))).result as StoreResult
+      created = true
+    } else {
+      const merged = mergeApply(live, applied, r.manager, r.force, r.now)
+      if ('conflicts' in merged) return { code: 409, body: conflictStatus(type, ref.name, merged.conflicts) }
+      merged.object.metadata.resourceVersion = live.metadata.resourceVersion
+      result = (await r.raft.propose(encodeStoreCommand({ op: 'update', object: merged.object, now: r.now, ...dry }))).result as StoreResult
+    }
+    if (result.ok) return { code: created ? 201 : 200, body: result.object }
+    // Another write came between the read and this one: read again.
+    const raced = created ? result.status.reason === 'AlreadyExists' : result.status.code === 409 || result.status.code === 404
+    if (!raced || attempt >= RETRIES) throw new HttpError(result.status.code, result.status.reason, result.status.message)
+  }
+}

@@ -1,0 +1,111 @@
+// The UDP side of the service proxy: one socket on a frontend address, and
+// per client address a socket of its own towards the endpoint chosen for
+// it, so that the endpoint's replies find their way back. A client's
+// session ends after `idleMs` without a datagram either way. Endpoints on
+// this node only: a datagram whose chosen endpoints are all on other nodes
+// is dropped (the tunnel carries TCP).
+// May import: daemon/clock, daemon/log, ./routes.ts.
+import { createSocket } from 'node:dgram'
+import type { RemoteInfo, Socket } from 'node:dgram'
+import { isIPv6 } from 'node:net'
+import type { Clock, TimerHandle } from '../clock/clock.ts'
+import type { Logger } from '../log/log.ts'
+import type { Backend } from './routes.ts'
+
+export interface UdpRelayInit {
+  ip: string
+  port: number
+  clock: Clock
+  idleMs: number
+  log: Logger
+  /** the endpoint for a new client, or undefined to drop its datagrams */
+  pick: (clientIp: string) => Backend | undefined
+}
+
+interface Session {
+  upstream: Socket
+  backend: Backend
+  lastActive: number
+  timer: TimerHandle
+}
+
+/** Client sessions kept per frontend; a new client beyond it is dropped until one expires. */
+const MAX_SESSIONS = 4096
+
+export class UdpRelay {
+  private readonly init: UdpRelayInit
+  private readonly socket: Socket
+  private readonly sessions = new Map<string, Session>()
+  private closed = false
+
+  constructor (init: UdpRelayInit) {
+    this.init = init
+    // reusePort: several peers on one host serve the same service address.
+    this.socket = createSocket({ type: isIPv6(init.ip) ? 'udp6' : 'udp4', reuseAddr: true, reusePort: true })
+    this.socket.on('message', (msg, rinfo) => { this.onDatagram(msg, rinfo) })
+  }
+
+  /** Binds the frontend address; rejects with the bind error (EADDRNOTAVAIL, EADDRINUSE...). */
+  async bind (): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => { reject(err) }
+      this.socket.once('error', onError)
+      this.socket.bind({ address: this.init.ip, port: this.init.port }, () => {
+        this.socket.removeListener('error', onError)
+        this.socket.on('error', err => { this.init.log.debug({ event: 'proxy.udp-error', ip: this.init.ip, port: this.init.port, err: err.message }, 'a UDP frontend socket failed') })
+        resolve()
+      })
+    })
+  }
+
+  close (): void {
+    if (this.closed) return
+    this.closed = true
+    for (const key of [...this.sessions.keys()]) this.endSession(key)
+    try { this.socket.close() } catch {}
+  }
+
+  private onDatagram (msg: Buffer, rinfo: RemoteInfo): void {
+    const key = `${rinfo.address}|${rinfo.port}`
+    const now = this.init.clock.now()
+    let session = this.sessions.get(key)
+    if (session === undefined) {
+      if (this.sessions.size >= MAX_SESSIONS) return
+      const backend = this.init.pick(rinfo.address)
+      if (backend === undefined) {
+        this.init.log.debug({ event: 'proxy.udp-dropped', ip: this.init.ip, port: this.init.port, client: rinfo.address }, 'a datagram for a service with no local endpoint was dropped')
+        return
+      }
+      session = this.openSession(key, backend, rinfo)
+    }
+    session.lastActive = now
+    session.upstream.send(msg, session.backend.port, session.backend.ip)
+  }
+
+  private openSession (key: string, backend: Backend, client: RemoteInfo): Session {
+    const upstream = createSocket(isIPv6(backend.ip) ? 'udp6' : 'udp4')
+    const session: Session = { upstream, backend, lastActive: this.init.clock.now(), timer: undefined as unknown as TimerHandle }
+    upstream.on('message', (msg, from) => {
+      if (from.address !== backend.ip || from.port !== backend.port || this.closed) return
+      session.lastActive = this.init.clock.now()
+      this.socket.send(msg, client.port, client.address)
+    })
+    upstream.on('error', () => { this.endSession(key) })
+    const check = (): void => {
+      const idle = this.init.clock.now() - session.lastActive
+      if (idle >= this.init.idleMs) this.endSession(key)
+      else session.timer = this.init.clock.setTimeout(check, this.init.idleMs - idle)
+    }
+    session.timer = this.init.clock.setTimeout(check, this.init.idleMs)
+    this.sessions.set(key, session)
+    return session
+  }
+
+  private endSession (key: string): void {
+    const session = this.sessions.get(key)
+    if (session === undefined) return
+    this.sessions.delete(key)
+    this.init.clock.clearTimeout(session.timer)
+    try { session.upstream.close() } catch {}
+  }
+}
