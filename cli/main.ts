@@ -13,6 +13,7 @@ import type { Attempt, Method } from './client.ts'
 import { OUTPUT_FORMATS, clusterStatus, renderClusterStatus, renderJson, renderKvList, renderMembers } from './output.ts'
 import type { OutputFormat } from './output.ts'
 import { addK8sCommands } from './k8s.ts'
+import { addBackupCommands } from './backup.ts'
 
 export interface Io {
   stdout: { write: (text: string) => unknown }
@@ -266,6 +267,7 @@ from it), AGE (time since the member's current incarnation started).
   addKvCommands(program, io)
   addClusterCommands(program, io)
   addK8sCommands(program, io)
+  addBackupCommands(program, io)
   return program
 }
 

@@ -34,12 +34,16 @@ import { ReplicaSetController } from './controllers/replicaset.ts'
 import { Kubelet } from './kubelet/kubelet.ts'
 import { DockerRuntime } from './kubelet/docker-runtime.ts'
 import { ClusterNetwork } from './network/network.ts'
+import { acceptTls, loadOrCreateApiCert } from './api/tls.ts'
 import { ServiceProxy } from './network/proxy.ts'
 import { registerTunnel, tunnelDialer } from './network/tunnel.ts'
 import { DEFAULT_SERVICE_CIDR } from './store/allocate.ts'
 
 /** With Docker pods the service range cannot be loopback (a container has its own); shoald routes this one to the host. */
 const DOCKER_SERVICE_CIDR = '10.96.0.0/16'
+/** Pod ranges: loopback for host processes (no privilege needed), a routable private range for Docker bridges. */
+const PROCESS_POD_CIDR = '127.64.0.0/10'
+const DOCKER_POD_CIDR = '10.128.0.0/10'
 import { PodAccess } from './kubelet/access.ts'
 import { Autopilot } from './raft/autopilot.ts'
 import type { MemberHealth } from './raft/autopilot.ts'
@@ -47,6 +51,11 @@ import { LevelStorage } from './raft/level-storage.ts'
 import { Forwarder } from './raft/forward.ts'
 import { RaftNode } from './raft/node.ts'
 import { RaftTransport } from './raft/transport.ts'
+import { clusterIdOf } from './backup/format.ts'
+import { forceSingleVoter } from './backup/recover.ts'
+import { installRestore, prepareRestore } from './backup/restore.ts'
+import { BackupScheduler } from './backup/scheduler.ts'
+import { backupSource } from './backup/source.ts'
 
 export { VERSION }
 
@@ -82,6 +91,8 @@ async function listen (server: Server, host: string, port: number): Promise<void
 
 export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
   const log = createLogger(config.logLevel, config.name)
+  // A backup to restore is checked in full before the data directory is touched.
+  const restoring = config.restore !== undefined ? await prepareRestore(config.restore, config.dataDir) : undefined
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
   const joining = config.join.length > 0
   const peerKey = await loadOrCreatePeerKey(config.dataDir)
@@ -138,6 +149,8 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
   // The replicated log. A peer that starts on an empty log and joins no one
   // founds the cluster: its log begins with a config naming it sole voter.
   const storage = await LevelStorage.open(join(config.dataDir, 'raft'))
+  if (restoring !== undefined) await installRestore(storage, restoring, selfId, log)
+  if (config.recover) await forceSingleVoter(storage, selfId, config.dataDir, log)
   if (storage.lastIndex() === 0 && storage.snapshotMeta().index === 0 && !joining) {
     await storage.save({
       entries: [{ term: 1, index: 1, kind: 'config', data: encode({ voters: [selfId], learners: [] }) }],
@@ -191,9 +204,18 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     deadGraceMs: config.raft.deadVoterGraceMs
   })
 
+  const takeBackup = backupSource({ raft, termAt: i => storage.term(i), state, clusterId: clusterIdOf(clusterKey.psk), peer: config.name, clock: systemClock })
+  const backups = config.snapshotIntervalMs !== undefined
+    ? new BackupScheduler({ dataDir: config.dataDir, intervalMs: config.snapshotIntervalMs, retain: config.snapshotRetain, take: takeBackup, clock: systemClock, log })
+    : undefined
+
   const runtime = await chooseRuntime(config, log)
   const nodes = new NodeKeeper({
-    network: { serviceCidr: config.serviceCidr ?? (runtime !== undefined ? DOCKER_SERVICE_CIDR : DEFAULT_SERVICE_CIDR), clusterDomain: config.clusterDomain },
+    network: {
+      serviceCidr: config.serviceCidr ?? (runtime !== undefined ? DOCKER_SERVICE_CIDR : DEFAULT_SERVICE_CIDR),
+      podCidr: config.podCidr ?? (runtime !== undefined ? DOCKER_POD_CIDR : PROCESS_POD_CIDR),
+      clusterDomain: config.clusterDomain
+    },
     store,
     raft,
     isLeader: () => raft.core.role === 'leader',
@@ -235,6 +257,7 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
   const kubelet = new Kubelet({
     ...(runtime !== undefined ? { runtime } : {}),
     dns: () => { const address = network.dnsAddress(); return address !== undefined ? { address } : undefined },
+    awaitPodCidrMs: 15_000,
     nodeName: config.name,
     dataDir: config.dataDir,
     store,
@@ -269,7 +292,9 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
   })
   await podAccess.start()
 
-  const api = createApiServer({ tokens, members: () => membership.list(), selfPeerId: selfId, log, raft, kv, kvMaxValueBytes: config.kvMaxValueBytes, store, podAccess: async req => await podAccess.handle(req) })
+  const api = createApiServer({ tokens, members: () => membership.list(), selfPeerId: selfId, log, raft, kv, kvMaxValueBytes: config.kvMaxValueBytes, store, podAccess: async req => await podAccess.handle(req), backup: takeBackup })
+  // kubectl (client-go) sends a bearer token only over https: the API port speaks both.
+  acceptTls(api, await loadOrCreateApiCert(config.dataDir, config.apiHost))
   try {
     await listen(api, config.apiHost, config.apiPort)
   } catch (err) {
@@ -279,6 +304,7 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
   await membership.start()
   raft.start()
   autopilot.start()
+  backups?.start()
   nodes.start()
   controllers.start()
   network.start()
@@ -300,6 +326,7 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     stopping ??= (async () => {
       log.info({ event: 'stopping' }, 'leaving the cluster')
       autopilot.stop()
+      await backups?.stop()
       stoppingFlag = true
       nodes.stop()
       controllers.stop()
@@ -337,7 +364,7 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
 async function chooseRuntime (config: DaemonConfig, log: Logger): Promise<DockerRuntime | undefined> {
   if (config.runtime === 'process') return undefined
   const where = process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock'
-  const docker = new DockerRuntime({ nodeName: config.name, clock: systemClock, log, ...(config.pauseImage !== undefined ? { pauseImage: config.pauseImage } : {}) })
+  const docker = new DockerRuntime({ nodeName: config.name, dataDir: config.dataDir, clock: systemClock, log, ...(config.pauseImage !== undefined ? { pauseImage: config.pauseImage } : {}) })
   if (!(await docker.available())) {
     if (config.runtime === 'docker') throw new Error(`--runtime docker: no Docker engine answers at ${where}`)
     log.info({ event: 'kubelet.runtime', runtime: 'process', docker: where }, `no Docker engine at ${where}: pods run as processes`)

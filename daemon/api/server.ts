@@ -4,7 +4,8 @@
 // with becomes a Status answer here (replicator errors as 503/504), and a
 // bad request or a vanished client never reaches the process.
 // May import: protocol/, daemon/membership (read only), daemon/log,
-// daemon/raft/replicator.ts (the interface and its errors), daemon/kv.
+// daemon/raft/replicator.ts (the interface and its errors), daemon/kv,
+// daemon/ui/serve.ts (the UI's static files under /ui, served without a token).
 import { createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { API_PREFIX } from '../../protocol/api.ts'
@@ -20,6 +21,9 @@ import { handleK8s, isK8sPath } from './k8s.ts'
 import type { PodAccessFn } from './k8s.ts'
 import { handleKv, isKvTarget } from './kv.ts'
 import type { StoreReader } from '../store/types.ts'
+import { BACKUP_PATH, handleBackup } from './backup.ts'
+import type { TakeBackup } from '../backup/source.ts'
+import { serveUi } from '../ui/serve.ts'
 
 export interface ApiDeps {
   tokens: TokenStore
@@ -36,6 +40,8 @@ export interface ApiDeps {
   store?: StoreReader
   /** pods' logs and exec, wherever they run */
   podAccess?: PodAccessFn
+  /** takes a backup of the whole state (GET /shoal/v1/backup); without it that answers 503 */
+  backup?: TakeBackup
 }
 
 export function memberView (m: Member, selfPeerId: string): MemberView {
@@ -69,6 +75,8 @@ export function createApiServer (deps: ApiDeps): Server {
     const rawPath = q < 0 ? target : target.slice(0, q)
     const rawQuery = q < 0 ? '' : target.slice(q + 1)
     const url = new URL(target, 'http://shoal')
+    // The UI's static files need no token: the page signs in itself.
+    if (serveUi(req, res)) return
     if (url.pathname === '/healthz') {
       allow(req, url.pathname, ['GET'])
       send(res, 200, { status: 'ok' })
@@ -94,6 +102,10 @@ export function createApiServer (deps: ApiDeps): Server {
     }
     if (isKvTarget(rawPath)) {
       await handleKv(req, res, rawPath, rawQuery, kvDeps)
+      return
+    }
+    if (url.pathname === BACKUP_PATH) {
+      await handleBackup(req, res, deps.backup, role === 'admin')
       return
     }
     if (url.pathname === `${API_PREFIX}/members`) {

@@ -38,11 +38,21 @@ export interface DaemonConfig {
   pauseImage?: string
   /** the cluster's service range (used by the first leader only); undefined: by runtime */
   serviceCidr?: string
+  /** the cluster's pod range, split into a /24 per node (used by the first leader only); undefined: by runtime */
+  podCidr?: string
   clusterDomain: string
   /** the port of this peer's DNS server (on its own address and the DNS service's) */
   dnsPort: number
   /** resolvers ('ip:port') for names outside the cluster domain */
   dnsUpstream: string[]
+  /** how often a backup of this peer's replica goes into <data-dir>/backups; undefined: never */
+  snapshotIntervalMs?: number
+  /** how many scheduled backups are kept */
+  snapshotRetain: number
+  /** a backup file to start a new cluster from (the data directory must be new) */
+  restore?: string
+  /** make this peer the only voter of its own log (after losing quorum for good) */
+  recover: boolean
 }
 
 export const RUNTIMES = ['auto', 'docker', 'process'] as const
@@ -135,11 +145,16 @@ export function buildCommand (): Command {
   cmd.addOption(new Option('--runtime <kind>', 'how pods run: docker, process, or auto (docker when an engine answers at DOCKER_HOST)').default('auto'))
   cmd.addOption(new Option('--pause-image <image>', 'the Docker runtime\'s pod sandbox image (default: one Shoal makes, x86-64)'))
   cmd.addOption(new Option('--service-cidr <cidr>', 'the range Service addresses come from; read by the cluster\'s first leader only').default(undefined, '127.96.0.0/16, or 10.96.0.0/16 with the Docker runtime'))
+  cmd.addOption(new Option('--pod-cidr <cidr>', 'the range pod addresses come from, a /24 per node; read by the cluster\'s first leader only').default(undefined, '127.64.0.0/10, or 10.128.0.0/10 with the Docker runtime'))
   cmd.addOption(new Option('--cluster-domain <domain>', 'the DNS domain of Services (<svc>.<ns>.svc.<domain>)').default('cluster.local'))
   cmd.addOption(new Option('--dns-port <port>', 'the port of this peer\'s DNS server, on its API address and the DNS service\'s address (0: no DNS)').default('53'))
   cmd.addOption(new Option('--dns-upstream <ip:port>', 'where names outside the cluster domain are forwarded (repeatable; default: answered NXDOMAIN)').argParser(collect))
   cmd.addOption(new Option('--kv-max-value <bytes>', 'the largest cluster-KV value accepted (e.g. 512KiB, 1MiB)').default('512KiB'))
   cmd.addOption(new Option('--gossip-rate <n>', 'the most heartbeats the whole cluster gossips per second; intervals stretch beyond it').default(String(DEFAULT_MEMBERSHIP_CONFIG.gossipRate)))
+  cmd.addOption(new Option('--snapshot-interval <duration>', 'write a backup of this peer\'s state into <data-dir>/backups this often (default: never)'))
+  cmd.addOption(new Option('--snapshot-retain <n>', 'how many scheduled backups to keep; the oldest go first').default('24'))
+  cmd.addOption(new Option('--restore <file>', 'start a new cluster from a backup (shoal backup); --data-dir must be new or empty'))
+  cmd.addOption(new Option('--recover', 'after losing quorum for good: make this peer the only voter of its own log, keeping every entry it holds'))
   cmd.exitOverride().configureOutput({ writeErr: () => {} }).allowExcessArguments(false)
   return cmd
 }
@@ -232,6 +247,8 @@ export function parseDaemonArgs (argv: string[]): DaemonConfig {
   const pauseImage = pick<string | undefined>('pause-image')
   const serviceCidr = pick<string | undefined>('service-cidr')
   if (serviceCidr !== undefined && parseCidr(serviceCidr) === undefined) throw new UsageError(`--service-cidr: "${serviceCidr}" is not an IPv4 range from /8 to /28 like 10.96.0.0/16`)
+  const podCidr = pick<string | undefined>('pod-cidr')
+  if (podCidr !== undefined && (parseCidr(podCidr) === undefined || Number(podCidr.split('/')[1]) > 24)) throw new UsageError(`--pod-cidr: "${podCidr}" is not an IPv4 range from /8 to /24 like 10.128.0.0/10`)
   const clusterDomain = pick<string>('cluster-domain')
   if (!NAME_PATTERN.test(clusterDomain)) throw new UsageError(`--cluster-domain: "${clusterDomain}" is not a valid domain`)
   const dnsPort = Number(pick<string>('dns-port'))
@@ -240,6 +257,15 @@ export function parseDaemonArgs (argv: string[]): DaemonConfig {
     const { host, port } = parseHostPort('dns-upstream', /:\d+$/.test(v) ? v : `${v}:53`)
     return `${host}:${port}`
   })
+  const snapshotIntervalText = pick<string | undefined>('snapshot-interval')
+  const snapshotIntervalMs = snapshotIntervalText !== undefined ? parseDuration('snapshot-interval', snapshotIntervalText) : undefined
+  if (snapshotIntervalMs !== undefined && snapshotIntervalMs < 1000) throw new UsageError(`--snapshot-interval: at least 1s, got ${snapshotIntervalText ?? ''}`)
+  const snapshotRetain = parseCount('snapshot-retain', pick<string>('snapshot-retain'), 1)
+  const restoreFile = pick<string | undefined>('restore')
+  const recover = pick<boolean | string | undefined>('recover')
+  const recovering = recover === true || recover === 'true'
+  if (restoreFile !== undefined && recovering) throw new UsageError('--restore and --recover do not go together: --restore starts a new cluster, --recover keeps this peer\'s log')
+  if ((restoreFile !== undefined || recovering) && join.length > 0) throw new UsageError(`${restoreFile !== undefined ? '--restore' : '--recover'} starts a cluster of one: it does not go with --join (the others join it)`)
   return {
     dataDir: resolve(pick<string>('data-dir')),
     name,
@@ -256,9 +282,14 @@ export function parseDaemonArgs (argv: string[]): DaemonConfig {
     runtime: runtime as DaemonConfig['runtime'],
     ...(pauseImage !== undefined ? { pauseImage } : {}),
     ...(serviceCidr !== undefined ? { serviceCidr } : {}),
+    ...(podCidr !== undefined ? { podCidr } : {}),
     clusterDomain,
     dnsPort,
     dnsUpstream,
+    ...(snapshotIntervalMs !== undefined ? { snapshotIntervalMs } : {}),
+    snapshotRetain,
+    ...(restoreFile !== undefined ? { restore: resolve(restoreFile) } : {}),
+    recover: recovering,
     ...(clientConfig !== 'none' ? { clientConfig: resolve(clientConfig) } : {})
   }
 }

@@ -40,7 +40,7 @@ export interface NodeKeeperInit {
   log: Logger
   intervalMs?: number
   /** written once into kube-system/shoal-cluster; later leaders keep what is there */
-  network?: { serviceCidr: string, clusterDomain: string }
+  network?: { serviceCidr: string, podCidr: string, clusterDomain: string }
 }
 
 const NAMESPACE = typeOfKind('v1', 'Namespace') as ResourceType
@@ -133,7 +133,7 @@ export class NodeKeeper {
     const cmRef = { group: '', resource: 'configmaps', namespace: CLUSTER_CONFIG.namespace, name: CLUSTER_CONFIG.name }
     let cm = store.get(cmRef)
     if (cm === undefined) {
-      const data = { serviceCIDR: network.serviceCidr, clusterDomain: network.clusterDomain, dnsIP: dnsServiceIp(network.serviceCidr) }
+      const data = { serviceCIDR: network.serviceCidr, podCIDR: network.podCidr, clusterDomain: network.clusterDomain, dnsIP: dnsServiceIp(network.serviceCidr) }
       const r = await this.propose({ op: 'create', object: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { ...CLUSTER_CONFIG }, data }, uid: randomUUID(), now })
       if (!r.ok && r.status.code !== 409) {
         log.warn({ event: 'network.config-failed', err: r.status.message }, `could not record the cluster network: ${r.status.message}`)

@@ -17,6 +17,7 @@
 // May import: protocol/, daemon/clock, daemon/log, daemon/scheduler/quantity.ts,
 // ./runtime.ts, ./pause-image.ts, ./ipam.ts.
 import Docker from 'dockerode'
+import { join } from 'node:path'
 import { PassThrough } from 'node:stream'
 import type { Readable } from 'node:stream'
 import type { KObject } from '../../protocol/k8s.ts'
@@ -24,13 +25,15 @@ import { every } from '../clock/clock.ts'
 import type { Clock } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
 import { bytesOf, cpuMillis } from '../scheduler/quantity.ts'
-import { cidrRange, defaultPodCidr } from './ipam.ts'
+import { cidrRange, defaultPodCidr, Ipam } from './ipam.ts'
 import { PAUSE_IMAGE, pauseTar } from './pause-image.ts'
 import { ImagePullError } from './runtime.ts'
 import type { ContainerRecord, ContainerSpec, ExecResult, Runtime, StartOptions } from './runtime.ts'
 
 export interface DockerRuntimeOptions {
   nodeName: string
+  /** where pod addresses are recorded (ipam.ts); without it the engine picks them */
+  dataDir?: string
   /** the node's pod range, the subnet of its Docker network; default a /24 in 10.128.0.0/10 by a hash of the node's name, another if that one is taken */
   podCidr?: string
   clock: Clock
@@ -81,7 +84,8 @@ function part (s: string): string { return s.replace(/[^a-zA-Z0-9_.-]/g, '-') }
 export class DockerRuntime implements Runtime {
   readonly name = 'docker'
   readonly docker: Docker
-  private readonly opts: Required<Omit<DockerRuntimeOptions, 'docker' | 'dns' | 'podCidr'>> & Pick<DockerRuntimeOptions, 'dns' | 'podCidr'>
+  private readonly opts: Required<Omit<DockerRuntimeOptions, 'docker' | 'dns' | 'podCidr' | 'dataDir'>> & Pick<DockerRuntimeOptions, 'dns' | 'podCidr' | 'dataDir'>
+  private ipam: Ipam | undefined
   readonly network: string
   private podCidrInUse: string
   private readonly records = new Map<string, ContainerRecord>()
@@ -99,6 +103,11 @@ export class DockerRuntime implements Runtime {
     this.opts = { pauseImage: PAUSE_IMAGE, pollMs: 5000, ...opts }
     this.network = `shoal-${part(opts.nodeName)}`
     this.podCidrInUse = opts.podCidr ?? defaultPodCidr(opts.nodeName, 'docker')
+  }
+
+  usePodCidr (cidr: string): void {
+    this.opts.podCidr = cidr
+    this.podCidrInUse = cidr
   }
 
   /** Sets where new pods' resolver and search path come from (the cluster DNS). */
@@ -126,6 +135,10 @@ export class DockerRuntime implements Runtime {
 
   async init (): Promise<void> {
     await this.ensureNetwork()
+    if (this.opts.dataDir !== undefined) {
+      this.ipam = new Ipam(join(this.opts.dataDir, 'pods', 'ipam.json'), this.podCidrInUse)
+      await this.ipam.load()
+    }
     await this.ensurePauseImage()
     const found = await this.docker.listContainers({ all: true, filters: { label: [`${L.node}=${this.opts.nodeName}`] } })
     for (const c of found) {
@@ -182,6 +195,8 @@ export class DockerRuntime implements Runtime {
     const name = pod.metadata.name ?? ''
     const spec = (pod.spec ?? {}) as { hostname?: string, dnsPolicy?: string }
     const dns = spec.dnsPolicy === 'Default' ? undefined : this.opts.dns?.(ns)
+    // Our address, in turn, so that a re-created pod gets a new one (the engine would reuse the lowest free).
+    const ip = await this.ipam?.allocate(uid)
     const c = await this.docker.createContainer({
       name: `shoal_${part(this.opts.nodeName)}_${part(ns)}_${part(name)}_POD_${uid.slice(0, 8)}`,
       Image: this.opts.pauseImage,
@@ -192,8 +207,10 @@ export class DockerRuntime implements Runtime {
         NetworkMode: this.network,
         IpcMode: 'shareable',
         ...(dns !== undefined ? { Dns: dns.servers, DnsSearch: dns.search, DnsOptions: ['ndots:5'] } : {})
-      }
+      },
+      ...(ip !== undefined ? { NetworkingConfig: { EndpointsConfig: { [this.network]: { IPAMConfig: { IPv4Address: ip } } } } } : {})
     }).catch(async err => {
+      await this.ipam?.free(uid)
       // A leftover of ours under that name (made, then the daemon died): replace it.
       if (status(err) !== 409) throw err
       await this.forceRemove(`shoal_${part(this.opts.nodeName)}_${part(ns)}_${part(name)}_POD_${uid.slice(0, 8)}`)
@@ -203,6 +220,7 @@ export class DockerRuntime implements Runtime {
       await c.start()
     } catch (err) {
       await this.forceRemove(c.id)
+      await this.ipam?.free(uid)
       throw new Error(`cannot start the sandbox of pod ${ns}/${name}: ${message(err)}`)
     }
     const info = await c.inspect()
@@ -214,6 +232,7 @@ export class DockerRuntime implements Runtime {
 
   async removeSandbox (podUid: string): Promise<void> {
     const s = this.sandboxes.get(podUid)
+    await this.ipam?.free(podUid)
     if (s === undefined) return
     await this.forceRemove(s.id)
     this.sandboxes.delete(podUid)

@@ -1,7 +1,9 @@
-// Pod IPs for the process runtime: one loopback address per pod out of the
-// node's range, persisted in <dataDir>/pods/ipam.json so that a restarted
-// daemon keeps every running pod's address. On Linux all of 127.0.0.0/8
-// reaches lo, so binding to these needs no privilege.
+// Pod IPs: one address per pod out of the node's range, handed out in
+// turn (a re-created pod gets a new address, not the one just freed) and
+// persisted in <dataDir>/pods/ipam.json so that a restarted daemon keeps
+// every running pod's address. The process runtime's ranges are loopback
+// (on Linux all of 127.0.0.0/8 reaches lo, so binding needs no privilege);
+// the Docker runtime asks the engine for the address picked here.
 // May import: node built-ins.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
@@ -38,13 +40,15 @@ export function cidrRange (cidr: string): { first: number, last: number } {
   return { first: network + 2, last: network + size - 2 }
 }
 
-interface IpamFile { cidr: string, allocations: Record<string, string> }
+interface IpamFile { cidr: string, allocations: Record<string, string>, next?: number }
 
 export class Ipam {
   private readonly file: string
   private readonly cidr: string
   private readonly range: { first: number, last: number }
   private allocations = new Map<string, string>()
+  /** where the next search starts: after the last address given, so that a re-created pod gets a new one */
+  private next = 0
   /** writes are chained so that the file never goes back in time */
   private saving: Promise<void> = Promise.resolve()
 
@@ -65,6 +69,7 @@ export class Ipam {
     const saved = JSON.parse(text) as IpamFile
     // Addresses from another range (the CIDR changed) stay with their pods until those go.
     this.allocations = new Map(Object.entries(saved.allocations ?? {}))
+    if (saved.cidr === this.cidr && Number.isInteger(saved.next)) this.next = saved.next as number
   }
 
   get (uid: string): string | undefined { return this.allocations.get(uid) }
@@ -75,10 +80,13 @@ export class Ipam {
     const had = this.allocations.get(uid)
     if (had !== undefined) return had
     const used = new Set(this.allocations.values())
-    for (let n = this.range.first; n <= this.range.last; n++) {
-      const ip = intToIp(n)
+    const size = this.range.last - this.range.first + 1
+    for (let i = 0; i < size; i++) {
+      const offset = (this.next + i) % size
+      const ip = intToIp(this.range.first + offset)
       if (used.has(ip)) continue
       this.allocations.set(uid, ip)
+      this.next = (offset + 1) % size
       await this.save()
       return ip
     }
@@ -90,7 +98,7 @@ export class Ipam {
   }
 
   private async save (): Promise<void> {
-    const body: IpamFile = { cidr: this.cidr, allocations: Object.fromEntries(this.allocations) }
+    const body: IpamFile = { cidr: this.cidr, allocations: Object.fromEntries(this.allocations), next: this.next }
     const next = this.saving.then(async () => {
       await mkdir(dirname(this.file), { recursive: true })
       const tmp = `${this.file}.tmp`

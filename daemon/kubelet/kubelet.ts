@@ -67,6 +67,8 @@ export interface KubeletOptions {
   statusIntervalMs?: number
   /** cap on terminationGracePeriodSeconds (default 30) */
   maxGraceSeconds?: number
+  /** how long start() waits for this node's Node to have spec.podCIDR (given by the leader through the log); 0: take it only if it is there already */
+  awaitPodCidrMs?: number
   /** the cluster DNS server pods should use ('ip:port', given to process pods as SHOAL_DNS), once known */
   dns?: () => { address: string } | undefined
 }
@@ -144,6 +146,8 @@ export class Kubelet {
    * torn down.
    */
   async start (): Promise<void> {
+    const cidr = await this.podCidr()
+    if (cidr !== undefined) this.runtime.usePodCidr(cidr)
     await this.runtime.init()
     this.runtime.onExit(rec => { this.queue.add(`${rec.podNamespace}/${rec.podName}`) })
     const records = await this.runtime.listContainers()
@@ -170,6 +174,21 @@ export class Kubelet {
       if (e.type === 'ERROR' || obj.metadata === undefined) return
       for (const key of this.podsMounting(type.kind, obj.metadata.namespace ?? 'default', obj.metadata.name ?? '')) this.queue.add(key)
     }))
+  }
+
+  /** This node's pod range from its Node object, waiting up to awaitPodCidrMs for the leader to give one. */
+  private async podCidr (): Promise<string | undefined> {
+    const deadline = this.opts.clock.now() + (this.opts.awaitPodCidrMs ?? 0)
+    for (;;) {
+      const node = this.opts.store.get({ group: '', resource: 'nodes', name: this.opts.nodeName })
+      const cidr = ((node?.spec ?? {}) as { podCIDR?: string }).podCIDR
+      if (cidr !== undefined && cidr !== '') return cidr
+      if (this.opts.clock.now() >= deadline || this.stopped) {
+        if (this.opts.awaitPodCidrMs !== undefined && this.opts.awaitPodCidrMs > 0) this.opts.log.warn({ event: 'kubelet.pod-cidr.missing', node: this.opts.nodeName }, `node ${this.opts.nodeName} has no pod range yet; using a default one`)
+        return undefined
+      }
+      await new Promise<void>(resolve => { this.opts.clock.setTimeout(resolve, 200) })
+    }
   }
 
   private podsMounting (kind: string, namespace: string, name: string): string[] {

@@ -91,7 +91,7 @@ function tail (text: string, lines: number | undefined): string {
 export class ProcessRuntime implements Runtime {
   readonly name = 'process'
   private readonly opts: Required<Omit<ProcessRuntimeOptions, 'podCidr'>> & { podCidr: string }
-  private readonly ipam: Ipam
+  private ipam: Ipam
   private readonly records = new Map<string, Persisted>()
   /** ids of containers that are our children (their exit comes as an event) */
   private readonly children = new Set<string>()
@@ -105,6 +105,11 @@ export class ProcessRuntime implements Runtime {
   }
 
   get podCidr (): string { return this.opts.podCidr }
+
+  usePodCidr (cidr: string): void {
+    this.opts.podCidr = cidr
+    this.ipam = new Ipam(join(this.opts.dataDir, 'pods', 'ipam.json'), cidr)
+  }
 
   async init (): Promise<void> {
     await mkdir(this.containersDir(), { recursive: true })

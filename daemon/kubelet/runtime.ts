@@ -79,6 +79,8 @@ export interface ExecResult { exitCode: number, stdout: string, stderr: string }
 export interface Runtime {
   /** the scheme of container ids in pod status: `<name>://<id>` */
   readonly name: string
+  /** sets the node's pod range (its Node's spec.podCIDR); before init only */
+  usePodCidr: (cidr: string) => void
   /** loads persisted state and starts watching processes; call once before anything else */
   init: () => Promise<void>
   /** stops watching; containers keep running (a kubelet restart does not kill pods) */

@@ -1,4 +1,4 @@
-// Service addresses and NodePorts, allocated inside the state machine's
+// Service addresses, NodePorts and Nodes' pod ranges, allocated inside the state machine's
 // apply: every peer applies the same log, so every peer makes the same
 // choice, and two Services never get one address or one NodePort, even
 // across a failover. The ranges come from the cluster's network ConfigMap
@@ -138,4 +138,50 @@ export function allocateService (next: KObject, cur: KObject | undefined, others
     if (p.nodePort === undefined) errors.push(fieldError(`spec.ports[${i}].nodePort`, 'Invalid', '', 'no free NodePort is left'))
   }
   return errors
+}
+
+/** The cluster's pod range from its network ConfigMap, if it holds a valid one. */
+export function podRange (config: KObject | undefined): ServiceRange | undefined {
+  const cidr = ((config as { data?: Record<string, string> } | undefined)?.data ?? {}).podCIDR
+  if (cidr === undefined) return undefined
+  const m = /^([0-9.]+)\/(\d{1,2})$/.exec(cidr)
+  const ip = m === null ? undefined : ipToInt(m[1] as string)
+  const bits = Number(m?.[2])
+  if (ip === undefined || bits < 8 || bits > 24) return undefined
+  const size = 2 ** (32 - bits)
+  return { base: Math.floor(ip / size) * size, size, cidr }
+}
+
+/**
+ * A Node's pod range (`spec.podCIDR`, a /24 of the cluster's pod range),
+ * given once and then kept: from a point picked by a hash of `seed` (the
+ * network ConfigMap's uid, so that two clusters on one host pick apart) and
+ * the node's name, the first /24 no other Node holds. Nothing without a
+ * cluster range.
+ */
+export function allocateNodeCidr (next: KObject, cur: KObject | undefined, others: KObject[], range: ServiceRange | undefined, seed = ''): string[] {
+  const spec = (next.spec ?? (next.spec = {})) as Obj
+  const had = ((cur?.spec ?? {}) as Obj).podCIDR
+  if (typeof had === 'string' && had !== '') {
+    if (spec.podCIDR !== undefined && spec.podCIDR !== had) return [fieldError('spec.podCIDR', 'Forbidden', spec.podCIDR, 'may not be changed once set')]
+    spec.podCIDR = had
+    spec.podCIDRs = [had]
+    return []
+  }
+  if (typeof spec.podCIDR === 'string' && spec.podCIDR !== '') {
+    spec.podCIDRs = [spec.podCIDR]
+    return []
+  }
+  if (range === undefined) return []
+  const used = new Set(others.map(o => ((o.spec ?? {}) as Obj).podCIDR))
+  const count = range.size / 256
+  const start = hash(`${seed}/${next.metadata.name ?? ''}`) % count
+  for (let i = 0; i < count; i++) {
+    const cidr = `${intToIp(range.base + ((start + i) % count) * 256)}/24`
+    if (used.has(cidr)) continue
+    spec.podCIDR = cidr
+    spec.podCIDRs = [cidr]
+    return []
+  }
+  return [fieldError('spec.podCIDR', 'Invalid', '', `no free /24 is left in ${range.cidr}`)]
 }

@@ -26,7 +26,7 @@ import type { Change, ObjectMaps } from './tx.ts'
 import { BadSelectorError, GoneError } from './types.ts'
 import type { ListOptions, ObjectRef, StoreCommand, StoreReader, StoreResult, Watch, WatchOptions } from './types.ts'
 import { defaultObject, validateObject } from './validate.ts'
-import { allocateService, CLUSTER_CONFIG, serviceRange } from './allocate.ts'
+import { allocateNodeCidr, allocateService, CLUSTER_CONFIG, podRange, serviceRange } from './allocate.ts'
 
 export { bootstrapCommands, encodeStoreCommand, decodeStoreCommand, isStoreCommand } from './command.ts'
 
@@ -39,6 +39,7 @@ const SNAPSHOT_VERSION = 1
 const NAMESPACE_TYPE = typeOfKind('v1', 'Namespace') as ResourceType
 const SERVICE_TYPE = typeOfKind('v1', 'Service') as ResourceType
 const CONFIGMAP_TYPE = typeOfKind('v1', 'ConfigMap') as ResourceType
+const NODE_TYPE = typeOfKind('v1', 'Node') as ResourceType
 /** Namespaces that may not be deleted, as in Kubernetes. */
 const UNDELETABLE_NAMESPACES = new Set(['default', 'kube-system', 'kube-public'])
 /** The alphabet of generated name suffixes (Kubernetes' own: no vowels, no look-alikes). */
@@ -355,7 +356,7 @@ export class ResourceStore implements StateMachine, StoreReader {
     }
     const key = objectKey(meta.namespace as string | undefined, name)
     if (tx.get(type, key) !== undefined) return fail(alreadyExists(type, name))
-    if (type.kind === 'Service') {
+    if (type.kind === 'Service' || type.kind === 'Node') {
       const errors = this.allocate(tx, obj, undefined, key, uid)
       if (errors.length > 0) return fail(invalid(type, name, errors))
     }
@@ -396,7 +397,7 @@ export class ResourceStore implements StateMachine, StoreReader {
     }
     const bad = validateObject(next, type) ?? this.immutable(type, cur, next)
     if (bad !== undefined) return fail(bad)
-    if (type.kind === 'Service' && subresource !== 'status') {
+    if ((type.kind === 'Service' || type.kind === 'Node') && subresource !== 'status') {
       const errors = this.allocate(tx, next, cur, key, cur.metadata.uid ?? '')
       if (errors.length > 0) return fail(invalid(type, name, errors))
     }
@@ -417,11 +418,12 @@ export class ResourceStore implements StateMachine, StoreReader {
     return done(next)
   }
 
-  /** A Service's address and NodePorts (allocate.ts), against every other Service. */
+  /** A Service's address and NodePorts, or a Node's pod range (allocate.ts), against every other one. */
   private allocate (tx: Tx, obj: KObject, cur: KObject | undefined, key: string, uid: string): string[] {
-    const others = tx.all([SERVICE_TYPE]).filter(s => s.key !== key).map(s => s.object)
+    const type = obj.kind === 'Node' ? NODE_TYPE : SERVICE_TYPE
+    const others = tx.all([type]).filter(s => s.key !== key).map(s => s.object)
     const config = tx.get(CONFIGMAP_TYPE, objectKey(CLUSTER_CONFIG.namespace, CLUSTER_CONFIG.name))
-    return allocateService(obj, cur, others, serviceRange(config), uid)
+    return type === NODE_TYPE ? allocateNodeCidr(obj, cur, others, podRange(config), config?.metadata.uid) : allocateService(obj, cur, others, serviceRange(config), uid)
   }
 
   /** The 422 for a change Kubernetes forbids on update, or undefined. */

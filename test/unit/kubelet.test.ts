@@ -250,3 +250,15 @@ test('a pod held by a finalizer is stopped on delete, and removed once the final
   t.is(getPod(e.h, 'held'), undefined)
   await waitFor('its sandbox to go', async () => (await k.runtime.listSandboxes()).length === 0 && (await k.runtime.listContainers()).length === 0)
 })
+
+test('a re-created pod gets a new address: IPs are handed out in turn', async t => {
+  const e = await kubeletEnv(t, NODE)
+  await e.kubelet({ podCidr: '127.65.7.0/24' })
+  e.h.create(runPod('first', ['sleep', '60']))
+  const a = await waitFor('an IP', () => getPod(e.h, 'first')?.status?.podIP as string | undefined)
+  e.h.ok(e.h.apply({ op: 'delete', ref: ref('pods', 'first', 'default'), now: NOW }))
+  await new Promise(resolve => setTimeout(resolve, 1500))
+  e.h.create(runPod('second', ['sleep', '60']))
+  const b = await waitFor('an IP', () => getPod(e.h, 'second')?.status?.podIP as string | undefined)
+  t.not(a, b)
+})

@@ -88,3 +88,20 @@ test('the same commands give the same addresses on every replica', t => {
   const b = [0, 1, 2, 3].map(i => (two.create(svc(`s${i}`)) as Obj).spec.clusterIP)
   t.deepEqual(a, b)
 })
+
+test('each Node gets its own /24 of the cluster pod range, kept across updates', t => {
+  const h = new StoreHarness()
+  h.create(configMap(CLUSTER_CONFIG.name, { serviceCIDR: '127.96.0.0/16', podCIDR: '127.64.0.0/20' }, CLUSTER_CONFIG.namespace))
+  const node = (name: string): KObject => ({ apiVersion: 'v1', kind: 'Node', metadata: { name } })
+  const cidrs = Array.from({ length: 16 }, (_, i) => (h.create(node(`n${i}`)) as Obj).spec.podCIDR as string)
+  t.is(new Set(cidrs).size, 16, 'all 16 /24s of a /20, no two alike')
+  t.true(cidrs.every(c => /^127\.64\.([0-9]|1[0-5])\.0\/24$/.test(c)), cidrs.join(' '))
+  const full = h.apply({ op: 'create', object: node('n16'), uid: 'u-16', now: NOW })
+  t.false(full.ok)
+  if (!full.ok) t.regex(full.status.message, /no free \/24 is left in 127\.64\.0\.0\/20/)
+  const n0 = h.store.get(ref('nodes', 'n0')) as Obj
+  const updated = h.ok(h.apply({ op: 'update', object: { ...n0, spec: { unschedulable: true } } as unknown as KObject, now: NOW })) as Obj
+  t.is(updated.spec.podCIDR, cidrs[0])
+  const changed = h.apply({ op: 'update', object: { ...updated, spec: { ...updated.spec, podCIDR: '127.64.99.0/24' } } as unknown as KObject, now: NOW })
+  t.false(changed.ok)
+})

@@ -1,0 +1,173 @@
+// The web UI's static files at /ui: daemon/ui/static/ and the browser
+// builds of preact, htm and yaml from node_modules under /ui/vendor/. Every
+// file is read once, then kept in memory with its gzip and brotli forms and
+// an ETag; no request needs a token (the page signs in itself), and nothing
+// outside these folders can be named.
+// May import: node: built-ins only.
+import { createHash } from 'node:crypto'
+import { readFileSync, statSync } from 'node:fs'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createRequire } from 'node:module'
+import { basename, dirname, extname, join, resolve, sep } from 'node:path'
+import { brotliCompressSync, constants, gzipSync } from 'node:zlib'
+
+export const UI_PREFIX = '/ui'
+
+const STATIC_DIR = join(import.meta.dirname, 'static')
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json'
+}
+
+/** A package's root folder, wherever npm put it. */
+function packageRoot (name: string): string {
+  let dir = dirname(createRequire(import.meta.url).resolve(name))
+  while (basename(dir) !== name && dirname(dir) !== dir) dir = dirname(dir)
+  return dir
+}
+
+/** URL folder under /ui/vendor/ → folder on disk; resolved on first use. */
+const VENDOR: Record<string, () => string> = {
+  preact: () => join(packageRoot('preact'), 'dist'),
+  'preact-hooks': () => join(packageRoot('preact'), 'hooks', 'dist'),
+  htm: () => join(packageRoot('htm'), 'dist'),
+  yaml: () => join(packageRoot('yaml'), 'browser', 'dist')
+}
+
+interface Asset {
+  type: string
+  etag: string
+  identity: Buffer
+  gzip: Buffer
+  br: Buffer
+  headers: Record<string, string>
+}
+
+const cache = new Map<string, Asset | null>()
+
+/** The inline import map's hash, so that the Content-Security-Policy can allow it and no other inline script. */
+function scriptHashes (html: string): string {
+  const hashes = [...html.matchAll(/<script type="importmap">([\s\S]*?)<\/script>/g)]
+    .map(m => `'sha256-${createHash('sha256').update(m[1] ?? '').digest('base64')}'`)
+  return hashes.join(' ')
+}
+
+function load (file: string): Asset | null {
+  let bytes: Buffer
+  try {
+    if (!statSync(file).isFile()) return null
+    bytes = readFileSync(file)
+  } catch {
+    return null
+  }
+  const ext = extname(file)
+  const headers: Record<string, string> = {
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
+    // Vendored libraries change only with an upgrade; our own files are revalidated (cheap: a 304 on the ETag).
+    'cache-control': file.includes(`${sep}node_modules${sep}`) ? 'public, max-age=3600' : 'no-cache'
+  }
+  if (ext === '.html') {
+    headers['content-security-policy'] = `default-src 'self'; script-src 'self' ${scriptHashes(bytes.toString('utf8'))}; ` +
+      "style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    headers['x-frame-options'] = 'DENY'
+  }
+  return {
+    type: TYPES[ext] ?? 'application/octet-stream',
+    etag: `"${createHash('sha1').update(bytes).digest('base64url')}"`,
+    identity: bytes,
+    gzip: gzipSync(bytes, { level: 9 }),
+    br: brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: bytes.length } }),
+    headers
+  }
+}
+
+/** The file a /ui path names, or undefined when it names nothing we serve (including any way out of the folders). */
+function fileOf (path: string): string | undefined {
+  let rel: string
+  try {
+    rel = decodeURIComponent(path.slice(UI_PREFIX.length + 1))
+  } catch {
+    return undefined
+  }
+  if (rel === '') rel = 'index.html'
+  const parts = rel.split('/')
+  if (rel.includes('\0') || rel.includes('\\') || parts.some(p => p === '' || p === '.' || p === '..' || p.startsWith('.'))) return undefined
+  let root = STATIC_DIR
+  if (parts[0] === 'vendor') {
+    const dir = VENDOR[parts[1] ?? '']
+    if (dir === undefined || parts.length < 3) return undefined
+    root = dir()
+    parts.splice(0, 2)
+  }
+  const file = resolve(root, ...parts)
+  return file.startsWith(root + sep) ? file : undefined
+}
+
+function accepts (req: IncomingMessage, coding: string): boolean {
+  const header = String(req.headers['accept-encoding'] ?? '')
+  return header.split(',').some(part => {
+    const [name, ...params] = part.trim().split(';')
+    const q = params.map(p => p.trim()).find(p => p.startsWith('q='))
+    return name?.trim().toLowerCase() === coding && (q === undefined || Number(q.slice(2)) > 0)
+  })
+}
+
+function plain (res: ServerResponse, code: number, text: string, headers: Record<string, string> = {}): void {
+  res.writeHead(code, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), 'x-content-type-options': 'nosniff', ...headers })
+  res.end(text)
+}
+
+/**
+ * Answers GET and HEAD under /ui and returns true; returns false for any
+ * other path, which the caller routes as usual.
+ */
+export function serveUi (req: IncomingMessage, res: ServerResponse): boolean {
+  const target = req.url ?? '/'
+  const q = target.indexOf('?')
+  const path = q < 0 ? target : target.slice(0, q)
+  if (path !== UI_PREFIX && !path.startsWith(UI_PREFIX + '/')) return false
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    plain(res, 405, 'the UI is read with GET\n', { allow: 'GET, HEAD' })
+    return true
+  }
+  if (path === UI_PREFIX) {
+    res.writeHead(301, { location: `${UI_PREFIX}/`, 'content-length': 0 })
+    res.end()
+    return true
+  }
+  const file = fileOf(path)
+  let asset = file === undefined ? null : cache.get(file)
+  if (file !== undefined && asset === undefined) {
+    asset = load(file)
+    cache.set(file, asset)
+  }
+  if (asset === null || asset === undefined) {
+    plain(res, 404, `no such file in the UI: ${path}\n`)
+    return true
+  }
+  const headers: Record<string, string | number> = { ...asset.headers, 'content-type': asset.type, etag: asset.etag, vary: 'accept-encoding' }
+  if (req.headers['if-none-match'] === asset.etag) {
+    res.writeHead(304, headers)
+    res.end()
+    return true
+  }
+  let body = asset.identity
+  if (accepts(req, 'br')) {
+    body = asset.br
+    headers['content-encoding'] = 'br'
+  } else if (accepts(req, 'gzip')) {
+    body = asset.gzip
+    headers['content-encoding'] = 'gzip'
+  }
+  headers['content-length'] = body.length
+  res.writeHead(200, headers)
+  res.end(req.method === 'HEAD' ? undefined : body)
+  return true
+}
