@@ -35,8 +35,8 @@ const trials = Number(values.trials ?? (quick ? 3 : 5))
 const failoverTrials = Number(values['failover-trials'] ?? (quick ? 5 : 20))
 const loadMs = quick ? 3000 : 10_000
 const CLIENTS = 64
-if (values.only !== undefined && !['membership', 'log', 'control', 'pods'].includes(values.only)) {
-  process.stderr.write(`--only: "${values.only}" is not membership, log, control or pods\n`)
+if (values.only !== undefined && !['membership', 'log', 'control', 'pods', 'network'].includes(values.only)) {
+  process.stderr.write(`--only: "${values.only}" is not membership, log, control, pods or network\n`)
   process.exit(2)
 }
 const log = (line: string): void => { process.stderr.write(line + '\n') }
@@ -337,11 +337,55 @@ How each figure is taken (\`test/bench/pods.ts\`): three real \`shoald\` peers o
 `
 }
 
+async function networkSection (): Promise<string> {
+  const trials = quick ? 3 : 10
+  log(`network: the proxy in one process, then 3 peers, ${trials} not-ready trials`)
+  const { measureProxy } = await import('./proxy.ts')
+  const { measureEndpointPropagation } = await import('./endpoints.ts')
+  let p: import('./proxy.ts').ProxyFigures | undefined
+  let pError: string | undefined
+  try {
+    p = await measureProxy({ log, ...(quick ? { bytes: 64 * 1024 * 1024, requests: 300 } : {}) })
+  } catch (err) {
+    pError = (err as Error).message
+  }
+  let ep: number[] = []
+  let epError: string | undefined
+  try {
+    ep = await measureEndpointPropagation({ trials, log })
+  } catch (err) {
+    epError = (err as Error).message
+  }
+  const mbps = (x: number): string => `${x.toFixed(0)} MB/s`
+  const ratio = (x: number, d: number): string => (x / d).toFixed(2)
+  const rows = p === undefined
+    ? [['the proxy', errorCell(pError ?? 'no figures'), '', '']]
+    : [
+        ['throughput of one connection through the proxy, local endpoint, against a direct connection to the same server', `${mbps(p.local.throughputMBps)} against ${mbps(p.direct.throughputMBps)}: ratio ${ratio(p.local.throughputMBps, p.direct.throughputMBps)}`, 'ratio ≥ 0.5' + (p.local.throughputMBps / p.direct.throughputMBps >= 0.5 ? ' (met)' : ' (missed)'), ''],
+        ['throughput through the proxy, remote endpoint over the libp2p tunnel (Noise, Yamux, pnet), against direct', `${mbps(p.remote.throughputMBps)} against ${mbps(p.direct.throughputMBps)}: ratio ${ratio(p.remote.throughputMBps, p.direct.throughputMBps)}`, 'ratio ≥ 0.3' + (p.remote.throughputMBps / p.direct.throughputMBps >= 0.3 ? ' (met)' : ' (missed)'), 'kube-proxy forwards in the kernel and does not encrypt; Swarm\'s overlay is unencrypted by default'],
+        ['a request on a new connection, p50 / p99: direct; through the proxy, local; through the proxy and the tunnel', `${p.direct.p50Ms.toFixed(2)} / ${p.direct.p99Ms.toFixed(2)} ms; ${p.local.p50Ms.toFixed(2)} / ${p.local.p99Ms.toFixed(2)} ms; ${p.remote.p50Ms.toFixed(2)} / ${p.remote.p99Ms.toFixed(2)} ms`, '', '']
+      ]
+  rows.push([`a pod turning not-ready until its address has left every peer's endpoints (the proxy's input), 3 peers, ${ep.length} trials, median / max`,
+    ep.length > 0 ? `${Math.round(median(ep))} ms / ${Math.round(max(ep))} ms` : errorCell(epError ?? 'no figures'),
+    '≤ 1 s' + (ep.length > 0 ? (max(ep) <= 1000 ? ' (met)' : ' (missed)') : ''), ''])
+  const table = ['| figure | Shoal | goal | anchor |', '|---|---|---|---|', ...rows.map(r => `| ${r.join(' | ')} |`)].join('\n')
+  log(table)
+  return `## Network
+
+Measured by \`${command}\` on ${today}.
+
+${table}
+
+How each figure is taken: **the proxy** (\`test/bench/proxy.ts\`) runs in one process with two libp2p hosts, a client and a server on loopback; throughput is one connection carrying ${p !== undefined ? (p.bytes / 2 ** 20).toFixed(0) : '?'} MiB, latency ${p?.requests ?? '?'} requests each on a new connection. The remote path pays for both ends of the tunnel on the same cores. **Not-ready to gone** (\`test/bench/endpoints.ts\`): three real peers; a pod's readiness file is removed, and the time runs from a watch on the leader seeing its Ready condition turn False until a watch on every peer has seen its Endpoints drop the address.
+`
+}
+
 const sections: Record<string, string | undefined> = {}
 if (values.only === undefined || values.only === 'membership') sections.membership = await membershipSection()
 if (values.only === undefined || values.only === 'log') sections.log = await logSection()
 if (values.only === undefined || values.only === 'control') sections.control = await controlSection()
 if (values.only === undefined || values.only === 'pods') sections.pods = await podsSection()
+if (values.only === undefined || values.only === 'network') sections.network = await networkSection()
 
 // A section that was not run is kept as the existing file has it.
 const previous = existsSync(values.out) ? readFileSync(values.out, 'utf8') : ''
@@ -361,11 +405,12 @@ const membership = sections.membership ?? withProvenance(kept('Membership'))
 const replicated = sections.log ?? withProvenance(kept('Replicated log'))
 const control = sections.control ?? withProvenance(kept('Control plane'))
 const podsPart = sections.pods ?? withProvenance(kept('Pods'))
+const networkPart = sections.network ?? kept('Network')
 
 const doc = `# Benchmarks
 
 Last written by \`${command}\` on ${today}: ${availableParallelism()} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}. Each section names the command that measured it.
 Every peer is a real \`shoald\` process on its own loopback address with default timings.
-${[membership, replicated, control, podsPart].filter(x => x !== undefined).map(x => `\n${x}`).join('')}`
+${[membership, replicated, control, podsPart, networkPart].filter(x => x !== undefined).map(x => `\n${x}`).join('')}`
 writeFileSync(values.out, doc)
 log(`wrote ${values.out}`)

@@ -59,6 +59,16 @@ async function errorOf (/** @type {Response} */ res, reportRejection = true) {
  * @param {{ body?: unknown, contentType?: string, signal?: AbortSignal, token?: string }} [opts]
  */
 export async function request (method, path, opts = {}) {
+  return (await call(method, path, opts)).body
+}
+
+/**
+ * As request, with the answer's status code too (201 Created or 200).
+ * @param {string} method @param {string} path
+ * @param {{ body?: unknown, contentType?: string, signal?: AbortSignal, token?: string }} [opts]
+ * @returns {Promise<{ status: number, body: any }>}
+ */
+export async function call (method, path, opts = {}) {
   const init = {
     method,
     headers: { authorization: `Bearer ${opts.token ?? session.token}`, ...(opts.body !== undefined ? { 'content-type': opts.contentType ?? 'application/json' } : {}) },
@@ -68,7 +78,7 @@ export async function request (method, path, opts = {}) {
   const res = await fetch(path, init)
   if (!res.ok) throw await errorOf(res, opts.token === undefined)
   const text = await res.text()
-  try { return JSON.parse(text) } catch { return text }
+  try { return { status: res.status, body: JSON.parse(text) } } catch { return { status: res.status, body: text } }
 }
 
 export const MERGE_PATCH = 'application/merge-patch+json'
