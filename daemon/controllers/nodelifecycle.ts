@@ -13,6 +13,8 @@ import { WorkQueue } from './framework.ts'
 
 const POD = typeOfKind('v1', 'Pod') as ResourceType
 const NODE = typeOfKind('v1', 'Node') as ResourceType
+/** how long a Node with no member waits before its pods are replaced elsewhere */
+const MISSING_GRACE_MS = 30_000
 
 export interface NodeLifecycleOptions {
   /** how long a dead member's pods wait before they are replaced (default 2 s) */
@@ -29,6 +31,8 @@ export class NodeLifecycleController implements Controller {
   private queue: WorkQueue | undefined
   private watch: Watch | undefined
   private stopTimer: (() => void) | undefined
+  /** when this leader first saw each Node with no member of its name */
+  private readonly missingSince = new Map<string, number>()
 
   constructor (opts: NodeLifecycleOptions = {}) {
     this.graceMs = opts.evictionGraceMs ?? 2000
@@ -41,7 +45,10 @@ export class NodeLifecycleController implements Controller {
     this.queue = queue
     this.watch = ctx.store.watch(NODE, {}, e => { if (e.type !== 'ERROR') queue.add((e.object as KObject).metadata.name ?? '') })
     const tick = (): void => {
-      for (const m of ctx.members()) if (m.state === 'dead' || m.state === 'left') queue.add(m.name)
+      const members = ctx.members()
+      for (const m of members) if (m.state === 'dead' || m.state === 'left') queue.add(m.name)
+      const names = new Set(members.map(m => m.name))
+      for (const n of ctx.store.list(NODE, {}).items) if (!names.has(n.metadata.name ?? '')) queue.add(n.metadata.name ?? '')
     }
     tick()
     this.stopTimer = every(ctx.clock, this.intervalMs, tick)
@@ -52,6 +59,7 @@ export class NodeLifecycleController implements Controller {
     this.watch?.stop()
     this.queue?.stop()
     this.ctx = undefined
+    this.missingSince.clear()
   }
 
   /** Deletes the pods of a node whose member is gone; false (retry) if a delete failed. */
@@ -59,23 +67,36 @@ export class NodeLifecycleController implements Controller {
     const ctx = this.ctx
     if (ctx === undefined) return true
     const member = ctx.members().find(m => m.name === node)
-    if (member === undefined) return true // not (yet) known to membership: nothing to judge by
+    if (member === undefined) {
+      // No member of this name: after a restore, or one reaped long ago. A
+      // peer may still be joining, so it gets a longer grace, counted from
+      // when this leader first saw it missing.
+      const since = this.missingSince.get(node) ?? ctx.clock.now()
+      this.missingSince.set(node, since)
+      if (ctx.clock.now() - since < Math.max(this.graceMs, MISSING_GRACE_MS)) return true
+      return await this.evict(ctx, node, 'not a member')
+    }
+    this.missingSince.delete(node)
     const gone = member.state === 'left' || (member.state === 'dead' && ctx.clock.now() - member.since >= this.graceMs)
     if (!gone) {
       if (member.state === 'dead') this.queue?.addAfter(node, Math.max(10, this.graceMs - (ctx.clock.now() - member.since)))
       return true
     }
+    return await this.evict(ctx, node, member.state)
+  }
+
+  private async evict (ctx: ControllerContext, node: string, why: string): Promise<boolean> {
     const pods = ctx.store.list(POD, { fieldSelector: `spec.nodeName=${node}` }).items
       .filter(p => p.metadata.deletionTimestamp === undefined)
     if (pods.length === 0) return true
     const results = await Promise.all(pods.map(async p => {
       const r = await ctx.write({ op: 'delete', ref: { group: '', resource: 'pods', namespace: p.metadata.namespace ?? 'default', name: p.metadata.name ?? '' }, now: ctx.now() })
       if (r.ok) {
-        void ctx.events.record({ object: p, type: 'Warning', reason: 'NodeNotReady', message: `node ${node} is ${member.state}: the pod is deleted so that it runs elsewhere`, component: 'node-controller' })
+        void ctx.events.record({ object: p, type: 'Warning', reason: 'NodeNotReady', message: `node ${node} is ${why}: the pod is deleted so that it runs elsewhere`, component: 'node-controller' })
       }
       return r.ok || r.status.code === 404
     }))
-    ctx.log.info({ event: 'node.evicted', node, pods: pods.length }, `node ${node} is ${member.state}: ${pods.length} pod(s) deleted to run elsewhere`)
+    ctx.log.info({ event: 'node.evicted', node, pods: pods.length }, `node ${node} is ${why}: ${pods.length} pod(s) deleted to run elsewhere`)
     return results.every(Boolean)
   }
 }

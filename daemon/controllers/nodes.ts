@@ -182,5 +182,19 @@ export class NodeKeeper {
       if (!r2.ok) log.debug({ event: 'node.update-failed', node: m.name, err: r2.status.message }, `could not update node ${m.name}: ${r2.status.message}`)
       else log.info({ event: 'node.ready', node: m.name, ready: readyOf(m.state).status }, `node ${m.name} Ready=${readyOf(m.state).status}`)
     }
+    // A Node no member stands behind (a machine that is not in a cluster
+    // restored from a backup, or one reaped from membership) is not Ready.
+    const names = new Set(this.init.members().map(m => m.name))
+    for (const node of store.list(NODE, {}).items) {
+      const name = node.metadata.name ?? ''
+      if (names.has(name)) continue
+      const conditions = (node.status as { conditions?: Array<{ type: string, status: string }> } | undefined)?.conditions ?? []
+      if (conditions.find(c => c.type === 'Ready')?.status === 'Unknown') continue
+      const { resourceVersion: _rv, ...meta } = node.metadata
+      const status = { ...(node.status ?? {}), conditions: [{ type: 'Ready', status: 'Unknown', reason: 'NodeStatusUnknown', message: 'no member of this name is in the cluster', lastHeartbeatTime: now, lastTransitionTime: now }] }
+      const r = await this.propose({ op: 'update', object: { ...node, metadata: meta, status }, now, subresource: 'status' })
+      if (!r.ok) log.debug({ event: 'node.update-failed', node: name, err: r.status.message }, `could not update node ${name}: ${r.status.message}`)
+      else log.info({ event: 'node.ready', node: name, ready: 'Unknown' }, `node ${name} Ready=Unknown: no member of this name`)
+    }
   }
 }

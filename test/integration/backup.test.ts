@@ -89,6 +89,10 @@ test('backup of a three-peer cluster, refused when damaged, restored into a new 
     const status = await follower.raft()
     t.true(read.header.index >= status.commitIndex - 50 && read.header.index <= status.commitIndex, 'the backup is at a recent committed index')
 
+    const viewer = readFileSync(join(follower.opts.dataDir, 'viewer.token'), 'utf8').trim()
+    const denied = await fetch(`${follower.apiUrl}/shoal/v1/backup`, { headers: { authorization: `Bearer ${viewer}` } })
+    t.is(denied.status, 403, 'a backup holds every Secret: the read-only token may not take one')
+
     const v = await run([SHOAL, 'backup', 'verify', file])
     t.is(v.code, 0, v.stderr)
     t.regex(v.stdout, /: ok\n/)
@@ -138,6 +142,17 @@ test('backup of a three-peer cluster, refused when damaged, restored into a new 
       const got = await r1.call('GET', `/shoal/v1/kv/${encodeURIComponent(key)}?consistent`)
       t.is((got.json as KvPairView).value, value)
     }
+    // The machines of the old cluster are not here: their Nodes go not-Ready, their pods come to r1.
+    await waitFor('the old Nodes not Ready', async () => {
+      const nodes = (await api(r1, 'GET', '/api/v1/nodes')).body.items as KObject[]
+      const ready = (n: KObject): string | undefined => ((n.status as any)?.conditions ?? []).find((c: any) => c.type === 'Ready')?.status
+      return nodes.filter(n => n.metadata.name !== 'r1').every(n => ready(n) === 'Unknown') && nodes.length === 4 ? true : undefined
+    }, 30_000)
+    const moved = await waitFor('the web pod running on r1', async () => {
+      const pods = ((await api(r1, 'GET', '/api/v1/namespaces/default/pods')).body.items as KObject[]).filter(p => p.metadata.deletionTimestamp === undefined)
+      return pods.length === 1 && (pods[0]?.spec as any)?.nodeName === 'r1' && (pods[0]?.status as any)?.phase === 'Running' ? pods[0] : undefined
+    }, 90_000)
+    t.truthy(moved)
     // New keys, a new token, and writes that go on after the backup's index.
     t.not(readFileSync(join(restoredDir, 'cluster.key'), 'utf8'), readFileSync(join(dir, 'p1', 'cluster.key'), 'utf8'))
     t.not(r1.token(), leader.token())

@@ -116,6 +116,16 @@ maybe('kubectl works against every peer: apply, get, watch, scale, rollout, logs
     const svc = await kubectl(['--context', 'shoal-p3', 'get', 'svc', 'hello'])
     t.regex(svc.stdout, /^NAME\s+TYPE\s+CLUSTER-IP\s+EXTERNAL-IP\s+PORT\(S\)\s+AGE\nhello\s+ClusterIP\s+\S+\s+<none>\s+81\/TCP\s+/)
 
+    // A kind Shoal does not serve: one clear error, and the cluster carries on.
+    const sts = join(dir, 'sts.yaml')
+    writeFileSync(sts, 'apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec: {serviceName: db, selector: {matchLabels: {app: db}}, template: {metadata: {labels: {app: db}}, spec: {containers: [{name: db, image: busybox}]}}}\n')
+    const refused = await kubectl(['apply', '-f', sts])
+    t.is(refused.code, 1)
+    t.regex(refused.stderr, /no matches for kind "StatefulSet" in version "apps\/v1"/)
+    const ingress = await kubectl(['get', 'ingresses'])
+    t.is(ingress.code, 1)
+    t.regex(ingress.stderr, /the server doesn't have a resource type "ingresses"/)
+
     // get -o wide: kubectl's columns, the pods by name, on any peer.
     const wide = await waitFor('two running pods', async () => {
       const r = await kubectl(['--context', 'shoal-p2', 'get', 'pods', '-o', 'wide'])
