@@ -2,7 +2,7 @@
 // as it streams, written atomically, with a progress line on a terminal) and
 // `shoal backup verify FILE` (check a file and say what it holds).
 // May import: protocol/, ./client.ts, ./main.ts (used inside functions only),
-// commander, and daemon/backup/format.ts: the file format, which imports
+// commander, and protocol/backup.ts: the file format, which imports
 // only protocol/ and belongs there (protocol/backup.ts).
 import { randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
@@ -10,8 +10,8 @@ import { open, rename, rm } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import type { Command } from 'commander'
 import { API_PREFIX } from '../protocol/api.ts'
-import { BackupFormatError, readBackup, summarize } from '../daemon/backup/format.ts'
-import type { BackupHeader } from '../daemon/backup/format.ts'
+import { BackupFormatError, readBackup, summarize } from '../protocol/backup.ts'
+import type { BackupHeader } from '../protocol/backup.ts'
 import { describeFetchError, UnreachableError } from './client.ts'
 import type { Attempt } from './client.ts'
 import { CliError, EXIT_FAILED, EXIT_USAGE, describeAttempt, resolveTarget } from './main.ts'

@@ -1,5 +1,5 @@
 // GET /shoal/v1/backup: a consistent backup of the whole replicated state,
-// streamed in the format of daemon/backup/format.ts. The answering peer runs
+// streamed in the format of protocol/backup.ts. The answering peer runs
 // a ReadIndex round through the leader, encodes its state machine at its
 // applied index (at or past the read index) and streams that buffer in
 // frames, with back-pressure: the state is held once, never copied again.
@@ -7,7 +7,7 @@
 // May import: protocol/, daemon/backup (format and the snapshot function), ./http.ts.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { API_PREFIX } from '../../protocol/api.ts'
-import { backupFileBytes, backupPieces, encodeHeader } from '../backup/format.ts'
+import { backupFileBytes, backupPieces, encodeHeader } from '../../protocol/backup.ts'
 import type { TakeBackup } from '../backup/source.ts'
 import { allow, ClientGoneError, HttpError } from './http.ts'
 

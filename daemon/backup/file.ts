@@ -1,13 +1,13 @@
 // Backup files on disk: written atomically (a temporary file in the same
 // directory, synced, then renamed over the name) and read back with every
-// check of ./format.ts.
+// check of protocol/backup.ts.
 // May import: protocol/, this folder.
 import { randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { open, rename, rm } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { backupPieces, BackupFormatError, readBackup } from './format.ts'
-import type { BackupHeader, ReadBackup } from './format.ts'
+import { backupPieces, BackupFormatError, readBackup } from '../../protocol/backup.ts'
+import type { BackupHeader, ReadBackup } from '../../protocol/backup.ts'
 
 /** Writes `pieces` to `path` atomically; a failure leaves no file behind (nor a half-written one). */
 export async function writeAtomically (path: string, pieces: Iterable<Uint8Array> | AsyncIterable<Uint8Array>): Promise<number> {

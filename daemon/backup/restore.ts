@@ -10,8 +10,8 @@ import { readdir } from 'node:fs/promises'
 import type { Logger } from '../log/log.ts'
 import type { LevelStorage } from '../raft/level-storage.ts'
 import { readBackupFile } from './file.ts'
-import { BackupFormatError, summarize } from './format.ts'
-import type { BackupSummary } from './format.ts'
+import { BackupFormatError, summarize } from '../../protocol/backup.ts'
+import type { BackupSummary } from '../../protocol/backup.ts'
 import type { Backup } from './source.ts'
 
 export interface CheckedBackup extends Backup {

@@ -10,8 +10,8 @@ import { VERSION } from '../../protocol/version.ts'
 import type { Clock } from '../clock/clock.ts'
 import type { Replicator } from '../raft/replicator.ts'
 import type { StateMachine } from '../raft/state-machine.ts'
-import { BACKUP_FORMAT } from './format.ts'
-import type { BackupHeader } from './format.ts'
+import { BACKUP_FORMAT } from '../../protocol/backup.ts'
+import type { BackupHeader } from '../../protocol/backup.ts'
 
 export interface Backup {
   header: BackupHeader

@@ -5,13 +5,12 @@
 //   body frames: u32 n (1..CHUNK_BYTES) then n bytes, ended by u32 0
 //   "SHOALEND"  32 bytes: sha256 of everything before "SHOALEND"
 // The body is the RoutedStateMachine's snapshot, byte for byte.
-// Only protocol/ and node: built-ins are imported, because `shoal backup`
-// reads these files too; it belongs in protocol/backup.ts.
-// May import: protocol/.
+// It lives in protocol/ because `shoal backup` reads these files too.
+// May import: ./codec.ts, node: built-ins.
 import { createHash } from 'node:crypto'
 import type { Hash } from 'node:crypto'
 import { constants as bufferConstants } from 'node:buffer'
-import { decode, encode, isNumber, isObject, isString } from '../../protocol/codec.ts'
+import { decode, encode, isNumber, isObject, isString } from './codec.ts'
 
 export const BACKUP_MAGIC = 'SHOALBAK'
 export const TRAILER_MAGIC = 'SHOALEND'
