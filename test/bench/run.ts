@@ -35,8 +35,8 @@ const trials = Number(values.trials ?? (quick ? 3 : 5))
 const failoverTrials = Number(values['failover-trials'] ?? (quick ? 5 : 20))
 const loadMs = quick ? 3000 : 10_000
 const CLIENTS = 64
-if (values.only !== undefined && !['membership', 'log', 'control', 'pods', 'network'].includes(values.only)) {
-  process.stderr.write(`--only: "${values.only}" is not membership, log, control, pods or network\n`)
+if (values.only !== undefined && !['membership', 'log', 'control', 'pods', 'network', 'recovery'].includes(values.only)) {
+  process.stderr.write(`--only: "${values.only}" is not membership, log, control, pods, network or recovery\n`)
   process.exit(2)
 }
 const log = (line: string): void => { process.stderr.write(line + '\n') }
@@ -380,12 +380,40 @@ How each figure is taken: **the proxy** (\`test/bench/proxy.ts\`) runs in one pr
 `
 }
 
+async function recoverySection (): Promise<string> {
+  const objects = quick ? 20_000 : 100_000
+  log(`recovery: backup and restore of ${objects} objects`)
+  const { measureBackup } = await import('./backup.ts')
+  let rows: string[][]
+  try {
+    const b = await measureBackup({ objects })
+    rows = [
+      [`backup of ${b.objects.toLocaleString('en')} objects (ConfigMaps of ~200 bytes) and ${b.kvKeys.toLocaleString('en')} KV keys: snapshot, file written, synced and renamed`, `${Math.round(b.backupMs)} ms`],
+      ['restore of that file: read and checked, installed as the Raft snapshot of a fresh log, state machine restored', `${Math.round(b.restoreMs)} ms`],
+      ['backup file size', `${(b.fileBytes / 2 ** 20).toFixed(1)} MiB`]
+    ]
+  } catch (err) {
+    rows = [['backup and restore', errorCell((err as Error).message)]]
+  }
+  const table = ['| figure | Shoal |', '|---|---|', ...rows.map(r => `| ${r.join(' | ')} |`)].join('\n')
+  log(table)
+  return `## Disaster recovery
+
+Measured by \`${command}\` on ${today}.
+
+${table}
+
+How: \`test/bench/backup.ts\` fills a state machine in process (no cluster) and times what \`GET /shoal/v1/backup\` and \`shoald --restore\` do with it. Etcd's \`snapshot save\` and Nomad's \`operator snapshot save\` are the comparable commands; neither restores into a new cluster in one step.
+`
+}
+
 const sections: Record<string, string | undefined> = {}
 if (values.only === undefined || values.only === 'membership') sections.membership = await membershipSection()
 if (values.only === undefined || values.only === 'log') sections.log = await logSection()
 if (values.only === undefined || values.only === 'control') sections.control = await controlSection()
 if (values.only === undefined || values.only === 'pods') sections.pods = await podsSection()
 if (values.only === undefined || values.only === 'network') sections.network = await networkSection()
+if (values.only === undefined || values.only === 'recovery') sections.recovery = await recoverySection()
 
 // A section that was not run is kept as the existing file has it.
 const previous = existsSync(values.out) ? readFileSync(values.out, 'utf8') : ''
@@ -406,11 +434,12 @@ const replicated = sections.log ?? withProvenance(kept('Replicated log'))
 const control = sections.control ?? withProvenance(kept('Control plane'))
 const podsPart = sections.pods ?? withProvenance(kept('Pods'))
 const networkPart = sections.network ?? kept('Network')
+const recoveryPart = sections.recovery ?? kept('Disaster recovery')
 
 const doc = `# Benchmarks
 
 Last written by \`${command}\` on ${today}: ${availableParallelism()} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}. Each section names the command that measured it.
 Every peer is a real \`shoald\` process on its own loopback address with default timings.
-${[membership, replicated, control, podsPart, networkPart].filter(x => x !== undefined).map(x => `\n${x}`).join('')}`
+${[membership, replicated, control, podsPart, networkPart, recoveryPart].filter(x => x !== undefined).map(x => `\n${x}`).join('')}`
 writeFileSync(values.out, doc)
 log(`wrote ${values.out}`)
