@@ -27,6 +27,8 @@ export interface PeerOptions {
   args?: string[]
   /** wait for the 'started' log line (default true) */
   waitStarted?: boolean
+  /** run inside this network namespace (made by the test: test/helpers/netns.ts) */
+  netns?: string
 }
 
 export class Peer {
@@ -49,7 +51,10 @@ export class Peer {
       // The process runtime unless a test asks for another (CI has a Docker engine, which auto would pick).
       ...((opts.args ?? []).includes('--runtime') ? [] : ['--runtime', 'process']),
       ...(opts.args ?? [])]
-    this.proc = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+    // `ip netns exec` execs the command, so the pid (and its signals) is shoald's own.
+    this.proc = opts.netns === undefined
+      ? spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawn('ip', ['netns', 'exec', opts.netns, process.execPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
     let partial = ''
     this.proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
       this.stderr += chunk
