@@ -13,7 +13,7 @@ import type { PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { decode, encode, isNumber, isObject, isString } from '../../protocol/codec.ts'
+import { decode, encode } from '../../protocol/codec.ts'
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
 import { typeOfKind } from '../../protocol/k8s.ts'
 import { systemClock } from '../clock/clock.ts'
@@ -21,10 +21,11 @@ import type { Clock } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
 import type { ShoalHost } from '../p2p/host.ts'
 import type { StoreReader, Watch } from '../store/types.ts'
+import { isTunnelAnswer, isTunnelRequest, TUNNEL_PROTOCOL } from '../../protocol/network.ts'
+import type { TunnelAnswer, TunnelRequest } from '../../protocol/network.ts'
 import { connectTcp, splice, streamDuplex } from './pipe.ts'
 import { serviceKey } from './routes.ts'
 
-export const TUNNEL_PROTOCOL = '/shoal/tunnel/1.0.0'
 /** The handshake frames are tiny; anything bigger is not a tunnel request. */
 const MAX_FRAME_BYTES = 1024
 /** Open tunnels per connection between two peers, each way. */
@@ -35,16 +36,7 @@ const HANDSHAKE_TIMEOUT_MS = 10_000
 
 const ENDPOINTS = typeOfKind('v1', 'Endpoints') as ResourceType
 
-export interface TunnelRequest { ip: string, port: number }
-export type TunnelAnswer = { ok: true } | { ok: false, message: string }
-
-export function isTunnelRequest (v: unknown): v is TunnelRequest {
-  return isObject(v) && isString(v.ip) && v.ip.length <= 64 && isNumber(v.port) && Number.isInteger(v.port) && v.port > 0 && v.port < 65536
-}
-
-export function isTunnelAnswer (v: unknown): v is TunnelAnswer {
-  return isObject(v) && (v.ok === true || (v.ok === false && isString(v.message)))
-}
+export { TUNNEL_PROTOCOL }
 
 /** A tunnel that could not be opened: the peer is unreachable, refused the address, or could not connect to it. */
 export class TunnelError extends Error {
