@@ -4,6 +4,7 @@ import Table from 'cli-table3'
 import type { MemberList, MemberView, RaftServerView, RaftStatusView } from '../protocol/api.ts'
 import type { MemberState } from '../protocol/membership.ts'
 import type { KvListView, KvPairView } from '../protocol/kv.ts'
+import { ageOf } from '../protocol/k8s-columns.ts'
 
 export const OUTPUT_FORMATS = ['table', 'json'] as const
 export type OutputFormat = typeof OUTPUT_FORMATS[number]
@@ -46,29 +47,6 @@ function clean (text: string): string {
   return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?')
 }
 
-/**
- * kubectl's short human duration: whole seconds under a minute, whole minutes
- * under an hour, hours under a day, days under a year, then years.
- */
-export function formatAge (ms: number): string {
-  // A little clock skew between peers must not print "-2s".
-  const s = Math.floor(Math.max(0, ms) / 1000)
-  if (s < 60) return `${s}s`
-  const m = Math.floor(s / 60)
-  if (m < 60) return `${m}m`
-  const h = Math.floor(m / 60)
-  if (h < 24) return `${h}h`
-  const d = Math.floor(h / 24)
-  if (d < 365) return `${d}d`
-  return `${Math.floor(d / 365)}y`
-}
-
-/** Age of an ISO time at `now`; `<unknown>` when it cannot be parsed. */
-export function ageSince (iso: unknown, now: number): string {
-  const t = typeof iso === 'string' ? Date.parse(iso) : NaN
-  return Number.isNaN(t) ? '<unknown>' : formatAge(now - t)
-}
-
 export const MEMBER_COLUMNS = ['NAME', 'STATE', 'ADDRESS', 'API', 'LAST SEEN', 'AGE']
 
 /** The `shoal members` table, sorted by name; the answering peer's name ends in `*`. */
@@ -84,8 +62,8 @@ function memberRow (m: MemberView, now: number): string[] {
     text(m.state),
     typeof first === 'string' && first !== '' ? first : text(m.api),
     text(m.api),
-    ageSince(m.lastSeen, now),
-    ageSince(m.startedAt, now)
+    ageOf(m.lastSeen, now),
+    ageOf(m.startedAt, now)
   ]
 }
 

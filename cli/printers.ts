@@ -5,11 +5,11 @@
 // May import: protocol/k8s.ts, protocol/k8s-columns.ts, ./output.ts, yaml.
 import { stringify } from 'yaml'
 import {
-  containerList, dataCount, endpointsText, eventObject, eventTime, field, nodeAddress, nodeRoles, nodeStatus, num, podReadiness,
+  ageOf, containerList, dataCount, endpointsText, eventObject, eventTime, field, nodeAddress, nodeRoles, nodeStatus, num, podReadiness,
   podStatus, records, selectorText, serviceExternalIP, servicePorts, str
 } from '../protocol/k8s-columns.ts'
 import type { KObject, ResourceType } from '../protocol/k8s.ts'
-import { ageSince, renderTable } from './output.ts'
+import { renderTable } from './output.ts'
 
 type Json = Record<string, unknown>
 
@@ -36,7 +36,7 @@ interface Columns {
   wide?: (o: KObject) => string[]
 }
 
-const AGE = (o: KObject, now: number): string => ageSince(o.metadata.creationTimestamp, now)
+const AGE = (o: KObject, now: number): string => ageOf(o.metadata.creationTimestamp, now)
 const NAME = (o: KObject): string => o.metadata.name ?? ''
 
 const COLUMNS: Record<string, Columns> = {
@@ -92,7 +92,7 @@ const COLUMNS: Record<string, Columns> = {
   },
   Event: {
     head: ['LAST SEEN', 'TYPE', 'REASON', 'OBJECT', 'MESSAGE'],
-    row: (o, now) => [ageSince(eventTime(o), now), str(o.type, 'Normal'), str(o.reason, ''), eventObject(o), str(o.message, '').replace(/\s*\n\s*/g, ' ')]
+    row: (o, now) => [ageOf(eventTime(o), now), str(o.type, 'Normal'), str(o.reason, ''), eventObject(o), str(o.message, '').replace(/\s*\n\s*/g, ' ')]
   }
 }
 
@@ -221,7 +221,7 @@ export function renderDescribe (type: ResourceType, o: KObject, events: KObject[
   out += kindDetails(o)
   if (events.length === 0) return out + 'Events:         <none>\n'
   const sorted = [...events].sort((a, b) => (Date.parse(eventTime(a) ?? '') || 0) - (Date.parse(eventTime(b) ?? '') || 0))
-  const rows = sorted.map(e => [str(e.type, 'Normal'), str(e.reason, ''), ageSince(eventTime(e), now),
+  const rows = sorted.map(e => [str(e.type, 'Normal'), str(e.reason, ''), ageOf(eventTime(e), now),
     str(field(e, 'source.component'), str(e.reportingComponent, '')), str(e.message, '').replace(/\s*\n\s*/g, ' ')])
   return out + 'Events:\n' + indent(renderTable(['Type', 'Reason', 'Age', 'From', 'Message'], rows), '  ')
 }

@@ -6,6 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'no
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { MemberList, MemberView, RaftStatusView } from '../../protocol/api.ts'
+import type { KObject } from '../../protocol/k8s.ts'
 
 export const ROOT = resolve(import.meta.dirname, '..', '..')
 export const SHOALD = join(ROOT, 'daemon', 'bin.ts')
@@ -220,4 +221,29 @@ export async function api (peer: Peer, method: string, path: string, body?: unkn
   let parsed: unknown = text
   try { parsed = JSON.parse(text) } catch { /* not JSON */ }
   return { status: res.status, body: parsed }
+}
+
+/** A Deployment of `replicas` pods labelled app=<name>, with one container and a 1 s grace period. */
+export function deploymentOf (name: string, replicas: number, container: Record<string, unknown>): KObject {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name, namespace: 'default' },
+    spec: {
+      replicas,
+      selector: { matchLabels: { app: name } },
+      template: { metadata: { labels: { app: name } }, spec: { terminationGracePeriodSeconds: 1, containers: [container] } }
+    }
+  }
+}
+
+/** A process-runtime container that answers HTTP on its pod's address, port 8080, with its pod's name; Ready once it answers. */
+export function echoContainer (name = 'echo'): Record<string, unknown> {
+  return {
+    name,
+    image: 'node',
+    command: [process.execPath, '-e', "require('http').createServer((q, s) => s.end(process.env.POD_NAME)).listen(8080, process.env.POD_IP)"],
+    ports: [{ name: 'http', containerPort: 8080 }],
+    readinessProbe: { httpGet: { path: '/', port: 8080 }, periodSeconds: 1 }
+  }
 }

@@ -7,7 +7,7 @@
 import test from 'ava'
 import { spawnSync } from 'node:child_process'
 import type { KObject } from '../../protocol/k8s.ts'
-import { api, restartPeer, SHOAL, startCluster, stopAll, waitFor, waitForLeader } from '../helpers/cluster.ts'
+import { api, deploymentOf, restartPeer, SHOAL, startCluster, stopAll, waitFor, waitForLeader } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
 import { dockerTests, removeNode, TEST_IMAGE } from '../helpers/docker.ts'
 import type { Engine } from '../helpers/docker.ts'
@@ -16,22 +16,7 @@ const { dtest, engine } = await dockerTests(test)
 const IPS = ['127.0.13.2', '127.0.13.3', '127.0.13.4']
 const NAMES = ['dk1', 'dk2', 'dk3']
 
-const deployment: KObject = {
-  apiVersion: 'apps/v1',
-  kind: 'Deployment',
-  metadata: { name: 'web', namespace: 'default' },
-  spec: {
-    replicas: 6,
-    selector: { matchLabels: { app: 'web' } },
-    template: {
-      metadata: { labels: { app: 'web' } },
-      spec: {
-        terminationGracePeriodSeconds: 1,
-        containers: [{ name: 'httpd', image: TEST_IMAGE, command: ['sh', '-c', 'echo serving as $(hostname); mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www'] }]
-      }
-    }
-  }
-}
+const deployment = deploymentOf('web', 6, { name: 'httpd', image: TEST_IMAGE, command: ['sh', '-c', 'echo serving as $(hostname); mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www'] })
 
 type Pod = KObject & { spec: { nodeName?: string }, status?: { phase?: string, podIP?: string, containerStatuses?: Array<{ containerID?: string, restartCount?: number }> } }
 

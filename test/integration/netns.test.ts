@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process'
 import { Resolver } from 'node:dns/promises'
 import { join } from 'node:path'
 import type { KObject } from '../../protocol/k8s.ts'
-import { api, startPeer, stopAll, tempDir, waitFor, waitForLeader } from '../helpers/cluster.ts'
+import { api, deploymentOf, echoContainer, startPeer, stopAll, tempDir, waitFor, waitForLeader } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
 import { makeHosts, netnsAvailable, nodeIn } from '../helpers/netns.ts'
 
@@ -17,7 +17,6 @@ const available = netnsAvailable()
 const CI = process.env.CI === 'true'
 const maybe = available === true || CI ? test : test.skip
 const DNS_PORT = 10053
-const SERVER = "require('http').createServer((q, s) => s.end(process.env.POD_NAME)).listen(8080, process.env.POD_IP)"
 
 /** A client script for inside a host: N requests (or until a deadline) to HOST:PORT, each on a new connection, retried once; JSON counts on stdout. */
 const CLIENT = `
@@ -78,19 +77,7 @@ maybe('peers in their own network namespaces: services across hosts through the 
   peers.push(...await Promise.all(rest.map(async (ip, i) => await startPeer({ ip, name: `h${i + 2}`, dataDir: join(dir, `h${i + 2}`), netns: hosts.names[i + 1], join: [(peers[0] as Peer).addr], clusterKey: key, args }))))
   const leader = await waitForLeader(peers, 60_000)
   await waitFor('three Ready nodes', async () => ((await api(leader, 'GET', '/api/v1/nodes')).body.items ?? []).filter((n: any) => (n.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True')).length === 3, 60_000)
-  const deployment: KObject = {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name: 'echo' },
-    spec: {
-      replicas: 3,
-      selector: { matchLabels: { app: 'echo' } },
-      template: {
-        metadata: { labels: { app: 'echo' } },
-        spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'echo', image: 'node', command: [process.execPath, '-e', SERVER], readinessProbe: { httpGet: { path: '/', port: 8080 }, periodSeconds: 1 } }] }
-      }
-    }
-  }
+  const deployment = deploymentOf('echo', 3, echoContainer())
   t.is((await api(leader, 'POST', '/apis/apps/v1/namespaces/default/deployments', deployment)).status, 201)
   const svc = await api(leader, 'POST', '/api/v1/namespaces/default/services', { apiVersion: 'v1', kind: 'Service', metadata: { name: 'echo' }, spec: { type: 'NodePort', selector: { app: 'echo' }, ports: [{ port: 80, targetPort: 8080 }] } })
   t.is(svc.status, 201)

@@ -9,35 +9,13 @@ import test from 'ava'
 import { request } from 'node:http'
 import { Resolver } from 'node:dns/promises'
 import type { KObject } from '../../protocol/k8s.ts'
-import { api, startCluster, stopAll, waitFor, waitForLeader } from '../helpers/cluster.ts'
+import { api, deploymentOf, echoContainer, startCluster, stopAll, waitFor, waitForLeader } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
 
 const IPS = ['127.0.18.2', '127.0.18.3', '127.0.18.4']
 const DNS_PORT = 10053
-const SERVER = "require('http').createServer((q, s) => s.end(process.env.POD_NAME)).listen(8080, process.env.POD_IP)"
 
-const deployment: KObject = {
-  apiVersion: 'apps/v1',
-  kind: 'Deployment',
-  metadata: { name: 'echo', namespace: 'default' },
-  spec: {
-    replicas: 3,
-    selector: { matchLabels: { app: 'echo' } },
-    template: {
-      metadata: { labels: { app: 'echo' } },
-      spec: {
-        terminationGracePeriodSeconds: 1,
-        containers: [{
-          name: 'echo',
-          image: 'node',
-          command: [process.execPath, '-e', SERVER],
-          ports: [{ name: 'http', containerPort: 8080 }],
-          readinessProbe: { httpGet: { path: '/', port: 8080 }, periodSeconds: 1 }
-        }]
-      }
-    }
-  }
-}
+const deployment = deploymentOf('echo', 3, echoContainer())
 
 const service = (name: string, spec: Record<string, unknown>): KObject => ({
   apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' }, spec: { selector: { app: 'echo' }, ports: [{ name: 'http', port: 80, targetPort: 'http' }], ...spec }

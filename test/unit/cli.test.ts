@@ -11,7 +11,8 @@ import type { ExecutionContext } from 'ava'
 import type { MemberList, MemberView, StatusBody } from '../../protocol/api.ts'
 import { ApiClient, HttpStatusError, UnreachableError, parseServerUrl } from '../../cli/client.ts'
 import { main, NO_SERVER_MESSAGE } from '../../cli/main.ts'
-import { formatAge, renderTable } from '../../cli/output.ts'
+import { renderTable } from '../../cli/output.ts'
+import { humanAge as formatAge } from '../../protocol/k8s-columns.ts'
 
 const NOW = Date.parse('2025-06-01T12:00:00.000Z')
 const TOKEN = 's3cret-token'
