@@ -208,7 +208,16 @@ export class ServiceProxy {
         `cannot listen on ${frontend.ip}:${frontend.port} (${frontend.protocol}) for service ${service}: ${err.message}; retried when the service changes`)
     }
     if (frontend.protocol === 'UDP') {
-      const relay = new UdpRelay({ ip: frontend.ip, port: frontend.port, clock: this.clock, idleMs: this.udpIdleMs, log: this.log, pick: clientIp => this.pickLocal(l, clientIp) })
+      const relay = new UdpRelay({
+        ip: frontend.ip,
+        port: frontend.port,
+        clock: this.clock,
+        idleMs: this.udpIdleMs,
+        log: this.log,
+        pick: clientIp => this.pickUdp(l, clientIp),
+        isLocal: b => this.isLocal(b),
+        tunnel: async b => await this.init.dialRemote(b.nodeName ?? '', b.ip, b.port, AbortSignal.timeout(this.dialTimeoutMs), true)
+      })
       l.udp = relay
       l.bound = relay.bind().then(() => {
         if (l.state === 'closed') relay.close()
@@ -244,10 +253,10 @@ export class ServiceProxy {
     if (l.tcp !== undefined && wasListening) await new Promise<void>(resolve => { l.tcp?.close(() => { resolve() }) })
   }
 
-  /** For UDP: the first candidate endpoint on this node. */
-  private pickLocal (l: Listener, clientIp: string): Backend | undefined {
+  /** For UDP (no dial to fail over on): the first candidate endpoint. */
+  private pickUdp (l: Listener, clientIp: string): Backend | undefined {
     const balancer = this.balancers.get(l.frontend.route)
-    const backend = balancer?.candidates(clientIp, this.clock.now()).find(b => this.isLocal(b))
+    const backend = balancer?.candidates(clientIp, this.clock.now())[0]
     if (balancer !== undefined && backend !== undefined) balancer.chose(clientIp, backend, this.clock.now())
     return backend
   }

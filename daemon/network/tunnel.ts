@@ -8,6 +8,8 @@
 // bytes both ways, with back-pressure and half-close (pipe.ts).
 // May import: protocol/ (codec), daemon/p2p (host), daemon/store/types.ts,
 // daemon/clock, daemon/log, ./pipe.ts, ./routes.ts.
+import { createSocket } from 'node:dgram'
+import { isIPv6 } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { PeerId, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -21,7 +23,7 @@ import type { Clock } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
 import type { ShoalHost } from '../p2p/host.ts'
 import type { StoreReader, Watch } from '../store/types.ts'
-import { isTunnelAnswer, isTunnelRequest, TUNNEL_PROTOCOL } from '../../protocol/network.ts'
+import { datagramFrame, datagramReader, isTunnelAnswer, isTunnelRequest, TUNNEL_PROTOCOL } from '../../protocol/network.ts'
 import type { TunnelAnswer, TunnelRequest } from '../../protocol/network.ts'
 import { connectTcp, splice, streamDuplex } from './pipe.ts'
 import { serviceKey } from './routes.ts'
@@ -44,7 +46,7 @@ export class TunnelError extends Error {
 }
 
 /** How the proxy reaches an endpoint on another node (see ServiceProxy). */
-export type DialRemote = (nodeName: string, ip: string, port: number, signal: AbortSignal) => Promise<Duplex>
+export type DialRemote = (nodeName: string, ip: string, port: number, signal: AbortSignal, udp?: boolean) => Promise<Duplex>
 
 export interface TunnelInit {
   store: StoreReader
@@ -73,8 +75,8 @@ class LocalEndpoints {
 
   constructor (nodeName: string) { this.nodeName = nodeName }
 
-  has (ip: string, port: number): boolean {
-    return (this.counts.get(`${ip}:${port}`) ?? 0) > 0
+  has (ip: string, port: number, protocol: 'TCP' | 'UDP'): boolean {
+    return (this.counts.get(`${protocol}/${ip}:${port}`) ?? 0) > 0
   }
 
   set (obj: KObject, present: boolean): void {
@@ -93,7 +95,7 @@ class LocalEndpoints {
       const addresses = [...(Array.isArray(s.addresses) ? s.addresses : []), ...(Array.isArray(s.notReadyAddresses) ? s.notReadyAddresses : [])] as Array<{ ip?: unknown, nodeName?: unknown }>
       for (const a of addresses) {
         if (a.nodeName !== this.nodeName || typeof a.ip !== 'string') continue
-        for (const p of ports) if (typeof p.port === 'number' && (p.protocol ?? 'TCP') === 'TCP') addrs.add(`${a.ip}:${p.port}`)
+        for (const p of ports) if (typeof p.port === 'number' && (p.protocol === undefined || p.protocol === 'TCP' || p.protocol === 'UDP')) addrs.add(`${String(p.protocol ?? 'TCP')}/${a.ip}:${p.port}`)
       }
     }
     this.byObject.set(key, [...addrs])
@@ -125,8 +127,15 @@ export async function registerTunnel (host: ShoalHost, init: TunnelInit): Promis
         await lp.write(encode({ ok: false, message } satisfies TunnelAnswer), { signal })
         await stream.close({ signal })
       }
-      if (!local.has(req.ip, req.port)) {
+      if (!local.has(req.ip, req.port, req.udp === true ? 'UDP' : 'TCP')) {
         await refuse(`${req.ip}:${req.port} is not an endpoint on node ${nodeName}`)
+        return
+      }
+      if (req.udp === true) {
+        await lp.write(encode({ ok: true } satisfies TunnelAnswer), { signal })
+        const remote = streamDuplex(lp.unwrap())
+        open.add(remote)
+        relayUdp(remote, req.ip, req.port, () => { open.delete(remote) })
         return
       }
       let socket
@@ -172,7 +181,7 @@ export async function registerTunnel (host: ShoalHost, init: TunnelInit): Promis
  * TunnelError if the peer cannot be reached, refuses the address, or
  * cannot connect to it.
  */
-export async function dialTunnel (host: ShoalHost, peer: PeerId | Multiaddr | string, ip: string, port: number, signal?: AbortSignal): Promise<Duplex> {
+export async function dialTunnel (host: ShoalHost, peer: PeerId | Multiaddr | string, ip: string, port: number, signal?: AbortSignal, udp = false): Promise<Duplex> {
   const target = typeof peer === 'string' ? peerIdFromString(peer) : peer
   const sig = signal ?? AbortSignal.timeout(HANDSHAKE_TIMEOUT_MS)
   let stream: Stream
@@ -183,7 +192,7 @@ export async function dialTunnel (host: ShoalHost, peer: PeerId | Multiaddr | st
   }
   try {
     const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
-    await lp.write(encode({ ip, port } satisfies TunnelRequest), { signal: sig })
+    await lp.write(encode({ ip, port, ...(udp ? { udp } : {}) } satisfies TunnelRequest), { signal: sig })
     const answer = decode((await lp.read({ signal: sig })).subarray(), isTunnelAnswer, TUNNEL_PROTOCOL)
     if (!answer.ok) throw new TunnelError(answer.message)
     return streamDuplex(lp.unwrap())
@@ -196,9 +205,31 @@ export async function dialTunnel (host: ShoalHost, peer: PeerId | Multiaddr | st
 
 /** The proxy's DialRemote over tunnels; `peerOf` maps a member's name to its peer id, if it is alive. */
 export function tunnelDialer (host: ShoalHost, peerOf: (nodeName: string) => string | undefined): DialRemote {
-  return async (nodeName, ip, port, signal) => {
+  return async (nodeName, ip, port, signal, udp) => {
     const peer = peerOf(nodeName)
     if (peer === undefined) throw new TunnelError(`node ${nodeName} is not a live member`)
-    return await dialTunnel(host, peer, ip, port, signal)
+    return await dialTunnel(host, peer, ip, port, signal, udp)
   }
+}
+
+/** The far end of a UDP tunnel: datagrams from the stream go to ip:port from one socket, its answers come back. */
+function relayUdp (remote: Duplex, ip: string, port: number, done: () => void): void {
+  const socket = createSocket(isIPv6(ip) ? 'udp6' : 'udp4')
+  let ended = false
+  const end = (): void => {
+    if (ended) return
+    ended = true
+    try { socket.close() } catch {}
+    remote.destroy()
+    done()
+  }
+  socket.on('message', (msg, from) => {
+    // Datagrams are small and UDP may lose them; the stream buffers what a slow reader has not taken.
+    if (from.address === ip && from.port === port && !remote.destroyed) remote.write(datagramFrame(msg))
+  })
+  socket.on('error', end)
+  remote.on('data', datagramReader(payload => { socket.send(payload, port, ip) }))
+  remote.on('end', end)
+  remote.on('close', end)
+  remote.on('error', end)
 }

@@ -1,15 +1,17 @@
 // The UDP side of the service proxy: one socket on a frontend address, and
 // per client address a socket of its own towards the endpoint chosen for
 // it, so that the endpoint's replies find their way back. A client's
-// session ends after `idleMs` without a datagram either way. Endpoints on
-// this node only: a datagram whose chosen endpoints are all on other nodes
-// is dropped (the tunnel carries TCP).
-// May import: daemon/clock, daemon/log, ./routes.ts.
+// session ends after `idleMs` without a datagram either way. An endpoint on
+// another node is reached through a UDP tunnel (tunnel.ts): datagrams
+// framed on a libp2p stream to that node's peer, which sends them on.
+// May import: protocol/network.ts, daemon/clock, daemon/log, ./routes.ts.
 import { createSocket } from 'node:dgram'
 import type { RemoteInfo, Socket } from 'node:dgram'
 import { isIPv6 } from 'node:net'
 import type { Clock, TimerHandle } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
+import type { Duplex } from 'node:stream'
+import { datagramFrame, datagramReader } from '../../protocol/network.ts'
 import type { Backend } from './routes.ts'
 
 export interface UdpRelayInit {
@@ -20,10 +22,23 @@ export interface UdpRelayInit {
   log: Logger
   /** the endpoint for a new client, or undefined to drop its datagrams */
   pick: (clientIp: string) => Backend | undefined
+  /** whether an endpoint is on this node (else it is reached through `tunnel`) */
+  isLocal: (b: Backend) => boolean
+  /** opens a UDP tunnel to an endpoint on another node */
+  tunnel: (b: Backend) => Promise<Duplex>
 }
 
+/** Where a session's datagrams go: a local socket, or a tunnel (datagrams queued while it opens). */
+interface Upstream {
+  send: (msg: Buffer) => void
+  close: () => void
+}
+
+/** Datagrams kept for a tunnel that is still opening; beyond it they are dropped, as UDP may. */
+const MAX_QUEUED = 64
+
 interface Session {
-  upstream: Socket
+  upstream: Upstream
   backend: Backend
   lastActive: number
   timer: TimerHandle
@@ -73,24 +88,66 @@ export class UdpRelay {
       if (this.sessions.size >= MAX_SESSIONS) return
       const backend = this.init.pick(rinfo.address)
       if (backend === undefined) {
-        this.init.log.debug({ event: 'proxy.udp-dropped', ip: this.init.ip, port: this.init.port, client: rinfo.address }, 'a datagram for a service with no local endpoint was dropped')
+        this.init.log.debug({ event: 'proxy.udp-dropped', ip: this.init.ip, port: this.init.port, client: rinfo.address }, 'a datagram for a service with no ready endpoint was dropped')
         return
       }
       session = this.openSession(key, backend, rinfo)
     }
     session.lastActive = now
-    session.upstream.send(msg, session.backend.port, session.backend.ip)
+    session.upstream.send(msg)
+  }
+
+  /** Answers from the endpoint go back to the client from the frontend socket. */
+  private reply (session: Session, client: RemoteInfo, msg: Buffer): void {
+    if (this.closed) return
+    session.lastActive = this.init.clock.now()
+    this.socket.send(msg, client.port, client.address)
+  }
+
+  private localUpstream (key: string, session: Session, client: RemoteInfo): Upstream {
+    const { backend } = session
+    const socket = createSocket(isIPv6(backend.ip) ? 'udp6' : 'udp4')
+    socket.on('message', (msg, from) => {
+      if (from.address === backend.ip && from.port === backend.port) this.reply(session, client, msg)
+    })
+    socket.on('error', () => { this.endSession(key) })
+    return { send: msg => { socket.send(msg, backend.port, backend.ip) }, close: () => { try { socket.close() } catch {} } }
+  }
+
+  private tunnelUpstream (key: string, session: Session, client: RemoteInfo): Upstream {
+    let stream: Duplex | undefined
+    let queue: Buffer[] | undefined = []
+    let closed = false
+    this.init.tunnel(session.backend).then(s => {
+      if (closed) {
+        s.destroy()
+        return
+      }
+      stream = s
+      s.on('data', datagramReader(payload => { this.reply(session, client, payload) }))
+      s.on('error', () => { this.endSession(key) })
+      s.on('close', () => { this.endSession(key) })
+      for (const m of queue ?? []) s.write(datagramFrame(m))
+      queue = undefined
+    }, (err: Error) => {
+      this.init.log.debug({ event: 'proxy.udp-tunnel-failed', ip: session.backend.ip, port: session.backend.port, node: session.backend.nodeName, err: err.message }, 'a UDP tunnel could not be opened')
+      this.endSession(key)
+    })
+    return {
+      send: msg => {
+        if (stream !== undefined) stream.write(datagramFrame(msg))
+        else if (queue !== undefined && queue.length < MAX_QUEUED) queue.push(msg)
+      },
+      close: () => {
+        closed = true
+        stream?.destroy()
+      }
+    }
   }
 
   private openSession (key: string, backend: Backend, client: RemoteInfo): Session {
-    const upstream = createSocket(isIPv6(backend.ip) ? 'udp6' : 'udp4')
-    const session: Session = { upstream, backend, lastActive: this.init.clock.now(), timer: undefined as unknown as TimerHandle }
-    upstream.on('message', (msg, from) => {
-      if (from.address !== backend.ip || from.port !== backend.port || this.closed) return
-      session.lastActive = this.init.clock.now()
-      this.socket.send(msg, client.port, client.address)
-    })
-    upstream.on('error', () => { this.endSession(key) })
+    const session: Session = { upstream: { send: () => {}, close: () => {} }, backend, lastActive: this.init.clock.now(), timer: undefined as unknown as TimerHandle }
+    session.upstream = this.init.isLocal(backend) ? this.localUpstream(key, session, client) : this.tunnelUpstream(key, session, client)
     const check = (): void => {
       const idle = this.init.clock.now() - session.lastActive
       if (idle >= this.init.idleMs) this.endSession(key)
@@ -106,6 +163,6 @@ export class UdpRelay {
     if (session === undefined) return
     this.sessions.delete(key)
     this.init.clock.clearTimeout(session.timer)
-    try { session.upstream.close() } catch {}
+    session.upstream.close()
   }
 }

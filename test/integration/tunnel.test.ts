@@ -3,6 +3,7 @@
 // are not this node's endpoints, a host without the cluster key, and the
 // service proxy reaching a remote endpoint through it.
 import test from 'ava'
+import { createSocket } from 'node:dgram'
 import { createHash, randomBytes } from 'node:crypto'
 import { connect, createServer } from 'node:net'
 import type { AddressInfo, Server, Socket } from 'node:net'
@@ -221,6 +222,38 @@ test.serial('the service proxy reaches an endpoint on another node through the t
   } finally {
     await proxy.stop()
     echo.server.close()
+    await stopPair(p)
+  }
+})
+
+test.serial('UDP through the proxy reaches an endpoint on another node through a UDP tunnel, and the answers come back', async t => {
+  const echo = createSocket('udp4')
+  echo.on('message', (msg, from) => { echo.send(Buffer.concat([Buffer.from('echo:'), msg]), from.port, from.address) })
+  await new Promise<void>(resolve => { echo.bind(0, '127.0.15.15', resolve) })
+  const p = await pair('127.0.15.10', '127.0.15.11')
+  const proxy = new ServiceProxy({
+    store: p.h.store,
+    nodeName: 'node-a',
+    nodeAddress: '127.0.15.10',
+    dialRemote: tunnelDialer(p.a, name => name === 'node-b' ? p.b.peerId.toString() : undefined),
+    log
+  })
+  const client = createSocket('udp4')
+  try {
+    await proxy.start()
+    p.h.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'dgram', namespace: 'default' }, spec: { clusterIP: '127.96.15.21', ports: [{ name: 'dns', port: 5300, protocol: 'UDP' }] } })
+    p.h.create({ apiVersion: 'v1', kind: 'Endpoints', metadata: { name: 'dgram', namespace: 'default' }, subsets: [{ addresses: [{ ip: '127.0.15.15', nodeName: 'node-b' }], ports: [{ name: 'dns', port: echo.address().port, protocol: 'UDP' }] }] })
+    await waitFor('the UDP listener', () => proxy.listening().includes('UDP/127.96.15.21:5300'), 1000, 10)
+    const answers: string[] = []
+    client.on('message', msg => { answers.push(msg.toString()) })
+    await new Promise<void>(resolve => { client.bind(0, '127.0.0.1', resolve) })
+    for (let i = 0; i < 5; i++) client.send(`ping ${i}`, 5300, '127.96.15.21')
+    await waitFor('5 answers', () => answers.length === 5, 10_000, 20)
+    t.deepEqual(answers.sort(), [0, 1, 2, 3, 4].map(i => `echo:ping ${i}`))
+  } finally {
+    client.close()
+    await proxy.stop()
+    echo.close()
     await stopPair(p)
   }
 })
