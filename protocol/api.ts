@@ -63,3 +63,6 @@ export interface RaftStatusView {
   voters: RaftServerView[]
   learners: RaftServerView[]
 }
+
+/** GET /shoal/v1/whoami: what the caller's token may do. */
+export interface WhoAmI { kind: 'WhoAmI', role: 'admin' | 'viewer' }

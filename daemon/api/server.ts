@@ -9,6 +9,7 @@
 import { createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { API_PREFIX } from '../../protocol/api.ts'
+import type { WhoAmI } from '../../protocol/api.ts'
 import type { MemberList, MemberView } from '../../protocol/api.ts'
 import { DEFAULT_KV_MAX_VALUE_BYTES } from '../../protocol/kv.ts'
 import type { KvStore } from '../kv/store.ts'
@@ -22,6 +23,7 @@ import type { PodAccessFn } from './k8s.ts'
 import { handleKv, isKvTarget } from './kv.ts'
 import type { StoreReader } from '../store/types.ts'
 import { BACKUP_PATH, handleBackup } from './backup.ts'
+import { handleStateHash, STATE_HASH_PATH } from './debug.ts'
 import type { TakeBackup } from '../backup/source.ts'
 import { serveUi } from '../ui/serve.ts'
 
@@ -93,6 +95,11 @@ export function createApiServer (deps: ApiDeps): Server {
         ? 'this peer has not received the cluster token yet'
         : 'missing or wrong bearer token (send Authorization: Bearer <token>)')
     }
+    if (url.pathname === `${API_PREFIX}/whoami`) {
+      allow(req, url.pathname, ['GET'])
+      send(res, 200, { kind: 'WhoAmI', role } satisfies WhoAmI)
+      return
+    }
     if (isK8sPath(url.pathname)) {
       await handleK8s(req, res, url, { ...k8sDeps, canWrite: role === 'admin' })
       return
@@ -106,6 +113,10 @@ export function createApiServer (deps: ApiDeps): Server {
     }
     if (url.pathname === BACKUP_PATH) {
       await handleBackup(req, res, deps.backup, role === 'admin')
+      return
+    }
+    if (url.pathname === STATE_HASH_PATH) {
+      await handleStateHash(req, res, deps.backup)
       return
     }
     if (url.pathname === `${API_PREFIX}/members`) {

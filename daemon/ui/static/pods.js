@@ -129,8 +129,6 @@ export function PodsView ({ params }) {
   const now = useNow()
   const selector = params.get('selector') ?? ''
   const ns = params.get('ns') ?? ''
-  const [draft, setDraft] = useState(selector)
-  useEffect(() => setDraft(selector), [selector])
   const pods = useFollow(`/api/v1/pods${selector !== '' ? `?labelSelector=${encodeURIComponent(selector)}` : ''}`)
   const setParam = (/** @type {string} */ k, /** @type {string} */ v) => {
     const q = new URLSearchParams(params)
@@ -148,7 +146,7 @@ export function PodsView ({ params }) {
     .sort((a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`))
   return html`<section aria-labelledby="pods-h">
     <h1 id="pods-h">Pods</h1>
-    <form class="filters" onSubmit=${e => { e.preventDefault(); setParam('selector', draft.trim()) }}>
+    <form class="filters" key=${selector} onSubmit=${e => { e.preventDefault(); setParam('selector', String(new FormData(e.currentTarget).get('selector') ?? '').trim()) }}>
       <label>Namespace
         <select value=${ns} onChange=${e => setParam('ns', e.currentTarget.value)}>
           <option value="">all</option>
@@ -156,7 +154,7 @@ export function PodsView ({ params }) {
         </select>
       </label>
       <label>Label selector
-        <input type="text" placeholder="app=web,tier!=db" value=${draft} onInput=${e => setDraft(e.currentTarget.value)} spellcheck="false" />
+        <input type="text" name="selector" placeholder="app=web,tier!=db" defaultValue=${selector} spellcheck="false" />
       </label>
       <button type="submit" class="secondary">Filter</button>
     </form>
