@@ -384,7 +384,6 @@ How each figure is taken: **the proxy** (\`test/bench/proxy.ts\`) runs in one pr
 
 ### Where a goal is missed, and why
 - **The tunnel's throughput** is the price of encryption in JavaScript, twice: every byte crosses libp2p's private-network cipher (XSalsa20) and Noise (ChaCha20-Poly1305), in 64 KiB frames, with Yamux flow control, and here both ends share the machine's two cores with the client and the server. kube-proxy and Swarm's default overlay forward in the kernel and encrypt nothing; Shoal's cross-node service traffic is encrypted and authenticated by default. Traffic to an endpoint on the same peer does not use the tunnel.
-- **The local proxy** copies each byte through Node (a socket read and a write per chunk); the ratio sits near the goal and moves with the machine's load.
 `
 }
 

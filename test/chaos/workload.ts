@@ -12,7 +12,7 @@ import type { KObject } from '../../protocol/k8s.ts'
 import type { KvPairView } from '../../protocol/kv.ts'
 import { seededRng } from '../../daemon/clock/clock.ts'
 import type { Rng } from '../../daemon/clock/clock.ts'
-import { api } from '../helpers/cluster.ts'
+import { api, deploymentOf } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
 import type { KvInput, KvOutput, Operation } from '../sim/linearizability.ts'
 
@@ -198,7 +198,7 @@ export interface TrackedDeployment {
 export interface TrackedConfigMap { name: string, created: WriteState, value: string }
 
 export function webDeployment (replicas: number): KObject {
-  return deploymentObject('web', replicas, {
+  return deploymentOf('web', replicas, {
     name: 'web',
     image: 'node',
     command: [process.execPath, '-e', HTTP_SERVER],
@@ -212,24 +212,9 @@ export function webService (): KObject {
 }
 
 function sleeperDeployment (name: string, replicas: number): KObject {
-  return deploymentObject(name, replicas, { name: 'sleep', image: 'busybox', command: ['sh', '-c', 'sleep 600'] })
+  return deploymentOf(name, replicas, { name: 'sleep', image: 'busybox', command: ['sh', '-c', 'sleep 600'] })
 }
 
-function deploymentObject (name: string, replicas: number, container: Record<string, unknown>): KObject {
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name, namespace: 'default' },
-    spec: {
-      replicas,
-      selector: { matchLabels: { app: name } },
-      template: {
-        metadata: { labels: { app: name } },
-        spec: { terminationGracePeriodSeconds: 1, containers: [container] }
-      }
-    }
-  }
-}
 
 const DEPLOYMENTS = '/apis/apps/v1/namespaces/default/deployments'
 const CONFIGMAPS = '/api/v1/namespaces/default/configmaps'

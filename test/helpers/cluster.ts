@@ -247,3 +247,12 @@ export function echoContainer (name = 'echo'): Record<string, unknown> {
     readinessProbe: { httpGet: { path: '/', port: 8080 }, periodSeconds: 1 }
   }
 }
+
+/** Waits until `peer` lists `n` Nodes whose Ready condition is True. */
+export async function waitForReadyNodes (peer: Peer, n: number, timeoutMs = 60_000): Promise<KObject[]> {
+  return await waitFor(`${n} Ready nodes`, async () => {
+    const items = ((await api(peer, 'GET', '/api/v1/nodes')).body.items ?? []) as KObject[]
+    const ready = items.filter(x => (((x.status as { conditions?: Array<{ type: string, status: string }> } | undefined)?.conditions) ?? []).some(c => c.type === 'Ready' && c.status === 'True'))
+    return ready.length === n && items
+  }, timeoutMs)
+}

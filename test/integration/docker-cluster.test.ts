@@ -7,7 +7,7 @@
 import test from 'ava'
 import { spawnSync } from 'node:child_process'
 import type { KObject } from '../../protocol/k8s.ts'
-import { api, deploymentOf, restartPeer, SHOAL, startCluster, stopAll, waitFor, waitForLeader } from '../helpers/cluster.ts'
+import { api, deploymentOf, restartPeer, SHOAL, startCluster, stopAll, waitFor, waitForLeader, waitForReadyNodes } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
 import { dockerTests, removeNode, TEST_IMAGE } from '../helpers/docker.ts'
 import type { Engine } from '../helpers/docker.ts'
@@ -46,10 +46,7 @@ dtest('6 replicas run as containers over three peers, survive a shoald restart a
     for (const n of NAMES) await removeNode(docker, n)
   })
   const leader = await waitForLeader(peers, 60_000)
-  await waitFor('three Ready nodes', async () => {
-    const r = await api(leader, 'GET', '/api/v1/nodes')
-    return ((r.body.items ?? []) as KObject[]).filter(n => ((n.status as any)?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True')).length === 3
-  }, 60_000)
+  await waitForReadyNodes(leader, 3)
   t.is((await api(leader, 'POST', '/apis/apps/v1/namespaces/default/deployments', deployment)).status, 201)
   const pods = await waitFor('6 Running pods', async () => { const p = await runningPods(leader); return p.length === 6 && p }, 120_000)
   const byNode = new Map<string, Pod[]>()

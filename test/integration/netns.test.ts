@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process'
 import { Resolver } from 'node:dns/promises'
 import { join } from 'node:path'
 import type { KObject } from '../../protocol/k8s.ts'
-import { api, deploymentOf, echoContainer, startPeer, stopAll, tempDir, waitFor, waitForLeader } from '../helpers/cluster.ts'
+import { api, deploymentOf, echoContainer, startPeer, stopAll, tempDir, waitFor, waitForLeader, waitForReadyNodes } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
 import { makeHosts, netnsAvailable, nodeIn } from '../helpers/netns.ts'
 
@@ -76,7 +76,7 @@ maybe('peers in their own network namespaces: services across hosts through the 
   const key = join(dir, 'h1', 'cluster.key')
   peers.push(...await Promise.all(rest.map(async (ip, i) => await startPeer({ ip, name: `h${i + 2}`, dataDir: join(dir, `h${i + 2}`), netns: hosts.names[i + 1], join: [(peers[0] as Peer).addr], clusterKey: key, args }))))
   const leader = await waitForLeader(peers, 60_000)
-  await waitFor('three Ready nodes', async () => ((await api(leader, 'GET', '/api/v1/nodes')).body.items ?? []).filter((n: any) => (n.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True')).length === 3, 60_000)
+  await waitForReadyNodes(leader, 3)
   const deployment = deploymentOf('echo', 3, echoContainer())
   t.is((await api(leader, 'POST', '/apis/apps/v1/namespaces/default/deployments', deployment)).status, 201)
   const svc = await api(leader, 'POST', '/api/v1/namespaces/default/services', { apiVersion: 'v1', kind: 'Service', metadata: { name: 'echo' }, spec: { type: 'NodePort', selector: { app: 'echo' }, ports: [{ port: 80, targetPort: 8080 }] } })

@@ -9,7 +9,7 @@ import test from 'ava'
 import { request } from 'node:http'
 import { Resolver } from 'node:dns/promises'
 import type { KObject } from '../../protocol/k8s.ts'
-import { api, deploymentOf, echoContainer, startCluster, stopAll, waitFor, waitForLeader } from '../helpers/cluster.ts'
+import { api, deploymentOf, echoContainer, startCluster, stopAll, waitFor, waitForLeader, waitForReadyNodes } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
 
 const IPS = ['127.0.18.2', '127.0.18.3', '127.0.18.4']
@@ -55,10 +55,7 @@ test('a service spreads over its backends from every peer, answers in DNS, and r
   const { dir, peers } = await startCluster('services', IPS, ['--service-cidr', '127.97.18.0/24', '--dns-port', String(DNS_PORT)])
   t.teardown(async () => { await stopAll(peers, dir) })
   const leader = await waitForLeader(peers, 60_000)
-  await waitFor('three Ready nodes', async () => {
-    const r = await api(leader, 'GET', '/api/v1/nodes')
-    return ((r.body.items ?? []) as KObject[]).filter(n => ((n.status as any)?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True')).length === 3
-  }, 60_000)
+  await waitForReadyNodes(leader, 3)
   t.is((await api(leader, 'POST', '/apis/apps/v1/namespaces/default/deployments', deployment)).status, 201)
   const svc = await api(leader, 'POST', '/api/v1/namespaces/default/services', service('echo', { type: 'NodePort' }))
   t.is(svc.status, 201, JSON.stringify(svc.body))
