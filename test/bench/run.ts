@@ -337,7 +337,7 @@ How each figure is taken (\`test/bench/pods.ts\`): three real \`shoald\` peers o
 
 ### Where a goal is missed, and why
 - **Docker pod startup** is bound by the engine on this 2-core machine with vfs storage: starting a container (runc, cgroups, a veth for each sandbox) takes about 100 ms of the engine's time, and the engine does them one after another in effect. Asked directly, it needs longer for the same 100 containers than Shoal takes end to end, so Shoal's share is small. A pod needs two containers (the sandbox and the app), as in Kubernetes; on an overlay2 engine with more cores the floor drops accordingly.
-- **Idle CPU** is mostly the cluster's own heartbeat, not the pods: a three-peer cluster with no pods at all uses about 2.3 % of a core per peer (Raft heartbeats every 100 ms to each follower, each through yamux, Noise and the private network's cipher in JavaScript, plus membership gossip); the 50 pods add about half a percent (the process runtime's 1 s liveness poll). Measured on a one-peer cluster the same 50 pods cost 0.8 % in all.
+- **Idle CPU** is mostly the cluster's own heartbeat, not the pods: a three-peer cluster with no pods at all uses 2.4 % of a core on a follower and 2.9 % on the leader (measured over 30 s from /proc on an idle machine: Raft heartbeats every 100 ms to each follower, each through Yamux, Noise and the private network's cipher in JavaScript, plus membership gossip and the controllers' timers); the 50 pods add a few tenths of a percent (the process runtime's 1 s liveness poll). A one-peer cluster with the same 50 pods uses 0.8 % in all. Heartbeats every 200 ms instead of 100 ms saved only about 0.5 %, too little to reach the goal, so the default stays.
 `
 }
 
