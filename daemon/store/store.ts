@@ -172,7 +172,15 @@ export class ResourceStore implements StateMachine, StoreReader {
     return encode(snap)
   }
 
-  /** Replaces the state with a snapshot's; open watches end with a 410 (their history is gone). */
+  /**
+   * Replaces the state with a snapshot's (a follower far behind installs
+   * its leader's). Open watches stay open and receive the difference, as if
+   * the entries in between had been applied one by one: DELETED for objects
+   * that are gone (or re-created: then ADDED for the new one), ADDED for new
+   * ones, MODIFIED for changed ones. Watchers inside the daemon (the kubelet,
+   * the proxy, controllers) so never miss a change. The history is gone:
+   * a watch resuming from an older resourceVersion gets 410.
+   */
   restore (data: Uint8Array, index: number): void {
     const snap = decode(data, isStoreSnapshot, 'resource store snapshot')
     const objects: ObjectMaps = new Map()
@@ -183,15 +191,30 @@ export class ResourceStore implements StateMachine, StoreReader {
       if (m === undefined) objects.set(typeKey(type), m = new Map())
       m.set(objectKey(object.metadata.namespace, object.metadata.name ?? ''), deepFreeze(object))
     }
+    const changes: Change[] = []
+    for (const type of RESOURCE_TYPES) {
+      const before = this.objects.get(typeKey(type)) ?? new Map<string, KObject>()
+      const after = objects.get(typeKey(type)) ?? new Map<string, KObject>()
+      for (const [key, old] of before) {
+        const now = after.get(key)
+        if (now === undefined || now.metadata.uid !== old.metadata.uid) changes.push({ type, event: 'DELETED', object: old })
+      }
+      for (const [key, obj] of after) {
+        const old = before.get(key)
+        if (old === undefined || old.metadata.uid !== obj.metadata.uid) changes.push({ type, event: 'ADDED', object: obj })
+        else if (old.metadata.resourceVersion !== obj.metadata.resourceVersion) changes.push({ type, event: 'MODIFIED', object: obj, old })
+      }
+    }
     this.objects = objects
     this.applied = index
     this.history = []
     this.historyStart = 0
     this.compactedThrough = index
-    const gone: WatchEvent = { type: 'ERROR', object: statusOf(410, 'Expired', 'the store was restored from a snapshot; watch again from a list') }
-    for (const w of [...this.watchers]) {
-      this.watchers.delete(w)
-      try { w.onEvent(gone) } catch {}
+    for (const change of changes) {
+      for (const w of [...this.watchers]) {
+        if (!this.watchers.has(w)) continue
+        try { this.deliver(w, change) } catch { this.watchers.delete(w) }
+      }
     }
   }
 

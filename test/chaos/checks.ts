@@ -181,7 +181,21 @@ export async function checkConvergence (peer: () => Peer, boundMs: number, now: 
     } catch (err) { last = (err as Error).message }
     await sleep(500)
   }
-  return { name: 'every Deployment converges', ok: false, detail: `not within ${boundMs / 1000} s: ${last}`, ms: boundMs }
+  return { name: 'every Deployment converges', ok: false, detail: `not within ${boundMs / 1000} s: ${last}; ${await podsReport(peer()).catch((err: Error) => err.message)}`, ms: boundMs }
+}
+
+/** What the pods and ReplicaSets of the cluster look like, for a convergence failure's message. */
+async function podsReport (peer: Peer): Promise<string> {
+  const pods = ((await api(peer, 'GET', '/api/v1/namespaces/default/pods')).body.items ?? []) as any[]
+  const rss = ((await api(peer, 'GET', '/apis/apps/v1/namespaces/default/replicasets')).body.items ?? []) as any[]
+  const pod = (p: any): string => {
+    const ready = (p.status?.conditions ?? []).find((c: any) => c.type === 'Ready')?.status ?? '?'
+    const cs = p.status?.containerStatuses?.[0]
+    const state = cs === undefined ? 'no status' : Object.keys(cs.state ?? {})[0] + (cs.state?.waiting?.reason !== undefined ? `:${String(cs.state.waiting.reason)}` : '')
+    return `${String(p.metadata.name)}@${String(p.spec?.nodeName ?? '-')} ${String(p.status?.phase)} ready=${String(ready)} ${state}${p.metadata.deletionTimestamp !== undefined ? ' deleting' : ''}`
+  }
+  const rs = (r: any): string => `${String(r.metadata.name)} spec=${String(r.spec?.replicas)} status=${String(r.status?.replicas)}/${String(r.status?.readyReplicas ?? 0)} gen=${String(r.metadata.generation)}/${String(r.status?.observedGeneration)}`
+  return `pods: ${pods.map(pod).join(', ')}; replicasets: ${rss.map(rs).join(', ')}`
 }
 
 /** The pod uid of each process whose working directory is under a peer's pods directory, per peer name. */

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import test from 'ava'
 import { cidrRange, defaultPodCidr } from '../../daemon/kubelet/ipam.ts'
 import { Kubelet } from '../../daemon/kubelet/kubelet.ts'
-import { configMap, NOW, pod, ref } from '../../daemon/store/testing.ts'
+import { configMap, NOW, pod, ref, StoreHarness } from '../../daemon/store/testing.ts'
 import type { KObject } from '../../protocol/k8s.ts'
 import { getPod, kubeletEnv, main, waitFor } from '../helpers/kubelet.ts'
 import type { Obj } from '../helpers/kubelet.ts'
@@ -261,4 +261,19 @@ test('a re-created pod gets a new address: IPs are handed out in turn', async t 
   e.h.create(runPod('second', ['sleep', '60']))
   const b = await waitFor('an IP', () => getPod(e.h, 'second')?.status?.podIP as string | undefined)
   t.not(a, b)
+})
+
+test('after the replica installs a snapshot, the kubelet runs the pods it brought and stops the ones it removed', async t => {
+  const e = await kubeletEnv(t, NODE)
+  const k = await e.kubelet()
+  e.h.create(runPod('old', ['sleep', '60']))
+  await waitFor('old Running', () => getPod(e.h, 'old')?.status?.phase === 'Running')
+  // The leader's state, further on: "old" is gone, "new" is bound here.
+  const leader = new StoreHarness()
+  leader.ok(leader.apply({ op: 'create', object: runPod('new', ['sleep', '60']), uid: 'uid-new', now: NOW }))
+  e.h.index += 100
+  e.h.store.restore(leader.store.snapshot(), e.h.index)
+  await waitFor('new Running', () => getPod(e.h, 'new')?.status?.phase === 'Running')
+  await waitFor('old stopped', async () => (await k.runtime.listContainers()).every(r => r.podName !== 'old'))
+  t.is(getPod(e.h, 'old'), undefined)
 })

@@ -1,7 +1,7 @@
 // Snapshots and determinism: restore round trip, watches after restore, and identical state from identical logs.
 import test from 'ava'
 import { typeOfKind } from '../../protocol/k8s.ts'
-import type { ResourceType, WatchEvent } from '../../protocol/k8s.ts'
+import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
 import { ResourceStore, encodeStoreCommand } from '../../daemon/store/store.ts'
 import { GoneError } from '../../daemon/store/types.ts'
 import { configMap, deployment, namespace, NOW, pod, ref, StoreHarness } from '../../daemon/store/testing.ts'
@@ -35,15 +35,33 @@ test('snapshot and restore round-trip every object and the resourceVersion', t =
   t.like(copy.apply(h.index + 1, encodeStoreCommand({ op: 'create', object: pod('after'), uid: 'u-after', now: NOW })), { ok: true })
 })
 
-test('after restore, history is gone: older watches get 410 and open ones an ERROR', t => {
+test('after restore, history is gone (older watches get 410), but open watches stay and see the difference', t => {
   const h = busy()
+  // A follower behind: its store holds an older state than the snapshot it installs.
+  const behind = new ResourceStore()
+  h.log.slice(0, 4).forEach((cmd, i) => behind.apply(i + 1, encodeStoreCommand(cmd)))
   const events: WatchEvent[] = []
-  h.store.watch(PODS, {}, e => events.push(e))
-  h.store.restore(h.store.snapshot(), h.index)
-  t.is(events.at(-1)?.type, 'ERROR')
-  t.like(events.at(-1)?.object, { code: 410 })
-  t.throws(() => h.store.watch(PODS, { resourceVersion: '3' }, () => {}), { instanceOf: GoneError })
-  t.notThrows(() => h.store.watch(PODS, { resourceVersion: String(h.index) }, () => {}))
+  behind.watch(PODS, {}, e => events.push(e))
+  const before = events.length
+  behind.restore(h.store.snapshot(), h.index)
+  const after = events.slice(before).map(e => `${e.type} ${(e.object as KObject).metadata?.name ?? ''}`)
+  t.true(after.some(e => e.startsWith('ADDED job-')), after.join(', '))
+  t.false(after.includes('ERROR '))
+  // The same snapshot again changes nothing: no events.
+  const n = events.length
+  behind.restore(h.store.snapshot(), h.index)
+  t.is(events.length, n)
+  // A pod deleted in the snapshot is DELETED for the watcher.
+  const gone = new StoreHarness()
+  const p = gone.create(pod('short'))
+  const seen: WatchEvent[] = []
+  gone.store.watch(PODS, {}, e => seen.push(e))
+  const fresh = new StoreHarness()
+  fresh.create(configMap('x', { a: '1' }))
+  gone.store.restore(fresh.store.snapshot(), gone.index + 10)
+  t.deepEqual(seen.slice(-1).map(e => [e.type, (e.object as KObject).metadata.uid]), [['DELETED', p.metadata.uid]])
+  t.throws(() => behind.watch(PODS, { resourceVersion: '3' }, () => {}), { instanceOf: GoneError })
+  t.notThrows(() => behind.watch(PODS, { resourceVersion: String(h.index) }, () => {}))
 })
 
 test('two stores applying the same commands produce identical snapshots and results', t => {
