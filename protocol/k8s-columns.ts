@@ -167,6 +167,15 @@ const AGE = col('Age', (o, now) => ageOf(o.metadata.creationTimestamp, now), { d
 const wide = { priority: 1 as const }
 const TEMPLATE = 'spec.template.spec.containers'
 
+/** The -o wide columns of Deployments and ReplicaSets: the template's containers and images, and the selector. */
+function workloadWide (): TableColumn[] {
+  return [
+    col('Containers', o => containerList(o, TEMPLATE, 'name'), wide),
+    col('Images', o => containerList(o, TEMPLATE, 'image'), wide),
+    col('Selector', o => selectorText(field(o, 'spec.selector.matchLabels')), wide)
+  ]
+}
+
 /** The columns per kind, as kube-apiserver's printers define them. */
 export const TABLE_COLUMNS: Record<string, TableColumn[]> = {
   Pod: [
@@ -189,9 +198,7 @@ export const TABLE_COLUMNS: Record<string, TableColumn[]> = {
     col('Up-to-date', o => num(field(o, 'status.updatedReplicas')), { type: 'integer' }),
     col('Available', o => num(field(o, 'status.availableReplicas')), { type: 'integer' }),
     AGE,
-    col('Containers', o => containerList(o, TEMPLATE, 'name'), wide),
-    col('Images', o => containerList(o, TEMPLATE, 'image'), wide),
-    col('Selector', o => selectorText(field(o, 'spec.selector.matchLabels')), wide)
+    ...workloadWide()
   ],
   ReplicaSet: [
     NAME,
@@ -199,9 +206,7 @@ export const TABLE_COLUMNS: Record<string, TableColumn[]> = {
     col('Current', o => num(field(o, 'status.replicas')), { type: 'integer' }),
     col('Ready', o => num(field(o, 'status.readyReplicas')), { type: 'integer' }),
     AGE,
-    col('Containers', o => containerList(o, TEMPLATE, 'name'), wide),
-    col('Images', o => containerList(o, TEMPLATE, 'image'), wide),
-    col('Selector', o => selectorText(field(o, 'spec.selector.matchLabels')), wide)
+    ...workloadWide()
   ],
   Service: [
     NAME,
