@@ -3,7 +3,7 @@
 // the errors clients saw) and chaos-report.svg, a hand-drawn timeline of
 // the faults, the leader of each term and acknowledged writes per second.
 // May import: ./checks.ts, ./faults.ts, ./workload.ts (types).
-import { writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { CheckResult, LeaderChange } from './checks.ts'
 import { isPartition as isPartitionKind } from './faults.ts'
@@ -105,6 +105,7 @@ export function writeReport (outDir: string, d: ReportData): { reportPath: strin
     '![timeline](chaos-report.svg)',
     ''
   ]
+  mkdirSync(outDir, { recursive: true })
   const reportPath = join(outDir, 'chaos-report.md')
   const svgPath = join(outDir, 'chaos-report.svg')
   writeFileSync(reportPath, lines.join('\n'))
