@@ -34,6 +34,7 @@ import { ReplicaSetController } from './controllers/replicaset.ts'
 import { Kubelet } from './kubelet/kubelet.ts'
 import { DockerRuntime } from './kubelet/docker-runtime.ts'
 import { ClusterNetwork } from './network/network.ts'
+import { leaderRaftStatus, serveRaftStatus } from './raft/status-service.ts'
 import { acceptTls, loadOrCreateApiCert } from './api/tls.ts'
 import { ServiceProxy } from './network/proxy.ts'
 import { registerTunnel, tunnelDialer } from './network/tunnel.ts'
@@ -292,7 +293,8 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
   })
   await podAccess.start()
 
-  const api = createApiServer({ tokens, members: () => membership.list(), selfPeerId: selfId, log, raft, kv, kvMaxValueBytes: config.kvMaxValueBytes, store, podAccess: async req => await podAccess.handle(req), backup: takeBackup })
+  await serveRaftStatus(started, raft, log)
+  const api = createApiServer({ leaderRaftStatus: async () => await leaderRaftStatus(started, raft), tokens, members: () => membership.list(), selfPeerId: selfId, log, raft, kv, kvMaxValueBytes: config.kvMaxValueBytes, store, podAccess: async req => await podAccess.handle(req), backup: takeBackup })
   // kubectl (client-go) sends a bearer token only over https: the API port speaks both.
   acceptTls(api, await loadOrCreateApiCert(config.dataDir, config.apiHost))
   try {

@@ -10,7 +10,7 @@ import { createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { API_PREFIX } from '../../protocol/api.ts'
 import type { WhoAmI } from '../../protocol/api.ts'
-import type { MemberList, MemberView } from '../../protocol/api.ts'
+import type { MemberList, MemberView, RaftStatusView } from '../../protocol/api.ts'
 import { DEFAULT_KV_MAX_VALUE_BYTES } from '../../protocol/kv.ts'
 import type { KvStore } from '../kv/store.ts'
 import type { Logger } from '../log/log.ts'
@@ -34,6 +34,8 @@ export interface ApiDeps {
   log: Logger
   /** the replicated log; without it /shoal/v1/raft and KV writes answer 503 */
   raft?: Replicator
+  /** the leader's view of the log (GET /shoal/v1/raft?view=leader), fetched from the leader when this peer follows */
+  leaderRaftStatus?: () => Promise<RaftStatusView | undefined>
   /** the KV state machine; without it every KV route answers 503 */
   kv?: KvStore
   /** the largest value a PUT may carry (default DEFAULT_KV_MAX_VALUE_BYTES) */
@@ -128,6 +130,13 @@ export function createApiServer (deps: ApiDeps): Server {
     if (url.pathname === `${API_PREFIX}/raft`) {
       allow(req, url.pathname, ['GET'])
       if (deps.raft === undefined) throw new HttpError(503, 'ServiceUnavailable', 'the replicated log is not running on this peer yet', { 'retry-after': '1' })
+      // ?view=leader: the leader's view (with every peer's match index and lag), from whichever peer is asked.
+      if (url.searchParams.get('view') === 'leader' && deps.leaderRaftStatus !== undefined) {
+        const view = await deps.leaderRaftStatus().catch(() => undefined)
+        if (view === undefined) throw new HttpError(503, 'ServiceUnavailable', 'no leader can be reached right now', { 'retry-after': '1' })
+        send(res, 200, view)
+        return
+      }
       send(res, 200, deps.raft.status())
       return
     }

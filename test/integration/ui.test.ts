@@ -173,6 +173,10 @@ run('signs in with the admin token and shows the three members and the leader', 
   const rows = page.getByTestId('member-row')
   t.is(await rows.count(), 3)
   t.regex(await page.locator(`[data-testid="member-row"][data-name="${leader.name}"]`).innerText(), /leader/)
+  // The page is served by a follower, yet it shows every peer's match index and lag: the leader's view, fetched through it.
+  await waitFor('the leader\'s view of replication', async () => /Log as seen by\s*\S+ \(leader\)/.test(await page.locator('main').innerText()), 15_000)
+  const follower = (await rows.allInnerTexts()).find(r => !r.includes(leader.name)) ?? ''
+  t.regex(follower, /\t\d+\t\d+\t/, `match index and lag shown: ${follower}`)
   // The peer that serves the page knows the token only from sessionStorage: a reload stays signed in.
   await page.reload()
   await page.getByTestId('leader').filter({ hasText: leader.name }).waitFor({ timeout: 10_000 })

@@ -35,15 +35,29 @@ function record (/** @type {any} */ raft) {
   return history
 }
 
+/** The leader's view (every peer's match index and lag), fetched through this peer; it never holds up a poll. */
+let leaderView = /** @type {any} */ (undefined)
+let askingLeader = false
+
+function askLeader () {
+  if (askingLeader) return
+  askingLeader = true
+  request('GET', '/shoal/v1/raft?view=leader').then(v => { leaderView = v }, () => { leaderView = undefined }).finally(() => { askingLeader = false })
+}
+
 async function poll () {
+  askLeader()
   const [members, raft] = await Promise.allSettled([request('GET', '/shoal/v1/members'), request('GET', '/shoal/v1/raft')])
   const errors = [members, raft].filter(r => r.status === 'rejected').map(r => r.reason?.message ?? String(r.reason))
+  const local = raft.status === 'fulfilled' ? raft.value : undefined
+  // The leader's view where it is as new as this peer's own (same term, same leader); this peer's own otherwise.
+  const view = local !== undefined && leaderView !== undefined && leaderView.term === local.term && leaderView.id === local.leader?.id ? leaderView : local
   state = {
     members: members.status === 'fulfilled' ? members.value.items : state.members,
-    raft: raft.status === 'fulfilled' ? raft.value : state.raft,
+    raft: view ?? state.raft,
     error: errors.length > 0 ? errors.join('; ') : undefined,
     at: Date.now(),
-    history: raft.status === 'fulfilled' ? record(raft.value) : state.history
+    history: local !== undefined ? record(local) : state.history
   }
   for (const l of listeners) l(state)
 }
@@ -122,7 +136,7 @@ export function ClusterView ({ cluster }) {
   return html`<section aria-labelledby="cluster-h">
     <h1 id="cluster-h">Cluster</h1>
     ${raft !== undefined ? html`<dl class="facts">
-      <div><dt>Answering peer</dt><dd>${raft.name} (${raft.role})</dd></div>
+      <div><dt>Log as seen by</dt><dd>${raft.name} (${raft.role})</dd></div>
       <div><dt>Term</dt><dd>${raft.term}</dd></div>
       <div><dt>Commit index</dt><dd>${raft.commitIndex}</dd></div>
       <div><dt>Applied index</dt><dd>${raft.appliedIndex}</dd></div>
