@@ -38,13 +38,7 @@ import { leaderRaftStatus, serveRaftStatus } from './raft/status-service.ts'
 import { acceptTls, loadOrCreateApiCert } from './api/tls.ts'
 import { ServiceProxy } from './network/proxy.ts'
 import { registerTunnel, tunnelDialer } from './network/tunnel.ts'
-import { DEFAULT_SERVICE_CIDR } from './store/allocate.ts'
-
-/** With Docker pods the service range cannot be loopback (a container has its own); shoald routes this one to the host. */
-const DOCKER_SERVICE_CIDR = '10.96.0.0/16'
-/** Pod ranges: loopback for host processes (no privilege needed), a routable private range for Docker bridges. */
-const PROCESS_POD_CIDR = '127.64.0.0/10'
-const DOCKER_POD_CIDR = '10.128.0.0/10'
+import { DEFAULT_RANGES } from './store/allocate.ts'
 import { PodAccess } from './kubelet/access.ts'
 import { Autopilot } from './raft/autopilot.ts'
 import type { MemberHealth } from './raft/autopilot.ts'
@@ -210,13 +204,11 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     ? new BackupScheduler({ dataDir: config.dataDir, intervalMs: config.snapshotIntervalMs, retain: config.snapshotRetain, take: takeBackup, clock: systemClock, log })
     : undefined
 
-  const runtime = await chooseRuntime(config, log)
+  const network = new ClusterNetwork({ store, ownAddress: config.apiHost, dnsPort: config.dnsPort, upstream: config.dnsUpstream, log, onRoute: () => { proxy.retryFailed() } })
+  const runtime = await chooseRuntime(config, log, network)
+  const ranges = DEFAULT_RANGES[runtime !== undefined ? 'docker' : 'process']
   const nodes = new NodeKeeper({
-    network: {
-      serviceCidr: config.serviceCidr ?? (runtime !== undefined ? DOCKER_SERVICE_CIDR : DEFAULT_SERVICE_CIDR),
-      podCidr: config.podCidr ?? (runtime !== undefined ? DOCKER_POD_CIDR : PROCESS_POD_CIDR),
-      clusterDomain: config.clusterDomain
-    },
+    network: { serviceCidr: config.serviceCidr ?? ranges.serviceCidr, podCidr: config.podCidr ?? ranges.podCidr, clusterDomain: config.clusterDomain },
     store,
     raft,
     isLeader: () => raft.core.role === 'leader',
@@ -253,11 +245,9 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
   const peerOfNode = (name: string): string | undefined => membership.list().find(m => m.record.name === name && m.state === 'alive')?.record.peerId
   const proxy = new ServiceProxy({ store, nodeName: config.name, nodeAddress: config.apiHost, dialRemote: tunnelDialer(started, peerOfNode), log })
   const tunnel = await registerTunnel(started, { store, nodeName: config.name, log })
-  const network = new ClusterNetwork({ store, ownAddress: config.apiHost, dnsPort: config.dnsPort, upstream: config.dnsUpstream, log, onRoute: () => { proxy.retryFailed() } })
-  runtime?.setDns(ns => network.podDns(ns))
   const kubelet = new Kubelet({
     ...(runtime !== undefined ? { runtime } : {}),
-    dns: () => { const address = network.dnsAddress(); return address !== undefined ? { address } : undefined },
+    dns: () => network.dnsAddress(),
     awaitPodCidrMs: 15_000,
     nodeName: config.name,
     dataDir: config.dataDir,
@@ -363,10 +353,10 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
  * auto, when one answers at DOCKER_HOST (else /var/run/docker.sock);
  * undefined for the kubelet's default, the process runtime.
  */
-async function chooseRuntime (config: DaemonConfig, log: Logger): Promise<DockerRuntime | undefined> {
+async function chooseRuntime (config: DaemonConfig, log: Logger, network: ClusterNetwork): Promise<DockerRuntime | undefined> {
   if (config.runtime === 'process') return undefined
   const where = process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock'
-  const docker = new DockerRuntime({ nodeName: config.name, dataDir: config.dataDir, clock: systemClock, log, ...(config.pauseImage !== undefined ? { pauseImage: config.pauseImage } : {}) })
+  const docker = new DockerRuntime({ nodeName: config.name, dataDir: config.dataDir, clock: systemClock, log, dns: ns => network.podDns(ns), ...(config.pauseImage !== undefined ? { pauseImage: config.pauseImage } : {}) })
   if (!(await docker.available())) {
     if (config.runtime === 'docker') throw new Error(`--runtime docker: no Docker engine answers at ${where}`)
     log.info({ event: 'kubelet.runtime', runtime: 'process', docker: where }, `no Docker engine at ${where}: pods run as processes`)

@@ -13,7 +13,7 @@ import type { LogLevel } from '../log/log.ts'
 import { DEFAULT_MEMBERSHIP_CONFIG, validateMembershipConfig } from '../membership/config.ts'
 import type { MembershipConfig } from '../membership/config.ts'
 import { defaultClientConfigPath } from './client-config.ts'
-import { parseCidr } from '../store/allocate.ts'
+import { parseCidr, parsePodCidr } from '../store/allocate.ts'
 
 export interface DaemonConfig {
   dataDir: string
@@ -248,14 +248,19 @@ export function parseDaemonArgs (argv: string[]): DaemonConfig {
   const serviceCidr = pick<string | undefined>('service-cidr')
   if (serviceCidr !== undefined && parseCidr(serviceCidr) === undefined) throw new UsageError(`--service-cidr: "${serviceCidr}" is not an IPv4 range from /8 to /28 like 10.96.0.0/16`)
   const podCidr = pick<string | undefined>('pod-cidr')
-  if (podCidr !== undefined && (parseCidr(podCidr) === undefined || Number(podCidr.split('/')[1]) > 24)) throw new UsageError(`--pod-cidr: "${podCidr}" is not an IPv4 range from /8 to /24 like 10.128.0.0/10`)
+  if (podCidr !== undefined && parsePodCidr(podCidr) === undefined) throw new UsageError(`--pod-cidr: "${podCidr}" is not an IPv4 range from /8 to /24 like 10.128.0.0/10`)
   const clusterDomain = pick<string>('cluster-domain')
   if (!NAME_PATTERN.test(clusterDomain)) throw new UsageError(`--cluster-domain: "${clusterDomain}" is not a valid domain`)
   const dnsPort = Number(pick<string>('dns-port'))
   if (!Number.isInteger(dnsPort) || dnsPort < 0 || dnsPort > 65535) throw new UsageError(`--dns-port: "${pick<string>('dns-port')}" is not a port (0 turns DNS off)`)
   const dnsUpstream = (pick<string[] | undefined>('dns-upstream') ?? []).map(v => {
-    const { host, port } = parseHostPort('dns-upstream', /:\d+$/.test(v) ? v : `${v}:53`)
-    return `${host}:${port}`
+    let hp
+    try {
+      hp = parseHostPort('dns-upstream', /:\d+$/.test(v) ? v : `${v}:53`)
+    } catch {
+      throw new UsageError(`--dns-upstream: "${v}" is not IP or IP:PORT`)
+    }
+    return `${hp.host}:${hp.port}`
   })
   const snapshotIntervalText = pick<string | undefined>('snapshot-interval')
   const snapshotIntervalMs = snapshotIntervalText !== undefined ? parseDuration('snapshot-interval', snapshotIntervalText) : undefined

@@ -110,11 +110,6 @@ export class DockerRuntime implements Runtime {
     this.podCidrInUse = cidr
   }
 
-  /** Sets where new pods' resolver and search path come from (the cluster DNS). */
-  setDns (dns: DockerRuntimeOptions['dns']): void {
-    this.opts.dns = dns
-  }
-
   /** The pod range the node's network really has (it may predate a changed flag). */
   get podCidr (): string { return this.podCidrInUse }
 
@@ -327,13 +322,11 @@ export class DockerRuntime implements Runtime {
 
   async logStream (id: string, opts: { tailLines?: number, follow: boolean }): Promise<Readable> {
     const out = new PassThrough()
-    const tail = opts.tailLines !== undefined ? { tail: Math.max(0, opts.tailLines) } : {}
     if (!opts.follow) {
-      const buf = await this.docker.getContainer(id).logs({ stdout: true, stderr: true, follow: false, ...tail })
-      const frames = demuxInOrder(buf)
-      out.end(frames)
+      out.end(await this.logs(id, opts))
       return out
     }
+    const tail = opts.tailLines !== undefined ? { tail: Math.max(0, opts.tailLines) } : {}
     const src = await this.docker.getContainer(id).logs({ stdout: true, stderr: true, follow: true, ...tail }) as unknown as Readable
     this.docker.modem.demuxStream(src, out, out)
     src.once('end', () => out.end())

@@ -70,7 +70,7 @@ export interface KubeletOptions {
   /** how long start() waits for this node's Node to have spec.podCIDR (given by the leader through the log); 0: take it only if it is there already */
   awaitPodCidrMs?: number
   /** the cluster DNS server pods should use ('ip:port', given to process pods as SHOAL_DNS), once known */
-  dns?: () => { address: string } | undefined
+  dns?: () => string | undefined
 }
 
 interface PodState {
@@ -217,18 +217,22 @@ export class Kubelet {
 
   /** A container's log; `previous` for the attempt before the latest. */
   async logs (namespace: string, name: string, container: string, opts: { previous?: boolean, tailLines?: number } = {}): Promise<string> {
-    const recs = await this.containersOf(namespace, name, container)
-    const rec = recs[recs.length - (opts.previous === true ? 2 : 1)]
-    if (rec === undefined) throw new Error(`${opts.previous === true ? 'previous terminated container' : 'container'} "${container}" in pod "${name}" not found`)
+    const rec = await this.attemptOf(namespace, name, container, opts.previous === true)
     return await this.runtime.logs(rec.id, { tailLines: opts.tailLines })
   }
 
   /** A container's log as a stream (`logs -f`): the backlog, then with `follow` what it writes until it ends. */
   async logStream (namespace: string, name: string, container: string, opts: { previous?: boolean, tailLines?: number, follow: boolean }): ReturnType<Runtime['logStream']> {
-    const recs = await this.containersOf(namespace, name, container)
-    const rec = recs[recs.length - (opts.previous === true ? 2 : 1)]
-    if (rec === undefined) throw new Error(`${opts.previous === true ? 'previous terminated container' : 'container'} "${container}" in pod "${name}" not found`)
+    const rec = await this.attemptOf(namespace, name, container, opts.previous === true)
     return await this.runtime.logStream(rec.id, { ...(opts.tailLines !== undefined ? { tailLines: opts.tailLines } : {}), follow: opts.follow })
+  }
+
+  /** The container's latest attempt, or with `previous` the one before it. */
+  private async attemptOf (namespace: string, name: string, container: string, previous: boolean): Promise<ContainerRecord> {
+    const recs = await this.containersOf(namespace, name, container)
+    const rec = recs[recs.length - (previous ? 2 : 1)]
+    if (rec === undefined) throw new Error(`${previous ? 'previous terminated container' : 'container'} "${container}" in pod "${name}" not found`)
+    return rec
   }
 
   async exec (namespace: string, name: string, container: string, argv: string[], timeoutMs = 60_000): Promise<ExecResult> {
@@ -373,7 +377,7 @@ export class Kubelet {
       // As Kubernetes: service links first, so that the container's own env wins.
       const links = (pod.spec as Obj | undefined)?.enableServiceLinks === false ? {} : serviceEnv(this.opts.store, namespace ?? 'default')
       const dns = this.opts.dns?.()
-      env = { ...links, ...(dns !== undefined ? { SHOAL_DNS: dns.address } : {}), ...resolveEnv(this.opts.store, pod, c, ip, this.opts.hostIP) }
+      env = { ...links, ...(dns !== undefined ? { SHOAL_DNS: dns } : {}), ...resolveEnv(this.opts.store, pod, c, ip, this.opts.hostIP) }
     } catch (err) {
       if (!(err instanceof EnvError) && !(err instanceof VolumeError)) throw err
       // As Kubernetes: a volume that cannot be mounted keeps the pod ContainerCreating; a bad reference in env is a config error.

@@ -15,6 +15,17 @@ type Obj = Record<string, unknown>
 
 export const CLUSTER_CONFIG = { namespace: 'kube-system', name: 'shoal-cluster' } as const
 export const DEFAULT_SERVICE_CIDR = '127.96.0.0/16'
+
+/**
+ * The cluster's default ranges, by the first leader's runtime: loopback for
+ * host processes (no privilege needed); with Docker a container has its own
+ * loopback, so routable private ranges (shoald routes the service range to
+ * its host, and the pod ranges are the bridges' subnets).
+ */
+export const DEFAULT_RANGES = {
+  process: { serviceCidr: DEFAULT_SERVICE_CIDR, podCidr: '127.64.0.0/10' },
+  docker: { serviceCidr: '10.96.0.0/16', podCidr: '10.128.0.0/10' }
+} as const
 export const NODE_PORT_MIN = 30000
 export const NODE_PORT_MAX = 32767
 /** Addresses at the start of the service range that are never handed out (the 10th is the DNS service's). */
@@ -140,16 +151,16 @@ export function allocateService (next: KObject, cur: KObject | undefined, others
   return errors
 }
 
+/** A pod range: an IPv4 CIDR from /8 to /24 (it is split into a /24 per node). */
+export function parsePodCidr (cidr: string): ServiceRange | undefined {
+  const r = parseCidr(cidr)
+  return r !== undefined && r.size >= 256 ? r : undefined
+}
+
 /** The cluster's pod range from its network ConfigMap, if it holds a valid one. */
 export function podRange (config: KObject | undefined): ServiceRange | undefined {
   const cidr = ((config as { data?: Record<string, string> } | undefined)?.data ?? {}).podCIDR
-  if (cidr === undefined) return undefined
-  const m = /^([0-9.]+)\/(\d{1,2})$/.exec(cidr)
-  const ip = m === null ? undefined : ipToInt(m[1] as string)
-  const bits = Number(m?.[2])
-  if (ip === undefined || bits < 8 || bits > 24) return undefined
-  const size = 2 ** (32 - bits)
-  return { base: Math.floor(ip / size) * size, size, cidr }
+  return cidr === undefined ? undefined : parsePodCidr(cidr)
 }
 
 /**

@@ -210,12 +210,7 @@ export class ResourceStore implements StateMachine, StoreReader {
     this.history = []
     this.historyStart = 0
     this.compactedThrough = index
-    for (const change of changes) {
-      for (const w of [...this.watchers]) {
-        if (!this.watchers.has(w)) continue
-        try { this.deliver(w, change) } catch { this.watchers.delete(w) }
-      }
-    }
+    this.broadcast(changes)
   }
 
   // ---- StoreReader ---------------------------------------------------------
@@ -296,10 +291,14 @@ export class ResourceStore implements StateMachine, StoreReader {
       this.history = this.history.slice(this.historyStart)
       this.historyStart = 0
     }
-    for (const change of tx.changes) {
+    this.broadcast(tx.changes)
+  }
+
+  /** Sends changes to every open watch; a watcher that throws is dropped, and the others go on. */
+  private broadcast (changes: readonly Change[]): void {
+    for (const change of changes) {
       for (const w of [...this.watchers]) {
         if (!this.watchers.has(w)) continue
-        // A watcher that throws is dropped; the apply goes on for everyone else.
         try { this.deliver(w, change) } catch { this.watchers.delete(w) }
       }
     }
