@@ -2,8 +2,8 @@
 // paths per resource type, the client wrapper (Kube), resolving names and
 // kinds from the command line, and collecting per-object failures.
 // May import: protocol/k8s.ts, ./client.ts, ./main.ts (CliError, Io, resolveTarget; used inside functions only), commander.
+import { kindOfName } from '../protocol/kinds.ts'
 import { Command } from 'commander'
-import { typeOfName } from '../protocol/k8s.ts'
 import type { KList, KObject, ResourceType, WatchEvent } from '../protocol/k8s.ts'
 import { ApiClient, HttpStatusError, OutcomeUnknownError, UnreachableError } from './client.ts'
 import type { Attempt, Method } from './client.ts'
@@ -137,7 +137,7 @@ export class Failures {
 }
 
 export function resourceType (name: string): ResourceType {
-  const t = typeOfName(name)
+  const t = kindOfName(name)
   if (t === undefined) throw new CliError(`the server doesn't have a resource type "${name}"`, EXIT_USAGE)
   return t
 }

@@ -2,10 +2,11 @@
 // or JSON from files, directories or standard input, placing each object in
 // its namespace, and comparing a manifest with what the server holds.
 // May import: protocol/k8s.ts, ./kube.ts, ./main.ts (CliError, Io), yaml.
+import { kindOf } from '../protocol/kinds.ts'
 import { readFile, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseAllDocuments } from 'yaml'
-import { apiVersionOf, typeOfKind } from '../protocol/k8s.ts'
+import { apiVersionOf } from '../protocol/k8s.ts'
 import type { KObject, ResourceType } from '../protocol/k8s.ts'
 import { isRecord } from './kube.ts'
 import type { Json } from './kube.ts'
@@ -60,7 +61,7 @@ export async function loadManifests (paths: string[] | undefined, io: Io): Promi
 
 /** The type of a manifest's object and where it goes, or a CliError naming the kind and file. */
 export function placeManifest (m: Manifest, opts: { namespace?: string }): { type: ResourceType, ns: string | undefined, obj: KObject } {
-  const type = typeOfKind(m.obj.apiVersion, m.obj.kind)
+  const type = kindOf(m.obj.apiVersion, m.obj.kind)
   if (type === undefined) throw new CliError(`${m.file}: no kind "${m.obj.kind}" in version "${m.obj.apiVersion}" is known to Shoal (object "${m.obj.metadata.name ?? ''}")`)
   const own = m.obj.metadata.namespace
   if (type.namespaced && own !== undefined && opts.namespace !== undefined && own !== opts.namespace) {

@@ -3,6 +3,7 @@
 // `deployment.apps/web`, and the describe text. Pure functions over KObjects.
 // The cell helpers are shared with the API server's Table answers (protocol/k8s-columns.ts).
 // May import: protocol/k8s.ts, protocol/k8s-columns.ts, ./output.ts, yaml.
+import { NAMESPACE } from '../protocol/kinds.ts'
 import { stringify } from 'yaml'
 import {
   ageOf, containerList, dataCount, endpointsText, eventObject, eventTime, field, nodeAddress, nodeRoles, nodeStatus, num, podReadiness,

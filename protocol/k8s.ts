@@ -2,7 +2,7 @@
 // metadata, the resource types Shoal knows (with their REST names, short
 // names and scope), watch events and list envelopes. The store, the API
 // server, the controllers and the CLI all speak these.
-// May import: only ./codec.ts and ./api.ts.
+// May import: ./api.ts.
 import type { StatusBody } from './api.ts'
 
 export interface OwnerReference {
@@ -31,9 +31,34 @@ export interface ObjectMeta {
   annotations?: Record<string, string>
   ownerReferences?: OwnerReference[]
   finalizers?: string[]
+  /** server-side apply's field ownership (daemon/api/apply.ts) */
+  managedFields?: ManagedFieldsEntry[]
 }
 
-/** Any stored object; kind-specific fields (spec, status, data, …) are checked by the store's validation. */
+export interface ManagedFieldsEntry {
+  manager: string
+  operation: 'Apply' | 'Update'
+  apiVersion?: string
+  time?: string
+  fieldsType?: 'FieldsV1'
+  fieldsV1: Record<string, unknown>
+  subresource?: string
+}
+
+/** The structured selector of a Deployment, ReplicaSet or Service-like object. */
+export interface LabelSelector {
+  matchLabels?: Record<string, string>
+  matchExpressions?: LabelSelectorRequirement[]
+}
+
+export interface LabelSelectorRequirement { key: string, operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist' | string, values?: string[] }
+
+/**
+ * Any stored object, as generic code (the store, the API, backups) sees it;
+ * a kind's own fields are checked by its validation. Code that knows the
+ * kind uses the kind's type (Pod, Deployment, …), through a typed
+ * ResourceType from protocol/kinds.ts.
+ */
 export interface KObject {
   apiVersion: string
   kind: string
@@ -41,17 +66,27 @@ export interface KObject {
   [field: string]: unknown
 }
 
+/** The common part of every typed kind: `TypedObject<'v1', 'Pod'> & { spec?: PodSpec, … }`. */
+export type TypedObject<V extends string, K extends string> = { apiVersion: V, kind: K, metadata: ObjectMeta }
+
 export interface ListMeta { resourceVersion: string, continue?: string }
 
-export interface KList { apiVersion: string, kind: string, metadata: ListMeta, items: KObject[] }
+export interface KList<T extends KObject = KObject> { apiVersion: string, kind: string, metadata: ListMeta, items: T[] }
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR'
 
 /** One line of a `?watch=1` stream; an ERROR carries a Status (410 Gone when the resourceVersion was compacted). */
-export interface WatchEvent { type: WatchEventType, object: KObject | StatusBody }
+export type WatchEvent<T extends KObject = KObject> =
+  | { type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK', object: T }
+  | { type: 'ERROR', object: StatusBody }
 
-/** A resource type: where it lives in the REST layout and what it is called. */
-export interface ResourceType {
+/**
+ * A resource type: where it lives in the REST layout and what it is called.
+ * `T` is the type of its objects (a phantom: it only guides the compiler),
+ * so that `store.get(POD, ns, name)` is a `Pod`. protocol/kinds.ts has one
+ * per kind Shoal serves.
+ */
+export interface ResourceType<T extends KObject = KObject> {
   /** '' for the core group (`/api/v1`), else e.g. 'apps' (`/apis/apps/v1`) */
   group: string
   version: string
@@ -60,44 +95,16 @@ export interface ResourceType {
   plural: string
   singular: string
   namespaced: boolean
-  shortNames: string[]
+  shortNames: readonly string[]
   /** subresources served: 'status', 'scale' */
-  subresources: string[]
+  subresources: readonly string[]
+  /** never set: carries T */
+  readonly objectType?: T
 }
-
-export const RESOURCE_TYPES: readonly ResourceType[] = [
-  { group: '', version: 'v1', kind: 'Namespace', plural: 'namespaces', singular: 'namespace', namespaced: false, shortNames: ['ns'], subresources: ['status'] },
-  { group: '', version: 'v1', kind: 'Node', plural: 'nodes', singular: 'node', namespaced: false, shortNames: ['no'], subresources: ['status'] },
-  { group: '', version: 'v1', kind: 'Pod', plural: 'pods', singular: 'pod', namespaced: true, shortNames: ['po'], subresources: ['status'] },
-  { group: '', version: 'v1', kind: 'Service', plural: 'services', singular: 'service', namespaced: true, shortNames: ['svc'], subresources: ['status'] },
-  { group: '', version: 'v1', kind: 'Endpoints', plural: 'endpoints', singular: 'endpoints', namespaced: true, shortNames: ['ep'], subresources: [] },
-  { group: '', version: 'v1', kind: 'ConfigMap', plural: 'configmaps', singular: 'configmap', namespaced: true, shortNames: ['cm'], subresources: [] },
-  { group: '', version: 'v1', kind: 'Secret', plural: 'secrets', singular: 'secret', namespaced: true, shortNames: [], subresources: [] },
-  { group: '', version: 'v1', kind: 'Event', plural: 'events', singular: 'event', namespaced: true, shortNames: ['ev'], subresources: [] },
-  { group: 'apps', version: 'v1', kind: 'Deployment', plural: 'deployments', singular: 'deployment', namespaced: true, shortNames: ['deploy'], subresources: ['status', 'scale'] },
-  { group: 'apps', version: 'v1', kind: 'ReplicaSet', plural: 'replicasets', singular: 'replicaset', namespaced: true, shortNames: ['rs'], subresources: ['status', 'scale'] }
-]
 
 /** apiVersion as written in objects: 'v1' or 'apps/v1'. */
-export function apiVersionOf (t: ResourceType): string {
+export function apiVersionOf (t: { group: string, version: string }): string {
   return t.group === '' ? t.version : `${t.group}/${t.version}`
-}
-
-/** The type for an apiVersion and kind, if Shoal has it. */
-export function typeOfKind (apiVersion: string, kind: string): ResourceType | undefined {
-  return RESOURCE_TYPES.find(t => t.kind === kind && apiVersionOf(t) === apiVersion)
-}
-
-/** The type for a REST group and plural, if Shoal has it. */
-export function typeOfResource (group: string, plural: string): ResourceType | undefined {
-  return RESOURCE_TYPES.find(t => t.group === group && t.plural === plural)
-}
-
-/** The type a user means by a name such as 'po', 'pods', 'pod', 'Pod', 'deploy' or 'deployments.apps'. */
-export function typeOfName (name: string): ResourceType | undefined {
-  const [base, group] = name.toLowerCase().split(/\.(.*)/s) as [string, string | undefined]
-  return RESOURCE_TYPES.find(t => (group === undefined || t.group === group) &&
-    (t.plural === base || t.singular === base || t.kind.toLowerCase() === base || t.shortNames.includes(base)))
 }
 
 /** A time as Kubernetes writes it in objects: RFC 3339, UTC, whole seconds. */

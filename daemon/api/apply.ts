@@ -15,10 +15,8 @@
 import type { StatusBody } from '../../protocol/api.ts'
 import { apiVersionOf } from '../../protocol/k8s.ts'
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
-import type { Replicator } from '../raft/replicator.ts'
-import { encodeStoreCommand } from '../store/command.ts'
 import { applyStrategicPatch, jsonEqual, mergeKeyOf } from '../store/patch.ts'
-import type { ObjectRef, StoreReader, StoreResult } from '../store/types.ts'
+import type { ObjectRef, StoreReader, StoreResult, StoreWriter } from '../store/types.ts'
 import { HttpError } from './http.ts'
 
 type Json = Record<string, unknown>
@@ -220,7 +218,7 @@ export function mergeApply (live: KObject, applied: KObject, manager: string, fo
 
 export interface ApplyRequest {
   store: StoreReader
-  raft: Replicator
+  writer: StoreWriter
   type: ResourceType
   ref: ObjectRef
   applied: KObject
@@ -249,19 +247,19 @@ export async function serverSideApply (r: ApplyRequest): Promise<{ code: number,
   if (r.manager === '') throw new HttpError(400, 'BadRequest', 'fieldManager is required for apply requests')
   const dry = r.dryRun ? { dryRun: true } : {}
   for (let attempt = 0; ; attempt++) {
-    const live = r.store.get(ref)
+    const live = r.store.get(type, ref.namespace, ref.name)
     let result: StoreResult
     let created = false
     if (live === undefined) {
       const object = structuredClone(applied)
       ;(object.metadata as Json).managedFields = [{ manager: r.manager, operation: 'Apply', apiVersion: expected, time: r.now, fieldsType: 'FieldsV1', fieldsV1: toFieldsV1(fieldSet(applied)) }]
-      result = (await r.raft.propose(encodeStoreCommand({ op: 'create', object, uid: r.uid(), now: r.now, ...dry }))).result as StoreResult
+      result = await r.writer.write({ op: 'create', object, uid: r.uid(), now: r.now, ...dry })
       created = true
     } else {
       const merged = mergeApply(live, applied, r.manager, r.force, r.now)
       if ('conflicts' in merged) return { code: 409, body: conflictStatus(type, ref.name, merged.conflicts) }
       merged.object.metadata.resourceVersion = live.metadata.resourceVersion
-      result = (await r.raft.propose(encodeStoreCommand({ op: 'update', object: merged.object, now: r.now, ...dry }))).result as StoreResult
+      result = await r.writer.write({ op: 'update', object: merged.object, now: r.now, ...dry })
     }
     if (result.ok) return { code: created ? 201 : 200, body: result.object }
     // Another write came between the read and this one: read again.

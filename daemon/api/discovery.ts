@@ -14,8 +14,8 @@
 // an empty document: no paths and no definitions, so kubectl validates
 // nothing on the client and computes patches from its built-in types.
 // May import: protocol/.
+import { KINDS } from '../../protocol/kinds.ts'
 import { createHash } from 'node:crypto'
-import { RESOURCE_TYPES } from '../../protocol/k8s.ts'
 import type { ResourceType } from '../../protocol/k8s.ts'
 
 /** What a discovery or OpenAPI path answers: a JSON body, raw bytes of a type, or a 404's message. */
@@ -63,7 +63,7 @@ function resourceList (group: string, version: string, types: ResourceType[]): u
 }
 
 function groupOf (group: string): unknown {
-  const versions = [...new Set(RESOURCE_TYPES.filter(t => t.group === group).map(t => t.version))]
+  const versions = [...new Set(KINDS.filter(t => t.group === group).map(t => t.version))]
   const gvs = versions.map(v => ({ groupVersion: `${group}/${v}`, version: v }))
   return { kind: 'APIGroup', apiVersion: 'v1', name: group, versions: gvs, preferredVersion: gvs[0] }
 }
@@ -71,19 +71,19 @@ function groupOf (group: string): unknown {
 /** The discovery document at /api, /apis, /apis/{group}, /api/{version} or /apis/{group}/{version} (path segments). */
 export function discovery (segments: string[]): DiscoveryAnswer {
   if (segments.length === 1 && segments[0] === 'api') {
-    return { body: { kind: 'APIVersions', versions: [...new Set(RESOURCE_TYPES.filter(t => t.group === '').map(t => t.version))], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '' }] } }
+    return { body: { kind: 'APIVersions', versions: [...new Set(KINDS.filter(t => t.group === '').map(t => t.version))], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '' }] } }
   }
   if (segments.length === 1 && segments[0] === 'apis') {
-    const groups = [...new Set(RESOURCE_TYPES.filter(t => t.group !== '').map(t => t.group))]
+    const groups = [...new Set(KINDS.filter(t => t.group !== '').map(t => t.group))]
     return { body: { kind: 'APIGroupList', apiVersion: 'v1', groups: groups.map(groupOf) } }
   }
   const group = segments[0] === 'api' ? '' : segments[1] ?? ''
   const version = segments[0] === 'api' ? segments[1] : segments[2]
   if (segments[0] === 'apis' && version === undefined) {
-    if (!RESOURCE_TYPES.some(t => t.group === group)) return { notFound: `the server could not find the requested resource (API group ${group})` }
+    if (!KINDS.some(t => t.group === group)) return { notFound: `the server could not find the requested resource (API group ${group})` }
     return { body: groupOf(group) }
   }
-  const types = RESOURCE_TYPES.filter(t => t.group === group && t.version === version)
+  const types = KINDS.filter(t => t.group === group && t.version === version)
   if (types.length === 0) return { notFound: `the server could not find the requested resource (API ${groupVersion(group, version ?? '')})` }
   return { body: resourceList(group, version ?? '', types) }
 }
@@ -142,8 +142,8 @@ function openApiDocument (path: string, types: ResourceType[]): unknown {
   }
 }
 
-const GV_PATHS = [...new Set(RESOURCE_TYPES.map(gvPath))]
-const DOCUMENTS = new Map(GV_PATHS.map(p => [p, openApiDocument(p, RESOURCE_TYPES.filter(t => gvPath(t) === p))]))
+const GV_PATHS = [...new Set(KINDS.map(gvPath))]
+const DOCUMENTS = new Map(GV_PATHS.map(p => [p, openApiDocument(p, KINDS.filter(t => gvPath(t) === p))]))
 const HASHES = new Map([...DOCUMENTS].map(([p, d]) => [p, createHash('sha512').update(JSON.stringify(d)).digest('hex').toUpperCase()]))
 
 /** Whether a path is an OpenAPI document's. */

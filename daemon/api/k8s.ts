@@ -8,18 +8,18 @@
 // ?consistent or resourceVersion=""); writes are StoreCommands proposed
 // through the Replicator, which forwards them to the leader.
 // May import: protocol/, daemon/store/types.ts and command.ts (the interface and the command encoder), daemon/raft/replicator.ts, ./http.ts, ./apply.ts, ./discovery.ts, ./table.ts.
+import { kindOfResource } from '../../protocol/kinds.ts'
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
-import { apiVersionOf, RESOURCE_TYPES, rfc3339, typeOfResource } from '../../protocol/k8s.ts'
+import { apiVersionOf, rfc3339 } from '../../protocol/k8s.ts'
 import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
 import { VERSION } from '../../protocol/version.ts'
 import type { Replicator } from '../raft/replicator.ts'
-import { encodeStoreCommand } from '../store/command.ts'
 import { BadSelectorError, GoneError } from '../store/types.ts'
-import type { ObjectRef, PatchType, StoreCommand, StoreReader, StoreResult } from '../store/types.ts'
+import type { ObjectRef, PatchType, StoreCommand, StoreReader, StoreResult, StoreWriter } from '../store/types.ts'
 import { serverSideApply } from './apply.ts'
 import { discovery, isOpenApiPath, openApi } from './discovery.ts'
 import type { DiscoveryAnswer } from './discovery.ts'
@@ -39,6 +39,7 @@ export type PodAccessFn = (req:
 export interface K8sDeps {
   store?: StoreReader
   raft?: Replicator
+  writer?: StoreWriter
   podAccess?: PodAccessFn
   /** false for a read-only (viewer) caller: every write gets 403 */
   canWrite: boolean
@@ -90,7 +91,7 @@ function parseTarget (segments: string[]): Target | 'discovery' {
     rest = rest.slice(2)
   }
   const [plural, name, sub, ...extra] = rest
-  const type = typeOfResource(group, plural ?? '')
+  const type = kindOfResource(group, plural ?? '')
   if (type === undefined || type.version !== version) {
     throw notFound(`the server could not find the requested resource (${group === '' ? '' : group + '/'}${version} ${plural ?? ''})`)
   }
@@ -190,7 +191,8 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
   }
   const store = deps.store
   const raft = deps.raft
-  if (store === undefined || raft === undefined) throw new HttpError(503, 'ServiceUnavailable', 'the store is not running on this peer yet', { 'retry-after': '1' })
+  const writer = deps.writer
+  if (store === undefined || raft === undefined || writer === undefined) throw new HttpError(503, 'ServiceUnavailable', 'the store is not running on this peer yet', { 'retry-after': '1' })
   const params = url.searchParams
   const { type } = target
   if (target.subresource === 'log' || target.subresource === 'exec') {
@@ -230,8 +232,7 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
       return
     }
     if (consistent) await raft.readBarrier()
-    const ref = refOf(target)
-    const obj = store.get(ref)
+    const obj = store.get(type, target.namespace, target.name)
     if (obj === undefined) throw notFound(`${type.plural}${type.group !== '' ? '.' + type.group : ''} "${target.name}" not found`)
     if (table !== undefined) {
       send(res, 200, toTable(type, [obj], { ...table, now: Date.now(), ...(obj.metadata.resourceVersion !== undefined ? { resourceVersion: obj.metadata.resourceVersion } : {}) }))
@@ -265,7 +266,7 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
       ...(pre !== undefined && typeof pre === 'object' ? { preconditions: pre } : {}),
       ...(dryRun ? { dryRun } : {})
     }
-    answer(res, (await raft.propose(encodeStoreCommand(cmd))).result, 200)
+    answer(res, await writer.write(cmd), 200)
     return
   }
 
@@ -283,7 +284,7 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
       if (force !== null && force !== 'true' && force !== 'false') throw new HttpError(400, 'BadRequest', `force must be true or false, not "${force}"`)
       const outcome = await serverSideApply({
         store,
-        raft,
+        writer,
         type,
         ref: refOf(target),
         applied,
@@ -310,7 +311,7 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
       ...(target.subresource !== undefined ? { subresource: target.subresource } : {}),
       ...(dryRun ? { dryRun } : {})
     }
-    answer(res, (await raft.propose(encodeStoreCommand(cmd))).result, 200)
+    answer(res, await writer.write(cmd), 200)
     return
   }
 
@@ -335,7 +336,7 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
   if (method === 'POST') {
     if (target.name !== undefined) throw new HttpError(405, 'MethodNotAllowed', 'POST goes to the collection, not to a named object')
     const cmd: StoreCommand = { op: 'create', object, uid: randomUUID(), now, ...(dryRun ? { dryRun } : {}) }
-    answer(res, (await raft.propose(encodeStoreCommand(cmd))).result, 201)
+    answer(res, await writer.write(cmd), 201)
     return
   }
 
@@ -345,7 +346,7 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
     const replicas = (object as { spec?: { replicas?: unknown } }).spec?.replicas
     if (typeof replicas !== 'number' || !Number.isSafeInteger(replicas) || replicas < 0) throw new HttpError(422, 'Invalid', 'Scale.spec.replicas must be a non-negative integer')
     const cmd: StoreCommand = { op: 'patch', ref: refOf(target), patchType: 'merge', patch: { spec: { replicas } }, now, subresource: 'scale', ...(dryRun ? { dryRun } : {}) }
-    answer(res, (await raft.propose(encodeStoreCommand(cmd))).result, 200)
+    answer(res, await writer.write(cmd), 200)
     return
   }
   if (object.metadata.name !== undefined && object.metadata.name !== target.name) {
@@ -359,7 +360,7 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
     ...(target.subresource === 'status' ? { subresource: 'status' as const } : {}),
     ...(dryRun ? { dryRun } : {})
   }
-  answer(res, (await raft.propose(encodeStoreCommand(cmd))).result, 200)
+  answer(res, await writer.write(cmd), 200)
 }
 
 /**

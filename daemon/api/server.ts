@@ -22,6 +22,7 @@ import { handleK8s, isK8sPath } from './k8s.ts'
 import type { PodAccessFn } from './k8s.ts'
 import { handleKv, isKvTarget } from './kv.ts'
 import type { StoreReader } from '../store/types.ts'
+import { replicatedWriter } from '../store/writer.ts'
 import { BACKUP_PATH, handleBackup } from './backup.ts'
 import { handleStateHash, STATE_HASH_PATH } from './debug.ts'
 import type { TakeBackup } from '../backup/source.ts'
@@ -68,7 +69,7 @@ export function memberView (m: Member, selfPeerId: string): MemberView {
 export function createApiServer (deps: ApiDeps): Server {
   const kvDeps = { raft: deps.raft, kv: deps.kv, kvMaxValueBytes: deps.kvMaxValueBytes ?? DEFAULT_KV_MAX_VALUE_BYTES }
   const k8sDeps = {
-    ...(deps.raft !== undefined ? { raft: deps.raft } : {}),
+    ...(deps.raft !== undefined ? { raft: deps.raft, writer: replicatedWriter(deps.raft) } : {}),
     ...(deps.store !== undefined ? { store: deps.store } : {}),
     ...(deps.podAccess !== undefined ? { podAccess: deps.podAccess } : {})
   }

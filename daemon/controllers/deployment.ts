@@ -10,7 +10,7 @@
 // Deployments only scale. Status and the revision annotation are written
 // only when they change.
 // May import: protocol/, daemon/store/types.ts and selector.ts, ./framework.ts, ./hash.ts, ./replicaset.ts.
-import { typeOfKind } from '../../protocol/k8s.ts'
+import { DEPLOYMENT, POD, REPLICA_SET } from '../../protocol/kinds.ts'
 import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
 import { matchLabelSelector } from '../store/selector.ts'
 import type { LabelSelector } from '../store/selector.ts'
@@ -19,11 +19,10 @@ import { keyOf, splitKey, WorkQueue } from './framework.ts'
 import type { Controller, ControllerContext } from './framework.ts'
 import { canonicalJson, podTemplateHash } from './hash.ts'
 import {
-  controllerRefOf, mustWrite, numberAt, ownerRefTo, POD_TYPE, REPLICA_SET_TYPE, rsRef, tallyPods
+  controllerRefOf, mustWrite, numberAt, ownerRefTo, rsRef, tallyPods
 } from './replicaset.ts'
 import type { PodTally } from './replicaset.ts'
 
-export const DEPLOYMENT_TYPE = typeOfKind('apps/v1', 'Deployment') as ResourceType
 
 export const REVISION_ANNOTATION = 'deployment.kubernetes.io/revision'
 export const DESIRED_REPLICAS_ANNOTATION = 'deployment.kubernetes.io/desired-replicas'
@@ -119,19 +118,19 @@ export class DeploymentController implements Controller {
       ...(this.baseDelayMs === undefined ? {} : { baseDelayMs: this.baseDelayMs })
     })
     const live = (e: WatchEvent): KObject | undefined => e.type === 'ERROR' || e.type === 'BOOKMARK' ? undefined : e.object as KObject
-    this.watches.push(ctx.store.watch(DEPLOYMENT_TYPE, {}, e => {
+    this.watches.push(ctx.store.watch(DEPLOYMENT, {}, e => {
       const d = live(e)
       if (d !== undefined) queue.add(keyOf(d))
     }))
-    this.watches.push(ctx.store.watch(REPLICA_SET_TYPE, {}, e => {
+    this.watches.push(ctx.store.watch(REPLICA_SET, {}, e => {
       const rs = live(e)
       if (rs !== undefined) this.enqueueOwner(ctx, queue, rs)
     }))
-    this.watches.push(ctx.store.watch(POD_TYPE, {}, e => {
+    this.watches.push(ctx.store.watch(POD, {}, e => {
       const pod = live(e)
       const owner = pod === undefined ? undefined : controllerRefOf(pod)
       if (pod === undefined || owner?.kind !== 'ReplicaSet') return
-      const rs = ctx.store.get(rsRef(pod.metadata.namespace, owner.name))
+      const rs = ctx.store.get(REPLICA_SET, pod.metadata.namespace, owner.name)
       if (rs !== undefined && rs.metadata.uid === owner.uid) this.enqueueOwner(ctx, queue, rs)
     }))
   }
@@ -151,7 +150,7 @@ export class DeploymentController implements Controller {
       if (owner.kind === 'Deployment') queue.add(`${ns}/${owner.name}`)
       return
     }
-    for (const d of ctx.store.list(DEPLOYMENT_TYPE, { namespace: ns }).items) {
+    for (const d of ctx.store.list(DEPLOYMENT, { namespace: ns }).items) {
       const selector = (d.spec as Obj | undefined)?.selector as LabelSelector | undefined
       if (selector !== undefined && matchLabelSelector(selector, rs.metadata.labels)) queue.add(keyOf(d))
     }
@@ -179,7 +178,7 @@ class Pass {
 
   async run (): Promise<boolean> {
     const { namespace, name } = splitKey(this.key)
-    const d = this.ctx.store.get(deploymentRef(namespace, name))
+    const d = this.ctx.store.get(DEPLOYMENT, namespace, name)
     if (d === undefined || d.metadata.deletionTimestamp !== undefined) return true
     this.d = d
     const spec = (d.spec ?? {}) as Obj
@@ -209,7 +208,7 @@ class Pass {
     const ns = this.d.metadata.namespace ?? 'default'
     const uid = this.d.metadata.uid ?? ''
     const byRs = new Map<string, KObject[]>()
-    for (const p of this.ctx.store.list(POD_TYPE, { namespace: ns }).items) {
+    for (const p of this.ctx.store.list(POD, { namespace: ns }).items) {
       const owner = controllerRefOf(p)
       if (owner === undefined) continue
       let list = byRs.get(owner.uid)
@@ -217,7 +216,7 @@ class Pass {
       list.push(p)
     }
     const now = this.ctx.clock.now()
-    const all: RsView[] = this.ctx.store.list(REPLICA_SET_TYPE, { namespace: ns }).items
+    const all: RsView[] = this.ctx.store.list(REPLICA_SET, { namespace: ns }).items
       .filter(rs => controllerRefOf(rs)?.uid === uid && rs.metadata.deletionTimestamp === undefined)
       .map(rs => ({ rs, replicas: numberAt(rs.spec, 'replicas', 1), pods: tallyPods(byRs.get(rs.metadata.uid ?? '') ?? [], this.minReadySeconds, now) }))
       .sort(byCreation)
@@ -244,7 +243,7 @@ class Pass {
   private async adoptOrphans (): Promise<void> {
     const ns = this.d.metadata.namespace ?? 'default'
     const selector = ((this.d.spec as Obj).selector ?? {}) as LabelSelector
-    for (const rs of this.ctx.store.list(REPLICA_SET_TYPE, { namespace: ns }).items) {
+    for (const rs of this.ctx.store.list(REPLICA_SET, { namespace: ns }).items) {
       if (controllerRefOf(rs) !== undefined || rs.metadata.deletionTimestamp !== undefined || !matchLabelSelector(selector, rs.metadata.labels)) continue
       await mustWrite(this.ctx, {
         op: 'patch',
@@ -304,7 +303,7 @@ class Pass {
     }
     const r = await this.ctx.write({ op: 'create', object: rs, uid: this.ctx.uid(), now: this.ctx.now() })
     if (!r.ok) {
-      if (r.status.code === 409 && this.ctx.store.get(rsRef(ns, name)) !== undefined) {
+      if (r.status.code === 409 && this.ctx.store.get(REPLICA_SET, ns, name) !== undefined) {
         // Another template hashed to the same name: change the hash and try again.
         await mustWrite(this.ctx, { op: 'update', subresource: 'status', object: { ...d, status: { ...status, collisionCount: collisionCount + 1 } }, now: this.ctx.now() })
       }
@@ -406,7 +405,7 @@ class Pass {
     // Wait for every old pod (terminating ones included) to be gone.
     const ns = this.d.metadata.namespace ?? 'default'
     const oldUids = new Set(view.old.map(v => v.rs.metadata.uid ?? ''))
-    const oldPods = this.ctx.store.list(POD_TYPE, { namespace: ns }).items.filter(p => {
+    const oldPods = this.ctx.store.list(POD, { namespace: ns }).items.filter(p => {
       const phase = (p.status as Obj | undefined)?.phase
       return oldUids.has(controllerRefOf(p)?.uid ?? '') && phase !== 'Succeeded' && phase !== 'Failed'
     })
@@ -492,7 +491,7 @@ class Pass {
   /** The revision annotation and status, from the replica as this pass left it; written if changed. */
   private async writeStatus (): Promise<void> {
     const ns = this.d.metadata.namespace ?? 'default'
-    let d = this.ctx.store.get(deploymentRef(ns, this.d.metadata.name ?? ''))
+    let d: KObject | undefined = this.ctx.store.get(DEPLOYMENT, ns, this.d.metadata.name ?? '')
     if (d === undefined || d.metadata.uid !== this.d.metadata.uid) return
     this.d = d
     const view = this.load()

@@ -5,15 +5,13 @@
 // container ports (a named targetPort is looked up by name). Written only
 // when it changes.
 // May import: protocol/, daemon/store/types.ts and selector.ts, ./framework.ts.
-import { typeOfKind } from '../../protocol/k8s.ts'
+import { ENDPOINTS, POD, SERVICE } from '../../protocol/kinds.ts'
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
 import { matchLabelSelector } from '../store/selector.ts'
 import type { Watch } from '../store/types.ts'
 import type { Controller, ControllerContext } from './framework.ts'
 import { keyOf, splitKey, WorkQueue } from './framework.ts'
 
-const POD = typeOfKind('v1', 'Pod') as ResourceType
-const SERVICE = typeOfKind('v1', 'Service') as ResourceType
 
 interface ServicePort { name?: string, port: number, targetPort?: number | string, protocol?: string }
 interface ContainerPort { name?: string, containerPort: number, protocol?: string }
@@ -98,8 +96,8 @@ export class EndpointsController implements Controller {
     const ctx = this.ctx
     if (ctx === undefined) return true
     const { namespace = 'default', name } = splitKey(key)
-    const service = ctx.store.get({ group: '', resource: 'services', namespace, name })
-    const current = ctx.store.get({ group: '', resource: 'endpoints', namespace, name })
+    const service = ctx.store.get(SERVICE, namespace, name)
+    const current = ctx.store.get(ENDPOINTS, namespace, name)
     const selector = (service?.spec as { selector?: Record<string, string> } | undefined)?.selector
     if (service === undefined || selector === undefined || Object.keys(selector).length === 0) {
       // No service (or no selector: its endpoints are the user's): leave a user's Endpoints alone, remove ours.

@@ -5,7 +5,7 @@
 // lets the store delete the owner), and old Events (kept one hour, as in
 // Kubernetes). Background and orphan cascades happen in the store itself.
 // May import: protocol/, daemon/clock, daemon/store/types.ts, ./framework.ts.
-import { RESOURCE_TYPES, typeOfKind } from '../../protocol/k8s.ts'
+import { EVENT, KINDS } from '../../protocol/kinds.ts'
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
 import { every } from '../clock/clock.ts'
 import type { Watch } from '../store/types.ts'
@@ -13,11 +13,10 @@ import type { Controller, ControllerContext } from './framework.ts'
 import { keyOf, WorkQueue } from './framework.ts'
 
 const FOREGROUND = 'foregroundDeletion'
-const EVENT = typeOfKind('v1', 'Event') as ResourceType
 /** Kinds that own others here. */
-const OWNERS = RESOURCE_TYPES.filter(t => t.kind === 'Deployment' || t.kind === 'ReplicaSet')
+const OWNERS = KINDS.filter(t => t.kind === 'Deployment' || t.kind === 'ReplicaSet')
 /** Kinds that may be owned. */
-const DEPENDENTS = RESOURCE_TYPES.filter(t => t.kind === 'ReplicaSet' || t.kind === 'Pod')
+const DEPENDENTS = KINDS.filter(t => t.kind === 'ReplicaSet' || t.kind === 'Pod')
 
 export interface GcOptions {
   eventTtlMs?: number
@@ -77,7 +76,7 @@ export class GarbageCollector implements Controller {
     const [namespace, name] = rest.split('/') as [string, string]
     const type = OWNERS.find(t => t.plural === plural)
     if (type === undefined) return true
-    const owner = ctx.store.get({ group: type.group, resource: type.plural, namespace, name })
+    const owner = ctx.store.get(type, namespace, name)
     if (owner === undefined || owner.metadata.deletionTimestamp === undefined || !(owner.metadata.finalizers ?? []).includes(FOREGROUND)) return true
     const uid = owner.metadata.uid
     const dependents = DEPENDENTS.flatMap(t => ctx.store.list(t, { namespace }).items

@@ -4,15 +4,13 @@
 // replace them and the scheduler binds the replacements elsewhere. The
 // Node's Ready condition itself is kept by ./nodes.ts.
 // May import: protocol/, daemon/clock, daemon/store/types.ts, ./framework.ts.
-import { typeOfKind } from '../../protocol/k8s.ts'
+import { NODE, POD } from '../../protocol/kinds.ts'
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
 import { every } from '../clock/clock.ts'
 import type { Watch } from '../store/types.ts'
 import type { Controller, ControllerContext } from './framework.ts'
 import { WorkQueue } from './framework.ts'
 
-const POD = typeOfKind('v1', 'Pod') as ResourceType
-const NODE = typeOfKind('v1', 'Node') as ResourceType
 /** how long a Node with no member waits before its pods are replaced elsewhere */
 const MISSING_GRACE_MS = 30_000
 

@@ -7,9 +7,10 @@
 // membership (alive: True, suspect: Unknown, dead or left: False). Nodes are
 // written only when something changes, so a quiet cluster writes nothing.
 // May import: protocol/, daemon/store/types.ts, daemon/raft/replicator.ts, daemon/clock, daemon/log, daemon/store/command.ts (encodeStoreCommand).
+import { CONFIG_MAP, NAMESPACE, NODE, SERVICE } from '../../protocol/kinds.ts'
 import { randomUUID } from 'node:crypto'
 import type { MemberState } from '../../protocol/membership.ts'
-import { rfc3339, SYSTEM_NAMESPACES, typeOfKind } from '../../protocol/k8s.ts'
+import { rfc3339, SYSTEM_NAMESPACES } from '../../protocol/k8s.ts'
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
 import { VERSION } from '../../protocol/version.ts'
 import { encodeStoreCommand } from '../store/command.ts'
@@ -43,8 +44,6 @@ export interface NodeKeeperInit {
   network?: { serviceCidr: string, podCidr: string, clusterDomain: string }
 }
 
-const NAMESPACE = typeOfKind('v1', 'Namespace') as ResourceType
-const NODE = typeOfKind('v1', 'Node') as ResourceType
 
 function readyOf (state: MemberState): { status: 'True' | 'False' | 'Unknown', reason: string, message: string } {
   switch (state) {
@@ -130,8 +129,7 @@ export class NodeKeeper {
   private async ensureNetwork (now: string): Promise<void> {
     const { store, log, network } = this.init
     if (network === undefined) return
-    const cmRef = { group: '', resource: 'configmaps', namespace: CLUSTER_CONFIG.namespace, name: CLUSTER_CONFIG.name }
-    let cm = store.get(cmRef)
+    let cm = store.get(CONFIG_MAP, CLUSTER_CONFIG.namespace, CLUSTER_CONFIG.name)
     if (cm === undefined) {
       const data = { serviceCIDR: network.serviceCidr, podCIDR: network.podCidr, clusterDomain: network.clusterDomain, dnsIP: dnsServiceIp(network.serviceCidr) }
       const r = await this.propose({ op: 'create', object: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { ...CLUSTER_CONFIG }, data }, uid: randomUUID(), now })
@@ -139,10 +137,10 @@ export class NodeKeeper {
         log.warn({ event: 'network.config-failed', err: r.status.message }, `could not record the cluster network: ${r.status.message}`)
         return
       }
-      cm = store.get(cmRef)
+      cm = store.get(CONFIG_MAP, CLUSTER_CONFIG.namespace, CLUSTER_CONFIG.name)
     }
     const data = ((cm as { data?: Record<string, string> } | undefined)?.data ?? {})
-    if (data.dnsIP === undefined || store.get({ group: '', resource: 'services', namespace: 'kube-system', name: 'kube-dns' }) !== undefined) return
+    if (data.dnsIP === undefined || store.get(SERVICE, 'kube-system', 'kube-dns') !== undefined) return
     const dns: KObject = {
       apiVersion: 'v1',
       kind: 'Service',
@@ -157,14 +155,13 @@ export class NodeKeeper {
     const { store, log } = this.init
     const now = rfc3339(this.init.clock.now())
     for (const ns of SYSTEM_NAMESPACES) {
-      if (store.get({ group: '', resource: NAMESPACE.plural, name: ns }) !== undefined) continue
+      if (store.get(NAMESPACE, undefined, ns) !== undefined) continue
       const r = await this.propose({ op: 'create', object: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } }, uid: randomUUID(), now })
       if (!r.ok && r.status.code !== 409) log.warn({ event: 'namespace.create-failed', namespace: ns, err: r.status.message }, `could not create namespace ${ns}: ${r.status.message}`)
     }
     await this.ensureNetwork(now)
     for (const m of this.init.members()) {
-      const ref = { group: '', resource: NODE.plural, name: m.name }
-      const current = store.get(ref)
+      const current = store.get(NODE, undefined, m.name)
       const want = desiredNode(m, current, now)
       if (current !== undefined && sameNode(current, want)) continue
       if (current === undefined) {
@@ -175,7 +172,7 @@ export class NodeKeeper {
         }
         if (created.object.status !== undefined && sameNode(created.object, want)) continue
       }
-      const latest = store.get(ref) ?? want
+      const latest = store.get(NODE, undefined, m.name) ?? want
       const { resourceVersion: _rv, ...meta } = latest.metadata
       const r = await this.propose({ op: 'update', object: { ...want, metadata: { ...meta, labels: want.metadata.labels ?? {} } }, now })
       const r2 = r.ok ? await this.propose({ op: 'update', object: { ...want, metadata: { ...meta, labels: want.metadata.labels ?? {} } }, now, subresource: 'status' }) : r

@@ -6,7 +6,7 @@
 // readyReplicas, availableReplicas, observedGeneration) only when it changes.
 // Also the pod helpers the Deployment controller shares (ownership, readiness).
 // May import: protocol/, daemon/store/types.ts and selector.ts, ./framework.ts, ./hash.ts.
-import { typeOfKind } from '../../protocol/k8s.ts'
+import { POD, REPLICA_SET } from '../../protocol/kinds.ts'
 import type { KObject, OwnerReference, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
 import { matchLabelSelector } from '../store/selector.ts'
 import type { LabelSelector } from '../store/selector.ts'
@@ -15,8 +15,6 @@ import { keyOf, splitKey, WorkQueue } from './framework.ts'
 import type { Controller, ControllerContext } from './framework.ts'
 import { canonicalJson } from './hash.ts'
 
-export const POD_TYPE = typeOfKind('v1', 'Pod') as ResourceType
-export const REPLICA_SET_TYPE = typeOfKind('apps/v1', 'ReplicaSet') as ResourceType
 
 type Obj = Record<string, unknown>
 
@@ -142,10 +140,10 @@ export class ReplicaSetController implements Controller {
       reconcile: async (key: string): Promise<boolean> => await this.reconcile(ctx, queue, key),
       ...(this.baseDelayMs === undefined ? {} : { baseDelayMs: this.baseDelayMs })
     })
-    this.watches.push(ctx.store.watch(REPLICA_SET_TYPE, {}, e => {
+    this.watches.push(ctx.store.watch(REPLICA_SET, {}, e => {
       if (e.type !== 'ERROR' && e.type !== 'BOOKMARK') queue.add(keyOf(e.object as KObject))
     }))
-    this.watches.push(ctx.store.watch(POD_TYPE, {}, e => this.onPod(ctx, queue, e)))
+    this.watches.push(ctx.store.watch(POD, {}, e => this.onPod(ctx, queue, e)))
   }
 
   stop (): void {
@@ -167,7 +165,7 @@ export class ReplicaSetController implements Controller {
       return
     }
     if (e.type === 'DELETED' || !isPodActive(pod)) return
-    for (const rs of ctx.store.list(REPLICA_SET_TYPE, { namespace: ns }).items) {
+    for (const rs of ctx.store.list(REPLICA_SET, { namespace: ns }).items) {
       const selector = (rs.spec as Obj | undefined)?.selector as LabelSelector | undefined
       if (selector !== undefined && matchLabelSelector(selector, pod.metadata.labels)) queue.add(keyOf(rs))
     }
@@ -175,7 +173,7 @@ export class ReplicaSetController implements Controller {
 
   private async reconcile (ctx: ControllerContext, queue: WorkQueue, key: string): Promise<boolean> {
     const { namespace, name } = splitKey(key)
-    const rs = ctx.store.get(rsRef(namespace, name))
+    const rs = ctx.store.get(REPLICA_SET, namespace, name)
     if (rs === undefined || rs.metadata.deletionTimestamp !== undefined) return true
     const ns = rs.metadata.namespace ?? 'default'
     const uid = rs.metadata.uid ?? ''
@@ -186,7 +184,7 @@ export class ReplicaSetController implements Controller {
 
     // Claim: adopt matching orphans, release owned pods that stopped matching.
     const claimed: KObject[] = []
-    for (const pod of ctx.store.list(POD_TYPE, { namespace: ns }).items) {
+    for (const pod of ctx.store.list(POD, { namespace: ns }).items) {
       const owner = controllerRefOf(pod)
       const matches = matchLabelSelector(selector, pod.metadata.labels)
       if (owner?.uid === uid) {
@@ -277,12 +275,12 @@ export class ReplicaSetController implements Controller {
 
   /** Recounts from the replica (after this pass's writes) and writes status if it changed. */
   private async writeStatus (ctx: ControllerContext, queue: WorkQueue, key: string, ns: string, name: string): Promise<boolean> {
-    const rs = ctx.store.get(rsRef(ns, name))
+    const rs = ctx.store.get(REPLICA_SET, ns, name)
     if (rs === undefined) return true
     const uid = rs.metadata.uid ?? ''
     const spec = (rs.spec ?? {}) as Obj
     const templateLabels = (((spec.template as Obj | undefined)?.metadata as Obj | undefined)?.labels ?? {}) as Record<string, string>
-    const pods = ctx.store.list(POD_TYPE, { namespace: ns }).items.filter(p => controllerRefOf(p)?.uid === uid && isPodActive(p))
+    const pods = ctx.store.list(POD, { namespace: ns }).items.filter(p => controllerRefOf(p)?.uid === uid && isPodActive(p))
     const tally = tallyPods(pods, numberAt(spec, 'minReadySeconds'), ctx.clock.now())
     if (tally.recheckMs !== undefined) queue.addAfter(key, tally.recheckMs + 1)
     const fullyLabeled = pods.filter(p => Object.entries(templateLabels).every(([k, v]) => p.metadata.labels?.[k] === v)).length

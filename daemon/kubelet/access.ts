@@ -7,6 +7,7 @@
 // writes them (rpc.ts requestStream/serveStream); closing the reader's end
 // closes the stream and the runtime's log stream on the peer that runs it.
 // May import: protocol/, daemon/p2p (rpc, host), daemon/store/types.ts, ./kubelet.ts.
+import { POD } from '../../protocol/kinds.ts'
 import type { Readable } from 'node:stream'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { isNumber, isObject, isString, isStringArray } from '../../protocol/codec.ts'
@@ -88,7 +89,7 @@ export class PodAccess {
 
   /** Answers a request here or on the peer that runs the pod. */
   async handle (req: PodAccessRequest): Promise<PodAccessResponse> {
-    const pod = this.init.store.get({ group: '', resource: 'pods', namespace: req.namespace, name: req.name })
+    const pod = this.init.store.get(POD, req.namespace, req.name)
     if (pod === undefined) return { ok: false, code: 404, message: `pods "${req.name}" not found` }
     const nodeName = (pod.spec as { nodeName?: string } | undefined)?.nodeName
     if (nodeName === undefined) return { ok: false, code: 400, message: `pod "${req.name}" is not scheduled to a node yet` }
@@ -121,7 +122,7 @@ export class PodAccess {
   }
 
   private async local (req: PodAccessRequest): Promise<PodAccessResponse> {
-    const pod = this.init.store.get({ group: '', resource: 'pods', namespace: req.namespace, name: req.name })
+    const pod = this.init.store.get(POD, req.namespace, req.name)
     if (pod === undefined) return { ok: false, code: 404, message: `pods "${req.name}" not found` }
     const containers = ((pod.spec as { containers?: Array<{ name: string }> } | undefined)?.containers ?? []).map(c => c.name)
     const container = req.container ?? (containers.length === 1 ? containers[0] : undefined)

@@ -3,6 +3,7 @@
 // the pod), then POD_IP, POD_NAME and POD_NAMESPACE. A missing ConfigMap or
 // Secret that is not optional is an error (CreateContainerConfigError).
 // May import: protocol/, daemon/store/types.ts.
+import { CONFIG_MAP, SECRET } from '../../protocol/kinds.ts'
 import type { KObject } from '../../protocol/k8s.ts'
 import type { StoreReader } from '../store/types.ts'
 
@@ -17,14 +18,16 @@ export class EnvError extends Error {
 }
 
 function dataOf (store: StoreReader, kind: 'configmaps' | 'secrets', namespace: string, name: string): Record<string, string> | undefined {
-  const obj = store.get({ group: '', resource: kind, namespace, name })
-  if (obj === undefined) return undefined
   const out: Record<string, string> = {}
   if (kind === 'secrets') {
-    for (const [k, v] of Object.entries((obj.data ?? {}) as Record<string, string>)) out[k] = Buffer.from(v, 'base64').toString('utf8')
-    Object.assign(out, (obj.stringData ?? {}) as Record<string, string>)
+    const secret = store.get(SECRET, namespace, name)
+    if (secret === undefined) return undefined
+    for (const [k, v] of Object.entries(secret.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8')
+    Object.assign(out, secret.stringData ?? {})
   } else {
-    Object.assign(out, (obj.data ?? {}) as Record<string, string>)
+    const cm = store.get(CONFIG_MAP, namespace, name)
+    if (cm === undefined) return undefined
+    Object.assign(out, cm.data ?? {})
   }
   return out
 }

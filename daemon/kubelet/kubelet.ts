@@ -24,8 +24,8 @@
 // the process runtime's pods in mind, SHOAL_DNS (the cluster DNS server).
 // May import: protocol/, daemon/store/types.ts, daemon/controllers/framework.ts,
 // daemon/network/dns.ts (serviceEnv), daemon/clock, daemon/log, ./*.
+import { KINDS, NODE, POD } from '../../protocol/kinds.ts'
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
-import { RESOURCE_TYPES } from '../../protocol/k8s.ts'
 import type { Clock, TimerHandle } from '../clock/clock.ts'
 import { EventRecorder, keyOf, splitKey, WorkQueue } from '../controllers/framework.ts'
 import type { Logger } from '../log/log.ts'
@@ -44,8 +44,7 @@ import type { ContainerView, InitView, Waiting } from './status.ts'
 
 type Obj = Record<string, unknown>
 
-const POD_TYPE = RESOURCE_TYPES.find(t => t.kind === 'Pod') as ResourceType
-const CONFIG_TYPES = RESOURCE_TYPES.filter(t => t.group === '' && (t.kind === 'ConfigMap' || t.kind === 'Secret'))
+const CONFIG_TYPES = KINDS.filter(t => t.group === '' && (t.kind === 'ConfigMap' || t.kind === 'Secret'))
 
 export interface KubeletOptions {
   nodeName: string
@@ -158,12 +157,12 @@ export class Kubelet {
       this.queue.add(`${r.podNamespace}/${r.podName}`)
     }
     // A sandbox without containers has nothing to stop; one whose pod is gone can go now.
-    const bound = new Set(this.opts.store.list(POD_TYPE, { fieldSelector: `spec.nodeName=${this.opts.nodeName}` }).items.map(p => p.metadata.uid))
+    const bound = new Set(this.opts.store.list(POD, { fieldSelector: `spec.nodeName=${this.opts.nodeName}` }).items.map(p => p.metadata.uid))
     for (const uid of await this.runtime.listSandboxes()) {
       if (!known.has(uid) && !bound.has(uid)) await this.runtime.removeSandbox(uid)
     }
     this.opts.log.info({ event: 'kubelet.started', node: this.opts.nodeName, adopted: records.filter(r => r.state === 'running').length }, `kubelet started on ${this.opts.nodeName}`)
-    this.watch = this.opts.store.watch(POD_TYPE, { fieldSelector: `spec.nodeName=${this.opts.nodeName}` }, e => {
+    this.watch = this.opts.store.watch(POD, { fieldSelector: `spec.nodeName=${this.opts.nodeName}` }, e => {
       const obj = e.object as KObject
       if (e.type === 'ERROR' || obj.metadata === undefined) return
       this.queue.add(keyOf(obj))
@@ -180,7 +179,7 @@ export class Kubelet {
   private async podCidr (): Promise<string | undefined> {
     const deadline = this.opts.clock.now() + (this.opts.awaitPodCidrMs ?? 0)
     for (;;) {
-      const node = this.opts.store.get({ group: '', resource: 'nodes', name: this.opts.nodeName })
+      const node = this.opts.store.get(NODE, undefined, this.opts.nodeName)
       const cidr = ((node?.spec ?? {}) as { podCIDR?: string }).podCIDR
       if (cidr !== undefined && cidr !== '') return cidr
       if (this.opts.clock.now() >= deadline || this.stopped) {
@@ -195,7 +194,7 @@ export class Kubelet {
     const keys: string[] = []
     for (const s of this.pods.values()) {
       if (splitKey(s.key).namespace !== namespace) continue
-      const pod = this.opts.store.get({ group: '', resource: 'pods', namespace, name: splitKey(s.key).name })
+      const pod = this.opts.store.get(POD, namespace, splitKey(s.key).name)
       const volumes = (((pod?.spec ?? {}) as Obj).volumes ?? []) as Array<{ configMap?: { name?: string }, secret?: { secretName?: string } }>
       if (volumes.some(v => kind === 'ConfigMap' ? v.configMap?.name === name : v.secret?.secretName === name)) keys.push(s.key)
     }
@@ -242,7 +241,7 @@ export class Kubelet {
   }
 
   private async containersOf (namespace: string, name: string, container: string): Promise<ContainerRecord[]> {
-    const pod = this.opts.store.get({ group: '', resource: 'pods', namespace, name })
+    const pod = this.opts.store.get(POD, namespace, name)
     return (await this.runtime.listContainers())
       .filter(r => r.podUid === pod?.metadata.uid && r.containerName === container)
       .sort((a, b) => a.attempt - b.attempt)
@@ -263,7 +262,7 @@ export class Kubelet {
   private async reconcile (key: string): Promise<boolean> {
     if (this.stopped) return true
     const { namespace, name } = splitKey(key)
-    const found = this.opts.store.get({ group: '', resource: 'pods', namespace, name })
+    const found = this.opts.store.get(POD, namespace, name)
     const pod = found !== undefined && (found.spec as Obj | undefined)?.nodeName === this.opts.nodeName ? found : undefined
     for (const s of [...this.pods.values()]) {
       if (s.key === key && s.uid !== pod?.metadata.uid) this.teardown(s, true)

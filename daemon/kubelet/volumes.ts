@@ -8,6 +8,7 @@
 // DirectoryOrCreate). A runtime turns each Mount into what it can: the
 // process runtime links it into the container's working directory.
 // May import: protocol/, daemon/store/types.ts, ./runtime.ts.
+import { CONFIG_MAP, SECRET } from '../../protocol/kinds.ts'
 import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { dirname, join, normalize } from 'node:path'
 import type { KObject } from '../../protocol/k8s.ts'
@@ -90,7 +91,7 @@ export class Volumes {
         const secret = v.secret !== undefined
         const src = (v.secret ?? v.configMap) as { items?: KeyToPath[], defaultMode?: number, optional?: boolean }
         const objName = v.secret !== undefined ? v.secret.secretName ?? '' : v.configMap?.name ?? ''
-        const obj = this.store.get({ group: '', resource: secret ? 'secrets' : 'configmaps', namespace, name: objName })
+        const obj = secret ? this.store.get(SECRET, namespace, objName) : this.store.get(CONFIG_MAP, namespace, objName)
         const what = secret ? 'secret' : 'configmap'
         if (obj === undefined) {
           if (src.optional !== true) throw new VolumeError(`MountVolume.SetUp failed for volume "${v.name}" : ${what} "${objName}" not found`)
@@ -99,9 +100,9 @@ export class Volumes {
           continue
         }
         const data = new Map<string, Buffer>()
-        for (const [k, val] of Object.entries((obj.data ?? {}) as Record<string, string>)) data.set(k, Buffer.from(val, secret ? 'base64' : 'utf8'))
-        if (secret) for (const [k, val] of Object.entries((obj.stringData ?? {}) as Record<string, string>)) data.set(k, Buffer.from(val, 'utf8'))
-        else for (const [k, val] of Object.entries((obj.binaryData ?? {}) as Record<string, string>)) data.set(k, Buffer.from(val, 'base64'))
+        for (const [k, val] of Object.entries(obj.data ?? {})) data.set(k, Buffer.from(val, secret ? 'base64' : 'utf8'))
+        if (obj.kind === 'Secret') for (const [k, val] of Object.entries(obj.stringData ?? {})) data.set(k, Buffer.from(val, 'utf8'))
+        else for (const [k, val] of Object.entries(obj.binaryData ?? {})) data.set(k, typeof val === 'string' ? Buffer.from(val, 'base64') : Buffer.from(val))
         const mode = src.defaultMode ?? 0o644
         const files = new Map<string, { content: Buffer, mode: number }>()
         if (src.items !== undefined && src.items.length > 0) {

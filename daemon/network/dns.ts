@@ -7,6 +7,7 @@
 // Also owns serviceEnv, the kubelet's docker-link-style service variables.
 // The wire format is dns-packet's.
 // May import: protocol/, daemon/store/types.ts, daemon/clock/, daemon/log/.
+import { ENDPOINTS, NAMESPACE, POD, SERVICE } from '../../protocol/kinds.ts'
 import { randomInt } from 'node:crypto'
 import { createSocket } from 'node:dgram'
 import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram'
@@ -14,14 +15,12 @@ import { connect, createServer, isIP, isIPv4, isIPv6 } from 'node:net'
 import type { Server, Socket } from 'node:net'
 import { AUTHORITATIVE_ANSWER, decode, encode, RECURSION_AVAILABLE, RECURSION_DESIRED, TRUNCATED_RESPONSE } from 'dns-packet'
 import type { Answer, DecodedPacket, OptAnswer, Packet, Question } from 'dns-packet'
-import { typeOfKind } from '../../protocol/k8s.ts'
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
 import { systemClock } from '../clock/clock.ts'
 import type { Clock } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
 import type { StoreReader } from '../store/types.ts'
 
-const SERVICE = typeOfKind('v1', 'Service') as ResourceType
 const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const
 /** the UDP answer size without EDNS, and the most we send whatever EDNS asks */
 const UDP_MIN = 512
@@ -294,8 +293,8 @@ export class DnsServer {
     }
     if (zone !== 'svc' || labels.length > 5) return nxdomain()
     if (ns === undefined) return nodata()
-    if (svcName === undefined) return this.store.get({ group: '', resource: 'namespaces', name: ns }) === undefined ? nxdomain() : nodata()
-    const service = this.store.get({ group: '', resource: 'services', namespace: ns, name: svcName })
+    if (svcName === undefined) return this.store.get(NAMESPACE, undefined, ns) === undefined ? nxdomain() : nodata()
+    const service = this.store.get(SERVICE, ns, svcName)
     if (service === undefined) return nxdomain()
     const spec = (service.spec ?? {}) as ServiceSpec
     const fqdn = `${svcName}.${ns}.svc.${d}`
@@ -324,7 +323,7 @@ export class DnsServer {
 
   /** The ready addresses of a service's Endpoints, each with its DNS label (hostname, the pod's hostname, or the dashed IP). */
   private endpoints (ns: string, svcName: string): Endpoint[] {
-    const ep = this.store.get({ group: '', resource: 'endpoints', namespace: ns, name: svcName })
+    const ep = this.store.get(ENDPOINTS, ns, svcName)
     const out: Endpoint[] = []
     for (const subset of (ep?.subsets ?? []) as EndpointSubset[]) {
       for (const a of subset.addresses ?? []) {
@@ -338,7 +337,7 @@ export class DnsServer {
   /** A pod's spec.hostname, when its spec.subdomain names this service (as Kubernetes' endpoints controller fills in hostname). */
   private podHostname (ns: string, svcName: string, a: EndpointAddress): string | undefined {
     if (a.targetRef?.kind !== 'Pod' || a.targetRef.name === undefined) return undefined
-    const pod: KObject | undefined = this.store.get({ group: '', resource: 'pods', namespace: ns, name: a.targetRef.name })
+    const pod: KObject | undefined = this.store.get(POD, ns, a.targetRef.name)
     const spec = (pod?.spec ?? {}) as { hostname?: string, subdomain?: string }
     return spec.subdomain === svcName && typeof spec.hostname === 'string' && spec.hostname !== '' ? spec.hostname : undefined
   }

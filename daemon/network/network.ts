@@ -8,9 +8,9 @@
 // (shared with the other peers on the host through SO_REUSEPORT). It tells
 // the kubelet what resolver pods get.
 // May import: protocol/, daemon/store (types, allocate), daemon/log, ./dns.ts.
+import { CONFIG_MAP } from '../../protocol/kinds.ts'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import { typeOfKind } from '../../protocol/k8s.ts'
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
 import type { Logger } from '../log/log.ts'
 import { CLUSTER_CONFIG, parseCidr } from '../store/allocate.ts'
@@ -63,7 +63,7 @@ export class ClusterNetwork {
   }
 
   start (): void {
-    this.watch = this.opts.store.watch(typeOfKind('v1', 'ConfigMap') as ResourceType, { fieldSelector: `metadata.name=${CLUSTER_CONFIG.name}` }, e => {
+    this.watch = this.opts.store.watch(CONFIG_MAP, { fieldSelector: `metadata.name=${CLUSTER_CONFIG.name}` }, e => {
       if (e.type === 'ERROR' || this.current !== undefined) return
       const obj = e.object as KObject
       if (obj.metadata?.namespace !== CLUSTER_CONFIG.namespace) return

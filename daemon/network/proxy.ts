@@ -20,11 +20,11 @@
 // local route; EADDRINUSE) is logged once as a warning and retried when
 // the Service changes.
 // May import: protocol/, daemon/store/types.ts, daemon/clock, daemon/log, this folder.
+import { ENDPOINTS, SERVICE } from '../../protocol/kinds.ts'
 import { createServer } from 'node:net'
 import type { Server, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
-import { typeOfKind } from '../../protocol/k8s.ts'
 import { systemClock } from '../clock/clock.ts'
 import type { Clock } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
@@ -37,8 +37,6 @@ import { UdpRelay } from './udp.ts'
 
 export type { DialRemote } from './tunnel.ts'
 
-const SERVICE = typeOfKind('v1', 'Service') as ResourceType
-const ENDPOINTS = typeOfKind('v1', 'Endpoints') as ResourceType
 
 export interface ServiceProxyInit {
   store: StoreReader

@@ -8,6 +8,7 @@
 // bytes both ways, with back-pressure and half-close (pipe.ts).
 // May import: protocol/ (codec), daemon/p2p (host), daemon/store/types.ts,
 // daemon/clock, daemon/log, ./pipe.ts, ./routes.ts.
+import { ENDPOINTS } from '../../protocol/kinds.ts'
 import { createSocket } from 'node:dgram'
 import { isIPv6 } from 'node:net'
 import type { Duplex } from 'node:stream'
@@ -17,7 +18,6 @@ import { lpStream } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { decode, encode } from '../../protocol/codec.ts'
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
-import { typeOfKind } from '../../protocol/k8s.ts'
 import { systemClock } from '../clock/clock.ts'
 import type { Clock } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
@@ -36,7 +36,6 @@ const DEFAULT_DIAL_TIMEOUT_MS = 2000
 /** for the whole handshake: the request, the dial to the endpoint, the answer */
 const HANDSHAKE_TIMEOUT_MS = 10_000
 
-const ENDPOINTS = typeOfKind('v1', 'Endpoints') as ResourceType
 
 export { TUNNEL_PROTOCOL }
 

@@ -9,7 +9,7 @@
 // It also evicts pods from nodes with NoExecute taints they do not
 // tolerate (after their tolerationSeconds).
 // May import: protocol/, daemon/controllers/framework.ts, daemon/store/types.ts, daemon/clock, ./*.
-import { typeOfKind } from '../../protocol/k8s.ts'
+import { NODE, POD } from '../../protocol/kinds.ts'
 import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
 import { every } from '../clock/clock.ts'
 import type { TimerHandle } from '../clock/clock.ts'
@@ -36,8 +36,6 @@ export interface SchedulerOptions {
   sliceMs?: number
 }
 
-const POD_TYPE = typeOfKind('v1', 'Pod') as ResourceType
-const NODE_TYPE = typeOfKind('v1', 'Node') as ResourceType
 
 type Obj = Record<string, unknown>
 
@@ -106,8 +104,8 @@ export class Scheduler implements Controller {
     this.ctx = ctx
     this.stopped = false
     this.evictions = new WorkQueue({ clock: ctx.clock, log: ctx.log, name: 'taint-eviction', reconcile: async key => await this.evict(key) })
-    this.watches.push(ctx.store.watch(NODE_TYPE, {}, e => { this.guard(() => { this.onNode(e) }) }))
-    this.watches.push(ctx.store.watch(POD_TYPE, {}, e => { this.guard(() => { this.onPod(e) }) }))
+    this.watches.push(ctx.store.watch(NODE, {}, e => { this.guard(() => { this.onNode(e) }) }))
+    this.watches.push(ctx.store.watch(POD, {}, e => { this.guard(() => { this.onPod(e) }) }))
     this.stopRetry = every(ctx.clock, this.opts.retryMs, () => { this.unparkAll() })
     this.kick()
   }

@@ -7,10 +7,11 @@
 // written object's resourceVersion is its Raft index. Stored objects are
 // frozen: readers get them as they are and must copy before changing them.
 // May import: protocol/, daemon/raft/state-machine.ts, ./*.
+import { CONFIG_MAP, KINDS, NAMESPACE, NODE, SERVICE, kindOf, kindOfResource } from '../../protocol/kinds.ts'
 import { createHash } from 'node:crypto'
 import { decode, encode, isNumber, isObject, isString } from '../../protocol/codec.ts'
 import type { StatusBody } from '../../protocol/api.ts'
-import { RESOURCE_TYPES, SYSTEM_NAMESPACES, typeOfKind, typeOfResource } from '../../protocol/k8s.ts'
+import { SYSTEM_NAMESPACES } from '../../protocol/k8s.ts'
 import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
 import type { StateMachine } from '../raft/state-machine.ts'
 import { decodeStoreCommand } from './command.ts'
@@ -36,10 +37,6 @@ export interface ResourceStoreOptions {
 }
 
 const SNAPSHOT_VERSION = 1
-const NAMESPACE_TYPE = typeOfKind('v1', 'Namespace') as ResourceType
-const SERVICE_TYPE = typeOfKind('v1', 'Service') as ResourceType
-const CONFIGMAP_TYPE = typeOfKind('v1', 'ConfigMap') as ResourceType
-const NODE_TYPE = typeOfKind('v1', 'Node') as ResourceType
 /** Namespaces that may not be deleted, as in Kubernetes. */
 const UNDELETABLE_NAMESPACES = new Set(['default', 'kube-system', 'kube-public'])
 /** The alphabet of generated name suffixes (Kubernetes' own: no vowels, no look-alikes). */
@@ -163,7 +160,7 @@ export class ResourceStore implements StateMachine, StoreReader {
 
   snapshot (): Uint8Array {
     const objects: Array<[string, string, KObject]> = []
-    for (const type of RESOURCE_TYPES) {
+    for (const type of KINDS) {
       const m = this.objects.get(typeKey(type))
       if (m === undefined) continue
       for (const key of [...m.keys()].sort()) objects.push([type.group, type.plural, m.get(key) as KObject])
@@ -185,14 +182,14 @@ export class ResourceStore implements StateMachine, StoreReader {
     const snap = decode(data, isStoreSnapshot, 'resource store snapshot')
     const objects: ObjectMaps = new Map()
     for (const [group, plural, object] of snap.objects) {
-      const type = typeOfResource(group, plural)
+      const type = kindOfResource(group, plural)
       if (type === undefined) continue
       let m = objects.get(typeKey(type))
       if (m === undefined) objects.set(typeKey(type), m = new Map())
       m.set(objectKey(object.metadata.namespace, object.metadata.name ?? ''), deepFreeze(object))
     }
     const changes: Change[] = []
-    for (const type of RESOURCE_TYPES) {
+    for (const type of KINDS) {
       const before = this.objects.get(typeKey(type)) ?? new Map<string, KObject>()
       const after = objects.get(typeKey(type)) ?? new Map<string, KObject>()
       for (const [key, old] of before) {
@@ -215,33 +212,32 @@ export class ResourceStore implements StateMachine, StoreReader {
 
   // ---- StoreReader ---------------------------------------------------------
 
-  get (ref: ObjectRef): KObject | undefined {
-    const type = typeOfResource(ref.group, ref.resource)
-    if (type === undefined) return undefined
-    return this.objects.get(typeKey(type))?.get(objectKey(type.namespaced ? ref.namespace : undefined, ref.name))
+  get<T extends KObject> (type: ResourceType<T>, namespace: string | undefined, name: string): T | undefined {
+    return this.objects.get(typeKey(type))?.get(objectKey(type.namespaced ? namespace : undefined, name)) as T | undefined
   }
 
   /** The objects of `type` that match, sorted by namespace and name; throws BadSelectorError. */
-  list (type: ResourceType, opts: ListOptions = {}): { items: KObject[], resourceVersion: string } {
+  list<T extends KObject> (type: ResourceType<T>, opts: ListOptions = {}): { items: T[], resourceVersion: string } {
     const labels = parseLabelSelector(opts.labelSelector)
     const fields = parseFieldSelector(opts.fieldSelector, type.kind)
     const m = this.objects.get(typeKey(type))
-    const items: KObject[] = []
+    const items: T[] = []
     for (const key of [...(m?.keys() ?? [])].sort()) {
-      const obj = m?.get(key) as KObject
+      const obj = m?.get(key) as T
       if (opts.namespace !== undefined && type.namespaced && obj.metadata.namespace !== opts.namespace) continue
       if (labels(obj.metadata.labels) && fields(obj)) items.push(obj)
     }
     return { items, resourceVersion: this.resourceVersion() }
   }
 
-  watch (type: ResourceType, opts: WatchOptions, onEvent: (e: WatchEvent) => void): Watch {
+  watch<T extends KObject> (type: ResourceType<T>, opts: WatchOptions, onEvent: (e: WatchEvent<T>) => void): Watch {
     const w: Watcher = {
       typeKey: typeKey(type),
       namespace: type.namespaced ? opts.namespace : undefined,
       labels: parseLabelSelector(opts.labelSelector),
       fields: parseFieldSelector(opts.fieldSelector, type.kind),
-      onEvent
+      // the store delivers only objects of `type`, so of T
+      onEvent: onEvent as (e: WatchEvent) => void
     }
     const rv = opts.resourceVersion
     if (rv === undefined || rv === '' || rv === '0') {
@@ -267,7 +263,7 @@ export class ResourceStore implements StateMachine, StoreReader {
   private deliver (w: Watcher, c: Change): void {
     if (typeKey(c.type) !== w.typeKey) return
     const now = this.matches(w, c.object)
-    let type: WatchEvent['type'] | undefined
+    let type: 'ADDED' | 'MODIFIED' | 'DELETED' | undefined
     if (c.event === 'MODIFIED') {
       const before = c.old === undefined || this.matches(w, c.old)
       type = before && now ? 'MODIFIED' : before ? 'DELETED' : now ? 'ADDED' : undefined
@@ -314,7 +310,7 @@ export class ResourceStore implements StateMachine, StoreReader {
           if (cmd.ref === undefined || cmd.ref === null) return fail(badRequest('an update of the scale subresource needs ref'))
           return this.writeScale(tx, cmd.ref, cmd.object, index, cmd.now)
         }
-        const type = typeOfKind(cmd.object.apiVersion, cmd.object.kind)
+        const type = kindOf(cmd.object.apiVersion, cmd.object.kind)
         if (type === undefined) return fail(noKind(cmd.object))
         const name = cmd.object.metadata.name
         if (!isString(name) || name === '') return fail(invalid(type, '', [fieldError('metadata.name', 'Required')]))
@@ -344,7 +340,7 @@ export class ResourceStore implements StateMachine, StoreReader {
   }
 
   private find (tx: Tx, ref: ObjectRef): { ok: true, type: ResourceType, key: string, object: KObject } | { ok: false, status: StatusBody } {
-    const type = typeOfResource(ref.group, ref.resource)
+    const type = kindOfResource(ref.group, ref.resource)
     if (type === undefined) return { ok: false, status: statusOf(404, 'NotFound', `the server could not find the requested resource (${ref.resource}${ref.group === '' ? '' : '.' + ref.group})`) }
     const key = objectKey(type.namespaced ? (ref.namespace ?? 'default') : undefined, ref.name)
     const object = tx.get(type, key)
@@ -353,7 +349,7 @@ export class ResourceStore implements StateMachine, StoreReader {
   }
 
   private create (tx: Tx, input: KObject, uid: string, now: string, index: number): StoreResult {
-    const type = typeOfKind(input.apiVersion, input.kind)
+    const type = kindOf(input.apiVersion, input.kind)
     if (type === undefined) return fail(noKind(input))
     const obj = copy(input)
     const meta = obj.metadata as Obj
@@ -370,8 +366,8 @@ export class ResourceStore implements StateMachine, StoreReader {
     if (bad !== undefined) return fail(bad)
     const name = meta.name as string
     if (type.namespaced) {
-      const ns = tx.get(NAMESPACE_TYPE, objectKey(undefined, meta.namespace as string))
-      if (ns === undefined) return fail(notFound(NAMESPACE_TYPE, meta.namespace as string))
+      const ns = tx.get(NAMESPACE, objectKey(undefined, meta.namespace as string))
+      if (ns === undefined) return fail(notFound(NAMESPACE, meta.namespace as string))
       if (ns.metadata.deletionTimestamp !== undefined) {
         return fail(forbidden(`${qualifiedResource(type)} "${name}" is forbidden: unable to create new content in namespace ${meta.namespace as string} because it is being terminated`))
       }
@@ -442,10 +438,10 @@ export class ResourceStore implements StateMachine, StoreReader {
 
   /** A Service's address and NodePorts, or a Node's pod range (allocate.ts), against every other one. */
   private allocate (tx: Tx, obj: KObject, cur: KObject | undefined, key: string, uid: string): string[] {
-    const type = obj.kind === 'Node' ? NODE_TYPE : SERVICE_TYPE
+    const type = obj.kind === 'Node' ? NODE : SERVICE
     const others = tx.all([type]).filter(s => s.key !== key).map(s => s.object)
-    const config = tx.get(CONFIGMAP_TYPE, objectKey(CLUSTER_CONFIG.namespace, CLUSTER_CONFIG.name))
-    return type === NODE_TYPE ? allocateNodeCidr(obj, cur, others, podRange(config), config?.metadata.uid) : allocateService(obj, cur, others, serviceRange(config), uid)
+    const config = tx.get(CONFIG_MAP, objectKey(CLUSTER_CONFIG.namespace, CLUSTER_CONFIG.name))
+    return type === NODE ? allocateNodeCidr(obj, cur, others, podRange(config), config?.metadata.uid) : allocateService(obj, cur, others, serviceRange(config), uid)
   }
 
   /** The 422 for a change Kubernetes forbids on update, or undefined. */
@@ -538,7 +534,7 @@ export class ResourceStore implements StateMachine, StoreReader {
       tx.put(type, key, next, 'MODIFIED', cur)
       if (type.kind !== 'Namespace') return next
       const name = cur.metadata.name ?? ''
-      for (const s of tx.all(RESOURCE_TYPES.filter(t => t.namespaced))) {
+      for (const s of tx.all(KINDS.filter(t => t.namespaced))) {
         if (s.object.metadata.namespace !== name || tx.get(s.type, s.key) === undefined) continue
         this.remove(tx, s.type, s.key, tx.get(s.type, s.key) as KObject, 'Background', index, now)
       }
@@ -555,7 +551,7 @@ export class ResourceStore implements StateMachine, StoreReader {
     tx.remove(type, key, gone)
     const uid = obj.metadata.uid
     if (uid !== undefined) {
-      for (const s of tx.all(RESOURCE_TYPES)) {
+      for (const s of tx.all(KINDS)) {
         const refs = s.object.metadata.ownerReferences ?? []
         if (!refs.some(r => r.uid === uid)) continue
         const dep = tx.get(s.type, s.key)
@@ -579,7 +575,7 @@ export class ResourceStore implements StateMachine, StoreReader {
 
   private orphan (tx: Tx, uid: string | undefined, index: number): void {
     if (uid === undefined) return
-    for (const s of tx.all(RESOURCE_TYPES)) {
+    for (const s of tx.all(KINDS)) {
       if ((s.object.metadata.ownerReferences ?? []).some(r => r.uid === uid)) this.dropOwner(tx, s.type, s.key, s.object, uid, index)
     }
   }
@@ -587,10 +583,10 @@ export class ResourceStore implements StateMachine, StoreReader {
   /** Removes a terminating namespace once it is empty and has no finalizers. */
   private finishNamespace (tx: Tx, name: string, index: number, now: string): void {
     const key = objectKey(undefined, name)
-    const ns = tx.get(NAMESPACE_TYPE, key)
+    const ns = tx.get(NAMESPACE, key)
     if (ns === undefined || ns.metadata.deletionTimestamp === undefined || (ns.metadata.finalizers ?? []).length > 0) return
-    if (tx.all(RESOURCE_TYPES.filter(t => t.namespaced)).some(s => s.object.metadata.namespace === name)) return
-    this.erase(tx, NAMESPACE_TYPE, key, ns, index, now)
+    if (tx.all(KINDS.filter(t => t.namespaced)).some(s => s.object.metadata.namespace === name)) return
+    this.erase(tx, NAMESPACE, key, ns, index, now)
   }
 }
 

@@ -3,6 +3,7 @@
 // API server and the controllers use on every peer's local replica.
 // store.ts implements it (ResourceStore).
 // May import: protocol/.
+import { POD } from '../../protocol/kinds.ts'
 import type { StatusBody } from '../../protocol/api.ts'
 import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
 
@@ -48,7 +49,7 @@ export type StoreCommand =
  * the object as it was, or with deletionTimestamp set if finalizers hold
  * it), or a Kubernetes Status with the code (400, 404, 409, 410, 422).
  */
-export type StoreResult = { ok: true, object: KObject } | { ok: false, status: StatusBody }
+export type StoreResult<T extends KObject = KObject> = { ok: true, object: T } | { ok: false, status: StatusBody }
 
 export interface ListOptions {
   namespace?: string
@@ -77,17 +78,32 @@ export interface Watch {
   stop: () => void
 }
 
-/** The read side, served from the local replica. */
+/**
+ * The read side, served from the local replica. Typed by the kind:
+ * `get(POD, ns, name)` is a `Pod`. Objects are frozen as stored: copy
+ * before changing one.
+ */
 export interface StoreReader {
   /** the applied index, as a resourceVersion */
   resourceVersion: () => string
-  get: (ref: ObjectRef) => KObject | undefined
+  /** `namespace` is ignored for cluster-scoped kinds */
+  get: <T extends KObject>(type: ResourceType<T>, namespace: string | undefined, name: string) => T | undefined
   /** throws BadSelectorError */
-  list: (type: ResourceType, opts: ListOptions) => { items: KObject[], resourceVersion: string }
+  list: <T extends KObject>(type: ResourceType<T>, opts?: ListOptions) => { items: T[], resourceVersion: string }
   /**
    * Calls `onEvent` for every change, in order, as the log is applied.
    * Throws GoneError if opts.resourceVersion is older than the history kept,
    * BadSelectorError for a bad selector.
    */
-  watch: (type: ResourceType, opts: WatchOptions, onEvent: (e: WatchEvent) => void) => Watch
+  watch: <T extends KObject>(type: ResourceType<T>, opts: WatchOptions, onEvent: (e: WatchEvent<T>) => void) => Watch
+}
+
+/**
+ * The write side: a command proposed through the Raft log, answered once it
+ * is committed and applied on this peer. Rejects with the replicator's
+ * errors (NoLeaderError, ProposalTimeoutError, NotLeaderError).
+ * `T` is the kind of the object the command writes.
+ */
+export interface StoreWriter {
+  write: <T extends KObject = KObject>(cmd: StoreCommand) => Promise<StoreResult<T>>
 }

@@ -4,11 +4,12 @@
 // with label and field selectors, Status errors and bearer-token checks.
 // It records every request so that tests can assert what the CLI sent.
 // May import: node:http, protocol/k8s.ts, protocol/api.ts.
+import { kindOf, kindOfResource } from '../../protocol/kinds.ts'
 import { createServer } from 'node:http'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ExecutionContext } from 'ava'
 import type { StatusBody } from '../../protocol/api.ts'
-import { apiVersionOf, typeOfKind, typeOfResource } from '../../protocol/k8s.ts'
+import { apiVersionOf } from '../../protocol/k8s.ts'
 import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
 
 export interface RecordedRequest {
@@ -93,7 +94,7 @@ export async function startFakeK8s (t: ExecutionContext, token = 'k8s-token'): P
   let watchesSinceAsked = 0
   const key = (plural: string, ns: string, name: string): string => `${plural}/${ns}/${name}`
 
-  const typeOf = (obj: KObject): ResourceType | undefined => typeOfKind(obj.apiVersion, obj.kind)
+  const typeOf = (obj: KObject): ResourceType | undefined => kindOf(obj.apiVersion, obj.kind)
 
   const fieldsMatch = (obj: KObject, selector: string | null): boolean => {
     if (selector === null || selector === '') return true
@@ -178,7 +179,7 @@ export async function startFakeK8s (t: ExecutionContext, token = 'k8s-token'): P
         rest = rest.slice(2)
       }
       const [plural = '', name, sub] = rest
-      const type = typeOfResource(group, plural)
+      const type = kindOfResource(group, plural)
       if (type === undefined) {
         send(404, status(404, 'NotFound', 'the server could not find the requested resource'))
         return

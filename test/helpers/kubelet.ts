@@ -1,6 +1,7 @@
 // Kubelet tests over an in-process store: a temp data dir, kubelets with the
 // process runtime and short back-off, and clean-up of every process they
 // started; plus small readers of pod status.
+import { POD } from '../../protocol/kinds.ts'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -57,7 +58,7 @@ export async function waitFor<T> (what: string, fn: () => Promise<T | undefined 
 }
 
 export function getPod (h: StoreHarness, name: string): Obj | undefined {
-  return h.store.get(ref('pods', name, 'default')) as Obj | undefined
+  return h.store.get(POD, 'default', name) as Obj | undefined
 }
 
 /** The first container's status. */

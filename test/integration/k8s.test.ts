@@ -3,6 +3,7 @@
 // written through one peer are read on the others; conflicts, bad input and
 // unknown kinds get Kubernetes' codes; a watch on a follower sees every
 // change in order; a killed peer's Node goes NotReady.
+import { NODE } from '../../protocol/kinds.ts'
 import test from 'ava'
 import { spawnSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'

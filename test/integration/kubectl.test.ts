@@ -7,6 +7,7 @@
 // kubectl comes from the machine (Debian's kubernetes-client, or another
 // kubectl on PATH); without it the test fails under CI and is skipped
 // elsewhere.
+import { NODE } from '../../protocol/kinds.ts'
 import test from 'ava'
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'

@@ -1,6 +1,7 @@
 // The kubectl-like commands of `shoal` run in-process against the in-memory
 // Kubernetes-layout fake server (test/helpers/fake-k8s.ts): what they send,
 // what they print, and their exit statuses.
+import { NAMESPACE } from '../../protocol/kinds.ts'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'

@@ -1,8 +1,8 @@
 // Deployment controller (with the ReplicaSet controller) over an in-process
 // store: the first ReplicaSet, rolling updates within maxSurge and
 // maxUnavailable, rollback, Recreate, scaling, history pruning, pausing.
+import { DEPLOYMENT, EVENT, POD, REPLICA_SET } from '../../protocol/kinds.ts'
 import test from 'ava'
-import { typeOfKind } from '../../protocol/k8s.ts'
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
 import { DeploymentController, fenceposts, resolveIntOrPercent } from '../../daemon/controllers/deployment.ts'
 import { canonicalJson, podTemplateHash } from '../../daemon/controllers/hash.ts'
@@ -13,9 +13,6 @@ import type { ControllerEnv } from '../helpers/controllers.ts'
 import { rfc3339 } from '../../daemon/controllers/framework.ts'
 import type { FakeClock } from '../helpers/fake-clock.ts'
 
-const PODS = typeOfKind('v1', 'Pod') as ResourceType
-const RSES = typeOfKind('apps/v1', 'ReplicaSet') as ResourceType
-const EVENTS = typeOfKind('v1', 'Event') as ResourceType
 const T0 = '2025-01-01T00:00:00Z'
 type Obj = Record<string, any>
 
@@ -33,7 +30,7 @@ function web (replicas: number, strategy: Obj, extra: Obj = {}): KObject {
 const rolling = (maxSurge: number | string, maxUnavailable: number | string): Obj => ({ type: 'RollingUpdate', rollingUpdate: { maxSurge, maxUnavailable } })
 
 function getDeploy (h: StoreHarness): Obj {
-  return h.store.get(ref('deployments', 'web', 'default', 'apps')) as Obj
+  return h.store.get(DEPLOYMENT, 'default', 'web') as Obj
 }
 
 /** Replaces the deployment's spec fields (a read-modify-write, as kubectl does). */
@@ -48,7 +45,7 @@ function setImage (h: StoreHarness, image: string): void {
 }
 
 function replicaSets (h: StoreHarness): Obj[] {
-  return h.store.list(RSES, { namespace: 'default' }).items as Obj[]
+  return h.store.list(REPLICA_SET, { namespace: 'default' }).items as Obj[]
 }
 
 function rsWithImage (h: StoreHarness, image: string): Obj | undefined {
@@ -56,7 +53,7 @@ function rsWithImage (h: StoreHarness, image: string): Obj | undefined {
 }
 
 function activePods (h: StoreHarness): Obj[] {
-  return h.store.list(PODS, { namespace: 'default' }).items.filter(isPodActive) as Obj[]
+  return h.store.list(POD, { namespace: 'default' }).items.filter(isPodActive) as Obj[]
 }
 
 function markAllReady (h: StoreHarness, clock: FakeClock): number {
@@ -137,7 +134,7 @@ test('a Deployment creates a ReplicaSet with the pod-template hash and revision 
   t.like(now.status, { replicas: 3, updatedReplicas: 3, readyReplicas: 3, availableReplicas: 3, unavailableReplicas: 0, observedGeneration: 1 })
   t.like(condition(now, 'Available'), { status: 'True', reason: 'MinimumReplicasAvailable' })
   t.like(condition(now, 'Progressing'), { status: 'True', reason: 'NewReplicaSetAvailable' })
-  t.true(h.store.list(EVENTS, { namespace: 'default' }).items.some(e => e.reason === 'ScalingReplicaSet' && e.message === `Scaled up replica set web-${hash} to 3`))
+  t.true(h.store.list(EVENT, { namespace: 'default' }).items.some(e => e.reason === 'ScalingReplicaSet' && e.message === `Scaled up replica set web-${hash} to 3`))
   // Quiet once converged.
   const rv = h.store.resourceVersion()
   await env.settle()
@@ -155,7 +152,7 @@ test('rolling update with maxSurge 1, maxUnavailable 0, then rollback', async t 
   // Watch every pod change: never more than 4 active pods, never fewer than 3 ready.
   let maxActive = 0
   let minReady = Infinity
-  h.store.watch(PODS, { resourceVersion: h.store.resourceVersion() }, () => {
+  h.store.watch(POD, { resourceVersion: h.store.resourceVersion() }, () => {
     const pods = activePods(h)
     maxActive = Math.max(maxActive, pods.length)
     minReady = Math.min(minReady, pods.filter(p => isPodReady(p as KObject)).length)
@@ -187,7 +184,7 @@ test('rolling update with maxSurge 1, maxUnavailable 0, then rollback', async t 
   t.like(d.status, { replicas: 3, updatedReplicas: 3, availableReplicas: 3, readyReplicas: 3, unavailableReplicas: 0, observedGeneration: 2 })
   t.like(condition(d, 'Progressing'), { status: 'True', reason: 'NewReplicaSetAvailable' })
   t.like(condition(d, 'Available'), { status: 'True' })
-  const messages = h.store.list(EVENTS, { namespace: 'default' }).items.filter(e => e.reason === 'ScalingReplicaSet').map(e => e.message)
+  const messages = h.store.list(EVENT, { namespace: 'default' }).items.filter(e => e.reason === 'ScalingReplicaSet').map(e => e.message)
   t.true(messages.includes(`Scaled up replica set ${b.metadata.name as string} to 3`))
   t.true(messages.includes(`Scaled down replica set ${a.metadata.name as string} to 0 from 1`))
 
@@ -222,7 +219,7 @@ test('Recreate: old pods are all gone before the new ReplicaSet scales up', asyn
   const fresh = rsWithImage(h, 'nginx:1.26')
   t.true(fresh === undefined || fresh.spec.replicas === 0, 'the new set waits for the old pods')
   t.is(activePods(h).length, 0)
-  t.truthy(h.store.get(ref('pods', held.metadata.name, 'default'))?.metadata.deletionTimestamp)
+  t.truthy(h.store.get(POD, 'default', held.metadata.name)?.metadata.deletionTimestamp)
   h.ok(h.apply({ op: 'patch', ref: ref('pods', held.metadata.name, 'default'), patchType: 'merge', patch: { metadata: { finalizers: null } }, now: T0 }))
   await drive(env, () => scaledTo(rsWithImage(h, 'nginx:1.26'), 2))
   const b = rsWithImage(h, 'nginx:1.26') as Obj
@@ -265,7 +262,7 @@ test('revisionHistoryLimit prunes the oldest empty ReplicaSets', async t => {
   await drive(env, () => scaledTo(rsWithImage(h, 'nginx:1.27'), 1) && replicaSets(h).length === 2)
   const names = replicaSets(h).map(rs => rs.spec.template.spec.containers[0].image).sort()
   t.deepEqual(names, ['nginx:1.26', 'nginx:1.27'])
-  t.is(h.store.get(ref('replicasets', first.metadata.name, 'default', 'apps')), undefined)
+  t.is(h.store.get(REPLICA_SET, 'default', first.metadata.name), undefined)
   t.is((rsWithImage(h, 'nginx:1.27') as Obj).metadata.annotations['deployment.kubernetes.io/revision'], '3')
   env.stop()
 })

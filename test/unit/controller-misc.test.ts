@@ -1,5 +1,6 @@
 // The Endpoints, node-lifecycle and garbage-collection controllers over an
 // in-process store, with a manual clock.
+import { ENDPOINTS, POD, REPLICA_SET } from '../../protocol/kinds.ts'
 import test from 'ava'
 import { EndpointsController } from '../../daemon/controllers/endpoints.ts'
 import { GarbageCollector } from '../../daemon/controllers/gc.ts'
@@ -16,7 +17,7 @@ async function settle (): Promise<void> {
 }
 
 function withStatus (h: StoreHarness, p: KObject, ip: string, ready: boolean): void {
-  const current = h.store.get(ref('pods', p.metadata.name ?? '', 'default')) as KObject
+  const current = h.store.get(POD, 'default', p.metadata.name ?? '') as KObject
   h.ok(h.apply({
     op: 'patch', ref: ref('pods', current.metadata.name ?? '', 'default'), patchType: 'merge', subresource: 'status', now: '2025-01-01T00:00:00Z',
     patch: { status: { podIP: ip, conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] } }
@@ -35,7 +36,7 @@ test('a named target port that no pod declares gives no endpoints', async t => {
   withStatus(h, a, '127.1.0.5', true)
   withStatus(h, b, '127.1.0.6', false)
   await settle()
-  const ep = h.store.get(ref('endpoints', 'web', 'default'))
+  const ep = h.store.get(ENDPOINTS, 'default', 'web')
   ctrl.stop()
   t.truthy(ep, 'an Endpoints object was made')
   // The builder's pods declare no ports, so the named targetPort resolves to nothing.
@@ -53,7 +54,7 @@ test('endpoints with a numeric target port', async t => {
   withStatus(h, a, '127.1.0.5', true)
   withStatus(h, b, '127.1.0.6', false)
   await settle()
-  const ep = h.store.get(ref('endpoints', 'web', 'default'))
+  const ep = h.store.get(ENDPOINTS, 'default', 'web')
   ctrl.stop()
   const subsets = ep?.subsets as Array<{ addresses?: Array<{ ip: string }>, notReadyAddresses?: Array<{ ip: string }>, ports: unknown[] }>
   t.is(subsets.length, 1)
@@ -75,13 +76,13 @@ test('a dead member\'s pods are deleted after the grace period, a live one\'s ar
   ctrl.start(controllerContext(h, clock, members))
   clock.advance(500)
   await settle()
-  t.truthy(h.store.get(ref('pods', 'on-n2', 'default')), 'within the grace period the pod stays')
+  t.truthy(h.store.get(POD, 'default', 'on-n2'), 'within the grace period the pod stays')
   clock.advance(2000)
   await settle()
   clock.advance(200)
   await settle()
-  t.is(h.store.get(ref('pods', 'on-n2', 'default')), undefined, 'after it, the dead node\'s pod is gone')
-  t.truthy(h.store.get(ref('pods', 'on-n1', 'default')), 'the live node\'s pod stays')
+  t.is(h.store.get(POD, 'default', 'on-n2'), undefined, 'after it, the dead node\'s pod is gone')
+  t.truthy(h.store.get(POD, 'default', 'on-n1'), 'the live node\'s pod stays')
   ctrl.stop()
 })
 
@@ -99,9 +100,9 @@ test('foreground deletion removes the dependents first, then the owner', async t
   gc.start(controllerContext(h, clock))
   const r = h.apply({ op: 'delete', ref: ref('replicasets', 'rs', 'default', 'apps'), now: '2025-01-01T00:00:00Z', propagationPolicy: 'Foreground' })
   t.true(r.ok)
-  t.truthy(h.store.get(ref('replicasets', 'rs', 'default', 'apps'))?.metadata.deletionTimestamp, 'the owner waits, marked for deletion')
+  t.truthy(h.store.get(REPLICA_SET, 'default', 'rs')?.metadata.deletionTimestamp, 'the owner waits, marked for deletion')
   await settle()
-  t.is(h.store.get(ref('pods', 'child', 'default')), undefined, 'the dependent went first')
-  t.is(h.store.get(ref('replicasets', 'rs', 'default', 'apps')), undefined, 'then the owner')
+  t.is(h.store.get(POD, 'default', 'child'), undefined, 'the dependent went first')
+  t.is(h.store.get(REPLICA_SET, 'default', 'rs'), undefined, 'then the owner')
   gc.stop()
 })

@@ -1,7 +1,7 @@
 // ReplicaSet controller over an in-process store: pod creation with owner
 // references and labels, scale-down order, adoption, replacement, status.
+import { EVENT, POD, REPLICA_SET } from '../../protocol/kinds.ts'
 import test from 'ava'
-import { typeOfKind } from '../../protocol/k8s.ts'
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
 import { ReplicaSetController } from '../../daemon/controllers/replicaset.ts'
 import { pod, ref, StoreHarness } from '../../daemon/store/testing.ts'
@@ -10,8 +10,6 @@ import { startControllers } from '../helpers/controllers.ts'
 import type { ControllerEnv } from '../helpers/controllers.ts'
 import { rfc3339 } from '../../daemon/controllers/framework.ts'
 
-const PODS = typeOfKind('v1', 'Pod') as ResourceType
-const EVENTS = typeOfKind('v1', 'Event') as ResourceType
 
 function setup (controllers: Controller[]): ControllerEnv {
   return startControllers(controllers)
@@ -28,7 +26,7 @@ function replicaSet (name: string, replicas: number, extra: Record<string, unkno
 }
 
 function podsOf (h: StoreHarness, ownerUid: string): KObject[] {
-  return h.store.list(PODS, { namespace: 'default' }).items.filter(p => p.metadata.ownerReferences?.some(r => r.uid === ownerUid))
+  return h.store.list(POD, { namespace: 'default' }).items.filter(p => p.metadata.ownerReferences?.some(r => r.uid === ownerUid))
 }
 
 function setReplicas (h: StoreHarness, name: string, replicas: number): void {
@@ -51,7 +49,7 @@ function markReady (h: StoreHarness, p: KObject, at = '2025-01-01T00:00:00Z'): v
 }
 
 function rsStatus (h: StoreHarness, name: string): Record<string, unknown> {
-  return (h.store.get(ref('replicasets', name, 'default', 'apps'))?.status ?? {}) as Record<string, unknown>
+  return (h.store.get(REPLICA_SET, 'default', name)?.status ?? {}) as Record<string, unknown>
 }
 
 test('creates pods from the template with owner references, labels and generated names', async t => {
@@ -67,7 +65,7 @@ test('creates pods from the template with owner references, labels and generated
     t.is(p.metadata.namespace, 'default')
   }
   t.like(rsStatus(h, 'web'), { replicas: 3, fullyLabeledReplicas: 3, readyReplicas: 0, availableReplicas: 0, observedGeneration: 1 })
-  const events = h.store.list(EVENTS, { namespace: 'default' }).items.filter(e => e.reason === 'SuccessfulCreate')
+  const events = h.store.list(EVENT, { namespace: 'default' }).items.filter(e => e.reason === 'SuccessfulCreate')
   t.is(events.length, 3)
   t.true(events.every(e => (e.involvedObject as { name: string }).name === 'web'))
   // Quiet once converged: no further writes.
@@ -94,7 +92,7 @@ test('scaling down deletes unscheduled pods first, then not-ready ones', async t
   await settle()
   left = podsOf(h, rs.metadata.uid ?? '').map(p => p.metadata.name)
   t.deepEqual(left, [c.metadata.name], 'the ready pod stays')
-  t.is(h.store.list(EVENTS, { namespace: 'default' }).items.filter(e => e.reason === 'SuccessfulDelete').length, 3)
+  t.is(h.store.list(EVENT, { namespace: 'default' }).items.filter(e => e.reason === 'SuccessfulDelete').length, 3)
   t.like(rsStatus(h, 'web'), { replicas: 1, readyReplicas: 1, availableReplicas: 1 })
   stop()
 })

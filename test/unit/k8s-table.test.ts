@@ -1,16 +1,16 @@
 // Server-side printing: which Accept headers get a Table, the columns and
 // cells per kind (priority 1 for -o wide), includeObject, and Tables over
 // the real API (list, get, and a watch whose first event carries the columns).
+import { kindOf } from '../../protocol/kinds.ts'
 import test from 'ava'
 import type { KObject } from '../../protocol/k8s.ts'
-import { typeOfKind } from '../../protocol/k8s.ts'
 import type { ResourceType } from '../../protocol/k8s.ts'
 import { includeObjectOf, tableAccept, toTable } from '../../daemon/api/table.ts'
 import { startK8sTestApi } from '../helpers/k8s-api.ts'
 
 const KUBECTL_ACCEPT = 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json'
 const NOW = Date.parse('2025-01-01T01:00:00Z')
-const type = (apiVersion: string, kind: string): ResourceType => typeOfKind(apiVersion, kind) as ResourceType
+const type = (apiVersion: string, kind: string): ResourceType => kindOf(apiVersion, kind) as ResourceType
 
 const pod: KObject = {
   apiVersion: 'v1',

@@ -2,6 +2,7 @@
 // selectors, affinity, taints, ports, cordon, readiness), the unschedulable
 // condition and events, retry on change, NoExecute eviction, and a
 // throughput sanity check.
+import { POD } from '../../protocol/kinds.ts'
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import type { KObject } from '../../protocol/k8s.ts'
@@ -115,7 +116,7 @@ async function settle (): Promise<void> {
 }
 
 function getPod (h: StoreHarness, name: string): KObject | undefined {
-  return h.store.get(ref('pods', name, 'default'))
+  return h.store.get(POD, 'default', name)
 }
 
 function nodeOf (h: StoreHarness, name: string): string | undefined {

@@ -1,6 +1,7 @@
 // Service addresses and NodePorts allocated in the store's apply: unique,
 // in range, kept across updates, refused when taken or out of range, and
 // taken from the cluster's network ConfigMap when there is one.
+import { NODE } from '../../protocol/kinds.ts'
 import test from 'ava'
 import { CLUSTER_CONFIG, ipToInt, parseCidr } from '../../daemon/store/allocate.ts'
 import { configMap, NOW, ref, StoreHarness } from '../../daemon/store/testing.ts'
@@ -99,7 +100,7 @@ test('each Node gets its own /24 of the cluster pod range, kept across updates',
   const full = h.apply({ op: 'create', object: node('n16'), uid: 'u-16', now: NOW })
   t.false(full.ok)
   if (!full.ok) t.regex(full.status.message, /no free \/24 is left in 127\.64\.0\.0\/20/)
-  const n0 = h.store.get(ref('nodes', 'n0')) as Obj
+  const n0 = h.store.get(NODE, undefined, 'n0') as Obj
   const updated = h.ok(h.apply({ op: 'update', object: { ...n0, spec: { unschedulable: true } } as unknown as KObject, now: NOW })) as Obj
   t.is(updated.spec.podCIDR, cidrs[0])
   const changed = h.apply({ op: 'update', object: { ...updated, spec: { ...updated.spec, podCIDR: '127.64.99.0/24' } } as unknown as KObject, now: NOW })

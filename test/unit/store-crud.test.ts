@@ -1,17 +1,15 @@
 // Resource store: create, get, list, update, status and scale subresources, conflicts, dry runs, bad commands.
+import { CONFIG_MAP, DEPLOYMENT, NAMESPACE, POD } from '../../protocol/kinds.ts'
 import test from 'ava'
-import { typeOfKind } from '../../protocol/k8s.ts'
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
 import { STORE_TAG } from '../../daemon/store/types.ts'
 import { encode } from '../../protocol/codec.ts'
 import { configMap, deployment, NOW, pod, ref, StoreHarness } from '../../daemon/store/testing.ts'
 
-const PODS = typeOfKind('v1', 'Pod') as ResourceType
-const DEPLOYMENTS = typeOfKind('apps/v1', 'Deployment') as ResourceType
 
 test('bootstrap creates the system namespaces', t => {
   const h = new StoreHarness()
-  const names = h.store.list(typeOfKind('v1', 'Namespace') as ResourceType).items.map(n => n.metadata.name)
+  const names = h.store.list(NAMESPACE).items.map(n => n.metadata.name)
   t.deepEqual(names, ['default', 'kube-node-lease', 'kube-public', 'kube-system'])
   t.is(h.store.resourceVersion(), '4')
 })
@@ -23,9 +21,9 @@ test('create sets uid, timestamps, resourceVersion and generation; get returns i
   t.is(created.metadata.creationTimestamp, NOW)
   t.is(created.metadata.resourceVersion, String(h.index))
   t.is(created.metadata.generation, 1)
-  t.deepEqual(h.store.get(ref('pods', 'a', 'default')), created)
-  t.is(h.store.get(ref('pods', 'b', 'default')), undefined)
-  t.throws(() => { (h.store.get(ref('pods', 'a', 'default')) as KObject).metadata.name = 'x' }, { instanceOf: TypeError })
+  t.deepEqual(h.store.get(POD, 'default', 'a'), created)
+  t.is(h.store.get(POD, 'default', 'b'), undefined)
+  t.throws(() => { (h.store.get(POD, 'default', 'a') as KObject).metadata.name = 'x' }, { instanceOf: TypeError })
 })
 
 test('create: already exists is 409, missing namespace is 404, unknown kind is 400', t => {
@@ -61,12 +59,12 @@ test('list filters by namespace and selectors and sorts by namespace, name', t =
   h.create(pod('b', { labels: { app: 'web' } }))
   h.create(pod('a', { labels: { app: 'db' } }))
   h.create(pod('c', { labels: { app: 'web' }, namespace: 'team', nodeName: 'n1' }))
-  t.deepEqual(h.store.list(PODS, {}).items.map(p => p.metadata.name), ['a', 'b', 'c'])
-  t.deepEqual(h.store.list(PODS, { namespace: 'default' }).items.map(p => p.metadata.name), ['a', 'b'])
-  t.deepEqual(h.store.list(PODS, { labelSelector: 'app=web' }).items.map(p => p.metadata.name), ['b', 'c'])
-  t.deepEqual(h.store.list(PODS, { fieldSelector: 'spec.nodeName=n1' }).items.map(p => p.metadata.name), ['c'])
-  t.deepEqual(h.store.list(PODS, { fieldSelector: 'status.phase=Pending,metadata.name!=a' }).items.map(p => p.metadata.name), ['b', 'c'])
-  t.is(h.store.list(PODS, {}).resourceVersion, String(h.index))
+  t.deepEqual(h.store.list(POD, {}).items.map(p => p.metadata.name), ['a', 'b', 'c'])
+  t.deepEqual(h.store.list(POD, { namespace: 'default' }).items.map(p => p.metadata.name), ['a', 'b'])
+  t.deepEqual(h.store.list(POD, { labelSelector: 'app=web' }).items.map(p => p.metadata.name), ['b', 'c'])
+  t.deepEqual(h.store.list(POD, { fieldSelector: 'spec.nodeName=n1' }).items.map(p => p.metadata.name), ['c'])
+  t.deepEqual(h.store.list(POD, { fieldSelector: 'status.phase=Pending,metadata.name!=a' }).items.map(p => p.metadata.name), ['b', 'c'])
+  t.is(h.store.list(POD, {}).resourceVersion, String(h.index))
 })
 
 test('update replaces spec and metadata, keeps uid and status, bumps generation only on spec change', t => {
@@ -112,7 +110,7 @@ test('update with a stale resourceVersion is a 409 Conflict', t => {
   const stale = h.apply({ op: 'update', now: NOW, object: { ...structuredClone(c), data: { a: '3' } } })
   t.like(stale, { ok: false, status: { code: 409, reason: 'Conflict' } })
   if (!stale.ok) t.true(stale.status.message.includes('the object has been modified; please apply your changes to the latest version and try again'))
-  t.deepEqual(h.store.get(ref('configmaps', 'cfg', 'default'))?.data, { a: '2' })
+  t.deepEqual(h.store.get(CONFIG_MAP, 'default', 'cfg')?.data, { a: '2' })
 })
 
 test('an update that changes nothing does not write', t => {
@@ -148,7 +146,7 @@ test('scale subresource reads and writes spec.replicas through a Scale', t => {
   t.is(r.apiVersion, 'autoscaling/v1')
   t.deepEqual(r.spec, { replicas: 7 })
   t.deepEqual(r.status, { replicas: 0, selector: 'app=web' })
-  t.is((h.store.get(ref('deployments', 'web', 'default', 'apps'))?.spec as { replicas: number }).replicas, 7)
+  t.is((h.store.get(DEPLOYMENT, 'default', 'web')?.spec as { replicas: number }).replicas, 7)
   const u = h.ok(h.apply({ op: 'update', subresource: 'scale', ref: ref('deployments', 'web', 'default', 'apps'), now: NOW, object: { apiVersion: 'autoscaling/v1', kind: 'Scale', metadata: { name: 'web', namespace: 'default' }, spec: { replicas: 1 } } }))
   t.deepEqual(u.spec, { replicas: 1 })
   const bad = h.apply({ op: 'patch', ref: ref('deployments', 'web', 'default', 'apps'), patchType: 'merge', patch: { spec: { replicas: -1 } }, subresource: 'scale', now: NOW })
@@ -160,13 +158,13 @@ test('dry run validates and answers the result but changes nothing', t => {
   const h = new StoreHarness()
   const r = h.tryCreate(pod('a'), { dryRun: true })
   t.true(r.ok)
-  t.is(h.store.get(ref('pods', 'a', 'default')), undefined)
+  t.is(h.store.get(POD, 'default', 'a'), undefined)
   h.create(pod('a'))
   t.like(h.apply({ op: 'delete', ref: ref('pods', 'a', 'default'), now: NOW, dryRun: true }), { ok: true })
-  t.truthy(h.store.get(ref('pods', 'a', 'default')))
+  t.truthy(h.store.get(POD, 'default', 'a'))
   const bad = h.tryCreate({ ...pod('b'), spec: { containers: [] } }, { dryRun: true })
   t.like(bad, { ok: false, status: { code: 422 } })
-  t.is(h.store.list(DEPLOYMENTS, {}).items.length, 0)
+  t.is(h.store.list(DEPLOYMENT, {}).items.length, 0)
 })
 
 test('bad commands answer 400 and never throw', t => {

@@ -1,4 +1,5 @@
 // Deletes: preconditions, finalizers, Foreground, namespace cascades, owner-reference cascades (Background) and Orphan.
+import { CONFIG_MAP, NAMESPACE, POD } from '../../protocol/kinds.ts'
 import test from 'ava'
 import type { KObject } from '../../protocol/k8s.ts'
 import { configMap, namespace, NOW, pod, ref, StoreHarness } from '../../daemon/store/testing.ts'
@@ -13,7 +14,7 @@ test('delete of a missing object is 404; of a present one removes it', t => {
   h.create(pod('a'))
   const r = h.ok(h.apply({ op: 'delete', ref: ref('pods', 'a', 'default'), now: NOW }))
   t.is(r.metadata.name, 'a')
-  t.is(h.store.get(ref('pods', 'a', 'default')), undefined)
+  t.is(h.store.get(POD, 'default', 'a'), undefined)
 })
 
 test('delete preconditions that do not match are 409', t => {
@@ -29,14 +30,14 @@ test('finalizers hold an object with a deletionTimestamp until an update empties
   h.create({ ...configMap('cfg', {}), metadata: { name: 'cfg', namespace: 'default', finalizers: ['example.com/hold'] } })
   const held = h.ok(h.apply({ op: 'delete', ref: ref('configmaps', 'cfg', 'default'), now: '2025-02-02T00:00:00Z' }))
   t.is(held.metadata.deletionTimestamp, '2025-02-02T00:00:00Z')
-  t.truthy(h.store.get(ref('configmaps', 'cfg', 'default')))
+  t.truthy(h.store.get(CONFIG_MAP, 'default', 'cfg'))
   const addMore = structuredClone(held)
   addMore.metadata.finalizers = ['example.com/hold', 'example.com/more']
   t.like(h.apply({ op: 'update', now: NOW, object: addMore }), { ok: false, status: { code: 422 } })
   const release = structuredClone(held)
   release.metadata.finalizers = []
   h.ok(h.apply({ op: 'update', now: NOW, object: release }))
-  t.is(h.store.get(ref('configmaps', 'cfg', 'default')), undefined)
+  t.is(h.store.get(CONFIG_MAP, 'default', 'cfg'), undefined)
 })
 
 test('Foreground adds the foregroundDeletion finalizer', t => {
@@ -45,7 +46,7 @@ test('Foreground adds the foregroundDeletion finalizer', t => {
   const r = h.ok(h.apply({ op: 'delete', ref: ref('configmaps', 'cfg', 'default'), now: NOW, propagationPolicy: 'Foreground' }))
   t.deepEqual(r.metadata.finalizers, ['foregroundDeletion'])
   t.is(r.metadata.deletionTimestamp, NOW)
-  t.truthy(h.store.get(ref('configmaps', 'cfg', 'default')))
+  t.truthy(h.store.get(CONFIG_MAP, 'default', 'cfg'))
 })
 
 test('deleting a namespace deletes everything in it, in the same apply', t => {
@@ -57,10 +58,10 @@ test('deleting a namespace deletes everything in it, in the same apply', t => {
   const before = h.index
   h.ok(h.apply({ op: 'delete', ref: ref('namespaces', 'team'), now: NOW }))
   t.is(h.index, before + 1)
-  t.is(h.store.get(ref('namespaces', 'team')), undefined)
-  t.is(h.store.get(ref('pods', 'a', 'team')), undefined)
-  t.is(h.store.get(ref('configmaps', 'c', 'team')), undefined)
-  t.truthy(h.store.get(ref('pods', 'keep', 'default')))
+  t.is(h.store.get(NAMESPACE, undefined, 'team'), undefined)
+  t.is(h.store.get(POD, 'team', 'a'), undefined)
+  t.is(h.store.get(CONFIG_MAP, 'team', 'c'), undefined)
+  t.truthy(h.store.get(POD, 'default', 'keep'))
   t.like(h.apply({ op: 'delete', ref: ref('namespaces', 'default'), now: NOW }), { ok: false, status: { code: 403 } })
 })
 
@@ -69,12 +70,12 @@ test('a namespace with a finalized object stays Terminating, refuses new content
   h.create(namespace('team'))
   h.create({ ...pod('held', { namespace: 'team' }), metadata: { name: 'held', namespace: 'team', finalizers: ['x/y'] } })
   h.ok(h.apply({ op: 'delete', ref: ref('namespaces', 'team'), now: NOW }))
-  const ns = h.store.get(ref('namespaces', 'team'))
+  const ns = h.store.get(NAMESPACE, undefined, 'team')
   t.is((ns?.status as { phase: string }).phase, 'Terminating')
   t.like(h.tryCreate(pod('new', { namespace: 'team' })), { ok: false, status: { code: 403 } })
   h.ok(h.apply({ op: 'patch', ref: ref('pods', 'held', 'team'), patchType: 'merge', patch: { metadata: { finalizers: null } }, now: NOW }))
-  t.is(h.store.get(ref('pods', 'held', 'team')), undefined)
-  t.is(h.store.get(ref('namespaces', 'team')), undefined)
+  t.is(h.store.get(POD, 'team', 'held'), undefined)
+  t.is(h.store.get(NAMESPACE, undefined, 'team'), undefined)
 })
 
 test('Background deletes dependents by ownerReference, transitively', t => {
@@ -84,9 +85,9 @@ test('Background deletes dependents by ownerReference, transitively', t => {
   h.create(owned(pod('leaf'), mid))
   h.create(pod('stranger'))
   h.ok(h.apply({ op: 'delete', ref: ref('configmaps', 'owner', 'default'), now: NOW }))
-  t.is(h.store.get(ref('configmaps', 'mid', 'default')), undefined)
-  t.is(h.store.get(ref('pods', 'leaf', 'default')), undefined)
-  t.truthy(h.store.get(ref('pods', 'stranger', 'default')))
+  t.is(h.store.get(CONFIG_MAP, 'default', 'mid'), undefined)
+  t.is(h.store.get(POD, 'default', 'leaf'), undefined)
+  t.truthy(h.store.get(POD, 'default', 'stranger'))
 })
 
 test('a dependent with another owner only loses the dangling reference', t => {
@@ -97,7 +98,7 @@ test('a dependent with another owner only loses the dangling reference', t => {
   both.metadata.ownerReferences?.push({ apiVersion: 'v1', kind: 'ConfigMap', name: 'b', uid: b.metadata.uid as string })
   h.create(both)
   h.ok(h.apply({ op: 'delete', ref: ref('configmaps', 'a', 'default'), now: NOW }))
-  t.deepEqual(h.store.get(ref('pods', 'p', 'default'))?.metadata.ownerReferences?.map(r => r.name), ['b'])
+  t.deepEqual(h.store.get(POD, 'default', 'p')?.metadata.ownerReferences?.map(r => r.name), ['b'])
 })
 
 test('Orphan removes the ownerReference from dependents and keeps them', t => {
@@ -105,7 +106,7 @@ test('Orphan removes the ownerReference from dependents and keeps them', t => {
   const owner = h.create(configMap('owner', {}))
   h.create(owned(pod('p'), owner))
   h.ok(h.apply({ op: 'delete', ref: ref('configmaps', 'owner', 'default'), now: NOW, propagationPolicy: 'Orphan' }))
-  const p = h.store.get(ref('pods', 'p', 'default'))
+  const p = h.store.get(POD, 'default', 'p')
   t.truthy(p)
   t.is(p?.metadata.ownerReferences, undefined)
   t.is(p?.metadata.resourceVersion, String(h.index))

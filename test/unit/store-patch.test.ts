@@ -1,4 +1,5 @@
 // Patches: JSON merge (RFC 7386), strategic merge (Kubernetes merge keys and directives), JSON patch (RFC 6902), through the store and alone.
+import { DEPLOYMENT } from '../../protocol/kinds.ts'
 import test from 'ava'
 import type { KObject } from '../../protocol/k8s.ts'
 import { applyJsonPatch, applyMergePatch, applyStrategicPatch, PatchError } from '../../daemon/store/patch.ts'
@@ -87,12 +88,12 @@ test('json: RFC 6902 add, remove, replace, test, move, copy on a Deployment', t 
 
 test('json: a failed test or a missing path changes nothing and is a 422; malformed is 400', t => {
   const h = setup()
-  const before = h.store.get(ref('deployments', 'web', 'default', 'apps'))
+  const before = h.store.get(DEPLOYMENT, 'default', 'web')
   t.like(patch(h, 'json', [{ op: 'replace', path: '/spec/replicas', value: 9 }, { op: 'test', path: '/spec/replicas', value: 3 }]), { ok: false, status: { code: 422 } })
   t.like(patch(h, 'json', [{ op: 'remove', path: '/spec/nothing' }]), { ok: false, status: { code: 422 } })
   t.like(patch(h, 'json', [{ op: 'frobnicate', path: '/spec' }]), { ok: false, status: { code: 400 } })
   t.like(patch(h, 'json', { op: 'add' }), { ok: false, status: { code: 400 } })
-  t.deepEqual(h.store.get(ref('deployments', 'web', 'default', 'apps')), before)
+  t.deepEqual(h.store.get(DEPLOYMENT, 'default', 'web'), before)
   t.deepEqual(applyJsonPatch({ a: { 'b/c': 1, 'd~e': 2 } }, [{ op: 'remove', path: '/a/b~1c' }, { op: 'replace', path: '/a/d~0e', value: 3 }]), { a: { 'd~e': 3 } })
   t.deepEqual(applyJsonPatch([1, 2], [{ op: 'add', path: '/1', value: 9 }]), [1, 9, 2])
 })

@@ -1,12 +1,11 @@
 // Snapshots and determinism: restore round trip, watches after restore, and identical state from identical logs.
+import { CONFIG_MAP, POD } from '../../protocol/kinds.ts'
 import test from 'ava'
-import { typeOfKind } from '../../protocol/k8s.ts'
 import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
 import { ResourceStore, encodeStoreCommand } from '../../daemon/store/store.ts'
 import { GoneError } from '../../daemon/store/types.ts'
 import { configMap, deployment, namespace, NOW, pod, ref, StoreHarness } from '../../daemon/store/testing.ts'
 
-const PODS = typeOfKind('v1', 'Pod') as ResourceType
 
 function busy (): StoreHarness {
   const h = new StoreHarness()
@@ -27,10 +26,10 @@ test('snapshot and restore round-trip every object and the resourceVersion', t =
   const copy = new ResourceStore()
   copy.restore(h.store.snapshot(), h.index)
   t.is(copy.resourceVersion(), String(h.index))
-  t.deepEqual(copy.list(PODS, {}).items, h.store.list(PODS, {}).items)
-  t.deepEqual(copy.get(ref('configmaps', 'cfg', 'default')), h.store.get(ref('configmaps', 'cfg', 'default')))
+  t.deepEqual(copy.list(POD, {}).items, h.store.list(POD, {}).items)
+  t.deepEqual(copy.get(CONFIG_MAP, 'default', 'cfg'), h.store.get(CONFIG_MAP, 'default', 'cfg'))
   t.deepEqual(copy.snapshot(), h.store.snapshot())
-  t.is(copy.get(ref('pods', 'p1', 'team')), undefined, 'the cascade survived')
+  t.is(copy.get(POD, 'team', 'p1'), undefined, 'the cascade survived')
   // the restored store goes on applying
   t.like(copy.apply(h.index + 1, encodeStoreCommand({ op: 'create', object: pod('after'), uid: 'u-after', now: NOW })), { ok: true })
 })
@@ -41,7 +40,7 @@ test('after restore, history is gone (older watches get 410), but open watches s
   const behind = new ResourceStore()
   h.log.slice(0, 4).forEach((cmd, i) => behind.apply(i + 1, encodeStoreCommand(cmd)))
   const events: WatchEvent[] = []
-  behind.watch(PODS, {}, e => events.push(e))
+  behind.watch(POD, {}, e => events.push(e))
   const before = events.length
   behind.restore(h.store.snapshot(), h.index)
   const after = events.slice(before).map(e => `${e.type} ${(e.object as KObject).metadata?.name ?? ''}`)
@@ -55,13 +54,13 @@ test('after restore, history is gone (older watches get 410), but open watches s
   const gone = new StoreHarness()
   const p = gone.create(pod('short'))
   const seen: WatchEvent[] = []
-  gone.store.watch(PODS, {}, e => seen.push(e))
+  gone.store.watch(POD, {}, e => seen.push(e))
   const fresh = new StoreHarness()
   fresh.create(configMap('x', { a: '1' }))
   gone.store.restore(fresh.store.snapshot(), gone.index + 10)
   t.deepEqual(seen.slice(-1).map(e => [e.type, (e.object as KObject).metadata.uid]), [['DELETED', p.metadata.uid]])
-  t.throws(() => behind.watch(PODS, { resourceVersion: '3' }, () => {}), { instanceOf: GoneError })
-  t.notThrows(() => behind.watch(PODS, { resourceVersion: String(h.index) }, () => {}))
+  t.throws(() => behind.watch(POD, { resourceVersion: '3' }, () => {}), { instanceOf: GoneError })
+  t.notThrows(() => behind.watch(POD, { resourceVersion: String(h.index) }, () => {}))
 })
 
 test('two stores applying the same commands produce identical snapshots and results', t => {

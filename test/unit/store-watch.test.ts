@@ -1,11 +1,10 @@
 // Watches: initial ADDED events, ordering, resuming from a resourceVersion, 410 Gone, namespace and selector filtering.
+import { POD } from '../../protocol/kinds.ts'
 import test from 'ava'
-import { typeOfKind } from '../../protocol/k8s.ts'
 import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
 import { BadSelectorError, GoneError } from '../../daemon/store/types.ts'
 import { configMap, namespace, NOW, pod, ref, StoreHarness } from '../../daemon/store/testing.ts'
 
-const PODS = typeOfKind('v1', 'Pod') as ResourceType
 
 const summary = (events: WatchEvent[]): string[] =>
   events.map(e => `${e.type} ${(e.object as KObject).metadata.name ?? ''}@${(e.object as KObject).metadata.resourceVersion ?? ''}`)
@@ -19,7 +18,7 @@ test('a watch without resourceVersion sends the current objects, then changes in
   h.create(pod('b'))
   h.create(pod('a'))
   const events: WatchEvent[] = []
-  h.store.watch(PODS, {}, e => events.push(e))
+  h.store.watch(POD, {}, e => events.push(e))
   t.deepEqual(summary(events), ['ADDED a@6', 'ADDED b@5'])
   h.create(configMap('not-a-pod', {}))
   relabel(h, 'a', { x: 'y' })
@@ -34,7 +33,7 @@ test('a watch from a resourceVersion replays what came after it', t => {
   h.create(pod('b'))
   relabel(h, 'a', { x: 'y' })
   const events: WatchEvent[] = []
-  const w = h.store.watch(PODS, { resourceVersion: rv }, e => events.push(e))
+  const w = h.store.watch(POD, { resourceVersion: rv }, e => events.push(e))
   t.deepEqual(summary(events), ['ADDED b@6', 'MODIFIED a@7'])
   h.create(pod('c'))
   t.deepEqual(summary(events).slice(2), ['ADDED c@8'])
@@ -46,18 +45,18 @@ test('a watch from a resourceVersion replays what came after it', t => {
 test('a resourceVersion older than the history kept is 410 Gone', t => {
   const h = new StoreHarness({ historySize: 3 })
   for (const n of ['a', 'b', 'c', 'd', 'e']) h.create(pod(n))
-  t.throws(() => h.store.watch(PODS, { resourceVersion: '5' }, () => {}), { instanceOf: GoneError })
+  t.throws(() => h.store.watch(POD, { resourceVersion: '5' }, () => {}), { instanceOf: GoneError })
   const events: WatchEvent[] = []
-  h.store.watch(PODS, { resourceVersion: '6' }, e => events.push(e))
+  h.store.watch(POD, { resourceVersion: '6' }, e => events.push(e))
   t.deepEqual(summary(events), ['ADDED c@7', 'ADDED d@8', 'ADDED e@9'])
-  t.throws(() => h.store.watch(PODS, { resourceVersion: 'abc' }, () => {}), { instanceOf: BadSelectorError })
+  t.throws(() => h.store.watch(POD, { resourceVersion: 'abc' }, () => {}), { instanceOf: BadSelectorError })
 })
 
 test('namespace and label selector filtering: leaving the selection is DELETED, entering it ADDED', t => {
   const h = new StoreHarness()
   h.create(namespace('other'))
   const events: WatchEvent[] = []
-  h.store.watch(PODS, { namespace: 'default', labelSelector: 'app=web' }, e => events.push(e))
+  h.store.watch(POD, { namespace: 'default', labelSelector: 'app=web' }, e => events.push(e))
   h.create(pod('a', { labels: { app: 'web' } }))
   h.create(pod('b', { labels: { app: 'db' } }))
   h.create(pod('c', { labels: { app: 'web' }, namespace: 'other' }))
@@ -65,7 +64,7 @@ test('namespace and label selector filtering: leaving the selection is DELETED, 
   relabel(h, 'b', { app: 'web' })
   relabel(h, 'b', { app: 'web', v: '2' })
   t.deepEqual(events.map(e => `${e.type} ${(e.object as KObject).metadata.name ?? ''}`), ['ADDED a', 'DELETED a', 'ADDED b', 'MODIFIED b'])
-  t.throws(() => h.store.watch(PODS, { labelSelector: 'app in web' }, () => {}), { instanceOf: BadSelectorError })
+  t.throws(() => h.store.watch(POD, { labelSelector: 'app in web' }, () => {}), { instanceOf: BadSelectorError })
 })
 
 test('a namespace delete streams every cascaded change at one resourceVersion', t => {
@@ -74,7 +73,7 @@ test('a namespace delete streams every cascaded change at one resourceVersion', 
   h.create(pod('a', { namespace: 'team' }))
   h.create(pod('b', { namespace: 'team' }))
   const events: WatchEvent[] = []
-  h.store.watch(PODS, { resourceVersion: h.store.resourceVersion() }, e => events.push(e))
+  h.store.watch(POD, { resourceVersion: h.store.resourceVersion() }, e => events.push(e))
   h.apply({ op: 'delete', ref: ref('namespaces', 'team'), now: NOW })
   t.deepEqual(summary(events), [`DELETED a@${h.index}`, `DELETED b@${h.index}`])
 })
@@ -82,9 +81,9 @@ test('a namespace delete streams every cascaded change at one resourceVersion', 
 test('a watcher that throws is dropped without breaking apply', t => {
   const h = new StoreHarness()
   let calls = 0
-  h.store.watch(PODS, {}, () => { calls++; throw new Error('boom') })
+  h.store.watch(POD, {}, () => { calls++; throw new Error('boom') })
   const ok: WatchEvent[] = []
-  h.store.watch(PODS, {}, e => ok.push(e))
+  h.store.watch(POD, {}, e => ok.push(e))
   h.create(pod('a'))
   h.create(pod('b'))
   t.is(calls, 1)
