@@ -1,7 +1,7 @@
 // `shoal backup -o FILE` (download a consistent backup from any peer, checked
 // as it streams, written atomically, with a progress line on a terminal) and
 // `shoal backup verify FILE` (check a file and say what it holds).
-// May import: protocol/, ./client.ts, ./main.ts (used inside functions only),
+// May import: protocol/, ./client.ts, ./errors.ts, ./io.ts, ./target.ts,
 // commander, and protocol/backup.ts: the file format, which imports
 // only protocol/ and belongs there (protocol/backup.ts).
 import { randomBytes } from 'node:crypto'
@@ -11,11 +11,14 @@ import { basename, dirname, join, resolve } from 'node:path'
 import type { Command } from 'commander'
 import { API_PREFIX } from '../protocol/api.ts'
 import { BackupFormatError, readBackup, summarize } from '../protocol/backup.ts'
+import { isPlainObject } from '../protocol/json.ts'
 import type { BackupHeader } from '../protocol/backup.ts'
 import { describeFetchError, UnreachableError } from './client.ts'
 import type { Attempt } from './client.ts'
-import { CliError, EXIT_FAILED, EXIT_USAGE, describeAttempt, resolveTarget } from './main.ts'
-import type { GlobalOptions, Io } from './main.ts'
+import { CliError, EXIT_FAILED, EXIT_USAGE, describeAttempt } from './errors.ts'
+import type { Io } from './io.ts'
+import { resolveTarget } from './target.ts'
+import type { GlobalOptions } from './target.ts'
 
 const HEADERS_TIMEOUT_MS = 30_000
 
@@ -58,8 +61,8 @@ async function fetchBackup (servers: string[], token: string, trace: string[]): 
     const text = await res.text().catch(() => '')
     let message = res.statusText
     try {
-      const parsed = JSON.parse(text) as { message?: unknown, reason?: unknown }
-      if (typeof parsed.message === 'string') message = parsed.message
+      const parsed: unknown = JSON.parse(text)
+      if (isPlainObject(parsed) && typeof parsed.message === 'string') message = parsed.message
     } catch {}
     if (res.status >= 500) {
       attempts.push({ server, reason: `${res.status} ${message}`, detail: `HTTP ${res.status} ${res.statusText}: ${message}`, elapsedMs: Date.now() - started })
@@ -74,7 +77,7 @@ async function fetchBackup (servers: string[], token: string, trace: string[]): 
 
 /** A `\r` progress line on a terminal, at most ten times a second. */
 function progress (io: Io, total: number | undefined): { update: (bytes: number) => void, done: () => void } {
-  const tty = (io.stderr as { isTTY?: boolean }).isTTY === true
+  const tty = 'isTTY' in io.stderr && io.stderr.isTTY === true
   let last = 0
   let shown = false
   const line = (bytes: number): string => total !== undefined && total > 0

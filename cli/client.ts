@@ -8,6 +8,8 @@
 // again after that delay, a few times within an overall budget. A 4xx is
 // the cluster's answer and final. Every failure becomes an error whose
 // message fits on one line.
+// May import: protocol/json.ts.
+import { isPlainObject } from '../protocol/json.ts'
 
 /** How long one server may take to answer, body included, before the next is tried. */
 export const DEFAULT_TIMEOUT_MS = 3000
@@ -190,7 +192,7 @@ export class ApiClient {
           continue
         }
         if (res.status >= 400) {
-          const reason = isStatusLike(parsed) && typeof parsed.reason === 'string' ? parsed.reason : res.statusText
+          const reason = isPlainObject(parsed) && typeof parsed.reason === 'string' ? parsed.reason : res.statusText
           throw new HttpStatusError(server, res.status, reason, statusMessage(parsed, text, res.statusText))
         }
         if (opts.text === true) return { server, code: res.status, body: text }
@@ -245,7 +247,7 @@ export class ApiClient {
           this.onSkip(attempt)
           continue
         }
-        const reason = isStatusLike(parsed) && typeof parsed.reason === 'string' ? parsed.reason : res.statusText
+        const reason = isPlainObject(parsed) && typeof parsed.reason === 'string' ? parsed.reason : res.statusText
         throw new HttpStatusError(server, res.status, reason, message)
       }
       if (res.body === null) return
@@ -305,13 +307,9 @@ function parseJson (text: string): unknown {
   }
 }
 
-function isStatusLike (v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
-
 /** The Status body's message, else the first line of a plain body, else the HTTP status text. */
 function statusMessage (body: unknown, text: string, statusText: string): string {
-  if (isStatusLike(body) && typeof body.message === 'string' && body.message.trim() !== '') return oneLine(body.message)
+  if (isPlainObject(body) && typeof body.message === 'string' && body.message.trim() !== '') return oneLine(body.message)
   if (body === undefined && text.trim() !== '') return oneLine(text).slice(0, 200)
   return statusText !== '' ? statusText : 'no message'
 }
@@ -363,6 +361,7 @@ export function describeFetchError (err: unknown, timeoutMs: number): { reason: 
 
 function errorField (err: unknown, field: 'name' | 'code' | 'message'): string | undefined {
   if (typeof err !== 'object' || err === null) return undefined
-  const v = (err as Record<string, unknown>)[field]
+  // an own field or an inherited one (an Error's name is on its prototype)
+  const v: unknown = Reflect.get(err, field)
   return typeof v === 'string' && v !== '' ? v : undefined
 }

@@ -5,18 +5,21 @@
 // printed and the others still done (as kubectl does); the run then exits 1.
 // Talking to the API is in ./kube.ts, manifests in ./manifests.ts, rollouts
 // in ./rollout.ts, `shoal kubeconfig` in ./kubeconfig.ts.
-// May import: protocol/k8s.ts, ./kube.ts, ./kubeconfig.ts, ./manifests.ts, ./rollout.ts,
-// ./printers.ts, ./output.ts, ./main.ts (CliError, Io: used only inside
-// functions, so the import cycle with main.ts is harmless), commander, yaml.
+// May import: protocol/, ./kube.ts, ./kubeconfig.ts, ./manifests.ts, ./rollout.ts,
+// ./objects.ts, ./printers.ts, ./output.ts, ./errors.ts, ./io.ts, commander, yaml.
+import { EVENT, NODE } from '../protocol/kinds.ts'
 import { Command, Option } from 'commander'
 import { stringify } from 'yaml'
+import type { Event } from '../protocol/core-v1.ts'
 import type { KObject, ResourceType } from '../protocol/k8s.ts'
-import { Failures, Kube, MERGE_PATCH, STRATEGIC_MERGE_PATCH, collectionPath, connect, isKObject, linkedSignal, namespaceOf, nowOf, objectPath, query, resourceType, targets } from './kube.ts'
-import { CliError, EXIT_FAILED, EXIT_USAGE } from './main.ts'
-import type { Io } from './main.ts'
-import { isContainedIn, loadManifests, placeManifest, withKind } from './manifests.ts'
+import { isPlainObject } from '../protocol/json.ts'
+import { Failures, Kube, MERGE_PATCH, STRATEGIC_MERGE_PATCH, collectionPath, connect, linkedSignal, namespaceOf, nowOf, objectPath, query, resourceType, targets } from './kube.ts'
+import { CliError, EXIT_FAILED, EXIT_USAGE } from './errors.ts'
+import type { Io } from './io.ts'
+import { isContainedIn, loadManifests, placeManifest } from './manifests.ts'
+import { withKind } from './objects.ts'
 import { renderJson } from './output.ts'
-import { field, objectName, renderDescribe, renderObjects, tableRows, typeLabel } from './printers.ts'
+import { objectName, renderDescribe, renderObjects, tableRows, typeLabel } from './printers.ts'
 import { addKubeconfigCommand } from './kubeconfig.ts'
 import { addRolloutCommands } from './rollout.ts'
 
@@ -51,7 +54,7 @@ async function runGet (kinds: string, names: string[], opts: GetOptions, cmd: Co
       groups.push({ type, items })
     } else {
       const list = await kube.list(collectionPath(type, ns) + query({ labelSelector: opts.selector, fieldSelector: opts.fieldSelector }))
-      resourceVersion = list.metadata?.resourceVersion
+      resourceVersion = list.resourceVersion
       groups.push({ type, items: list.items.map(o => withKind(type, o)) })
     }
   }
@@ -73,15 +76,14 @@ async function runGet (kinds: string, names: string[], opts: GetOptions, cmd: Co
     io.stderr.write(`No resources found${scope}.\n`)
   }
   failures.finish()
-  if (opts.watch !== true) return
-  const type = types[0] as ResourceType
+  const [type] = types
+  if (opts.watch !== true || type === undefined) return
   const ns = allNs ? undefined : namespaceOf(type, opts)
   const fieldSelector = byName ? [`metadata.name=${wanted[0]?.name ?? ''}`, ...(opts.fieldSelector !== undefined ? [opts.fieldSelector] : [])].join(',') : opts.fieldSelector
   const path = collectionPath(type, ns) + query({ watch: '1', resourceVersion, labelSelector: opts.selector, fieldSelector })
   const controller = linkedSignal(io)
   let headerShown = all.length > 0 || output !== ''
   await kube.watch(path, e => {
-    if (!isKObject(e.object) || e.type === 'BOOKMARK' || e.type === 'ERROR') return
     const o = withKind(type, e.object)
     if (output === 'json') io.stdout.write(renderJson(o))
     else if (output === 'yaml') io.stdout.write(`---\n${stringify(o)}`)
@@ -128,7 +130,10 @@ async function followLogs (kube: Kube, path: string, io: Io): Promise<void> {
       if (res.status >= 400) {
         const text = await res.text().catch(() => '')
         let message = text.trim() === '' ? res.statusText : text.trim()
-        try { message = (JSON.parse(text) as { message?: string }).message ?? message } catch {}
+        try {
+          const status: unknown = JSON.parse(text)
+          if (isPlainObject(status) && typeof status.message === 'string') message = status.message
+        } catch {}
         kube.trace.push(`${server} answered ${res.status}`)
         if (res.status < 500) throw new CliError(message, EXIT_FAILED, kube.trace)
         last = `${server}: ${res.status} ${message}`
@@ -157,29 +162,37 @@ function renderObjectsLines (head: string[], rows: string[][]): string[] {
   return [head, ...rows].map(r => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('   ').trimEnd())
 }
 
-async function eventsFor (kube: Kube, type: ResourceType, o: KObject): Promise<KObject[]> {
+async function eventsFor (kube: Kube, type: ResourceType, o: KObject): Promise<Event[]> {
   const name = o.metadata.name ?? ''
-  const eventType = resourceType('events')
   const ns = o.metadata.namespace
   const selector = [`involvedObject.name=${name}`, `involvedObject.kind=${type.kind}`, ...(ns !== undefined ? [`involvedObject.namespace=${ns}`] : [])].join(',')
-  const path = collectionPath(eventType, ns)
+  const path = collectionPath(EVENT, ns)
   try {
-    return (await kube.list(path + query({ fieldSelector: selector }))).items
+    return (await kube.list(path + query({ fieldSelector: selector }))).items.map(e => withKind(EVENT, e))
   } catch (err) {
     // A server that does not index these fields: filter here.
     if (!(err instanceof CliError)) throw err
-    const all = (await kube.list(path)).items
-    return all.filter(e => field(e, 'involvedObject.name') === name && field(e, 'involvedObject.kind') === type.kind &&
-      (ns === undefined || field(e, 'involvedObject.namespace') === undefined || field(e, 'involvedObject.namespace') === ns))
+    const all = (await kube.list(path)).items.map(e => withKind(EVENT, e))
+    return all.filter(e => e.involvedObject?.name === name && e.involvedObject.kind === type.kind &&
+      (ns === undefined || e.involvedObject.namespace === undefined || e.involvedObject.namespace === ns))
+  }
+}
+
+/** The answer to an exec (Shoal's own: exitCode, stdout, stderr), each part defaulted when missing or not of its type. */
+function execResultOf (body: unknown): { exitCode: number, stdout: string, stderr: string } {
+  const { exitCode, stdout, stderr } = isPlainObject(body) ? body : {}
+  return {
+    exitCode: typeof exitCode === 'number' ? exitCode : 0,
+    stdout: typeof stdout === 'string' ? stdout : '',
+    stderr: typeof stderr === 'string' ? stderr : ''
   }
 }
 
 async function setUnschedulable (kube: Kube, io: Io, node: string, unschedulable: boolean): Promise<void> {
-  const type = resourceType('nodes')
-  const path = objectPath(type, undefined, node)
-  const current = await kube.object(path)
+  const path = objectPath(NODE, undefined, node)
+  const current = withKind(NODE, await kube.object(path))
   const verb = unschedulable ? 'cordoned' : 'uncordoned'
-  if ((field(current, 'spec.unschedulable') === true) === unschedulable) {
+  if ((current.spec?.unschedulable === true) === unschedulable) {
     io.stdout.write(`node/${node} already ${verb}\n`)
     return
   }
@@ -340,10 +353,10 @@ export function addK8sCommands (program: Command, io: Io): void {
       const params = new URLSearchParams()
       if (opts.container !== undefined) params.set('container', opts.container)
       for (const c of command) params.append('command', c)
-      const body = await kube.send('POST', `${objectPath(type, namespaceOf(type, opts), name)}/exec?${params.toString()}`) as { exitCode?: number, stdout?: string, stderr?: string }
-      io.stdout.write(body.stdout ?? '')
-      io.stderr.write(body.stderr ?? '')
-      if ((body.exitCode ?? 0) !== 0) throw new CliError(`command terminated with exit code ${body.exitCode ?? 1}`, Math.min(255, Math.max(1, body.exitCode ?? 1)))
+      const body = execResultOf(await kube.send('POST', `${objectPath(type, namespaceOf(type, opts), name)}/exec?${params.toString()}`))
+      io.stdout.write(body.stdout)
+      io.stderr.write(body.stderr)
+      if (body.exitCode !== 0) throw new CliError(`command terminated with exit code ${body.exitCode}`, Math.min(255, Math.max(1, body.exitCode)))
     })
 
   const create = program.command('create').description('create an object from the command line')

@@ -1,14 +1,17 @@
 // Talking to the Kubernetes-layout API for the kubectl-like commands: REST
 // paths per resource type, the client wrapper (Kube), resolving names and
 // kinds from the command line, and collecting per-object failures.
-// May import: protocol/k8s.ts, ./client.ts, ./main.ts (CliError, Io, resolveTarget; used inside functions only), commander.
+// May import: protocol/, ./client.ts, ./errors.ts, ./io.ts, ./target.ts, commander.
 import { kindOfName } from '../protocol/kinds.ts'
 import { Command } from 'commander'
-import type { KList, KObject, ResourceType, WatchEvent } from '../protocol/k8s.ts'
+import type { KObject, ResourceType } from '../protocol/k8s.ts'
+import { isPlainObject } from '../protocol/json.ts'
 import { ApiClient, HttpStatusError, OutcomeUnknownError, UnreachableError } from './client.ts'
 import type { Attempt, Method } from './client.ts'
-import { CliError, EXIT_FAILED, EXIT_USAGE, describeAttempt, resolveTarget } from './main.ts'
-import type { GlobalOptions, Io } from './main.ts'
+import { CliError, EXIT_FAILED, EXIT_USAGE, describeAttempt } from './errors.ts'
+import type { Io } from './io.ts'
+import { resolveTarget } from './target.ts'
+import type { GlobalOptions } from './target.ts'
 
 export const MERGE_PATCH = 'application/merge-patch+json'
 
@@ -16,17 +19,19 @@ export const STRATEGIC_MERGE_PATCH = 'application/strategic-merge-patch+json'
 
 export const REVISION_ANNOTATION = 'deployment.kubernetes.io/revision'
 
-
-
-export type Json = Record<string, unknown>
-
-export function isRecord (v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
-
 export function isKObject (v: unknown): v is KObject {
-  return isRecord(v) && isRecord(v.metadata)
+  return isPlainObject(v) && isPlainObject(v.metadata)
 }
+
+function isKObjectList (v: unknown): v is KObject[] {
+  return Array.isArray(v) && v.every(isKObject)
+}
+
+/** A list answer, decoded: its items and its resourceVersion (if it gave one). */
+export interface ListAnswer { items: KObject[], resourceVersion: string | undefined }
+
+/** A change a watch reported. BOOKMARK and ERROR events are not passed on: no command acts on them. */
+export interface ObjectEvent { type: 'ADDED' | 'MODIFIED' | 'DELETED', object: KObject }
 
 export function basePath (t: ResourceType): string {
   return t.group === '' ? `/api/${t.version}` : `/apis/${t.group}/${t.version}`
@@ -98,16 +103,20 @@ export class Kube {
     return body
   }
 
-  async list (path: string): Promise<KList> {
+  async list (path: string): Promise<ListAnswer> {
     const body = await this.send('GET', path)
-    if (!isRecord(body) || !Array.isArray(body.items) || !body.items.every(isKObject)) throw new CliError(`the server answered ${path} with something that is not a list`, EXIT_FAILED, this.trace)
-    return body as unknown as KList
+    const items = isPlainObject(body) ? body.items : undefined
+    if (!isKObjectList(items)) throw new CliError(`the server answered ${path} with something that is not a list`, EXIT_FAILED, this.trace)
+    const resourceVersion = isPlainObject(body) && isPlainObject(body.metadata) ? body.metadata.resourceVersion : undefined
+    return { items, resourceVersion: typeof resourceVersion === 'string' ? resourceVersion : undefined }
   }
 
-  async watch (path: string, onEvent: (e: WatchEvent) => void, signal: AbortSignal): Promise<void> {
+  async watch (path: string, onEvent: (e: ObjectEvent) => void, signal: AbortSignal): Promise<void> {
     try {
       await this.client.stream(path, v => {
-        if (isRecord(v) && typeof v.type === 'string' && isRecord(v.object)) onEvent(v as unknown as WatchEvent)
+        if (!isPlainObject(v) || !isKObject(v.object)) return
+        const type = v.type
+        if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') onEvent({ type, object: v.object })
       }, signal)
     } catch (err) {
       this.fail(err)

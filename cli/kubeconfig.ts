@@ -4,16 +4,17 @@
 // context. kubectl sends a token only over TLS, so each cluster entry is the
 // peer's https:// address with its self-signed certificate pinned as the CA
 // (fetched from the peer's API port, which speaks TLS and plain HTTP both).
-// May import: protocol/, ./kube.ts, ./main.ts (CliError, Io: used only inside functions), commander, yaml.
+// May import: protocol/, ./kube.ts, ./errors.ts, ./io.ts, commander, yaml.
 import { X509Certificate } from 'node:crypto'
 import { connect as tlsConnect } from 'node:tls'
 import { Command, Option } from 'commander'
 import { stringify } from 'yaml'
 import { API_PREFIX } from '../protocol/api.ts'
 import type { MemberView } from '../protocol/api.ts'
-import { connect, isRecord } from './kube.ts'
-import { CliError, EXIT_FAILED } from './main.ts'
-import type { Io } from './main.ts'
+import { isPlainObject } from '../protocol/json.ts'
+import { connect } from './kube.ts'
+import { CliError, EXIT_FAILED } from './errors.ts'
+import type { Io } from './io.ts'
 
 const CERT_TIMEOUT_MS = 3000
 
@@ -47,6 +48,12 @@ export async function fetchCertificate (host: string, port: number, timeoutMs = 
 
 export interface KubeconfigPeer { name: string, server: string, ca: string }
 
+/** An entry of the member list that has a name and an API address and has not left (the rest of it is not relied on). */
+function isJoinedMember (m: unknown): m is Pick<MemberView, 'name' | 'api' | 'addrs' | 'self'> {
+  return isPlainObject(m) && typeof m.name === 'string' && typeof m.api === 'string' && m.state !== 'left' &&
+    (m.addrs === undefined || Array.isArray(m.addrs))
+}
+
 /** The kubeconfig document: one cluster and context per peer, one user. */
 export function kubeconfigDocument (peers: KubeconfigPeer[], current: string, token: string, prefix: string): unknown {
   const user = `${prefix}admin`
@@ -75,8 +82,8 @@ Peers that do not answer over TLS are left out (a line on stderr says which).`)
     .action(async (opts: { prefix: string }, cmd: Command) => {
       const kube = await connect(cmd, io)
       const body = await kube.send('GET', `${API_PREFIX}/members`)
-      if (!isRecord(body) || !Array.isArray(body.items)) throw new CliError('the server answered the member list with something else', EXIT_FAILED, kube.trace)
-      const members = (body.items as MemberView[]).filter(m => typeof m.name === 'string' && typeof m.api === 'string' && m.state !== 'left')
+      if (!isPlainObject(body) || !Array.isArray(body.items)) throw new CliError('the server answered the member list with something else', EXIT_FAILED, kube.trace)
+      const members = body.items.filter(isJoinedMember)
         .sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
       const self = members.find(m => m.self)
       const peers: KubeconfigPeer[] = []
@@ -95,8 +102,8 @@ Peers that do not answer over TLS are left out (a line on stderr says which).`)
         }
       }))
       peers.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
-      if (peers.length === 0) throw new CliError('no peer answered over TLS: is shoald new enough to serve HTTPS on its API port?', EXIT_FAILED, kube.trace)
-      const current = peers.find(p => p.name === self?.name)?.name ?? (peers[0] as KubeconfigPeer).name
-      io.stdout.write(stringify(kubeconfigDocument(peers, current, kube.client.token, opts.prefix)))
+      const current = peers.find(p => p.name === self?.name) ?? peers[0]
+      if (current === undefined) throw new CliError('no peer answered over TLS: is shoald new enough to serve HTTPS on its API port?', EXIT_FAILED, kube.trace)
+      io.stdout.write(stringify(kubeconfigDocument(peers, current.name, kube.client.token, opts.prefix)))
     })
 }

@@ -1,136 +1,27 @@
-// The `shoal` program: its commands and flags, where the servers and the
-// token come from, and how every failure becomes one `shoal: ` line and an
-// exit status (0 ok, 1 failed, 2 bad usage). Runs in-process for the tests.
-import { readFile } from 'node:fs/promises'
+// The `shoal` program: its commands and flags, and how every failure becomes
+// one `shoal: ` line and an exit status (0 ok, 1 failed, 2 bad usage; the
+// errors are ./errors.ts's, where the servers and the token come from is
+// ./target.ts). Runs in-process for the tests. Only cli/bin.ts imports it.
+// May import: protocol/, every cli file, commander.
 import { Command, CommanderError, Option } from 'commander'
 import { API_PREFIX } from '../protocol/api.ts'
 import { VERSION } from '../protocol/version.ts'
 import type { MemberList, RaftStatusView } from '../protocol/api.ts'
 import type { KvListView, KvPairView, KvWriteView } from '../protocol/kv.ts'
-import { defaultClientConfigPath, isClientConfig } from '../protocol/client-config.ts'
+import { defaultClientConfigPath } from '../protocol/client-config.ts'
+import { isPlainObject } from '../protocol/json.ts'
 import { ApiClient, HttpStatusError, OutcomeUnknownError, UnreachableError, parseServerUrl } from './client.ts'
 import type { Attempt, Method } from './client.ts'
+import { CliError, describeAttempt, EXIT_FAILED, EXIT_OK, EXIT_USAGE } from './errors.ts'
+import type { Io } from './io.ts'
+import { resolveTarget } from './target.ts'
+import type { GlobalOptions } from './target.ts'
 import { OUTPUT_FORMATS, clusterStatus, renderClusterStatus, renderJson, renderKvList, renderMembers } from './output.ts'
-import type { OutputFormat } from './output.ts'
 import { addK8sCommands } from './k8s.ts'
 import { addBackupCommands } from './backup.ts'
 
-export interface Io {
-  stdout: { write: (text: string) => unknown }
-  stderr: { write: (text: string) => unknown }
-  env: NodeJS.ProcessEnv
-  /** the clock that ages are computed from; Date.now unless a test fixes it */
-  now?: () => number
-  /** where `shoal kv put KEY -` reads the value; process.stdin unless a test gives one */
-  stdin?: AsyncIterable<Uint8Array | string>
-  /** ends watches (`get -w`, `rollout status`) when aborted; a test's bound, where a user has Ctrl-C */
-  signal?: AbortSignal
-}
-
-export const EXIT_OK = 0
-export const EXIT_FAILED = 1
-export const EXIT_USAGE = 2
-
-export const NO_SERVER_MESSAGE = 'no server: pass --server, set SHOAL_SERVER, or start shoald on this host'
-
-/** Ends the run with one `shoal: <message>` line; `details` are printed under it with --verbose. */
-export class CliError extends Error {
-  override name = 'CliError'
-  readonly exitCode: number
-  readonly details: string[]
-  constructor (message: string, exitCode: number = EXIT_FAILED, details: string[] = []) {
-    super(message)
-    this.exitCode = exitCode
-    this.details = details
-  }
-}
-
-export interface GlobalOptions {
-  server?: string[]
-  token?: string
-  config?: string
-  verbose?: boolean
-}
-
-
 function collect (value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value]
-}
-
-/** Servers as a list, accepting commas everywhere so that `--server a,b` and SHOAL_SERVER=a,b agree. */
-function splitServers (values: string[]): string[] {
-  return values.flatMap(v => v.split(',')).map(v => v.trim()).filter(v => v !== '')
-}
-
-function nonEmpty (v: string | undefined): string | undefined {
-  return v !== undefined && v !== '' ? v : undefined
-}
-
-/** The file's servers and token; undefined when it does not exist and nobody asked for it by name. */
-async function readClientConfig (path: string, required: boolean): Promise<{ servers: string[], token: string } | undefined> {
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT' && !required) return undefined
-    throw new CliError(`cannot read the config file ${path}: ${code === 'ENOENT' ? 'no such file' : code ?? (err as Error).message}`)
-  }
-  let doc: unknown
-  try {
-    doc = JSON.parse(text)
-  } catch (err) {
-    // Only the position: JSON.parse quotes the text around the error, and this file holds the admin token.
-    const where = /at position \d+(?: \(line \d+ column \d+\))?/.exec((err as Error).message)
-    throw new CliError(`the config file ${path} is not valid JSON${where !== null ? ` (${where[0]})` : ''}`)
-  }
-  if (!isClientConfig(doc)) throw new CliError(`the config file ${path} must hold {"servers": ["http://host:port", ...], "token": "..."}`)
-  return { servers: doc.servers, token: doc.token }
-}
-
-/** --server, else SHOAL_SERVER, else the config file; --token, else SHOAL_TOKEN, else the config file. */
-export async function resolveTarget (opts: GlobalOptions, env: NodeJS.ProcessEnv, trace: string[]): Promise<{ servers: string[], token: string }> {
-  const parse = (values: string[], from: string, exitCode: number): string[] => values.map(v => {
-    try {
-      return parseServerUrl(v)
-    } catch (err) {
-      throw new CliError(`${from}: ${(err as Error).message}`, exitCode)
-    }
-  })
-
-  let servers: string[] | undefined
-  if (opts.server !== undefined && splitServers(opts.server).length > 0) {
-    servers = parse(splitServers(opts.server), '--server', EXIT_USAGE)
-    trace.push(`servers from --server: ${servers.join(', ')}`)
-  } else if (nonEmpty(env.SHOAL_SERVER) !== undefined && splitServers([env.SHOAL_SERVER ?? '']).length > 0) {
-    servers = parse(splitServers([env.SHOAL_SERVER ?? '']), 'SHOAL_SERVER', EXIT_USAGE)
-    trace.push(`servers from SHOAL_SERVER: ${servers.join(', ')}`)
-  }
-  let token = nonEmpty(opts.token)
-  if (token !== undefined) trace.push('token from --token')
-  else {
-    token = nonEmpty(env.SHOAL_TOKEN)
-    if (token !== undefined) trace.push('token from SHOAL_TOKEN')
-  }
-
-  const path = opts.config ?? defaultClientConfigPath(env)
-  // A file named with --config is always read, so a typo in its name is not silently ignored.
-  if (opts.config !== undefined || servers === undefined || token === undefined) {
-    const file = await readClientConfig(path, opts.config !== undefined)
-    if (file === undefined) trace.push(`config file ${path}: not found`)
-    else {
-      trace.push(`config file ${path}: ${file.servers.length} server(s)${file.token !== '' ? ', a token' : ', no token'}`)
-      if (servers === undefined && file.servers.length > 0) servers = parse(file.servers, `the config file ${path}`, EXIT_FAILED)
-      if (token === undefined && file.token !== '') token = file.token
-    }
-  }
-  if (servers === undefined || servers.length === 0) throw new CliError(NO_SERVER_MESSAGE, EXIT_FAILED, trace)
-  if (token === undefined) throw new CliError(`no token: pass --token, set SHOAL_TOKEN, or put it in ${path} (shoald writes it there at first start)`, EXIT_FAILED, trace)
-  return { servers, token }
-}
-
-export function describeAttempt (a: Attempt): string {
-  return `${a.server}: ${a.reason} after ${a.elapsedMs}ms (${a.detail})`
 }
 
 interface RequestInit {
@@ -167,36 +58,31 @@ async function request (opts: GlobalOptions, io: Io, path: string, trace: string
 }
 
 function isMemberList (v: unknown): v is MemberList {
-  if (typeof v !== 'object' || v === null) return false
-  const l = v as Record<string, unknown>
-  return l.kind === 'MemberList' && Array.isArray(l.items) &&
-    l.items.every(m => typeof m === 'object' && m !== null && typeof (m as Record<string, unknown>).name === 'string')
-}
-
-function isRecord (v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
+  return isPlainObject(v) && v.kind === 'MemberList' && Array.isArray(v.items) &&
+    v.items.every(m => isPlainObject(m) && typeof m.name === 'string')
 }
 
 function isKvPair (v: unknown): v is KvPairView {
-  return isRecord(v) && typeof v.key === 'string' && typeof v.value === 'string' && typeof v.modifyIndex === 'number' && typeof v.createIndex === 'number'
+  return isPlainObject(v) && typeof v.key === 'string' && typeof v.value === 'string' && typeof v.modifyIndex === 'number' && typeof v.createIndex === 'number'
 }
 
 function isKvList (v: unknown): v is KvListView {
-  return isRecord(v) && v.kind === 'KvList' && Array.isArray(v.items) && v.items.every(isKvPair)
+  return isPlainObject(v) && v.kind === 'KvList' && Array.isArray(v.items) && v.items.every(isKvPair)
 }
 
 function isKvWrite (v: unknown): v is KvWriteView {
-  return isRecord(v) && typeof v.index === 'number'
+  return isPlainObject(v) && typeof v.index === 'number'
 }
 
 function isRaftStatus (v: unknown): v is RaftStatusView {
-  return isRecord(v) && v.kind === 'RaftStatus' && typeof v.term === 'number' && typeof v.commitIndex === 'number' &&
+  return isPlainObject(v) && v.kind === 'RaftStatus' && typeof v.term === 'number' && typeof v.commitIndex === 'number' &&
     Array.isArray(v.voters) && Array.isArray(v.learners)
 }
 
-function outputFormat (value: string, allowed: readonly string[]): string {
-  if (!allowed.includes(value)) throw new CliError(`-o must be ${allowed.slice(0, -1).join(', ')} or ${allowed.at(-1) ?? ''}`, EXIT_USAGE)
-  return value
+function outputFormat<F extends string> (value: string, allowed: readonly F[]): F {
+  const format = allowed.find(f => f === value)
+  if (format === undefined) throw new CliError(`-o must be ${allowed.slice(0, -1).join(', ')} or ${allowed.at(-1) ?? ''}`, EXIT_USAGE)
+  return format
 }
 
 /** A key as a path segment. `.` and `..` would be folded away by URL parsing, so they are refused here as the server refuses them. */
@@ -255,8 +141,7 @@ API), API (host:port), LAST SEEN (time since the answering peer last heard
 from it), AGE (time since the member's current incarnation started).
 -o json prints the server's MemberList unchanged.`)
     .action(async (cmdOpts: { output: string }, cmd: Command) => {
-      if (!(OUTPUT_FORMATS as readonly string[]).includes(cmdOpts.output)) throw new CliError('-o must be table or json', EXIT_USAGE)
-      const output = cmdOpts.output as OutputFormat
+      const output = outputFormat(cmdOpts.output, OUTPUT_FORMATS)
       const opts = cmd.optsWithGlobals<GlobalOptions>()
       const trace: string[] = []
       const res = await request(opts, io, `${API_PREFIX}/members`, trace)
@@ -337,7 +222,7 @@ the current modifyIndex and exits 1.`)
 Columns: KEY, MODIFY-INDEX, CREATE-INDEX, VALUE (shortened; a value that is
 not UTF-8 shows as its size). -o json prints the server's KvList.`)
     .action(async (prefix: string | undefined, cmdOpts: { consistent?: boolean, output: string }, cmd: Command) => {
-      const output = outputFormat(cmdOpts.output, OUTPUT_FORMATS) as OutputFormat
+      const output = outputFormat(cmdOpts.output, OUTPUT_FORMATS)
       const query = [
         ...(prefix !== undefined && prefix !== '' ? [`prefix=${encodeURIComponent(prefix)}`] : []),
         ...(cmdOpts.consistent === true ? ['consistent'] : [])
@@ -362,7 +247,7 @@ learner or none), STATE (membership: alive, suspect, dead or left), MATCH
 minus MATCH), API. Only the leader knows MATCH and LAG: when another peer
 answers, the leader's API is asked for them too ("-" if it cannot be).`)
     .action(async (cmdOpts: { output: string }, cmd: Command) => {
-      const output = outputFormat(cmdOpts.output, OUTPUT_FORMATS) as OutputFormat
+      const output = outputFormat(cmdOpts.output, OUTPUT_FORMATS)
       const opts = cmd.optsWithGlobals<GlobalOptions>()
       const trace: string[] = []
       const raft = await request(opts, io, `${API_PREFIX}/raft`, trace)

@@ -1,18 +1,16 @@
 // Manifests for `shoal apply` and `delete -f`: reading multi-document YAML
 // or JSON from files, directories or standard input, placing each object in
 // its namespace, and comparing a manifest with what the server holds.
-// May import: protocol/k8s.ts, ./kube.ts, ./main.ts (CliError, Io), yaml.
+// May import: protocol/, ./errors.ts, ./io.ts, yaml.
 import { kindOf } from '../protocol/kinds.ts'
 import { readFile, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseAllDocuments } from 'yaml'
-import { apiVersionOf } from '../protocol/k8s.ts'
 import type { KObject, ResourceType } from '../protocol/k8s.ts'
-import { isRecord } from './kube.ts'
-import type { Json } from './kube.ts'
-import { CliError, EXIT_USAGE } from './main.ts'
-import type { Io } from './main.ts'
-import { field } from './printers.ts'
+import { isPlainObject } from '../protocol/json.ts'
+import type { JsonObject } from '../protocol/json.ts'
+import { CliError, EXIT_USAGE } from './errors.ts'
+import type { Io } from './io.ts'
 
 export interface Manifest { file: string, obj: KObject }
 
@@ -48,11 +46,13 @@ export async function loadManifests (paths: string[] | undefined, io: Io): Promi
       if (bad !== undefined) throw new CliError(`${file}: ${bad.message.split('\n')[0]?.replace(/:$/, '') ?? 'not valid YAML'}`)
       const value: unknown = doc.toJS()
       if (value === null || value === undefined) continue
-      const items = isRecord(value) && typeof value.kind === 'string' && value.kind.endsWith('List') && Array.isArray(value.items) ? value.items : [value]
+      const items = isPlainObject(value) && typeof value.kind === 'string' && value.kind.endsWith('List') && Array.isArray(value.items) ? value.items : [value]
       for (const item of items) {
-        if (!isRecord(item) || typeof item.apiVersion !== 'string' || typeof item.kind !== 'string') throw new CliError(`${file}: an object without apiVersion and kind`)
-        if (!isRecord(item.metadata) || typeof item.metadata.name !== 'string' || item.metadata.name === '') throw new CliError(`${file}: a ${item.kind} without metadata.name`)
-        out.push({ file, obj: item as KObject })
+        if (!isPlainObject(item) || typeof item.apiVersion !== 'string' || typeof item.kind !== 'string') throw new CliError(`${file}: an object without apiVersion and kind`)
+        const metadata = item.metadata
+        if (!isPlainObject(metadata) || typeof metadata.name !== 'string' || metadata.name === '') throw new CliError(`${file}: a ${item.kind} without metadata.name`)
+        // The rest is the server's to validate.
+        out.push({ file, obj: { ...item, apiVersion: item.apiVersion, kind: item.kind, metadata } })
       }
     }
   }
@@ -74,20 +74,16 @@ export function placeManifest (m: Manifest, opts: { namespace?: string }): { typ
 
 /** Whether every field the manifest gives has the same value in the server's object. */
 export function isContainedIn (manifest: unknown, server: unknown): boolean {
-  if (isRecord(manifest)) return isRecord(server) && Object.entries(manifest).every(([k, v]) => isContainedIn(v, server[k]))
+  if (isPlainObject(manifest)) return isPlainObject(server) && Object.entries(manifest).every(([k, v]) => isContainedIn(v, server[k]))
   if (Array.isArray(manifest)) return Array.isArray(server) && manifest.length === server.length && manifest.every((v, i) => isContainedIn(v, server[i]))
   return manifest === server
 }
 
 /** A JSON merge patch that turns `from` into `to` (removed keys set to null, lists replaced whole). */
 export function mergePatchBetween (from: unknown, to: unknown): unknown {
-  if (!isRecord(from) || !isRecord(to)) return to
-  const patch: Json = {}
+  if (!isPlainObject(from) || !isPlainObject(to)) return to
+  const patch: JsonObject = {}
   for (const k of Object.keys(from)) if (!(k in to)) patch[k] = null
   for (const [k, v] of Object.entries(to)) if (JSON.stringify(from[k]) !== JSON.stringify(v)) patch[k] = mergePatchBetween(from[k], v)
   return patch
-}
-
-export function withKind (type: ResourceType, o: KObject): KObject {
-  return { ...o, apiVersion: apiVersionOf(type), kind: type.kind }
 }

@@ -1,24 +1,24 @@
 // How `shoal get`, `events` and `describe` print Kubernetes objects: the
 // columns kubectl shows per kind (plus -o wide's), resource names such as
-// `deployment.apps/web`, and the describe text. Pure functions over KObjects.
+// `deployment.apps/web`, and the describe text. Pure functions over the
+// typed kinds (objects of a listed type are taken as it, ./objects.ts).
 // The cell helpers are shared with the API server's Table answers (protocol/k8s-columns.ts).
-// May import: protocol/k8s.ts, protocol/k8s-columns.ts, ./output.ts, yaml.
-import { NAMESPACE } from '../protocol/kinds.ts'
+// May import: protocol/, ./objects.ts, ./output.ts, yaml.
+import { CONFIG_MAP, DEPLOYMENT, ENDPOINTS, EVENT, NAMESPACE, NODE, POD, REPLICA_SET, SECRET, SERVICE } from '../protocol/kinds.ts'
 import { stringify } from 'yaml'
+import type { Deployment, ReplicaSet } from '../protocol/apps-v1.ts'
+import type { ConfigMap, Container, Event, Node, Pod, Secret, Service } from '../protocol/core-v1.ts'
 import {
-  ageOf, containerList, dataCount, endpointsText, eventObject, eventTime, field, nodeAddress, nodeRoles, nodeStatus, num, podReadiness,
-  podStatus, records, selectorText, serviceExternalIP, servicePorts, str
+  ageOf, containerList, dataCount, endpointsText, eventObject, eventTime, nodeAddress, nodeRoles, nodeStatus, num, objectsOf, podReadiness,
+  podStatus, selectorText, serviceExternalIP, servicePorts, str
 } from '../protocol/k8s-columns.ts'
 import type { KObject, ResourceType } from '../protocol/k8s.ts'
+import { isPlainObject } from '../protocol/json.ts'
+import type { JsonObject } from '../protocol/json.ts'
+import { isOfType, withKind } from './objects.ts'
 import { renderTable } from './output.ts'
 
-type Json = Record<string, unknown>
-
-function isRecord (v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
-
-export { field, eventTime }
+export { eventTime }
 
 /** `deployment.apps` or `pod`: how kubectl names a type in its messages. */
 export function typeLabel (type: ResourceType): string {
@@ -30,71 +30,88 @@ export function objectName (type: ResourceType, obj: KObject): string {
   return `${typeLabel(type)}/${obj.metadata.name ?? ''}`
 }
 
-interface Columns {
+interface Columns<T extends KObject = KObject> {
   head: string[]
-  row: (o: KObject, now: number) => string[]
+  row: (o: T, now: number) => string[]
   wideHead?: string[]
-  wide?: (o: KObject) => string[]
+  wide?: (o: T) => string[]
 }
 
 const AGE = (o: KObject, now: number): string => ageOf(o.metadata.creationTimestamp, now)
 const NAME = (o: KObject): string => o.metadata.name ?? ''
 
+/** A kind's columns, for the objects tableRows prints as that kind. */
+function columnsOf<T extends KObject> (type: ResourceType<T>, c: Columns<T>): Columns {
+  const { wide } = c
+  return {
+    head: c.head,
+    row: (o, now) => c.row(withKind(type, o), now),
+    ...(c.wideHead !== undefined ? { wideHead: c.wideHead } : {}),
+    ...(wide !== undefined ? { wide: (o: KObject) => wide(withKind(type, o)) } : {})
+  }
+}
+
+const TEMPLATE_COLUMNS = {
+  wideHead: ['CONTAINERS', 'IMAGES', 'SELECTOR'],
+  wide: (o: Deployment | ReplicaSet) => {
+    const containers = o.spec?.template?.spec?.containers
+    return [containerList(containers, 'name'), containerList(containers, 'image'), selectorText(o.spec?.selector?.matchLabels)]
+  }
+}
+
 const COLUMNS: Record<string, Columns> = {
-  Pod: {
+  Pod: columnsOf(POD, {
     head: ['NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE'],
     row: (o, now) => {
       const { ready, restarts } = podReadiness(o)
       return [NAME(o), ready, podStatus(o), String(restarts), AGE(o, now)]
     },
     wideHead: ['IP', 'NODE'],
-    wide: o => [str(field(o, 'status.podIP')), str(field(o, 'spec.nodeName'))]
-  },
-  Deployment: {
+    wide: o => [str(o.status?.podIP), str(o.spec?.nodeName)]
+  }),
+  Deployment: columnsOf(DEPLOYMENT, {
     head: ['NAME', 'READY', 'UP-TO-DATE', 'AVAILABLE', 'AGE'],
-    row: (o, now) => [NAME(o), `${num(field(o, 'status.readyReplicas'))}/${num(field(o, 'spec.replicas'))}`,
-      String(num(field(o, 'status.updatedReplicas'))), String(num(field(o, 'status.availableReplicas'))), AGE(o, now)],
-    wideHead: ['CONTAINERS', 'IMAGES', 'SELECTOR'],
-    wide: o => [containerList(o, 'spec.template.spec.containers', 'name'), containerList(o, 'spec.template.spec.containers', 'image'), selectorText(field(o, 'spec.selector.matchLabels'))]
-  },
-  ReplicaSet: {
+    row: (o, now) => [NAME(o), `${num(o.status?.readyReplicas)}/${num(o.spec?.replicas)}`,
+      String(num(o.status?.updatedReplicas)), String(num(o.status?.availableReplicas)), AGE(o, now)],
+    ...TEMPLATE_COLUMNS
+  }),
+  ReplicaSet: columnsOf(REPLICA_SET, {
     head: ['NAME', 'DESIRED', 'CURRENT', 'READY', 'AGE'],
-    row: (o, now) => [NAME(o), String(num(field(o, 'spec.replicas'))), String(num(field(o, 'status.replicas'))), String(num(field(o, 'status.readyReplicas'))), AGE(o, now)],
-    wideHead: ['CONTAINERS', 'IMAGES', 'SELECTOR'],
-    wide: o => [containerList(o, 'spec.template.spec.containers', 'name'), containerList(o, 'spec.template.spec.containers', 'image'), selectorText(field(o, 'spec.selector.matchLabels'))]
-  },
-  Service: {
+    row: (o, now) => [NAME(o), String(num(o.spec?.replicas)), String(num(o.status?.replicas)), String(num(o.status?.readyReplicas)), AGE(o, now)],
+    ...TEMPLATE_COLUMNS
+  }),
+  Service: columnsOf(SERVICE, {
     head: ['NAME', 'TYPE', 'CLUSTER-IP', 'EXTERNAL-IP', 'PORT(S)', 'AGE'],
-    row: (o, now) => [NAME(o), str(field(o, 'spec.type'), 'ClusterIP'), str(field(o, 'spec.clusterIP')), serviceExternalIP(o), servicePorts(o), AGE(o, now)],
+    row: (o, now) => [NAME(o), str(o.spec?.type, 'ClusterIP'), str(o.spec?.clusterIP), serviceExternalIP(o), servicePorts(o), AGE(o, now)],
     wideHead: ['SELECTOR'],
-    wide: o => [selectorText(field(o, 'spec.selector'))]
-  },
-  Node: {
+    wide: o => [selectorText(o.spec?.selector)]
+  }),
+  Node: columnsOf(NODE, {
     head: ['NAME', 'STATUS', 'ROLES', 'AGE', 'VERSION'],
-    row: (o, now) => [NAME(o), nodeStatus(o), nodeRoles(o), AGE(o, now), str(field(o, 'status.nodeInfo.kubeletVersion'), '')],
+    row: (o, now) => [NAME(o), nodeStatus(o), nodeRoles(o), AGE(o, now), str(o.status?.nodeInfo?.kubeletVersion, '')],
     wideHead: ['INTERNAL-IP'],
     wide: o => [nodeAddress(o, 'InternalIP')]
-  },
-  Namespace: {
+  }),
+  Namespace: columnsOf(NAMESPACE, {
     head: ['NAME', 'STATUS', 'AGE'],
-    row: (o, now) => [NAME(o), str(field(o, 'status.phase'), 'Active'), AGE(o, now)]
-  },
-  ConfigMap: {
+    row: (o, now) => [NAME(o), str(o.status?.phase, 'Active'), AGE(o, now)]
+  }),
+  ConfigMap: columnsOf(CONFIG_MAP, {
     head: ['NAME', 'DATA', 'AGE'],
     row: (o, now) => [NAME(o), String(dataCount(o)), AGE(o, now)]
-  },
-  Secret: {
+  }),
+  Secret: columnsOf(SECRET, {
     head: ['NAME', 'TYPE', 'DATA', 'AGE'],
-    row: (o, now) => [NAME(o), str(o.type, 'Opaque'), String(Object.keys(isRecord(o.data) ? o.data : {}).length), AGE(o, now)]
-  },
-  Endpoints: {
+    row: (o, now) => [NAME(o), str(o.type, 'Opaque'), String(Object.keys(isPlainObject(o.data) ? o.data : {}).length), AGE(o, now)]
+  }),
+  Endpoints: columnsOf(ENDPOINTS, {
     head: ['NAME', 'ENDPOINTS', 'AGE'],
     row: (o, now) => [NAME(o), endpointsText(o), AGE(o, now)]
-  },
-  Event: {
+  }),
+  Event: columnsOf(EVENT, {
     head: ['LAST SEEN', 'TYPE', 'REASON', 'OBJECT', 'MESSAGE'],
     row: (o, now) => [ageOf(eventTime(o), now), str(o.type, 'Normal'), str(o.reason, ''), eventObject(o), str(o.message, '').replace(/\s*\n\s*/g, ' ')]
-  }
+  })
 }
 
 const DEFAULT_COLUMNS: Columns = { head: ['NAME', 'AGE'], row: (o, now) => [NAME(o), AGE(o, now)] }
@@ -123,11 +140,15 @@ export function tableRows (type: ResourceType, items: KObject[], opts: TableOpti
 
 /** A kubectl-like table; events are ordered by when they last happened, others as the server listed them. */
 export function renderObjects (type: ResourceType, items: KObject[], opts: TableOptions): string {
-  const sorted = type.kind === 'Event'
-    ? [...items].sort((a, b) => (Date.parse(eventTime(a) ?? '') || 0) - (Date.parse(eventTime(b) ?? '') || 0))
-    : items
+  const sorted = type.kind === 'Event' ? byEventTime(items.map(o => withKind(EVENT, o))) : items
   const { head, rows } = tableRows(type, sorted, opts)
   return renderTable(head, rows)
+}
+
+/** Events, oldest first by when they last happened. */
+function byEventTime (events: Event[]): Event[] {
+  const at = (e: Event): number => Date.parse(eventTime(e) ?? '') || 0
+  return [...events].sort((a, b) => at(a) - at(b))
 }
 
 function mapLines (label: string, m: Record<string, string> | undefined): string {
@@ -140,7 +161,7 @@ function pad (label: string): string {
   return label === '' ? ' '.repeat(16) : `${label}:`.padEnd(16)
 }
 
-function line (label: string, value: unknown): string {
+function line (label: string, value: string | number | undefined): string {
   return `${pad(label)}${str(value)}\n`
 }
 
@@ -148,81 +169,95 @@ function indent (text: string, by: string): string {
   return text.trimEnd().split('\n').map(l => `${by}${l}`).join('\n') + '\n'
 }
 
-function containersText (containers: Json[]): string {
-  if (containers.length === 0) return 'Containers:     <none>\n'
+function containersText (containers: readonly Container[] | undefined): string {
+  const list = objectsOf(containers)
+  if (list.length === 0) return 'Containers:     <none>\n'
   let out = 'Containers:\n'
-  for (const c of containers) {
+  for (const c of list) {
     out += `  ${str(c.name)}:\n    Image:        ${str(c.image)}\n`
-    const ports = records(c.ports).map(p => `${num(p.containerPort)}/${str(p.protocol, 'TCP')}`)
+    const ports = objectsOf(c.ports).map(p => `${num(p.containerPort)}/${str(p.protocol, 'TCP')}`)
     if (ports.length > 0) out += `    Port:         ${ports.join(', ')}\n`
-    const env = records(c.env)
+    const env = objectsOf(c.env)
     if (env.length > 0) out += '    Environment:\n' + env.map(e => `      ${str(e.name)}:  ${str(e.value, '')}\n`).join('')
   }
   return out
 }
 
-function conditionsText (o: KObject): string {
-  const conditions = records(field(o, 'status.conditions'))
-  if (conditions.length === 0) return ''
-  return 'Conditions:\n' + indent(renderTable(['Type', 'Status', 'Reason'], conditions.map(c => [str(c.type), str(c.status), str(c.reason)])), '  ')
+/** A pod's, node's or workload's conditions. */
+interface Condition { type: string, status: string, reason?: string }
+
+function conditionsText (conditions: readonly Condition[] | undefined): string {
+  const list = objectsOf(conditions)
+  if (list.length === 0) return ''
+  return 'Conditions:\n' + indent(renderTable(['Type', 'Status', 'Reason'], list.map(c => [str(c.type), str(c.status), str(c.reason)])), '  ')
+}
+
+function podDetails (o: Pod): string {
+  const controller = (o.metadata.ownerReferences ?? []).find(r => r.controller === true)
+  return line('Node', o.spec?.nodeName) + line('Status', podStatus(o)) + line('IP', o.status?.podIP) +
+    line('Controlled By', controller !== undefined ? `${controller.kind}/${controller.name}` : undefined) +
+    containersText(o.spec?.containers) + conditionsText(o.status?.conditions)
+}
+
+function workloadDetails (o: Deployment | ReplicaSet): string {
+  const desired = num(o.spec?.replicas)
+  const total = num(o.status?.replicas)
+  const available = num(o.status?.availableReplicas)
+  const replicas = o.kind === 'Deployment'
+    ? `${desired} desired | ${num(o.status?.updatedReplicas)} updated | ${total} total | ${available} available | ${Math.max(0, total - available)} unavailable`
+    : `${total} current / ${desired} desired`
+  return line('Selector', selectorText(o.spec?.selector?.matchLabels)) + line('Replicas', replicas) +
+    (o.kind === 'Deployment' ? line('StrategyType', str(o.spec?.strategy?.type, 'RollingUpdate')) : '') +
+    'Pod Template:\n' + mapLines('  Labels', o.spec?.template?.metadata?.labels) +
+    indent(containersText(o.spec?.template?.spec?.containers), '  ') + conditionsText(o.status?.conditions)
+}
+
+function serviceDetails (o: Service): string {
+  return line('Selector', selectorText(o.spec?.selector)) + line('Type', str(o.spec?.type, 'ClusterIP')) +
+    line('IP', o.spec?.clusterIP) + objectsOf(o.spec?.ports).map(p =>
+    line('Port', `${str(p.name)}  ${num(p.port)}/${str(p.protocol, 'TCP')}`) + line('TargetPort', p.targetPort)).join('')
+}
+
+function nodeDetails (o: Node): string {
+  const addresses = objectsOf(o.status?.addresses)
+  return line('Roles', nodeRoles(o)) + line('Unschedulable', String(o.spec?.unschedulable === true)) + conditionsText(o.status?.conditions) +
+    (addresses.length > 0 ? 'Addresses:\n' + addresses.map(a => `  ${str(a.type)}:  ${str(a.address)}\n`).join('') : '')
+}
+
+function dataDetails (o: ConfigMap | Secret): string {
+  const data = isPlainObject(o.data) ? o.data : {}
+  const body = Object.keys(data).sort().map(k => o.kind === 'Secret'
+    ? `${k}:  ${Buffer.from(str(data[k], ''), 'base64').length} bytes\n`
+    : `${k}:\n----\n${str(data[k], '')}\n`).join('')
+  return (o.kind === 'Secret' ? line('Type', str(o.type, 'Opaque')) : '') + `\nData\n====\n${body}`
+}
+
+/** A kind without its own details: every top-level field but the envelope, as YAML. */
+function otherDetails (o: KObject): string {
+  const rest: JsonObject = {}
+  for (const [k, v] of Object.entries(o)) if (!['apiVersion', 'kind', 'metadata'].includes(k)) rest[k] = v
+  return Object.keys(rest).length > 0 ? stringify(rest).replace(/^(\w)/gm, (c: string) => c.toUpperCase()) : ''
 }
 
 function kindDetails (o: KObject): string {
-  switch (o.kind) {
-    case 'Pod':
-      return line('Node', field(o, 'spec.nodeName')) + line('Status', podStatus(o)) + line('IP', field(o, 'status.podIP')) +
-        line('Controlled By', (() => { const c = (o.metadata.ownerReferences ?? []).find(r => r.controller === true); return c !== undefined ? `${c.kind}/${c.name}` : undefined })()) +
-        containersText(records(field(o, 'spec.containers'))) + conditionsText(o)
-    case 'Deployment':
-    case 'ReplicaSet': {
-      const desired = num(field(o, 'spec.replicas'))
-      const total = num(field(o, 'status.replicas'))
-      const available = num(field(o, 'status.availableReplicas'))
-      const replicas = o.kind === 'Deployment'
-        ? `${desired} desired | ${num(field(o, 'status.updatedReplicas'))} updated | ${total} total | ${available} available | ${Math.max(0, total - available)} unavailable`
-        : `${total} current / ${desired} desired`
-      return line('Selector', selectorText(field(o, 'spec.selector.matchLabels'))) + line('Replicas', replicas) +
-        (o.kind === 'Deployment' ? line('StrategyType', str(field(o, 'spec.strategy.type'), 'RollingUpdate')) : '') +
-        'Pod Template:\n' + mapLines('  Labels', field(o, 'spec.template.metadata.labels') as Record<string, string> | undefined) +
-        indent(containersText(records(field(o, 'spec.template.spec.containers'))), '  ') + conditionsText(o)
-    }
-    case 'Service':
-      return line('Selector', selectorText(field(o, 'spec.selector'))) + line('Type', str(field(o, 'spec.type'), 'ClusterIP')) +
-        line('IP', field(o, 'spec.clusterIP')) + records(field(o, 'spec.ports')).map(p =>
-        line('Port', `${str(p.name)}  ${num(p.port)}/${str(p.protocol, 'TCP')}`) + line('TargetPort', p.targetPort)).join('')
-    case 'Node':
-      return line('Roles', nodeRoles(o)) + line('Unschedulable', String(field(o, 'spec.unschedulable') === true)) + conditionsText(o) +
-        (records(field(o, 'status.addresses')).length > 0
-          ? 'Addresses:\n' + records(field(o, 'status.addresses')).map(a => `  ${str(a.type)}:  ${str(a.address)}\n`).join('')
-          : '')
-    case 'Namespace':
-      return line('Status', str(field(o, 'status.phase'), 'Active'))
-    case 'ConfigMap':
-    case 'Secret': {
-      const data = isRecord(o.data) ? o.data : {}
-      const body = Object.keys(data).sort().map(k => o.kind === 'Secret'
-        ? `${k}:  ${Buffer.from(str(data[k], ''), 'base64').length} bytes\n`
-        : `${k}:\n----\n${str(data[k], '')}\n`).join('')
-      return (o.kind === 'Secret' ? line('Type', str(o.type, 'Opaque')) : '') + `\nData\n====\n${body}`
-    }
-    default: {
-      const rest: Json = {}
-      for (const [k, v] of Object.entries(o)) if (!['apiVersion', 'kind', 'metadata'].includes(k)) rest[k] = v
-      return Object.keys(rest).length > 0 ? stringify(rest).replace(/^(\w)/gm, (c: string) => c.toUpperCase()) : ''
-    }
-  }
+  if (isOfType(POD, o)) return podDetails(o)
+  if (isOfType(DEPLOYMENT, o) || isOfType(REPLICA_SET, o)) return workloadDetails(o)
+  if (isOfType(SERVICE, o)) return serviceDetails(o)
+  if (isOfType(NODE, o)) return nodeDetails(o)
+  if (isOfType(NAMESPACE, o)) return line('Status', str(o.status?.phase, 'Active'))
+  if (isOfType(CONFIG_MAP, o) || isOfType(SECRET, o)) return dataDetails(o)
+  return otherDetails(o)
 }
 
 /** `shoal describe`: the object's metadata, its kind's key fields, and its events (oldest first). */
-export function renderDescribe (type: ResourceType, o: KObject, events: KObject[], now: number): string {
+export function renderDescribe (type: ResourceType, o: KObject, events: Event[], now: number): string {
   let out = line('Name', o.metadata.name)
   if (type.namespaced) out += line('Namespace', o.metadata.namespace)
   out += mapLines('Labels', o.metadata.labels) + mapLines('Annotations', o.metadata.annotations)
   out += line('CreationTimestamp', o.metadata.creationTimestamp)
   out += kindDetails(o)
   if (events.length === 0) return out + 'Events:         <none>\n'
-  const sorted = [...events].sort((a, b) => (Date.parse(eventTime(a) ?? '') || 0) - (Date.parse(eventTime(b) ?? '') || 0))
-  const rows = sorted.map(e => [str(e.type, 'Normal'), str(e.reason, ''), ageOf(eventTime(e), now),
-    str(field(e, 'source.component'), str(e.reportingComponent, '')), str(e.message, '').replace(/\s*\n\s*/g, ' ')])
+  const rows = byEventTime(events).map(e => [str(e.type, 'Normal'), str(e.reason, ''), ageOf(eventTime(e), now),
+    str(e.source?.component, str(e.reportingComponent, '')), str(e.message, '').replace(/\s*\n\s*/g, ' ')])
   return out + 'Events:\n' + indent(renderTable(['Type', 'Reason', 'Age', 'From', 'Message'], rows), '  ')
 }

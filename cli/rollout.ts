@@ -1,31 +1,36 @@
 // `shoal rollout status|history|undo`: a Deployment's progress, its
 // revisions (from the ReplicaSets it owns) and rollback to one of them.
-// May import: protocol/k8s.ts, ./kube.ts, ./client.ts, ./printers.ts, ./output.ts, ./main.ts, commander, ms.
+// May import: protocol/, ./kube.ts, ./client.ts, ./objects.ts, ./printers.ts, ./output.ts, ./manifests.ts, ./errors.ts, ./io.ts, commander, ms.
+import { DEPLOYMENT, REPLICA_SET } from '../protocol/kinds.ts'
 import ms from 'ms'
 import { Command, Option } from 'commander'
-import type { KObject, ResourceType } from '../protocol/k8s.ts'
-import { Kube, MERGE_PATCH, REVISION_ANNOTATION, collectionPath, connect, isKObject, isRecord, linkedSignal, namespaceOf, objectPath, query, resourceType, targets } from './kube.ts'
-import { CliError, EXIT_USAGE } from './main.ts'
-import type { Io } from './main.ts'
+import type { Deployment, ReplicaSet } from '../protocol/apps-v1.ts'
+import { objectsOf } from '../protocol/k8s-columns.ts'
+import type { ResourceType } from '../protocol/k8s.ts'
+import { isPlainObject } from '../protocol/json.ts'
+import { Kube, MERGE_PATCH, REVISION_ANNOTATION, collectionPath, connect, linkedSignal, namespaceOf, objectPath, query, targets } from './kube.ts'
+import { CliError, EXIT_USAGE } from './errors.ts'
+import type { Io } from './io.ts'
 import { mergePatchBetween } from './manifests.ts'
+import { withKind } from './objects.ts'
 import { renderTable } from './output.ts'
-import { field, typeLabel } from './printers.ts'
+import { typeLabel } from './printers.ts'
 
 /** kubectl's rollout status for a Deployment: the line to print, and whether the rollout is done. */
-export function deploymentRolloutStatus (d: KObject): { message: string, done: boolean } {
+export function deploymentRolloutStatus (d: Deployment): { message: string, done: boolean } {
   const name = d.metadata.name ?? ''
   const generation = d.metadata.generation ?? 0
-  const observed = Number(field(d, 'status.observedGeneration') ?? 0)
+  const observed = Number(d.status?.observedGeneration ?? 0)
   if (generation > observed) return { message: 'Waiting for deployment spec update to be observed...', done: false }
-  const conditions = Array.isArray(field(d, 'status.conditions')) ? field(d, 'status.conditions') as unknown[] : []
-  if (conditions.some(c => isRecord(c) && c.type === 'Progressing' && c.reason === 'ProgressDeadlineExceeded')) {
+  if (objectsOf(d.status?.conditions).some(c => c.type === 'Progressing' && c.reason === 'ProgressDeadlineExceeded')) {
     throw new CliError(`deployment "${name}" exceeded its progress deadline`)
   }
-  const n = (p: string): number => { const v = field(d, p); return typeof v === 'number' ? v : 0 }
-  const desired = typeof field(d, 'spec.replicas') === 'number' ? n('spec.replicas') : 1
-  const updated = n('status.updatedReplicas')
-  const replicas = n('status.replicas')
-  const available = n('status.availableReplicas')
+  // The server's answer: a count that is not a number counts as none.
+  const n = (v: number | undefined): number => typeof v === 'number' ? v : 0
+  const desired = typeof d.spec?.replicas === 'number' ? d.spec.replicas : 1
+  const updated = n(d.status?.updatedReplicas)
+  const replicas = n(d.status?.replicas)
+  const available = n(d.status?.availableReplicas)
   if (updated < desired) return { message: `Waiting for deployment "${name}" rollout to finish: ${updated} out of ${desired} new replicas have been updated...`, done: false }
   if (replicas > updated) return { message: `Waiting for deployment "${name}" rollout to finish: ${replicas - updated} old replicas are pending termination...`, done: false }
   if (available < updated) return { message: `Waiting for deployment "${name}" rollout to finish: ${available} of ${updated} updated replicas are available...`, done: false }
@@ -39,14 +44,13 @@ export function deploymentTarget (first: string, rest: string[]): { type: Resour
   return target
 }
 
-export interface Revision { revision: number, rs: KObject }
+export interface Revision { revision: number, rs: ReplicaSet }
 
-export async function revisions (kube: Kube, type: ResourceType, d: KObject): Promise<Revision[]> {
-  const rsType = resourceType('replicasets')
-  const match = field(d, 'spec.selector.matchLabels')
-  const selector = isRecord(match) ? Object.entries(match).map(([k, v]) => `${k}=${String(v)}`).join(',') : undefined
-  const list = await kube.list(collectionPath(rsType, d.metadata.namespace) + query({ labelSelector: selector }))
-  return list.items
+export async function revisions (kube: Kube, type: ResourceType, d: Deployment): Promise<Revision[]> {
+  const match = d.spec?.selector?.matchLabels
+  const selector = isPlainObject(match) ? Object.entries(match).map(([k, v]) => `${k}=${String(v)}`).join(',') : undefined
+  const list = await kube.list(collectionPath(REPLICA_SET, d.metadata.namespace) + query({ labelSelector: selector }))
+  return list.items.map(rs => withKind(REPLICA_SET, rs))
     .filter(rs => (rs.metadata.ownerReferences ?? []).some(r => r.kind === type.kind && (d.metadata.uid !== undefined && r.uid !== '' ? r.uid === d.metadata.uid : r.name === d.metadata.name)))
     .map(rs => ({ revision: Number(rs.metadata.annotations?.[REVISION_ANNOTATION] ?? NaN), rs }))
     .filter(r => Number.isSafeInteger(r.revision))
@@ -71,7 +75,7 @@ export function addRolloutCommands (program: Command, io: Io, nsOption: () => Op
       const controller = linkedSignal(io, timeoutMs)
       let last = ''
       let done = false
-      const check = (d: KObject): void => {
+      const check = (d: Deployment): void => {
         const s = deploymentRolloutStatus(d)
         if (s.message !== last) io.stdout.write(`${s.message}\n`)
         last = s.message
@@ -82,14 +86,14 @@ export function addRolloutCommands (program: Command, io: Io, nsOption: () => Op
       }
       try {
         while (!done) {
-          const d = await kube.object(objectPath(w.type, ns, w.name))
+          const d = withKind(DEPLOYMENT, await kube.object(objectPath(w.type, ns, w.name)))
           check(d)
           if (done) break
           let failure: unknown
           await kube.watch(collectionPath(w.type, ns) + query({ watch: '1', fieldSelector: `metadata.name=${w.name}`, resourceVersion: d.metadata.resourceVersion }), e => {
             if (e.type === 'DELETED') failure = new CliError(`deployment "${w.name}" was deleted`)
-            else if ((e.type === 'ADDED' || e.type === 'MODIFIED') && isKObject(e.object)) {
-              try { check(e.object) } catch (err) { failure = err }
+            else {
+              try { check(withKind(DEPLOYMENT, e.object)) } catch (err) { failure = err }
             }
             if (failure !== undefined) controller.abort()
           }, controller.signal)
@@ -115,7 +119,7 @@ export function addRolloutCommands (program: Command, io: Io, nsOption: () => Op
     .action(async (target: string, name: string | undefined, opts: { namespace?: string }, cmd: Command) => {
       const w = deploymentTarget(target, name !== undefined ? [name] : [])
       const kube = await connect(cmd, io)
-      const d = await kube.object(objectPath(w.type, namespaceOf(w.type, opts), w.name))
+      const d = withKind(DEPLOYMENT, await kube.object(objectPath(w.type, namespaceOf(w.type, opts), w.name)))
       const revs = await revisions(kube, w.type, d)
       io.stdout.write(`${typeLabel(w.type)}/${w.name}\n` + renderTable(['REVISION', 'CHANGE-CAUSE'],
         revs.map(r => [String(r.revision), r.rs.metadata.annotations?.['kubernetes.io/change-cause'] ?? '<none>'])))
@@ -133,15 +137,15 @@ export function addRolloutCommands (program: Command, io: Io, nsOption: () => Op
       const w = deploymentTarget(target, name !== undefined ? [name] : [])
       const path = objectPath(w.type, namespaceOf(w.type, opts), w.name)
       const kube = await connect(cmd, io)
-      const d = await kube.object(path)
+      const d = withKind(DEPLOYMENT, await kube.object(path))
       const revs = await revisions(kube, w.type, d)
       const chosen = to > 0 ? revs.find(r => r.revision === to) : revs.at(-2)
       if (chosen === undefined) throw new CliError(to > 0 ? `unable to find specified revision ${to} in history` : `no rollout history found for deployment "${w.name}"`)
-      const template = structuredClone(field(chosen.rs, 'spec.template'))
+      const template = structuredClone(chosen.rs.spec?.template)
       // The controller adds this label to each replica set's template; the deployment's template has none.
-      const labels = field(template, 'metadata.labels')
-      if (isRecord(labels)) delete labels['pod-template-hash']
-      const current = field(d, 'spec.template')
+      const labels = template?.metadata?.labels
+      if (isPlainObject(labels)) delete labels['pod-template-hash']
+      const current = d.spec?.template
       if (JSON.stringify(mergePatchBetween(current, template)) === '{}') {
         io.stdout.write(`${typeLabel(w.type)}/${w.name} skipped rollback (current template already matches revision ${chosen.revision})\n`)
         return

@@ -1,5 +1,6 @@
 // shoald's composition root: it builds each component, wires them together
-// and owns start-up and shutdown. No component logic lives here.
+// and lists them in start-up order (daemon/lifecycle stops them in the
+// reverse). No component logic lives here.
 import { availableParallelism, totalmem } from 'node:os'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -7,22 +8,23 @@ import type { Server } from 'node:http'
 import { VERSION } from '../protocol/version.ts'
 import { TokenStore } from './api/auth.ts'
 import { createApiServer } from './api/server.ts'
+import { serveUi } from './ui/serve.ts'
 import { systemClock, systemRng } from './clock/clock.ts'
 import { writeClientConfig } from './config/client-config.ts'
 import type { DaemonConfig } from './config/flags.ts'
 import { createLogger } from './log/log.ts'
 import type { Logger } from './log/log.ts'
 import { Membership } from './membership/membership.ts'
+import { opened, startAll, startWhenReady, stopAll } from './lifecycle/startable.ts'
+import type { Startable } from './lifecycle/startable.ts'
 import { createHost } from './p2p/host.ts'
-import type { ShoalHost } from './p2p/host.ts'
+import type { HostOptions, ShoalHost } from './p2p/host.ts'
 import { loadClusterKey, loadOrCreatePeerKey } from './p2p/keys.ts'
-import { encode } from '../protocol/codec.ts'
 import { KV_TAG, KvStore } from './kv/store.ts'
 import { RoutedStateMachine } from './raft/state-machine.ts'
 import { ResourceStore } from './store/store.ts'
 import { STORE_TAG } from './store/types.ts'
-import type { StoreResult } from './store/types.ts'
-import { encodeStoreCommand } from './store/command.ts'
+import { replicatedWriter } from './store/writer.ts'
 import { NodeKeeper } from './controllers/nodes.ts'
 import { ControllerManager } from './controllers/framework.ts'
 import { EndpointsController } from './controllers/endpoints.ts'
@@ -34,7 +36,7 @@ import { ReplicaSetController } from './controllers/replicaset.ts'
 import { Kubelet } from './kubelet/kubelet.ts'
 import { DockerRuntime } from './kubelet/docker-runtime.ts'
 import { ClusterNetwork } from './network/network.ts'
-import { leaderRaftStatus, serveRaftStatus } from './raft/status-service.ts'
+import { leaderRaftStatus, RaftStatusService } from './raft/status-service.ts'
 import { acceptTls, loadOrCreateApiCert } from './api/tls.ts'
 import { ServiceProxy } from './network/proxy.ts'
 import { registerTunnel, tunnelDialer } from './network/tunnel.ts'
@@ -106,22 +108,16 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
   }
   tokens.onAdopt(token => { void saveClientConfig(token) })
 
-  let started: ShoalHost
-  try {
-    started = await createHost({ privateKey: peerKey.key, psk: clusterKey.psk, listen: config.listen, log })
-  } catch (err) {
-    // libp2p's message spans lines with a stack per address; say it in one.
-    const message = (err as Error).message
-    const code = /\b(EADDRINUSE|EADDRNOTAVAIL|EACCES)\b/.exec(message)?.[1]
-    const why = code === 'EADDRINUSE' ? 'the address is in use' : code === 'EADDRNOTAVAIL' ? 'no such local address' : code === 'EACCES' ? 'permission denied' : message.split('\n')[0]
-    throw new Error(`cannot listen on ${config.listen.join(', ')}: ${why}`)
-  }
+  // Opened before the components are built, since they read them: the host
+  // listens at once (membership advertises its addresses), and the log is
+  // loaded (the Raft node restores the state machine from it).
+  const host = await listenHost(config, peerKey.key, clusterKey.psk, log)
   const incarnation = await nextIncarnation(config.dataDir)
   const membership = new Membership({
-    host: started,
+    host,
     self: {
       name: config.name,
-      peerId: started.peerId.toString(),
+      peerId: host.peerId.toString(),
       api: `${config.apiHost}:${config.apiPort}`,
       version: VERSION,
       capacity: { cpu: availableParallelism(), memory: totalmem() },
@@ -135,7 +131,7 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     join: config.join,
     tokens
   })
-  const selfId = started.peerId.toString()
+  const selfId = host.peerId.toString()
   const describe = (id: string): { name?: string, api?: string } => {
     const m = membership.list().find(x => x.record.peerId === id)
     return m === undefined ? {} : { name: m.record.name, api: m.record.api }
@@ -146,27 +142,27 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
   const storage = await LevelStorage.open(join(config.dataDir, 'raft'))
   if (restoring !== undefined) await installRestore(storage, restoring, selfId, log)
   if (config.recover) await forceSingleVoter(storage, selfId, config.dataDir, log)
-  if (storage.lastIndex() === 0 && storage.snapshotMeta().index === 0 && !joining) {
-    await storage.save({
-      entries: [{ term: 1, index: 1, kind: 'config', data: encode({ voters: [selfId], learners: [] }) }],
-      hardState: { term: 1, commit: 1 },
-      sync: true
-    })
-    log.info({ event: 'raft.bootstrap' }, 'started a new replicated log with this peer as its only voter')
-  }
+  if (!joining && await storage.found(selfId)) log.info({ event: 'raft.bootstrap' }, 'started a new replicated log with this peer as its only voter')
   const kv = new KvStore()
   const store = new ResourceStore()
   const state = new RoutedStateMachine([{ tag: KV_TAG, name: 'kv', machine: kv }, { tag: STORE_TAG, name: 'store', machine: store }])
-  let transport: RaftTransport | undefined
-  let forwarder: Forwarder | undefined
+  // The transport, the forwarder and the node call one another, none of them before it starts.
+  const transport = new RaftTransport({
+    host,
+    log,
+    onMessage: m => { raft.step(m) },
+    onSnapshotSent: (to, ok) => { raft.snapshotSent(to, ok) },
+    onPeerDisconnected: peer => { raft.peerDisconnected(peer) }
+  })
+  const forwarder = new Forwarder({ host, log, clock: systemClock, handle: async req => await raft.handleForward(req) })
   const raft = new RaftNode({
     id: selfId,
     name: config.name,
     api: `${config.apiHost}:${config.apiPort}`,
     storage,
     stateMachine: state,
-    send: m => { transport?.send(m) },
-    forward: async (to, req, timeoutMs) => await (forwarder as Forwarder).request(to, req, timeoutMs),
+    send: m => { transport.send(m) },
+    forward: async (to, req, timeoutMs) => await forwarder.request(to, req, timeoutMs),
     describe,
     clock: systemClock,
     rng: systemRng,
@@ -175,16 +171,8 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     electionTicks: config.raft.electionTicks,
     snapshotEntries: config.raft.snapshotEntries
   })
-  transport = new RaftTransport({
-    host: started,
-    log,
-    onMessage: m => { raft.step(m) },
-    onSnapshotSent: (to, ok) => { raft.snapshotSent(to, ok) },
-    onPeerDisconnected: peer => { raft.peerDisconnected(peer) }
-  })
-  await transport.start()
-  forwarder = new Forwarder({ host: started, log, clock: systemClock, handle: async req => await raft.handleForward(req) })
-  await forwarder.start()
+  const writer = replicatedWriter(raft)
+  const raftStatus = new RaftStatusService(host, raft, log)
   const autopilot = new Autopilot({
     node: raft,
     members: () => {
@@ -210,8 +198,8 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
   const nodes = new NodeKeeper({
     network: { serviceCidr: config.serviceCidr ?? ranges.serviceCidr, podCidr: config.podCidr ?? ranges.podCidr, clusterDomain: config.clusterDomain },
     store,
-    raft,
-    isLeader: () => raft.core.role === 'leader',
+    writer,
+    isLeader: () => raft.isLeader(),
     members: () => membership.list().map(m => ({
       name: m.record.name,
       peerId: m.record.peerId,
@@ -227,8 +215,8 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
 
   const controllers = new ControllerManager({
     store,
-    raft,
-    isLeader: () => raft.core.role === 'leader',
+    writer,
+    isLeader: () => raft.isLeader(),
     members: () => membership.list().map(m => ({ name: m.record.name, peerId: m.record.peerId, state: m.state, since: m.stateSince })),
     clock: systemClock,
     log,
@@ -243,8 +231,8 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
   })
 
   const peerOfNode = (name: string): string | undefined => membership.list().find(m => m.record.name === name && m.state === 'alive')?.record.peerId
-  const proxy = new ServiceProxy({ store, nodeName: config.name, nodeAddress: config.apiHost, dialRemote: tunnelDialer(started, peerOfNode), log })
-  const tunnel = await registerTunnel(started, { store, nodeName: config.name, log })
+  const proxy = new ServiceProxy({ store, nodeName: config.name, nodeAddress: config.apiHost, dialRemote: tunnelDialer(host, peerOfNode), log })
+  const tunnel = await registerTunnel(host, { store, nodeName: config.name, log })
   const kubelet = new Kubelet({
     ...(runtime !== undefined ? { runtime } : {}),
     dns: () => network.dnsAddress(),
@@ -252,100 +240,106 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     nodeName: config.name,
     dataDir: config.dataDir,
     store,
-    write: async cmd => (await raft.propose(encodeStoreCommand(cmd))).result as StoreResult,
+    write: writer.write,
     clock: systemClock,
     log,
     hostIP: config.apiHost === '0.0.0.0' || config.apiHost === '::' ? '127.0.0.1' : config.apiHost
   })
-  // The kubelet starts once this replica has caught up with the log (a
-  // ReadIndex round): at start it removes what belongs to no pod it knows.
-  let kubeletStarted = false
-  const startKubelet = async (): Promise<void> => {
-    while (!stoppingFlag) {
-      try {
-        await raft.readBarrier(5000)
-        await kubelet.start()
-        kubeletStarted = true
-        return
-      } catch {
-        await new Promise(resolve => setTimeout(resolve, 500))
-      }
-    }
-  }
-  let stoppingFlag = false
   const podAccess = new PodAccess({
-    host: started,
+    host,
     kubelet,
     store,
     nodeName: config.name,
     peerOf: peerOfNode,
     log
   })
-  await podAccess.start()
 
-  await serveRaftStatus(started, raft, log)
-  const api = createApiServer({ leaderRaftStatus: async () => await leaderRaftStatus(started, raft), tokens, members: () => membership.list(), selfPeerId: selfId, log, raft, kv, kvMaxValueBytes: config.kvMaxValueBytes, store, podAccess: async req => await podAccess.handle(req), backup: takeBackup })
+  const api = createApiServer({ leaderRaftStatus: async () => await leaderRaftStatus(host, raft), tokens, members: () => membership.list(), selfPeerId: selfId, log, raft, kv, kvMaxValueBytes: config.kvMaxValueBytes, store, podAccess: async req => await podAccess.handle(req), backup: takeBackup, ui: serveUi })
   // kubectl (client-go) sends a bearer token only over https: the API port speaks both.
   acceptTls(api, await loadOrCreateApiCert(config.dataDir, config.apiHost))
-  try {
-    await listen(api, config.apiHost, config.apiPort)
-  } catch (err) {
-    await started.stop()
-    throw new Error(`cannot serve the API on ${config.apiHost}:${config.apiPort}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
-  }
-  await membership.start()
-  raft.start()
-  autopilot.start()
-  backups?.start()
-  nodes.start()
-  controllers.start()
-  network.start()
-  void proxy.start()
-  void startKubelet()
+
+  // Started in this order; stopped in the reverse, after every beforeStop
+  // (a leader hands over while everything still runs). A failed start
+  // stops what had started.
+  const components: Startable[] = [
+    // closed last: the log is written until the Raft node stops
+    opened(async () => { await storage.close() }),
+    host,
+    transport,
+    forwarder,
+    opened(async () => { await tunnel.stop() }),
+    podAccess,
+    raftStatus,
+    raft,
+    apiServer(api, config.apiHost, config.apiPort),
+    // stopping publishes this peer's leave
+    membership,
+    autopilot,
+    ...(backups !== undefined ? [backups] : []),
+    nodes,
+    controllers,
+    network,
+    proxy,
+    // The kubelet starts once this replica has caught up with the log (a
+    // ReadIndex round): at start it removes what belongs to no pod it knows.
+    // Pods keep running across a daemon restart; the next start adopts them.
+    startWhenReady(kubelet, {
+      ready: async () => await raft.readBarrier(5000),
+      pause: async () => { await new Promise(resolve => setTimeout(resolve, 500)) }
+    })
+  ]
+  await startAll(components)
   const token = tokens.get()
   if (token !== undefined) await saveClientConfig(token)
   log.info({
     event: 'started',
-    peerId: started.peerId.toString(),
-    listen: started.getMultiaddrs().map(a => a.toString()),
+    peerId: host.peerId.toString(),
+    listen: host.getMultiaddrs().map(a => a.toString()),
     api: apiUrl,
     incarnation,
     newPeer: peerKey.created
-  }, `shoald ${VERSION} is up as ${config.name} (${started.peerId.toString()}), API on ${apiUrl}`)
+  }, `shoald ${VERSION} is up as ${config.name} (${host.peerId.toString()}), API on ${apiUrl}`)
 
   let stopping: Promise<void> | undefined
   const stop = async (): Promise<void> => {
     stopping ??= (async () => {
       log.info({ event: 'stopping' }, 'leaving the cluster')
-      autopilot.stop()
-      await backups?.stop()
-      stoppingFlag = true
-      nodes.stop()
-      controllers.stop()
-      // Pods keep running across a daemon restart; the next start adopts them.
-      if (kubeletStarted) await kubelet.stop()
-      await network.stop()
-      await proxy.stop()
-      await tunnel.stop()
-      await podAccess.stop()
-      // A leader hands over before it goes, so that writes barely pause.
-      if (raft.core.role === 'leader' && raft.core.clusterConfig.voters.length > 1) {
-        const handed = await raft.transferLeadership(2000)
-        if (!handed) log.warn({ event: 'raft.transfer.failed' }, 'could not hand leadership over before stopping')
-      }
-      await membership.stop()
-      api.closeAllConnections()
-      await new Promise<void>(resolve => api.close(() => { resolve() }))
-      await raft.stop()
-      await forwarder.stop()
-      await transport.stop()
-      await started.stop()
-      await storage.close()
+      await stopAll(components)
       log.info({ event: 'stopped' }, 'stopped')
     })()
     return await stopping
   }
-  return { host: started, membership, raft, api, log, stop }
+  return { host, membership, raft, api, log, stop }
+}
+
+/** The libp2p host, listening; a failure said in one line. */
+async function listenHost (config: DaemonConfig, privateKey: HostOptions['privateKey'], psk: HostOptions['psk'], log: Logger): Promise<ShoalHost> {
+  try {
+    return await createHost({ privateKey, psk, listen: config.listen, log })
+  } catch (err) {
+    // libp2p's message spans lines with a stack per address; say it in one.
+    const message = (err as Error).message
+    const code = /\b(EADDRINUSE|EADDRNOTAVAIL|EACCES)\b/.exec(message)?.[1]
+    const why = code === 'EADDRINUSE' ? 'the address is in use' : code === 'EADDRNOTAVAIL' ? 'no such local address' : code === 'EACCES' ? 'permission denied' : message.split('\n')[0]
+    throw new Error(`cannot listen on ${config.listen.join(', ')}: ${why}`)
+  }
+}
+
+/** The HTTP API as a component: start listens; stop closes its connections, then the server. */
+function apiServer (api: Server, host: string, port: number): Startable {
+  return {
+    start: async () => {
+      try {
+        await listen(api, host, port)
+      } catch (err) {
+        throw new Error(`cannot serve the API on ${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+      }
+    },
+    stop: async () => {
+      api.closeAllConnections()
+      await new Promise<void>(resolve => api.close(() => { resolve() }))
+    }
+  }
 }
 
 /**

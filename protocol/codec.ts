@@ -26,9 +26,8 @@ export function decode<T> (bytes: Uint8Array, guard: (v: unknown) => v is T, wha
 
 export type Guard<T> = (v: unknown) => v is T
 
-export function isObject (v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
+/** The guards' name for protocol/json.ts's isPlainObject (a non-null object that is not an array). */
+export { isPlainObject as isObject } from './json.ts'
 
 export function isString (v: unknown): v is string { return typeof v === 'string' }
 export function isNumber (v: unknown): v is number { return typeof v === 'number' && Number.isFinite(v) }

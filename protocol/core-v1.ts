@@ -118,6 +118,8 @@ export interface Toleration {
   tolerationSeconds?: number
 }
 
+export interface PodReadinessGate { conditionType: string }
+
 export interface PodSpec {
   containers: Container[]
   initContainers?: Container[]
@@ -142,6 +144,7 @@ export interface PodSpec {
   priorityClassName?: string
   schedulerName?: string
   enableServiceLinks?: boolean
+  readinessGates?: PodReadinessGate[]
 }
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown'
@@ -230,6 +233,7 @@ export interface ServiceSpec {
   ports?: ServicePort[]
   clusterIP?: string
   clusterIPs?: string[]
+  externalName?: string
   sessionAffinity?: 'None' | 'ClientIP'
   sessionAffinityConfig?: { clientIP?: { timeoutSeconds?: number } }
   externalTrafficPolicy?: string

@@ -2,22 +2,15 @@
 // for `Accept: application/json;as=Table;g=meta.k8s.io;v=v1` (priority 0 by
 // default, 1 only with -o wide), and the pure cell helpers (a pod's status
 // text, a service's ports, a node's roles, ages) that `shoal get` and
-// `shoal describe` print with too. Pure functions over KObjects.
-// May import: ./k8s.ts.
+// `shoal describe` print with too. Pure functions over the typed kinds
+// that tolerate malformed values (a status is not validated by the store,
+// and the CLI prints objects from the network): lists are read through
+// objectsOf, scalars through str and num.
+// May import: ./k8s.ts, ./core-v1.ts, ./apps-v1.ts (types), ./json.ts.
+import type { Deployment, ReplicaSet } from './apps-v1.ts'
+import type { ConfigMap, Container, Endpoints, Event, Namespace, Node, Pod, Secret, Service } from './core-v1.ts'
 import type { KObject } from './k8s.ts'
-
-type Json = Record<string, unknown>
-
-function isRecord (v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
-
-/** The value at a dotted path, or undefined. */
-export function field (obj: unknown, path: string): unknown {
-  let v = obj
-  for (const part of path.split('.')) v = isRecord(v) ? v[part] : undefined
-  return v
-}
+import { isPlainObject } from './json.ts'
 
 export function num (v: unknown): number {
   return typeof v === 'number' && Number.isFinite(v) ? v : 0
@@ -25,10 +18,6 @@ export function num (v: unknown): number {
 
 export function str (v: unknown, none = '<none>'): string {
   return typeof v === 'string' && v !== '' ? v : typeof v === 'number' ? String(v) : none
-}
-
-export function records (v: unknown): Json[] {
-  return Array.isArray(v) ? v.filter(isRecord) : []
 }
 
 /**
@@ -54,49 +43,67 @@ export function ageOf (iso: unknown, now: number): string {
   return Number.isNaN(t) ? '<unknown>' : humanAge(now - t)
 }
 
+/**
+ * The objects of a list that may be malformed: [] for anything but a list,
+ * and without the items that are not objects. The cells read every list
+ * through this: a status is not validated by the store, and the CLI prints
+ * what the network gave it.
+ */
+export function objectsOf<T extends object> (v: readonly T[] | undefined): T[] {
+  return Array.isArray(v) ? v.filter((x): x is T => isPlainObject(x)) : []
+}
+
 /** What kubectl's STATUS column says of a pod: Terminating, a container's waiting or terminated reason, else the phase. */
-export function podStatus (o: KObject): string {
+export function podStatus (o: Pod): string {
   if (o.metadata.deletionTimestamp !== undefined) return 'Terminating'
-  for (const c of records(field(o, 'status.containerStatuses'))) {
-    const waiting = field(c, 'state.waiting.reason')
+  for (const c of objectsOf(o.status?.containerStatuses)) {
+    const waiting = c.state?.waiting?.reason
     if (typeof waiting === 'string' && waiting !== '') return waiting
-    const terminated = field(c, 'state.terminated.reason')
-    if (typeof terminated === 'string' && terminated !== '' && field(o, 'status.phase') !== 'Succeeded') return terminated
+    const terminated = c.state?.terminated?.reason
+    if (typeof terminated === 'string' && terminated !== '' && o.status?.phase !== 'Succeeded') return terminated
   }
-  return str(field(o, 'status.reason'), str(field(o, 'status.phase'), 'Unknown'))
+  return str(o.status?.reason, str(o.status?.phase, 'Unknown'))
 }
 
 /** READY and RESTARTS of a pod: `1/2` and the sum of its containers' restarts. */
-export function podReadiness (o: KObject): { ready: string, restarts: number } {
-  const statuses = records(field(o, 'status.containerStatuses'))
-  const total = Math.max(records(field(o, 'spec.containers')).length, statuses.length)
+export function podReadiness (o: Pod): { ready: string, restarts: number } {
+  const statuses = objectsOf(o.status?.containerStatuses)
+  const total = Math.max(objectsOf(o.spec?.containers).length, statuses.length)
   const ready = statuses.filter(c => c.ready === true).length
   return { ready: `${ready}/${total}`, restarts: statuses.reduce((n, c) => n + num(c.restartCount), 0) }
 }
 
-export function servicePorts (o: KObject): string {
-  const ports = records(field(o, 'spec.ports')).map(p =>
+/** READINESS GATES of a pod: how many of its gates' conditions are True, of how many gates. */
+function podReadinessGates (o: Pod): string {
+  const gates = objectsOf(o.spec?.readinessGates)
+  const conditions = objectsOf(o.status?.conditions)
+  return gates.length === 0 ? '<none>' : `${gates.filter(g => conditions.some(c => c.type === g.conditionType && c.status === 'True')).length}/${gates.length}`
+}
+
+export function servicePorts (o: Service): string {
+  const ports = objectsOf(o.spec?.ports).map(p =>
     `${num(p.port)}${p.nodePort !== undefined ? `:${num(p.nodePort)}` : ''}/${str(p.protocol, 'TCP')}`)
   return ports.length > 0 ? ports.join(',') : '<none>'
 }
 
-export function serviceExternalIP (o: KObject): string {
-  const ingress = records(field(o, 'status.loadBalancer.ingress')).map(i => str(i.ip, str(i.hostname)))
-  const external = Array.isArray(field(o, 'spec.externalIPs')) ? (field(o, 'spec.externalIPs') as unknown[]).map(x => str(x)) : []
+export function serviceExternalIP (o: Service): string {
+  const ingress = objectsOf(o.status?.loadBalancer?.ingress).map(i => str(i.ip, str(i.hostname)))
+  const externalIPs = o.spec?.externalIPs
+  const external = Array.isArray(externalIPs) ? externalIPs.map(x => str(x)) : []
   const ext = [...ingress, ...external]
-  return ext.length > 0 ? ext.join(',') : str(field(o, 'spec.type'), 'ClusterIP') === 'LoadBalancer' ? '<pending>' : '<none>'
+  return ext.length > 0 ? ext.join(',') : str(o.spec?.type, 'ClusterIP') === 'LoadBalancer' ? '<pending>' : '<none>'
 }
 
 /** `app=web,tier=db`, or `<none>`. */
-export function selectorText (v: unknown): string {
-  const entries = isRecord(v) ? Object.entries(v) : []
+export function selectorText (v: Record<string, string> | undefined): string {
+  const entries = isPlainObject(v) ? Object.entries(v) : []
   return entries.length > 0 ? entries.map(([k, x]) => `${k}=${String(x)}`).join(',') : '<none>'
 }
 
-export function nodeStatus (o: KObject): string {
-  const ready = records(field(o, 'status.conditions')).find(c => c.type === 'Ready')
+export function nodeStatus (o: Node): string {
+  const ready = objectsOf(o.status?.conditions).find(c => c.type === 'Ready')
   const base = ready === undefined ? 'Unknown' : ready.status === 'True' ? 'Ready' : ready.status === 'False' ? 'NotReady' : 'Unknown'
-  return field(o, 'spec.unschedulable') === true ? `${base},SchedulingDisabled` : base
+  return o.spec?.unschedulable === true ? `${base},SchedulingDisabled` : base
 }
 
 export function nodeRoles (o: KObject): string {
@@ -105,15 +112,15 @@ export function nodeRoles (o: KObject): string {
   return roles.length > 0 ? roles.sort().join(',') : '<none>'
 }
 
-export function nodeAddress (o: KObject, type: string): string {
-  return str(records(field(o, 'status.addresses')).find(a => a.type === type)?.address)
+export function nodeAddress (o: Node, type: string): string {
+  return str(objectsOf(o.status?.addresses).find(a => a.type === type)?.address)
 }
 
-export function endpointsText (o: KObject): string {
+export function endpointsText (o: Endpoints): string {
   const all: string[] = []
-  for (const s of records(o.subsets)) {
-    const ports = records(s.ports)
-    for (const a of records(s.addresses)) {
+  for (const s of objectsOf(o.subsets)) {
+    const ports = objectsOf(s.ports)
+    for (const a of objectsOf(s.addresses)) {
       if (ports.length === 0) all.push(str(a.ip))
       for (const p of ports) all.push(`${str(a.ip)}:${num(p.port)}`)
     }
@@ -123,26 +130,27 @@ export function endpointsText (o: KObject): string {
 }
 
 /** When an event last happened: lastTimestamp, else eventTime, else its creation. */
-export function eventTime (o: KObject): string | undefined {
-  const t = [o.lastTimestamp, o.eventTime, o.firstTimestamp, o.metadata.creationTimestamp].find(v => typeof v === 'string' && v !== '')
-  return t as string | undefined
+export function eventTime (o: Event): string | undefined {
+  return [o.lastTimestamp, o.eventTime, o.firstTimestamp, o.metadata.creationTimestamp].find((v): v is string => typeof v === 'string' && v !== '')
 }
 
-export function eventObject (o: KObject): string {
-  return `${str(field(o, 'involvedObject.kind'), '').toLowerCase()}/${str(field(o, 'involvedObject.name'), '')}`
+export function eventObject (o: Event): string {
+  return `${str(o.involvedObject?.kind, '').toLowerCase()}/${str(o.involvedObject?.name, '')}`
 }
 
-export function containerList (o: KObject, path: string, what: 'name' | 'image'): string {
-  const names = records(field(o, path)).map(c => str(c[what]))
+/** The names or images of containers, comma-separated, or `<none>`. */
+export function containerList (containers: readonly Container[] | undefined, what: 'name' | 'image'): string {
+  const names = objectsOf(containers).map(c => str(c[what]))
   return names.length > 0 ? names.join(',') : '<none>'
 }
 
-export function dataCount (o: KObject): number {
-  return Object.keys(isRecord(o.data) ? o.data : {}).length + Object.keys(isRecord(o.binaryData) ? o.binaryData : {}).length
+/** How many keys a ConfigMap or Secret holds (data and binaryData). */
+export function dataCount (o: { data?: object, binaryData?: object }): number {
+  return Object.keys(isPlainObject(o.data) ? o.data : {}).length + Object.keys(isPlainObject(o.binaryData) ? o.binaryData : {}).length
 }
 
-/** One column of a meta.k8s.io/v1 Table, with how to compute its cell. */
-export interface TableColumn {
+/** One column of a meta.k8s.io/v1 Table, with how to compute its cell from an object of kind T. */
+export interface TableColumn<T extends KObject = KObject> {
   name: string
   type: 'string' | 'integer' | 'date'
   /** 'name' for the column that holds the object's name */
@@ -150,101 +158,109 @@ export interface TableColumn {
   description: string
   /** 0: always shown; 1: only with -o wide */
   priority: 0 | 1
-  cell: (o: KObject, now: number) => string | number
+  cell: (o: T, now: number) => string | number
 }
 
-const col = (name: string, cell: TableColumn['cell'], opts: { type?: TableColumn['type'], priority?: 0 | 1, format?: string, description?: string } = {}): TableColumn => ({
-  name,
-  type: opts.type ?? 'string',
-  ...(opts.format !== undefined ? { format: opts.format } : {}),
-  description: opts.description ?? name,
-  priority: opts.priority ?? 0,
-  cell
-})
+function col<T extends KObject = KObject> (name: string, cell: TableColumn<T>['cell'], opts: { type?: TableColumn['type'], priority?: 0 | 1, format?: string, description?: string } = {}): TableColumn<T> {
+  return {
+    name,
+    type: opts.type ?? 'string',
+    ...(opts.format !== undefined ? { format: opts.format } : {}),
+    description: opts.description ?? name,
+    priority: opts.priority ?? 0,
+    cell
+  }
+}
+
+/**
+ * A kind's columns as columns of any object: each cell first checks that the
+ * object is of the kind (the registry gives a kind only its own columns, so
+ * the check always holds; an object of another kind would get empty cells).
+ */
+export function forKind<T extends KObject> (kind: T['kind'], columns: Array<TableColumn<T>>): TableColumn[] {
+  const isOfKind = (o: KObject): o is T => o.kind === kind
+  return columns.map(c => ({ ...c, cell: (o: KObject, now: number) => isOfKind(o) ? c.cell(o, now) : '' }))
+}
 
 const NAME = col('Name', o => o.metadata.name ?? '', { format: 'name', description: 'Name must be unique within a namespace.' })
 const AGE = col('Age', (o, now) => ageOf(o.metadata.creationTimestamp, now), { description: 'CreationTimestamp is a timestamp representing the server time when this object was created.' })
 const wide = { priority: 1 as const }
-const TEMPLATE = 'spec.template.spec.containers'
 
 /** The -o wide columns of Deployments and ReplicaSets: the template's containers and images, and the selector. */
-function workloadWide (): TableColumn[] {
+function workloadWide<T extends Deployment | ReplicaSet> (): Array<TableColumn<T>> {
   return [
-    col('Containers', o => containerList(o, TEMPLATE, 'name'), wide),
-    col('Images', o => containerList(o, TEMPLATE, 'image'), wide),
-    col('Selector', o => selectorText(field(o, 'spec.selector.matchLabels')), wide)
+    col<T>('Containers', o => containerList(o.spec?.template?.spec?.containers, 'name'), wide),
+    col<T>('Images', o => containerList(o.spec?.template?.spec?.containers, 'image'), wide),
+    col<T>('Selector', o => selectorText(o.spec?.selector?.matchLabels), wide)
   ]
 }
 
 /** The columns per kind, as kube-apiserver's printers define them. */
 export const TABLE_COLUMNS: Record<string, TableColumn[]> = {
-  Pod: [
+  Pod: forKind<Pod>('Pod', [
     NAME,
     col('Ready', o => podReadiness(o).ready, { description: 'The aggregate readiness state of this pod for accepting traffic.' }),
     col('Status', podStatus, { description: 'The aggregate status of the containers in this pod.' }),
     col('Restarts', o => podReadiness(o).restarts, { type: 'integer', description: 'The number of times the containers in this pod have been restarted.' }),
     AGE,
-    col('IP', o => str(field(o, 'status.podIP')), { ...wide, description: 'IP address allocated to the pod.' }),
-    col('Node', o => str(field(o, 'spec.nodeName')), { ...wide, description: 'Name of the Node the pod is assigned to.' }),
-    col('Nominated Node', o => str(field(o, 'status.nominatedNodeName')), wide),
-    col('Readiness Gates', o => {
-      const gates = records(field(o, 'spec.readinessGates'))
-      return gates.length === 0 ? '<none>' : `${gates.filter(g => records(field(o, 'status.conditions')).some(c => c.type === g.conditionType && c.status === 'True')).length}/${gates.length}`
-    }, wide)
-  ],
-  Deployment: [
+    col('IP', o => str(o.status?.podIP), { ...wide, description: 'IP address allocated to the pod.' }),
+    col('Node', o => str(o.spec?.nodeName), { ...wide, description: 'Name of the Node the pod is assigned to.' }),
+    col('Nominated Node', o => str(o.status?.nominatedNodeName), wide),
+    col('Readiness Gates', podReadinessGates, wide)
+  ]),
+  Deployment: forKind<Deployment>('Deployment', [
     NAME,
-    col('Ready', o => `${num(field(o, 'status.readyReplicas'))}/${num(field(o, 'spec.replicas'))}`),
-    col('Up-to-date', o => num(field(o, 'status.updatedReplicas')), { type: 'integer' }),
-    col('Available', o => num(field(o, 'status.availableReplicas')), { type: 'integer' }),
+    col('Ready', o => `${num(o.status?.readyReplicas)}/${num(o.spec?.replicas)}`),
+    col('Up-to-date', o => num(o.status?.updatedReplicas), { type: 'integer' }),
+    col('Available', o => num(o.status?.availableReplicas), { type: 'integer' }),
     AGE,
-    ...workloadWide()
-  ],
-  ReplicaSet: [
+    ...workloadWide<Deployment>()
+  ]),
+  ReplicaSet: forKind<ReplicaSet>('ReplicaSet', [
     NAME,
-    col('Desired', o => num(field(o, 'spec.replicas')), { type: 'integer' }),
-    col('Current', o => num(field(o, 'status.replicas')), { type: 'integer' }),
-    col('Ready', o => num(field(o, 'status.readyReplicas')), { type: 'integer' }),
+    col('Desired', o => num(o.spec?.replicas), { type: 'integer' }),
+    col('Current', o => num(o.status?.replicas), { type: 'integer' }),
+    col('Ready', o => num(o.status?.readyReplicas), { type: 'integer' }),
     AGE,
-    ...workloadWide()
-  ],
-  Service: [
+    ...workloadWide<ReplicaSet>()
+  ]),
+  Service: forKind<Service>('Service', [
     NAME,
-    col('Type', o => str(field(o, 'spec.type'), 'ClusterIP')),
-    col('Cluster-IP', o => str(field(o, 'spec.clusterIP'))),
+    col('Type', o => str(o.spec?.type, 'ClusterIP')),
+    col('Cluster-IP', o => str(o.spec?.clusterIP)),
     col('External-IP', serviceExternalIP),
     col('Port(s)', servicePorts),
     AGE,
-    col('Selector', o => selectorText(field(o, 'spec.selector')), wide)
-  ],
-  Endpoints: [NAME, col('Endpoints', endpointsText), AGE],
-  Node: [
+    col('Selector', o => selectorText(o.spec?.selector), wide)
+  ]),
+  Endpoints: forKind<Endpoints>('Endpoints', [NAME, col('Endpoints', endpointsText), AGE]),
+  Node: forKind<Node>('Node', [
     NAME,
     col('Status', nodeStatus),
     col('Roles', nodeRoles),
     AGE,
-    col('Version', o => str(field(o, 'status.nodeInfo.kubeletVersion'), '')),
+    col('Version', o => str(o.status?.nodeInfo?.kubeletVersion, '')),
     col('Internal-IP', o => nodeAddress(o, 'InternalIP'), wide),
     col('External-IP', o => nodeAddress(o, 'ExternalIP'), wide),
-    col('OS-Image', o => str(field(o, 'status.nodeInfo.osImage'), '<unknown>'), wide),
-    col('Kernel-Version', o => str(field(o, 'status.nodeInfo.kernelVersion'), '<unknown>'), wide),
-    col('Container-Runtime', o => str(field(o, 'status.nodeInfo.containerRuntimeVersion'), '<unknown>'), wide)
-  ],
-  Namespace: [NAME, col('Status', o => str(field(o, 'status.phase'), 'Active')), AGE],
-  ConfigMap: [NAME, col('Data', dataCount, { type: 'integer' }), AGE],
-  Secret: [NAME, col('Type', o => str(o.type, 'Opaque')), col('Data', dataCount, { type: 'integer' }), AGE],
-  Event: [
+    col('OS-Image', o => str(o.status?.nodeInfo?.osImage, '<unknown>'), wide),
+    col('Kernel-Version', o => str(o.status?.nodeInfo?.kernelVersion, '<unknown>'), wide),
+    col('Container-Runtime', o => str(o.status?.nodeInfo?.containerRuntimeVersion, '<unknown>'), wide)
+  ]),
+  Namespace: forKind<Namespace>('Namespace', [NAME, col('Status', o => str(o.status?.phase, 'Active')), AGE]),
+  ConfigMap: forKind<ConfigMap>('ConfigMap', [NAME, col<ConfigMap>('Data', dataCount, { type: 'integer' }), AGE]),
+  Secret: forKind<Secret>('Secret', [NAME, col('Type', o => str(o.type, 'Opaque')), col<Secret>('Data', dataCount, { type: 'integer' }), AGE]),
+  Event: forKind<Event>('Event', [
     col('Last Seen', (o, now) => ageOf(eventTime(o), now)),
     col('Type', o => str(o.type, 'Normal')),
     col('Reason', o => str(o.reason, '')),
     col('Object', eventObject),
-    col('Subobject', o => str(field(o, 'involvedObject.fieldPath'), ''), wide),
-    col('Source', o => str(field(o, 'source.component'), str(o.reportingComponent, '')), wide),
+    col('Subobject', o => str(o.involvedObject?.fieldPath, ''), wide),
+    col('Source', o => str(o.source?.component, str(o.reportingComponent, '')), wide),
     col('Message', o => str(o.message, '').replace(/\s*\n\s*/g, ' ')),
     col('First Seen', (o, now) => ageOf(str(o.firstTimestamp, str(o.eventTime, o.metadata.creationTimestamp ?? '')), now), wide),
     col('Count', o => Math.max(1, num(o.count)), { ...wide, type: 'integer' }),
     col('Name', o => o.metadata.name ?? '', { ...wide, format: 'name' })
-  ]
+  ])
 }
 
 /** NAME and AGE, for a kind without its own columns. */

@@ -2,18 +2,23 @@
 // lives in the REST layout (group, version, plural), what users may call it
 // (singular, short names), its scope, verbs, subresources and categories,
 // and carries its printer columns. Discovery, the API router, the store, the
-// CLI's name resolution, the table printers and the backup tool read this;
-// the store's validation and defaulting are keyed by the same entries
-// (protocol/validation.ts). Adding a kind is: its type (core-v1.ts,
-// apps-v1.ts, …), an entry here, its validation, and a controller if it has
-// behaviour.
-// May import: ./k8s.ts, ./core-v1.ts, ./apps-v1.ts, ./k8s-columns.ts.
+// CLI's name resolution, the table printers and the backup tool read this.
+// Each entry also carries what the store checks on every write: the kind's
+// schema (./schema.ts), its name rule, and its defaulting and validation
+// hooks (./validation.ts). Adding a kind is: its type (core-v1.ts,
+// apps-v1.ts, …), an entry here with its schema and hooks, and a controller
+// if it has behaviour. Nothing else switches on kind names.
+// May import: ./k8s.ts, ./core-v1.ts, ./apps-v1.ts, ./k8s-columns.ts, ./schema.ts, ./validation.ts.
 import type { Deployment, ReplicaSet } from './apps-v1.ts'
 import type { ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service } from './core-v1.ts'
 import { columnsOf } from './k8s-columns.ts'
 import type { TableColumn } from './k8s-columns.ts'
 import { apiVersionOf } from './k8s.ts'
 import type { KObject, ResourceType } from './k8s.ts'
+import * as schemas from './schema.ts'
+import type { Schema } from './schema.ts'
+import * as v from './validation.ts'
+import type { NameRule } from './validation.ts'
 
 export type Verb = 'create' | 'delete' | 'get' | 'list' | 'patch' | 'update' | 'watch'
 
@@ -24,11 +29,32 @@ export interface Kind<T extends KObject = KObject> extends ResourceType<T> {
   categories: readonly string[]
   /** kubectl's columns (`kubectl get`, `-o wide`), served as meta.k8s.io Tables */
   columns: readonly TableColumn[]
+  /** the shape every stored object of the kind has: unknown fields and wrong JSON types are refused */
+  schema: Schema
+  nameRule: NameRule
+  /** fills, in place, what Kubernetes defaults when a user leaves it out */
+  defaults?: (obj: KObject) => void
+  /** appends field errors (./status.ts fieldError) for a well-shaped object Kubernetes would refuse */
+  validate?: (obj: KObject, errors: string[]) => void
+  /** appends field errors for a change from `cur` to `next` that an update may not make (immutable fields) */
+  validateUpdate?: (cur: KObject, next: KObject, errors: string[]) => void
 }
 
 const ALL_VERBS: readonly Verb[] = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch']
 
-function kind<T extends KObject> (apiVersion: string, k: string, plural: string, opts: { namespaced: boolean, shortNames?: string[], subresources?: string[], categories?: string[] }): Kind<T> {
+interface KindOptions {
+  namespaced: boolean
+  schema: Schema
+  nameRule?: NameRule
+  shortNames?: string[]
+  subresources?: string[]
+  categories?: string[]
+  defaults?: (obj: KObject) => void
+  validate?: (obj: KObject, errors: string[]) => void
+  validateUpdate?: (cur: KObject, next: KObject, errors: string[]) => void
+}
+
+function kind<T extends KObject> (apiVersion: string, k: string, plural: string, opts: KindOptions): Kind<T> {
   const slash = apiVersion.indexOf('/')
   return {
     group: slash < 0 ? '' : apiVersion.slice(0, slash),
@@ -41,20 +67,45 @@ function kind<T extends KObject> (apiVersion: string, k: string, plural: string,
     subresources: opts.subresources ?? [],
     verbs: ALL_VERBS,
     categories: opts.categories ?? [],
-    columns: columnsOf(k)
+    columns: columnsOf(k),
+    schema: opts.schema,
+    nameRule: opts.nameRule ?? 'dns1123-subdomain',
+    ...(opts.defaults !== undefined ? { defaults: opts.defaults } : {}),
+    ...(opts.validate !== undefined ? { validate: opts.validate } : {}),
+    ...(opts.validateUpdate !== undefined ? { validateUpdate: opts.validateUpdate } : {})
   }
 }
 
-export const NAMESPACE = kind<Namespace>('v1', 'Namespace', 'namespaces', { namespaced: false, shortNames: ['ns'], subresources: ['status'] })
-export const NODE = kind<Node>('v1', 'Node', 'nodes', { namespaced: false, shortNames: ['no'], subresources: ['status'] })
-export const POD = kind<Pod>('v1', 'Pod', 'pods', { namespaced: true, shortNames: ['po'], subresources: ['status'], categories: ['all'] })
-export const SERVICE = kind<Service>('v1', 'Service', 'services', { namespaced: true, shortNames: ['svc'], subresources: ['status'], categories: ['all'] })
-export const ENDPOINTS = kind<Endpoints>('v1', 'Endpoints', 'endpoints', { namespaced: true, shortNames: ['ep'] })
-export const CONFIG_MAP = kind<ConfigMap>('v1', 'ConfigMap', 'configmaps', { namespaced: true, shortNames: ['cm'] })
-export const SECRET = kind<Secret>('v1', 'Secret', 'secrets', { namespaced: true })
-export const EVENT = kind<Event>('v1', 'Event', 'events', { namespaced: true, shortNames: ['ev'] })
-export const DEPLOYMENT = kind<Deployment>('apps/v1', 'Deployment', 'deployments', { namespaced: true, shortNames: ['deploy'], subresources: ['status', 'scale'], categories: ['all'] })
-export const REPLICA_SET = kind<ReplicaSet>('apps/v1', 'ReplicaSet', 'replicasets', { namespaced: true, shortNames: ['rs'], subresources: ['status', 'scale'], categories: ['all'] })
+export const NAMESPACE = kind<Namespace>('v1', 'Namespace', 'namespaces', {
+  namespaced: false, shortNames: ['ns'], subresources: ['status'], schema: schemas.namespaceSchema, nameRule: 'dns1123-label', defaults: v.defaultNamespace
+})
+export const NODE = kind<Node>('v1', 'Node', 'nodes', {
+  namespaced: false, shortNames: ['no'], subresources: ['status'], schema: schemas.nodeSchema, validate: v.validateNode
+})
+export const POD = kind<Pod>('v1', 'Pod', 'pods', {
+  namespaced: true, shortNames: ['po'], subresources: ['status'], categories: ['all'], schema: schemas.podSchema, defaults: v.defaultPod, validate: v.validatePod, validateUpdate: v.validatePodUpdate
+})
+export const SERVICE = kind<Service>('v1', 'Service', 'services', {
+  namespaced: true, shortNames: ['svc'], subresources: ['status'], categories: ['all'], schema: schemas.serviceSchema, nameRule: 'dns1035-label', defaults: v.defaultService, validate: v.validateService
+})
+export const ENDPOINTS = kind<Endpoints>('v1', 'Endpoints', 'endpoints', {
+  namespaced: true, shortNames: ['ep'], schema: schemas.endpointsSchema
+})
+export const CONFIG_MAP = kind<ConfigMap>('v1', 'ConfigMap', 'configmaps', {
+  namespaced: true, shortNames: ['cm'], schema: schemas.configMapSchema, validate: v.validateConfigMap, validateUpdate: v.validateDataUpdate
+})
+export const SECRET = kind<Secret>('v1', 'Secret', 'secrets', {
+  namespaced: true, schema: schemas.secretSchema, defaults: v.defaultSecret, validate: v.validateSecret, validateUpdate: v.validateDataUpdate
+})
+export const EVENT = kind<Event>('v1', 'Event', 'events', {
+  namespaced: true, shortNames: ['ev'], schema: schemas.eventSchema, defaults: v.defaultEvent, validate: v.validateEvent
+})
+export const DEPLOYMENT = kind<Deployment>('apps/v1', 'Deployment', 'deployments', {
+  namespaced: true, shortNames: ['deploy'], subresources: ['status', 'scale'], categories: ['all'], schema: schemas.deploymentSchema, defaults: v.defaultDeployment, validate: v.validateWorkload, validateUpdate: v.validateWorkloadUpdate
+})
+export const REPLICA_SET = kind<ReplicaSet>('apps/v1', 'ReplicaSet', 'replicasets', {
+  namespaced: true, shortNames: ['rs'], subresources: ['status', 'scale'], categories: ['all'], schema: schemas.replicaSetSchema, defaults: v.defaultReplicaSet, validate: v.validateWorkload, validateUpdate: v.validateWorkloadUpdate
+})
 
 /** Every kind Shoal serves, in discovery order. */
 export const KINDS: readonly Kind[] = [NAMESPACE, NODE, POD, SERVICE, ENDPOINTS, CONFIG_MAP, SECRET, EVENT, DEPLOYMENT, REPLICA_SET] as readonly Kind[]

@@ -1,9 +1,28 @@
-// The wire shapes of the service proxy's tunnel (`/shoal/tunnel/1.0.0`):
-// one msgpack request frame naming the endpoint, one answer frame, then
-// raw bytes both ways; for UDP (`udp: true`) those bytes are datagrams,
-// each a u16 big-endian length and its payload.
-// May import: ./codec.ts.
+// The cluster network's shared shapes. Its settings: the ConfigMap
+// kube-system/shoal-cluster (serviceCIDR, podCIDR, clusterDomain, dnsIP),
+// written once by the first leader (daemon/controllers/nodes.ts), read by
+// the store's allocator and by every peer's network, and the DNS service's
+// address in the service range. And the wire shapes of the service proxy's
+// tunnel (`/shoal/tunnel/1.0.0`): one msgpack request frame naming the
+// endpoint, one answer frame, then raw bytes both ways; for UDP
+// (`udp: true`) those bytes are datagrams, each a u16 big-endian length and
+// its payload.
+// May import: ./codec.ts, ./cidr.ts.
+import { intToIp, parseCidr } from './cidr.ts'
+import type { CidrRange } from './cidr.ts'
 import { isNumber, isObject, isString } from './codec.ts'
+
+/** The ConfigMap that holds the cluster's network settings. */
+export const CLUSTER_CONFIG = { namespace: 'kube-system', name: 'shoal-cluster' } as const
+export const DEFAULT_SERVICE_CIDR = '127.96.0.0/16'
+/** Addresses at the start of the service range that are never handed out (the 10th is the DNS service's). */
+export const RESERVED_SERVICE_IPS = 10
+
+/** The cluster DNS service's address: the 10th of the service range. */
+export function dnsServiceIp (serviceCidr: string): string {
+  const r = parseCidr(serviceCidr) ?? parseCidr(DEFAULT_SERVICE_CIDR) as CidrRange
+  return intToIp(r.base + RESERVED_SERVICE_IPS)
+}
 
 export const TUNNEL_PROTOCOL = '/shoal/tunnel/1.0.0'
 

@@ -14,21 +14,13 @@
 // May import: protocol/, daemon/store/types.ts, command.ts and patch.ts, daemon/raft/replicator.ts, ./http.ts.
 import type { StatusBody } from '../../protocol/api.ts'
 import { apiVersionOf } from '../../protocol/k8s.ts'
-import type { KObject, ResourceType } from '../../protocol/k8s.ts'
-import { applyStrategicPatch, jsonEqual, mergeKeyOf } from '../store/patch.ts'
+import type { KObject, ManagedFieldsEntry, ResourceType } from '../../protocol/k8s.ts'
+import { isPlainObject, jsonEqual } from '../../protocol/json.ts'
+import type { JsonObject } from '../../protocol/json.ts'
+import { applyStrategicPatch, mergeKeyOf } from '../store/patch.ts'
 import type { ObjectRef, StoreReader, StoreResult, StoreWriter } from '../store/types.ts'
 import { HttpError } from './http.ts'
-
-type Json = Record<string, unknown>
-
-export interface ManagedFieldsEntry {
-  manager: string
-  operation: 'Apply' | 'Update'
-  apiVersion: string
-  time: string
-  fieldsType: 'FieldsV1'
-  fieldsV1: Json
-}
+import type { BodyObject } from './http.ts'
 
 /** A field path as FieldsV1 tokens, e.g. ['f:spec', 'f:template', 'f:spec', 'f:containers', 'k:{"name":"web"}', 'f:image']. */
 type FieldPath = string[]
@@ -36,10 +28,6 @@ type FieldPath = string[]
 /** Metadata fields the server sets: nobody owns them. */
 const SERVER_METADATA = new Set(['name', 'namespace', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'managedFields', 'generateName', 'selfLink'])
 const RETRIES = 8
-
-function isRecord (v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
 
 /** The field names on the way to a value (no list keys), as mergeKeyOf takes them. */
 function namesOf (path: FieldPath): string[] {
@@ -50,7 +38,7 @@ function namesOf (path: FieldPath): string[] {
 export function fieldSet (applied: KObject): FieldPath[] {
   const out: FieldPath[] = []
   const walk = (v: unknown, path: FieldPath): void => {
-    if (isRecord(v)) {
+    if (isPlainObject(v)) {
       const entries = Object.entries(v).filter(([k]) => !(path.length === 0 && (k === 'apiVersion' || k === 'kind' || k === 'status')) &&
         !(path.length === 1 && path[0] === 'f:metadata' && SERVER_METADATA.has(k)))
       // An empty map is a value of its own; a map with only server-set fields (metadata: {name}) is nothing.
@@ -60,8 +48,8 @@ export function fieldSet (applied: KObject): FieldPath[] {
     }
     if (Array.isArray(v)) {
       const key = mergeKeyOf(namesOf(path))
-      if (key !== undefined && key !== 'set' && v.length > 0 && v.every(e => isRecord(e) && e[key] !== undefined)) {
-        for (const e of v as Json[]) {
+      if (key !== undefined && key !== 'set' && v.length > 0 && v.every(e => isPlainObject(e) && e[key] !== undefined)) {
+        for (const e of v.filter(isPlainObject)) {
           const item = [...path, `k:${JSON.stringify({ [key]: e[key] })}`]
           out.push([...item, '.'])
           for (const [k, x] of Object.entries(e)) walk(x, [...item, `f:${k}`])
@@ -76,13 +64,19 @@ export function fieldSet (applied: KObject): FieldPath[] {
 }
 
 /** FieldsV1 of a set of paths. */
-export function toFieldsV1 (paths: FieldPath[]): Json {
-  const root: Json = {}
+export function toFieldsV1 (paths: FieldPath[]): JsonObject {
+  const root: JsonObject = {}
   for (const p of paths) {
     let node = root
     for (const t of p) {
-      if (!isRecord(node[t])) node[t] = {}
-      node = node[t] as Json
+      const child = node[t]
+      if (isPlainObject(child)) {
+        node = child
+      } else {
+        const fresh: JsonObject = {}
+        node[t] = fresh
+        node = fresh
+      }
     }
   }
   return root
@@ -92,7 +86,7 @@ export function toFieldsV1 (paths: FieldPath[]): Json {
 export function fromFieldsV1 (fields: unknown): FieldPath[] {
   const out: FieldPath[] = []
   const walk = (node: unknown, path: FieldPath): void => {
-    const children = isRecord(node) ? Object.entries(node) : []
+    const children = isPlainObject(node) ? Object.entries(node) : []
     if (children.length === 0 && path.length > 0) { out.push(path); return }
     for (const [k, v] of children) walk(v, [...path, k])
   }
@@ -106,11 +100,11 @@ function valueAt (obj: unknown, path: FieldPath): unknown {
   for (const t of path) {
     if (t === '.') return v
     if (t.startsWith('f:')) {
-      v = isRecord(v) ? v[t.slice(2)] : undefined
+      v = isPlainObject(v) ? v[t.slice(2)] : undefined
     } else if (t.startsWith('k:')) {
-      const key = JSON.parse(t.slice(2)) as Json
-      const [name, want] = Object.entries(key)[0] ?? []
-      v = Array.isArray(v) ? v.find(e => isRecord(e) && name !== undefined && jsonEqual(e[name], want)) : undefined
+      const key: unknown = JSON.parse(t.slice(2))
+      const [name, want] = isPlainObject(key) ? Object.entries(key)[0] ?? [] : []
+      v = Array.isArray(v) ? v.find(e => isPlainObject(e) && name !== undefined && jsonEqual(e[name], want)) : undefined
     } else {
       return undefined
     }
@@ -119,7 +113,7 @@ function valueAt (obj: unknown, path: FieldPath): unknown {
 }
 
 /** Removes the field (or list item, for a `.` path) at `path`; nothing if it is not there. */
-function removeAt (obj: Json, path: FieldPath): void {
+function removeAt (obj: JsonObject, path: FieldPath): void {
   const last = path[path.length - 1]
   if (last === undefined) return
   if (last === '.') {
@@ -130,7 +124,7 @@ function removeAt (obj: Json, path: FieldPath): void {
     return
   }
   const parent = valueAt(obj, path.slice(0, -1))
-  if (isRecord(parent) && last.startsWith('f:')) delete parent[last.slice(2)]
+  if (isPlainObject(parent) && last.startsWith('f:')) delete parent[last.slice(2)]
 }
 
 function dotted (path: FieldPath): string {
@@ -162,8 +156,9 @@ export function conflictStatus (type: ResourceType, name: string, conflicts: App
 }
 
 function entriesOf (obj: KObject): ManagedFieldsEntry[] {
-  const mf = (obj.metadata as Json).managedFields
-  return Array.isArray(mf) ? mf.filter((e): e is ManagedFieldsEntry => isRecord(e) && typeof e.manager === 'string' && isRecord(e.fieldsV1)) : []
+  // not validated by the store: whatever a client sent
+  const mf: unknown = obj.metadata.managedFields
+  return Array.isArray(mf) ? mf.filter((e): e is ManagedFieldsEntry => isPlainObject(e) && typeof e.manager === 'string' && isPlainObject(e.fieldsV1)) : []
 }
 
 /**
@@ -193,12 +188,15 @@ export function mergeApply (live: KObject, applied: KObject, manager: string, fo
   }
   if (conflicts.length > 0) return { conflicts }
 
-  const merged = applyStrategicPatch(structuredClone(live), { ...structuredClone(applied), apiVersion: live.apiVersion, kind: live.kind }) as KObject
+  const patched = applyStrategicPatch(structuredClone(live), { ...structuredClone(applied), apiVersion: live.apiVersion, kind: live.kind })
+  // A strategic merge of two objects is an object, with the live object's apiVersion and kind.
+  if (!isPlainObject(patched) || !isPlainObject(patched.metadata)) throw new Error('server-side apply: the merged object is not an object')
+  const merged: KObject = { ...patched, apiVersion: live.apiVersion, kind: live.kind, metadata: patched.metadata }
   // What this manager applied last time and no longer does goes, unless someone else holds it.
   const before = entries.find(e => e.manager === manager && e.operation === 'Apply')
   const othersHold = new Set(others.flatMap(e => fromFieldsV1(e.fieldsV1).map(p => JSON.stringify(p))))
   const dropped = (before === undefined ? [] : fromFieldsV1(before.fieldsV1)).filter(p => !mineKeys.has(JSON.stringify(p)) && !othersHold.has(JSON.stringify(p)))
-  for (const p of dropped.sort((a, b) => b.length - a.length)) removeAt(merged as Json, p)
+  for (const p of dropped.sort((a, b) => b.length - a.length)) removeAt(merged, p)
 
   const next: ManagedFieldsEntry[] = []
   for (const e of entries) {
@@ -212,7 +210,7 @@ export function mergeApply (live: KObject, applied: KObject, manager: string, fo
     if (kept.length > 0) next.push({ ...e, fieldsV1: toFieldsV1(kept) })
   }
   next.push({ manager, operation: 'Apply', apiVersion: live.apiVersion, time: now, fieldsType: 'FieldsV1', fieldsV1: toFieldsV1(mine) })
-  ;(merged.metadata as Json).managedFields = next
+  merged.metadata.managedFields = next
   return { object: merged }
 }
 
@@ -221,7 +219,8 @@ export interface ApplyRequest {
   writer: StoreWriter
   type: ResourceType
   ref: ObjectRef
-  applied: KObject
+  /** the request body: its apiVersion and kind are checked here */
+  applied: BodyObject
   manager: string
   force: boolean
   dryRun: boolean
@@ -231,11 +230,12 @@ export interface ApplyRequest {
 
 /** Runs an apply: the HTTP code and body to answer with. */
 export async function serverSideApply (r: ApplyRequest): Promise<{ code: number, body: unknown }> {
-  const { type, ref, applied } = r
+  const { type, ref } = r
   const expected = apiVersionOf(type)
-  if (applied.apiVersion !== expected || applied.kind !== type.kind) {
-    throw new HttpError(400, 'BadRequest', `the applied object must have apiVersion ${expected} and kind ${type.kind} (got ${String(applied.apiVersion)} ${String(applied.kind)})`)
+  if (r.applied.apiVersion !== expected || r.applied.kind !== type.kind) {
+    throw new HttpError(400, 'BadRequest', `the applied object must have apiVersion ${expected} and kind ${type.kind} (got ${String(r.applied.apiVersion)} ${String(r.applied.kind)})`)
   }
+  const applied: KObject = { ...r.applied, apiVersion: expected, kind: type.kind }
   if (applied.metadata.name !== undefined && applied.metadata.name !== ref.name) {
     throw new HttpError(400, 'BadRequest', `the name of the object (${applied.metadata.name}) does not match the name in the path (${ref.name})`)
   }
@@ -252,7 +252,7 @@ export async function serverSideApply (r: ApplyRequest): Promise<{ code: number,
     let created = false
     if (live === undefined) {
       const object = structuredClone(applied)
-      ;(object.metadata as Json).managedFields = [{ manager: r.manager, operation: 'Apply', apiVersion: expected, time: r.now, fieldsType: 'FieldsV1', fieldsV1: toFieldsV1(fieldSet(applied)) }]
+      object.metadata.managedFields = [{ manager: r.manager, operation: 'Apply', apiVersion: expected, time: r.now, fieldsType: 'FieldsV1', fieldsV1: toFieldsV1(fieldSet(applied)) }]
       result = await r.writer.write({ op: 'create', object, uid: r.uid(), now: r.now, ...dry })
       created = true
     } else {

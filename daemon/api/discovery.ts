@@ -17,19 +17,17 @@
 import { KINDS } from '../../protocol/kinds.ts'
 import { createHash } from 'node:crypto'
 import type { ResourceType } from '../../protocol/k8s.ts'
+import type { Kind } from '../../protocol/kinds.ts'
 
 /** What a discovery or OpenAPI path answers: a JSON body, raw bytes of a type, or a 404's message. */
 export type DiscoveryAnswer = { body: unknown } | { bytes: Buffer, contentType: string } | { notFound: string }
 
-const VERBS = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch']
-/** `kubectl get all` lists the types in the `all` category. */
-const ALL_CATEGORY = new Set(['Pod', 'Service', 'Deployment', 'ReplicaSet'])
 
 function groupVersion (group: string, version: string): string {
   return group === '' ? version : `${group}/${version}`
 }
 
-function resourceList (group: string, version: string, types: ResourceType[]): unknown {
+function resourceList (group: string, version: string, types: readonly Kind[]): unknown {
   return {
     kind: 'APIResourceList',
     apiVersion: 'v1',
@@ -40,9 +38,9 @@ function resourceList (group: string, version: string, types: ResourceType[]): u
         singularName: t.singular,
         namespaced: t.namespaced,
         kind: t.kind,
-        verbs: VERBS,
+        verbs: t.verbs,
         ...(t.shortNames.length > 0 ? { shortNames: t.shortNames } : {}),
-        ...(ALL_CATEGORY.has(t.kind) ? { categories: ['all'] } : {})
+        ...(t.categories.length > 0 ? { categories: t.categories } : {})
       },
       ...t.subresources.map(sub => ({
         name: `${t.plural}/${sub}`,

@@ -1,11 +1,14 @@
 // HTTP plumbing shared by the API's routes: the error a handler throws
 // (HttpError, answered as a Kubernetes-style Status), the mapping of the
-// replicator's errors to 503/504, JSON answers, method checks and a
-// size-bounded body reader.
+// replicator's errors to 503/504, JSON answers, method checks, a
+// size-bounded body reader, and the check that a body is an object.
 // May import: protocol/, daemon/raft/replicator.ts (its errors).
 import { Buffer } from 'node:buffer'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { StatusBody } from '../../protocol/api.ts'
+import { isPlainObject } from '../../protocol/json.ts'
+import type { JsonObject } from '../../protocol/json.ts'
+import type { ObjectMeta } from '../../protocol/k8s.ts'
 import { NoLeaderError, NotLeaderError, ProposalTimeoutError } from '../raft/replicator.ts'
 
 /** After a 413, at most this much more of the body is read and dropped (so the client can read the answer) before the connection is cut. */
@@ -46,6 +49,21 @@ export function allow (req: IncomingMessage, path: string, methods: string[]): v
     const allowed = methods.flatMap(m => m === 'GET' ? ['GET', 'HEAD'] : [m])
     throw new HttpError(405, 'MethodNotAllowed', `${req.method ?? ''} is not allowed on ${path}`, { allow: allowed.join(', ') })
   }
+}
+
+/**
+ * A request body that is a JSON object with an object for metadata. Nothing
+ * else about it is checked here, not even apiVersion and kind: the route
+ * checks those against its path, and the store validates every field.
+ */
+export type BodyObject = JsonObject & { metadata: ObjectMeta }
+
+/** `v` as a BodyObject (metadata `{}` when it is missing or not an object); a 400 when it is not an object. */
+export function asObject (v: unknown, what: string): BodyObject {
+  if (!isPlainObject(v)) throw new HttpError(400, 'BadRequest', `${what} must be an object`)
+  // Its fields are unchecked until the store validates them.
+  const metadata: ObjectMeta = isPlainObject(v.metadata) ? v.metadata : {}
+  return Object.assign(v, { metadata })
 }
 
 export function send (res: ServerResponse, code: number, body: unknown, headers: Record<string, string> = {}): void {

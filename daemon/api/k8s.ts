@@ -1,5 +1,5 @@
 // The Kubernetes-layout REST API: /api/v1/... and /apis/{group}/{version}/...
-// for the kinds in protocol/k8s.ts, namespaced and cluster-wide; GET (one,
+// for the kinds in protocol/kinds.ts, namespaced and cluster-wide; GET (one,
 // list, ?watch=1 as newline-delimited events), POST, PUT, PATCH (merge,
 // strategic merge, JSON patch), DELETE, and the status and scale
 // subresources; server-side apply (./apply.ts); discovery documents and a
@@ -15,15 +15,21 @@ import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
 import { apiVersionOf, rfc3339 } from '../../protocol/k8s.ts'
-import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
+import type { Deployment, ReplicaSet } from '../../protocol/apps-v1.ts'
+import type { Scale } from '../../protocol/core-v1.ts'
+import { isPlainObject } from '../../protocol/json.ts'
+import type { JsonObject } from '../../protocol/json.ts'
+import type { KObject, WatchEvent } from '../../protocol/k8s.ts'
+import type { Kind } from '../../protocol/kinds.ts'
 import { VERSION } from '../../protocol/version.ts'
 import type { Replicator } from '../raft/replicator.ts'
-import { BadSelectorError, GoneError } from '../store/types.ts'
+import { GoneError } from '../store/types.ts'
+import { BadSelectorError } from '../../protocol/selector.ts'
 import type { ObjectRef, PatchType, StoreCommand, StoreReader, StoreResult, StoreWriter } from '../store/types.ts'
 import { serverSideApply } from './apply.ts'
 import { discovery, isOpenApiPath, openApi } from './discovery.ts'
 import type { DiscoveryAnswer } from './discovery.ts'
-import { HttpError, readBody, send } from './http.ts'
+import { asObject, HttpError, readBody, send } from './http.ts'
 import { includeObjectOf, tableAccept, toTable } from './table.ts'
 import type { IncludeObject } from './table.ts'
 
@@ -53,11 +59,13 @@ export function isK8sPath (path: string): boolean {
 /** The content type of server-side apply (`kubectl apply --server-side`). */
 const APPLY_PATCH = 'application/apply-patch+yaml'
 
+type Subresource = 'status' | 'scale' | 'log' | 'exec'
+
 interface Target {
-  type: ResourceType
+  type: Kind
   namespace?: string
   name?: string
-  subresource?: 'status' | 'scale' | 'log' | 'exec'
+  subresource?: Subresource
 }
 
 const PATCH_TYPES: Record<string, PatchType> = {
@@ -97,16 +105,19 @@ function parseTarget (segments: string[]): Target | 'discovery' {
   }
   if (namespace !== undefined && !type.namespaced) throw notFound(`${type.plural} are not namespaced`)
   if (extra.length > 0) throw notFound('the server could not find the requested resource')
-  const podSub = type.kind === 'Pod' && (sub === 'log' || sub === 'exec')
-  if (sub !== undefined && !podSub && (sub !== 'status' && sub !== 'scale' || !type.subresources.includes(sub))) {
-    throw notFound(`${type.plural} have no ${sub} subresource`)
-  }
   return {
     type,
     ...(namespace !== undefined ? { namespace } : {}),
     ...(name !== undefined ? { name } : {}),
-    ...(sub !== undefined ? { subresource: sub as 'status' | 'scale' | 'log' | 'exec' } : {})
+    ...(sub !== undefined ? { subresource: subresourceOf(type, sub) } : {})
   }
+}
+
+/** The subresource named `sub`, if `type` has it: a pod's log and exec, and the status and scale that the kind lists. */
+function subresourceOf (type: Kind, sub: string): Subresource {
+  if (type.kind === 'Pod' && (sub === 'log' || sub === 'exec')) return sub
+  if ((sub === 'status' || sub === 'scale') && type.subresources.includes(sub)) return sub
+  throw notFound(`${type.plural} have no ${sub} subresource`)
 }
 
 /** Parses a JSON or YAML body; a syntax error is a 400 that says where. */
@@ -117,23 +128,19 @@ function parseBody (body: Buffer, contentType: string): unknown {
     try {
       return parseYaml(text)
     } catch (err) {
-      const e = err as YAMLParseError
-      const at = e.linePos?.[0]
-      throw new HttpError(400, 'BadRequest', `the body is not valid YAML${at !== undefined ? ` (line ${at.line}, column ${at.col})` : ''}: ${e.message.split('\n')[0]}`)
+      const at = err instanceof YAMLParseError ? err.linePos?.[0] : undefined
+      throw new HttpError(400, 'BadRequest', `the body is not valid YAML${at !== undefined ? ` (line ${at.line}, column ${at.col})` : ''}: ${messageOf(err).split('\n')[0]}`)
     }
   }
   try {
     return JSON.parse(text)
   } catch (err) {
-    throw new HttpError(400, 'BadRequest', `the body is not valid JSON: ${(err as Error).message}`)
+    throw new HttpError(400, 'BadRequest', `the body is not valid JSON: ${messageOf(err)}`)
   }
 }
 
-function asObject (v: unknown, what: string): KObject {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new HttpError(400, 'BadRequest', `${what} must be an object`)
-  const o = v as Record<string, unknown>
-  if (typeof o.metadata !== 'object' || o.metadata === null || Array.isArray(o.metadata)) o.metadata = {}
-  return o as KObject
+function messageOf (err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
 }
 
 function flag (params: URLSearchParams, name: string): boolean {
@@ -142,9 +149,9 @@ function flag (params: URLSearchParams, name: string): boolean {
 }
 
 /** The answer for a store result: the object, or its Status with the store's code. */
-function answer (res: ServerResponse, result: unknown, okCode: number): void {
-  const r = result as StoreResult
-  if (typeof r !== 'object' || r === null || typeof r.ok !== 'boolean') throw new Error(`the store returned ${JSON.stringify(result)}`)
+function answer (res: ServerResponse, r: StoreResult, okCode: number): void {
+  // The replicator hands back what applying the command returned: check it is one.
+  if (typeof r !== 'object' || r === null || typeof r.ok !== 'boolean') throw new Error(`the store returned ${JSON.stringify(r)}`)
   if (r.ok) {
     send(res, okCode, r.object)
     return
@@ -201,44 +208,7 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
   }
 
   if (method === 'GET') {
-    const consistent = flag(params, 'consistent') || params.get('resourceVersion') === ''
-    const tableVersion = target.subresource === undefined ? tableAccept(req.headers.accept) : undefined
-    const includeObject = includeObjectOf(params.get('includeObject'))
-    if (includeObject === undefined) throw new HttpError(400, 'BadRequest', `includeObject must be Object, Metadata or None, not "${params.get('includeObject') ?? ''}"`)
-    const table = tableVersion === undefined ? undefined : { version: tableVersion, includeObject }
-    if (target.name === undefined) {
-      const opts = {
-        ...(target.namespace !== undefined ? { namespace: target.namespace } : {}),
-        ...(params.get('labelSelector') !== null ? { labelSelector: params.get('labelSelector') as string } : {}),
-        ...(params.get('fieldSelector') !== null ? { fieldSelector: params.get('fieldSelector') as string } : {})
-      }
-      try {
-        if (flag(params, 'watch')) {
-          await streamWatch(req, res, store, type, { ...opts, ...(params.get('resourceVersion') !== null && params.get('resourceVersion') !== '' ? { resourceVersion: params.get('resourceVersion') as string } : {}) }, table)
-          return
-        }
-        if (consistent) await raft.readBarrier()
-        const list = store.list(type, opts)
-        if (table !== undefined) {
-          send(res, 200, toTable(type, list.items, { ...table, now: Date.now(), resourceVersion: list.resourceVersion }))
-          return
-        }
-        send(res, 200, { apiVersion: apiVersionOf(type), kind: `${type.kind}List`, metadata: { resourceVersion: list.resourceVersion }, items: list.items })
-      } catch (err) {
-        if (err instanceof BadSelectorError) throw new HttpError(400, 'BadRequest', err.message)
-        if (err instanceof GoneError) throw new HttpError(410, 'Expired', err.message)
-        throw err
-      }
-      return
-    }
-    if (consistent) await raft.readBarrier()
-    const obj = store.get(type, target.namespace, target.name)
-    if (obj === undefined) throw notFound(`${type.plural}${type.group !== '' ? '.' + type.group : ''} "${target.name}" not found`)
-    if (table !== undefined) {
-      send(res, 200, toTable(type, [obj], { ...table, now: Date.now(), ...(obj.metadata.resourceVersion !== undefined ? { resourceVersion: obj.metadata.resourceVersion } : {}) }))
-      return
-    }
-    send(res, 200, target.subresource === 'scale' ? scaleOf(obj) : obj)
+    await serveGet(req, res, target, params, store, raft)
     return
   }
 
@@ -254,16 +224,16 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
   if (method === 'DELETE') {
     if (target.name === undefined) throw new HttpError(405, 'MethodNotAllowed', 'deleting a whole collection is not supported; name the object')
     const body = await readBody(req, MAX_OBJECT_BYTES)
-    const options = body.length > 0 ? asObject(parseBody(body, contentType), 'DeleteOptions') as Record<string, unknown> : {}
+    const options: JsonObject = body.length > 0 ? asObject(parseBody(body, contentType), 'DeleteOptions') : {}
     const policy = params.get('propagationPolicy') ?? (typeof options.propagationPolicy === 'string' ? options.propagationPolicy : undefined)
-    if (policy !== undefined && !['Background', 'Foreground', 'Orphan'].includes(policy)) throw new HttpError(400, 'BadRequest', `propagationPolicy must be Background, Foreground or Orphan, not "${policy}"`)
-    const pre = options.preconditions as { uid?: string, resourceVersion?: string } | undefined
+    if (policy !== undefined && !isPropagationPolicy(policy)) throw new HttpError(400, 'BadRequest', `propagationPolicy must be Background, Foreground or Orphan, not "${policy}"`)
+    const pre = preconditionsOf(options.preconditions)
     const cmd: StoreCommand = {
       op: 'delete',
       ref: refOf(target),
       now,
-      ...(policy !== undefined ? { propagationPolicy: policy as 'Background' | 'Foreground' | 'Orphan' } : {}),
-      ...(pre !== undefined && typeof pre === 'object' ? { preconditions: pre } : {}),
+      ...(policy !== undefined ? { propagationPolicy: policy } : {}),
+      ...(pre !== undefined ? { preconditions: pre } : {}),
       ...(dryRun ? { dryRun } : {})
     }
     answer(res, await writer.write(cmd), 200)
@@ -315,6 +285,7 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
     return
   }
 
+  // A Scale for the scale subresource, else an object of the path's kind.
   const object = asObject(parseBody(body, contentType), 'the object')
   const expected = apiVersionOf(type)
   if (target.subresource !== 'scale') {
@@ -335,7 +306,7 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
 
   if (method === 'POST') {
     if (target.name !== undefined) throw new HttpError(405, 'MethodNotAllowed', 'POST goes to the collection, not to a named object')
-    const cmd: StoreCommand = { op: 'create', object, uid: randomUUID(), now, ...(dryRun ? { dryRun } : {}) }
+    const cmd: StoreCommand = { op: 'create', object: { ...object, apiVersion: expected, kind: type.kind }, uid: randomUUID(), now, ...(dryRun ? { dryRun } : {}) }
     answer(res, await writer.write(cmd), 201)
     return
   }
@@ -343,7 +314,7 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
   // PUT
   if (target.name === undefined) throw new HttpError(405, 'MethodNotAllowed', 'PUT needs an object name')
   if (target.subresource === 'scale') {
-    const replicas = (object as { spec?: { replicas?: unknown } }).spec?.replicas
+    const replicas = isPlainObject(object.spec) ? object.spec.replicas : undefined
     if (typeof replicas !== 'number' || !Number.isSafeInteger(replicas) || replicas < 0) throw new HttpError(422, 'Invalid', 'Scale.spec.replicas must be a non-negative integer')
     const cmd: StoreCommand = { op: 'patch', ref: refOf(target), patchType: 'merge', patch: { spec: { replicas } }, now, subresource: 'scale', ...(dryRun ? { dryRun } : {}) }
     answer(res, await writer.write(cmd), 200)
@@ -355,12 +326,64 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
   object.metadata.name = target.name
   const cmd: StoreCommand = {
     op: 'update',
-    object,
+    object: { ...object, apiVersion: expected, kind: type.kind },
     now,
     ...(target.subresource === 'status' ? { subresource: 'status' as const } : {}),
     ...(dryRun ? { dryRun } : {})
   }
   answer(res, await writer.write(cmd), 200)
+}
+
+/** GET of a collection (a list, or with ?watch a stream of changes) or of one object, its status or its scale; as a Table when asked. */
+async function serveGet (req: IncomingMessage, res: ServerResponse, target: Target, params: URLSearchParams, store: StoreReader, raft: Replicator): Promise<void> {
+  const { type } = target
+  const consistent = flag(params, 'consistent') || params.get('resourceVersion') === ''
+  const tableVersion = target.subresource === undefined ? tableAccept(req.headers.accept) : undefined
+  const includeObject = includeObjectOf(params.get('includeObject'))
+  if (includeObject === undefined) throw new HttpError(400, 'BadRequest', `includeObject must be Object, Metadata or None, not "${params.get('includeObject') ?? ''}"`)
+  const table = tableVersion === undefined ? undefined : { version: tableVersion, includeObject }
+  if (target.name === undefined) {
+    const labelSelector = params.get('labelSelector')
+    const fieldSelector = params.get('fieldSelector')
+    const resourceVersion = params.get('resourceVersion')
+    const opts = {
+      ...(target.namespace !== undefined ? { namespace: target.namespace } : {}),
+      ...(labelSelector !== null ? { labelSelector } : {}),
+      ...(fieldSelector !== null ? { fieldSelector } : {})
+    }
+    try {
+      if (flag(params, 'watch')) {
+        await streamWatch(req, res, store, type, { ...opts, ...(resourceVersion !== null && resourceVersion !== '' ? { resourceVersion } : {}) }, table)
+        return
+      }
+      if (consistent) await raft.readBarrier()
+      const list = store.list(type, opts)
+      if (table !== undefined) {
+        send(res, 200, toTable(type, list.items, { ...table, now: Date.now(), resourceVersion: list.resourceVersion }))
+        return
+      }
+      send(res, 200, { apiVersion: apiVersionOf(type), kind: `${type.kind}List`, metadata: { resourceVersion: list.resourceVersion }, items: list.items })
+    } catch (err) {
+      if (err instanceof BadSelectorError) throw new HttpError(400, 'BadRequest', err.message)
+      if (err instanceof GoneError) throw new HttpError(410, 'Expired', err.message)
+      throw err
+    }
+    return
+  }
+  if (consistent) await raft.readBarrier()
+  const obj = store.get(type, target.namespace, target.name)
+  if (obj === undefined) throw notFound(`${type.plural}${type.group !== '' ? '.' + type.group : ''} "${target.name}" not found`)
+  if (table !== undefined) {
+    send(res, 200, toTable(type, [obj], { ...table, now: Date.now(), ...(obj.metadata.resourceVersion !== undefined ? { resourceVersion: obj.metadata.resourceVersion } : {}) }))
+    return
+  }
+  if (target.subresource === 'scale') {
+    // parseTarget let only the kinds with a scale subresource through
+    if (!isScalable(obj)) throw notFound(`${type.plural} have no scale subresource`)
+    send(res, 200, scaleOf(obj))
+    return
+  }
+  send(res, 200, obj)
 }
 
 /**
@@ -412,17 +435,33 @@ function refOf (t: Target): ObjectRef {
   return { group: t.type.group, resource: t.type.plural, ...(t.namespace !== undefined ? { namespace: t.namespace } : {}), name: t.name ?? '' }
 }
 
+function isPropagationPolicy (p: string): p is 'Background' | 'Foreground' | 'Orphan' {
+  return p === 'Background' || p === 'Foreground' || p === 'Orphan'
+}
+
+/** DeleteOptions.preconditions: ignored unless an object; a 400 if its uid or resourceVersion is not a string. */
+function preconditionsOf (v: unknown): { uid?: string, resourceVersion?: string } | undefined {
+  if (!isPlainObject(v)) return undefined
+  const { uid, resourceVersion } = v
+  if (uid !== undefined && typeof uid !== 'string') throw new HttpError(400, 'BadRequest', 'preconditions.uid must be a string')
+  if (resourceVersion !== undefined && typeof resourceVersion !== 'string') throw new HttpError(400, 'BadRequest', 'preconditions.resourceVersion must be a string')
+  return { ...(uid !== undefined ? { uid } : {}), ...(resourceVersion !== undefined ? { resourceVersion } : {}) }
+}
+
+/** Deployments and ReplicaSets: the kinds with a scale subresource. */
+function isScalable (obj: KObject): obj is Deployment | ReplicaSet {
+  return obj.apiVersion === 'apps/v1' && (obj.kind === 'Deployment' || obj.kind === 'ReplicaSet')
+}
+
 /** The autoscaling/v1 Scale view of a Deployment or ReplicaSet. */
-function scaleOf (obj: KObject): unknown {
-  const spec = (obj.spec ?? {}) as { replicas?: number, selector?: { matchLabels?: Record<string, string> } }
-  const status = (obj.status ?? {}) as { replicas?: number }
-  const selector = Object.entries(spec.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',')
+function scaleOf (obj: Deployment | ReplicaSet): Scale {
+  const selector = Object.entries(obj.spec?.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',')
   return {
     kind: 'Scale',
     apiVersion: 'autoscaling/v1',
     metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace, uid: obj.metadata.uid, resourceVersion: obj.metadata.resourceVersion, creationTimestamp: obj.metadata.creationTimestamp },
-    spec: { replicas: spec.replicas ?? 1 },
-    status: { replicas: status.replicas ?? 0, selector }
+    spec: { replicas: obj.spec?.replicas ?? 1 },
+    status: { replicas: obj.status?.replicas ?? 0, selector }
   }
 }
 
@@ -441,14 +480,14 @@ function serialized (e: WatchEvent): string {
  * A watch as newline-delimited JSON events, until the client goes away.
  * Events are written as the local replica applies the log, in order.
  */
-async function streamWatch (req: IncomingMessage, res: ServerResponse, store: StoreReader, type: ResourceType, opts: Parameters<StoreReader['watch']>[1], table?: { version: 'v1' | 'v1beta1', includeObject: IncludeObject }): Promise<void> {
+async function streamWatch (req: IncomingMessage, res: ServerResponse, store: StoreReader, type: Kind, opts: Parameters<StoreReader['watch']>[1], table?: { version: 'v1' | 'v1beta1', includeObject: IncludeObject }): Promise<void> {
   const pending: WatchEvent[] = []
   let started = false
   // With a Table Accept (kubectl get -w), each object is a one-row Table; the first carries the columns.
   let columnsSent = false
   const line = (e: WatchEvent): string => {
     if (table === undefined || (e.type !== 'ADDED' && e.type !== 'MODIFIED' && e.type !== 'DELETED') || e.object.kind === 'Status') return serialized(e)
-    const object = toTable(type, [e.object as KObject], { ...table, now: Date.now(), withColumns: !columnsSent })
+    const object = toTable(type, [e.object], { ...table, now: Date.now(), withColumns: !columnsSent })
     columnsSent = true
     return JSON.stringify({ type: e.type, object }) + '\n'
   }

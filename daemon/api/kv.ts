@@ -7,6 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Buffer } from 'node:buffer'
 import { API_PREFIX } from '../../protocol/api.ts'
+import { isPlainObject } from '../../protocol/json.ts'
 import type { KvListView, KvPairView, KvWriteView, KvEntry } from '../../protocol/kv.ts'
 import { KV_MAX_KEY_BYTES } from '../../protocol/kv.ts'
 import { encodeKvCommand, KvStore } from '../kv/store.ts'
@@ -95,7 +96,7 @@ export function pairView (e: KvEntry): KvPairView {
 }
 
 function isApplyResult (v: unknown): v is KvApplyResult {
-  return typeof v === 'object' && v !== null && typeof (v as { ok?: unknown }).ok === 'boolean'
+  return isPlainObject(v) && typeof v.ok === 'boolean'
 }
 
 async function write (deps: KvRouteDeps, res: ServerResponse, key: string, cas: number | undefined, command: Uint8Array): Promise<void> {

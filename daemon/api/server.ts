@@ -3,9 +3,10 @@
 // admin bearer token. Handlers may be async: whatever they throw or reject
 // with becomes a Status answer here (replicator errors as 503/504), and a
 // bad request or a vanished client never reaches the process.
+// The UI's static files under /ui are served without a token, by the handler
+// main.ts hands in (daemon/ui's serveUi): the API does not import the UI.
 // May import: protocol/, daemon/membership (read only), daemon/log,
-// daemon/raft/replicator.ts (the interface and its errors), daemon/kv,
-// daemon/ui/serve.ts (the UI's static files under /ui, served without a token).
+// daemon/raft/replicator.ts (the interface and its errors), daemon/kv.
 import { createServer } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { API_PREFIX } from '../../protocol/api.ts'
@@ -26,7 +27,6 @@ import { replicatedWriter } from '../store/writer.ts'
 import { BACKUP_PATH, handleBackup } from './backup.ts'
 import { handleStateHash, STATE_HASH_PATH } from './debug.ts'
 import type { TakeBackup } from '../backup/source.ts'
-import { serveUi } from '../ui/serve.ts'
 
 export interface ApiDeps {
   tokens: TokenStore
@@ -47,6 +47,8 @@ export interface ApiDeps {
   podAccess?: PodAccessFn
   /** takes a backup of the whole state (GET /shoal/v1/backup); without it that answers 503 */
   backup?: TakeBackup
+  /** serves the web UI's static files, before auth (the page signs in itself); true when it answered the request */
+  ui?: (req: IncomingMessage, res: ServerResponse) => boolean
 }
 
 export function memberView (m: Member, selfPeerId: string): MemberView {
@@ -81,7 +83,7 @@ export function createApiServer (deps: ApiDeps): Server {
     const rawQuery = q < 0 ? '' : target.slice(q + 1)
     const url = new URL(target, 'http://shoal')
     // The UI's static files need no token: the page signs in itself.
-    if (serveUi(req, res)) return
+    if (deps.ui?.(req, res) === true) return
     if (url.pathname === '/healthz') {
       allow(req, url.pathname, ['GET'])
       send(res, 200, { status: 'ok' })

@@ -5,8 +5,8 @@
 // (`includeObject=Object|Metadata|None`; Metadata by default, as in
 // Kubernetes). Pure functions; k8s.ts does the answering.
 // May import: protocol/.
-import { columnsOf } from '../../protocol/k8s-columns.ts'
-import type { KObject, ResourceType } from '../../protocol/k8s.ts'
+import type { KObject, TypedObject } from '../../protocol/k8s.ts'
+import type { Kind } from '../../protocol/kinds.ts'
 
 export type IncludeObject = 'Object' | 'Metadata' | 'None'
 
@@ -18,9 +18,12 @@ export interface TableColumnDefinition {
   priority: number
 }
 
+/** meta.k8s.io's PartialObjectMetadata: an object's metadata alone. */
+export type PartialObjectMetadata = TypedObject<string, 'PartialObjectMetadata'>
+
 export interface TableRow {
   cells: Array<string | number>
-  object?: unknown
+  object?: KObject | PartialObjectMetadata
 }
 
 export interface Table {
@@ -62,14 +65,14 @@ export function includeObjectOf (value: string | null): IncludeObject | undefine
   return value === 'Object' || value === 'Metadata' || value === 'None' ? value : undefined
 }
 
-function partialMetadata (o: KObject, version: string): unknown {
+function partialMetadata (o: KObject, version: string): PartialObjectMetadata {
   return { kind: 'PartialObjectMetadata', apiVersion: `meta.k8s.io/${version}`, metadata: o.metadata }
 }
 
 /** The Table of `items` (one row each), with the column definitions unless `withColumns` is false. */
-export function toTable (type: ResourceType, items: readonly KObject[], opts: { now: number, includeObject: IncludeObject, version?: 'v1' | 'v1beta1', resourceVersion?: string, withColumns?: boolean }): Table {
+export function toTable (type: Kind, items: readonly KObject[], opts: { now: number, includeObject: IncludeObject, version?: 'v1' | 'v1beta1', resourceVersion?: string, withColumns?: boolean }): Table {
   const version = opts.version ?? 'v1'
-  const columns = columnsOf(type.kind)
+  const columns = type.columns
   return {
     kind: 'Table',
     apiVersion: `meta.k8s.io/${version}`,

@@ -13,7 +13,7 @@ import type { LogLevel } from '../log/log.ts'
 import { DEFAULT_MEMBERSHIP_CONFIG, validateMembershipConfig } from '../membership/config.ts'
 import type { MembershipConfig } from '../membership/config.ts'
 import { defaultClientConfigPath } from './client-config.ts'
-import { parseCidr, parsePodCidr } from '../store/allocate.ts'
+import { parseCidr, parsePodCidr } from '../../protocol/cidr.ts'
 
 export interface DaemonConfig {
   dataDir: string

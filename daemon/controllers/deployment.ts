@@ -9,17 +9,18 @@
 // revisionHistoryLimit are pruned once a rollout completes; paused
 // Deployments only scale. Status and the revision annotation are written
 // only when they change.
-// May import: protocol/, daemon/store/types.ts and selector.ts, ./framework.ts, ./hash.ts, ./replicaset.ts.
+// May import: protocol/, daemon/store/types.ts, ./framework.ts, daemon/workqueue, ./hash.ts, ./replicaset.ts.
+import type { Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec, WorkloadCondition } from '../../protocol/apps-v1.ts'
+import type { IntOrString, Pod, PodTemplateSpec } from '../../protocol/core-v1.ts'
 import { DEPLOYMENT, POD, REPLICA_SET } from '../../protocol/kinds.ts'
-import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
-import { matchLabelSelector } from '../store/selector.ts'
-import type { LabelSelector } from '../store/selector.ts'
+import type { KObject, ObjectMeta, WatchEvent } from '../../protocol/k8s.ts'
+import { matchLabelSelector } from '../../protocol/selector.ts'
 import type { ObjectRef, Watch } from '../store/types.ts'
-import { keyOf, splitKey, WorkQueue } from './framework.ts'
+import { keyOf, splitKey, WorkQueue } from '../workqueue/queue.ts'
 import type { Controller, ControllerContext } from './framework.ts'
 import { canonicalJson, podTemplateHash } from './hash.ts'
 import {
-  controllerRefOf, mustWrite, numberAt, ownerRefTo, rsRef, tallyPods
+  controllerRefOf, mustWrite, numberOr, ownerRefTo, rsRef, tallyPods
 } from './replicaset.ts'
 import type { PodTally } from './replicaset.ts'
 
@@ -31,12 +32,8 @@ export const POD_TEMPLATE_HASH_LABEL = 'pod-template-hash'
 /** Deployment annotations not copied onto its ReplicaSets, as in Kubernetes. */
 const NOT_COPIED = new Set([REVISION_ANNOTATION, 'deployment.kubernetes.io/revision-history', 'kubectl.kubernetes.io/last-applied-configuration', DESIRED_REPLICAS_ANNOTATION, MAX_REPLICAS_ANNOTATION])
 
-type Obj = Record<string, unknown>
-
-interface Condition { type: string, status: string, reason: string, message: string, lastUpdateTime: string, lastTransitionTime: string }
-
 /** An owned ReplicaSet with its spec.replicas and a count of its pods; updated in place as this pass writes. */
-interface RsView { rs: KObject, replicas: number, pods: PodTally }
+interface RsView { rs: ReplicaSet, replicas: number, pods: PodTally }
 
 interface DeploymentView { all: RsView[], newRS: RsView | undefined, old: RsView[] }
 
@@ -45,7 +42,7 @@ function deploymentRef (namespace: string | undefined, name: string): ObjectRef 
 }
 
 /** An int-or-percent of `total`; percentages round up for maxSurge and down for maxUnavailable. */
-export function resolveIntOrPercent (v: unknown, total: number, roundUp: boolean): number {
+export function resolveIntOrPercent (v: IntOrString, total: number, roundUp: boolean): number {
   if (typeof v === 'number') return v
   if (typeof v === 'string') {
     const m = /^([0-9]+)%$/.exec(v)
@@ -59,27 +56,26 @@ export function resolveIntOrPercent (v: unknown, total: number, roundUp: boolean
 }
 
 /** maxSurge and maxUnavailable as pod counts (Recreate: 0 and 0; both 0 becomes 0 and 1, as Kubernetes). */
-export function fenceposts (d: KObject): { maxSurge: number, maxUnavailable: number } {
-  const spec = (d.spec ?? {}) as Obj
-  const strategy = (spec.strategy ?? {}) as Obj
+export function fenceposts (d: Deployment): { maxSurge: number, maxUnavailable: number } {
+  const strategy = d.spec?.strategy ?? {}
   if (strategy.type === 'Recreate') return { maxSurge: 0, maxUnavailable: 0 }
-  const ru = (strategy.rollingUpdate ?? {}) as Obj
-  const replicas = numberAt(spec, 'replicas', 1)
+  const ru = strategy.rollingUpdate ?? {}
+  const replicas = numberOr(d.spec?.replicas, 1)
   const maxSurge = resolveIntOrPercent(ru.maxSurge ?? '25%', replicas, true)
   const maxUnavailable = resolveIntOrPercent(ru.maxUnavailable ?? '25%', replicas, false)
   return maxSurge === 0 && maxUnavailable === 0 ? { maxSurge: 0, maxUnavailable: 1 } : { maxSurge, maxUnavailable }
 }
 
-export function revisionOf (rs: KObject): number {
+export function revisionOf (rs: ReplicaSet): number {
   const n = Number(rs.metadata.annotations?.[REVISION_ANNOTATION] ?? 0)
   return Number.isSafeInteger(n) && n > 0 ? n : 0
 }
 
 /** A template with the pod-template-hash label taken out, for comparing a ReplicaSet's with its Deployment's. */
-function templateWithoutHash (template: unknown): string {
-  const t = structuredClone((template ?? {}) as Obj)
-  const meta = t.metadata as Obj | undefined
-  const labels = meta?.labels as Record<string, string> | undefined
+function templateWithoutHash (template: PodTemplateSpec | undefined): string {
+  const t = structuredClone(template ?? {})
+  const meta = t.metadata
+  const labels = meta?.labels
   if (labels !== undefined) {
     delete labels[POD_TEMPLATE_HASH_LABEL]
     if (Object.keys(labels).length === 0) delete meta?.labels
@@ -117,7 +113,7 @@ export class DeploymentController implements Controller {
       reconcile: async (key: string): Promise<boolean> => await new Pass(ctx, queue, key, this.name).run(),
       ...(this.baseDelayMs === undefined ? {} : { baseDelayMs: this.baseDelayMs })
     })
-    const live = (e: WatchEvent): KObject | undefined => e.type === 'ERROR' || e.type === 'BOOKMARK' ? undefined : e.object as KObject
+    const live = <T extends KObject>(e: WatchEvent<T>): T | undefined => e.type === 'ERROR' || e.type === 'BOOKMARK' ? undefined : e.object
     this.watches.push(ctx.store.watch(DEPLOYMENT, {}, e => {
       const d = live(e)
       if (d !== undefined) queue.add(keyOf(d))
@@ -143,7 +139,7 @@ export class DeploymentController implements Controller {
   }
 
   /** A ReplicaSet wakes its Deployment, or (an orphan) the Deployments that could adopt it. */
-  private enqueueOwner (ctx: ControllerContext, queue: WorkQueue, rs: KObject): void {
+  private enqueueOwner (ctx: ControllerContext, queue: WorkQueue, rs: ReplicaSet): void {
     const ns = rs.metadata.namespace ?? 'default'
     const owner = controllerRefOf(rs)
     if (owner !== undefined) {
@@ -151,7 +147,7 @@ export class DeploymentController implements Controller {
       return
     }
     for (const d of ctx.store.list(DEPLOYMENT, { namespace: ns }).items) {
-      const selector = (d.spec as Obj | undefined)?.selector as LabelSelector | undefined
+      const selector = d.spec?.selector
       if (selector !== undefined && matchLabelSelector(selector, rs.metadata.labels)) queue.add(keyOf(d))
     }
   }
@@ -163,7 +159,7 @@ class Pass {
   private readonly queue: WorkQueue
   private readonly key: string
   private readonly component: string
-  private d!: KObject
+  private d!: Deployment
   private replicas = 0
   private maxSurge = 0
   private maxUnavailable = 0
@@ -181,17 +177,17 @@ class Pass {
     const d = this.ctx.store.get(DEPLOYMENT, namespace, name)
     if (d === undefined || d.metadata.deletionTimestamp !== undefined) return true
     this.d = d
-    const spec = (d.spec ?? {}) as Obj
-    this.replicas = numberAt(spec, 'replicas', 1)
-    this.minReadySeconds = numberAt(spec, 'minReadySeconds')
+    const spec = d.spec
+    this.replicas = numberOr(spec?.replicas, 1)
+    this.minReadySeconds = numberOr(spec?.minReadySeconds)
     ;({ maxSurge: this.maxSurge, maxUnavailable: this.maxUnavailable } = fenceposts(d))
     await this.adoptOrphans()
     const view = this.load()
-    const recreate = ((spec.strategy ?? {}) as Obj).type === 'Recreate'
-    if (spec.paused === true || this.isScalingEvent(view)) {
+    const recreate = spec?.strategy?.type === 'Recreate'
+    if (spec?.paused === true || this.isScalingEvent(view)) {
       await this.syncRevision(view)
       await this.scale(view)
-      if (spec.paused === true) await this.cleanup(view)
+      if (spec?.paused === true) await this.cleanup(view)
     } else if (recreate) {
       await this.rolloutRecreate(view)
     } else {
@@ -207,7 +203,7 @@ class Pass {
   private load (): DeploymentView {
     const ns = this.d.metadata.namespace ?? 'default'
     const uid = this.d.metadata.uid ?? ''
-    const byRs = new Map<string, KObject[]>()
+    const byRs = new Map<string, Pod[]>()
     for (const p of this.ctx.store.list(POD, { namespace: ns }).items) {
       const owner = controllerRefOf(p)
       if (owner === undefined) continue
@@ -218,10 +214,10 @@ class Pass {
     const now = this.ctx.clock.now()
     const all: RsView[] = this.ctx.store.list(REPLICA_SET, { namespace: ns }).items
       .filter(rs => controllerRefOf(rs)?.uid === uid && rs.metadata.deletionTimestamp === undefined)
-      .map(rs => ({ rs, replicas: numberAt(rs.spec, 'replicas', 1), pods: tallyPods(byRs.get(rs.metadata.uid ?? '') ?? [], this.minReadySeconds, now) }))
+      .map(rs => ({ rs, replicas: numberOr(rs.spec?.replicas, 1), pods: tallyPods(byRs.get(rs.metadata.uid ?? '') ?? [], this.minReadySeconds, now) }))
       .sort(byCreation)
-    const want = templateWithoutHash((this.d.spec as Obj).template)
-    const newRS = all.find(v => templateWithoutHash((v.rs.spec as Obj | undefined)?.template) === want)
+    const want = templateWithoutHash(this.d.spec?.template)
+    const newRS = all.find(v => templateWithoutHash(v.rs.spec?.template) === want)
     return { all, newRS, old: all.filter(v => v !== newRS) }
   }
 
@@ -242,7 +238,7 @@ class Pass {
 
   private async adoptOrphans (): Promise<void> {
     const ns = this.d.metadata.namespace ?? 'default'
-    const selector = ((this.d.spec as Obj).selector ?? {}) as LabelSelector
+    const selector = this.d.spec?.selector ?? {}
     for (const rs of this.ctx.store.list(REPLICA_SET, { namespace: ns }).items) {
       if (controllerRefOf(rs) !== undefined || rs.metadata.deletionTimestamp !== undefined || !matchLabelSelector(selector, rs.metadata.labels)) continue
       await mustWrite(this.ctx, {
@@ -265,11 +261,11 @@ class Pass {
     if (v === undefined) return
     const next = this.nextRevision(view)
     const cur = revisionOf(v.rs)
-    const minReady = numberAt(v.rs.spec, 'minReadySeconds')
+    const minReady = numberOr(v.rs.spec?.minReadySeconds)
     if (cur >= next && minReady === this.minReadySeconds) return
-    const patch: Obj = { metadata: { resourceVersion: v.rs.metadata.resourceVersion, annotations: { [REVISION_ANNOTATION]: String(Math.max(cur, next)) } } }
+    const patch: { metadata: ObjectMeta, spec?: Partial<ReplicaSetSpec> } = { metadata: { resourceVersion: v.rs.metadata.resourceVersion, annotations: { [REVISION_ANNOTATION]: String(Math.max(cur, next)) } } }
     if (minReady !== this.minReadySeconds) patch.spec = { minReadySeconds: this.minReadySeconds }
-    v.rs = await mustWrite(this.ctx, { op: 'patch', ref: rsRef(v.rs.metadata.namespace, v.rs.metadata.name ?? ''), patchType: 'merge', patch, now: this.ctx.now() }) as KObject
+    v.rs = await mustWrite<ReplicaSet>(this.ctx, { op: 'patch', ref: rsRef(v.rs.metadata.namespace, v.rs.metadata.name ?? ''), patchType: 'merge', patch, now: this.ctx.now() })
   }
 
   /** The new ReplicaSet, synced or created with `replicas`. */
@@ -279,14 +275,14 @@ class Pass {
       return view.newRS
     }
     const d = this.d
-    const spec = d.spec as Obj
-    const status = (d.status ?? {}) as Obj
-    const collisionCount = numberAt(status, 'collisionCount')
-    const hash = podTemplateHash(spec.template, collisionCount)
-    const template = structuredClone(spec.template) as Obj
-    const tmeta = (template.metadata ??= {}) as Obj
-    tmeta.labels = { ...(tmeta.labels as Record<string, string> | undefined), [POD_TEMPLATE_HASH_LABEL]: hash }
-    const selector = structuredClone(spec.selector ?? {}) as LabelSelector
+    const status: DeploymentStatus = d.status ?? {}
+    const collisionCount = numberOr(status.collisionCount)
+    // Validation makes a stored Deployment have a spec with a template.
+    const hash = podTemplateHash(d.spec?.template ?? {}, collisionCount)
+    const template = structuredClone(d.spec?.template ?? {})
+    const tmeta = (template.metadata ??= {})
+    tmeta.labels = { ...tmeta.labels, [POD_TEMPLATE_HASH_LABEL]: hash }
+    const selector = structuredClone(d.spec?.selector ?? {})
     selector.matchLabels = { ...selector.matchLabels, [POD_TEMPLATE_HASH_LABEL]: hash }
     const annotations: Record<string, string> = {}
     for (const [k, val] of Object.entries(d.metadata.annotations ?? {})) if (!NOT_COPIED.has(k)) annotations[k] = val
@@ -295,13 +291,13 @@ class Pass {
     annotations[MAX_REPLICAS_ANNOTATION] = String(this.replicas + this.maxSurge)
     const name = `${d.metadata.name ?? ''}-${hash}`
     const ns = d.metadata.namespace ?? 'default'
-    const rs: KObject = {
+    const rs: ReplicaSet = {
       apiVersion: 'apps/v1',
       kind: 'ReplicaSet',
-      metadata: { name, namespace: ns, labels: tmeta.labels as Record<string, string>, annotations, ownerReferences: [ownerRefTo(d)] },
+      metadata: { name, namespace: ns, labels: tmeta.labels, annotations, ownerReferences: [ownerRefTo(d)] },
       spec: { replicas, minReadySeconds: this.minReadySeconds, selector, template }
     }
-    const r = await this.ctx.write({ op: 'create', object: rs, uid: this.ctx.uid(), now: this.ctx.now() })
+    const r = await this.ctx.write<ReplicaSet>({ op: 'create', object: rs, uid: this.ctx.uid(), now: this.ctx.now() })
     if (!r.ok) {
       if (r.status.code === 409 && this.ctx.store.get(REPLICA_SET, ns, name) !== undefined) {
         // Another template hashed to the same name: change the hash and try again.
@@ -323,13 +319,13 @@ class Pass {
     const ann = v.rs.metadata.annotations ?? {}
     if (v.replicas === to && ann[DESIRED_REPLICAS_ANNOTATION] === desired && ann[MAX_REPLICAS_ANNOTATION] === max) return false
     const from = v.replicas
-    v.rs = await mustWrite(this.ctx, {
+    v.rs = await mustWrite<ReplicaSet>(this.ctx, {
       op: 'patch',
       ref: rsRef(v.rs.metadata.namespace, v.rs.metadata.name ?? ''),
       patchType: 'merge',
       patch: { metadata: { resourceVersion: v.rs.metadata.resourceVersion, annotations: { [DESIRED_REPLICAS_ANNOTATION]: desired, [MAX_REPLICAS_ANNOTATION]: max } }, spec: { replicas: to } },
       now: this.ctx.now()
-    }) as KObject
+    })
     v.replicas = to
     if (from === to) return false
     this.event('ScalingReplicaSet', `Scaled ${to > from ? 'up' : 'down'} replica set ${v.rs.metadata.name ?? ''} to ${to}${to > from ? '' : ` from ${from}`}`)
@@ -406,7 +402,7 @@ class Pass {
     const ns = this.d.metadata.namespace ?? 'default'
     const oldUids = new Set(view.old.map(v => v.rs.metadata.uid ?? ''))
     const oldPods = this.ctx.store.list(POD, { namespace: ns }).items.filter(p => {
-      const phase = (p.status as Obj | undefined)?.phase
+      const phase = p.status?.phase
       return oldUids.has(controllerRefOf(p)?.uid ?? '') && phase !== 'Succeeded' && phase !== 'Failed'
     })
     if (oldPods.length > 0) return
@@ -456,7 +452,7 @@ class Pass {
   private fraction (v: RsView): number {
     if (this.replicas === 0) return -v.replicas
     const target = this.replicas + this.maxSurge
-    const annotated = Number(v.rs.metadata.annotations?.[MAX_REPLICAS_ANNOTATION] ?? numberAt(this.d.status, 'replicas'))
+    const annotated = Number(v.rs.metadata.annotations?.[MAX_REPLICAS_ANNOTATION] ?? numberOr(this.d.status?.replicas))
     if (!Number.isFinite(annotated) || annotated <= 0) return 0
     return Math.round(v.replicas * target / annotated) - v.replicas
   }
@@ -469,13 +465,13 @@ class Pass {
 
   /** Deletes the oldest old ReplicaSets with nothing left in them, beyond revisionHistoryLimit. */
   private async cleanup (view: DeploymentView): Promise<void> {
-    const limit = numberAt(this.d.spec, 'revisionHistoryLimit', 10)
+    const limit = numberOr(this.d.spec?.revisionHistoryLimit, 10)
     const old = view.old.filter(v => v.rs.metadata.deletionTimestamp === undefined)
     const excess = old.length - limit
     if (excess <= 0) return
     const sorted = [...old].sort((a, b) => revisionOf(a.rs) - revisionOf(b.rs) || byCreation(a, b))
     for (const v of sorted.slice(0, excess)) {
-      if (v.replicas !== 0 || v.pods.replicas !== 0 || numberAt(v.rs.status, 'replicas') !== 0) continue
+      if (v.replicas !== 0 || v.pods.replicas !== 0 || numberOr(v.rs.status?.replicas) !== 0) continue
       await mustWrite(this.ctx, {
         op: 'delete',
         ref: rsRef(v.rs.metadata.namespace, v.rs.metadata.name ?? ''),
@@ -491,27 +487,27 @@ class Pass {
   /** The revision annotation and status, from the replica as this pass left it; written if changed. */
   private async writeStatus (): Promise<void> {
     const ns = this.d.metadata.namespace ?? 'default'
-    let d: KObject | undefined = this.ctx.store.get(DEPLOYMENT, ns, this.d.metadata.name ?? '')
+    let d: Deployment | undefined = this.ctx.store.get(DEPLOYMENT, ns, this.d.metadata.name ?? '')
     if (d === undefined || d.metadata.uid !== this.d.metadata.uid) return
     this.d = d
     const view = this.load()
     const revision = view.newRS === undefined ? undefined : String(revisionOf(view.newRS.rs))
     if (revision !== undefined && revision !== '0' && d.metadata.annotations?.[REVISION_ANNOTATION] !== revision) {
-      d = await mustWrite(this.ctx, {
+      d = await mustWrite<Deployment>(this.ctx, {
         op: 'patch',
         ref: deploymentRef(ns, d.metadata.name ?? ''),
         patchType: 'merge',
         patch: { metadata: { resourceVersion: d.metadata.resourceVersion, annotations: { [REVISION_ANNOTATION]: revision } } },
         now: this.ctx.now()
-      }) as KObject
+      })
     }
     const sum = (f: (v: RsView) => number): number => view.all.reduce((n, v) => n + f(v), 0)
     const totalSpec = sum(v => v.replicas)
     const available = sum(v => v.pods.available)
     const recheck = Math.min(...view.all.map(v => v.pods.recheckMs ?? Infinity))
     if (Number.isFinite(recheck)) this.queue.addAfter(this.key, recheck + 1)
-    const old = (d.status ?? {}) as Obj
-    const status: Obj = {
+    const old: DeploymentStatus = d.status ?? {}
+    const status: DeploymentStatus = {
       ...old,
       observedGeneration: d.metadata.generation ?? 1,
       replicas: sum(v => v.pods.replicas),
@@ -521,8 +517,9 @@ class Pass {
       unavailableReplicas: Math.max(0, totalSpec - available)
     }
     const newName = view.newRS?.rs.metadata.name ?? ''
-    const paused = (d.spec as Obj).paused === true
-    const conditions = Array.isArray(old.conditions) ? old.conditions as Condition[] : []
+    const paused = d.spec?.paused === true
+    // A status is only checked to be an object: conditions may be anything.
+    const conditions = Array.isArray(old.conditions) ? old.conditions : []
     const availableCond = available >= this.replicas - this.maxUnavailable
       ? this.condition(conditions, 'Available', 'True', 'MinimumReplicasAvailable', 'Deployment has minimum availability.')
       : this.condition(conditions, 'Available', 'False', 'MinimumReplicasUnavailable', 'Deployment does not have minimum availability.')
@@ -541,7 +538,7 @@ class Pass {
   }
 
   /** The condition as wanted, keeping the old one (and its times) when nothing about it changed. */
-  private condition (conditions: Condition[], type: string, status: string, reason: string, message: string): Condition {
+  private condition (conditions: WorkloadCondition[], type: string, status: WorkloadCondition['status'], reason: string, message: string): WorkloadCondition {
     const cur = conditions.find(c => c.type === type)
     if (cur !== undefined && cur.status === status && cur.reason === reason && cur.message === message) return cur
     const now = this.ctx.now()

@@ -4,38 +4,37 @@
 // `notReadyAddresses`) and the service's ports resolved against the pods'
 // container ports (a named targetPort is looked up by name). Written only
 // when it changes.
-// May import: protocol/, daemon/store/types.ts and selector.ts, ./framework.ts.
+// May import: protocol/, daemon/store/types.ts, ./framework.ts, daemon/workqueue.
+import type { EndpointAddress, EndpointPort, Endpoints, EndpointSubset, Pod, Service } from '../../protocol/core-v1.ts'
 import { ENDPOINTS, POD, SERVICE } from '../../protocol/kinds.ts'
-import type { KObject, ResourceType } from '../../protocol/k8s.ts'
-import { matchLabelSelector } from '../store/selector.ts'
+import { matchLabelSelector } from '../../protocol/selector.ts'
 import type { Watch } from '../store/types.ts'
 import type { Controller, ControllerContext } from './framework.ts'
-import { keyOf, splitKey, WorkQueue } from './framework.ts'
+import { keyOf, splitKey, WorkQueue } from '../workqueue/queue.ts'
 
-
-interface ServicePort { name?: string, port: number, targetPort?: number | string, protocol?: string }
-interface ContainerPort { name?: string, containerPort: number, protocol?: string }
-
-function podReady (pod: KObject): boolean {
-  const conditions = ((pod.status as { conditions?: Array<{ type: string, status: string }> } | undefined)?.conditions ?? [])
-  return conditions.some(c => c.type === 'Ready' && c.status === 'True')
+function podReady (pod: Pod): boolean {
+  return (pod.status?.conditions ?? []).some(c => c.type === 'Ready' && c.status === 'True')
 }
 
-function podIp (pod: KObject): string | undefined {
-  const ip = (pod.status as { podIP?: unknown } | undefined)?.podIP
+function podIp (pod: Pod): string | undefined {
+  // A status is only checked to be an object: podIP may be anything.
+  const ip = pod.status?.podIP
   return typeof ip === 'string' && ip !== '' ? ip : undefined
 }
 
 /** The Endpoints subsets for a service and its pods (pure, for tests). */
-export function subsetsFor (service: KObject, pods: KObject[]): unknown[] {
-  const ports = ((service.spec as { ports?: ServicePort[] } | undefined)?.ports ?? [])
-  const withIp = pods.filter(p => podIp(p) !== undefined && p.metadata.deletionTimestamp === undefined)
+export function subsetsFor (service: Service, pods: Pod[]): EndpointSubset[] {
+  const ports = service.spec?.ports ?? []
+  const withIp = pods.flatMap(pod => {
+    const ip = podIp(pod)
+    return ip !== undefined && pod.metadata.deletionTimestamp === undefined ? [{ pod, ip }] : []
+  })
   if (withIp.length === 0 || ports.length === 0) return []
   // Pods may name their ports differently: group pods by the resolved port list.
-  const groups = new Map<string, { ports: unknown[], ready: unknown[], notReady: unknown[] }>()
-  for (const pod of withIp) {
-    const containerPorts = ((pod.spec as { containers?: Array<{ ports?: ContainerPort[] }> } | undefined)?.containers ?? []).flatMap(c => c.ports ?? [])
-    const resolved = ports.map(sp => {
+  const groups = new Map<string, { ports: EndpointPort[], ready: EndpointAddress[], notReady: EndpointAddress[] }>()
+  for (const { pod, ip } of withIp) {
+    const containerPorts = (pod.spec?.containers ?? []).flatMap(c => c.ports ?? [])
+    const resolved = ports.map((sp): EndpointPort | undefined => {
       const target = sp.targetPort ?? sp.port
       const port = typeof target === 'number' ? target : containerPorts.find(cp => cp.name === target)?.containerPort
       return port === undefined ? undefined : { ...(sp.name !== undefined ? { name: sp.name } : {}), port, protocol: sp.protocol ?? 'TCP' }
@@ -47,15 +46,16 @@ export function subsetsFor (service: KObject, pods: KObject[]): unknown[] {
       g = { ports: resolved, ready: [], notReady: [] }
       groups.set(key, g)
     }
-    const address = {
-      ip: podIp(pod),
-      ...((pod.spec as { nodeName?: string } | undefined)?.nodeName !== undefined ? { nodeName: (pod.spec as { nodeName: string }).nodeName } : {}),
+    const nodeName = pod.spec?.nodeName
+    const address: EndpointAddress = {
+      ip,
+      ...(nodeName !== undefined ? { nodeName } : {}),
       targetRef: { kind: 'Pod', namespace: pod.metadata.namespace, name: pod.metadata.name, uid: pod.metadata.uid }
     }
     if (podReady(pod)) g.ready.push(address)
     else g.notReady.push(address)
   }
-  const byIp = (a: unknown, b: unknown): number => String((a as { ip: string }).ip).localeCompare(String((b as { ip: string }).ip))
+  const byIp = (a: EndpointAddress, b: EndpointAddress): number => a.ip.localeCompare(b.ip)
   return [...groups.values()].map(g => ({
     ...(g.ready.length > 0 ? { addresses: g.ready.sort(byIp) } : {}),
     ...(g.notReady.length > 0 ? { notReadyAddresses: g.notReady.sort(byIp) } : {}),
@@ -73,13 +73,13 @@ export class EndpointsController implements Controller {
     this.ctx = ctx
     const queue = new WorkQueue({ clock: ctx.clock, log: ctx.log, name: this.name, reconcile: async key => await this.reconcile(key) })
     this.queue = queue
-    this.watches.push(ctx.store.watch(SERVICE, {}, e => { if (e.type !== 'ERROR') queue.add(keyOf(e.object as KObject)) }))
+    this.watches.push(ctx.store.watch(SERVICE, {}, e => { if (e.type !== 'ERROR') queue.add(keyOf(e.object)) }))
     this.watches.push(ctx.store.watch(POD, {}, e => {
       if (e.type === 'ERROR') return
-      const pod = e.object as KObject
+      const pod = e.object
       // Every service in the pod's namespace whose selector matches it (before or after the change).
       for (const svc of ctx.store.list(SERVICE, { namespace: pod.metadata.namespace ?? 'default' }).items) {
-        const selector = (svc.spec as { selector?: Record<string, string> } | undefined)?.selector
+        const selector = svc.spec?.selector
         if (selector !== undefined && Object.keys(selector).length > 0 && matchLabelSelector({ matchLabels: selector }, pod.metadata.labels)) queue.add(keyOf(svc))
       }
     }))
@@ -98,7 +98,7 @@ export class EndpointsController implements Controller {
     const { namespace = 'default', name } = splitKey(key)
     const service = ctx.store.get(SERVICE, namespace, name)
     const current = ctx.store.get(ENDPOINTS, namespace, name)
-    const selector = (service?.spec as { selector?: Record<string, string> } | undefined)?.selector
+    const selector = service?.spec?.selector
     if (service === undefined || selector === undefined || Object.keys(selector).length === 0) {
       // No service (or no selector: its endpoints are the user's): leave a user's Endpoints alone, remove ours.
       if (current !== undefined && service === undefined && current.metadata.labels?.['shoal.dev/managed-by'] === 'endpoints-controller') {
@@ -110,7 +110,7 @@ export class EndpointsController implements Controller {
     const pods = ctx.store.list(POD, { namespace }).items.filter(p => matchLabelSelector({ matchLabels: selector }, p.metadata.labels))
     const subsets = subsetsFor(service, pods)
     if (current !== undefined && JSON.stringify(current.subsets ?? []) === JSON.stringify(subsets)) return true
-    const object: KObject = {
+    const object: Endpoints = {
       apiVersion: 'v1',
       kind: 'Endpoints',
       metadata: { name, namespace, labels: { ...(service.metadata.labels ?? {}), 'shoal.dev/managed-by': 'endpoints-controller' } },

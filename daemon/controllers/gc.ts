@@ -4,19 +4,19 @@
 // are deleted, foreground too, and then the finalizer is removed, which
 // lets the store delete the owner), and old Events (kept one hour, as in
 // Kubernetes). Background and orphan cascades happen in the store itself.
-// May import: protocol/, daemon/clock, daemon/store/types.ts, ./framework.ts.
-import { EVENT, KINDS } from '../../protocol/kinds.ts'
-import type { KObject, ResourceType } from '../../protocol/k8s.ts'
+// May import: protocol/, daemon/clock, daemon/store/types.ts, ./framework.ts, daemon/workqueue.
+import { DEPLOYMENT, EVENT, POD, REPLICA_SET } from '../../protocol/kinds.ts'
+import type { Kind } from '../../protocol/kinds.ts'
 import { every } from '../clock/clock.ts'
 import type { Watch } from '../store/types.ts'
 import type { Controller, ControllerContext } from './framework.ts'
-import { keyOf, WorkQueue } from './framework.ts'
+import { keyOf, splitKey, WorkQueue } from '../workqueue/queue.ts'
 
 const FOREGROUND = 'foregroundDeletion'
-/** Kinds that own others here. */
-const OWNERS = KINDS.filter(t => t.kind === 'Deployment' || t.kind === 'ReplicaSet')
+/** Kinds that own others here (generic code: any kind's metadata). */
+const OWNERS: readonly Kind[] = [DEPLOYMENT, REPLICA_SET]
 /** Kinds that may be owned. */
-const DEPENDENTS = KINDS.filter(t => t.kind === 'ReplicaSet' || t.kind === 'Pod')
+const DEPENDENTS: readonly Kind[] = [POD, REPLICA_SET]
 
 export interface GcOptions {
   eventTtlMs?: number
@@ -44,7 +44,7 @@ export class GarbageCollector implements Controller {
     for (const t of OWNERS) {
       this.watches.push(ctx.store.watch(t, {}, e => {
         if (e.type === 'ERROR') return
-        const o = e.object as KObject
+        const o = e.object
         if (o.metadata.deletionTimestamp !== undefined && (o.metadata.finalizers ?? []).includes(FOREGROUND)) queue.add(`${t.plural}:${keyOf(o)}`)
       }))
     }
@@ -52,9 +52,10 @@ export class GarbageCollector implements Controller {
       this.watches.push(ctx.store.watch(t, {}, e => {
         if (e.type !== 'DELETED') return
         // A dependent went: its owners may now be free to go.
-        for (const ref of (e.object as KObject).metadata.ownerReferences ?? []) {
+        const dependent = e.object
+        for (const ref of dependent.metadata.ownerReferences ?? []) {
           const ownerType = OWNERS.find(o => o.kind === ref.kind)
-          if (ownerType !== undefined) queue.add(`${ownerType.plural}:${(e.object as KObject).metadata.namespace ?? 'default'}/${ref.name}`)
+          if (ownerType !== undefined) queue.add(`${ownerType.plural}:${dependent.metadata.namespace ?? 'default'}/${ref.name}`)
         }
       }))
     }
@@ -72,8 +73,10 @@ export class GarbageCollector implements Controller {
   private async reconcile (key: string): Promise<boolean> {
     const ctx = this.ctx
     if (ctx === undefined) return true
-    const [plural, rest] = key.split(':') as [string, string]
-    const [namespace, name] = rest.split('/') as [string, string]
+    // `plural:namespace/name`, the key the watches queue
+    const colon = key.indexOf(':')
+    const plural = key.slice(0, colon)
+    const { namespace = 'default', name } = splitKey(key.slice(colon + 1))
     const type = OWNERS.find(t => t.plural === plural)
     if (type === undefined) return true
     const owner = ctx.store.get(type, namespace, name)
@@ -108,7 +111,7 @@ export class GarbageCollector implements Controller {
     if (ctx === undefined) return
     const cutoff = ctx.clock.now() - this.eventTtlMs
     const old = ctx.store.list(EVENT, {}).items.filter(e => {
-      const last = Date.parse(String(e.lastTimestamp ?? e.metadata.creationTimestamp ?? ''))
+      const last = Date.parse(e.lastTimestamp ?? e.metadata.creationTimestamp ?? '')
       return Number.isFinite(last) && last < cutoff
     })
     for (const e of old.slice(0, 500)) {

@@ -3,7 +3,8 @@
 // over. Stable across peers and restarts: FNV-32a of the template with
 // sorted keys, written as Kubernetes writes it (the decimal digits mapped
 // onto its vowel-free alphabet), so at most 10 characters.
-// May import: nothing.
+// May import: protocol/ (types).
+import type { PodTemplateSpec } from '../../protocol/core-v1.ts'
 
 /** Kubernetes' alphabet for generated strings: no vowels, no look-alikes. */
 const SAFE_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789'
@@ -30,9 +31,9 @@ export function fnv32a (text: string): number {
  * The hash of a pod template; `collisionCount` (from a Deployment's status)
  * changes it when two templates collide on a ReplicaSet name.
  */
-export function podTemplateHash (template: unknown, collisionCount = 0): string {
+export function podTemplateHash (template: PodTemplateSpec, collisionCount = 0): string {
   const text = canonicalJson(template) + (collisionCount > 0 ? `#${collisionCount}` : '')
   let out = ''
-  for (const ch of String(fnv32a(text))) out += SAFE_ALPHABET[ch.charCodeAt(0) % SAFE_ALPHABET.length] as string
+  for (const ch of String(fnv32a(text))) out += SAFE_ALPHABET.charAt(ch.charCodeAt(0) % SAFE_ALPHABET.length)
   return out
 }

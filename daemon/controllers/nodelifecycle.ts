@@ -3,13 +3,12 @@
 // by default) or left (at once) are deleted, so that their ReplicaSets
 // replace them and the scheduler binds the replacements elsewhere. The
 // Node's Ready condition itself is kept by ./nodes.ts.
-// May import: protocol/, daemon/clock, daemon/store/types.ts, ./framework.ts.
+// May import: protocol/, daemon/clock, daemon/store/types.ts, ./framework.ts, daemon/workqueue.
 import { NODE, POD } from '../../protocol/kinds.ts'
-import type { KObject, ResourceType } from '../../protocol/k8s.ts'
 import { every } from '../clock/clock.ts'
 import type { Watch } from '../store/types.ts'
 import type { Controller, ControllerContext } from './framework.ts'
-import { WorkQueue } from './framework.ts'
+import { WorkQueue } from '../workqueue/queue.ts'
 
 /** how long a Node with no member waits before its pods are replaced elsewhere */
 const MISSING_GRACE_MS = 30_000
@@ -41,7 +40,7 @@ export class NodeLifecycleController implements Controller {
     this.ctx = ctx
     const queue = new WorkQueue({ clock: ctx.clock, log: ctx.log, name: this.name, reconcile: async node => await this.reconcile(node) })
     this.queue = queue
-    this.watch = ctx.store.watch(NODE, {}, e => { if (e.type !== 'ERROR') queue.add((e.object as KObject).metadata.name ?? '') })
+    this.watch = ctx.store.watch(NODE, {}, e => { if (e.type !== 'ERROR') queue.add(e.object.metadata.name ?? '') })
     const tick = (): void => {
       const members = ctx.members()
       for (const m of members) if (m.state === 'dead' || m.state === 'left') queue.add(m.name)

@@ -6,20 +6,19 @@
 // member, with its capacity, addresses and a Ready condition that follows
 // membership (alive: True, suspect: Unknown, dead or left: False). Nodes are
 // written only when something changes, so a quiet cluster writes nothing.
-// May import: protocol/, daemon/store/types.ts, daemon/raft/replicator.ts, daemon/clock, daemon/log, daemon/store/command.ts (encodeStoreCommand).
+// May import: protocol/, daemon/store/types.ts, daemon/clock, daemon/log.
 import { CONFIG_MAP, NAMESPACE, NODE, SERVICE } from '../../protocol/kinds.ts'
 import { randomUUID } from 'node:crypto'
+import type { ConditionStatus, Node, NodeStatus, Service } from '../../protocol/core-v1.ts'
 import type { MemberState } from '../../protocol/membership.ts'
 import { rfc3339, SYSTEM_NAMESPACES } from '../../protocol/k8s.ts'
-import type { KObject, ResourceType } from '../../protocol/k8s.ts'
+import type { KObject } from '../../protocol/k8s.ts'
 import { VERSION } from '../../protocol/version.ts'
-import { encodeStoreCommand } from '../store/command.ts'
-import { CLUSTER_CONFIG, dnsServiceIp } from '../store/allocate.ts'
+import { CLUSTER_CONFIG, dnsServiceIp } from '../../protocol/network.ts'
 import type { Clock } from '../clock/clock.ts'
 import { every } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
-import type { Replicator } from '../raft/replicator.ts'
-import type { StoreCommand, StoreReader, StoreResult } from '../store/types.ts'
+import type { StoreCommand, StoreReader, StoreResult, StoreWriter } from '../store/types.ts'
 
 export interface MemberInfo {
   name: string
@@ -34,7 +33,7 @@ export interface MemberInfo {
 
 export interface NodeKeeperInit {
   store: StoreReader
-  raft: Replicator
+  writer: StoreWriter
   isLeader: () => boolean
   members: () => MemberInfo[]
   clock: Clock
@@ -45,7 +44,7 @@ export interface NodeKeeperInit {
 }
 
 
-function readyOf (state: MemberState): { status: 'True' | 'False' | 'Unknown', reason: string, message: string } {
+function readyOf (state: MemberState): { status: ConditionStatus, reason: string, message: string } {
   switch (state) {
     case 'alive': return { status: 'True', reason: 'ShoalReady', message: 'the peer is alive' }
     case 'suspect': return { status: 'Unknown', reason: 'NodeStatusUnknown', message: 'the peer missed its heartbeats and is being probed' }
@@ -55,13 +54,12 @@ function readyOf (state: MemberState): { status: 'True' | 'False' | 'Unknown', r
 }
 
 /** The Node a member should have (status included), keeping what others wrote (labels, spec). */
-export function desiredNode (m: MemberInfo, current: KObject | undefined, now: string): KObject {
+export function desiredNode (m: MemberInfo, current: Node | undefined, now: string): Node {
   const ip = m.api.replace(/:\d+$/, '').replace(/^\[|\]$/g, '')
   const memoryKi = `${Math.floor(m.memoryBytes / 1024)}Ki`
   const capacity = { cpu: String(m.cpu), memory: memoryKi, pods: '110' }
   const ready = readyOf(m.state)
-  const old = ((current?.status as { conditions?: Array<{ type: string, status: string, lastTransitionTime?: string }> } | undefined)?.conditions ?? [])
-    .find(c => c.type === 'Ready')
+  const old = (current?.status?.conditions ?? []).find(c => c.type === 'Ready')
   return {
     apiVersion: 'v1',
     kind: 'Node',
@@ -87,9 +85,9 @@ export function desiredNode (m: MemberInfo, current: KObject | undefined, now: s
 }
 
 /** Whether a stored Node already says what the member's state and capacity say (heartbeat times aside). */
-function sameNode (a: KObject, b: KObject): boolean {
-  const strip = (o: KObject): unknown => {
-    const s = structuredClone(o.status ?? {}) as { conditions?: Array<Record<string, unknown>> }
+function sameNode (a: Node, b: Node): boolean {
+  const strip = (o: Node): { labels?: Record<string, string>, status: NodeStatus } => {
+    const s = structuredClone(o.status ?? {})
     for (const c of s.conditions ?? []) delete c.lastHeartbeatTime
     return { labels: o.metadata.labels, status: s }
   }
@@ -109,8 +107,8 @@ export class NodeKeeper {
 
   stop (): void { this.stopTimer?.() }
 
-  private async propose (cmd: StoreCommand): Promise<StoreResult> {
-    return (await this.init.raft.propose(encodeStoreCommand(cmd))).result as StoreResult
+  private async propose<T extends KObject = KObject> (cmd: StoreCommand): Promise<StoreResult<T>> {
+    return await this.init.writer.write<T>(cmd)
   }
 
   private async run (): Promise<void> {
@@ -139,9 +137,9 @@ export class NodeKeeper {
       }
       cm = store.get(CONFIG_MAP, CLUSTER_CONFIG.namespace, CLUSTER_CONFIG.name)
     }
-    const data = ((cm as { data?: Record<string, string> } | undefined)?.data ?? {})
+    const data = cm?.data ?? {}
     if (data.dnsIP === undefined || store.get(SERVICE, 'kube-system', 'kube-dns') !== undefined) return
-    const dns: KObject = {
+    const dns: Service = {
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name: 'kube-dns', namespace: 'kube-system', labels: { 'k8s-app': 'kube-dns' }, annotations: { 'shoal.io/proxy': 'false', 'shoal.io/served-by': 'every peer\'s DNS server' } },
@@ -165,11 +163,12 @@ export class NodeKeeper {
       const want = desiredNode(m, current, now)
       if (current !== undefined && sameNode(current, want)) continue
       if (current === undefined) {
-        const created = await this.propose({ op: 'create', object: want, uid: randomUUID(), now })
+        const created = await this.propose<Node>({ op: 'create', object: want, uid: randomUUID(), now })
         if (!created.ok) {
           if (created.status.code !== 409) log.warn({ event: 'node.create-failed', node: m.name, err: created.status.message }, `could not create node ${m.name}: ${created.status.message}`)
           continue
         }
+        // a create answers with the object created: a Node
         if (created.object.status !== undefined && sameNode(created.object, want)) continue
       }
       const latest = store.get(NODE, undefined, m.name) ?? want
@@ -185,10 +184,10 @@ export class NodeKeeper {
     for (const node of store.list(NODE, {}).items) {
       const name = node.metadata.name ?? ''
       if (names.has(name)) continue
-      const conditions = (node.status as { conditions?: Array<{ type: string, status: string }> } | undefined)?.conditions ?? []
+      const conditions = node.status?.conditions ?? []
       if (conditions.find(c => c.type === 'Ready')?.status === 'Unknown') continue
       const { resourceVersion: _rv, ...meta } = node.metadata
-      const status = { ...(node.status ?? {}), conditions: [{ type: 'Ready', status: 'Unknown', reason: 'NodeStatusUnknown', message: 'no member of this name is in the cluster', lastHeartbeatTime: now, lastTransitionTime: now }] }
+      const status: NodeStatus = { ...(node.status ?? {}), conditions: [{ type: 'Ready', status: 'Unknown', reason: 'NodeStatusUnknown', message: 'no member of this name is in the cluster', lastHeartbeatTime: now, lastTransitionTime: now }] }
       const r = await this.propose({ op: 'update', object: { ...node, metadata: meta, status }, now, subresource: 'status' })
       if (!r.ok) log.debug({ event: 'node.update-failed', node: name, err: r.status.message }, `could not update node ${name}: ${r.status.message}`)
       else log.info({ event: 'node.ready', node: name, ready: 'Unknown' }, `node ${name} Ready=Unknown: no member of this name`)

@@ -5,44 +5,43 @@
 // no longer match; writes status (replicas, fullyLabeledReplicas,
 // readyReplicas, availableReplicas, observedGeneration) only when it changes.
 // Also the pod helpers the Deployment controller shares (ownership, readiness).
-// May import: protocol/, daemon/store/types.ts and selector.ts, ./framework.ts, ./hash.ts.
+// May import: protocol/, daemon/store/types.ts, ./framework.ts, daemon/workqueue, ./hash.ts.
+import type { ReplicaSet, ReplicaSetStatus } from '../../protocol/apps-v1.ts'
+import type { Pod, PodCondition } from '../../protocol/core-v1.ts'
 import { POD, REPLICA_SET } from '../../protocol/kinds.ts'
-import type { KObject, OwnerReference, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
-import { matchLabelSelector } from '../store/selector.ts'
-import type { LabelSelector } from '../store/selector.ts'
+import type { KObject, ObjectMeta, OwnerReference, TypedObject, WatchEvent } from '../../protocol/k8s.ts'
+import { matchLabelSelector } from '../../protocol/selector.ts'
 import type { ObjectRef, StoreCommand, Watch } from '../store/types.ts'
-import { keyOf, splitKey, WorkQueue } from './framework.ts'
+import { keyOf, splitKey, WorkQueue } from '../workqueue/queue.ts'
 import type { Controller, ControllerContext } from './framework.ts'
 import { canonicalJson } from './hash.ts'
-
-
-type Obj = Record<string, unknown>
 
 export function rsRef (namespace: string | undefined, name: string): ObjectRef {
   return { group: 'apps', resource: 'replicasets', namespace: namespace ?? 'default', name }
 }
 
-export function podRef (pod: KObject): ObjectRef {
+export function podRef (pod: Pod): ObjectRef {
   return { group: '', resource: 'pods', namespace: pod.metadata.namespace ?? 'default', name: pod.metadata.name ?? '' }
 }
 
 /** The owner reference with controller: true, if any. */
-export function controllerRefOf (obj: KObject): OwnerReference | undefined {
+export function controllerRefOf (obj: { metadata: ObjectMeta }): OwnerReference | undefined {
   return (obj.metadata.ownerReferences ?? []).find(r => r.controller === true)
 }
 
 /** Counted towards replicas: not terminating and not finished. */
-export function isPodActive (pod: KObject): boolean {
-  const phase = (pod.status as Obj | undefined)?.phase
+export function isPodActive (pod: Pod): boolean {
+  const phase = pod.status?.phase
   return pod.metadata.deletionTimestamp === undefined && phase !== 'Succeeded' && phase !== 'Failed'
 }
 
-function readyCondition (pod: KObject): { status?: string, lastTransitionTime?: string } | undefined {
-  const conditions = (pod.status as { conditions?: Array<{ type?: string, status?: string, lastTransitionTime?: string }> } | undefined)?.conditions
+function readyCondition (pod: Pod): PodCondition | undefined {
+  const conditions = pod.status?.conditions
+  // A status is only checked to be an object: conditions may be anything.
   return Array.isArray(conditions) ? conditions.find(c => c.type === 'Ready') : undefined
 }
 
-export function isPodReady (pod: KObject): boolean {
+export function isPodReady (pod: Pod): boolean {
   return readyCondition(pod)?.status === 'True'
 }
 
@@ -50,7 +49,7 @@ export function isPodReady (pod: KObject): boolean {
  * 0 if the pod is available (ready for minReadySeconds), the ms until it
  * will be if it is ready but not yet for long enough, undefined if not ready.
  */
-export function podAvailableIn (pod: KObject, minReadySeconds: number, nowMs: number): number | undefined {
+export function podAvailableIn (pod: Pod, minReadySeconds: number, nowMs: number): number | undefined {
   const c = readyCondition(pod)
   if (c?.status !== 'True') return undefined
   if (minReadySeconds <= 0) return 0
@@ -62,7 +61,7 @@ export function podAvailableIn (pod: KObject, minReadySeconds: number, nowMs: nu
 /** Counts of a set of active pods. `recheckMs`: when a ready pod becomes available, if one is waiting. */
 export interface PodTally { replicas: number, ready: number, available: number, recheckMs?: number }
 
-export function tallyPods (pods: KObject[], minReadySeconds: number, nowMs: number): PodTally {
+export function tallyPods (pods: Pod[], minReadySeconds: number, nowMs: number): PodTally {
   const t: PodTally = { replicas: 0, ready: 0, available: 0 }
   for (const p of pods) {
     if (!isPodActive(p)) continue
@@ -76,16 +75,16 @@ export function tallyPods (pods: KObject[], minReadySeconds: number, nowMs: numb
   return t
 }
 
-export function numberAt (o: unknown, field: string, fallback = 0): number {
-  const v = (o as Obj | undefined)?.[field]
+/** `v` if it is a finite number, else `fallback` (a left-out spec field; a status, which is only checked to be an object). */
+export function numberOr (v: number | undefined, fallback = 0): number {
   return typeof v === 'number' && Number.isFinite(v) ? v : fallback
 }
 
 /** The pods that should go first when scaling down: unscheduled, pending, not ready, newest. */
-export function deletionOrder (a: KObject, b: KObject): number {
-  const assigned = (p: KObject): number => typeof (p.spec as Obj | undefined)?.nodeName === 'string' && (p.spec as Obj).nodeName !== '' ? 1 : 0
-  const phaseRank = (p: KObject): number => {
-    const phase = (p.status as Obj | undefined)?.phase
+export function deletionOrder (a: Pod, b: Pod): number {
+  const assigned = (p: Pod): number => (p.spec?.nodeName ?? '') !== '' ? 1 : 0
+  const phaseRank = (p: Pod): number => {
+    const phase = p.status?.phase
     return phase === 'Pending' || phase === undefined ? 0 : phase === 'Unknown' ? 1 : 2
   }
   return assigned(a) - assigned(b) ||
@@ -102,9 +101,15 @@ export class WriteFailedError extends Error {
   override name = 'WriteFailedError'
 }
 
-/** Writes `cmd`; throws WriteFailedError unless it worked (or, with `allowNotFound`, the object was already gone). */
-export async function mustWrite (ctx: ControllerContext, cmd: StoreCommand, allowNotFound = false): Promise<KObject | undefined> {
-  const r = await ctx.write(cmd)
+/**
+ * Writes `cmd` (which writes a `T`) and answers the stored object; throws
+ * WriteFailedError unless it worked (or, with `allowNotFound`, the object was
+ * already gone: then undefined).
+ */
+export function mustWrite<T extends KObject = KObject> (ctx: ControllerContext, cmd: StoreCommand): Promise<T>
+export function mustWrite<T extends KObject = KObject> (ctx: ControllerContext, cmd: StoreCommand, allowNotFound: boolean): Promise<T | undefined>
+export async function mustWrite<T extends KObject = KObject> (ctx: ControllerContext, cmd: StoreCommand, allowNotFound = false): Promise<T | undefined> {
+  const r = await ctx.write<T>(cmd)
   if (r.ok) return r.object
   if (allowNotFound && r.status.code === 404) return undefined
   throw new WriteFailedError(`${cmd.op}: ${r.status.code} ${r.status.message ?? ''}`)
@@ -141,7 +146,7 @@ export class ReplicaSetController implements Controller {
       ...(this.baseDelayMs === undefined ? {} : { baseDelayMs: this.baseDelayMs })
     })
     this.watches.push(ctx.store.watch(REPLICA_SET, {}, e => {
-      if (e.type !== 'ERROR' && e.type !== 'BOOKMARK') queue.add(keyOf(e.object as KObject))
+      if (e.type !== 'ERROR' && e.type !== 'BOOKMARK') queue.add(keyOf(e.object))
     }))
     this.watches.push(ctx.store.watch(POD, {}, e => this.onPod(ctx, queue, e)))
   }
@@ -155,9 +160,9 @@ export class ReplicaSetController implements Controller {
   }
 
   /** A pod wakes its controlling ReplicaSet, or (an orphan) every ReplicaSet that could adopt it. */
-  private onPod (ctx: ControllerContext, queue: WorkQueue, e: WatchEvent): void {
+  private onPod (ctx: ControllerContext, queue: WorkQueue, e: WatchEvent<Pod>): void {
     if (e.type === 'ERROR' || e.type === 'BOOKMARK') return
-    const pod = e.object as KObject
+    const pod = e.object
     const ns = pod.metadata.namespace ?? 'default'
     const owner = controllerRefOf(pod)
     if (owner !== undefined) {
@@ -166,7 +171,7 @@ export class ReplicaSetController implements Controller {
     }
     if (e.type === 'DELETED' || !isPodActive(pod)) return
     for (const rs of ctx.store.list(REPLICA_SET, { namespace: ns }).items) {
-      const selector = (rs.spec as Obj | undefined)?.selector as LabelSelector | undefined
+      const selector = rs.spec?.selector
       if (selector !== undefined && matchLabelSelector(selector, pod.metadata.labels)) queue.add(keyOf(rs))
     }
   }
@@ -177,13 +182,12 @@ export class ReplicaSetController implements Controller {
     if (rs === undefined || rs.metadata.deletionTimestamp !== undefined) return true
     const ns = rs.metadata.namespace ?? 'default'
     const uid = rs.metadata.uid ?? ''
-    const spec = (rs.spec ?? {}) as Obj
-    const selector = (spec.selector ?? {}) as LabelSelector
-    const replicas = numberAt(spec, 'replicas', 1)
+    const selector = rs.spec?.selector ?? {}
+    const replicas = numberOr(rs.spec?.replicas, 1)
     let ok = true
 
     // Claim: adopt matching orphans, release owned pods that stopped matching.
-    const claimed: KObject[] = []
+    const claimed: Pod[] = []
     for (const pod of ctx.store.list(POD, { namespace: ns }).items) {
       const owner = controllerRefOf(pod)
       const matches = matchLabelSelector(selector, pod.metadata.labels)
@@ -221,15 +225,15 @@ export class ReplicaSetController implements Controller {
   }
 
   /** Creates `count` pods in slow-start batches of 1, 2, 4, …, each batch concurrently; stops at the first failing batch. */
-  private async createPods (ctx: ControllerContext, rs: KObject, count: number): Promise<boolean> {
+  private async createPods (ctx: ControllerContext, rs: ReplicaSet, count: number): Promise<boolean> {
     let left = count
     let batch = 1
     while (left > 0) {
       const n = Math.min(batch, left)
       const results = await Promise.all(Array.from({ length: n }, async () => {
         try {
-          const pod = await mustWrite(ctx, { op: 'create', object: podFromTemplate(rs), uid: ctx.uid(), now: ctx.now() })
-          void ctx.events.record({ object: rs, type: 'Normal', reason: 'SuccessfulCreate', message: `Created pod: ${pod?.metadata.name ?? ''}`, component: this.name })
+          const pod = await mustWrite<Pod>(ctx, { op: 'create', object: podFromTemplate(rs), uid: ctx.uid(), now: ctx.now() })
+          void ctx.events.record({ object: rs, type: 'Normal', reason: 'SuccessfulCreate', message: `Created pod: ${pod.metadata.name ?? ''}`, component: this.name })
           return true
         } catch (err) {
           void ctx.events.record({ object: rs, type: 'Warning', reason: 'FailedCreate', message: `Error creating: ${(err as Error).message}`, component: this.name })
@@ -243,9 +247,9 @@ export class ReplicaSetController implements Controller {
     return true
   }
 
-  private async adopt (ctx: ControllerContext, rs: KObject, pod: KObject): Promise<KObject | undefined> {
+  private async adopt (ctx: ControllerContext, rs: ReplicaSet, pod: Pod): Promise<Pod | undefined> {
     try {
-      return await mustWrite(ctx, {
+      return await mustWrite<Pod>(ctx, {
         op: 'patch',
         ref: podRef(pod),
         patchType: 'merge',
@@ -257,7 +261,7 @@ export class ReplicaSetController implements Controller {
     }
   }
 
-  private async release (ctx: ControllerContext, pod: KObject, uid: string): Promise<boolean> {
+  private async release (ctx: ControllerContext, pod: Pod, uid: string): Promise<boolean> {
     const refs = (pod.metadata.ownerReferences ?? []).filter(r => r.uid !== uid)
     try {
       await mustWrite(ctx, {
@@ -278,14 +282,13 @@ export class ReplicaSetController implements Controller {
     const rs = ctx.store.get(REPLICA_SET, ns, name)
     if (rs === undefined) return true
     const uid = rs.metadata.uid ?? ''
-    const spec = (rs.spec ?? {}) as Obj
-    const templateLabels = (((spec.template as Obj | undefined)?.metadata as Obj | undefined)?.labels ?? {}) as Record<string, string>
+    const templateLabels = rs.spec?.template?.metadata?.labels ?? {}
     const pods = ctx.store.list(POD, { namespace: ns }).items.filter(p => controllerRefOf(p)?.uid === uid && isPodActive(p))
-    const tally = tallyPods(pods, numberAt(spec, 'minReadySeconds'), ctx.clock.now())
+    const tally = tallyPods(pods, numberOr(rs.spec?.minReadySeconds), ctx.clock.now())
     if (tally.recheckMs !== undefined) queue.addAfter(key, tally.recheckMs + 1)
     const fullyLabeled = pods.filter(p => Object.entries(templateLabels).every(([k, v]) => p.metadata.labels?.[k] === v)).length
-    const old = (rs.status ?? {}) as Obj
-    const status: Obj = {
+    const old: Partial<ReplicaSetStatus> = rs.status ?? {}
+    const status: ReplicaSetStatus = {
       ...old,
       replicas: tally.replicas,
       fullyLabeledReplicas: fullyLabeled,
@@ -303,20 +306,21 @@ export class ReplicaSetController implements Controller {
   }
 }
 
-export function ownerRefTo (owner: KObject): OwnerReference {
+export function ownerRefTo (owner: TypedObject<string, string>): OwnerReference {
   return { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.metadata.name ?? '', uid: owner.metadata.uid ?? '', controller: true, blockOwnerDeletion: true }
 }
 
 /** A new pod for `rs`: its template's labels, annotations and spec, a generated name, owned by it. */
-export function podFromTemplate (rs: KObject): KObject {
-  const template = ((rs.spec as Obj | undefined)?.template ?? {}) as Obj
-  const tmeta = (template.metadata ?? {}) as Obj
-  const metadata: KObject['metadata'] = {
+export function podFromTemplate (rs: ReplicaSet): Pod {
+  const template = rs.spec?.template ?? {}
+  const tmeta = template.metadata ?? {}
+  const metadata: ObjectMeta = {
     generateName: `${rs.metadata.name ?? 'rs'}-`,
     namespace: rs.metadata.namespace ?? 'default',
     ownerReferences: [ownerRefTo(rs)]
   }
-  if (tmeta.labels !== undefined) metadata.labels = structuredClone(tmeta.labels) as Record<string, string>
-  if (tmeta.annotations !== undefined) metadata.annotations = structuredClone(tmeta.annotations) as Record<string, string>
-  return { apiVersion: 'v1', kind: 'Pod', metadata, spec: structuredClone(template.spec ?? {}) }
+  if (tmeta.labels !== undefined) metadata.labels = structuredClone(tmeta.labels)
+  if (tmeta.annotations !== undefined) metadata.annotations = structuredClone(tmeta.annotations)
+  // Validation makes a stored ReplicaSet's template have a spec.
+  return { apiVersion: 'v1', kind: 'Pod', metadata, ...(template.spec !== undefined ? { spec: structuredClone(template.spec) } : {}) }
 }

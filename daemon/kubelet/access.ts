@@ -91,7 +91,7 @@ export class PodAccess {
   async handle (req: PodAccessRequest): Promise<PodAccessResponse> {
     const pod = this.init.store.get(POD, req.namespace, req.name)
     if (pod === undefined) return { ok: false, code: 404, message: `pods "${req.name}" not found` }
-    const nodeName = (pod.spec as { nodeName?: string } | undefined)?.nodeName
+    const nodeName = pod.spec?.nodeName
     if (nodeName === undefined) return { ok: false, code: 400, message: `pod "${req.name}" is not scheduled to a node yet` }
     if (nodeName === this.init.nodeName) return await this.local(req)
     const peer = this.init.peerOf(nodeName)
@@ -124,7 +124,7 @@ export class PodAccess {
   private async local (req: PodAccessRequest): Promise<PodAccessResponse> {
     const pod = this.init.store.get(POD, req.namespace, req.name)
     if (pod === undefined) return { ok: false, code: 404, message: `pods "${req.name}" not found` }
-    const containers = ((pod.spec as { containers?: Array<{ name: string }> } | undefined)?.containers ?? []).map(c => c.name)
+    const containers = (pod.spec?.containers ?? []).map(c => c.name)
     const container = req.container ?? (containers.length === 1 ? containers[0] : undefined)
     if (container === undefined) return { ok: false, code: 400, message: `a container name must be given for pod ${req.name}: choose one of [${containers.join(' ')}]` }
     if (!containers.includes(container)) return { ok: false, code: 400, message: `container ${container} is not valid for pod ${req.name}` }

@@ -14,17 +14,17 @@
 // Images: present ones are used; missing ones are pulled (imagePullPolicy as
 // in Kubernetes; Always falls back to a present image when the pull fails,
 // so that a cluster without a registry keeps working, with a warning).
-// May import: protocol/, daemon/clock, daemon/log, daemon/scheduler/quantity.ts,
+// May import: protocol/, daemon/clock, daemon/log,
 // ./runtime.ts, ./pause-image.ts, ./ipam.ts.
 import Docker from 'dockerode'
 import { join } from 'node:path'
 import { PassThrough } from 'node:stream'
 import type { Readable } from 'node:stream'
-import type { KObject } from '../../protocol/k8s.ts'
+import type { Pod } from '../../protocol/core-v1.ts'
 import { every } from '../clock/clock.ts'
 import type { Clock } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
-import { bytesOf, cpuMillis } from '../scheduler/quantity.ts'
+import { bytesOf, cpuMillis } from '../../protocol/quantity.ts'
 import { cidrRange, defaultPodCidr, Ipam } from './ipam.ts'
 import { PAUSE_IMAGE, pauseTar } from './pause-image.ts'
 import { ImagePullError } from './runtime.ts'
@@ -172,7 +172,7 @@ export class DockerRuntime implements Runtime {
     this.listeners.push(listener)
   }
 
-  async ensureSandbox (pod: KObject): Promise<{ ip: string }> {
+  async ensureSandbox (pod: Pod): Promise<{ ip: string }> {
     const uid = pod.metadata.uid ?? ''
     const had = this.sandboxes.get(uid)
     if (had !== undefined) return { ip: had.ip }
@@ -184,19 +184,19 @@ export class DockerRuntime implements Runtime {
     return { ip: (await making).ip }
   }
 
-  private async makeSandbox (pod: KObject): Promise<Sandbox> {
+  private async makeSandbox (pod: Pod): Promise<Sandbox> {
     const uid = pod.metadata.uid ?? ''
     const ns = pod.metadata.namespace ?? 'default'
     const name = pod.metadata.name ?? ''
-    const spec = (pod.spec ?? {}) as { hostname?: string, dnsPolicy?: string }
-    const dns = spec.dnsPolicy === 'Default' ? undefined : this.opts.dns?.(ns)
+    const spec = pod.spec
+    const dns = spec?.dnsPolicy === 'Default' ? undefined : this.opts.dns?.(ns)
     // Our address, in turn, so that a re-created pod gets a new one (the engine would reuse the lowest free).
     const ip = await this.ipam?.allocate(uid)
     const c = await this.docker.createContainer({
       name: `shoal_${part(this.opts.nodeName)}_${part(ns)}_${part(name)}_POD_${uid.slice(0, 8)}`,
       Image: this.opts.pauseImage,
       Cmd: ['/pause'],
-      Hostname: (spec.hostname ?? name).slice(0, 63),
+      Hostname: (spec?.hostname ?? name).slice(0, 63),
       Labels: { [L.node]: this.opts.nodeName, [L.role]: 'sandbox', [L.uid]: uid, [L.namespace]: ns, [L.pod]: name },
       HostConfig: {
         NetworkMode: this.network,
@@ -237,7 +237,7 @@ export class DockerRuntime implements Runtime {
     return [...this.sandboxes.keys()]
   }
 
-  async startContainer (pod: KObject, spec: ContainerSpec, attempt: number, start: StartOptions): Promise<ContainerRecord> {
+  async startContainer (pod: Pod, spec: ContainerSpec, attempt: number, start: StartOptions): Promise<ContainerRecord> {
     const uid = pod.metadata.uid ?? ''
     const ns = pod.metadata.namespace ?? 'default'
     const podName = pod.metadata.name ?? ''

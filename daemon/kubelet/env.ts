@@ -2,16 +2,12 @@
 // then env (value, or valueFrom a ConfigMap key, a Secret key or a field of
 // the pod), then POD_IP, POD_NAME and POD_NAMESPACE. A missing ConfigMap or
 // Secret that is not optional is an error (CreateContainerConfigError).
+// Also the Kubernetes service variables of the pod's namespace (serviceEnv).
 // May import: protocol/, daemon/store/types.ts.
-import { CONFIG_MAP, SECRET } from '../../protocol/kinds.ts'
-import type { KObject } from '../../protocol/k8s.ts'
+import { isIPv6 } from 'node:net'
+import { CONFIG_MAP, SECRET, SERVICE } from '../../protocol/kinds.ts'
+import type { Container, Pod } from '../../protocol/core-v1.ts'
 import type { StoreReader } from '../store/types.ts'
-
-type Obj = Record<string, unknown>
-
-interface KeyRef { name?: string, key?: string, optional?: boolean }
-interface EnvVar { name: string, value?: string, valueFrom?: { configMapKeyRef?: KeyRef, secretKeyRef?: KeyRef, fieldRef?: { fieldPath?: string } } }
-interface EnvFrom { prefix?: string, configMapRef?: { name?: string, optional?: boolean }, secretRef?: { name?: string, optional?: boolean } }
 
 export class EnvError extends Error {
   override name = 'EnvError'
@@ -32,17 +28,16 @@ function dataOf (store: StoreReader, kind: 'configmaps' | 'secrets', namespace: 
   return out
 }
 
-function fieldOf (pod: KObject, path: string, podIP: string, hostIP: string): string {
+function fieldOf (pod: Pod, path: string, podIP: string, hostIP: string): string {
   const meta = pod.metadata
-  const spec = (pod.spec ?? {}) as Obj
   const label = /^metadata\.(labels|annotations)\['(.*)'\]$/.exec(path)
   if (label !== null) return (label[1] === 'labels' ? meta.labels : meta.annotations)?.[label[2] as string] ?? ''
   switch (path) {
     case 'metadata.name': return meta.name ?? ''
     case 'metadata.namespace': return meta.namespace ?? ''
     case 'metadata.uid': return meta.uid ?? ''
-    case 'spec.nodeName': return String(spec.nodeName ?? '')
-    case 'spec.serviceAccountName': return String(spec.serviceAccountName ?? '')
+    case 'spec.nodeName': return pod.spec?.nodeName ?? ''
+    case 'spec.serviceAccountName': return pod.spec?.serviceAccountName ?? ''
     case 'status.podIP': return podIP
     case 'status.hostIP': return hostIP
     default: throw new EnvError(`unsupported fieldRef ${path}`)
@@ -50,10 +45,10 @@ function fieldOf (pod: KObject, path: string, podIP: string, hostIP: string): st
 }
 
 /** The environment of `container` in `pod`; throws EnvError when a reference cannot be resolved. */
-export function resolveEnv (store: StoreReader, pod: KObject, container: Obj, podIP: string, hostIP: string): Record<string, string> {
+export function resolveEnv (store: StoreReader, pod: Pod, container: Container, podIP: string, hostIP: string): Record<string, string> {
   const namespace = pod.metadata.namespace ?? 'default'
   const env: Record<string, string> = {}
-  for (const from of (container.envFrom ?? []) as EnvFrom[]) {
+  for (const from of container.envFrom ?? []) {
     const src = from.configMapRef !== undefined ? { kind: 'configmaps' as const, ref: from.configMapRef } : from.secretRef !== undefined ? { kind: 'secrets' as const, ref: from.secretRef } : undefined
     if (src === undefined) continue
     const data = dataOf(store, src.kind, namespace, src.ref.name ?? '')
@@ -63,7 +58,7 @@ export function resolveEnv (store: StoreReader, pod: KObject, container: Obj, po
     }
     for (const [k, v] of Object.entries(data)) env[(from.prefix ?? '') + k] = v
   }
-  for (const v of (container.env ?? []) as EnvVar[]) {
+  for (const v of container.env ?? []) {
     if (v.valueFrom === undefined) {
       env[v.name] = v.value ?? ''
       continue
@@ -87,5 +82,39 @@ export function resolveEnv (store: StoreReader, pod: KObject, container: Obj, po
   env.POD_IP = podIP
   env.POD_NAME = pod.metadata.name ?? ''
   env.POD_NAMESPACE = namespace
+  return env
+}
+
+/**
+ * The variables the kubelet gives a container for every Service with a
+ * clusterIP in its namespace: {NAME}_SERVICE_HOST, {NAME}_SERVICE_PORT (the
+ * first port), {NAME}_SERVICE_PORT_{PORT} per named port, and the Docker
+ * link ones ({NAME}_PORT, {NAME}_PORT_{port}_{PROTO}[_PROTO|_PORT|_ADDR]).
+ */
+export function serviceEnv (store: StoreReader, namespace: string): Record<string, string> {
+  const env: Record<string, string> = {}
+  const envName = (s: string): string => s.toUpperCase().replaceAll('-', '_')
+  const services = store.list(SERVICE, { namespace }).items
+  for (const svc of [...services].sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''))) {
+    const spec = svc.spec ?? {}
+    const first = spec.ports?.[0]
+    const host = spec.clusterIP
+    // Headless services ('None') and those without an address yet have no variables.
+    if (host === undefined || host === '' || host === 'None' || first === undefined) continue
+    const name = envName(svc.metadata.name ?? '')
+    const hostPort = (port: number): string => isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`
+    env[`${name}_SERVICE_HOST`] = host
+    env[`${name}_SERVICE_PORT`] = String(first.port)
+    for (const p of spec.ports ?? []) if (p.name !== undefined && p.name !== '') env[`${name}_SERVICE_PORT_${envName(p.name)}`] = String(p.port)
+    env[`${name}_PORT`] = `${(first.protocol ?? 'TCP').toLowerCase()}://${hostPort(first.port)}`
+    for (const p of spec.ports ?? []) {
+      const proto = (p.protocol ?? 'TCP').toLowerCase()
+      const prefix = `${name}_PORT_${p.port}_${proto.toUpperCase()}`
+      env[prefix] = `${proto}://${hostPort(p.port)}`
+      env[`${prefix}_PROTO`] = proto
+      env[`${prefix}_PORT`] = String(p.port)
+      env[`${prefix}_ADDR`] = host
+    }
+  }
   return env
 }

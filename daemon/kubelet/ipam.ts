@@ -69,7 +69,7 @@ export class Ipam {
     const saved = JSON.parse(text) as IpamFile
     // Addresses from another range (the CIDR changed) stay with their pods until those go.
     this.allocations = new Map(Object.entries(saved.allocations ?? {}))
-    if (saved.cidr === this.cidr && Number.isInteger(saved.next)) this.next = saved.next as number
+    if (saved.cidr === this.cidr && saved.next !== undefined && Number.isInteger(saved.next)) this.next = saved.next
   }
 
   get (uid: string): string | undefined { return this.allocations.get(uid) }

@@ -22,29 +22,29 @@
 // Every container gets the Kubernetes service variables of its namespace
 // ({NAME}_SERVICE_HOST, …; not with enableServiceLinks: false) and, with
 // the process runtime's pods in mind, SHOAL_DNS (the cluster DNS server).
-// May import: protocol/, daemon/store/types.ts, daemon/controllers/framework.ts,
-// daemon/network/dns.ts (serviceEnv), daemon/clock, daemon/log, ./*.
-import { KINDS, NODE, POD } from '../../protocol/kinds.ts'
-import type { KObject, ResourceType } from '../../protocol/k8s.ts'
+// May import: protocol/, daemon/store/types.ts, daemon/workqueue, daemon/record,
+// daemon/clock, daemon/log, ./*.
+import type { ConfigMap, Container, Pod, PodSpec, Secret } from '../../protocol/core-v1.ts'
+import { CONFIG_MAP, NODE, POD, SECRET } from '../../protocol/kinds.ts'
+import type { ResourceType } from '../../protocol/k8s.ts'
+import { jsonEqual } from '../../protocol/json.ts'
 import type { Clock, TimerHandle } from '../clock/clock.ts'
-import { EventRecorder, keyOf, splitKey, WorkQueue } from '../controllers/framework.ts'
+import { EventRecorder } from '../record/recorder.ts'
+import { keyOf, splitKey, WorkQueue } from '../workqueue/queue.ts'
 import type { Logger } from '../log/log.ts'
-import { jsonEqual } from '../store/patch.ts'
 import type { StoreCommand, StoreReader, StoreResult, Watch } from '../store/types.ts'
-import { EnvError, resolveEnv } from './env.ts'
-import { serviceEnv } from '../network/dns.ts'
+import { EnvError, resolveEnv, serviceEnv } from './env.ts'
 import { Prober } from './probes.ts'
 import type { ProbeState } from './probes.ts'
 import { ProcessRuntime } from './process-runtime.ts'
 import { ImagePullError } from './runtime.ts'
-import type { ContainerRecord, ContainerSpec, ExecResult, Mount, Runtime } from './runtime.ts'
+import type { ContainerRecord, ExecResult, Mount, Runtime } from './runtime.ts'
 import { VolumeError, Volumes } from './volumes.ts'
 import { podStatus, rfc3339 } from './status.ts'
 import type { ContainerView, InitView, Waiting } from './status.ts'
 
-type Obj = Record<string, unknown>
-
-const CONFIG_TYPES = KINDS.filter(t => t.group === '' && (t.kind === 'ConfigMap' || t.kind === 'Secret'))
+/** The kinds a pod's volumes project: a change to one refreshes the pods that mount it. */
+const CONFIG_TYPES: ReadonlyArray<ResourceType<ConfigMap | Secret>> = [CONFIG_MAP, SECRET]
 
 export interface KubeletOptions {
   nodeName: string
@@ -93,9 +93,9 @@ interface PullBackoff {
 
 /** What a reconcile pass knows about a pod, for starting its containers. */
 interface RunContext {
-  pod: KObject
+  pod: Pod
   key: string
-  restartPolicy: string
+  restartPolicy: NonNullable<PodSpec['restartPolicy']>
   /** the pod is being deleted or has finished: nothing starts */
   final: boolean
   volumePaths: Map<string, string> | undefined
@@ -135,7 +135,7 @@ export class Kubelet {
   }
 
   /** Records an Event about a pod, best-effort (a lost one is not retried). */
-  private event (pod: KObject, type: 'Normal' | 'Warning', reason: string, message: string): void {
+  private event (pod: Pod, type: 'Normal' | 'Warning', reason: string, message: string): void {
     void this.events.record({ object: pod, type, reason, message, component: `kubelet, ${this.opts.nodeName}` }).catch(() => undefined)
   }
 
@@ -163,15 +163,14 @@ export class Kubelet {
     }
     this.opts.log.info({ event: 'kubelet.started', node: this.opts.nodeName, adopted: records.filter(r => r.state === 'running').length }, `kubelet started on ${this.opts.nodeName}`)
     this.watch = this.opts.store.watch(POD, { fieldSelector: `spec.nodeName=${this.opts.nodeName}` }, e => {
-      const obj = e.object as KObject
-      if (e.type === 'ERROR' || obj.metadata === undefined) return
-      this.queue.add(keyOf(obj))
+      if (e.type === 'ERROR' || e.type === 'BOOKMARK') return
+      this.queue.add(keyOf(e.object))
     })
     // A changed ConfigMap or Secret refreshes the volumes of the pods that mount it.
     this.configWatches = CONFIG_TYPES.map(type => this.opts.store.watch(type, {}, e => {
-      const obj = e.object as KObject
-      if (e.type === 'ERROR' || obj.metadata === undefined) return
-      for (const key of this.podsMounting(type.kind, obj.metadata.namespace ?? 'default', obj.metadata.name ?? '')) this.queue.add(key)
+      if (e.type === 'ERROR' || e.type === 'BOOKMARK') return
+      const meta = e.object.metadata
+      for (const key of this.podsMounting(type.kind, meta.namespace ?? 'default', meta.name ?? '')) this.queue.add(key)
     }))
   }
 
@@ -180,7 +179,7 @@ export class Kubelet {
     const deadline = this.opts.clock.now() + (this.opts.awaitPodCidrMs ?? 0)
     for (;;) {
       const node = this.opts.store.get(NODE, undefined, this.opts.nodeName)
-      const cidr = ((node?.spec ?? {}) as { podCIDR?: string }).podCIDR
+      const cidr = node?.spec?.podCIDR
       if (cidr !== undefined && cidr !== '') return cidr
       if (this.opts.clock.now() >= deadline || this.stopped) {
         if (this.opts.awaitPodCidrMs !== undefined && this.opts.awaitPodCidrMs > 0) this.opts.log.warn({ event: 'kubelet.pod-cidr.missing', node: this.opts.nodeName }, `node ${this.opts.nodeName} has no pod range yet; using a default one`)
@@ -195,7 +194,7 @@ export class Kubelet {
     for (const s of this.pods.values()) {
       if (splitKey(s.key).namespace !== namespace) continue
       const pod = this.opts.store.get(POD, namespace, splitKey(s.key).name)
-      const volumes = (((pod?.spec ?? {}) as Obj).volumes ?? []) as Array<{ configMap?: { name?: string }, secret?: { secretName?: string } }>
+      const volumes = pod?.spec?.volumes ?? []
       if (volumes.some(v => kind === 'ConfigMap' ? v.configMap?.name === name : v.secret?.secretName === name)) keys.push(s.key)
     }
     return keys
@@ -263,25 +262,25 @@ export class Kubelet {
     if (this.stopped) return true
     const { namespace, name } = splitKey(key)
     const found = this.opts.store.get(POD, namespace, name)
-    const pod = found !== undefined && (found.spec as Obj | undefined)?.nodeName === this.opts.nodeName ? found : undefined
+    const pod = found?.spec?.nodeName === this.opts.nodeName ? found : undefined
     for (const s of [...this.pods.values()]) {
       if (s.key === key && s.uid !== pod?.metadata.uid) this.teardown(s, true)
     }
     if (pod === undefined) return true
     const uid = pod.metadata.uid ?? ''
-    const spec = (pod.spec ?? {}) as Obj
+    const spec: PodSpec = pod.spec ?? { containers: [] }
     let s = this.pods.get(uid)
     if (s === undefined) this.pods.set(uid, s = { uid, key, graceMs: 0, lastStatusWrite: 0 })
-    s.graceMs = Math.min(Number(spec.terminationGracePeriodSeconds ?? 30), this.opts.maxGraceSeconds) * 1000
+    s.graceMs = Math.min(spec.terminationGracePeriodSeconds ?? 30, this.opts.maxGraceSeconds) * 1000
 
     const { ip } = await this.runtime.ensureSandbox(pod)
     const records = (await this.runtime.listContainers()).filter(r => r.podUid === uid)
     const deleting = pod.metadata.deletionTimestamp !== undefined
     // A pod being deleted (held by finalizers) only has its containers stopped; the store removes it.
     if (deleting) this.teardown(s, false)
-    const phase = (pod.status as Obj | undefined)?.phase
+    const phase = pod.status?.phase
     const final = deleting || phase === 'Succeeded' || phase === 'Failed'
-    const restartPolicy = String(spec.restartPolicy ?? 'Always')
+    const restartPolicy = spec.restartPolicy ?? 'Always'
     // Set up (or refresh) the volumes on every pass while the pod runs.
     let volumePaths: Map<string, string> | undefined
     let volumeError: string | undefined
@@ -294,37 +293,12 @@ export class Kubelet {
       }
     }
     const run: RunContext = { pod, key, restartPolicy, final, volumePaths, volumeError, ip }
-    // Init containers run one at a time, in order, each to completion, before any app container.
-    const appNames = new Set(((spec.containers ?? []) as ContainerSpec[]).map(c => c.name))
-    const initViews: ContainerView[] = []
-    let initDone = true
-    let initFailed = false
-    // Adoption: app containers already ran, so init is done even if its records are gone.
-    const appStarted = records.some(r => appNames.has(r.containerName))
-    for (const c of (spec.initContainers ?? []) as Array<ContainerSpec & Obj>) {
-      const mine = records.filter(r => r.containerName === c.name).sort((a, b) => a.attempt - b.attempt)
-      const done = mine.at(-1)?.state === 'exited' && mine.at(-1)?.exitCode === 0
-      if (done || appStarted || !initDone) {
-        const waiting = done || appStarted || mine.length > 0 ? undefined : { reason: 'PodInitializing' }
-        initViews.push({ name: c.name, image: String(c.image ?? ''), latest: mine.at(-1), previous: mine.at(-2), waiting, ready: done })
-        continue
-      }
-      initDone = false
-      const v = await this.runContainer(run, c, mine)
-      if (v.latest?.state === 'exited' && v.latest.exitCode === 0) {
-        // It finished already: the next pass starts the next one.
-        initDone = (spec.initContainers as unknown[]).at(-1) === c
-        this.queue.add(key)
-      } else if (v.latest?.state === 'exited' && v.waiting === undefined && restartPolicy === 'Never') {
-        initFailed = true
-      }
-      initViews.push({ name: c.name, image: String(c.image ?? ''), ...v, ready: v.latest?.state === 'exited' && v.latest.exitCode === 0 })
-    }
+    const init = await this.runInitContainers(run, spec, records)
     const live = new Set<string>()
     const views: ContainerView[] = []
-    for (const c of (spec.containers ?? []) as Array<ContainerSpec & Obj>) {
-      if (!initDone) {
-        views.push({ name: c.name, image: String(c.image ?? ''), waiting: { reason: 'PodInitializing' } })
+    for (const c of spec.containers ?? []) {
+      if (!init.done) {
+        views.push({ name: c.name, image: c.image ?? '', waiting: { reason: 'PodInitializing' } })
         continue
       }
       const mine = records.filter(r => r.containerName === c.name).sort((a, b) => a.attempt - b.attempt)
@@ -341,17 +315,52 @@ export class Kubelet {
           this.killForProbe(s, latest, probes.failed)
         }
       }
-      views.push({ name: c.name, image: String(c.image ?? ''), latest, previous, waiting, started: probes?.started, ready: probes?.ready })
+      views.push({ name: c.name, image: c.image ?? '', latest, previous, waiting, started: probes?.started, ready: probes?.ready })
     }
     this.prober.retain(uid, live)
-    return await this.writeStatus(pod, s, views, ip, { containers: initViews, done: initDone, failed: initFailed })
+    return await this.writeStatus(pod, s, views, ip, init)
+  }
+
+  /**
+   * Init containers run one at a time, in order, each to completion, before
+   * any app container: this starts (or restarts) the first one not done and
+   * says whether all are done and whether one failed for good.
+   */
+  private async runInitContainers (run: RunContext, spec: PodSpec, records: ContainerRecord[]): Promise<InitView> {
+    const appNames = new Set((spec.containers ?? []).map(c => c.name))
+    const initContainers = spec.initContainers ?? []
+    const views: ContainerView[] = []
+    let initDone = true
+    let initFailed = false
+    // Adoption: app containers already ran, so init is done even if its records are gone.
+    const appStarted = records.some(r => appNames.has(r.containerName))
+    for (const c of initContainers) {
+      const mine = records.filter(r => r.containerName === c.name).sort((a, b) => a.attempt - b.attempt)
+      const done = mine.at(-1)?.state === 'exited' && mine.at(-1)?.exitCode === 0
+      if (done || appStarted || !initDone) {
+        const waiting = done || appStarted || mine.length > 0 ? undefined : { reason: 'PodInitializing' }
+        views.push({ name: c.name, image: c.image ?? '', latest: mine.at(-1), previous: mine.at(-2), waiting, ready: done })
+        continue
+      }
+      initDone = false
+      const v = await this.runContainer(run, c, mine)
+      if (v.latest?.state === 'exited' && v.latest.exitCode === 0) {
+        // It finished already: the next pass starts the next one.
+        initDone = initContainers.at(-1) === c
+        this.queue.add(run.key)
+      } else if (v.latest?.state === 'exited' && v.waiting === undefined && run.restartPolicy === 'Never') {
+        initFailed = true
+      }
+      views.push({ name: c.name, image: c.image ?? '', ...v, ready: v.latest?.state === 'exited' && v.latest.exitCode === 0 })
+    }
+    return { containers: views, done: initDone, failed: initFailed }
   }
 
   /**
    * Starts or restarts one container as its records and the restart policy
    * call for (with back-off), and says what it is doing.
    */
-  private async runContainer (run: RunContext, c: ContainerSpec & Obj, mine: ContainerRecord[]): Promise<{ latest?: ContainerRecord, previous?: ContainerRecord, waiting?: Waiting }> {
+  private async runContainer (run: RunContext, c: Container, mine: ContainerRecord[]): Promise<{ latest?: ContainerRecord, previous?: ContainerRecord, waiting?: Waiting }> {
     const { pod, key, restartPolicy, final, volumePaths, volumeError, ip } = run
     const { namespace, name } = splitKey(key)
     const uid = pod.metadata.uid ?? ''
@@ -374,7 +383,7 @@ export class Kubelet {
       if (volumePaths === undefined) throw new VolumeError(volumeError ?? 'volumes not set up')
       mounts = this.volumes.mountsOf(c, volumePaths)
       // As Kubernetes: service links first, so that the container's own env wins.
-      const links = (pod.spec as Obj | undefined)?.enableServiceLinks === false ? {} : serviceEnv(this.opts.store, namespace ?? 'default')
+      const links = pod.spec?.enableServiceLinks === false ? {} : serviceEnv(this.opts.store, namespace ?? 'default')
       const dns = this.opts.dns?.()
       env = { ...links, ...(dns !== undefined ? { SHOAL_DNS: dns } : {}), ...resolveEnv(this.opts.store, pod, c, ip, this.opts.hostIP) }
     } catch (err) {
@@ -389,7 +398,7 @@ export class Kubelet {
     if (env !== undefined && pull !== undefined && pull.nextAt > this.opts.clock.now()) {
       // The pass whose pull failed shows ErrImagePull; later ones, while it waits to try again, ImagePullBackOff.
       const backOff = pull.reason === 'ErrImagePull'
-      waiting = { reason: backOff ? 'ImagePullBackOff' : pull.reason, message: backOff ? `Back-off pulling image "${String(c.image ?? '')}": ${pull.message}` : pull.message }
+      waiting = { reason: backOff ? 'ImagePullBackOff' : pull.reason, message: backOff ? `Back-off pulling image "${c.image ?? ''}": ${pull.message}` : pull.message }
       this.wake(key, pull.nextAt - this.opts.clock.now())
       return { latest, previous, waiting }
     }
@@ -453,10 +462,11 @@ export class Kubelet {
     return Math.min(this.opts.backoffMaxMs, this.opts.backoffBaseMs * 2 ** (latest.attempt - 1))
   }
 
-  private async writeStatus (pod: KObject, s: PodState, views: ContainerView[], ip: string, init: InitView): Promise<boolean> {
+  private async writeStatus (pod: Pod, s: PodState, views: ContainerView[], ip: string, init: InitView): Promise<boolean> {
     const status = podStatus({ pod, containers: views, init, runtimeName: this.runtime.name, podIP: ip, hostIP: this.opts.hostIP, now: rfc3339(this.opts.clock.now()) })
-    const cur = (pod.status ?? {}) as Obj
-    if (Object.keys(status).every(k => jsonEqual(status[k], cur[k]))) return true
+    // Only the fields the kubelet owns count: the others (nominatedNodeName, …) stay untouched.
+    const cur = new Map(Object.entries(pod.status ?? {}))
+    if (Object.entries(status).every(([field, value]) => jsonEqual(value, cur.get(field)))) return true
     const wait = s.lastStatusWrite + this.opts.statusIntervalMs - this.opts.clock.now()
     if (wait > 0) {
       this.wake(s.key, wait)

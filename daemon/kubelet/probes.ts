@@ -11,24 +11,12 @@
 import { request as httpRequest } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { connect } from 'node:net'
+import type { Container, IntOrString, Probe } from '../../protocol/core-v1.ts'
 import type { Clock, TimerHandle } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
 import type { ContainerRecord, ExecResult } from './runtime.ts'
 
-type Obj = Record<string, unknown>
-
 export type ProbeKind = 'startup' | 'liveness' | 'readiness'
-
-export interface ProbeSpec {
-  httpGet?: { path?: string, port?: number | string, host?: string, scheme?: string, httpHeaders?: Array<{ name: string, value: string }> }
-  tcpSocket?: { port?: number | string, host?: string }
-  exec?: { command?: string[] }
-  initialDelaySeconds?: number
-  periodSeconds?: number
-  timeoutSeconds?: number
-  successThreshold?: number
-  failureThreshold?: number
-}
 
 /** What the kubelet needs to know of one container attempt's probes. */
 export interface ProbeState {
@@ -50,7 +38,7 @@ export interface ProberOptions {
 
 interface Worker {
   kind: ProbeKind
-  spec: ProbeSpec
+  spec: Probe
   /** the current result; undefined until the threshold was first reached (startup) */
   result: boolean | undefined
   successes: number
@@ -62,7 +50,7 @@ interface Worker {
 interface Entry {
   podUid: string
   podKey: string
-  container: Obj
+  container: Container
   rec: ContainerRecord
   podIP: string
   workers: Worker[]
@@ -73,13 +61,12 @@ interface Entry {
 /** One probe: whether it succeeded, and why not. */
 export type ProbeOutcome = { ok: true } | { ok: false, message: string }
 
-/** A named container port, or the number itself. */
-export function resolvePort (port: number | string | undefined, container: Obj): number | undefined {
+/** A named container port, or the number itself; the store does not require a probe's port. */
+export function resolvePort (port: IntOrString | undefined, container: Container): number | undefined {
   if (typeof port === 'number') return port
   if (port === undefined) return undefined
   if (/^\d+$/.test(port)) return Number(port)
-  const named = ((container.ports ?? []) as Array<{ name?: string, containerPort?: number }>).find(p => p.name === port)
-  return named?.containerPort
+  return container.ports?.find(p => p.name === port)?.containerPort
 }
 
 export class Prober {
@@ -95,12 +82,13 @@ export class Prober {
    * The probe state of a running container attempt, starting its workers on
    * the first call. A container without probes is started and ready.
    */
-  ensure (podKey: string, podIP: string, container: Obj, rec: ContainerRecord): ProbeState {
+  ensure (podKey: string, podIP: string, container: Container, rec: ContainerRecord): ProbeState {
     let e = this.entries.get(rec.id)
     if (e === undefined) {
       e = { podUid: rec.podUid, podKey, container, rec, podIP, workers: [], state: { started: true, ready: true }, stopped: false }
       for (const kind of ['startup', 'liveness', 'readiness'] as const) {
-        const spec = container[`${kind}Probe`] as ProbeSpec | undefined
+        const spec = container[`${kind}Probe` as const]
+        // The store keeps a null the user sent: no probe.
         if (spec === undefined || spec === null) continue
         // Kubernetes' initial results: readiness fails and startup is unknown until probed; liveness succeeds.
         e.workers.push({ kind, spec, result: kind === 'liveness' ? true : kind === 'readiness' ? false : undefined, successes: 0, failures: 0, running: false })
@@ -193,7 +181,7 @@ export class Prober {
   }
 
   /** Runs one probe once. */
-  private async probe (e: Entry, spec: ProbeSpec): Promise<ProbeOutcome> {
+  private async probe (e: Entry, spec: Probe): Promise<ProbeOutcome> {
     const timeoutMs = 1000 * Math.max(1, spec.timeoutSeconds ?? 1)
     if (spec.exec !== undefined) {
       const r = await this.opts.exec(e.rec.id, spec.exec.command ?? [], timeoutMs)
@@ -213,8 +201,9 @@ export class Prober {
     return { ok: true }
   }
 
-  private async httpGet (host: string, port: number, get: NonNullable<ProbeSpec['httpGet']>, timeoutMs: number): Promise<ProbeOutcome> {
-    const https = String(get.scheme ?? 'HTTP').toUpperCase() === 'HTTPS'
+  private async httpGet (host: string, port: number, get: NonNullable<Probe['httpGet']>, timeoutMs: number): Promise<ProbeOutcome> {
+    // The store takes any string for the scheme.
+    const https = (get.scheme ?? 'HTTP').toUpperCase() === 'HTTPS'
     const headers: Record<string, string> = { 'user-agent': 'shoal-probe/1.0', accept: '*/*' }
     for (const h of get.httpHeaders ?? []) headers[h.name.toLowerCase()] = h.value
     const path = get.path === undefined || get.path === '' ? '/' : get.path.startsWith('/') ? get.path : `/${get.path}`

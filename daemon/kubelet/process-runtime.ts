@@ -20,7 +20,7 @@ import { copyFile, lstat, mkdir, open, readdir, readFile, rename, rm, stat, syml
 import { constants } from 'node:os'
 import { dirname, join, normalize } from 'node:path'
 import { Readable } from 'node:stream'
-import type { KObject } from '../../protocol/k8s.ts'
+import type { Pod } from '../../protocol/core-v1.ts'
 import { every } from '../clock/clock.ts'
 import type { Clock, TimerHandle } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
@@ -138,7 +138,7 @@ export class ProcessRuntime implements Runtime {
     this.listeners.push(listener)
   }
 
-  async ensureSandbox (pod: KObject): Promise<{ ip: string }> {
+  async ensureSandbox (pod: Pod): Promise<{ ip: string }> {
     const uid = pod.metadata.uid ?? ''
     await mkdir(this.podDir(uid), { recursive: true })
     return { ip: await this.ipam.allocate(uid) }
@@ -153,7 +153,7 @@ export class ProcessRuntime implements Runtime {
     return this.ipam.uids()
   }
 
-  async startContainer (pod: KObject, spec: ContainerSpec, attempt: number, start: StartOptions): Promise<ContainerRecord> {
+  async startContainer (pod: Pod, spec: ContainerSpec, attempt: number, start: StartOptions): Promise<ContainerRecord> {
     const uid = pod.metadata.uid ?? ''
     const cwd = join(this.podDir(uid), spec.name)
     await mkdir(cwd, { recursive: true })

@@ -5,19 +5,13 @@
 // persist them and the kubelet can adopt containers after a restart.
 // May import: protocol/.
 import type { Readable } from 'node:stream'
-import type { KObject } from '../../protocol/k8s.ts'
+import type { Container, Pod } from '../../protocol/core-v1.ts'
 
-/** A container of a pod spec, as far as a runtime needs it. */
-export interface ContainerSpec {
-  name: string
-  image?: string
-  command?: string[]
-  args?: string[]
-  workingDir?: string
-  /** Always, IfNotPresent or Never (the kubelet fills in Kubernetes' default) */
-  imagePullPolicy?: string
-  resources?: { limits?: Record<string, string | number>, requests?: Record<string, string | number> }
-}
+/**
+ * A container of a pod spec, as far as a runtime needs it. imagePullPolicy
+ * is defaulted by the store (Kubernetes' rule), and by the Docker runtime if unset.
+ */
+export type ContainerSpec = Pick<Container, 'name' | 'image' | 'command' | 'args' | 'workingDir' | 'imagePullPolicy' | 'resources'>
 
 /**
  * startContainer could not get the container's image: the container waits
@@ -88,7 +82,7 @@ export interface Runtime {
   /** called whenever a container is seen to end */
   onExit: (listener: (rec: ContainerRecord) => void) => void
   /** the pod's IP (the same one on every call until removeSandbox) */
-  ensureSandbox: (pod: KObject) => Promise<{ ip: string }>
+  ensureSandbox: (pod: Pod) => Promise<{ ip: string }>
   /** frees the pod's IP and removes its directories; its containers must be removed first */
   removeSandbox: (podUid: string) => Promise<void>
   /** uids of pods that have a sandbox */
@@ -98,7 +92,7 @@ export interface Runtime {
    * the process runtime) gives an exited record with reason ContainerCannotRun
    * rather than an error, so that restarts and back-off treat it as a crash.
    */
-  startContainer: (pod: KObject, spec: ContainerSpec, attempt: number, opts: StartOptions) => Promise<ContainerRecord>
+  startContainer: (pod: Pod, spec: ContainerSpec, attempt: number, opts: StartOptions) => Promise<ContainerRecord>
   /** SIGTERM (to the whole process group), then SIGKILL after graceMs; resolves once it is gone */
   stopContainer: (id: string, graceMs: number) => Promise<void>
   /** forgets a stopped container and deletes its log */

@@ -4,10 +4,8 @@
 // computes the same status and writes nothing.
 // May import: protocol/, ./runtime.ts.
 import { rfc3339 } from '../../protocol/k8s.ts'
-import type { KObject } from '../../protocol/k8s.ts'
+import type { ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodCondition, PodPhase, PodStatus } from '../../protocol/core-v1.ts'
 import type { ContainerRecord } from './runtime.ts'
-
-type Obj = Record<string, unknown>
 
 export { rfc3339 }
 
@@ -27,16 +25,16 @@ export interface ContainerView {
   ready?: boolean
 }
 
-function terminated (r: ContainerRecord, runtimeName: string): Obj {
-  const t: Obj = { exitCode: r.exitCode ?? 0, reason: r.reason ?? (r.exitCode === 0 ? 'Completed' : 'Error'), startedAt: rfc3339(r.startedAt), finishedAt: rfc3339(r.finishedAt ?? r.startedAt), containerID: `${runtimeName}://${r.id}` }
+function terminated (r: ContainerRecord, runtimeName: string): ContainerState {
+  const t: ContainerStateTerminated = { exitCode: r.exitCode ?? 0, reason: r.reason ?? (r.exitCode === 0 ? 'Completed' : 'Error'), startedAt: rfc3339(r.startedAt), finishedAt: rfc3339(r.finishedAt ?? r.startedAt), containerID: `${runtimeName}://${r.id}` }
   if (r.message !== undefined) t.message = r.message
   return { terminated: t }
 }
 
-export function containerStatus (c: ContainerView, runtimeName: string): Obj {
+export function containerStatus (c: ContainerView, runtimeName: string): ContainerStatus {
   const l = c.latest
-  let state: Obj
-  let lastState: Obj = {}
+  let state: ContainerState
+  let lastState: ContainerState = {}
   if (c.waiting !== undefined || l === undefined) {
     const w = c.waiting ?? { reason: 'ContainerCreating' }
     state = { waiting: w.message === undefined ? { reason: w.reason } : { reason: w.reason, message: w.message } }
@@ -46,7 +44,7 @@ export function containerStatus (c: ContainerView, runtimeName: string): Obj {
     if (c.previous !== undefined && c.previous.state === 'exited') lastState = terminated(c.previous, runtimeName)
   }
   const running = l !== undefined && l.state === 'running' && c.waiting === undefined
-  const out: Obj = {
+  const out: ContainerStatus = {
     name: c.name,
     state,
     lastState,
@@ -61,26 +59,25 @@ export function containerStatus (c: ContainerView, runtimeName: string): Obj {
 }
 
 /** The pod's phase from its containers' states, as Kubernetes computes it. */
-export function podPhase (statuses: Obj[], restartPolicy: string): string {
+export function podPhase (statuses: ContainerStatus[], restartPolicy: string): PodPhase {
   let waiting = 0
   let running = 0
   let stopped = 0
   let succeeded = 0
   for (const s of statuses) {
-    const state = s.state as Obj
-    const last = s.lastState as Obj
+    const state = s.state ?? {}
     if (state.running !== undefined) running++
     else if (state.terminated !== undefined) {
       stopped++
-      if ((state.terminated as Obj).exitCode === 0) succeeded++
-    } else if (last.terminated !== undefined) stopped++
+      if (state.terminated.exitCode === 0) succeeded++
+    } else if (s.lastState?.terminated !== undefined) stopped++
     else waiting++
   }
   if (waiting > 0) return 'Pending'
   if (running > 0) return 'Running'
   if (stopped === statuses.length) {
     if (restartPolicy === 'Always') return 'Running'
-    const allTerminated = statuses.every(s => (s.state as Obj).terminated !== undefined)
+    const allTerminated = statuses.every(s => s.state?.terminated !== undefined)
     if (allTerminated && succeeded === statuses.length) return 'Succeeded'
     if (allTerminated && restartPolicy === 'Never') return 'Failed'
     return 'Running'
@@ -89,11 +86,11 @@ export function podPhase (statuses: Obj[], restartPolicy: string): string {
 }
 
 /** Conditions, keeping each one's lastTransitionTime while its status stays; a reason only where given. */
-export function conditions (prev: Obj[], now: string, values: Array<[string, boolean, string?]>): Obj[] {
+export function conditions (prev: PodCondition[], now: string, values: Array<[string, boolean, string?]>): PodCondition[] {
   return values.map(([type, ok, reason]) => {
     const status = ok ? 'True' : 'False'
     const before = prev.find(c => c.type === type)
-    const c: Obj = { type, status, lastTransitionTime: before !== undefined && before.status === status ? before.lastTransitionTime ?? now : now }
+    const c: PodCondition = { type, status, lastTransitionTime: before !== undefined && before.status === status ? before.lastTransitionTime ?? now : now }
     if (reason !== undefined) c.reason = reason
     return c
   })
@@ -107,14 +104,14 @@ export interface InitView {
 }
 
 /** An init container's status: as an app container's, but ready once it completed (exit 0). */
-function initContainerStatus (c: ContainerView, runtimeName: string): Obj {
+function initContainerStatus (c: ContainerView, runtimeName: string): ContainerStatus {
   const out = containerStatus(c, runtimeName)
   out.ready = c.waiting === undefined && c.latest?.state === 'exited' && c.latest.exitCode === 0
   return out
 }
 
 export interface PodStatusInput {
-  pod: KObject
+  pod: Pod
   containers: ContainerView[]
   /** absent: no init containers */
   init?: InitView
@@ -124,20 +121,19 @@ export interface PodStatusInput {
   now: string
 }
 
-export function podStatus (i: PodStatusInput): Obj {
-  const prev = (i.pod.status ?? {}) as Obj
-  const spec = (i.pod.spec ?? {}) as Obj
+export function podStatus (i: PodStatusInput): PodStatus {
+  const prev = i.pod.status ?? {}
   const statuses = i.containers.map(c => containerStatus(c, i.runtimeName))
-  const ready = statuses.length > 0 && statuses.every(s => s.ready === true)
+  const ready = statuses.length > 0 && statuses.every(s => s.ready)
   const prevPhase = prev.phase
   const initDone = i.init?.done ?? true
   // Succeeded and Failed are final, as in Kubernetes; a pod initializes while Pending.
   const phase = prevPhase === 'Succeeded' || prevPhase === 'Failed'
     ? prevPhase
-    : i.init?.failed === true ? 'Failed' : !initDone ? 'Pending' : podPhase(statuses, String(spec.restartPolicy ?? 'Always'))
-  const status: Obj = {
+    : i.init?.failed === true ? 'Failed' : !initDone ? 'Pending' : podPhase(statuses, i.pod.spec?.restartPolicy ?? 'Always')
+  const status: PodStatus = {
     phase,
-    conditions: conditions((prev.conditions ?? []) as Obj[], i.now, [['PodScheduled', true], initDone ? ['Initialized', true] : ['Initialized', false, 'ContainersNotInitialized'], ['ContainersReady', ready], ['Ready', ready]]),
+    conditions: conditions(prev.conditions ?? [], i.now, [['PodScheduled', true], initDone ? ['Initialized', true] : ['Initialized', false, 'ContainersNotInitialized'], ['ContainersReady', ready], ['Ready', ready]]),
     hostIP: i.hostIP,
     hostIPs: [{ ip: i.hostIP }],
     startTime: typeof prev.startTime === 'string' ? prev.startTime : i.now,

@@ -11,21 +11,12 @@
 import { CONFIG_MAP, SECRET } from '../../protocol/kinds.ts'
 import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { dirname, join, normalize } from 'node:path'
-import type { KObject } from '../../protocol/k8s.ts'
+import type { Container, KeyToPath, Pod, Volume } from '../../protocol/core-v1.ts'
 import type { StoreReader } from '../store/types.ts'
 import type { Mount } from './runtime.ts'
 
-type Obj = Record<string, unknown>
-
-interface KeyToPath { key: string, path: string, mode?: number }
-interface Volume {
-  name: string
-  emptyDir?: Obj
-  hostPath?: { path?: string, type?: string }
-  configMap?: { name?: string, items?: KeyToPath[], defaultMode?: number, optional?: boolean }
-  secret?: { secretName?: string, items?: KeyToPath[], defaultMode?: number, optional?: boolean }
-}
-interface VolumeMount { name: string, mountPath: string, subPath?: string, readOnly?: boolean }
+/** A configMap or secret volume's source, whichever it is. */
+interface Projection { items?: KeyToPath[], defaultMode?: number, optional?: boolean }
 
 export class VolumeError extends Error {
   override name = 'VolumeError'
@@ -73,14 +64,14 @@ export class Volumes {
   }
 
   /** The host directory of each of the pod's volumes, set up or refreshed; throws VolumeError when one cannot be. */
-  async setUp (pod: KObject): Promise<Map<string, string>> {
+  async setUp (pod: Pod): Promise<Map<string, string>> {
     const uid = pod.metadata.uid ?? ''
     const namespace = pod.metadata.namespace ?? 'default'
     const paths = new Map<string, string>()
-    for (const v of (((pod.spec ?? {}) as Obj).volumes ?? []) as Volume[]) {
+    for (const v of pod.spec?.volumes ?? []) {
       const dir = join(this.dataDir, 'pods', uid, 'volumes', inside(v.name, 'volume name'))
       if (v.hostPath !== undefined) {
-        const path = v.hostPath.path ?? ''
+        const path = v.hostPath.path
         if (!path.startsWith('/')) throw new VolumeError(`hostPath "${path}" of volume "${v.name}" is not absolute`)
         if (v.hostPath.type === 'DirectoryOrCreate') await mkdir(path, { recursive: true })
         paths.set(v.name, path)
@@ -88,39 +79,7 @@ export class Volumes {
         await mkdir(dir, { recursive: true })
         paths.set(v.name, dir)
       } else if (v.configMap !== undefined || v.secret !== undefined) {
-        const secret = v.secret !== undefined
-        const src = (v.secret ?? v.configMap) as { items?: KeyToPath[], defaultMode?: number, optional?: boolean }
-        const objName = v.secret !== undefined ? v.secret.secretName ?? '' : v.configMap?.name ?? ''
-        const obj = secret ? this.store.get(SECRET, namespace, objName) : this.store.get(CONFIG_MAP, namespace, objName)
-        const what = secret ? 'secret' : 'configmap'
-        if (obj === undefined) {
-          if (src.optional !== true) throw new VolumeError(`MountVolume.SetUp failed for volume "${v.name}" : ${what} "${objName}" not found`)
-          await mkdir(dir, { recursive: true })
-          paths.set(v.name, dir)
-          continue
-        }
-        const data = new Map<string, Buffer>()
-        for (const [k, val] of Object.entries(obj.data ?? {})) data.set(k, Buffer.from(val, secret ? 'base64' : 'utf8'))
-        if (obj.kind === 'Secret') for (const [k, val] of Object.entries(obj.stringData ?? {})) data.set(k, Buffer.from(val, 'utf8'))
-        else for (const [k, val] of Object.entries(obj.binaryData ?? {})) data.set(k, typeof val === 'string' ? Buffer.from(val, 'base64') : Buffer.from(val))
-        const mode = src.defaultMode ?? 0o644
-        const files = new Map<string, { content: Buffer, mode: number }>()
-        if (src.items !== undefined && src.items.length > 0) {
-          for (const item of src.items) {
-            const content = data.get(item.key)
-            if (content === undefined) {
-              if (src.optional === true) continue
-              throw new VolumeError(`MountVolume.SetUp failed for volume "${v.name}" : ${what} references non-existent ${secret ? 'secret' : 'config'} key: ${item.key}`)
-            }
-            files.set(inside(item.path, 'item path'), { content, mode: item.mode ?? mode })
-          }
-        } else {
-          for (const [k, content] of data) files.set(inside(k, 'key'), { content, mode })
-        }
-        await mkdir(dir, { recursive: true })
-        for (const [rel, f] of files) await put(join(dir, rel), f.content, f.mode)
-        // Keys that went away go too.
-        for (const rel of await filesUnder(dir)) if (!files.has(rel)) await rm(join(dir, rel), { force: true })
+        await this.project(v, namespace, dir)
         paths.set(v.name, dir)
       } else {
         const kind = Object.keys(v).find(k => k !== 'name') ?? 'none'
@@ -130,16 +89,52 @@ export class Volumes {
     return paths
   }
 
+  /** Writes a configMap or secret volume's files into `dir`, and removes those of keys that went away. */
+  private async project (v: Volume, namespace: string, dir: string): Promise<void> {
+    const secret = v.secret !== undefined
+    const src: Projection = v.secret ?? v.configMap ?? {}
+    const objName = v.secret !== undefined ? v.secret.secretName ?? '' : v.configMap?.name ?? ''
+    const obj = secret ? this.store.get(SECRET, namespace, objName) : this.store.get(CONFIG_MAP, namespace, objName)
+    const what = secret ? 'secret' : 'configmap'
+    if (obj === undefined) {
+      if (src.optional !== true) throw new VolumeError(`MountVolume.SetUp failed for volume "${v.name}" : ${what} "${objName}" not found`)
+      await mkdir(dir, { recursive: true })
+      return
+    }
+    const data = new Map<string, Buffer>()
+    for (const [k, val] of Object.entries(obj.data ?? {})) data.set(k, Buffer.from(val, secret ? 'base64' : 'utf8'))
+    if (obj.kind === 'Secret') for (const [k, val] of Object.entries(obj.stringData ?? {})) data.set(k, Buffer.from(val, 'utf8'))
+    else for (const [k, val] of Object.entries(obj.binaryData ?? {})) data.set(k, typeof val === 'string' ? Buffer.from(val, 'base64') : Buffer.from(val))
+    const mode = src.defaultMode ?? 0o644
+    const files = new Map<string, { content: Buffer, mode: number }>()
+    if (src.items !== undefined && src.items.length > 0) {
+      for (const item of src.items) {
+        const content = data.get(item.key)
+        if (content === undefined) {
+          if (src.optional === true) continue
+          throw new VolumeError(`MountVolume.SetUp failed for volume "${v.name}" : ${what} references non-existent ${secret ? 'secret' : 'config'} key: ${item.key}`)
+        }
+        files.set(inside(item.path, 'item path'), { content, mode: item.mode ?? mode })
+      }
+    } else {
+      for (const [k, content] of data) files.set(inside(k, 'key'), { content, mode })
+    }
+    await mkdir(dir, { recursive: true })
+    for (const [rel, f] of files) await put(join(dir, rel), f.content, f.mode)
+    // Keys that went away go too.
+    for (const rel of await filesUnder(dir)) if (!files.has(rel)) await rm(join(dir, rel), { force: true })
+  }
+
   /** Removes the pod's volume directories (emptyDir, configMap, secret; never a hostPath). */
   async tearDown (podUid: string): Promise<void> {
     await rm(join(this.dataDir, 'pods', podUid, 'volumes'), { recursive: true, force: true })
   }
 
   /** The container's mounts over the pod's volume paths; throws VolumeError for a mount of an unknown volume. */
-  mountsOf (container: Obj, paths: Map<string, string>): Mount[] {
-    return ((container.volumeMounts ?? []) as VolumeMount[]).map(m => {
+  mountsOf (container: Container, paths: Map<string, string>): Mount[] {
+    return (container.volumeMounts ?? []).map(m => {
       const hostPath = paths.get(m.name)
-      if (hostPath === undefined) throw new VolumeError(`volumeMount "${m.name}" of container "${String(container.name)}" names no volume of the pod`)
+      if (hostPath === undefined) throw new VolumeError(`volumeMount "${m.name}" of container "${container.name}" names no volume of the pod`)
       const path = m.subPath === undefined || m.subPath === '' ? hostPath : join(hostPath, inside(m.subPath, 'subPath'))
       return { name: m.name, mountPath: m.mountPath, hostPath: path, readOnly: m.readOnly === true }
     })

@@ -4,7 +4,6 @@
 // endpoints), <host>.<svc>.<ns>.svc.<domain> (a headless endpoint),
 // _<port>._<proto>.<svc>.<ns>.svc.<domain> (SRV), <a-b-c-d>.<ns>.pod.<domain>
 // and ExternalName CNAMEs. Other names go to the upstream resolvers, if any.
-// Also owns serviceEnv, the kubelet's docker-link-style service variables.
 // The wire format is dns-packet's.
 // May import: protocol/, daemon/store/types.ts, daemon/clock/, daemon/log/.
 import { ENDPOINTS, NAMESPACE, POD, SERVICE } from '../../protocol/kinds.ts'
@@ -15,7 +14,7 @@ import { connect, createServer, isIP, isIPv4, isIPv6 } from 'node:net'
 import type { Server, Socket } from 'node:net'
 import { AUTHORITATIVE_ANSWER, decode, encode, RECURSION_AVAILABLE, RECURSION_DESIRED, TRUNCATED_RESPONSE } from 'dns-packet'
 import type { Answer, DecodedPacket, OptAnswer, Packet, Question } from 'dns-packet'
-import type { KObject, ResourceType } from '../../protocol/k8s.ts'
+import type { EndpointAddress, EndpointPort, ServicePort, ServiceSpec } from '../../protocol/core-v1.ts'
 import { systemClock } from '../clock/clock.ts'
 import type { Clock } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
@@ -62,12 +61,8 @@ export class DnsListenError extends Error {
 
 interface Upstream { host: string, port: number }
 interface Result { rcode: number, authoritative: boolean, answers: Answer[], authorities: Answer[], additionals: Answer[] }
-interface ServicePort { name?: string, port: number, protocol?: string }
-interface ServiceSpec { type?: string, clusterIP?: string, externalName?: string, ports?: ServicePort[] }
-interface EndpointAddress { ip: string, hostname?: string, targetRef?: { kind?: string, name?: string } }
-interface EndpointSubset { addresses?: EndpointAddress[], ports?: ServicePort[] }
 /** one ready endpoint address with its DNS label and the ports of its subset */
-interface Endpoint { ip: string, host: string, ports: ServicePort[] }
+interface Endpoint { ip: string, host: string, ports: EndpointPort[] }
 
 function parseUpstream (s: string): Upstream {
   const m = /^\[(.+)\]:(\d+)$/.exec(s) ?? /^([^:]+):(\d+)$/.exec(s)
@@ -78,12 +73,12 @@ function parseUpstream (s: string): Upstream {
 }
 
 function listenError (proto: string, host: string, port: number, err: unknown): DnsListenError {
-  const code = (err as { code?: string }).code
+  const code = err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined
   const why = code === 'EACCES'
     ? 'permission denied (ports below 1024 need privilege)'
     : code === 'EADDRINUSE'
       ? 'address already in use'
-      : code === 'EADDRNOTAVAIL' ? 'address not available on this host' : (err as Error).message
+      : code === 'EADDRNOTAVAIL' ? 'address not available on this host' : err instanceof Error ? err.message : String(err)
   return new DnsListenError(`DNS cannot listen on ${proto} ${host.includes(':') ? `[${host}]` : host}:${port}: ${why}`, code)
 }
 
@@ -104,8 +99,9 @@ function frame (msg: Buffer): Buffer {
   return Buffer.concat([len, msg])
 }
 
-function hasClusterIP (spec: ServiceSpec): spec is ServiceSpec & { clusterIP: string } {
-  return spec.clusterIP !== undefined && spec.clusterIP !== '' && spec.clusterIP !== 'None'
+/** The service's clusterIP; undefined for a headless service or one with none allocated. */
+function clusterIPOf (spec: ServiceSpec): string | undefined {
+  return spec.clusterIP !== undefined && spec.clusterIP !== '' && spec.clusterIP !== 'None' ? spec.clusterIP : undefined
 }
 
 export class DnsServer {
@@ -296,27 +292,28 @@ export class DnsServer {
     if (svcName === undefined) return this.store.get(NAMESPACE, undefined, ns) === undefined ? nxdomain() : nodata()
     const service = this.store.get(SERVICE, ns, svcName)
     if (service === undefined) return nxdomain()
-    const spec = (service.spec ?? {}) as ServiceSpec
+    const spec = service.spec ?? {}
     const fqdn = `${svcName}.${ns}.svc.${d}`
     if (spec.type === 'ExternalName') {
       if (fourth !== undefined || spec.externalName === undefined) return nxdomain()
       return this.positive([{ type: 'CNAME', name: q.name, ttl: this.ttl, class: 'IN', data: spec.externalName.replace(/\.$/, '') }], [])
     }
     // A service with no clusterIP (none allocated) is answered like a headless one.
-    const endpoints = hasClusterIP(spec) ? undefined : this.endpoints(ns, svcName)
+    const clusterIP = clusterIPOf(spec)
+    const endpoints = clusterIP === undefined ? this.endpoints(ns, svcName) : []
     if (fourth === undefined) {
-      if (qtype === 'SRV') return this.srv(q, fqdn, spec, endpoints, undefined)
-      return this.addressRecords(q, endpoints === undefined ? [(spec as { clusterIP: string }).clusterIP] : [...new Set(endpoints.map(e => e.ip))])
+      if (qtype === 'SRV') return this.srv(q, fqdn, spec.ports ?? [], clusterIP, endpoints, undefined)
+      return this.addressRecords(q, clusterIP !== undefined ? [clusterIP] : [...new Set(endpoints.map(e => e.ip))])
     }
     if (fifth === undefined) {
       // _tcp.<svc>...: an empty non-terminal on the way to SRV names; else a headless endpoint by hostname.
       if (fourth === '_tcp' || fourth === '_udp') return nodata()
-      const mine = (endpoints ?? []).filter(e => e.host === fourth || dashed(e.ip) === fourth)
+      const mine = endpoints.filter(e => e.host === fourth || dashed(e.ip) === fourth)
       return mine.length === 0 ? nxdomain() : this.addressRecords(q, [...new Set(mine.map(e => e.ip))])
     }
     if (!fourth.startsWith('_') || !fifth.startsWith('_')) return nxdomain()
     const wanted = { proto: fourth.slice(1), port: fifth.slice(1) }
-    const result = this.srv(q, fqdn, spec, endpoints, wanted)
+    const result = this.srv(q, fqdn, spec.ports ?? [], clusterIP, endpoints, wanted)
     if (result.answers.length === 0) return nxdomain()
     return qtype === 'SRV' || qtype === 'ANY' ? result : nodata()
   }
@@ -325,7 +322,7 @@ export class DnsServer {
   private endpoints (ns: string, svcName: string): Endpoint[] {
     const ep = this.store.get(ENDPOINTS, ns, svcName)
     const out: Endpoint[] = []
-    for (const subset of (ep?.subsets ?? []) as EndpointSubset[]) {
+    for (const subset of ep?.subsets ?? []) {
       for (const a of subset.addresses ?? []) {
         if (typeof a.ip !== 'string' || isIP(a.ip) === 0) continue
         out.push({ ip: a.ip, host: (a.hostname ?? this.podHostname(ns, svcName, a) ?? dashed(a.ip)).toLowerCase(), ports: subset.ports ?? [] })
@@ -337,14 +334,17 @@ export class DnsServer {
   /** A pod's spec.hostname, when its spec.subdomain names this service (as Kubernetes' endpoints controller fills in hostname). */
   private podHostname (ns: string, svcName: string, a: EndpointAddress): string | undefined {
     if (a.targetRef?.kind !== 'Pod' || a.targetRef.name === undefined) return undefined
-    const pod: KObject | undefined = this.store.get(POD, ns, a.targetRef.name)
-    const spec = (pod?.spec ?? {}) as { hostname?: string, subdomain?: string }
-    return spec.subdomain === svcName && typeof spec.hostname === 'string' && spec.hostname !== '' ? spec.hostname : undefined
+    const spec = this.store.get(POD, ns, a.targetRef.name)?.spec
+    return spec?.subdomain === svcName && typeof spec.hostname === 'string' && spec.hostname !== '' ? spec.hostname : undefined
   }
 
-  /** SRV records for the named ports (all, or the one wanted), with the targets' addresses as additionals. */
-  private srv (q: Question, fqdn: string, spec: ServiceSpec, endpoints: Endpoint[] | undefined, wanted: { proto: string, port: string } | undefined): Result {
-    const matches = (p: ServicePort): boolean => p.name !== undefined && p.name !== '' &&
+  /**
+   * SRV records for the named ports (all, or the one wanted), with the
+   * targets' addresses as additionals: the service's ports at its clusterIP,
+   * or without one (headless), each endpoint's ports at the endpoint.
+   */
+  private srv (q: Question, fqdn: string, ports: ServicePort[], clusterIP: string | undefined, endpoints: Endpoint[], wanted: { proto: string, port: string } | undefined): Result {
+    const matches = (p: ServicePort | EndpointPort): boolean => p.name !== undefined && p.name !== '' &&
       (wanted === undefined || (p.name.toLowerCase() === wanted.port && (p.protocol ?? 'TCP').toLowerCase() === wanted.proto))
     const answers: Answer[] = []
     const additionals = new Map<string, Answer>()
@@ -352,8 +352,8 @@ export class DnsServer {
       answers.push({ type: 'SRV', name: q.name, ttl: this.ttl, class: 'IN', data: { priority: 0, weight: 100, port, target } })
       additionals.set(target, { type: isIPv6(ip) ? 'AAAA' : 'A', name: target, ttl: this.ttl, class: 'IN', data: ip })
     }
-    if (endpoints === undefined) {
-      for (const p of (spec.ports ?? []).filter(matches)) record(p.port, fqdn, (spec as { clusterIP: string }).clusterIP)
+    if (clusterIP !== undefined) {
+      for (const p of ports.filter(matches)) record(p.port, fqdn, clusterIP)
     } else {
       for (const e of endpoints) for (const p of e.ports.filter(matches)) record(p.port, `${e.host}.${fqdn}`, e.ip)
     }
@@ -459,37 +459,4 @@ export class DnsServer {
       return () => { sock.destroy() }
     })
   }
-}
-
-/**
- * The variables the kubelet gives a container for every Service with a
- * clusterIP in its namespace: {NAME}_SERVICE_HOST, {NAME}_SERVICE_PORT (the
- * first port), {NAME}_SERVICE_PORT_{PORT} per named port, and the Docker
- * link ones ({NAME}_PORT, {NAME}_PORT_{port}_{PROTO}[_PROTO|_PORT|_ADDR]).
- */
-export function serviceEnv (store: StoreReader, namespace: string): Record<string, string> {
-  const env: Record<string, string> = {}
-  const envName = (s: string): string => s.toUpperCase().replaceAll('-', '_')
-  const services = store.list(SERVICE, { namespace }).items
-  for (const svc of [...services].sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''))) {
-    const spec = (svc.spec ?? {}) as ServiceSpec
-    const first = spec.ports?.[0]
-    if (!hasClusterIP(spec) || first === undefined) continue
-    const name = envName(svc.metadata.name ?? '')
-    const host = spec.clusterIP
-    const hostPort = (port: number): string => isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`
-    env[`${name}_SERVICE_HOST`] = host
-    env[`${name}_SERVICE_PORT`] = String(first.port)
-    for (const p of spec.ports ?? []) if (p.name !== undefined && p.name !== '') env[`${name}_SERVICE_PORT_${envName(p.name)}`] = String(p.port)
-    env[`${name}_PORT`] = `${(first.protocol ?? 'TCP').toLowerCase()}://${hostPort(first.port)}`
-    for (const p of spec.ports ?? []) {
-      const proto = (p.protocol ?? 'TCP').toLowerCase()
-      const prefix = `${name}_PORT_${p.port}_${proto.toUpperCase()}`
-      env[prefix] = `${proto}://${hostPort(p.port)}`
-      env[`${prefix}_PROTO`] = proto
-      env[`${prefix}_PORT`] = String(p.port)
-      env[`${prefix}_ADDR`] = host
-    }
-  }
-  return env
 }

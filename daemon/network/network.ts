@@ -7,13 +7,14 @@
 // server on this peer's own address and on the DNS service's address
 // (shared with the other peers on the host through SO_REUSEPORT). It tells
 // the kubelet what resolver pods get.
-// May import: protocol/, daemon/store (types, allocate), daemon/log, ./dns.ts.
+// May import: protocol/, daemon/store/types.ts, daemon/log, ./dns.ts.
 import { CONFIG_MAP } from '../../protocol/kinds.ts'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import type { KObject, ResourceType } from '../../protocol/k8s.ts'
+import type { ConfigMap } from '../../protocol/core-v1.ts'
 import type { Logger } from '../log/log.ts'
-import { CLUSTER_CONFIG, parseCidr } from '../store/allocate.ts'
+import { parseCidr } from '../../protocol/cidr.ts'
+import { CLUSTER_CONFIG } from '../../protocol/network.ts'
 import type { StoreReader, Watch } from '../store/types.ts'
 import { DnsServer } from './dns.ts'
 
@@ -33,8 +34,8 @@ export interface ClusterNetworkOptions {
   onRoute?: () => void
 }
 
-export function settingsOf (cm: KObject | undefined): ClusterSettings | undefined {
-  const data = (cm as { data?: Record<string, string> } | undefined)?.data
+export function settingsOf (cm: ConfigMap | undefined): ClusterSettings | undefined {
+  const data = cm?.data
   if (data?.serviceCIDR === undefined || data.dnsIP === undefined) return undefined
   return { serviceCidr: data.serviceCIDR, domain: data.clusterDomain ?? 'cluster.local', dnsIP: data.dnsIP }
 }
@@ -65,8 +66,8 @@ export class ClusterNetwork {
   start (): void {
     this.watch = this.opts.store.watch(CONFIG_MAP, { fieldSelector: `metadata.name=${CLUSTER_CONFIG.name}` }, e => {
       if (e.type === 'ERROR' || this.current !== undefined) return
-      const obj = e.object as KObject
-      if (obj.metadata?.namespace !== CLUSTER_CONFIG.namespace) return
+      const obj = e.object
+      if (obj.metadata.namespace !== CLUSTER_CONFIG.namespace) return
       const s = settingsOf(obj)
       if (s === undefined) return
       this.current = s

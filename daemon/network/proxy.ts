@@ -24,7 +24,8 @@ import { ENDPOINTS, SERVICE } from '../../protocol/kinds.ts'
 import { createServer } from 'node:net'
 import type { Server, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
+import type { Endpoints, Service } from '../../protocol/core-v1.ts'
+import type { KObject, WatchEvent } from '../../protocol/k8s.ts'
 import { systemClock } from '../clock/clock.ts'
 import type { Clock } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
@@ -79,8 +80,8 @@ export class ServiceProxy {
   private readonly log: Logger
   private readonly dialTimeoutMs: number
   private readonly udpIdleMs: number
-  private readonly services = new Map<string, KObject>()
-  private readonly endpoints = new Map<string, KObject>()
+  private readonly services = new Map<string, Service>()
+  private readonly endpoints = new Map<string, Endpoints>()
   private readonly balancers = new Map<string, RouteBalancer>()
   private readonly listeners = new Map<string, Listener>()
   private readonly connections = new Set<Duplex>()
@@ -138,9 +139,9 @@ export class ServiceProxy {
     return [...this.listeners.values()].filter(l => l.state === 'listening').map(l => l.key).sort()
   }
 
-  private onEvent (into: Map<string, KObject>, e: WatchEvent): void {
+  private onEvent<T extends KObject> (into: Map<string, T>, e: WatchEvent<T>): void {
     if (e.type !== 'ADDED' && e.type !== 'MODIFIED' && e.type !== 'DELETED') return
-    const obj = e.object as KObject
+    const obj = e.object
     if (e.type === 'DELETED') into.delete(serviceKey(obj))
     else into.set(serviceKey(obj), obj)
     if (this.scheduled || !this.running) return
@@ -158,7 +159,7 @@ export class ServiceProxy {
     const routes = new Set<string>()
     for (const [key, svc] of this.services) {
       if (!isProxied(svc)) continue
-      const ports = ((svc.spec as { ports?: Array<{ name?: string, protocol?: string }> }).ports ?? [])
+      const ports = svc.spec?.ports ?? []
       const affinityMs = affinityMsOf(svc)
       for (const p of ports) {
         const route = routeKey(key, p.name)
@@ -200,9 +201,9 @@ export class ServiceProxy {
   private listen (key: string, frontend: Frontend, service: string, version: string): void {
     const l: Listener = { key, frontend, service, version, state: 'binding', bound: Promise.resolve() }
     this.listeners.set(key, l)
-    const failed = (err: Error): void => {
+    const failed = (err: NodeJS.ErrnoException): void => {
       l.state = 'failed'
-      this.log.warn({ event: 'proxy.bind-failed', address: key, service, code: (err as NodeJS.ErrnoException).code, err: err.message },
+      this.log.warn({ event: 'proxy.bind-failed', address: key, service, code: err.code, err: err.message },
         `cannot listen on ${frontend.ip}:${frontend.port} (${frontend.protocol}) for service ${service}: ${err.message}; retried when the service changes`)
     }
     if (frontend.protocol === 'UDP') {
@@ -303,8 +304,8 @@ export class ServiceProxy {
   }
 
   private async dial (b: Backend): Promise<Duplex> {
-    if (this.isLocal(b)) return await connectTcp(b.ip, b.port, this.dialTimeoutMs, this.clock)
-    const nodeName = b.nodeName as string
+    const nodeName = b.nodeName
+    if (nodeName === undefined || this.isLocal(b)) return await connectTcp(b.ip, b.port, this.dialTimeoutMs, this.clock)
     const abort = new AbortController()
     let timer
     const timedOut = new Promise<never>((_resolve, reject) => {

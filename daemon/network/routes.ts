@@ -4,6 +4,7 @@
 // of its ports (its backends, from the Endpoints object of the same name),
 // and the order in which to try them (round-robin, or sticky per client IP).
 // May import: protocol/.
+import type { Endpoints, Service } from '../../protocol/core-v1.ts'
 import type { KObject } from '../../protocol/k8s.ts'
 
 export type L4Protocol = 'TCP' | 'UDP'
@@ -24,12 +25,6 @@ export interface Backend {
   nodeName?: string
 }
 
-interface ServicePort { name?: string, port?: number, protocol?: string, nodePort?: number }
-interface ServiceSpec { type?: string, clusterIP?: string, ports?: ServicePort[], sessionAffinity?: string, sessionAffinityConfig?: { clientIP?: { timeoutSeconds?: number } } }
-interface EndpointAddress { ip?: unknown, nodeName?: unknown }
-interface EndpointPort { name?: unknown, port?: unknown, protocol?: unknown }
-interface EndpointSubset { addresses?: EndpointAddress[], ports?: EndpointPort[] }
-
 /** The annotation that keeps a Service out of the proxy (the cluster DNS service carries it). */
 export const PROXY_ANNOTATION = 'shoal.io/proxy'
 /** Kubernetes' default for `sessionAffinityConfig.clientIP.timeoutSeconds`: 3 hours. */
@@ -43,23 +38,28 @@ export function routeKey (svcKey: string, portName: string | undefined): string 
   return `${svcKey}/${portName ?? ''}`
 }
 
-function protocolOf (p: unknown): L4Protocol | undefined {
+function protocolOf (p: string | undefined): L4Protocol | undefined {
   if (p === undefined || p === 'TCP') return 'TCP'
   return p === 'UDP' ? 'UDP' : undefined // SCTP is not proxied
 }
 
-/** Whether the proxy serves this Service at all: not headless, not opted out, with a clusterIP. */
-export function isProxied (service: KObject): boolean {
-  const spec = service.spec as ServiceSpec | undefined
-  const ip = spec?.clusterIP
-  if (ip === undefined || ip === '' || ip === 'None') return false
-  return service.metadata.annotations?.[PROXY_ANNOTATION] !== 'false'
+/** The clusterIP the proxy serves this Service at, if it does at all: not headless, not opted out, with a clusterIP. */
+export function proxiedIP (service: Service): string | undefined {
+  const ip = service.spec?.clusterIP
+  if (ip === undefined || ip === '' || ip === 'None') return undefined
+  return service.metadata.annotations?.[PROXY_ANNOTATION] !== 'false' ? ip : undefined
+}
+
+/** Whether the proxy serves this Service at all. */
+export function isProxied (service: Service): boolean {
+  return proxiedIP(service) !== undefined
 }
 
 /** Every address the proxy should listen on for `service` on a peer whose own address is `nodeAddress`. */
-export function frontendsOf (service: KObject, nodeAddress: string): Frontend[] {
-  if (!isProxied(service)) return []
-  const spec = service.spec as ServiceSpec
+export function frontendsOf (service: Service, nodeAddress: string): Frontend[] {
+  const clusterIP = proxiedIP(service)
+  const spec = service.spec
+  if (clusterIP === undefined || spec === undefined) return []
   const svc = serviceKey(service)
   const out: Frontend[] = []
   const withNodePorts = spec.type === 'NodePort' || spec.type === 'LoadBalancer'
@@ -67,15 +67,15 @@ export function frontendsOf (service: KObject, nodeAddress: string): Frontend[] 
     const protocol = protocolOf(p.protocol)
     if (protocol === undefined || typeof p.port !== 'number') continue
     const route = routeKey(svc, p.name)
-    out.push({ protocol, ip: spec.clusterIP as string, port: p.port, route })
+    out.push({ protocol, ip: clusterIP, port: p.port, route })
     if (withNodePorts && typeof p.nodePort === 'number' && p.nodePort > 0) out.push({ protocol, ip: nodeAddress, port: p.nodePort, route })
   }
   return out
 }
 
 /** The client-IP affinity timeout in ms, or undefined without affinity. */
-export function affinityMsOf (service: KObject): number | undefined {
-  const spec = service.spec as ServiceSpec | undefined
+export function affinityMsOf (service: Service): number | undefined {
+  const spec = service.spec
   if (spec?.sessionAffinity !== 'ClientIP') return undefined
   const seconds = spec.sessionAffinityConfig?.clientIP?.timeoutSeconds
   return (typeof seconds === 'number' && seconds > 0 ? seconds : DEFAULT_AFFINITY_SECONDS) * 1000
@@ -86,17 +86,15 @@ export function affinityMsOf (service: KObject): number | undefined {
  * for an unnamed port) with `protocol`, from an Endpoints object. Ports
  * match by name; a subset with one port serves a service's only port.
  */
-export function backendsOf (endpoints: KObject | undefined, portName: string | undefined, protocol: L4Protocol, servicePortCount: number): Backend[] {
-  const subsets = (endpoints?.subsets ?? []) as EndpointSubset[]
-  if (!Array.isArray(subsets)) return []
+export function backendsOf (endpoints: Endpoints | undefined, portName: string | undefined, protocol: L4Protocol, servicePortCount: number): Backend[] {
   const name = portName ?? ''
   const out: Backend[] = []
-  for (const subset of subsets) {
-    const ports = Array.isArray(subset.ports) ? subset.ports : []
-    let port = ports.find(p => (typeof p.name === 'string' ? p.name : '') === name && (protocolOf(p.protocol) === protocol))
+  for (const subset of endpoints?.subsets ?? []) {
+    const ports = subset.ports ?? []
+    let port = ports.find(p => (p.name ?? '') === name && (protocolOf(p.protocol) === protocol))
     if (port === undefined && servicePortCount === 1 && ports.length === 1 && protocolOf(ports[0]?.protocol) === protocol) port = ports[0]
     if (port === undefined || typeof port.port !== 'number') continue
-    for (const a of Array.isArray(subset.addresses) ? subset.addresses : []) {
+    for (const a of subset.addresses ?? []) {
       if (typeof a.ip !== 'string' || a.ip === '') continue
       out.push({ ip: a.ip, port: port.port, ...(typeof a.nodeName === 'string' ? { nodeName: a.nodeName } : {}) })
     }

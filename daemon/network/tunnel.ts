@@ -17,7 +17,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { decode, encode } from '../../protocol/codec.ts'
-import type { KObject, ResourceType } from '../../protocol/k8s.ts'
+import type { Endpoints } from '../../protocol/core-v1.ts'
 import { systemClock } from '../clock/clock.ts'
 import type { Clock } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
@@ -78,7 +78,7 @@ class LocalEndpoints {
     return (this.counts.get(`${protocol}/${ip}:${port}`) ?? 0) > 0
   }
 
-  set (obj: KObject, present: boolean): void {
+  set (obj: Endpoints, present: boolean): void {
     const key = serviceKey(obj)
     for (const a of this.byObject.get(key) ?? []) {
       const n = (this.counts.get(a) ?? 1) - 1
@@ -88,13 +88,11 @@ class LocalEndpoints {
     this.byObject.delete(key)
     if (!present) return
     const addrs = new Set<string>()
-    const subsets = Array.isArray(obj.subsets) ? obj.subsets as Array<Record<string, unknown>> : []
-    for (const s of subsets) {
-      const ports = (Array.isArray(s.ports) ? s.ports : []) as Array<{ port?: unknown, protocol?: unknown }>
-      const addresses = [...(Array.isArray(s.addresses) ? s.addresses : []), ...(Array.isArray(s.notReadyAddresses) ? s.notReadyAddresses : [])] as Array<{ ip?: unknown, nodeName?: unknown }>
-      for (const a of addresses) {
+    for (const s of obj.subsets ?? []) {
+      const ports = s.ports ?? []
+      for (const a of [...s.addresses ?? [], ...s.notReadyAddresses ?? []]) {
         if (a.nodeName !== this.nodeName || typeof a.ip !== 'string') continue
-        for (const p of ports) if (typeof p.port === 'number' && (p.protocol === undefined || p.protocol === 'TCP' || p.protocol === 'UDP')) addrs.add(`${String(p.protocol ?? 'TCP')}/${a.ip}:${p.port}`)
+        for (const p of ports) if (typeof p.port === 'number' && (p.protocol === undefined || p.protocol === 'TCP' || p.protocol === 'UDP')) addrs.add(`${p.protocol ?? 'TCP'}/${a.ip}:${p.port}`)
       }
     }
     this.byObject.set(key, [...addrs])
@@ -109,7 +107,7 @@ export async function registerTunnel (host: ShoalHost, init: TunnelInit): Promis
   const dialTimeoutMs = init.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
   const local = new LocalEndpoints(nodeName)
   const watch: Watch = init.store.watch(ENDPOINTS, {}, e => {
-    if (e.type === 'ADDED' || e.type === 'MODIFIED' || e.type === 'DELETED') local.set(e.object as KObject, e.type !== 'DELETED')
+    if (e.type === 'ADDED' || e.type === 'MODIFIED' || e.type === 'DELETED') local.set(e.object, e.type !== 'DELETED')
   })
   const open = new Set<Duplex>()
   const streams = new Set<Stream>()

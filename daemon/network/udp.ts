@@ -146,14 +146,14 @@ export class UdpRelay {
   }
 
   private openSession (key: string, backend: Backend, client: RemoteInfo): Session {
-    const session: Session = { upstream: { send: () => {}, close: () => {} }, backend, lastActive: this.init.clock.now(), timer: undefined as unknown as TimerHandle }
-    session.upstream = this.init.isLocal(backend) ? this.localUpstream(key, session, client) : this.tunnelUpstream(key, session, client)
     const check = (): void => {
       const idle = this.init.clock.now() - session.lastActive
       if (idle >= this.init.idleMs) this.endSession(key)
       else session.timer = this.init.clock.setTimeout(check, this.init.idleMs - idle)
     }
-    session.timer = this.init.clock.setTimeout(check, this.init.idleMs)
+    // The timer fires later, never during this call: `session` is set by then.
+    const session: Session = { upstream: { send: () => {}, close: () => {} }, backend, lastActive: this.init.clock.now(), timer: this.init.clock.setTimeout(check, this.init.idleMs) }
+    session.upstream = this.init.isLocal(backend) ? this.localUpstream(key, session, client) : this.tunnelUpstream(key, session, client)
     this.sessions.set(key, session)
     return session
   }

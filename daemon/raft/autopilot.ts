@@ -13,6 +13,9 @@ import type { Logger } from '../log/log.ts'
 import type { ConfigChange } from './core.ts'
 import type { RaftNode } from './node.ts'
 
+/** What autopilot needs of the Raft node. */
+export type AutopilotNode = Pick<RaftNode, 'id' | 'isLeader' | 'configChangePending' | 'clusterConfig' | 'commitIndex' | 'matchIndex' | 'changeConfig'>
+
 export interface MemberHealth {
   state: MemberState
   /** ms time the state began */
@@ -92,7 +95,7 @@ export function plan (input: PlanInput): PlannedChange | undefined {
 }
 
 export interface AutopilotInit {
-  node: RaftNode
+  node: AutopilotNode
   members: () => ReadonlyMap<string, MemberHealth>
   clock: Clock
   log: Logger
@@ -118,13 +121,12 @@ export class Autopilot {
 
   private async run (): Promise<void> {
     const { node } = this.init
-    const core = node.core
-    if (this.busy || core.role !== 'leader' || core.configChangePending) return
+    if (this.busy || !node.isLeader() || node.configChangePending()) return
     const planned = plan({
       self: node.id,
-      config: core.clusterConfig,
-      commitIndex: core.commitIndex,
-      match: id => core.progressOf(id)?.matchIndex,
+      config: node.clusterConfig(),
+      commitIndex: node.commitIndex(),
+      match: id => node.matchIndex(id),
       members: this.init.members(),
       now: this.init.clock.now(),
       targetVoters: this.init.targetVoters,

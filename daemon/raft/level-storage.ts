@@ -13,7 +13,7 @@ import { decode, encode, isObject } from '../../protocol/codec.ts'
 import { isEntry, isHardState, isSnapshotMeta } from '../../protocol/raft.ts'
 import type { Entry, HardState, SnapshotMeta } from '../../protocol/raft.ts'
 import { checkEntries, LogOrderError, MemoryStorage, NO_SNAPSHOT } from './storage.ts'
-import type { RaftStorage, Snapshot } from './storage.ts'
+import type { HostStorage, RaftWrite, Snapshot } from './storage.ts'
 
 const HARD_STATE_KEY = 'meta/hardstate'
 const SNAPSHOT_KEY = 'meta/snapshot'
@@ -32,15 +32,9 @@ export function logKey (index: number): string {
   return LOG_PREFIX + String(index).padStart(12, '0')
 }
 
-/** What the host persists from one Ready. */
-export interface RaftWrite {
-  entries: readonly Entry[]
-  hardState?: HardState
-  /** true when the write must be on disk before anything depending on it is sent */
-  sync: boolean
-}
+export type { RaftWrite } from './storage.ts'
 
-export class LevelStorage implements RaftStorage {
+export class LevelStorage implements HostStorage {
   private readonly db: Level<string, Uint8Array>
   private readonly memory: MemoryStorage
 
@@ -145,4 +139,19 @@ export class LevelStorage implements RaftStorage {
   }
 
   async close (): Promise<void> { await this.db.close() }
+
+  /**
+   * Founds a cluster on an empty log: entry 1, committed, is a config
+   * naming `selfId` its only voter. False, and nothing written, if the log
+   * holds anything (entries or a snapshot).
+   */
+  async found (selfId: string): Promise<boolean> {
+    if (this.lastIndex() !== 0 || this.snapshotMeta().index !== 0) return false
+    await this.save({
+      entries: [{ term: 1, index: 1, kind: 'config', data: encode({ voters: [selfId], learners: [] }) }],
+      hardState: { term: 1, commit: 1 },
+      sync: true
+    })
+    return true
+  }
 }

@@ -1,19 +1,23 @@
-// The Raft node: the host loop around the pure core. It owns the core, the
-// LevelDB storage and the state machine, and drives them in the order the
-// core demands, for every Ready: persist (one LevelDB batch, synced when it
-// must be) → send (the transport) → apply → advance. Proposals and reads
-// from anywhere in the daemon come in through the Replicator interface; on a
-// follower they are forwarded to the leader over libp2p. It also takes
-// snapshots of the state machine and compacts the log.
+// The Raft node: the daemon's host around the pure core. It runs the host
+// loop of ready-loop.ts (persist → send → apply → advance, snapshots and
+// compaction) on the LevelDB storage, on the next turn of the event loop
+// whenever the core has work, and ticks the core on the clock. Proposals
+// and reads from anywhere in the daemon come in through the Replicator
+// interface; on a follower they are forwarded to the leader over libp2p.
+// Others see the core only through the methods below, never the core
+// itself. Its lifecycle is daemon/lifecycle's Startable shape: start ticks,
+// beforeStop hands leadership over, stop settles every caller still waiting.
 // May import: protocol/, daemon/clock, daemon/log, and this folder.
 import type { RaftServerView, RaftStatusView } from '../../protocol/api.ts'
-import type { ClusterConfig, Entry, ForwardRequest, ForwardResponse, HardState, RaftMessage } from '../../protocol/raft.ts'
+import type { ClusterConfig, ForwardRequest, ForwardResponse, RaftMessage } from '../../protocol/raft.ts'
 import type { Clock, Rng, TimerHandle } from '../clock/clock.ts'
 import { every } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
-import { ConfigChangeError, decodeClusterConfig, NotLeaderError as CoreNotLeaderError, RaftCore } from './core.ts'
-import type { ConfigChange, Ready } from './core.ts'
+import { ConfigChangeError, NotLeaderError as CoreNotLeaderError } from './core.ts'
+import type { ConfigChange, RaftCore } from './core.ts'
 import type { LevelStorage } from './level-storage.ts'
+import { ReadyLoop } from './ready-loop.ts'
+import type { ProposalOutcome } from './ready-loop.ts'
 import { NoLeaderError, NotLeaderError, ProposalTimeoutError } from './replicator.ts'
 import type { Proposed, Replicator } from './replicator.ts'
 import type { StateMachine } from './state-machine.ts'
@@ -60,78 +64,70 @@ export interface RaftNodeInit {
   noLeaderWaitMs?: number
 }
 
-interface Waiter {
-  index: number
-  resolve: () => void
-}
-
-/** `lost`: certainly not applied (overwritten); `unknown`: may have been applied (covered by a snapshot, or shutdown). */
-type ProposalOutcome = { ok: true, result: unknown } | { ok: false, unknown: boolean }
-
-interface PendingProposal {
-  term: number
-  resolve: (outcome: ProposalOutcome) => void
-}
-
 /** How often a request without a known leader looks again. */
 const RETRY_MS = 20
 
 export class RaftNode implements Replicator {
   readonly id: string
-  readonly core: RaftCore
+  private readonly core: RaftCore
+  private readonly loop: ReadyLoop
   private readonly init: RaftNodeInit
   private readonly storage: LevelStorage
-  private readonly sm: StateMachine
   private readonly log: Logger
   private readonly clock: Clock
   private readonly timeoutMs: number
   private readonly noLeaderWaitMs: number
-  private readonly snapshotEntries: number
-  private readonly keepEntries: number
-  private applied: number
-  /** the config as of the applied index, for snapshots */
-  private appliedConfig: ClusterConfig
   private running = false
   private stopped = false
   private stopTicking: (() => void) | undefined
-  private readonly proposals = new Map<number, PendingProposal>()
-  private appliedWaiters: Waiter[] = []
   private readSeq = 0
-  private readonly reads = new Map<number, (index: number | undefined) => void>()
   private lastLeader: string | undefined
   private loopError: Error | undefined
-  /** the newest hard state the core handed out, and the one on disk */
-  private hardState: HardState | undefined
-  /** a snapshot being written in the background */
-  private snapshotWrite: Promise<void> | undefined
-  private persistedHardState: HardState | undefined
 
   constructor (init: RaftNodeInit) {
     this.init = init
     this.id = init.id
     this.storage = init.storage
-    this.sm = init.stateMachine
     this.log = init.log
     this.clock = init.clock
     this.timeoutMs = init.timeoutMs ?? 5000
     this.noLeaderWaitMs = init.noLeaderWaitMs ?? 2000
-    this.snapshotEntries = init.snapshotEntries ?? 10_000
-    this.keepEntries = init.keepEntries ?? Math.min(1000, Math.floor(this.snapshotEntries / 10))
-    const snap = this.storage.snapshot()
-    if (snap.meta.index > 0) this.sm.restore(snap.data, snap.meta.index)
-    this.applied = snap.meta.index
-    this.appliedConfig = snap.meta.config
-    this.core = new RaftCore({
-      id: init.id,
-      peers: [],
-      rng: init.rng,
-      storage: this.storage,
-      electionTicks: init.electionTicks ?? 10,
-      heartbeatTicks: init.heartbeatTicks ?? 2,
-      applied: snap.meta.index,
-      maxInflight: 256,
-      maxBatchEntries: 256
+    const snapshotEntries = init.snapshotEntries ?? 10_000
+    const log = this.log
+    this.loop = new ReadyLoop({
+      raft: {
+        id: init.id,
+        peers: [],
+        rng: init.rng,
+        electionTicks: init.electionTicks ?? 10,
+        heartbeatTicks: init.heartbeatTicks ?? 2,
+        maxInflight: 256,
+        maxBatchEntries: 256
+      },
+      storage: init.storage,
+      stateMachine: init.stateMachine,
+      send: init.send,
+      snapshotEntries,
+      keepEntries: init.keepEntries ?? Math.min(1000, Math.floor(snapshotEntries / 10)),
+      events: {
+        restored: (snap, from) => {
+          if (from !== 'leader') return
+          log.info({ event: 'raft.snapshot.installed', index: snap.meta.index, bytes: snap.data.length }, `installed the leader's snapshot at index ${snap.meta.index}`)
+        },
+        applied: e => {
+          if (e.kind !== 'config') return
+          const c = this.loop.appliedConfig
+          log.info({ event: 'raft.config', index: e.index, voters: c.voters, learners: c.learners }, `cluster config at ${e.index}: ${c.voters.length} voters, ${c.learners.length} learners`)
+        },
+        snapshotTaken: (meta, bytes) => {
+          log.info({ event: 'raft.snapshot.taken', index: meta.index, bytes, firstIndex: this.storage.firstIndex() }, `snapshot at index ${meta.index}; log compacted`)
+        },
+        snapshotFailed: (index, err) => {
+          log.error({ event: 'raft.snapshot.failed', index, err: err.message }, `could not store a snapshot at index ${index}: ${err.message}`)
+        }
+      }
     })
+    this.core = this.loop.core
   }
 
   start (): void {
@@ -142,18 +138,23 @@ export class RaftNode implements Replicator {
     this.schedule()
   }
 
+  /**
+   * A leader hands over before it goes, when another voter can take over,
+   * so that writes barely pause. It runs while everything else still does.
+   */
+  async beforeStop (): Promise<void> {
+    if (this.stopped || !this.isLeader() || this.core.clusterConfig.voters.length <= 1) return
+    const handed = await this.transferLeadership(2000)
+    if (!handed) this.log.warn({ event: 'raft.transfer.failed' }, 'could not hand leadership over before stopping')
+  }
+
   async stop (): Promise<void> {
     this.stopped = true
     this.stopTicking?.()
-    for (const p of this.proposals.values()) p.resolve({ ok: false, unknown: true })
-    this.proposals.clear()
-    for (const r of this.reads.values()) r(undefined)
-    this.reads.clear()
-    for (const w of this.appliedWaiters) w.resolve()
-    this.appliedWaiters = []
+    this.loop.stop()
     // let a loop iteration under way finish its write
     for (let i = 0; i < 100 && this.running; i++) await new Promise(resolve => setTimeout(resolve, 10))
-    await this.snapshotWrite
+    await this.loop.snapshotWriting
   }
 
   // --- inputs ---
@@ -183,21 +184,14 @@ export class RaftNode implements Replicator {
   private schedule (): void {
     if (this.running || this.stopped || !this.core.hasReady()) return
     this.running = true
-    setImmediate(() => { void this.loop().finally(() => { this.running = false }) })
+    setImmediate(() => { void this.run().finally(() => { this.running = false }) })
   }
 
-  private async loop (): Promise<void> {
+  private async run (): Promise<void> {
     try {
-      while (!this.stopped && this.core.hasReady()) {
-        const rd = this.core.ready()
-        await this.persist(rd)
-        this.sendAll(rd.messages)
-        for (const e of rd.committed) this.apply(e)
-        this.wakeAppliedWaiters()
-        this.core.advance(rd)
-        this.takeReads(rd)
+      while (!this.stopped && this.loop.hasReady()) {
+        await this.loop.processReady()
         this.noteLeader()
-        this.maybeSnapshot()
       }
     } catch (err) {
       // A failed write leaves the core ahead of the disk; going on could
@@ -206,90 +200,6 @@ export class RaftNode implements Replicator {
       this.stopped = true
       this.stopTicking?.()
       this.log.fatal({ event: 'raft.failed', err: (err as Error).stack }, `the Raft log failed and this peer stopped replicating: ${(err as Error).message}`)
-    }
-  }
-
-  private async persist (rd: Ready): Promise<void> {
-    if (rd.snapshot !== undefined) {
-      // One snapshot write at a time: ours must not land after the leader's.
-      await this.snapshotWrite
-      await this.storage.installSnapshot(rd.snapshot)
-      this.sm.restore(rd.snapshot.data, rd.snapshot.meta.index)
-      this.applied = rd.snapshot.meta.index
-      this.appliedConfig = rd.snapshot.meta.config
-      this.log.info({ event: 'raft.snapshot.installed', index: rd.snapshot.meta.index, bytes: rd.snapshot.data.length }, `installed the leader's snapshot at index ${rd.snapshot.meta.index}`)
-      // Proposals at or below it are settled by it, one way or the other,
-      // and the snapshot does not say which.
-      for (const [index, p] of this.proposals) {
-        if (index > this.applied) continue
-        this.proposals.delete(index)
-        p.resolve({ ok: false, unknown: true })
-      }
-      this.wakeAppliedWaiters()
-    }
-    // A hard state whose only change is commit is not written on its own:
-    // commit is only a hint for the restart (it re-applies less, then learns
-    // the rest from the leader), and writing it alone was a LevelDB batch
-    // for every acknowledgement the leader received.
-    // With entries, the newest commit goes too, so that what a restart
-    // believes committed (and so its cluster config) is never more than one
-    // config change behind.
-    if (rd.hardState !== undefined) this.hardState = rd.hardState
-    if (rd.entries.length > 0 || rd.mustSync) {
-      const hs = this.hardState !== this.persistedHardState ? this.hardState : undefined
-      await this.storage.save({ entries: rd.entries, ...(hs !== undefined ? { hardState: hs } : {}), sync: rd.mustSync })
-      this.persistedHardState = this.hardState
-    }
-  }
-
-  private sendAll (messages: RaftMessage[]): void {
-    for (const m of messages) {
-      if (m.type === 'snapshot') {
-        const snap = this.storage.snapshot()
-        this.init.send({ ...m, meta: snap.meta, data: snap.data })
-      } else {
-        this.init.send(m)
-      }
-    }
-  }
-
-  private apply (e: Entry): void {
-    let result: unknown
-    if (e.kind === 'normal') {
-      result = this.sm.apply(e.index, e.data)
-    } else if (e.kind === 'config') {
-      this.appliedConfig = decodeClusterConfig(e.data)
-      this.log.info({ event: 'raft.config', index: e.index, voters: this.appliedConfig.voters, learners: this.appliedConfig.learners }, `cluster config at ${e.index}: ${this.appliedConfig.voters.length} voters, ${this.appliedConfig.learners.length} learners`)
-    }
-    this.applied = e.index
-    const p = this.proposals.get(e.index)
-    if (p !== undefined) {
-      this.proposals.delete(e.index)
-      // Another term's entry at our index means ours was overwritten: it was never committed.
-      p.resolve(p.term === e.term ? { ok: true, result } : { ok: false, unknown: false })
-    }
-  }
-
-  private wakeAppliedWaiters (): void {
-    if (this.appliedWaiters.length === 0) return
-    const still: Waiter[] = []
-    for (const w of this.appliedWaiters) {
-      if (w.index <= this.applied) w.resolve()
-      else still.push(w)
-    }
-    this.appliedWaiters = still
-  }
-
-  private takeReads (rd: Ready): void {
-    for (const r of rd.readStates) {
-      const done = this.reads.get(r.ctx)
-      this.reads.delete(r.ctx)
-      done?.(r.index)
-    }
-    for (const ctx of rd.droppedReads) {
-      const done = this.reads.get(ctx)
-      this.reads.delete(ctx)
-      done?.(undefined)
     }
   }
 
@@ -303,30 +213,20 @@ export class RaftNode implements Replicator {
     }
   }
 
-  /**
-   * Every snapshotEntries applied entries, the state is encoded here, at the
-   * applied index, and written in the background: the loop goes on, since
-   * the write touches only the snapshot and entries it covers.
-   */
-  private maybeSnapshot (): void {
-    if (this.snapshotWrite !== undefined) return
-    const snapIndex = this.storage.snapshotMeta().index
-    if (this.applied - snapIndex < this.snapshotEntries) return
-    const index = this.applied
-    const term = this.storage.term(index)
-    const data = this.sm.snapshot()
-    this.snapshotWrite = this.storage.saveSnapshot({ meta: { index, term, config: this.appliedConfig }, data }, index - this.keepEntries)
-      .then(() => {
-        this.log.info({ event: 'raft.snapshot.taken', index, bytes: data.length, firstIndex: this.storage.firstIndex() }, `snapshot at index ${index}; log compacted`)
-      }, (err: Error) => {
-        this.log.error({ event: 'raft.snapshot.failed', index, err: err.message }, `could not store a snapshot at index ${index}: ${err.message}`)
-      })
-      .finally(() => { this.snapshotWrite = undefined })
-  }
-
   // --- Replicator ---
 
-  appliedIndex (): number { return this.applied }
+  appliedIndex (): number { return this.loop.appliedIndex }
+
+  // --- what others may know of the core ---
+
+  isLeader (): boolean { return this.core.role === 'leader' }
+  /** the config in force: the newest in the log, committed or not */
+  clusterConfig (): ClusterConfig { return this.core.clusterConfig }
+  /** whether a config change is in the log and not yet committed */
+  configChangePending (): boolean { return this.core.configChangePending }
+  commitIndex (): number { return this.core.commitIndex }
+  /** on the leader, the highest index known to be replicated on `id`; undefined elsewhere or for a stranger */
+  matchIndex (id: string): number | undefined { return this.core.progressOf(id)?.matchIndex }
 
   async propose (command: Uint8Array, timeoutMs = this.timeoutMs): Promise<Proposed<unknown>> {
     const deadline = this.clock.now() + timeoutMs
@@ -335,10 +235,10 @@ export class RaftNode implements Replicator {
       const at = this.core.role === 'leader' ? this.core.propose(command) : undefined
       if (at !== undefined && !(at instanceof CoreNotLeaderError)) {
         this.schedule()
-        const outcome = await this.awaitProposal(at.index, at.term, deadline)
-        if (outcome.ok) return { index: at.index, result: outcome.result }
-        if (outcome.unknown) throw new ProposalTimeoutError('the write\'s outcome is unknown (a snapshot replaced the log); it may have been applied')
-        continue // overwritten: never committed, so proposing again is safe
+        const outcome = await this.awaitProposal(at, deadline)
+        if (outcome.status === 'applied') return { index: at.index, result: outcome.result }
+        if (outcome.status === 'unknown') throw new ProposalTimeoutError('the write\'s outcome is unknown (a snapshot replaced the log); it may have been applied')
+        continue // lost: never committed, so proposing again is safe
       }
       const leader = await this.awaitLeader(deadline)
       if (leader === this.id) continue
@@ -404,10 +304,9 @@ export class RaftNode implements Replicator {
   private async leaderReadIndex (timeoutMs: number): Promise<number | undefined> {
     const ctx = ++this.readSeq
     return await new Promise<number | undefined>(resolve => {
-      const timer = this.clock.setTimeout(() => { if (this.reads.delete(ctx)) resolve(undefined) }, timeoutMs)
-      this.reads.set(ctx, index => { this.clock.clearTimeout(timer); resolve(index) })
-      if (this.core.readIndex(ctx) !== undefined) {
-        this.reads.delete(ctx)
+      const timer = this.clock.setTimeout(() => { if (this.loop.cancelRead(ctx)) resolve(undefined) }, timeoutMs)
+      const asked = this.loop.readIndex(ctx, index => { this.clock.clearTimeout(timer); resolve(index) })
+      if (!asked) {
         this.clock.clearTimeout(timer)
         resolve(undefined)
       }
@@ -422,7 +321,8 @@ export class RaftNode implements Replicator {
    */
   private async appliedForRead (index: number, deadline: number): Promise<number> {
     await this.awaitApplied(index, deadline)
-    if (this.applied < index) throw new ProposalTimeoutError(`this peer has not caught up with the log in time (applied ${this.applied} of ${index}); retry, or read from another peer`)
+    const applied = this.loop.appliedIndex
+    if (applied < index) throw new ProposalTimeoutError(`this peer has not caught up with the log in time (applied ${applied} of ${index}); retry, or read from another peer`)
     return index
   }
 
@@ -447,12 +347,12 @@ export class RaftNode implements Replicator {
       this.schedule()
       let outcome: ProposalOutcome
       try {
-        outcome = await this.awaitProposal(at.index, at.term, deadline)
+        outcome = await this.awaitProposal(at, deadline)
       } catch (err) {
         return { ok: false, error: 'timeout', message: (err as Error).message }
       }
-      if (outcome.ok) return { ok: true, index: at.index, result: outcome.result }
-      if (outcome.unknown) return { ok: false, error: 'timeout', message: 'the outcome is unknown (a snapshot replaced the log)' }
+      if (outcome.status === 'applied') return { ok: true, index: at.index, result: outcome.result }
+      if (outcome.status === 'unknown') return { ok: false, error: 'timeout', message: 'the outcome is unknown (a snapshot replaced the log)' }
       // overwritten by another leader: never committed; the caller may go again
       return notLeader()
     }
@@ -463,8 +363,8 @@ export class RaftNode implements Replicator {
     const at = this.core.changeConfig(change)
     if (at instanceof CoreNotLeaderError || at instanceof ConfigChangeError) throw at
     this.schedule()
-    const outcome = await this.awaitProposal(at.index, at.term, this.clock.now() + timeoutMs)
-    if (!outcome.ok) throw new ConfigChangeError('the change was overwritten by another leader', true)
+    const outcome = await this.awaitProposal(at, this.clock.now() + timeoutMs)
+    if (outcome.status !== 'applied') throw new ConfigChangeError('the change was overwritten by another leader', true)
   }
 
   /**
@@ -505,7 +405,7 @@ export class RaftNode implements Replicator {
       role,
       term: core.term,
       commitIndex: core.commitIndex,
-      appliedIndex: this.applied,
+      appliedIndex: this.loop.appliedIndex,
       lastIndex: core.lastIndex,
       snapshotIndex: this.storage.snapshotMeta().index,
       voters: cfg.voters.map(view),
@@ -539,28 +439,27 @@ export class RaftNode implements Replicator {
     }
   }
 
-  private async awaitProposal (index: number, term: number, deadline: number): Promise<ProposalOutcome> {
-    const outcome = new Promise<ProposalOutcome>(resolve => {
-      this.proposals.set(index, { term, resolve })
-    })
+  private async awaitProposal (at: { index: number, term: number }, deadline: number): Promise<ProposalOutcome> {
     let timer: TimerHandle | undefined
-    const timeout = new Promise<'timeout'>(resolve => { timer = this.clock.setTimeout(() => { resolve('timeout') }, Math.max(1, deadline - this.clock.now())) })
-    const r = await Promise.race([outcome, timeout])
+    const r = await new Promise<ProposalOutcome | 'timeout'>(resolve => {
+      timer = this.clock.setTimeout(() => { resolve('timeout') }, Math.max(1, deadline - this.clock.now()))
+      this.loop.track(at, resolve)
+    })
     if (timer !== undefined) this.clock.clearTimeout(timer)
     if (r === 'timeout') {
-      this.proposals.delete(index)
+      this.loop.untrack(at)
       throw new ProposalTimeoutError('the write was not committed in time; it may or may not be applied later')
     }
-    if (!r.ok) this.checkRunning()
+    if (r.status !== 'applied') this.checkRunning()
     return r
   }
 
   /** Waits until this peer has applied `index`, up to the deadline; the write is committed either way. */
   private async awaitApplied (index: number, deadline: number): Promise<void> {
-    if (this.applied >= index) return
+    if (this.loop.appliedIndex >= index) return
     await new Promise<void>(resolve => {
       const timer = this.clock.setTimeout(resolve, Math.max(1, deadline - this.clock.now()))
-      this.appliedWaiters.push({ index, resolve: () => { this.clock.clearTimeout(timer); resolve() } })
+      this.loop.afterApplied(index, () => { this.clock.clearTimeout(timer); resolve() })
     })
   }
 

@@ -25,11 +25,27 @@ export interface StatusSource {
   status: () => RaftStatusView
 }
 
-/** Answers other peers' requests with this peer's status. */
-export async function serveRaftStatus (host: ShoalHost, raft: StatusSource, log: Logger): Promise<void> {
-  await serve(host, RAFT_STATUS_PROTOCOL, isAsk, OPTS, () => raft.status(), (err, from) => {
-    log.debug({ event: 'raft.status-rpc.failed', from: from.toString(), err: err.message }, 'a raft status request failed')
-  })
+/** Answers other peers' requests with this peer's status, from start to stop. */
+export class RaftStatusService {
+  private readonly host: ShoalHost
+  private readonly raft: StatusSource
+  private readonly log: Logger
+
+  constructor (host: ShoalHost, raft: StatusSource, log: Logger) {
+    this.host = host
+    this.raft = raft
+    this.log = log
+  }
+
+  async start (): Promise<void> {
+    await serve(this.host, RAFT_STATUS_PROTOCOL, isAsk, OPTS, () => this.raft.status(), (err, from) => {
+      this.log.debug({ event: 'raft.status-rpc.failed', from: from.toString(), err: err.message }, 'a raft status request failed')
+    })
+  }
+
+  async stop (): Promise<void> {
+    await this.host.unhandle(RAFT_STATUS_PROTOCOL).catch(() => {})
+  }
 }
 
 /** The leader's status: this peer's own if it leads, else asked of the leader; undefined when there is no leader. */

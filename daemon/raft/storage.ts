@@ -1,7 +1,8 @@
-// The persisted Raft log as the core reads it, and an in-memory reference
-// implementation for tests and the simulator. The core only reads storage;
-// the host writes it while processing a Ready, so what storage holds is
-// exactly what survives a crash.
+// The persisted Raft log as the core reads it (RaftStorage), as the host
+// loop writes it (HostStorage), and an in-memory reference implementation
+// for tests and the simulator. The core only reads storage; the host writes
+// it while processing a Ready, so what storage holds is exactly what
+// survives a crash.
 // May import: protocol/.
 import type { ClusterConfig, Entry, HardState, SnapshotMeta } from '../../protocol/raft.ts'
 
@@ -52,6 +53,30 @@ export interface Snapshot {
   data: Uint8Array
 }
 
+/** What the host persists from one Ready. */
+export interface RaftWrite {
+  entries: readonly Entry[]
+  hardState?: HardState
+  /** true when the write must be on disk before anything depending on it is sent */
+  sync: boolean
+}
+
+/**
+ * What the host loop (ready-loop.ts) reads and writes: the core's view plus
+ * the writes of a Ready, the stored snapshot and compaction. Each write is
+ * on disk when it returns, or when its promise resolves: LevelStorage is
+ * asynchronous, MemoryStorage (the simulator's disk) synchronous.
+ */
+export interface HostStorage extends RaftStorage {
+  snapshot (): Snapshot
+  /** Entries (overwriting whatever followed the first of them), then the hard state. */
+  save (write: RaftWrite): void | Promise<void>
+  /** Replaces the whole log with a leader's snapshot. */
+  installSnapshot (snap: Snapshot): void | Promise<void>
+  /** Records a snapshot taken at an applied index and drops the log up to `compactTo`. */
+  saveSnapshot (snap: Snapshot, compactTo: number): void | Promise<void>
+}
+
 export const EMPTY_CONFIG: ClusterConfig = { voters: [], learners: [] }
 export const NO_SNAPSHOT: Snapshot = { meta: { index: 0, term: 0, config: EMPTY_CONFIG }, data: new Uint8Array(0) }
 
@@ -67,7 +92,7 @@ export function checkEntries (entries: readonly Entry[], prevIndex: number, prev
   }
 }
 
-export class MemoryStorage implements RaftStorage {
+export class MemoryStorage implements HostStorage {
   private state: HardState = { term: 0, commit: 0 }
   // log[0] stands for the entry before the first one held (index 0, term 0
   // until a snapshot moves it), so that term(firstIndex - 1) always answers.
@@ -122,6 +147,12 @@ export class MemoryStorage implements RaftStorage {
     this.snap = snap
     this.log = [{ term: snap.meta.term, index: snap.meta.index, kind: 'noop', data: new Uint8Array(0) }]
     if (this.state.commit < snap.meta.index) this.state = { ...this.state, commit: snap.meta.index }
+  }
+
+  /** One Ready's write: entries, then the hard state. */
+  save (write: RaftWrite): void {
+    this.append(write.entries)
+    if (write.hardState !== undefined) this.setHardState(write.hardState)
   }
 
   setHardState (hs: HardState): void {

@@ -4,14 +4,9 @@
 // pod count, host ports in use, pods per owner), kept up to date from
 // watches and from the scheduler's own decisions so that placing one pod
 // costs O(nodes) and never a scan of every pod.
-// May import: protocol/, ./quantity.ts.
-import type { KObject } from '../../protocol/k8s.ts'
-import { bytesOf, cpuMillis } from './quantity.ts'
-
-export interface Toleration { key?: string, operator?: string, value?: string, effect?: string, tolerationSeconds?: number }
-export interface Taint { key: string, value?: string, effect: string, timeAdded?: string }
-export interface SelectorRequirement { key: string, operator: string, values?: string[] }
-export interface NodeSelectorTerm { matchExpressions?: SelectorRequirement[], matchFields?: SelectorRequirement[] }
+// May import: protocol/.
+import type { Node, NodeSelectorTerm, Pod, Taint, Toleration } from '../../protocol/core-v1.ts'
+import { bytesOf, cpuMillis } from '../../protocol/quantity.ts'
 
 /** Kubernetes' defaults for a container without requests, used for scoring only (as NonZeroRequested). */
 export const DEFAULT_CPU_MILLIS = 100
@@ -24,7 +19,7 @@ export interface PodInfo {
   uid: string
   /** order of first sight: creation order */
   seq: number
-  object: KObject
+  object: Pod
   cpu: number
   memory: number
   /** requests with Kubernetes' non-zero defaults, for scoring */
@@ -43,7 +38,7 @@ export interface PodInfo {
 
 export interface NodeInfo {
   name: string
-  object: KObject | undefined
+  object: Node | undefined
   labels: Record<string, string>
   ready: boolean
   unschedulable: boolean
@@ -63,48 +58,47 @@ export interface NodeInfo {
   pods: Set<string>
 }
 
-type Obj = Record<string, unknown>
-
-function obj (v: unknown): Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Obj : {}
+/**
+ * The entries of a list that are objects. Validation counts a null as
+ * absent, so a stored list may hold nulls (and a status, only checked to be
+ * an object, anything): the scheduler must not trip on one pod's.
+ */
+function entries<T extends object> (v: T[] | undefined): T[] {
+  return Array.isArray(v) ? v.filter(x => typeof x === 'object' && x !== null) : []
 }
 
-function list (v: unknown): Obj[] {
-  return Array.isArray(v) ? v.filter(x => typeof x === 'object' && x !== null) as Obj[] : []
-}
-
-export function podKey (p: KObject): string {
+export function podKey (p: Pod): string {
   return `${p.metadata.namespace ?? 'default'}/${p.metadata.name ?? ''}`
 }
 
 /** Whether a pod no longer holds resources on its node. */
-export function isTerminated (p: KObject): boolean {
-  const phase = obj(p.status).phase
+export function isTerminated (p: Pod): boolean {
+  const phase = p.status?.phase
   return phase === 'Succeeded' || phase === 'Failed'
 }
 
-export function podInfoOf (p: KObject, seq: number): PodInfo {
-  const spec = obj(p.spec)
+export function podInfoOf (p: Pod, seq: number): PodInfo {
+  const spec = p.spec
   let cpu = 0
   let memory = 0
   let scoreCpu = 0
   let scoreMemory = 0
   const hostPorts: string[] = []
-  for (const c of list(spec.containers)) {
-    const req = obj(obj(c.resources).requests)
+  for (const c of entries(spec?.containers)) {
+    const req = c.resources?.requests ?? {}
     const cc = cpuMillis(req.cpu)
     const cm = bytesOf(req.memory)
     cpu += cc
     memory += cm
     scoreCpu += req.cpu === undefined ? DEFAULT_CPU_MILLIS : cc
     scoreMemory += req.memory === undefined ? DEFAULT_MEMORY_BYTES : cm
-    for (const port of list(c.ports)) {
-      if (typeof port.hostPort === 'number' && port.hostPort > 0) hostPorts.push(`${typeof port.protocol === 'string' ? port.protocol : 'TCP'}/${port.hostPort}`)
+    for (const port of entries(c.ports)) {
+      if (typeof port.hostPort === 'number' && port.hostPort > 0) hostPorts.push(`${port.protocol ?? 'TCP'}/${port.hostPort}`)
     }
   }
   // Init containers run one at a time before the others: the pod needs the largest of them.
-  for (const c of list(spec.initContainers)) {
-    const req = obj(obj(c.resources).requests)
+  for (const c of entries(spec?.initContainers)) {
+    const req = c.resources?.requests ?? {}
     cpu = Math.max(cpu, cpuMillis(req.cpu))
     memory = Math.max(memory, bytesOf(req.memory))
   }
@@ -116,7 +110,7 @@ export function podInfoOf (p: KObject, seq: number): PodInfo {
   const owner = controller !== undefined
     ? `uid:${controller.uid}`
     : `labels:${meta.namespace ?? 'default'}:${Object.keys(labels).sort().map(k => `${k}=${labels[k] ?? ''}`).join(',')}`
-  const required = obj(obj(obj(spec.affinity).nodeAffinity).requiredDuringSchedulingIgnoredDuringExecution)
+  const required = spec?.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution
   return {
     key: podKey(p),
     namespace: meta.namespace ?? 'default',
@@ -130,9 +124,10 @@ export function podInfoOf (p: KObject, seq: number): PodInfo {
     scoreMemory,
     hostPorts,
     owner,
-    nodeSelector: Object.entries(obj(spec.nodeSelector)).map(([k, v]) => [k, String(v)]),
-    requiredTerms: Array.isArray(required.nodeSelectorTerms) ? required.nodeSelectorTerms as NodeSelectorTerm[] : undefined,
-    tolerations: list(spec.tolerations) as Toleration[],
+    nodeSelector: Object.entries(spec?.nodeSelector ?? {}),
+    // a null list (the store keeps one) is no list
+    requiredTerms: required?.nodeSelectorTerms ?? undefined,
+    tolerations: entries(spec?.tolerations),
     countedOn: ''
   }
 }
@@ -160,7 +155,7 @@ export function emptyNode (name: string): NodeInfo {
 }
 
 /** Refreshes the node-derived fields of `n` from its Node object (undefined: the Node is gone). */
-export function setNodeObject (n: NodeInfo, node: KObject | undefined): void {
+export function setNodeObject (n: NodeInfo, node: Node | undefined): void {
   n.object = node
   if (node === undefined) {
     n.labels = {}
@@ -170,13 +165,12 @@ export function setNodeObject (n: NodeInfo, node: KObject | undefined): void {
     n.allocCpu = n.allocMemory = n.allocPods = 0
     return
   }
-  const spec = obj(node.spec)
-  const status = obj(node.status)
-  const alloc = obj(status.allocatable ?? status.capacity)
+  const status = node.status
+  const alloc = status?.allocatable ?? status?.capacity ?? {}
   n.labels = node.metadata.labels ?? {}
-  n.ready = list(status.conditions).some(c => c.type === 'Ready' && c.status === 'True')
-  n.unschedulable = spec.unschedulable === true
-  n.hardTaints = (list(spec.taints) as unknown as Taint[]).filter(t => t.effect === 'NoSchedule' || t.effect === 'NoExecute')
+  n.ready = entries(status?.conditions).some(c => c.type === 'Ready' && c.status === 'True')
+  n.unschedulable = node.spec?.unschedulable === true
+  n.hardTaints = entries(node.spec?.taints).filter(t => t.effect === 'NoSchedule' || t.effect === 'NoExecute')
   n.allocCpu = cpuMillis(alloc.cpu)
   n.allocMemory = bytesOf(alloc.memory)
   n.allocPods = alloc.pods === undefined ? 110 : bytesOf(alloc.pods)

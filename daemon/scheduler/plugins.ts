@@ -3,8 +3,9 @@
 // counted into the FailedScheduling message) or undefined; a score ranks
 // the nodes that pass (0..100, higher is better). Pure functions over
 // model.ts's PodInfo and NodeInfo.
-// May import: ./model.ts.
-import type { NodeInfo, NodeSelectorTerm, PodInfo, SelectorRequirement, Taint, Toleration } from './model.ts'
+// May import: protocol/ (types), ./model.ts.
+import type { NodeSelectorRequirement, NodeSelectorTerm, Taint, Toleration } from '../../protocol/core-v1.ts'
+import type { NodeInfo, PodInfo } from './model.ts'
 
 export const REASON_NOT_READY = 'node(s) were not ready'
 export const REASON_UNSCHEDULABLE = 'node(s) were unschedulable'
@@ -18,7 +19,9 @@ export const REASON_PODS = 'Too many pods'
 export function tolerates (t: Toleration, taint: Taint): boolean {
   if (t.effect !== undefined && t.effect !== '' && t.effect !== taint.effect) return false
   if (t.key !== undefined && t.key !== '' && t.key !== taint.key) return false
-  switch (t.operator ?? 'Equal') {
+  // Widened to string: the switch says what any other value means.
+  const operator: string = t.operator ?? 'Equal'
+  switch (operator) {
     case 'Exists': return true
     case 'Equal': case '': return (t.value ?? '') === (taint.value ?? '')
     default: return false
@@ -35,7 +38,7 @@ export function untolerated (taints: Taint[], tolerations: Toleration[]): Taint 
 
 const UNSCHEDULABLE_TAINT: Taint = { key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' }
 
-function matchRequirement (r: SelectorRequirement, value: string | undefined): boolean {
+function matchRequirement (r: NodeSelectorRequirement, value: string | undefined): boolean {
   const values = r.values ?? []
   switch (r.operator) {
     case 'In': return value !== undefined && values.includes(value)
@@ -43,9 +46,10 @@ function matchRequirement (r: SelectorRequirement, value: string | undefined): b
     case 'Exists': return value !== undefined
     case 'DoesNotExist': return value === undefined
     case 'Gt': case 'Lt': {
-      if (value === undefined || values.length !== 1 || !/^-?[0-9]+$/.test(value) || !/^-?[0-9]+$/.test(values[0] as string)) return false
+      const bound = values[0]
+      if (value === undefined || values.length !== 1 || bound === undefined || !/^-?[0-9]+$/.test(value) || !/^-?[0-9]+$/.test(bound)) return false
       const have = Number(value)
-      const want = Number(values[0])
+      const want = Number(bound)
       return r.operator === 'Gt' ? have > want : have < want
     }
     default: return false

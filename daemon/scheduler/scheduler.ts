@@ -8,12 +8,13 @@
 // FailedScheduling event, until a node or pod changes (or retryMs passes).
 // It also evicts pods from nodes with NoExecute taints they do not
 // tolerate (after their tolerationSeconds).
-// May import: protocol/, daemon/controllers/framework.ts, daemon/store/types.ts, daemon/clock, ./*.
+// May import: protocol/, daemon/controllers/framework.ts, daemon/workqueue, daemon/store/types.ts, daemon/clock, ./*.
+import type { Node, Pod, PodCondition } from '../../protocol/core-v1.ts'
 import { NODE, POD } from '../../protocol/kinds.ts'
-import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
+import type { WatchEvent } from '../../protocol/k8s.ts'
 import { every } from '../clock/clock.ts'
 import type { TimerHandle } from '../clock/clock.ts'
-import { WorkQueue } from '../controllers/framework.ts'
+import { WorkQueue } from '../workqueue/queue.ts'
 import type { Controller, ControllerContext } from '../controllers/framework.ts'
 import type { StoreResult, Watch } from '../store/types.ts'
 import { account, emptyNode, isTerminated, podInfoOf, podKey, setNodeObject } from './model.ts'
@@ -37,22 +38,14 @@ export interface SchedulerOptions {
 }
 
 
-type Obj = Record<string, unknown>
-
-interface Condition { type: string, status: string, reason?: string, message?: string }
-
-function conditionOf (p: KObject, type: string): Condition | undefined {
-  const conds = (p.status as { conditions?: unknown } | undefined)?.conditions
-  return Array.isArray(conds) ? (conds as Condition[]).find(c => c?.type === type) : undefined
+function conditionOf (p: Pod, type: string): PodCondition | undefined {
+  const conds = p.status?.conditions
+  // A status is only checked to be an object: its conditions may be anything.
+  return Array.isArray(conds) ? conds.find(c => c?.type === type) : undefined
 }
 
-function specOf (p: KObject): Obj {
-  return (p.spec ?? {}) as Obj
-}
-
-function nodeNameOf (p: KObject): string {
-  const n = specOf(p).nodeName
-  return typeof n === 'string' ? n : ''
+function nodeNameOf (p: Pod): string {
+  return p.spec?.nodeName ?? ''
 }
 
 export class Scheduler implements Controller {
@@ -153,9 +146,9 @@ export class Scheduler implements Controller {
     return n
   }
 
-  private onNode (e: WatchEvent): void {
+  private onNode (e: WatchEvent<Node>): void {
     if (e.type !== 'ADDED' && e.type !== 'MODIFIED' && e.type !== 'DELETED') return
-    const obj = e.object as KObject
+    const obj = e.object
     const name = obj.metadata.name ?? ''
     const n = this.node(name)
     setNodeObject(n, e.type === 'DELETED' ? undefined : obj)
@@ -167,14 +160,14 @@ export class Scheduler implements Controller {
 
   private isPending (p: PodInfo): boolean {
     const o = p.object
-    const schedulerName = specOf(o).schedulerName
+    const schedulerName = o.spec?.schedulerName
     return nodeNameOf(o) === '' && o.metadata.deletionTimestamp === undefined && !isTerminated(o) &&
       (schedulerName === undefined || schedulerName === this.opts.schedulerName) && !this.assumed.has(p.key)
   }
 
-  private onPod (e: WatchEvent): void {
+  private onPod (e: WatchEvent<Pod>): void {
     if (e.type !== 'ADDED' && e.type !== 'MODIFIED' && e.type !== 'DELETED') return
-    const obj = e.object as KObject
+    const obj = e.object
     const key = podKey(obj)
     let old = this.pods.get(key)
     if (old !== undefined && old.uid !== (obj.metadata.uid ?? '')) {
@@ -273,13 +266,13 @@ export class Scheduler implements Controller {
 
   /** Decides every pod of the batch, then writes the bindings and the failures concurrently. */
   private async scheduleBatch (batch: PodInfo[]): Promise<void> {
+    if (this.ctx === undefined) return
+    const clock = this.ctx.clock
     const nodes = this.candidateNodes()
     const writes: Array<Promise<void>> = []
     const feasible: NodeInfo[] = []
-    const clock = (this.ctx as ControllerContext).clock
     let sliceStart = clock.now()
-    for (let i = 0; i < batch.length; i++) {
-      const p = batch[i] as PodInfo
+    for (const [i, p] of batch.entries()) {
       // A big batch is decided in slices, so that Raft's heartbeats and the API keep running meanwhile.
       if ((i & 63) === 63 && clock.now() - sliceStart >= this.opts.sliceMs) {
         await new Promise<void>(resolve => { clock.setTimeout(resolve, 0) })
@@ -334,9 +327,10 @@ export class Scheduler implements Controller {
   }
 
   private async bind (p: PodInfo, n: NodeInfo): Promise<void> {
-    const ctx = this.ctx as ControllerContext
+    const ctx = this.ctx
+    if (ctx === undefined) return
     const ref = { group: '', resource: 'pods', namespace: p.namespace, name: p.name }
-    const r = await ctx.write({ op: 'patch', ref, patchType: 'merge', patch: { spec: { nodeName: n.name } }, now: ctx.now() }).catch(failed)
+    const r = await ctx.write<Pod>({ op: 'patch', ref, patchType: 'merge', patch: { spec: { nodeName: n.name } }, now: ctx.now() }).catch(failed)
     if (this.stopped || this.ctx !== ctx) return
     this.assumed.delete(p.key)
     const cur = this.pods.get(p.key)
@@ -377,7 +371,8 @@ export class Scheduler implements Controller {
   }
 
   private async markUnschedulable (p: PodInfo, nodeCount: number, reasons: Map<string, number>): Promise<void> {
-    const ctx = this.ctx as ControllerContext
+    const ctx = this.ctx
+    if (ctx === undefined) return
     const message = nodeCount === 0 ? 'no nodes available to schedule pods' : unschedulableMessage(nodeCount, reasons)
     if (this.lastMessage.get(p.key) === message) return
     this.lastMessage.set(p.key, message)
@@ -389,8 +384,9 @@ export class Scheduler implements Controller {
     if (!ok && this.lastMessage.get(p.key) === message) this.lastMessage.delete(p.key)
   }
 
-  private async writeScheduledCondition (p: PodInfo, condition: Obj): Promise<boolean> {
-    const ctx = this.ctx as ControllerContext
+  private async writeScheduledCondition (p: PodInfo, condition: PodCondition): Promise<boolean> {
+    const ctx = this.ctx
+    if (ctx === undefined) return false
     const ref = { group: '', resource: 'pods', namespace: p.namespace, name: p.name }
     const r = await ctx.write({ op: 'patch', ref, subresource: 'status', patchType: 'strategic', patch: { status: { conditions: [condition] } }, now: ctx.now() }).catch(failed)
     return r.ok
@@ -427,6 +423,7 @@ export class Scheduler implements Controller {
   }
 }
 
-function failed (err: unknown): StoreResult {
+/** A write that threw (no leader, a timeout): a failed result, with no object. */
+function failed (err: unknown): StoreResult<never> {
   return { ok: false, status: { apiVersion: 'v1', kind: 'Status', status: 'Failure', message: (err as Error).message, reason: 'InternalError', code: 500 } }
 }

@@ -7,14 +7,15 @@
 // point picked by a hash of the new object's uid (as random as Kubernetes'
 // choice, but the same on every peer); the service range's first ten
 // addresses are kept back (the tenth is the cluster DNS).
-// May import: protocol/, ./tx.ts, ./status.ts.
+// The network ConfigMap's name and the DNS service's address are protocol/network.ts's.
+// May import: protocol/, ./tx.ts.
+import { intToIp, ipToInt, parseCidr, parsePodCidr } from '../../protocol/cidr.ts'
+import type { CidrRange } from '../../protocol/cidr.ts'
 import type { KObject } from '../../protocol/k8s.ts'
-import { fieldError } from './status.ts'
+import { DEFAULT_SERVICE_CIDR, RESERVED_SERVICE_IPS } from '../../protocol/network.ts'
+import { fieldError } from '../../protocol/status.ts'
 
 type Obj = Record<string, unknown>
-
-export const CLUSTER_CONFIG = { namespace: 'kube-system', name: 'shoal-cluster' } as const
-export const DEFAULT_SERVICE_CIDR = '127.96.0.0/16'
 
 /**
  * The cluster's default ranges, by the first leader's runtime: loopback for
@@ -28,41 +29,10 @@ export const DEFAULT_RANGES = {
 } as const
 export const NODE_PORT_MIN = 30000
 export const NODE_PORT_MAX = 32767
-/** Addresses at the start of the service range that are never handed out (the 10th is the DNS service's). */
-const RESERVED = 10
-
-export interface ServiceRange { base: number, size: number, cidr: string }
-
-export function ipToInt (ip: string): number | undefined {
-  const parts = ip.split('.')
-  if (parts.length !== 4 || parts.some(p => !/^\d{1,3}$/.test(p) || Number(p) > 255)) return undefined
-  return parts.reduce((a, p) => a * 256 + Number(p), 0)
-}
-
-export function intToIp (n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.')
-}
-
-/** An IPv4 CIDR's network and size; undefined if it is not one (or is smaller than a /28). */
-export function parseCidr (cidr: string): ServiceRange | undefined {
-  const m = /^([0-9.]+)\/(\d{1,2})$/.exec(cidr)
-  const ip = m === null ? undefined : ipToInt(m[1] as string)
-  const bits = Number(m?.[2])
-  if (ip === undefined || bits > 28 || bits < 8) return undefined
-  const size = 2 ** (32 - bits)
-  return { base: Math.floor(ip / size) * size, size, cidr }
-}
-
-/** The cluster DNS service's address: the 10th of the service range. */
-export function dnsServiceIp (serviceCidr: string): string {
-  const r = parseCidr(serviceCidr) ?? parseCidr(DEFAULT_SERVICE_CIDR) as ServiceRange
-  return intToIp(r.base + RESERVED)
-}
-
 /** The service range from the cluster's network ConfigMap (if it holds a valid one), else the default. */
-export function serviceRange (config: KObject | undefined): ServiceRange {
+export function serviceRange (config: KObject | undefined): CidrRange {
   const cidr = ((config as { data?: Record<string, string> } | undefined)?.data ?? {}).serviceCIDR
-  return (cidr !== undefined ? parseCidr(cidr) : undefined) ?? parseCidr(DEFAULT_SERVICE_CIDR) as ServiceRange
+  return (cidr !== undefined ? parseCidr(cidr) : undefined) ?? parseCidr(DEFAULT_SERVICE_CIDR) as CidrRange
 }
 
 function hash (s: string): number {
@@ -78,7 +48,7 @@ interface Port { port?: number, protocol?: string, nodePort?: number }
  * being created (cur undefined) or updated, in place, against the other
  * Services. Returns field errors (as validate.ts makes them), empty if fine.
  */
-export function allocateService (next: KObject, cur: KObject | undefined, others: KObject[], range: ServiceRange, uid: string): string[] {
+export function allocateService (next: KObject, cur: KObject | undefined, others: KObject[], range: CidrRange, uid: string): string[] {
   const spec = next.spec as Obj | undefined
   if (spec === undefined) return []
   const curSpec = (cur?.spec ?? {}) as Obj
@@ -106,7 +76,7 @@ export function allocateService (next: KObject, cur: KObject | undefined, others
   } else if (given !== undefined && typeof given !== 'string') {
     errors.push(fieldError('spec.clusterIP', 'Invalid', given, 'must be a string'))
   } else {
-    const first = RESERVED + 1
+    const first = RESERVED_SERVICE_IPS + 1
     const count = range.size - first - 1
     const start = hash(uid) % count
     let picked: string | undefined
@@ -151,14 +121,8 @@ export function allocateService (next: KObject, cur: KObject | undefined, others
   return errors
 }
 
-/** A pod range: an IPv4 CIDR from /8 to /24 (it is split into a /24 per node). */
-export function parsePodCidr (cidr: string): ServiceRange | undefined {
-  const r = parseCidr(cidr)
-  return r !== undefined && r.size >= 256 ? r : undefined
-}
-
 /** The cluster's pod range from its network ConfigMap, if it holds a valid one. */
-export function podRange (config: KObject | undefined): ServiceRange | undefined {
+export function podRange (config: KObject | undefined): CidrRange | undefined {
   const cidr = ((config as { data?: Record<string, string> } | undefined)?.data ?? {}).podCIDR
   return cidr === undefined ? undefined : parsePodCidr(cidr)
 }
@@ -170,7 +134,7 @@ export function podRange (config: KObject | undefined): ServiceRange | undefined
  * the node's name, the first /24 no other Node holds. Nothing without a
  * cluster range.
  */
-export function allocateNodeCidr (next: KObject, cur: KObject | undefined, others: KObject[], range: ServiceRange | undefined, seed = ''): string[] {
+export function allocateNodeCidr (next: KObject, cur: KObject | undefined, others: KObject[], range: CidrRange | undefined, seed = ''): string[] {
   const spec = (next.spec ?? (next.spec = {})) as Obj
   const had = ((cur?.spec ?? {}) as Obj).podCIDR
   if (typeof had === 'string' && had !== '') {

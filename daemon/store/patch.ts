@@ -3,7 +3,9 @@
 // and mounts merged by key; `$patch` directives), and JSON patch (RFC 6902).
 // Pure functions over plain JSON values; they never mutate their inputs.
 // A patch that cannot apply throws PatchError.
-// May import: nothing.
+// May import: protocol/json.ts.
+import { isPlainObject, jsonEqual } from '../../protocol/json.ts'
+import type { Json, JsonObject } from '../../protocol/json.ts'
 
 /** A patch that is malformed (400) or does not apply to the object (422). */
 export class PatchError extends Error {
@@ -15,34 +17,15 @@ export class PatchError extends Error {
   }
 }
 
-type Json = unknown
-type JsonObject = Record<string, Json>
-
-function isObj (v: Json): v is JsonObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
-
 function clone<T> (v: T): T {
   return v === undefined ? v : structuredClone(v)
-}
-
-/** Deep equality of JSON values (object key order does not matter). */
-export function jsonEqual (a: Json, b: Json): boolean {
-  if (a === b) return true
-  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => jsonEqual(x, b[i]))
-  if (isObj(a) && isObj(b)) {
-    const ka = Object.keys(a).filter(k => a[k] !== undefined)
-    const kb = Object.keys(b).filter(k => b[k] !== undefined)
-    return ka.length === kb.length && ka.every(k => Object.hasOwn(b, k) && jsonEqual(a[k], b[k]))
-  }
-  return false
 }
 
 // ---- RFC 7386 --------------------------------------------------------------
 
 export function applyMergePatch (target: Json, patch: Json): Json {
-  if (!isObj(patch)) return clone(patch)
-  const out: JsonObject = isObj(target) ? { ...target } : {}
+  if (!isPlainObject(patch)) return clone(patch)
+  const out: JsonObject = isPlainObject(target) ? { ...target } : {}
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k]
     else out[k] = applyMergePatch(out[k], v)
@@ -77,8 +60,8 @@ export function mergeKeyOf (path: string[]): string | undefined {
 }
 
 function stripDirectives (v: Json): Json {
-  if (Array.isArray(v)) return v.filter(x => !(isObj(x) && x.$patch !== undefined && Object.keys(x).length === 1)).map(stripDirectives)
-  if (!isObj(v)) return v
+  if (Array.isArray(v)) return v.filter(x => !(isPlainObject(x) && x.$patch !== undefined && Object.keys(x).length === 1)).map(stripDirectives)
+  if (!isPlainObject(v)) return v
   const out: JsonObject = {}
   for (const [k, x] of Object.entries(v)) {
     if (k.startsWith('$')) continue
@@ -89,8 +72,8 @@ function stripDirectives (v: Json): Json {
 
 /** Applies a strategic merge patch to `original`, as the API server does for Shoal's kinds. */
 export function applyStrategicPatch (original: Json, patch: Json): Json {
-  if (!isObj(patch)) throw new PatchError('a strategic merge patch must be a JSON object', 400)
-  return strategicObject(isObj(original) ? original : {}, patch, [])
+  if (!isPlainObject(patch)) throw new PatchError('a strategic merge patch must be a JSON object', 400)
+  return strategicObject(isPlainObject(original) ? original : {}, patch, [])
 }
 
 function strategicObject (original: JsonObject, patch: JsonObject, path: string[]): JsonObject {
@@ -111,9 +94,9 @@ function strategicObject (original: JsonObject, patch: JsonObject, path: string[
     }
     if (v === null) { delete out[k]; continue }
     const sub = [...path, k]
-    if (isObj(v)) {
+    if (isPlainObject(v)) {
       if (v.$patch === 'delete') { delete out[k]; continue }
-      out[k] = strategicObject(isObj(out[k]) ? out[k] as JsonObject : {}, v, sub)
+      out[k] = strategicObject(isPlainObject(out[k]) ? out[k] as JsonObject : {}, v, sub)
     } else if (Array.isArray(v)) {
       out[k] = strategicList(Array.isArray(out[k]) ? out[k] as Json[] : [], v, sub)
     } else {
@@ -124,7 +107,7 @@ function strategicObject (original: JsonObject, patch: JsonObject, path: string[
 }
 
 function strategicList (original: Json[], patch: Json[], path: string[]): Json[] {
-  if (patch.some(x => isObj(x) && x.$patch === 'replace')) return stripDirectives(patch) as Json[]
+  if (patch.some(x => isPlainObject(x) && x.$patch === 'replace')) return stripDirectives(patch) as Json[]
   const key = mergeKeyOf(path)
   if (key === undefined) return stripDirectives(patch) as Json[]
   if (key === 'set') {
@@ -134,9 +117,9 @@ function strategicList (original: Json[], patch: Json[], path: string[]): Json[]
   }
   const out = [...original]
   for (const item of patch) {
-    if (!isObj(item)) throw new PatchError(`${path.join('.')}: list items must be objects with the merge key "${key}"`, 400)
+    if (!isPlainObject(item)) throw new PatchError(`${path.join('.')}: list items must be objects with the merge key "${key}"`, 400)
     if (!Object.hasOwn(item, key)) throw new PatchError(`${path.join('.')}: map ${JSON.stringify(item)} does not contain declared merge key: ${key}`, 400)
-    const at = out.findIndex(o => isObj(o) && jsonEqual(o[key], item[key]))
+    const at = out.findIndex(o => isPlainObject(o) && jsonEqual(o[key], item[key]))
     if (item.$patch === 'delete') {
       if (at >= 0) out.splice(at, 1)
       continue
@@ -173,10 +156,10 @@ function locate (doc: Json, pointer: string): { parent: Json, token: string } {
   let at = doc
   for (const t of tokens) {
     if (Array.isArray(at)) at = at[arrayIndex(at, t, false, pointer)]
-    else if (isObj(at) && Object.hasOwn(at, t)) at = at[t]
+    else if (isPlainObject(at) && Object.hasOwn(at, t)) at = at[t]
     else throw new PatchError(`path "${pointer}" does not exist`, 422)
   }
-  if (!Array.isArray(at) && !isObj(at)) throw new PatchError(`path "${pointer}" does not exist`, 422)
+  if (!Array.isArray(at) && !isPlainObject(at)) throw new PatchError(`path "${pointer}" does not exist`, 422)
   return { parent: at, token: last }
 }
 
@@ -184,7 +167,7 @@ function getAt (doc: Json, pointer: string): Json {
   let at = doc
   for (const t of parsePointer(pointer)) {
     if (Array.isArray(at)) at = at[arrayIndex(at, t, false, pointer)]
-    else if (isObj(at) && Object.hasOwn(at, t)) at = at[t]
+    else if (isPlainObject(at) && Object.hasOwn(at, t)) at = at[t]
     else throw new PatchError(`path "${pointer}" does not exist`, 422)
   }
   return at
@@ -207,7 +190,7 @@ function removeAt (doc: Json, pointer: string): Json {
 }
 
 function isOp (v: Json): v is Op {
-  return isObj(v) && typeof v.op === 'string' && typeof v.path === 'string'
+  return isPlainObject(v) && typeof v.op === 'string' && typeof v.path === 'string'
 }
 
 /** Applies an RFC 6902 JSON patch: the operations in order, all or nothing. */

@@ -8,6 +8,7 @@
 // frozen: readers get them as they are and must copy before changing them.
 // May import: protocol/, daemon/raft/state-machine.ts, ./*.
 import { CONFIG_MAP, KINDS, NAMESPACE, NODE, SERVICE, kindOf, kindOfResource } from '../../protocol/kinds.ts'
+import type { Kind } from '../../protocol/kinds.ts'
 import { createHash } from 'node:crypto'
 import { decode, encode, isNumber, isObject, isString } from '../../protocol/codec.ts'
 import type { StatusBody } from '../../protocol/api.ts'
@@ -15,19 +16,23 @@ import { SYSTEM_NAMESPACES } from '../../protocol/k8s.ts'
 import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
 import type { StateMachine } from '../raft/state-machine.ts'
 import { decodeStoreCommand } from './command.ts'
-import { applyJsonPatch, applyMergePatch, applyStrategicPatch, jsonEqual, PatchError } from './patch.ts'
-import { formatLabelSelector, parseFieldSelector, parseLabelSelector } from './selector.ts'
-import type { FieldMatcher, LabelMatcher, LabelSelector } from './selector.ts'
+import { jsonEqual } from '../../protocol/json.ts'
+import { applyJsonPatch, applyMergePatch, applyStrategicPatch, PatchError } from './patch.ts'
+import { formatLabelSelector, parseFieldSelector, parseLabelSelector } from '../../protocol/selector.ts'
+import type { FieldMatcher, LabelMatcher } from '../../protocol/selector.ts'
+import type { LabelSelector } from '../../protocol/k8s.ts'
 import {
   alreadyExists, badRequest, conflict, fieldError, forbidden, invalid, MODIFIED_CONFLICT, notFound,
   qualifiedResource, statusOf
-} from './status.ts'
+} from '../../protocol/status.ts'
 import { objectKey, Tx, typeKey } from './tx.ts'
 import type { Change, ObjectMaps } from './tx.ts'
-import { BadSelectorError, GoneError } from './types.ts'
+import { GoneError } from './types.ts'
+import { BadSelectorError } from '../../protocol/selector.ts'
 import type { ListOptions, ObjectRef, StoreCommand, StoreReader, StoreResult, Watch, WatchOptions } from './types.ts'
-import { defaultObject, validateObject } from './validate.ts'
-import { allocateNodeCidr, allocateService, CLUSTER_CONFIG, podRange, serviceRange } from './allocate.ts'
+import { defaultObject, validateObject } from '../../protocol/validation.ts'
+import { CLUSTER_CONFIG } from '../../protocol/network.ts'
+import { allocateNodeCidr, allocateService, podRange, serviceRange } from './allocate.ts'
 
 export { bootstrapCommands, encodeStoreCommand, decodeStoreCommand, isStoreCommand } from './command.ts'
 
@@ -339,7 +344,7 @@ export class ResourceStore implements StateMachine, StoreReader {
     }
   }
 
-  private find (tx: Tx, ref: ObjectRef): { ok: true, type: ResourceType, key: string, object: KObject } | { ok: false, status: StatusBody } {
+  private find (tx: Tx, ref: ObjectRef): { ok: true, type: Kind, key: string, object: KObject } | { ok: false, status: StatusBody } {
     const type = kindOfResource(ref.group, ref.resource)
     if (type === undefined) return { ok: false, status: statusOf(404, 'NotFound', `the server could not find the requested resource (${ref.resource}${ref.group === '' ? '' : '.' + ref.group})`) }
     const key = objectKey(type.namespaced ? (ref.namespace ?? 'default') : undefined, ref.name)
@@ -387,7 +392,7 @@ export class ResourceStore implements StateMachine, StoreReader {
   }
 
   /** An update of `cur` to `input` (the whole object, or only its status). */
-  private replace (tx: Tx, type: ResourceType, key: string, cur: KObject, input: KObject, subresource: 'status' | undefined, index: number, now: string): StoreResult {
+  private replace (tx: Tx, type: Kind, key: string, cur: KObject, input: KObject, subresource: 'status' | undefined, index: number, now: string): StoreResult {
     const name = cur.metadata.name ?? ''
     const inMeta = (isObject(input.metadata) ? input.metadata : {}) as KObject['metadata']
     if (isString(inMeta.resourceVersion) && inMeta.resourceVersion !== '' && inMeta.resourceVersion !== cur.metadata.resourceVersion) {
@@ -445,25 +450,14 @@ export class ResourceStore implements StateMachine, StoreReader {
   }
 
   /** The 422 for a change Kubernetes forbids on update, or undefined. */
-  private immutable (type: ResourceType, cur: KObject, next: KObject): StatusBody | undefined {
+  private immutable (type: Kind, cur: KObject, next: KObject): StatusBody | undefined {
     const name = cur.metadata.name ?? ''
-    const curSpec = (cur.spec ?? {}) as Obj
-    const nextSpec = (next.spec ?? {}) as Obj
     const errors: string[] = []
     const added = (next.metadata.finalizers ?? []).filter(f => !(cur.metadata.finalizers ?? []).includes(f))
     if (cur.metadata.deletionTimestamp !== undefined && added.length > 0) {
       errors.push(fieldError('metadata.finalizers', 'Forbidden', undefined, `no new finalizers can be added if the object is being deleted, found new finalizers ${JSON.stringify(added)}`))
     }
-    if ((type.kind === 'Deployment' || type.kind === 'ReplicaSet') && !jsonEqual(curSpec.selector, nextSpec.selector)) {
-      errors.push(fieldError('spec.selector', 'Invalid', nextSpec.selector, 'field is immutable'))
-    }
-    if ((type.kind === 'ConfigMap' || type.kind === 'Secret') && cur.immutable === true) {
-      if (!jsonEqual(cur.data, next.data) || !jsonEqual(cur.binaryData, next.binaryData)) errors.push(fieldError('data', 'Forbidden', undefined, 'field is immutable when `immutable` is set'))
-      if (next.immutable !== true) errors.push(fieldError('immutable', 'Forbidden', undefined, 'field is immutable when `immutable` is set'))
-    }
-    if (type.kind === 'Pod' && !jsonEqual(podComparable(curSpec, nextSpec), podComparable(nextSpec, nextSpec))) {
-      errors.push(fieldError('spec', 'Forbidden', undefined, 'pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations`, and `spec.nodeName` (only to set it)'))
-    }
+    type.validateUpdate?.(cur, next, errors)
     return errors.length === 0 ? undefined : invalid(type, name, errors)
   }
 
@@ -592,21 +586,6 @@ export class ResourceStore implements StateMachine, StoreReader {
 
 function noKind (obj: KObject): StatusBody {
   return badRequest(`no kind "${String(obj.kind)}" is registered for version "${String(obj.apiVersion)}"`)
-}
-
-/** A pod spec with the fields an update may change taken from `next`, for comparing with next. */
-function podComparable (spec: Obj, next: Obj): Obj {
-  const out = copy(spec)
-  const images = (list: unknown, from: unknown): void => {
-    if (!Array.isArray(list) || !Array.isArray(from)) return
-    list.forEach((c, i) => { if (isObject(c) && isObject(from[i])) setOpt(c, 'image', from[i].image) })
-  }
-  images(out.containers, next.containers)
-  images(out.initContainers, next.initContainers)
-  setOpt(out, 'activeDeadlineSeconds', next.activeDeadlineSeconds)
-  setOpt(out, 'tolerations', next.tolerations)
-  if (out.nodeName === undefined || out.nodeName === '') setOpt(out, 'nodeName', next.nodeName)
-  return out
 }
 
 /** The names of the namespaces bootstrap creates; re-exported for the daemon. */

@@ -22,9 +22,10 @@ export class StoreHarness {
     if (opts.bootstrap !== false) for (const c of bootstrapCommands(NOW, ['ns-1', 'ns-2', 'ns-3', 'ns-4'])) this.apply(c)
   }
 
-  apply (cmd: StoreCommand): StoreResult {
+  /** Applies `cmd` at the next index; typed, like StoreWriter, by the kind the command writes. */
+  apply<T extends KObject = KObject> (cmd: StoreCommand): StoreResult<T> {
     this.log.push(cmd)
-    return this.store.apply(++this.index, encodeStoreCommand(cmd))
+    return this.store.apply(++this.index, encodeStoreCommand(cmd)) as StoreResult<T>
   }
 
   /** Creates `object` with a fresh uid; throws unless it worked. */

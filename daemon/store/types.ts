@@ -64,11 +64,6 @@ export interface WatchOptions extends ListOptions {
   resourceVersion?: string
 }
 
-/** A selector or other list option that cannot be parsed: a 400 with this message. */
-export class BadSelectorError extends Error {
-  override name = 'BadSelectorError'
-}
-
 /** The resourceVersion asked for is older than the history kept: 410 Gone. */
 export class GoneError extends Error {
   override name = 'GoneError'

@@ -2,16 +2,18 @@
 // StoreHarness and a manual clock, controllers started on it, and settle(),
 // which lets their queues drain (moving the clock 60 ms a turn) until the
 // store stops changing.
-import { EventRecorder, rfc3339 } from '../../daemon/controllers/framework.ts'
+import { rfc3339 } from '../../daemon/controllers/framework.ts'
+import { EventRecorder } from '../../daemon/record/recorder.ts'
 import type { Controller, ControllerContext, MemberHealthView } from '../../daemon/controllers/framework.ts'
 import { createLogger } from '../../daemon/log/log.ts'
 import { StoreHarness } from '../../daemon/store/testing.ts'
 import type { StoreCommand, StoreResult } from '../../daemon/store/types.ts'
+import type { KObject } from '../../protocol/k8s.ts'
 import { FakeClock } from './fake-clock.ts'
 
 export function controllerContext (h: StoreHarness, clock: FakeClock, members: MemberHealthView[] = []): ControllerContext {
   let uids = 0
-  const write = async (cmd: StoreCommand): Promise<StoreResult> => h.apply(cmd)
+  const write = async <T extends KObject = KObject>(cmd: StoreCommand): Promise<StoreResult<T>> => h.apply<T>(cmd)
   return {
     store: h.store,
     write,

@@ -11,6 +11,8 @@ import type { ExecutionContext } from 'ava'
 import type { StatusBody } from '../../protocol/api.ts'
 import { apiVersionOf } from '../../protocol/k8s.ts'
 import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
+import { isPlainObject } from '../../protocol/json.ts'
+import type { JsonObject } from '../../protocol/json.ts'
 
 export interface RecordedRequest {
   method: string
@@ -36,30 +38,24 @@ export interface FakeK8s {
   nextWatch: () => Promise<void>
 }
 
-type Json = Record<string, unknown>
-
-function isRecord (v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
-
 function status (code: number, reason: string, message: string): StatusBody {
   return { kind: 'Status', apiVersion: 'v1', status: 'Failure', message, reason, code }
 }
 
 /** RFC 7386 merge patch; with `strategic`, lists of objects with a name are merged by name as Kubernetes does for containers. */
 export function mergePatch (target: unknown, patch: unknown, strategic = false): unknown {
-  if (!isRecord(patch)) {
-    if (strategic && Array.isArray(patch) && Array.isArray(target) && patch.every(p => isRecord(p) && typeof p.name === 'string')) {
+  if (!isPlainObject(patch)) {
+    if (strategic && Array.isArray(patch) && Array.isArray(target) && patch.every(p => isPlainObject(p) && typeof p.name === 'string')) {
       const out = target.map(t => {
-        const p = patch.find(q => isRecord(t) && (q as Json).name === t.name)
+        const p = patch.find(q => isPlainObject(t) && (q as JsonObject).name === t.name)
         return p === undefined ? t : mergePatch(t, p, true)
       })
-      for (const p of patch) if (!target.some(t => isRecord(t) && t.name === (p as Json).name)) out.push(p)
+      for (const p of patch) if (!target.some(t => isPlainObject(t) && t.name === (p as JsonObject).name)) out.push(p)
       return out
     }
     return patch
   }
-  const out: Json = isRecord(target) ? { ...target } : {}
+  const out: JsonObject = isPlainObject(target) ? { ...target } : {}
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k]
     else out[k] = mergePatch(out[k], v, strategic)
@@ -81,7 +77,7 @@ function matchesLabels (obj: KObject, selector: string | null): boolean {
 
 function fieldOf (obj: KObject, path: string): unknown {
   let v: unknown = obj
-  for (const part of path.split('.')) v = isRecord(v) ? v[part] : undefined
+  for (const part of path.split('.')) v = isPlainObject(v) ? v[part] : undefined
   return v
 }
 
@@ -220,11 +216,11 @@ export async function startFakeK8s (t: ExecutionContext, token = 'k8s-token'): P
           return
         }
         if (method === 'POST') {
-          if (!isRecord(body) || !isRecord(body.metadata) || typeof body.metadata.name !== 'string') {
+          if (!isPlainObject(body) || !isPlainObject(body.metadata) || typeof body.metadata.name !== 'string') {
             send(422, status(422, 'Invalid', `${type.kind} is invalid: metadata.name: Required value`))
             return
           }
-          const objNs = (body.metadata as Json).namespace
+          const objNs = (body.metadata as JsonObject).namespace
           if (type.namespaced && objNs !== undefined && objNs !== namespace) {
             send(400, status(400, 'BadRequest', 'the namespace of the provided object does not match the namespace sent on the request'))
             return
@@ -252,7 +248,7 @@ export async function startFakeK8s (t: ExecutionContext, token = 'k8s-token'): P
           notFound()
           return
         }
-        const scale = (o: KObject): Json => ({
+        const scale = (o: KObject): JsonObject => ({
           apiVersion: 'autoscaling/v1',
           kind: 'Scale',
           metadata: { name: o.metadata.name, namespace: o.metadata.namespace },
@@ -261,7 +257,7 @@ export async function startFakeK8s (t: ExecutionContext, token = 'k8s-token'): P
         })
         if (method === 'GET') send(200, scale(current))
         else if (method === 'PATCH' || method === 'PUT') {
-          const replicas = fieldOf({ ...(body as Json) } as KObject, 'spec.replicas')
+          const replicas = fieldOf({ ...(body as JsonObject) } as KObject, 'spec.replicas')
           if (typeof replicas !== 'number') {
             send(422, status(422, 'Invalid', 'Scale is invalid: spec.replicas: Required value'))
             return

@@ -1,17 +1,22 @@
-// One simulated machine: a Raft core, its disk (a MemoryStorage, which
-// outlives crashes), its key-value state machine (./kv-model.ts) and the
-// host loop that drives the core exactly by the Ready contract, as
-// daemon/raft/node.ts does: install a leader's snapshot, persist, then
-// send (attaching this disk's snapshot to snapshot messages), then apply,
-// then advance, then serve confirmed reads and maybe take a snapshot. A
+// One simulated machine: its disk (a MemoryStorage, which outlives
+// crashes), and, while it is up, a key-value state machine (./kv-model.ts)
+// behind the host loop shoald runs, daemon/raft/ready-loop.ts: the same
+// code persists, sends, applies, advances, serves reads and takes
+// snapshots here as in production, on a disk that answers synchronously.
+// The checkers watch every write of the disk and every entry applied. A
 // crash may cut the loop short and may lose hard state written without a
-// sync; a restart restores the state machine from the disk's snapshot.
+// sync; a restart builds a new loop, which restores the state machine from
+// the disk's snapshot.
 // May import: protocol/, daemon/clock, daemon/raft, this folder.
-import type { ClusterConfig, Entry, HardState, RaftMessage } from '../../protocol/raft.ts'
+import type { Entry, HardState, SnapshotMeta } from '../../protocol/raft.ts'
+import type { RaftMessage } from '../../protocol/raft.ts'
 import type { Rng } from '../../daemon/clock/clock.ts'
-import { RaftCore } from '../../daemon/raft/core.ts'
+import type { RaftCore } from '../../daemon/raft/core.ts'
 import type { RaftConfig } from '../../daemon/raft/config.ts'
+import { ReadyLoop } from '../../daemon/raft/ready-loop.ts'
+import type { ProposalOutcome as LoopOutcome, ReadyPhase } from '../../daemon/raft/ready-loop.ts'
 import { MemoryStorage } from '../../daemon/raft/storage.ts'
+import type { HostStorage, RaftWrite, Snapshot } from '../../daemon/raft/storage.ts'
 import { CheckFailure, entryKey } from './checkers.ts'
 import type { Checkers, SimNodeView } from './checkers.ts'
 import { KvStateMachine } from './kv-model.ts'
@@ -21,15 +26,13 @@ export type CoreSettings = Required<Pick<RaftConfig,
   'electionTicks' | 'heartbeatTicks' | 'maxInflight' | 'maxBatchEntries' | 'preVote' | 'checkQuorum'>>
 
 /** Where a crash interrupts the host loop: after persisting a Ready, or after sending it too. */
-export type CrashPoint = 'persist' | 'send'
+export type CrashPoint = ReadyPhase
 
 export interface HostContext {
   peers: string[]
   settings: CoreSettings
   checkers: Checkers
   send: (m: RaftMessage, from: SimHost) => void
-  /** the config a state machine starts with when the disk holds no snapshot */
-  initialConfig: ClusterConfig
   /** applied entries between snapshots; Infinity for never */
   snapshotEvery: number
   /** entries kept in the log behind a snapshot */
@@ -43,45 +46,34 @@ export interface HostContext {
  */
 export type ProposalOutcome = { applied: true, output: KvOutput | undefined } | { applied: false } | undefined
 
-interface Proposal {
-  term: number
-  key: string
-  done?: (outcome: ProposalOutcome) => void
-}
-
-interface PendingRead {
-  key: string
-  /** set once the leader confirmed the read */
-  index?: number
-  /** the value read, or undefined if the read was dropped */
-  done: (value: string | null | undefined) => void
-}
-
 export class SimHost implements SimNodeView {
   readonly id: string
   readonly storage = new MemoryStorage()
-  core: RaftCore | undefined
+  /** this incarnation's host loop, while up */
+  loop: ReadyLoop | undefined
   incarnation = 0
-  sm: KvStateMachine
+  sm = new KvStateMachine()
   /** while down, the tick it restarts at */
   downUntil = 0
-  /** proposals this incarnation made, by index, waiting to be applied */
-  readonly pending = new Map<number, Proposal>()
-  /** reads this incarnation asked for, by ctx */
-  readonly reads = new Map<number, PendingRead>()
+  /** the last index this incarnation applied or restored, as the loop's events tell it */
+  appliedIndex = 0
   snapshotsTaken = 0
   snapshotsInstalled = 0
   /** the hard state as of the last synced write */
   private syncedHardState: HardState = { term: 0, commit: 0 }
+  /** the applied config, for the state hash */
+  private configHash = ''
   private readonly ctx: HostContext
+  private readonly disk: HostStorage
 
   constructor (id: string, ctx: HostContext) {
     this.id = id
     this.ctx = ctx
-    this.sm = new KvStateMachine(ctx.initialConfig)
+    this.disk = this.simDisk()
   }
 
-  get appliedIndex (): number { return this.sm.applied }
+  /** the core, while up */
+  get core (): RaftCore | undefined { return this.loop?.core }
 
   /** Writes the same first entry on every disk, as daemon/main.ts does when founding a cluster. */
   bootstrap (entry: Entry): void {
@@ -90,24 +82,82 @@ export class SimHost implements SimNodeView {
     this.syncedHardState = this.storage.hardState()
   }
 
-  /** Starts from what the disk holds: the state machine from its snapshot, the rest replayed. */
+  /** Starts from what the disk holds: the loop restores the state machine from its snapshot, the rest is replayed. */
   start (rng: Rng): RaftCore {
     this.incarnation++
-    this.pending.clear()
-    this.reads.clear()
-    const snap = this.storage.snapshot()
-    this.sm = new KvStateMachine(this.ctx.initialConfig)
-    if (snap.meta.index > 0) this.restore(snap.data, snap.meta.index, snap.meta.config)
-    this.core = new RaftCore({ id: this.id, peers: this.ctx.peers, rng, storage: this.storage, applied: snap.meta.index, ...this.ctx.settings })
-    return this.core
+    this.sm = new KvStateMachine()
+    this.appliedIndex = 0
+    const checkers = this.ctx.checkers
+    const loop = new ReadyLoop({
+      raft: { id: this.id, peers: this.ctx.peers, rng, ...this.ctx.settings },
+      storage: this.disk,
+      stateMachine: this.sm,
+      send: m => { this.ctx.send(m, this) },
+      snapshotEntries: this.ctx.snapshotEvery,
+      keepEntries: this.ctx.keepEntries,
+      events: {
+        restored: (snap, from) => {
+          if (from === 'leader') this.snapshotsInstalled++
+          this.appliedIndex = snap.meta.index
+          this.configHash = JSON.stringify(snap.meta.config)
+          checkers.onState(this, snap.meta.index, this.stateHash())
+        },
+        applied: e => {
+          checkers.onApply(this, e, entryKey(e))
+          this.appliedIndex = e.index
+          if (e.kind === 'config') this.configHash = JSON.stringify(loop.appliedConfig)
+          checkers.onState(this, e.index, this.stateHash())
+        },
+        snapshotTaken: () => { this.snapshotsTaken++ },
+        snapshotFailed: (index, err) => { throw new CheckFailure(`${this.id}: snapshot at ${index} failed: ${err.message}`) }
+      }
+    })
+    this.loop = loop
+    this.configHash = JSON.stringify(loop.appliedConfig)
+    return loop.core
   }
 
   processReadies (): void {
-    const core = this.core as RaftCore
-    for (let round = 0; core.hasReady(); round++) {
+    const loop = this.loop as ReadyLoop
+    for (let round = 0; loop.hasReady(); round++) {
       if (round > 10) throw new CheckFailure(`${this.id}: still has a Ready after 10 rounds`)
-      this.processReady()
+      this.processReady(loop)
     }
+  }
+
+  /**
+   * Tracks a proposal this host's core took at (index, term) with `data`:
+   * checks that what is applied there in that term is what was proposed,
+   * records it as acknowledged, and tells `done` how it ended.
+   */
+  track (at: { index: number, term: number }, data: Uint8Array, done?: (outcome: ProposalOutcome) => void): void {
+    const key = entryKey({ term: at.term, index: at.index, kind: 'normal', data })
+    const loop = this.loop as ReadyLoop
+    loop.track(at, (outcome: LoopOutcome) => {
+      if (outcome.status === 'applied') {
+        const applied = entryKey(outcome.entry)
+        if (applied !== key) throw new CheckFailure(`${this.id}: applied ${applied} where it proposed ${key} in the same term`)
+        this.ctx.checkers.onAcknowledge(outcome.entry, key)
+        done?.({ applied: true, output: outcome.result as KvOutput | undefined })
+      } else {
+        done?.(outcome.status === 'lost' ? { applied: false } : undefined)
+      }
+    })
+  }
+
+  /**
+   * Asks for a linearizable read of `key`: once the leadership is confirmed
+   * and this host has applied the read index, `done` gets the value from its
+   * state machine (undefined if the read was dropped or the host crashed).
+   * False if the core refused.
+   */
+  readIndex (ctx: number, key: string, done: (value: string | null | undefined) => void): boolean {
+    const loop = this.loop as ReadyLoop
+    const sm = this.sm
+    return loop.readIndex(ctx, index => {
+      if (index === undefined) done(undefined)
+      else loop.afterApplied(index, reached => { done(reached ? sm.get(key) : undefined) })
+    })
   }
 
   /**
@@ -119,10 +169,10 @@ export class SimHost implements SimNodeView {
    * incarnation ends unknown.
    */
   crash (point: CrashPoint | undefined, loseUnsynced: boolean): boolean {
-    const core = this.core as RaftCore
-    if (point !== undefined && core.hasReady()) this.processReady(point)
-    this.core = undefined
+    const loop = this.loop as ReadyLoop
+    if (point !== undefined && loop.hasReady()) this.processReady(loop, point)
     this.settleAll()
+    this.loop = undefined
     const synced = this.syncedHardState
     if (!loseUnsynced || sameHardState(this.storage.hardState(), synced)) return false
     this.storage.setHardState(synced)
@@ -130,110 +180,58 @@ export class SimHost implements SimNodeView {
     return true
   }
 
-  /** Outcomes still pending (at the end of a run) become unknown. */
+  /** Outcomes still pending (at the end of a run, or in a crash) become unknown. */
   settleAll (): void {
-    const proposals = [...this.pending.values()]
-    const reads = [...this.reads.values()]
-    this.pending.clear()
-    this.reads.clear()
-    for (const p of proposals) p.done?.(undefined)
-    for (const r of reads) r.done(undefined)
+    this.loop?.stop()
   }
 
-  private processReady (upTo?: CrashPoint): void {
-    const core = this.core as RaftCore
+  private processReady (loop: ReadyLoop, stopAfter?: ReadyPhase): void {
+    if (loop.processReady(stopAfter) !== undefined) throw new CheckFailure(`${this.id}: the simulated disk is synchronous, yet the host loop waited`)
+  }
+
+  private stateHash (): string { return `${this.sm.hash()}|${this.configHash}` }
+
+  /**
+   * The disk as the host loop writes it: this host's MemoryStorage, with the
+   * checkers watching every write and the last synced hard state kept for a
+   * crash that loses what came after.
+   */
+  private simDisk (): HostStorage {
+    const storage = this.storage
     const checkers = this.ctx.checkers
-    const rd = core.ready()
-    if (rd.snapshot !== undefined) {
-      const { meta, data } = rd.snapshot
-      this.storage.installSnapshot(rd.snapshot)
-      this.restore(data, meta.index, meta.config)
-      this.snapshotsInstalled++
-      // What the snapshot replaced cannot be told apart from what it holds.
-      for (const [index, p] of this.pending) {
-        if (index > meta.index) continue
-        this.pending.delete(index)
-        p.done?.(undefined)
+    const synced = (): void => { this.syncedHardState = storage.hardState() }
+    return {
+      term: index => storage.term(index),
+      entries: (lo, hi, maxEntries) => storage.entries(lo, hi, maxEntries),
+      lastIndex: () => storage.lastIndex(),
+      firstIndex: () => storage.firstIndex(),
+      hardState: () => storage.hardState(),
+      snapshotMeta: (): SnapshotMeta => storage.snapshotMeta(),
+      snapshot: (): Snapshot => storage.snapshot(),
+      save: (write: RaftWrite) => {
+        storage.append(write.entries)
+        if (write.hardState !== undefined) {
+          checkers.onPersistHardState(this, write.hardState)
+          storage.setHardState(write.hardState)
+        }
+        // A synced write makes every earlier write durable too.
+        if (write.sync) synced()
+        checkers.onPersistEntries(this, write.entries)
+        const core = this.core
+        if (core?.role === 'leader' && write.entries.some(e => e.kind === 'noop' && e.term === core.term)) {
+          checkers.onLeaderNoopPersisted(this, core.term)
+        }
+      },
+      // Both are written synced (daemon/raft/level-storage.ts), which makes the hard state before them durable.
+      installSnapshot: snap => {
+        storage.installSnapshot(snap)
+        synced()
+      },
+      saveSnapshot: (snap, compactTo) => {
+        storage.saveSnapshot(snap, compactTo)
+        synced()
       }
     }
-    this.storage.append(rd.entries)
-    if (rd.hardState !== undefined) {
-      checkers.onPersistHardState(this, rd.hardState)
-      this.storage.setHardState(rd.hardState)
-    }
-    // A synced write makes every earlier write durable too.
-    if (rd.mustSync) this.syncedHardState = this.storage.hardState()
-    checkers.onPersistEntries(this, rd.entries)
-    if (core.role === 'leader' && rd.entries.some(e => e.kind === 'noop' && e.term === core.term)) {
-      checkers.onLeaderNoopPersisted(this, core.term)
-    }
-    if (upTo === 'persist') return
-    for (const m of rd.messages) {
-      if (m.type === 'snapshot') {
-        const snap = this.storage.snapshot()
-        this.ctx.send({ ...m, meta: snap.meta, data: snap.data }, this)
-      } else {
-        this.ctx.send(m, this)
-      }
-    }
-    if (upTo === 'send') return
-    for (const e of rd.committed) this.apply(e)
-    core.advance(rd)
-    for (const r of rd.readStates) {
-      const read = this.reads.get(r.ctx)
-      if (read !== undefined) read.index = r.index
-    }
-    for (const ctx of rd.droppedReads) {
-      const read = this.reads.get(ctx)
-      this.reads.delete(ctx)
-      read?.done(undefined)
-    }
-    this.serveReads()
-    this.maybeSnapshot()
-  }
-
-  private restore (data: Uint8Array, index: number, config: ClusterConfig): void {
-    this.sm.restore(data, index)
-    if (JSON.stringify(this.sm.config) !== JSON.stringify(config)) {
-      throw new CheckFailure(`${this.id}: snapshot at ${index} says config ${JSON.stringify(config)}, its data ${JSON.stringify(this.sm.config)}`)
-    }
-    this.ctx.checkers.onState(this, index, this.sm.hash())
-  }
-
-  private apply (e: Entry): void {
-    const key = entryKey(e)
-    this.ctx.checkers.onApply(this, e, key)
-    const output = this.sm.apply(e)
-    this.ctx.checkers.onState(this, e.index, this.sm.hash())
-    const proposal = this.pending.get(e.index)
-    if (proposal === undefined) return
-    this.pending.delete(e.index)
-    // Applied only if what this host applies at that index is what it
-    // proposed there; another term's entry there means it was overwritten.
-    const applied = proposal.term === e.term
-    if (applied && proposal.key !== key) throw new CheckFailure(`${this.id}: applied ${key} where it proposed ${proposal.key} in the same term`)
-    if (applied) this.ctx.checkers.onAcknowledge(e, key)
-    proposal.done?.(applied ? { applied: true, output } : { applied: false })
-  }
-
-  /** Confirmed reads whose index this host has applied are answered from its state machine. */
-  private serveReads (): void {
-    for (const [ctx, read] of this.reads) {
-      if (read.index === undefined || read.index > this.sm.applied) continue
-      this.reads.delete(ctx)
-      read.done(this.sm.get(read.key))
-    }
-  }
-
-  private maybeSnapshot (): void {
-    const snapIndex = this.storage.snapshotMeta().index
-    const index = this.sm.applied
-    if (index - snapIndex < this.ctx.snapshotEvery) return
-    const term = this.storage.term(index)
-    this.storage.saveSnapshot({ meta: { index, term, config: this.sm.config }, data: this.sm.snapshot() }, index - this.ctx.keepEntries)
-    // A snapshot is written synced, which makes the hard state before it durable.
-    this.syncedHardState = this.storage.hardState()
-    this.snapshotsTaken++
   }
 }
 

@@ -1,11 +1,11 @@
 // The simulated hosts' state machine: a tiny key-value store that applies
-// committed put and cas commands, tracks the cluster config as of the
-// applied index (for snapshots), snapshots to bytes and restores from them,
-// and hashes its whole state so that checkers can compare replicas at the
-// same applied index. Deterministic: no clock, no randomness.
-// May import: protocol/, daemon/raft (types and config decoding).
-import type { ClusterConfig, Entry } from '../../protocol/raft.ts'
-import { decodeClusterConfig } from '../../daemon/raft/core.ts'
+// committed put and cas commands, snapshots to bytes and restores from them,
+// and hashes its contents so that checkers can compare replicas at the same
+// applied index. It is a StateMachine as shoald's are: the host loop
+// (daemon/raft/ready-loop.ts) hands it normal entries only and keeps the
+// cluster config itself. Deterministic: no clock, no randomness.
+// May import: protocol/, daemon/raft (the StateMachine interface).
+import type { StateMachine } from '../../daemon/raft/state-machine.ts'
 import type { KvOutput } from './linearizability.ts'
 
 /** A client's write; values are unique per seed, so every command is. */
@@ -29,58 +29,39 @@ export function decodeCommand (data: Uint8Array): KvCommand | undefined {
 
 interface SnapshotBody {
   values: Array<[string, string]>
-  config: ClusterConfig
 }
 
-export class KvStateMachine {
+export class KvStateMachine implements StateMachine {
   private values = new Map<string, string>()
-  /** the config as of `applied`, which a snapshot taken now records */
-  config: ClusterConfig
-  applied = 0
   private kvHash = '[]'
-  private configHash: string
-
-  constructor (config: ClusterConfig) {
-    this.config = config
-    this.configHash = JSON.stringify(config)
-  }
 
   get (key: string): string | null { return this.values.get(key) ?? null }
 
-  /** Applies one committed entry; the result for a client command, undefined for anything else. */
-  apply (e: Entry): KvOutput | undefined {
-    this.applied = e.index
-    if (e.kind === 'config') {
-      this.setConfig(decodeClusterConfig(e.data))
-      return undefined
-    }
-    if (e.kind !== 'normal') return undefined
-    const c = decodeCommand(e.data)
+  /** Applies one committed command; the result for a client command, undefined for anything else. */
+  apply (_index: number, data: Uint8Array): KvOutput | undefined {
+    const c = decodeCommand(data)
     if (c === undefined) return undefined
     if (c.op === 'cas' && this.get(c.key) !== c.expected) return { ok: false }
     this.values.set(c.key, c.value)
-    this.kvHash = JSON.stringify([...this.values].sort((a, b) => a[0] < b[0] ? -1 : 1))
+    this.rehash()
     return { ok: true }
   }
 
   snapshot (): Uint8Array {
-    const body: SnapshotBody = { values: [...this.values], config: this.config }
+    const body: SnapshotBody = { values: [...this.values] }
     return encoder.encode(JSON.stringify(body))
   }
 
-  restore (data: Uint8Array, index: number): void {
+  restore (data: Uint8Array, _index: number): void {
     const body = JSON.parse(decoder.decode(data)) as SnapshotBody
     this.values = new Map(body.values)
-    this.kvHash = JSON.stringify([...this.values].sort((a, b) => a[0] < b[0] ? -1 : 1))
-    this.setConfig(body.config)
-    this.applied = index
+    this.rehash()
   }
 
-  /** The whole state: equal on two replicas at the same applied index, or the replicas diverged. */
-  hash (): string { return `${this.kvHash}|${this.configHash}` }
+  /** The contents: equal on two replicas at the same applied index, or the replicas diverged. */
+  hash (): string { return this.kvHash }
 
-  private setConfig (config: ClusterConfig): void {
-    this.config = config
-    this.configHash = JSON.stringify(config)
+  private rehash (): void {
+    this.kvHash = JSON.stringify([...this.values].sort((a, b) => a[0] < b[0] ? -1 : 1))
   }
 }

@@ -1,25 +1,49 @@
 // A hand-driven Raft cluster for focused tests: the test decides who ticks
-// and which messages arrive, and every host follows the Ready contract
-// (install a snapshot, persist, send, apply, advance) synchronously, as
-// daemon/raft/node.ts does: snapshot messages carry the sender's stored
-// snapshot, and `compact` takes one. The state machine here is the list of
-// applied entries; a snapshot's data is empty.
+// and which messages arrive, and every host runs shoald's host loop
+// (daemon/raft/ready-loop.ts: install a snapshot, persist, send, apply,
+// advance) synchronously on a MemoryStorage: snapshot messages carry the
+// sender's stored snapshot, and `compact` takes one. The state machine here
+// is the list of applied entries; a snapshot's data is empty.
 // May import: protocol/, daemon/clock, daemon/raft.
 import type { ClusterConfig, Entry, RaftMessage } from '../../protocol/raft.ts'
 import { seededRng } from '../../daemon/clock/clock.ts'
 import type { RaftConfig } from '../../daemon/raft/config.ts'
-import { decodeClusterConfig, encodeClusterConfig, RaftCore } from '../../daemon/raft/core.ts'
+import { encodeClusterConfig } from '../../daemon/raft/core.ts'
+import type { RaftCore } from '../../daemon/raft/core.ts'
+import { ReadyLoop } from '../../daemon/raft/ready-loop.ts'
+import type { ReadyLoopInit } from '../../daemon/raft/ready-loop.ts'
 import { MemoryStorage } from '../../daemon/raft/storage.ts'
+import type { StateMachine } from '../../daemon/raft/state-machine.ts'
 
-export interface ManualNode {
-  id: string
-  core: RaftCore
-  storage: MemoryStorage
-  applied: Entry[]
+/** Applies nothing: what a node applied is the list of entries the loop reports. */
+const NOTHING: StateMachine = { apply: () => undefined, snapshot: () => new Uint8Array(0), restore: () => {} }
+
+export class ManualNode {
+  readonly id: string
+  readonly storage: MemoryStorage
+  readonly loop: ReadyLoop
+  /** every entry applied since the node (re)started */
+  readonly applied: Entry[] = []
+
+  constructor (id: string, storage: MemoryStorage, init: Omit<ReadyLoopInit, 'storage' | 'stateMachine' | 'snapshotEntries' | 'keepEntries'>) {
+    this.id = id
+    this.storage = storage
+    const events = init.events ?? {}
+    this.loop = new ReadyLoop({
+      ...init,
+      storage,
+      stateMachine: NOTHING,
+      snapshotEntries: Infinity,
+      keepEntries: 0,
+      events: { ...events, applied: (e, result) => { this.applied.push(e); events.applied?.(e, result) } }
+    })
+  }
+
+  get core (): RaftCore { return this.loop.core }
   /** the last index applied, or restored from a snapshot */
-  appliedIndex: number
+  get appliedIndex (): number { return this.loop.appliedIndex }
   /** the config as of appliedIndex */
-  appliedConfig: ClusterConfig
+  get appliedConfig (): ClusterConfig { return this.loop.appliedConfig }
 }
 
 type Options = Partial<Omit<RaftConfig, 'id' | 'peers' | 'rng' | 'storage'>>
@@ -81,33 +105,9 @@ export class ManualCluster {
     for (let again = true; again;) {
       again = false
       for (const n of this.nodes.values()) {
-        while (n.core.hasReady()) {
+        while (n.loop.hasReady()) {
           again = true
-          const rd = n.core.ready()
-          if (rd.snapshot !== undefined) {
-            n.storage.installSnapshot(rd.snapshot)
-            n.appliedIndex = rd.snapshot.meta.index
-            n.appliedConfig = rd.snapshot.meta.config
-          }
-          n.storage.append(rd.entries)
-          if (rd.hardState !== undefined) n.storage.setHardState(rd.hardState)
-          for (const m of rd.messages) {
-            if (this.lost(m)) continue
-            if (m.type === 'snapshot') {
-              const snap = n.storage.snapshot()
-              this.queue.push({ ...m, meta: snap.meta, data: snap.data })
-            } else {
-              this.queue.push(m)
-            }
-          }
-          for (const e of rd.committed) {
-            n.applied.push(e)
-            n.appliedIndex = e.index
-            if (e.kind === 'config') n.appliedConfig = decodeClusterConfig(e.data)
-          }
-          n.core.advance(rd)
-          this.readStates.push(...rd.readStates.map(r => ({ id: n.id, ...r })))
-          this.droppedReads.push(...rd.droppedReads.map(ctx => ({ id: n.id, ctx })))
+          if (n.loop.processReady() !== undefined) throw new Error('a MemoryStorage is synchronous, yet the host loop waited')
         }
       }
     }
@@ -162,9 +162,15 @@ export class ManualCluster {
   }
 
   private makeNode (id: string, storage: MemoryStorage, options: Options = {}): ManualNode {
-    const snap = storage.snapshot()
-    const core = new RaftCore({ id, peers: this.ids, rng: seededRng(this.seed++), storage, applied: snap.meta.index, ...this.options, ...options })
-    const appliedConfig = snap.meta.index > 0 ? snap.meta.config : { voters: this.ids, learners: [] }
-    return { id, core, storage, applied: [], appliedIndex: snap.meta.index, appliedConfig }
+    return new ManualNode(id, storage, {
+      raft: { id, peers: this.ids, rng: seededRng(this.seed++), ...this.options, ...options },
+      send: m => { if (!this.lost(m)) this.queue.push(m) },
+      events: {
+        reads: (confirmed, dropped) => {
+          this.readStates.push(...confirmed.map(r => ({ id, ...r })))
+          this.droppedReads.push(...dropped.map(ctx => ({ id, ctx })))
+        }
+      }
+    })
   }
 }

@@ -1,6 +1,6 @@
 // Deterministic simulation of a Raft cluster: N machines (./host.ts), each a
-// core behind a host loop that follows the Ready contract and keeps a
-// key-value state machine with snapshots, on a simulated network
+// core behind shoald's own host loop (daemon/raft/ready-loop.ts) with a
+// key-value state machine and snapshots, on a simulated network
 // (./network.ts), with every choice drawn from one seeded Rng. A safety
 // phase injects faults (crashes, partitions, loss, reordering, slow disks)
 // while an autopilot changes the membership and hands leadership around,
@@ -231,7 +231,6 @@ export class Simulation {
       peers: this.ids,
       settings: this.settings,
       checkers: this.checkers,
-      initialConfig,
       snapshotEvery: f.snapshotEvery,
       keepEntries: f.keepEntries,
       send: (m, from) => {
@@ -363,13 +362,10 @@ export class Simulation {
     leader: () => pick(this.rng, this.nodes.filter(n => n.core?.role === 'leader')),
     propose: (node, data, done) => this.proposeOn(node, data, done),
     readIndex: (node, ctx, key, done) => {
-      const core = node.core
-      if (core === undefined) return false
-      let refused = false
-      node.reads.set(ctx, { key, done })
-      this.observe(node, () => { refused = core.readIndex(ctx) !== undefined })
-      if (refused) node.reads.delete(ctx)
-      return !refused
+      if (node.core === undefined) return false
+      let asked = false
+      this.observe(node, () => { asked = node.readIndex(ctx, key, done) })
+      return asked
     }
   }
 
@@ -397,12 +393,7 @@ export class Simulation {
     }
     if (!wasLeader) throw new CheckFailure(`${node.id}: a ${core.role} accepted a proposal`)
     this.stats.proposals++
-    // An earlier proposal of this node at the same index was cut from its log
-    // before it won again; as leader it holds every committed entry, so that
-    // one never committed.
-    const earlier = node.pending.get(result.index)
-    node.pending.set(result.index, { term: result.term, key: entryKey({ term: result.term, index: result.index, kind: 'normal', data }), ...(done !== undefined ? { done } : {}) })
-    earlier?.done?.({ applied: false })
+    node.track(result, data, done)
     this.log(`propose ${node.id} -> ${result.index}@${result.term}`)
     return { index: result.index, term: result.term }
   }

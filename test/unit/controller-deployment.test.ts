@@ -4,6 +4,8 @@
 import { DEPLOYMENT, EVENT, POD, REPLICA_SET } from '../../protocol/kinds.ts'
 import test from 'ava'
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
+import type { Deployment } from '../../protocol/apps-v1.ts'
+import type { Pod } from '../../protocol/core-v1.ts'
 import { DeploymentController, fenceposts, resolveIntOrPercent } from '../../daemon/controllers/deployment.ts'
 import { canonicalJson, podTemplateHash } from '../../daemon/controllers/hash.ts'
 import { isPodActive, isPodReady, ReplicaSetController } from '../../daemon/controllers/replicaset.ts'
@@ -20,11 +22,11 @@ function setup (): ControllerEnv {
   return startControllers([new ReplicaSetController(), new DeploymentController()], T0)
 }
 
-function web (replicas: number, strategy: Obj, extra: Obj = {}): KObject {
+function web (replicas: number, strategy: Obj, extra: Obj = {}): Deployment {
   const d = deployment('web', { replicas }) as Obj
   d.spec.strategy = strategy
   Object.assign(d.spec, extra)
-  return d as KObject
+  return d as Deployment
 }
 
 const rolling = (maxSurge: number | string, maxUnavailable: number | string): Obj => ({ type: 'RollingUpdate', rollingUpdate: { maxSurge, maxUnavailable } })
@@ -59,7 +61,7 @@ function activePods (h: StoreHarness): Obj[] {
 function markAllReady (h: StoreHarness, clock: FakeClock): number {
   let n = 0
   for (const p of activePods(h)) {
-    if (isPodReady(p as KObject)) continue
+    if (isPodReady(p as Pod)) continue
     const at = rfc3339(clock.now())
     h.ok(h.apply({
       op: 'patch',
@@ -100,7 +102,8 @@ test('hash: canonical JSON ignores key order; the hash is short, alphanumeric an
   t.is(a, b)
   t.regex(a, /^[a-z0-9]{1,10}$/)
   t.not(podTemplateHash({ spec: { containers: [{ name: 'a', image: 'j' }] } }), podTemplateHash({ spec: { containers: [{ name: 'a', image: 'i' }] } }))
-  t.not(podTemplateHash({ x: 1 }, 1), podTemplateHash({ x: 1 }))
+  const template = { spec: { containers: [{ name: 'a', image: 'i' }] } }
+  t.not(podTemplateHash(template, 1), podTemplateHash(template))
 })
 
 test('fenceposts: maxSurge rounds up, maxUnavailable down; both zero gives one unavailable', t => {
@@ -155,7 +158,7 @@ test('rolling update with maxSurge 1, maxUnavailable 0, then rollback', async t 
   h.store.watch(POD, { resourceVersion: h.store.resourceVersion() }, () => {
     const pods = activePods(h)
     maxActive = Math.max(maxActive, pods.length)
-    minReady = Math.min(minReady, pods.filter(p => isPodReady(p as KObject)).length)
+    minReady = Math.min(minReady, pods.filter(p => isPodReady(p as Pod)).length)
   })
 
   setImage(h, 'nginx:1.26')

@@ -1,5 +1,5 @@
 // The cluster DNS server over a StoreHarness, queried over loopback with
-// dns-packet (UDP and TCP) and with Node's own resolver; and serviceEnv.
+// dns-packet (UDP and TCP) and with Node's own resolver.
 // Each test listens on its own 127.0.16.x address with a kernel-picked port.
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
@@ -8,7 +8,7 @@ import { Resolver } from 'node:dns/promises'
 import { connect } from 'node:net'
 import { decode, encode, RECURSION_DESIRED, TRUNCATED_RESPONSE } from 'dns-packet'
 import type { Answer, DecodedPacket, Packet, RecordType, SrvAnswer } from 'dns-packet'
-import { DnsServer, serviceEnv } from '../../daemon/network/dns.ts'
+import { DnsServer } from '../../daemon/network/dns.ts'
 import type { DnsServerOptions } from '../../daemon/network/dns.ts'
 import { createLogger } from '../../daemon/log/log.ts'
 import { namespace, NOW, pod, ref, StoreHarness } from '../../daemon/store/testing.ts'
@@ -332,36 +332,4 @@ test('a listen address that cannot be bound fails start with the address in the 
   // An upstream that is the shared address itself would loop.
   const loop = new DnsServer({ store: h.store, listen: [{ host: '127.0.16.17', port: shared }], upstream: [`127.0.16.17:${shared}`], log })
   t.regex((await t.throwsAsync(loop.start()))?.message ?? '', /own listen address/)
-})
-
-test('serviceEnv gives the kubelet\'s variables for the services with a clusterIP in the namespace', t => {
-  const h = new StoreHarness()
-  h.create(service('redis-primary', { clusterIP: '127.96.0.20', ports: [{ name: 'redis', port: 6379 }, { name: 'metrics-http', port: 9121, protocol: 'TCP' }] }))
-  h.create(service('dns', { clusterIP: '127.96.0.21', ports: [{ port: 53, protocol: 'UDP' }] }))
-  h.create(service('headless', { clusterIP: 'None', ports: [{ port: 80 }] }))
-  h.create(namespace('ns-1'))
-  h.create(service('elsewhere', { clusterIP: '127.96.0.22', ports: [{ port: 80 }] }, 'ns-1'))
-  t.deepEqual(serviceEnv(h.store, 'default'), {
-    REDIS_PRIMARY_SERVICE_HOST: '127.96.0.20',
-    REDIS_PRIMARY_SERVICE_PORT: '6379',
-    REDIS_PRIMARY_SERVICE_PORT_REDIS: '6379',
-    REDIS_PRIMARY_SERVICE_PORT_METRICS_HTTP: '9121',
-    REDIS_PRIMARY_PORT: 'tcp://127.96.0.20:6379',
-    REDIS_PRIMARY_PORT_6379_TCP: 'tcp://127.96.0.20:6379',
-    REDIS_PRIMARY_PORT_6379_TCP_PROTO: 'tcp',
-    REDIS_PRIMARY_PORT_6379_TCP_PORT: '6379',
-    REDIS_PRIMARY_PORT_6379_TCP_ADDR: '127.96.0.20',
-    REDIS_PRIMARY_PORT_9121_TCP: 'tcp://127.96.0.20:9121',
-    REDIS_PRIMARY_PORT_9121_TCP_PROTO: 'tcp',
-    REDIS_PRIMARY_PORT_9121_TCP_PORT: '9121',
-    REDIS_PRIMARY_PORT_9121_TCP_ADDR: '127.96.0.20',
-    DNS_SERVICE_HOST: '127.96.0.21',
-    DNS_SERVICE_PORT: '53',
-    DNS_PORT: 'udp://127.96.0.21:53',
-    DNS_PORT_53_UDP: 'udp://127.96.0.21:53',
-    DNS_PORT_53_UDP_PROTO: 'udp',
-    DNS_PORT_53_UDP_PORT: '53',
-    DNS_PORT_53_UDP_ADDR: '127.96.0.21'
-  })
-  t.deepEqual(serviceEnv(h.store, 'kube-system'), {})
 })

@@ -4,13 +4,17 @@
 import { kindOf } from '../../protocol/kinds.ts'
 import test from 'ava'
 import type { KObject } from '../../protocol/k8s.ts'
-import type { ResourceType } from '../../protocol/k8s.ts'
+import type { Kind } from '../../protocol/kinds.ts'
 import { includeObjectOf, tableAccept, toTable } from '../../daemon/api/table.ts'
 import { startK8sTestApi } from '../helpers/k8s-api.ts'
 
 const KUBECTL_ACCEPT = 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json'
 const NOW = Date.parse('2025-01-01T01:00:00Z')
-const type = (apiVersion: string, kind: string): ResourceType => kindOf(apiVersion, kind) as ResourceType
+const type = (apiVersion: string, kind: string): Kind => {
+  const k = kindOf(apiVersion, kind)
+  if (k === undefined) throw new Error(`no kind ${apiVersion} ${kind}`)
+  return k
+}
 
 const pod: KObject = {
   apiVersion: 'v1',

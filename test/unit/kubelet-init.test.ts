@@ -110,7 +110,9 @@ test('a failing init container with restartPolicy OnFailure is retried; then the
   t.is(init.restartCount, 1)
   t.is(init.lastState.terminated?.exitCode, 2)
   t.is(init.state.terminated?.exitCode, 0)
-  t.is(await readFile(join(e.dir, 'pods', created.metadata.uid ?? '', 'order'), 'utf8'), 'one\napp\n')
+  // Running comes before the app container's first line is written: wait for it, then check the order.
+  const order = join(e.dir, 'pods', created.metadata.uid ?? '', 'order')
+  t.is(await waitFor('app line', async () => { const s = await readFile(order, 'utf8'); return s.endsWith('app\n') && s }), 'one\napp\n')
 })
 
 test('a restarted kubelet does not run completed init containers again', async t => {

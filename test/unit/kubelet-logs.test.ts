@@ -12,7 +12,7 @@ import type { TimerHandle } from '../../daemon/clock/clock.ts'
 import { ProcessRuntime } from '../../daemon/kubelet/process-runtime.ts'
 import type { ContainerRecord } from '../../daemon/kubelet/runtime.ts'
 import { createLogger } from '../../daemon/log/log.ts'
-import { pod } from '../../daemon/store/testing.ts'
+import type { Pod } from '../../protocol/core-v1.ts'
 import { FakeClock } from '../helpers/fake-clock.ts'
 import { killAll } from '../helpers/kubelet.ts'
 
@@ -73,8 +73,8 @@ async function setup (t: ExecutionContext): Promise<{ runtime: ProcessRuntime, c
     runtime,
     clock,
     start: async script => {
-      const p = pod(`p${++n}`, { nodeName: 'node-a' })
-      p.metadata.uid = `uid-${n}`
+      const name = `p${++n}`
+      const p: Pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'default', uid: `uid-${n}` }, spec: { nodeName: 'node-a', containers: [{ name: 'main', image: 'busybox:1.36' }] } }
       await runtime.ensureSandbox(p)
       return await runtime.startContainer(p, { name: 'main', command: ['sh', '-c', script] }, 0, { env: {} })
     },

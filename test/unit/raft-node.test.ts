@@ -1,7 +1,8 @@
 // The Raft node's answers to callers (daemon/raft/node.ts), on a real
 // LevelDB log with a fake transport: a lone founder commits and reads; a
 // peer with no leader says so in bounded time; a follower forwards, and a
-// forward that failed before or after leaving is told apart.
+// forward that failed before or after leaving is told apart; what the node
+// tells others of its core.
 import test from 'ava'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -135,6 +136,24 @@ test('a consistent read on a peer that has not applied the read index fails rath
   try {
     hearFromBoss(node)
     await t.throwsAsync(node.readBarrier(300), { instanceOf: ProposalTimeoutError, message: /not caught up/ })
+  } finally {
+    await node.stop()
+    await storage.close()
+  }
+})
+
+test('what others may know of the core: leadership, the config, commit and match indexes; a lone voter does not hand over', async t => {
+  const { node, storage } = await makeNode({ founder: true })
+  try {
+    const put = await node.propose(encodeKvCommand({ op: 'put', key: 'a', value: new TextEncoder().encode('1') }))
+    t.true(node.isLeader())
+    t.deepEqual(node.clusterConfig(), { voters: ['me'], learners: [] })
+    t.false(node.configChangePending())
+    t.true(node.commitIndex() >= put.index)
+    t.true((node.matchIndex('me') ?? 0) >= put.index, 'the leader tracks its own match index')
+    t.is(node.matchIndex('stranger'), undefined)
+    await node.beforeStop()
+    t.true(node.isLeader(), 'with no other voter there is no one to hand over to')
   } finally {
     await node.stop()
     await storage.close()

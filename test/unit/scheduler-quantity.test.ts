@@ -1,7 +1,8 @@
 // The scheduler's quantity parser and its filter plugins' pure parts.
 import test from 'ava'
-import { bytesOf, cpuMillis, parseQuantity, QuantityError } from '../../daemon/scheduler/quantity.ts'
+import { bytesOf, cpuMillis, parseQuantity, QuantityError } from '../../protocol/quantity.ts'
 import { tolerates, unschedulableMessage } from '../../daemon/scheduler/plugins.ts'
+import type { Taint } from '../../protocol/core-v1.ts'
 
 test('quantities parse as Kubernetes reads them', t => {
   const cpu: Array<[string | number, number]> = [
@@ -27,7 +28,7 @@ test('malformed quantities throw, and count as zero in requests', t => {
 })
 
 test('toleration matching follows Kubernetes', t => {
-  const taint = { key: 'dedicated', value: 'gpu', effect: 'NoSchedule' }
+  const taint: Taint = { key: 'dedicated', value: 'gpu', effect: 'NoSchedule' }
   t.true(tolerates({ key: 'dedicated', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' }, taint))
   t.true(tolerates({ key: 'dedicated', value: 'gpu' }, taint)) // default operator Equal, any effect
   t.false(tolerates({ key: 'dedicated', value: 'cpu' }, taint))

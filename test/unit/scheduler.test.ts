@@ -7,13 +7,14 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import type { KObject } from '../../protocol/k8s.ts'
 import { systemClock } from '../../daemon/clock/clock.ts'
-import { EventRecorder, rfc3339 } from '../../daemon/controllers/framework.ts'
+import { rfc3339 } from '../../daemon/controllers/framework.ts'
+import { EventRecorder } from '../../daemon/record/recorder.ts'
 import type { ControllerContext } from '../../daemon/controllers/framework.ts'
 import { createLogger } from '../../daemon/log/log.ts'
 import { Scheduler } from '../../daemon/scheduler/scheduler.ts'
 import type { SchedulerOptions } from '../../daemon/scheduler/scheduler.ts'
 import { ref, StoreHarness } from '../../daemon/store/testing.ts'
-import type { StoreCommand } from '../../daemon/store/types.ts'
+import type { StoreCommand, StoreResult } from '../../daemon/store/types.ts'
 
 interface NodeOpts {
   cpu?: string
@@ -81,9 +82,9 @@ interface Rig { h: StoreHarness, ctx: ControllerContext, scheduler: Scheduler, w
 function rig (t: ExecutionContext, opts: SchedulerOptions = {}): Rig {
   const h = new StoreHarness()
   const writes: StoreCommand[] = []
-  const write = async (cmd: StoreCommand): Promise<ReturnType<StoreHarness['apply']>> => {
+  const write = async <T extends KObject = KObject>(cmd: StoreCommand): Promise<StoreResult<T>> => {
     writes.push(cmd)
-    return h.apply(cmd)
+    return h.apply<T>(cmd)
   }
   let uids = 0
   const ctx: ControllerContext = {

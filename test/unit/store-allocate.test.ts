@@ -3,7 +3,8 @@
 // taken from the cluster's network ConfigMap when there is one.
 import { NODE } from '../../protocol/kinds.ts'
 import test from 'ava'
-import { CLUSTER_CONFIG, ipToInt, parseCidr } from '../../daemon/store/allocate.ts'
+import { ipToInt, parseCidr } from '../../protocol/cidr.ts'
+import { CLUSTER_CONFIG } from '../../protocol/network.ts'
 import { configMap, NOW, ref, StoreHarness } from '../../daemon/store/testing.ts'
 import type { KObject } from '../../protocol/k8s.ts'
 

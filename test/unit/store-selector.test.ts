@@ -1,8 +1,8 @@
 // Label and field selectors: the string syntax (a table of cases), bad syntax, and structured LabelSelectors.
 import test from 'ava'
 import type { KObject } from '../../protocol/k8s.ts'
-import { formatLabelSelector, matchLabelSelector, parseFieldSelector, parseLabelSelector } from '../../daemon/store/selector.ts'
-import { BadSelectorError } from '../../daemon/store/types.ts'
+import { formatLabelSelector, matchLabelSelector, parseFieldSelector, parseLabelSelector } from '../../protocol/selector.ts'
+import { BadSelectorError } from '../../protocol/selector.ts'
 
 const labels = { app: 'web', tier: 'front', 'example.com/env': 'prod' }
 

@@ -1,11 +1,12 @@
 // Validation (422 messages naming the fields) and defaulting of stored objects.
 import { kindOf } from '../../protocol/kinds.ts'
+import type { Kind } from '../../protocol/kinds.ts'
 import test from 'ava'
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
-import { defaultObject, validateObject } from '../../daemon/store/validate.ts'
+import { defaultObject, validateObject } from '../../protocol/validation.ts'
 import { deployment, pod, StoreHarness } from '../../daemon/store/testing.ts'
 
-const typeOf = (o: KObject): ResourceType => kindOf(o.apiVersion, o.kind) as ResourceType
+const typeOf = (o: KObject): Kind => kindOf(o.apiVersion, o.kind) as Kind
 const check = (o: KObject): string | undefined => {
   const copy = structuredClone(o)
   return validateObject(defaultObject(copy, typeOf(copy)), typeOf(copy))?.message

@@ -2,7 +2,8 @@
 import { POD } from '../../protocol/kinds.ts'
 import test from 'ava'
 import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
-import { BadSelectorError, GoneError } from '../../daemon/store/types.ts'
+import { GoneError } from '../../daemon/store/types.ts'
+import { BadSelectorError } from '../../protocol/selector.ts'
 import { configMap, namespace, NOW, pod, ref, StoreHarness } from '../../daemon/store/testing.ts'
 
 

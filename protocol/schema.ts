@@ -2,7 +2,10 @@
 // shape check that rejects unknown fields (`spec.containers[0].imagePullSecretz:
 // unknown field`) and wrong types before the semantic checks in validate.ts.
 // Opaque parts (securityContext, lifecycle, status) are accepted as objects.
-// May import: ./status.ts.
+// Each kind's entry in ./kinds.ts carries its schema.
+// May import: ./status.ts, ./json.ts.
+import { isPlainObject } from './json.ts'
+import type { JsonObject } from './json.ts'
 import { fieldError } from './status.ts'
 
 export type Schema =
@@ -187,45 +190,44 @@ const endpointSubset = o({
 
 const top = { apiVersion: 'string', kind: 'string', metadata: objectMeta } as const
 
-/** The top-level schema of each kind. Status is a free-form object everywhere. */
-export const KIND_SCHEMAS: Record<string, Schema> = {
-  Namespace: o({ ...top, spec: o({ finalizers: l('string') }), status: 'object' }),
-  Node: o({
-    ...top,
-    spec: o({
-      unschedulable: 'bool',
-      taints: l(o({ key: 'string', value: 'string', effect: 'string', timeAdded: 'string' })),
-      podCIDR: 'string',
-      podCIDRs: l('string'),
-      providerID: 'string'
-    }),
-    status: 'object'
+// The top-level schema of each kind, carried by its entry in ./kinds.ts.
+// Status is a free-form object everywhere: only Shoal's components write it.
+export const namespaceSchema = o({ ...top, spec: o({ finalizers: l('string') }), status: 'object' })
+export const nodeSchema = o({
+  ...top,
+  spec: o({
+    unschedulable: 'bool',
+    taints: l(o({ key: 'string', value: 'string', effect: 'string', timeAdded: 'string' })),
+    podCIDR: 'string',
+    podCIDRs: l('string'),
+    providerID: 'string'
   }),
-  Pod: o({ ...top, spec: podSpec, status: 'object' }),
-  Service: o({ ...top, spec: serviceSpec, status: 'object' }),
-  Endpoints: o({ ...top, subsets: l(endpointSubset) }),
-  ConfigMap: o({ ...top, data: m('string'), binaryData: m('any'), immutable: 'bool' }),
-  Secret: o({ ...top, data: m('string'), stringData: m('string'), type: 'string', immutable: 'bool' }),
-  Event: o({
-    ...top,
-    involvedObject: o({ kind: 'string', namespace: 'string', name: 'string', uid: 'string', apiVersion: 'string', resourceVersion: 'string', fieldPath: 'string' }),
-    reason: 'string',
-    message: 'string',
-    source: o({ component: 'string', host: 'string' }),
-    firstTimestamp: 'string',
-    lastTimestamp: 'string',
-    eventTime: 'string',
-    count: 'int',
-    type: 'string',
-    action: 'string',
-    related: 'object',
-    reportingComponent: 'string',
-    reportingInstance: 'string',
-    series: 'object'
-  }),
-  Deployment: o({ ...top, spec: deploymentSpec, status: 'object' }),
-  ReplicaSet: o({ ...top, spec: replicaSetSpec, status: 'object' })
-}
+  status: 'object'
+})
+export const podSchema = o({ ...top, spec: podSpec, status: 'object' })
+export const serviceSchema = o({ ...top, spec: serviceSpec, status: 'object' })
+export const endpointsSchema = o({ ...top, subsets: l(endpointSubset) })
+export const configMapSchema = o({ ...top, data: m('string'), binaryData: m('any'), immutable: 'bool' })
+export const secretSchema = o({ ...top, data: m('string'), stringData: m('string'), type: 'string', immutable: 'bool' })
+export const eventSchema = o({
+  ...top,
+  involvedObject: o({ kind: 'string', namespace: 'string', name: 'string', uid: 'string', apiVersion: 'string', resourceVersion: 'string', fieldPath: 'string' }),
+  reason: 'string',
+  message: 'string',
+  source: o({ component: 'string', host: 'string' }),
+  firstTimestamp: 'string',
+  lastTimestamp: 'string',
+  eventTime: 'string',
+  count: 'int',
+  type: 'string',
+  action: 'string',
+  related: 'object',
+  reportingComponent: 'string',
+  reportingInstance: 'string',
+  series: 'object'
+})
+export const deploymentSchema = o({ ...top, spec: deploymentSpec, status: 'object' })
+export const replicaSetSchema = o({ ...top, spec: replicaSetSpec, status: 'object' })
 
 const QUANTITY = /^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$/
 
@@ -244,8 +246,9 @@ function typeName (s: Schema): string {
   return 'list'
 }
 
-function isPlainObject (v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array)
+/** A JSON object, and not bytes (msgpack decodes binary to a Uint8Array, an object too). */
+function isObjectValue (v: unknown): v is JsonObject {
+  return isPlainObject(v) && !(v instanceof Uint8Array)
 }
 
 /**
@@ -267,14 +270,14 @@ export function checkShape (value: unknown, schema: Schema, path: string, errors
         errors.push(fieldError(path, 'Invalid', value, "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"))
       }
       return
-    case 'object': if (!isPlainObject(value)) wrong(); return
+    case 'object': if (!isObjectValue(value)) wrong(); return
   }
   if ('list' in schema) {
     if (!Array.isArray(value)) { wrong(); return }
     value.forEach((item, i) => { checkShape(item, schema.list, `${path}[${i}]`, errors) })
     return
   }
-  if (!isPlainObject(value)) { wrong(); return }
+  if (!isObjectValue(value)) { wrong(); return }
   if ('map' in schema) {
     for (const [k, v] of Object.entries(value)) checkShape(v, schema.map, `${path}[${k}]`, errors)
     return

@@ -1,8 +1,8 @@
 // Kubernetes Status bodies for the resource store's failures, with the codes
 // and reasons Kubernetes uses, and the field errors that make up a 422.
 // May import: protocol/.
-import type { StatusBody } from '../../protocol/api.ts'
-import type { ResourceType } from '../../protocol/k8s.ts'
+import type { StatusBody } from './api.ts'
+import type { ResourceType } from './k8s.ts'
 
 export function statusOf (code: number, reason: string, message: string): StatusBody {
   return { kind: 'Status', apiVersion: 'v1', status: 'Failure', message, reason, code }

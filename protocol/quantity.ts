@@ -1,5 +1,6 @@
 // Kubernetes resource quantities ("250m", "1", "0.5", "128Mi", "1Gi",
-// "500M", "1e3", plain bytes) as numbers, for the scheduler's fit checks.
+// "500M", "1e3", plain bytes) as numbers: the scheduler's fit checks and the
+// kubelet's container limits read them the same way.
 // May import: nothing.
 
 export class QuantityError extends Error {

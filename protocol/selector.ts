@@ -2,18 +2,12 @@
 // (`app=web,tier!=db,env in (a,b),!legacy`; `metadata.name=x,status.phase!=Running`)
 // into matchers, and matching the structured LabelSelector that Deployments
 // and ReplicaSets carry. Bad syntax throws BadSelectorError (a 400).
-// May import: protocol/, ./types.ts.
-import type { KObject } from '../../protocol/k8s.ts'
-import { BadSelectorError } from './types.ts'
+// May import: ./k8s.ts.
+import type { KObject, LabelSelector, LabelSelectorRequirement } from './k8s.ts'
 
-export type LabelOperator = 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'
-
-export interface LabelSelectorRequirement { key: string, operator: LabelOperator | string, values?: string[] }
-
-/** The structured selector of a Deployment, ReplicaSet or Service-like object. */
-export interface LabelSelector {
-  matchLabels?: Record<string, string>
-  matchExpressions?: LabelSelectorRequirement[]
+/** A selector or other list option that cannot be parsed: a 400 with this message. */
+export class BadSelectorError extends Error {
+  override name = 'BadSelectorError'
 }
 
 type Requirement =

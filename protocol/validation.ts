@@ -1,29 +1,32 @@
 // Defaulting and validation of stored objects, as Kubernetes' API server
 // does them for the fields Shoal supports: names, labels and annotations,
 // pod specs and containers, services, deployments and replica sets, config
-// maps, secrets, nodes and events. defaultObject fills what a user may
-// leave out; validateObject answers a 422 Status naming every bad field.
-// May import: protocol/, ./schema.ts, ./selector.ts, ./status.ts.
+// maps, secrets, nodes and events. Each kind's hooks (`defaults`,
+// `validate`) are exported here and carried by its entry in ./kinds.ts;
+// defaultObject fills what a user may leave out, validateObject answers a
+// 422 Status naming every bad field. Pure: the store runs them inside the
+// log's apply, so every replica decides the same. They read untrusted JSON,
+// which is why they work on plain records and not on the typed kinds.
+// May import: ./api.ts, ./json.ts, ./k8s.ts, ./schema.ts, ./selector.ts, ./status.ts, ./kinds.ts (types).
 import { Buffer } from 'node:buffer'
-import type { StatusBody } from '../../protocol/api.ts'
-import type { KObject, ResourceType } from '../../protocol/k8s.ts'
-import { checkShape, KIND_SCHEMAS, objectMeta } from './schema.ts'
+import type { StatusBody } from './api.ts'
+import type { KObject, ResourceType } from './k8s.ts'
+import type { Kind } from './kinds.ts'
+import { checkShape } from './schema.ts'
 import { labelKeyError, labelValueError, matchLabelSelector } from './selector.ts'
-import type { LabelSelector } from './selector.ts'
+import type { LabelSelector } from './k8s.ts'
 import { fieldError, invalid } from './status.ts'
+import { isPlainObject, jsonEqual } from './json.ts'
 
 type Obj = Record<string, unknown>
 
-function isObj (v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
-}
 function objAt (parent: Obj, key: string): Obj | undefined {
   const v = parent[key]
-  return isObj(v) ? v : undefined
+  return isPlainObject(v) ? v : undefined
 }
 function listAt (parent: Obj | undefined, key: string): Obj[] {
   const v = parent?.[key]
-  return Array.isArray(v) ? v.filter(isObj) : []
+  return Array.isArray(v) ? v.filter(isPlainObject) : []
 }
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
@@ -49,11 +52,15 @@ export function dns1123SubdomainError (v: string): string | undefined {
   return undefined
 }
 
-/** Which name rule a kind's names follow. */
-export function nameError (kind: string, name: string): string | undefined {
-  if (kind === 'Namespace') return dns1123LabelError(name)
-  if (kind === 'Service') return dns1035LabelError(name)
-  return dns1123SubdomainError(name)
+/** The rule a kind's names follow: most are DNS-1123 subdomains; Namespaces are labels, Services DNS-1035 labels. */
+export type NameRule = 'dns1123-subdomain' | 'dns1123-label' | 'dns1035-label'
+
+export function nameError (rule: NameRule, name: string): string | undefined {
+  switch (rule) {
+    case 'dns1123-label': return dns1123LabelError(name)
+    case 'dns1035-label': return dns1035LabelError(name)
+    case 'dns1123-subdomain': return dns1123SubdomainError(name)
+  }
 }
 
 // ---- defaulting ------------------------------------------------------------
@@ -99,76 +106,83 @@ function defaultTemplate (spec: Obj): void {
   if (podSpec !== undefined) defaultPodSpec(podSpec)
 }
 
+export function defaultPod (obj: KObject): void {
+  const spec = objAt(obj, 'spec')
+  if (spec !== undefined) defaultPodSpec(spec)
+  if (obj.status === undefined) obj.status = { phase: 'Pending' }
+}
+
+export function defaultService (obj: KObject): void {
+  const spec = objAt(obj, 'spec')
+  if (spec === undefined) return
+  spec.type ??= 'ClusterIP'
+  spec.sessionAffinity ??= 'None'
+  for (const p of listAt(spec, 'ports')) {
+    p.protocol ??= 'TCP'
+    p.targetPort ??= p.port
+  }
+}
+
+export function defaultDeployment (obj: KObject): void {
+  const spec = objAt(obj, 'spec')
+  if (spec === undefined) return
+  spec.replicas ??= 1
+  spec.revisionHistoryLimit ??= 10
+  spec.progressDeadlineSeconds ??= 600
+  const strategy = objAt(spec, 'strategy') ?? (spec.strategy = {}) as Obj
+  strategy.type ??= 'RollingUpdate'
+  if (strategy.type === 'RollingUpdate') {
+    const ru = objAt(strategy, 'rollingUpdate') ?? (strategy.rollingUpdate = {}) as Obj
+    ru.maxSurge ??= '25%'
+    ru.maxUnavailable ??= '25%'
+  }
+  defaultTemplate(spec)
+}
+
+export function defaultReplicaSet (obj: KObject): void {
+  const spec = objAt(obj, 'spec')
+  if (spec === undefined) return
+  spec.replicas ??= 1
+  defaultTemplate(spec)
+}
+
+export function defaultSecret (obj: KObject): void {
+  obj.type ??= 'Opaque'
+  const stringData = objAt(obj, 'stringData')
+  if (stringData !== undefined) {
+    // Kubernetes folds stringData into data on write and never stores it.
+    const data = objAt(obj, 'data') ?? (obj.data = {}) as Obj
+    for (const [k, v] of Object.entries(stringData)) if (typeof v === 'string') data[k] = Buffer.from(v, 'utf8').toString('base64')
+    delete obj.stringData
+  }
+}
+
+export function defaultNamespace (obj: KObject): void {
+  if (!isPlainObject(obj.status)) obj.status = { phase: 'Active' }
+}
+
+export function defaultEvent (obj: KObject): void {
+  obj.type ??= 'Normal'
+  obj.count ??= 1
+}
+
 /**
  * Fills the fields Kubernetes defaults, in place, and returns the object.
  * Assumes a mutable copy of a decoded object. Shapes it does not expect it
  * leaves alone for validateObject to report.
  */
-export function defaultObject (obj: KObject, type: ResourceType): KObject {
-  const spec = objAt(obj, 'spec')
-  switch (type.kind) {
-    case 'Pod':
-      if (spec !== undefined) defaultPodSpec(spec)
-      if (obj.status === undefined) obj.status = { phase: 'Pending' }
-      break
-    case 'Service':
-      if (spec === undefined) break
-      spec.type ??= 'ClusterIP'
-      spec.sessionAffinity ??= 'None'
-      for (const p of listAt(spec, 'ports')) {
-        p.protocol ??= 'TCP'
-        p.targetPort ??= p.port
-      }
-      break
-    case 'Deployment': {
-      if (spec === undefined) break
-      spec.replicas ??= 1
-      spec.revisionHistoryLimit ??= 10
-      spec.progressDeadlineSeconds ??= 600
-      const strategy = objAt(spec, 'strategy') ?? (spec.strategy = {}) as Obj
-      strategy.type ??= 'RollingUpdate'
-      if (strategy.type === 'RollingUpdate') {
-        const ru = objAt(strategy, 'rollingUpdate') ?? (strategy.rollingUpdate = {}) as Obj
-        ru.maxSurge ??= '25%'
-        ru.maxUnavailable ??= '25%'
-      }
-      defaultTemplate(spec)
-      break
-    }
-    case 'ReplicaSet':
-      if (spec === undefined) break
-      spec.replicas ??= 1
-      defaultTemplate(spec)
-      break
-    case 'Secret': {
-      obj.type ??= 'Opaque'
-      const stringData = objAt(obj, 'stringData')
-      if (stringData !== undefined) {
-        // Kubernetes folds stringData into data on write and never stores it.
-        const data = objAt(obj, 'data') ?? (obj.data = {}) as Obj
-        for (const [k, v] of Object.entries(stringData)) if (typeof v === 'string') data[k] = Buffer.from(v, 'utf8').toString('base64')
-        delete obj.stringData
-      }
-      break
-    }
-    case 'Namespace':
-      if (!isObj(obj.status)) obj.status = { phase: 'Active' }
-      break
-    case 'Event':
-      obj.type ??= 'Normal'
-      obj.count ??= 1
-      break
-  }
+export function defaultObject (obj: KObject, kind: Kind): KObject {
+  kind.defaults?.(obj)
   return obj
 }
 
 // ---- validation ------------------------------------------------------------
 
-function checkMeta (obj: KObject, type: ResourceType, errors: string[]): void {
+function checkMeta (obj: KObject, type: ResourceType & { nameRule: NameRule }, errors: string[]): void {
   const meta = obj.metadata
   if (typeof meta.name !== 'string' || meta.name === '') errors.push(fieldError('metadata.name', 'Required', undefined, 'name or generateName is required'))
   else {
-    const why = nameError(type.kind, meta.name)
+    const why = nameError(type.nameRule, meta.name)
     if (why !== undefined) errors.push(fieldError('metadata.name', 'Invalid', meta.name, why))
   }
   if (type.namespaced) {
@@ -442,50 +456,105 @@ function checkDataKeys (data: Obj | undefined, path: string, base64: boolean, er
   }
 }
 
+export function validatePod (obj: KObject, errors: string[]): void {
+  checkPodSpec(objAt(obj, 'spec'), 'spec', errors)
+}
+
+export function validateService (obj: KObject, errors: string[]): void {
+  checkService(objAt(obj, 'spec'), errors)
+}
+
+export function validateWorkload (obj: KObject, errors: string[]): void {
+  checkWorkload(objAt(obj, 'spec'), obj.kind, errors)
+}
+
+export function validateConfigMap (obj: KObject, errors: string[]): void {
+  checkDataKeys(objAt(obj, 'data'), 'data', false, errors)
+  checkDataKeys(objAt(obj, 'binaryData'), 'binaryData', false, errors)
+  const dup = Object.keys(objAt(obj, 'binaryData') ?? {}).find(k => Object.hasOwn(objAt(obj, 'data') ?? {}, k))
+  if (dup !== undefined) errors.push(fieldError('data', 'Invalid', dup, 'duplicate of key present in binaryData'))
+}
+
+export function validateSecret (obj: KObject, errors: string[]): void {
+  checkDataKeys(objAt(obj, 'data'), 'data', true, errors)
+  if (typeof obj.type === 'string' && obj.type === '') errors.push(fieldError('type', 'Required'))
+}
+
+export function validateNode (obj: KObject, errors: string[]): void {
+  listAt(objAt(obj, 'spec'), 'taints').forEach((t, i) => {
+    if (typeof t.key !== 'string' || labelKeyError(t.key) !== undefined) errors.push(fieldError(`spec.taints[${i}].key`, 'Invalid', t.key ?? '', 'must be a valid label key'))
+    if (t.effect === undefined) errors.push(fieldError(`spec.taints[${i}].effect`, 'Required'))
+    checkEnum(t.effect, ['NoSchedule', 'PreferNoSchedule', 'NoExecute'], `spec.taints[${i}].effect`, errors)
+  })
+}
+
+export function validateEvent (obj: KObject, errors: string[]): void {
+  const involved = objAt(obj, 'involvedObject')
+  if (involved === undefined) errors.push(fieldError('involvedObject', 'Required'))
+  else if (typeof involved.kind !== 'string' || involved.kind === '') errors.push(fieldError('involvedObject.kind', 'Required'))
+  checkEnum(obj.type, ['Normal', 'Warning'], 'type', errors)
+  if (typeof obj.count === 'number' && obj.count < 0) checkNonNegative(obj.count, 'count', errors)
+}
+
 /**
  * The 422 Status for an object that Kubernetes would refuse, naming every
- * bad field; undefined for a valid object. Call after defaultObject.
+ * bad field; undefined for a valid object. The kind's schema is checked
+ * first (unknown fields, JSON types); only a well-shaped object goes on to
+ * the metadata and the kind's own checks. Call after defaultObject.
  */
-export function validateObject (obj: KObject, type: ResourceType): StatusBody | undefined {
+export function validateObject (obj: KObject, kind: Kind): StatusBody | undefined {
   const errors: string[] = []
-  const schema = KIND_SCHEMAS[type.kind]
-  if (schema !== undefined) checkShape(obj, schema, '', errors)
-  else checkShape(obj.metadata, objectMeta, 'metadata', errors)
+  checkShape(obj, kind.schema, '', errors)
   if (errors.length === 0) {
-    checkMeta(obj, type, errors)
-    const spec = objAt(obj, 'spec')
-    switch (type.kind) {
-      case 'Pod': checkPodSpec(spec, 'spec', errors); break
-      case 'Service': checkService(spec, errors); break
-      case 'Deployment': case 'ReplicaSet': checkWorkload(spec, type.kind, errors); break
-      case 'ConfigMap': {
-        checkDataKeys(objAt(obj, 'data'), 'data', false, errors)
-        checkDataKeys(objAt(obj, 'binaryData'), 'binaryData', false, errors)
-        const dup = Object.keys(objAt(obj, 'binaryData') ?? {}).find(k => Object.hasOwn(objAt(obj, 'data') ?? {}, k))
-        if (dup !== undefined) errors.push(fieldError('data', 'Invalid', dup, 'duplicate of key present in binaryData'))
-        break
-      }
-      case 'Secret':
-        checkDataKeys(objAt(obj, 'data'), 'data', true, errors)
-        if (typeof obj.type === 'string' && obj.type === '') errors.push(fieldError('type', 'Required'))
-        break
-      case 'Node':
-        listAt(spec, 'taints').forEach((t, i) => {
-          if (typeof t.key !== 'string' || labelKeyError(t.key) !== undefined) errors.push(fieldError(`spec.taints[${i}].key`, 'Invalid', t.key ?? '', 'must be a valid label key'))
-          if (t.effect === undefined) errors.push(fieldError(`spec.taints[${i}].effect`, 'Required'))
-          checkEnum(t.effect, ['NoSchedule', 'PreferNoSchedule', 'NoExecute'], `spec.taints[${i}].effect`, errors)
-        })
-        break
-      case 'Event': {
-        const involved = objAt(obj, 'involvedObject')
-        if (involved === undefined) errors.push(fieldError('involvedObject', 'Required'))
-        else if (typeof involved.kind !== 'string' || involved.kind === '') errors.push(fieldError('involvedObject.kind', 'Required'))
-        checkEnum(obj.type, ['Normal', 'Warning'], 'type', errors)
-        if (typeof obj.count === 'number' && obj.count < 0) checkNonNegative(obj.count, 'count', errors)
-        break
-      }
-    }
+    checkMeta(obj, kind, errors)
+    kind.validate?.(obj, errors)
   }
   if (errors.length === 0) return undefined
-  return invalid(type, obj.metadata.name ?? obj.metadata.generateName ?? '', errors)
+  return invalid(kind, obj.metadata.name ?? obj.metadata.generateName ?? '', errors)
+}
+
+// ---- updates -----------------------------------------------------------------
+// What an update may not change, per kind (Kubernetes' ValidateUpdate).
+
+/** Sets `key`, or deletes it for undefined, so that no undefined reaches msgpack. */
+function setOpt (o: Obj, key: string, v: unknown): void {
+  if (v === undefined || v === null) delete o[key]
+  else o[key] = v
+}
+
+/** A pod spec with the fields an update may change taken from `next`, for comparing with next. */
+function podComparable (spec: Obj, next: Obj): Obj {
+  const out = structuredClone(spec)
+  const images = (list: unknown, from: unknown): void => {
+    if (!Array.isArray(list) || !Array.isArray(from)) return
+    list.forEach((c, i) => { if (isPlainObject(c) && isPlainObject(from[i])) setOpt(c, 'image', from[i].image) })
+  }
+  images(out.containers, next.containers)
+  images(out.initContainers, next.initContainers)
+  setOpt(out, 'activeDeadlineSeconds', next.activeDeadlineSeconds)
+  setOpt(out, 'tolerations', next.tolerations)
+  if (out.nodeName === undefined || out.nodeName === '') setOpt(out, 'nodeName', next.nodeName)
+  return out
+}
+
+export function validatePodUpdate (cur: KObject, next: KObject, errors: string[]): void {
+  const curSpec = objAt(cur, 'spec') ?? {}
+  const nextSpec = objAt(next, 'spec') ?? {}
+  if (!jsonEqual(podComparable(curSpec, nextSpec), podComparable(nextSpec, nextSpec))) {
+    errors.push(fieldError('spec', 'Forbidden', undefined, 'pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations`, and `spec.nodeName` (only to set it)'))
+  }
+}
+
+/** A Deployment's or ReplicaSet's selector is immutable in apps/v1. */
+export function validateWorkloadUpdate (cur: KObject, next: KObject, errors: string[]): void {
+  const before = objAt(cur, 'spec')?.selector
+  const after = objAt(next, 'spec')?.selector
+  if (!jsonEqual(before, after)) errors.push(fieldError('spec.selector', 'Invalid', after, 'field is immutable'))
+}
+
+/** An immutable ConfigMap or Secret keeps its data and stays immutable. */
+export function validateDataUpdate (cur: KObject, next: KObject, errors: string[]): void {
+  if (cur.immutable !== true) return
+  if (!jsonEqual(cur.data, next.data) || !jsonEqual(cur.binaryData, next.binaryData)) errors.push(fieldError('data', 'Forbidden', undefined, 'field is immutable when `immutable` is set'))
+  if (next.immutable !== true) errors.push(fieldError('immutable', 'Forbidden', undefined, 'field is immutable when `immutable` is set'))
 }
