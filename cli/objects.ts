@@ -5,13 +5,8 @@
 // are not checked: what reads them tolerates malformed values (the cell
 // helpers of protocol/k8s-columns.ts) or checks what it relies on.
 // May import: protocol/.
-import { apiVersionOf } from '../protocol/k8s.ts'
+import { apiVersionOf, isOfType } from '../protocol/k8s.ts'
 import type { KObject, ResourceType } from '../protocol/k8s.ts'
-
-/** Whether `o` is of `type`, by its apiVersion and kind. */
-export function isOfType<T extends KObject> (type: ResourceType<T>, o: KObject): o is T {
-  return o.kind === type.kind && o.apiVersion === apiVersionOf(type)
-}
 
 /** `o`, fetched or listed as `type`, as that kind: apiVersion and kind are set from the type (list items may lack them). */
 export function withKind<T extends KObject> (type: ResourceType<T>, o: KObject): T {

@@ -15,7 +15,8 @@ import {
 import type { KObject, ResourceType } from '../protocol/k8s.ts'
 import { isPlainObject } from '../protocol/json.ts'
 import type { JsonObject } from '../protocol/json.ts'
-import { isOfType, withKind } from './objects.ts'
+import { withKind } from './objects.ts'
+import { isOfType } from '../protocol/k8s.ts'
 import { renderTable } from './output.ts'
 
 export { eventTime }

@@ -107,6 +107,11 @@ export function apiVersionOf (t: { group: string, version: string }): string {
   return t.group === '' ? t.version : `${t.group}/${t.version}`
 }
 
+/** Whether `o` is of `type`, by its apiVersion and kind: the one narrowing from KObject to a kind's type. */
+export function isOfType<T extends KObject> (type: ResourceType<T>, o: KObject): o is T {
+  return o.kind === type.kind && o.apiVersion === apiVersionOf(type)
+}
+
 /** A time as Kubernetes writes it in objects: RFC 3339, UTC, whole seconds. */
 export function rfc3339 (ms: number): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')

@@ -15,8 +15,7 @@ import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
 import { apiVersionOf, rfc3339 } from '../../protocol/k8s.ts'
-import type { Deployment, ReplicaSet } from '../../protocol/apps-v1.ts'
-import type { Scale } from '../../protocol/core-v1.ts'
+import { isScalable, scaleOf } from '../../protocol/apps-v1.ts'
 import { isPlainObject } from '../../protocol/json.ts'
 import type { JsonObject } from '../../protocol/json.ts'
 import type { KObject, WatchEvent } from '../../protocol/k8s.ts'
@@ -446,23 +445,6 @@ function preconditionsOf (v: unknown): { uid?: string, resourceVersion?: string 
   if (uid !== undefined && typeof uid !== 'string') throw new HttpError(400, 'BadRequest', 'preconditions.uid must be a string')
   if (resourceVersion !== undefined && typeof resourceVersion !== 'string') throw new HttpError(400, 'BadRequest', 'preconditions.resourceVersion must be a string')
   return { ...(uid !== undefined ? { uid } : {}), ...(resourceVersion !== undefined ? { resourceVersion } : {}) }
-}
-
-/** Deployments and ReplicaSets: the kinds with a scale subresource. */
-function isScalable (obj: KObject): obj is Deployment | ReplicaSet {
-  return obj.apiVersion === 'apps/v1' && (obj.kind === 'Deployment' || obj.kind === 'ReplicaSet')
-}
-
-/** The autoscaling/v1 Scale view of a Deployment or ReplicaSet. */
-function scaleOf (obj: Deployment | ReplicaSet): Scale {
-  const selector = Object.entries(obj.spec?.selector?.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',')
-  return {
-    kind: 'Scale',
-    apiVersion: 'autoscaling/v1',
-    metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace, uid: obj.metadata.uid, resourceVersion: obj.metadata.resourceVersion, creationTimestamp: obj.metadata.creationTimestamp },
-    spec: { replicas: obj.spec?.replicas ?? 1 },
-    status: { replicas: obj.status?.replicas ?? 0, selector }
-  }
 }
 
 /** One event serialized once, however many watchers it goes to (the store hands them all the same event). */

@@ -11,11 +11,9 @@
 // May import: protocol/, ./tx.ts.
 import { intToIp, ipToInt, parseCidr, parsePodCidr } from '../../protocol/cidr.ts'
 import type { CidrRange } from '../../protocol/cidr.ts'
-import type { KObject } from '../../protocol/k8s.ts'
+import type { ConfigMap, Node, Service, ServicePort } from '../../protocol/core-v1.ts'
 import { DEFAULT_SERVICE_CIDR, RESERVED_SERVICE_IPS } from '../../protocol/network.ts'
 import { fieldError } from '../../protocol/status.ts'
-
-type Obj = Record<string, unknown>
 
 /**
  * The cluster's default ranges, by the first leader's runtime: loopback for
@@ -30,8 +28,8 @@ export const DEFAULT_RANGES = {
 export const NODE_PORT_MIN = 30000
 export const NODE_PORT_MAX = 32767
 /** The service range from the cluster's network ConfigMap (if it holds a valid one), else the default. */
-export function serviceRange (config: KObject | undefined): CidrRange {
-  const cidr = ((config as { data?: Record<string, string> } | undefined)?.data ?? {}).serviceCIDR
+export function serviceRange (config: ConfigMap | undefined): CidrRange {
+  const cidr = config?.data?.serviceCIDR
   return (cidr !== undefined ? parseCidr(cidr) : undefined) ?? parseCidr(DEFAULT_SERVICE_CIDR) as CidrRange
 }
 
@@ -41,24 +39,23 @@ function hash (s: string): number {
   return h
 }
 
-interface Port { port?: number, protocol?: string, nodePort?: number }
-
 /**
  * Fills in `next.spec.clusterIP`/`clusterIPs` and the NodePorts of a Service
  * being created (cur undefined) or updated, in place, against the other
- * Services. Returns field errors (as validate.ts makes them), empty if fine.
+ * Services. Returns field errors (as protocol/validation.ts makes them),
+ * empty if fine. Runs after validation: the objects are well-shaped.
  */
-export function allocateService (next: KObject, cur: KObject | undefined, others: KObject[], range: CidrRange, uid: string): string[] {
-  const spec = next.spec as Obj | undefined
+export function allocateService (next: Service, cur: Service | undefined, others: Service[], range: CidrRange, uid: string): string[] {
+  const spec = next.spec
   if (spec === undefined) return []
-  const curSpec = (cur?.spec ?? {}) as Obj
+  const curSpec = cur?.spec ?? {}
   const errors: string[] = []
   const usedIps = new Set<string>()
   const usedPorts = new Set<number>()
   for (const o of others) {
-    const s = (o.spec ?? {}) as Obj
+    const s = o.spec ?? {}
     if (typeof s.clusterIP === 'string') usedIps.add(s.clusterIP)
-    for (const p of (s.ports ?? []) as Port[]) if (typeof p.nodePort === 'number') usedPorts.add(p.nodePort)
+    for (const p of s.ports ?? []) if (typeof p.nodePort === 'number') usedPorts.add(p.nodePort)
   }
 
   // The address: kept on update (it is immutable), given, or picked.
@@ -73,8 +70,6 @@ export function allocateService (next: KObject, cur: KObject | undefined, others
     if (n === undefined) errors.push(fieldError('spec.clusterIP', 'Invalid', given, 'must be a valid IPv4 address'))
     else if (n < range.base || n >= range.base + range.size) errors.push(fieldError('spec.clusterIP', 'Invalid', given, `provided IP is not in the valid range. The range of valid IPs is ${range.cidr}`))
     else if (usedIps.has(given)) errors.push(fieldError('spec.clusterIP', 'Invalid', given, 'provided IP is already allocated'))
-  } else if (given !== undefined && typeof given !== 'string') {
-    errors.push(fieldError('spec.clusterIP', 'Invalid', given, 'must be a string'))
   } else {
     const first = RESERVED_SERVICE_IPS + 1
     const count = range.size - first - 1
@@ -90,9 +85,9 @@ export function allocateService (next: KObject, cur: KObject | undefined, others
   if (typeof spec.clusterIP === 'string' && spec.clusterIP !== '') spec.clusterIPs = [spec.clusterIP]
 
   // NodePorts: for NodePort and LoadBalancer services only; a port keeps its NodePort across updates.
-  const ports = (spec.ports ?? []) as Port[]
+  const ports: ServicePort[] = spec.ports ?? []
   if (spec.type !== 'NodePort' && spec.type !== 'LoadBalancer') return errors
-  const curPorts = (curSpec.ports ?? []) as Port[]
+  const curPorts = curSpec.ports ?? []
   const mine = new Set<number>()
   for (const [i, p] of ports.entries()) {
     if (typeof p.nodePort === 'number') {
@@ -122,8 +117,8 @@ export function allocateService (next: KObject, cur: KObject | undefined, others
 }
 
 /** The cluster's pod range from its network ConfigMap, if it holds a valid one. */
-export function podRange (config: KObject | undefined): CidrRange | undefined {
-  const cidr = ((config as { data?: Record<string, string> } | undefined)?.data ?? {}).podCIDR
+export function podRange (config: ConfigMap | undefined): CidrRange | undefined {
+  const cidr = config?.data?.podCIDR
   return cidr === undefined ? undefined : parsePodCidr(cidr)
 }
 
@@ -134,9 +129,9 @@ export function podRange (config: KObject | undefined): CidrRange | undefined {
  * the node's name, the first /24 no other Node holds. Nothing without a
  * cluster range.
  */
-export function allocateNodeCidr (next: KObject, cur: KObject | undefined, others: KObject[], range: CidrRange | undefined, seed = ''): string[] {
-  const spec = (next.spec ?? (next.spec = {})) as Obj
-  const had = ((cur?.spec ?? {}) as Obj).podCIDR
+export function allocateNodeCidr (next: Node, cur: Node | undefined, others: Node[], range: CidrRange | undefined, seed = ''): string[] {
+  const spec = next.spec ?? (next.spec = {})
+  const had = cur?.spec?.podCIDR
   if (typeof had === 'string' && had !== '') {
     if (spec.podCIDR !== undefined && spec.podCIDR !== had) return [fieldError('spec.podCIDR', 'Forbidden', spec.podCIDR, 'may not be changed once set')]
     spec.podCIDR = had
@@ -148,7 +143,7 @@ export function allocateNodeCidr (next: KObject, cur: KObject | undefined, other
     return []
   }
   if (range === undefined) return []
-  const used = new Set(others.map(o => ((o.spec ?? {}) as Obj).podCIDR))
+  const used = new Set(others.map(o => o.spec?.podCIDR))
   const count = range.size / 256
   const start = hash(`${seed}/${next.metadata.name ?? ''}`) % count
   for (let i = 0; i < count; i++) {

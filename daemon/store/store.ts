@@ -12,15 +12,15 @@ import type { Kind } from '../../protocol/kinds.ts'
 import { createHash } from 'node:crypto'
 import { decode, encode, isNumber, isObject, isString } from '../../protocol/codec.ts'
 import type { StatusBody } from '../../protocol/api.ts'
-import { SYSTEM_NAMESPACES } from '../../protocol/k8s.ts'
+import { isOfType, SYSTEM_NAMESPACES } from '../../protocol/k8s.ts'
+import { isScalable, scaleOf } from '../../protocol/apps-v1.ts'
 import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
 import type { StateMachine } from '../raft/state-machine.ts'
 import { decodeStoreCommand } from './command.ts'
 import { jsonEqual } from '../../protocol/json.ts'
 import { applyJsonPatch, applyMergePatch, applyStrategicPatch, PatchError } from './patch.ts'
-import { formatLabelSelector, parseFieldSelector, parseLabelSelector } from '../../protocol/selector.ts'
+import { parseFieldSelector, parseLabelSelector } from '../../protocol/selector.ts'
 import type { FieldMatcher, LabelMatcher } from '../../protocol/selector.ts'
-import type { LabelSelector } from '../../protocol/k8s.ts'
 import {
   alreadyExists, badRequest, conflict, fieldError, forbidden, invalid, MODIFIED_CONFLICT, notFound,
   qualifiedResource, statusOf
@@ -96,24 +96,6 @@ export function nameSuffix (uid: string): string {
   let out = ''
   for (let i = 0; i < 5; i++) out += SUFFIX_ALPHABET[(digest[i] as number) % SUFFIX_ALPHABET.length]
   return out
-}
-
-/** The autoscaling/v1 Scale of a Deployment or ReplicaSet. */
-export function scaleOf (obj: KObject): KObject {
-  const spec = (obj.spec ?? {}) as Obj
-  const status = (obj.status ?? {}) as Obj
-  const meta: KObject['metadata'] = { name: obj.metadata.name as string }
-  setOpt(meta as Obj, 'namespace', obj.metadata.namespace)
-  setOpt(meta as Obj, 'uid', obj.metadata.uid)
-  setOpt(meta as Obj, 'resourceVersion', obj.metadata.resourceVersion)
-  setOpt(meta as Obj, 'creationTimestamp', obj.metadata.creationTimestamp)
-  return {
-    apiVersion: 'autoscaling/v1',
-    kind: 'Scale',
-    metadata: meta,
-    spec: { replicas: typeof spec.replicas === 'number' ? spec.replicas : 0 },
-    status: { replicas: typeof status.replicas === 'number' ? status.replicas : 0, selector: formatLabelSelector((spec.selector ?? {}) as LabelSelector) }
-  }
 }
 
 const fail = (status: StatusBody): StoreResult => ({ ok: false, status })
@@ -369,15 +351,16 @@ export class ResourceStore implements StateMachine, StoreReader {
     defaultObject(obj, type)
     const bad = validateObject(obj, type)
     if (bad !== undefined) return fail(bad)
-    const name = meta.name as string
-    if (type.namespaced) {
-      const ns = tx.get(NAMESPACE, objectKey(undefined, meta.namespace as string))
-      if (ns === undefined) return fail(notFound(NAMESPACE, meta.namespace as string))
+    // validated: the name is set, and so is the namespace of a namespaced kind
+    const { name = '', namespace } = obj.metadata
+    if (namespace !== undefined) {
+      const ns = tx.get(NAMESPACE, objectKey(undefined, namespace))
+      if (ns === undefined) return fail(notFound(NAMESPACE, namespace))
       if (ns.metadata.deletionTimestamp !== undefined) {
-        return fail(forbidden(`${qualifiedResource(type)} "${name}" is forbidden: unable to create new content in namespace ${meta.namespace as string} because it is being terminated`))
+        return fail(forbidden(`${qualifiedResource(type)} "${name}" is forbidden: unable to create new content in namespace ${namespace} because it is being terminated`))
       }
     }
-    const key = objectKey(meta.namespace as string | undefined, name)
+    const key = objectKey(namespace, name)
     if (tx.get(type, key) !== undefined) return fail(alreadyExists(type, name))
     if (type.kind === 'Service' || type.kind === 'Node') {
       const errors = this.allocate(tx, obj, undefined, key, uid)
@@ -403,7 +386,7 @@ export class ResourceStore implements StateMachine, StoreReader {
     }
     let next: KObject
     if (subresource === 'status') {
-      next = copy(cur) as KObject
+      next = copy(cur)
       setOpt(next, 'status', copy(input.status))
     } else {
       next = copy(input)
@@ -443,10 +426,12 @@ export class ResourceStore implements StateMachine, StoreReader {
 
   /** A Service's address and NodePorts, or a Node's pod range (allocate.ts), against every other one. */
   private allocate (tx: Tx, obj: KObject, cur: KObject | undefined, key: string, uid: string): string[] {
-    const type = obj.kind === 'Node' ? NODE : SERVICE
-    const others = tx.all([type]).filter(s => s.key !== key).map(s => s.object)
     const config = tx.get(CONFIG_MAP, objectKey(CLUSTER_CONFIG.namespace, CLUSTER_CONFIG.name))
-    return type === NODE ? allocateNodeCidr(obj, cur, others, podRange(config), config?.metadata.uid) : allocateService(obj, cur, others, serviceRange(config), uid)
+    const others = <T extends KObject>(type: ResourceType<T>): T[] => tx.all([type]).filter(s => s.key !== key).map(s => s.object as T)
+    const old = <T extends KObject>(type: ResourceType<T>): T | undefined => cur !== undefined && isOfType(type, cur) ? cur : undefined
+    if (isOfType(NODE, obj)) return allocateNodeCidr(obj, old(NODE), others(NODE), podRange(config), config?.metadata.uid)
+    if (isOfType(SERVICE, obj)) return allocateService(obj, old(SERVICE), others(SERVICE), serviceRange(config), uid)
+    return []
   }
 
   /** The 422 for a change Kubernetes forbids on update, or undefined. */
@@ -468,7 +453,7 @@ export class ResourceStore implements StateMachine, StoreReader {
     if (subresource !== undefined && !type.subresources.includes(subresource)) {
       return fail(statusOf(404, 'NotFound', `the server could not find the requested resource (${qualifiedResource(type)}/${subresource})`))
     }
-    const base = subresource === 'scale' ? scaleOf(cur) : cur
+    const base = subresource === 'scale' && isScalable(cur) ? scaleOf(cur) : cur
     let patched: unknown
     try {
       if (patchType === 'json') patched = applyJsonPatch(base, patch)
@@ -500,10 +485,10 @@ export class ResourceStore implements StateMachine, StoreReader {
     }
     const rv = scale.metadata.resourceVersion
     if (isString(rv) && rv !== '' && rv !== cur.metadata.resourceVersion) return fail(conflict(type, ref.name, MODIFIED_CONFLICT))
-    const next = copy(cur) as KObject
+    const next = copy(cur)
     next.spec = { ...(next.spec as Obj), replicas }
     const result = this.replace(tx, type, key, cur, next, undefined, index, now)
-    return result.ok ? done(scaleOf(result.object)) : result
+    return result.ok && isScalable(result.object) ? done(scaleOf(result.object)) : result
   }
 
   /**
@@ -519,7 +504,7 @@ export class ResourceStore implements StateMachine, StoreReader {
     const terminating = cur.metadata.deletionTimestamp !== undefined
     if (terminating && finalizers.length === (cur.metadata.finalizers ?? []).length) return cur
     if (finalizers.length > 0 || type.kind === 'Namespace') {
-      const next = copy(cur) as KObject
+      const next = copy(cur)
       next.metadata.deletionTimestamp ??= now
       next.metadata.deletionGracePeriodSeconds ??= 0
       if (finalizers.length > 0) next.metadata.finalizers = finalizers
@@ -540,7 +525,7 @@ export class ResourceStore implements StateMachine, StoreReader {
 
   /** Takes the object out of the store and garbage-collects its dependents (Background). */
   private erase (tx: Tx, type: ResourceType, key: string, obj: KObject, index: number, now: string): KObject {
-    const gone = copy(obj) as KObject
+    const gone = copy(obj)
     gone.metadata.resourceVersion = String(index)
     tx.remove(type, key, gone)
     const uid = obj.metadata.uid
@@ -560,7 +545,7 @@ export class ResourceStore implements StateMachine, StoreReader {
   }
 
   private dropOwner (tx: Tx, type: ResourceType, key: string, dep: KObject, uid: string, index: number): void {
-    const next = copy(dep) as KObject
+    const next = copy(dep)
     const refs = (next.metadata.ownerReferences ?? []).filter(r => r.uid !== uid)
     setOpt(next.metadata as Obj, 'ownerReferences', refs.length === 0 ? undefined : refs)
     next.metadata.resourceVersion = String(index)

@@ -32,10 +32,11 @@ export class Tx {
     this.base = base
   }
 
-  get (type: ResourceType, key: string): KObject | undefined {
+  /** The object of `type` at `key`; objects are kept by type, so it is a T. */
+  get<T extends KObject> (type: ResourceType<T>, key: string): T | undefined {
     const w = this.writes.get(typeKey(type))?.get(key)
-    if (w !== undefined) return w ?? undefined
-    return this.base.get(typeKey(type))?.get(key)
+    if (w !== undefined) return (w ?? undefined) as T | undefined
+    return this.base.get(typeKey(type))?.get(key) as T | undefined
   }
 
   put (type: ResourceType, key: string, object: KObject, event: 'ADDED' | 'MODIFIED', old?: KObject): void {
