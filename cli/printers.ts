@@ -4,12 +4,12 @@
 // typed kinds (objects of a listed type are taken as it, ./objects.ts).
 // The cell helpers are shared with the API server's Table answers (protocol/k8s-columns.ts).
 // May import: protocol/, ./objects.ts, ./output.ts, yaml.
-import { CONFIG_MAP, DEPLOYMENT, ENDPOINTS, EVENT, NAMESPACE, NODE, POD, REPLICA_SET, SECRET, SERVICE } from '../protocol/kinds.ts'
+import { CONFIG_MAP, DEPLOYMENT, EVENT, kindOfResource, NAMESPACE, NODE, POD, REPLICA_SET, SECRET, SERVICE } from '../protocol/kinds.ts'
 import { stringify } from 'yaml'
 import type { Deployment, ReplicaSet } from '../protocol/apps-v1.ts'
 import type { ConfigMap, Container, Event, Node, Pod, Secret, Service } from '../protocol/core-v1.ts'
 import {
-  ageOf, containerList, dataCount, endpointsText, eventObject, eventTime, nodeAddress, nodeRoles, nodeStatus, num, objectsOf, podReadiness,
+  ageOf, containerList, dataCount, DEFAULT_TABLE_COLUMNS, endpointsText, eventObject, eventTime, nodeAddress, nodeRoles, nodeStatus, num, objectsOf, podReadiness,
   podStatus, selectorText, serviceExternalIP, servicePorts, str
 } from '../protocol/k8s-columns.ts'
 import type { KObject, ResourceType } from '../protocol/k8s.ts'
@@ -31,92 +31,6 @@ export function objectName (type: ResourceType, obj: KObject): string {
   return `${typeLabel(type)}/${obj.metadata.name ?? ''}`
 }
 
-interface Columns<T extends KObject = KObject> {
-  head: string[]
-  row: (o: T, now: number) => string[]
-  wideHead?: string[]
-  wide?: (o: T) => string[]
-}
-
-const AGE = (o: KObject, now: number): string => ageOf(o.metadata.creationTimestamp, now)
-const NAME = (o: KObject): string => o.metadata.name ?? ''
-
-/** A kind's columns, for the objects tableRows prints as that kind. */
-function columnsOf<T extends KObject> (type: ResourceType<T>, c: Columns<T>): Columns {
-  const { wide } = c
-  return {
-    head: c.head,
-    row: (o, now) => c.row(withKind(type, o), now),
-    ...(c.wideHead !== undefined ? { wideHead: c.wideHead } : {}),
-    ...(wide !== undefined ? { wide: (o: KObject) => wide(withKind(type, o)) } : {})
-  }
-}
-
-const TEMPLATE_COLUMNS = {
-  wideHead: ['CONTAINERS', 'IMAGES', 'SELECTOR'],
-  wide: (o: Deployment | ReplicaSet) => {
-    const containers = o.spec?.template?.spec?.containers
-    return [containerList(containers, 'name'), containerList(containers, 'image'), selectorText(o.spec?.selector?.matchLabels)]
-  }
-}
-
-const COLUMNS: Record<string, Columns> = {
-  Pod: columnsOf(POD, {
-    head: ['NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE'],
-    row: (o, now) => {
-      const { ready, restarts } = podReadiness(o)
-      return [NAME(o), ready, podStatus(o), String(restarts), AGE(o, now)]
-    },
-    wideHead: ['IP', 'NODE'],
-    wide: o => [str(o.status?.podIP), str(o.spec?.nodeName)]
-  }),
-  Deployment: columnsOf(DEPLOYMENT, {
-    head: ['NAME', 'READY', 'UP-TO-DATE', 'AVAILABLE', 'AGE'],
-    row: (o, now) => [NAME(o), `${num(o.status?.readyReplicas)}/${num(o.spec?.replicas)}`,
-      String(num(o.status?.updatedReplicas)), String(num(o.status?.availableReplicas)), AGE(o, now)],
-    ...TEMPLATE_COLUMNS
-  }),
-  ReplicaSet: columnsOf(REPLICA_SET, {
-    head: ['NAME', 'DESIRED', 'CURRENT', 'READY', 'AGE'],
-    row: (o, now) => [NAME(o), String(num(o.spec?.replicas)), String(num(o.status?.replicas)), String(num(o.status?.readyReplicas)), AGE(o, now)],
-    ...TEMPLATE_COLUMNS
-  }),
-  Service: columnsOf(SERVICE, {
-    head: ['NAME', 'TYPE', 'CLUSTER-IP', 'EXTERNAL-IP', 'PORT(S)', 'AGE'],
-    row: (o, now) => [NAME(o), str(o.spec?.type, 'ClusterIP'), str(o.spec?.clusterIP), serviceExternalIP(o), servicePorts(o), AGE(o, now)],
-    wideHead: ['SELECTOR'],
-    wide: o => [selectorText(o.spec?.selector)]
-  }),
-  Node: columnsOf(NODE, {
-    head: ['NAME', 'STATUS', 'ROLES', 'AGE', 'VERSION'],
-    row: (o, now) => [NAME(o), nodeStatus(o), nodeRoles(o), AGE(o, now), str(o.status?.nodeInfo?.kubeletVersion, '')],
-    wideHead: ['INTERNAL-IP'],
-    wide: o => [nodeAddress(o, 'InternalIP')]
-  }),
-  Namespace: columnsOf(NAMESPACE, {
-    head: ['NAME', 'STATUS', 'AGE'],
-    row: (o, now) => [NAME(o), str(o.status?.phase, 'Active'), AGE(o, now)]
-  }),
-  ConfigMap: columnsOf(CONFIG_MAP, {
-    head: ['NAME', 'DATA', 'AGE'],
-    row: (o, now) => [NAME(o), String(dataCount(o)), AGE(o, now)]
-  }),
-  Secret: columnsOf(SECRET, {
-    head: ['NAME', 'TYPE', 'DATA', 'AGE'],
-    row: (o, now) => [NAME(o), str(o.type, 'Opaque'), String(Object.keys(isPlainObject(o.data) ? o.data : {}).length), AGE(o, now)]
-  }),
-  Endpoints: columnsOf(ENDPOINTS, {
-    head: ['NAME', 'ENDPOINTS', 'AGE'],
-    row: (o, now) => [NAME(o), endpointsText(o), AGE(o, now)]
-  }),
-  Event: columnsOf(EVENT, {
-    head: ['LAST SEEN', 'TYPE', 'REASON', 'OBJECT', 'MESSAGE'],
-    row: (o, now) => [ageOf(eventTime(o), now), str(o.type, 'Normal'), str(o.reason, ''), eventObject(o), str(o.message, '').replace(/\s*\n\s*/g, ' ')]
-  })
-}
-
-const DEFAULT_COLUMNS: Columns = { head: ['NAME', 'AGE'], row: (o, now) => [NAME(o), AGE(o, now)] }
-
 export interface TableOptions {
   wide?: boolean
   /** a NAMESPACE column first */
@@ -126,15 +40,15 @@ export interface TableOptions {
   now: number
 }
 
-/** Header and rows for objects of one type. */
+/** Header and rows for objects of one type: the registry's columns (protocol/kinds.ts), as kubectl prints them. */
 export function tableRows (type: ResourceType, items: KObject[], opts: TableOptions): { head: string[], rows: string[][] } {
-  const cols = COLUMNS[type.kind] ?? DEFAULT_COLUMNS
-  const wide = opts.wide === true && cols.wide !== undefined
-  const head = [...(opts.withNamespace === true ? ['NAMESPACE'] : []), ...cols.head, ...(wide ? cols.wideHead ?? [] : [])]
+  const columns = (kindOfResource(type.group, type.plural)?.columns ?? DEFAULT_TABLE_COLUMNS).filter(c => c.priority === 0 || opts.wide === true)
+  const head = [...(opts.withNamespace === true ? ['NAMESPACE'] : []), ...columns.map(c => c.name.toUpperCase())]
   const rows = items.map(o => {
-    const row = cols.row(o, opts.now)
+    const typed = withKind(type, o)
+    const row = columns.map(c => String(c.cell(typed, opts.now)))
     if (opts.withKind === true && type.kind !== 'Event') row[0] = `${typeLabel(type)}/${row[0] ?? ''}`
-    return [...(opts.withNamespace === true ? [o.metadata.namespace ?? ''] : []), ...row, ...(wide ? cols.wide?.(o) ?? [] : [])]
+    return [...(opts.withNamespace === true ? [o.metadata.namespace ?? ''] : []), ...row]
   })
   return { head, rows }
 }

@@ -18,12 +18,12 @@ import type { KObject, ResourceType } from './k8s.ts'
 import * as schemas from './schema.ts'
 import type { Schema } from './schema.ts'
 import * as v from './validation.ts'
-import type { NameRule } from './validation.ts'
+import type { KindRules, NameRule } from './validation.ts'
 
 export type Verb = 'create' | 'delete' | 'get' | 'list' | 'patch' | 'update' | 'watch'
 
 /** A kind Shoal serves: a typed ResourceType plus what discovery and the printers need. */
-export interface Kind<T extends KObject = KObject> extends ResourceType<T> {
+export interface Kind<T extends KObject = KObject> extends ResourceType<T>, KindRules {
   verbs: readonly Verb[]
   /** `kubectl get all` lists the kinds in the `all` category */
   categories: readonly string[]

@@ -7,12 +7,12 @@
 // 422 Status naming every bad field. Pure: the store runs them inside the
 // log's apply, so every replica decides the same. They read untrusted JSON,
 // which is why they work on plain records and not on the typed kinds.
-// May import: ./api.ts, ./json.ts, ./k8s.ts, ./schema.ts, ./selector.ts, ./status.ts, ./kinds.ts (types).
+// May import: ./api.ts, ./json.ts, ./k8s.ts, ./schema.ts, ./selector.ts, ./status.ts.
 import { Buffer } from 'node:buffer'
 import type { StatusBody } from './api.ts'
-import type { KObject, ResourceType } from './k8s.ts'
-import type { Kind } from './kinds.ts'
+import type { KObject } from './k8s.ts'
 import { checkShape } from './schema.ts'
+import type { Schema } from './schema.ts'
 import { labelKeyError, labelValueError, matchLabelSelector } from './selector.ts'
 import type { LabelSelector } from './k8s.ts'
 import { fieldError, invalid } from './status.ts'
@@ -54,6 +54,17 @@ export function dns1123SubdomainError (v: string): string | undefined {
 
 /** The rule a kind's names follow: most are DNS-1123 subdomains; Namespaces are labels, Services DNS-1035 labels. */
 export type NameRule = 'dns1123-subdomain' | 'dns1123-label' | 'dns1035-label'
+
+/** What validation needs of a kind; ./kinds.ts's Kind is one. */
+export interface KindRules {
+  group: string
+  kind: string
+  namespaced: boolean
+  schema: Schema
+  nameRule: NameRule
+  defaults?: (obj: KObject) => void
+  validate?: (obj: KObject, errors: string[]) => void
+}
 
 export function nameError (rule: NameRule, name: string): string | undefined {
   switch (rule) {
@@ -171,14 +182,14 @@ export function defaultEvent (obj: KObject): void {
  * Assumes a mutable copy of a decoded object. Shapes it does not expect it
  * leaves alone for validateObject to report.
  */
-export function defaultObject (obj: KObject, kind: Kind): KObject {
+export function defaultObject (obj: KObject, kind: KindRules): KObject {
   kind.defaults?.(obj)
   return obj
 }
 
 // ---- validation ------------------------------------------------------------
 
-function checkMeta (obj: KObject, type: ResourceType & { nameRule: NameRule }, errors: string[]): void {
+function checkMeta (obj: KObject, type: KindRules, errors: string[]): void {
   const meta = obj.metadata
   if (typeof meta.name !== 'string' || meta.name === '') errors.push(fieldError('metadata.name', 'Required', undefined, 'name or generateName is required'))
   else {
@@ -502,7 +513,7 @@ export function validateEvent (obj: KObject, errors: string[]): void {
  * first (unknown fields, JSON types); only a well-shaped object goes on to
  * the metadata and the kind's own checks. Call after defaultObject.
  */
-export function validateObject (obj: KObject, kind: Kind): StatusBody | undefined {
+export function validateObject (obj: KObject, kind: KindRules): StatusBody | undefined {
   const errors: string[] = []
   checkShape(obj, kind.schema, '', errors)
   if (errors.length === 0) {

@@ -152,9 +152,10 @@ test('get prints kubectl\'s tables for pods, deployments, services and nodes', a
     'web-1   1/1     Running   2          5m',
     ''
   ])
+  // -o wide: kubectl's wide columns, from the kind registry (the API's Tables serve the same ones)
   t.deepEqual((await shoal(t, fake, ['get', 'pods', '-o', 'wide'])).stdout.split('\n'), [
-    'NAME    READY   STATUS    RESTARTS   AGE   IP         NODE',
-    'web-1   1/1     Running   2          5m    10.1.0.5   n1',
+    'NAME    READY   STATUS    RESTARTS   AGE   IP         NODE   NOMINATED NODE   READINESS GATES',
+    'web-1   1/1     Running   2          5m    10.1.0.5   n1     <none>           <none>',
     ''
   ])
   t.deepEqual((await shoal(t, fake, ['get', 'deploy'])).stdout.split('\n'), [
