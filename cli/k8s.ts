@@ -1,5 +1,5 @@
 // The kubectl-like commands of `shoal` (apply, get, describe, delete, scale,
-// create namespace, cordon, uncordon, drain, events, rollout) over the
+// logs, exec, create namespace, cordon, uncordon, drain, events, rollout) over the
 // Kubernetes REST layout: paths per resource type, manifests read from YAML
 // or JSON, Status errors as one line. Errors about one object of many are
 // printed and the others still done (as kubectl does); the run then exits 1.
@@ -201,9 +201,29 @@ async function setUnschedulable (kube: Kube, io: Io, node: string, unschedulable
 }
 
 export function addK8sCommands (program: Command, io: Io): void {
-  const nsOption = (): Option => new Option('-n, --namespace <namespace>', 'the namespace (default: "default")')
-  const fileOption = (): Option => new Option('-f, --filename <path>', 'a YAML or JSON file, a directory of them, or - for standard input (repeatable)').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+  addApplyCommand(program, io)
+  addGetCommand(program, io)
+  addDescribeCommand(program, io)
+  addDeleteCommand(program, io)
+  addScaleCommand(program, io)
+  addLogsCommand(program, io)
+  addExecCommand(program, io)
+  addCreateCommands(program, io)
+  addNodeCommands(program, io)
+  addEventsCommand(program, io)
+  addRolloutCommands(program, io, nsOption)
+  addKubeconfigCommand(program, io)
+}
 
+function nsOption (): Option {
+  return new Option('-n, --namespace <namespace>', 'the namespace (default: "default")')
+}
+
+function fileOption (): Option {
+  return new Option('-f, --filename <path>', 'a YAML or JSON file, a directory of them, or - for standard input (repeatable)').argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+}
+
+function addApplyCommand (program: Command, io: Io): void {
   program.command('apply')
     .description('create or update the objects in manifests (kubectl apply)')
     .addOption(fileOption())
@@ -231,7 +251,9 @@ export function addK8sCommands (program: Command, io: Io): void {
       }
       failures.finish()
     })
+}
 
+function addGetCommand (program: Command, io: Io): void {
   program.command('get')
     .description('list objects of one or more kinds as kubectl get does')
     .argument('<kinds>', 'KIND[,KIND2], or KIND/NAME')
@@ -243,7 +265,9 @@ export function addK8sCommands (program: Command, io: Io): void {
     .option('-o, --output <format>', 'wide, json, yaml or name')
     .option('-w, --watch', 'after listing, print changes as they happen (until Ctrl-C)')
     .action(async (kinds: string, names: string[], opts: GetOptions, cmd: Command) => { await runGet(kinds, names, opts, cmd, io) })
+}
 
+function addDescribeCommand (program: Command, io: Io): void {
   program.command('describe')
     .description('show an object and its events, for people')
     .argument('<kind>', 'KIND, or KIND/NAME')
@@ -265,7 +289,9 @@ export function addK8sCommands (program: Command, io: Io): void {
       }
       failures.finish()
     })
+}
 
+function addDeleteCommand (program: Command, io: Io): void {
   program.command('delete')
     .description('delete objects by kind and name, or those in manifests')
     .argument('[kind]', 'KIND, or KIND/NAME')
@@ -296,7 +322,9 @@ export function addK8sCommands (program: Command, io: Io): void {
       }
       failures.finish()
     })
+}
 
+function addScaleCommand (program: Command, io: Io): void {
   program.command('scale')
     .description('set the number of replicas of a deployment or replica set')
     .argument('<target>', 'KIND/NAME, or KIND')
@@ -313,7 +341,9 @@ export function addK8sCommands (program: Command, io: Io): void {
       await kube.send('PATCH', `${objectPath(w.type, namespaceOf(w.type, opts), w.name)}/scale`, { spec: { replicas } }, MERGE_PATCH)
       io.stdout.write(`${typeLabel(w.type)}/${w.name} scaled\n`)
     })
+}
 
+function addLogsCommand (program: Command, io: Io): void {
   program.command('logs')
     .description('print the logs of a pod\'s container, wherever it runs')
     .argument('<pod>', 'NAME or pod/NAME')
@@ -339,7 +369,9 @@ export function addK8sCommands (program: Command, io: Io): void {
         kube.fail(err)
       }
     })
+}
 
+function addExecCommand (program: Command, io: Io): void {
   program.command('exec')
     .description('run a command in a pod\'s container and print its output; exits with the command\'s status')
     .argument('<pod>', 'NAME or pod/NAME')
@@ -358,7 +390,9 @@ export function addK8sCommands (program: Command, io: Io): void {
       io.stderr.write(body.stderr)
       if (body.exitCode !== 0) throw new CliError(`command terminated with exit code ${body.exitCode}`, Math.min(255, Math.max(1, body.exitCode)))
     })
+}
 
+function addCreateCommands (program: Command, io: Io): void {
   const create = program.command('create').description('create an object from the command line')
   create.command('namespace')
     .alias('ns')
@@ -370,7 +404,10 @@ export function addK8sCommands (program: Command, io: Io): void {
       await kube.send('POST', collectionPath(type, undefined), { apiVersion: 'v1', kind: 'Namespace', metadata: { name } })
       io.stdout.write(`namespace/${name} created\n`)
     })
+}
 
+/** cordon, uncordon and drain: whether new pods may land on a node, and moving its pods elsewhere. */
+function addNodeCommands (program: Command, io: Io): void {
   program.command('cordon')
     .description('mark a node unschedulable: no new pods are placed on it')
     .argument('<node>')
@@ -400,7 +437,9 @@ export function addK8sCommands (program: Command, io: Io): void {
       failures.finish()
       io.stdout.write(`node/${node} drained\n`)
     })
+}
 
+function addEventsCommand (program: Command, io: Io): void {
   program.command('events')
     .description('list events, oldest first, as kubectl get events does')
     .addOption(nsOption())
@@ -416,7 +455,4 @@ export function addK8sCommands (program: Command, io: Io): void {
       }
       io.stdout.write(renderObjects(type, list.items, { withNamespace: allNs, now: nowOf(io) }))
     })
-
-  addRolloutCommands(program, io, nsOption)
-  addKubeconfigCommand(program, io)
 }

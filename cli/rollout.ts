@@ -59,7 +59,12 @@ export async function revisions (kube: Kube, type: ResourceType, d: Deployment):
 
 export function addRolloutCommands (program: Command, io: Io, nsOption: () => Option): void {
   const rollout = program.command('rollout').description('follow, list and undo the rollouts of a deployment')
+  addStatusCommand(rollout, io, nsOption)
+  addHistoryCommand(rollout, io, nsOption)
+  addUndoCommand(rollout, io, nsOption)
+}
 
+function addStatusCommand (rollout: Command, io: Io, nsOption: () => Option): void {
   rollout.command('status')
     .description('wait until the deployment\'s rollout finishes, printing its progress')
     .argument('<target>', 'deploy/NAME')
@@ -72,45 +77,57 @@ export function addRolloutCommands (program: Command, io: Io, nsOption: () => Op
       const w = deploymentTarget(target, name !== undefined ? [name] : [])
       const ns = namespaceOf(w.type, opts)
       const kube = await connect(cmd, io)
-      const controller = linkedSignal(io, timeoutMs)
-      let last = ''
-      let done = false
-      const check = (d: Deployment): void => {
-        const s = deploymentRolloutStatus(d)
-        if (s.message !== last) io.stdout.write(`${s.message}\n`)
-        last = s.message
-        if (s.done) {
-          done = true
-          controller.abort()
-        }
-      }
-      try {
-        while (!done) {
-          const d = withKind(DEPLOYMENT, await kube.object(objectPath(w.type, ns, w.name)))
-          check(d)
-          if (done) break
-          let failure: unknown
-          await kube.watch(collectionPath(w.type, ns) + query({ watch: '1', fieldSelector: `metadata.name=${w.name}`, resourceVersion: d.metadata.resourceVersion }), e => {
-            if (e.type === 'DELETED') failure = new CliError(`deployment "${w.name}" was deleted`)
-            else {
-              try { check(withKind(DEPLOYMENT, e.object)) } catch (err) { failure = err }
-            }
-            if (failure !== undefined) controller.abort()
-          }, controller.signal)
-          if (failure !== undefined) throw failure
-          if (done) break
-          if (controller.signal.aborted) {
-            const reason: unknown = controller.signal.reason
-            throw reason instanceof CliError ? reason : new CliError('interrupted before the rollout finished')
-          }
-          // The server ended the watch: look again after a breath, as kubectl does.
-          await new Promise(resolve => setTimeout(resolve, 500))
-        }
-      } finally {
-        controller.abort()
-      }
+      await followRollout(kube, io, w, ns, timeoutMs)
     })
+}
 
+/**
+ * Prints the deployment's rollout status each time it changes, until the
+ * rollout is done, fails, times out (timeoutMs, 0 for never) or io.signal
+ * aborts: a read, then a watch from there, both again whenever the server
+ * ends the watch.
+ */
+async function followRollout (kube: Kube, io: Io, w: { type: ResourceType, name: string }, ns: string | undefined, timeoutMs: number): Promise<void> {
+  const controller = linkedSignal(io, timeoutMs)
+  let last = ''
+  let done = false
+  const check = (d: Deployment): void => {
+    const s = deploymentRolloutStatus(d)
+    if (s.message !== last) io.stdout.write(`${s.message}\n`)
+    last = s.message
+    if (s.done) {
+      done = true
+      controller.abort()
+    }
+  }
+  try {
+    while (!done) {
+      const d = withKind(DEPLOYMENT, await kube.object(objectPath(w.type, ns, w.name)))
+      check(d)
+      if (done) break
+      let failure: unknown
+      await kube.watch(collectionPath(w.type, ns) + query({ watch: '1', fieldSelector: `metadata.name=${w.name}`, resourceVersion: d.metadata.resourceVersion }), e => {
+        if (e.type === 'DELETED') failure = new CliError(`deployment "${w.name}" was deleted`)
+        else {
+          try { check(withKind(DEPLOYMENT, e.object)) } catch (err) { failure = err }
+        }
+        if (failure !== undefined) controller.abort()
+      }, controller.signal)
+      if (failure !== undefined) throw failure
+      if (done) break
+      if (controller.signal.aborted) {
+        const reason: unknown = controller.signal.reason
+        throw reason instanceof CliError ? reason : new CliError('interrupted before the rollout finished')
+      }
+      // The server ended the watch: look again after a breath, as kubectl does.
+      await new Promise(resolve => setTimeout(resolve, 500))
+    }
+  } finally {
+    controller.abort()
+  }
+}
+
+function addHistoryCommand (rollout: Command, io: Io, nsOption: () => Option): void {
   rollout.command('history')
     .description('list the deployment\'s revisions (from the replica sets it owns)')
     .argument('<target>', 'deploy/NAME')
@@ -124,7 +141,9 @@ export function addRolloutCommands (program: Command, io: Io, nsOption: () => Op
       io.stdout.write(`${typeLabel(w.type)}/${w.name}\n` + renderTable(['REVISION', 'CHANGE-CAUSE'],
         revs.map(r => [String(r.revision), r.rs.metadata.annotations?.['kubernetes.io/change-cause'] ?? '<none>'])))
     })
+}
 
+function addUndoCommand (rollout: Command, io: Io, nsOption: () => Option): void {
   rollout.command('undo')
     .description('roll the deployment back to its previous revision, or to --to-revision')
     .argument('<target>', 'deploy/NAME')

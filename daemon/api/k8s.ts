@@ -29,6 +29,7 @@ import { serverSideApply } from './apply.ts'
 import { discovery, isOpenApiPath, openApi } from './discovery.ts'
 import type { DiscoveryAnswer } from './discovery.ts'
 import { asObject, HttpError, readBody, send } from './http.ts'
+import type { BodyObject } from './http.ts'
 import { includeObjectOf, tableAccept, toTable } from './table.ts'
 import type { IncludeObject } from './table.ts'
 
@@ -65,6 +66,13 @@ interface Target {
   namespace?: string
   name?: string
   subresource?: Subresource
+}
+
+/** A collection, an object, or an object's status or scale: what the store serves (a pod's log and exec are not). */
+type ObjectTarget = Target & { subresource?: 'status' | 'scale' }
+
+function isObjectTarget (t: Target): t is ObjectTarget {
+  return t.subresource !== 'log' && t.subresource !== 'exec'
 }
 
 const PATCH_TYPES: Record<string, PatchType> = {
@@ -174,25 +182,14 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
     send(res, 200, { status: 'ok' })
     return
   }
-  const described = (answer: DiscoveryAnswer): void => {
-    if (method !== 'GET') throw new HttpError(405, 'MethodNotAllowed', `${req.method ?? ''} is not allowed on ${path}`)
-    if ('notFound' in answer) throw notFound(answer.notFound)
-    if ('bytes' in answer) {
-      res.writeHead(200, { 'content-type': answer.contentType, 'content-length': answer.bytes.length })
-      res.end(answer.bytes)
-      return
-    }
-    // Plain application/json also to an aggregated-discovery Accept: kubectl then falls back to these documents.
-    send(res, 200, answer.body)
-  }
   if (isOpenApiPath(path)) {
-    described(openApi(path, req.headers.accept))
+    serveDiscovery(req, res, method, path, openApi(path, req.headers.accept))
     return
   }
   const segments = path.split('/').filter(s => s !== '').map(s => decodeURIComponent(s))
   const target = parseTarget(segments)
   if (target === 'discovery') {
-    described(discovery(segments))
+    serveDiscovery(req, res, method, path, discovery(segments))
     return
   }
   const store = deps.store
@@ -200,8 +197,7 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
   const writer = deps.writer
   if (store === undefined || raft === undefined || writer === undefined) throw new HttpError(503, 'ServiceUnavailable', 'the store is not running on this peer yet', { 'retry-after': '1' })
   const params = url.searchParams
-  const { type } = target
-  if (target.subresource === 'log' || target.subresource === 'exec') {
+  if (!isObjectTarget(target)) {
     await podAccess(req, res, method, target, params, deps)
     return
   }
@@ -212,79 +208,140 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
   }
 
   if (!['POST', 'PUT', 'PATCH', 'DELETE'].includes(method)) throw new HttpError(405, 'MethodNotAllowed', `${req.method ?? ''} is not allowed on ${path}`)
-  if (!deps.canWrite) {
-    await readBody(req, MAX_OBJECT_BYTES).catch(() => {})
-    throw new HttpError(403, 'Forbidden', `this token is read-only: it may not ${method === 'POST' ? 'create' : method === 'DELETE' ? 'delete' : 'change'} ${type.plural}`)
-  }
-  const dryRun = params.get('dryRun') === 'All'
-  const now = rfc3339(Date.now())
-  const contentType = String(req.headers['content-type'] ?? 'application/json').split(';')[0]?.trim().toLowerCase() ?? 'application/json'
+  await serveWrite(req, res, method, target, params, store, writer, deps.canWrite)
+}
 
-  if (method === 'DELETE') {
-    if (target.name === undefined) throw new HttpError(405, 'MethodNotAllowed', 'deleting a whole collection is not supported; name the object')
-    const body = await readBody(req, MAX_OBJECT_BYTES)
-    const options: JsonObject = body.length > 0 ? asObject(parseBody(body, contentType), 'DeleteOptions') : {}
-    const policy = params.get('propagationPolicy') ?? (typeof options.propagationPolicy === 'string' ? options.propagationPolicy : undefined)
-    if (policy !== undefined && !isPropagationPolicy(policy)) throw new HttpError(400, 'BadRequest', `propagationPolicy must be Background, Foreground or Orphan, not "${policy}"`)
-    const pre = preconditionsOf(options.preconditions)
-    const cmd: StoreCommand = {
-      op: 'delete',
-      ref: refOf(target),
-      now,
-      ...(policy !== undefined ? { propagationPolicy: policy } : {}),
-      ...(pre !== undefined ? { preconditions: pre } : {}),
-      ...(dryRun ? { dryRun } : {})
-    }
-    answer(res, await writer.write(cmd), 200)
+/** A discovery or OpenAPI document: as bytes when it is one (protobuf), else as JSON; GET only. */
+function serveDiscovery (req: IncomingMessage, res: ServerResponse, method: string, path: string, discovered: DiscoveryAnswer): void {
+  if (method !== 'GET') throw new HttpError(405, 'MethodNotAllowed', `${req.method ?? ''} is not allowed on ${path}`)
+  if ('notFound' in discovered) throw notFound(discovered.notFound)
+  if ('bytes' in discovered) {
+    res.writeHead(200, { 'content-type': discovered.contentType, 'content-length': discovered.bytes.length })
+    res.end(discovered.bytes)
     return
   }
+  // Plain application/json also to an aggregated-discovery Accept: kubectl then falls back to these documents.
+  send(res, 200, discovered.body)
+}
 
+/** What every write works from: the path's target, the query, and what the request says of its body. */
+interface WriteRequest {
+  target: ObjectTarget
+  params: URLSearchParams
+  /** ?dryRun=All: validate and answer, but change nothing */
+  dryRun: boolean
+  now: string
+  /** the body's media type, lower case, without parameters */
+  contentType: string
+  writer: StoreWriter
+}
+
+/**
+ * POST, PUT, PATCH or DELETE (the caller lets no other method through): a
+ * read-only token gets 403 (its body read and dropped), the others a
+ * StoreCommand through the writer, or server-side apply.
+ */
+async function serveWrite (req: IncomingMessage, res: ServerResponse, method: string, target: ObjectTarget, params: URLSearchParams, store: StoreReader, writer: StoreWriter, canWrite: boolean): Promise<void> {
+  if (!canWrite) {
+    await readBody(req, MAX_OBJECT_BYTES).catch(() => {})
+    throw new HttpError(403, 'Forbidden', `this token is read-only: it may not ${method === 'POST' ? 'create' : method === 'DELETE' ? 'delete' : 'change'} ${target.type.plural}`)
+  }
+  const request: WriteRequest = {
+    target,
+    params,
+    dryRun: params.get('dryRun') === 'All',
+    now: rfc3339(Date.now()),
+    contentType: String(req.headers['content-type'] ?? 'application/json').split(';')[0]?.trim().toLowerCase() ?? 'application/json',
+    writer
+  }
+  if (method === 'DELETE') {
+    await serveDelete(req, res, request)
+    return
+  }
   const body = await readBody(req, MAX_OBJECT_BYTES).catch((err: unknown) => {
     if (err instanceof HttpError && err.code === 413) throw new HttpError(413, 'RequestEntityTooLarge', `the request body is larger than ${MAX_OBJECT_BYTES} bytes`)
     throw err
   })
+  if (method === 'PATCH') await servePatch(res, request, body, store)
+  else if (method === 'POST') await serveCreate(res, request, body)
+  else await serveUpdate(res, request, body)
+}
 
-  if (method === 'PATCH') {
-    if (target.name === undefined) throw new HttpError(405, 'MethodNotAllowed', 'PATCH needs an object name')
-    if (contentType === APPLY_PATCH) {
-      if (target.subresource !== undefined) throw new HttpError(415, 'UnsupportedMediaType', `server-side apply is not supported on the ${target.subresource} subresource`)
-      const applied = asObject(parseBody(body, 'application/yaml'), 'the applied object')
-      const force = params.get('force')
-      if (force !== null && force !== 'true' && force !== 'false') throw new HttpError(400, 'BadRequest', `force must be true or false, not "${force}"`)
-      const outcome = await serverSideApply({
-        store,
-        writer,
-        type,
-        ref: refOf(target),
-        applied,
-        manager: params.get('fieldManager') ?? '',
-        force: force === 'true',
-        dryRun,
-        now,
-        uid: randomUUID
-      })
-      send(res, outcome.code, outcome.body)
-      return
-    }
-    const patchType = PATCH_TYPES[contentType]
-    if (patchType === undefined) {
-      throw new HttpError(415, 'UnsupportedMediaType', `PATCH takes ${[...Object.keys(PATCH_TYPES), APPLY_PATCH].join(', ')}; not ${contentType}`)
-    }
-    const patch = parseBody(body, 'application/json')
-    const cmd: StoreCommand = {
-      op: 'patch',
-      ref: refOf(target),
-      patchType,
-      patch,
-      now,
-      ...(target.subresource !== undefined ? { subresource: target.subresource } : {}),
-      ...(dryRun ? { dryRun } : {})
-    }
-    answer(res, await writer.write(cmd), 200)
+/** DELETE of one object, with DeleteOptions (propagationPolicy, preconditions) from the body and the query. */
+async function serveDelete (req: IncomingMessage, res: ServerResponse, request: WriteRequest): Promise<void> {
+  const { target, params, dryRun, now, contentType, writer } = request
+  if (target.name === undefined) throw new HttpError(405, 'MethodNotAllowed', 'deleting a whole collection is not supported; name the object')
+  const body = await readBody(req, MAX_OBJECT_BYTES)
+  const options: JsonObject = body.length > 0 ? asObject(parseBody(body, contentType), 'DeleteOptions') : {}
+  const policy = params.get('propagationPolicy') ?? (typeof options.propagationPolicy === 'string' ? options.propagationPolicy : undefined)
+  if (policy !== undefined && !isPropagationPolicy(policy)) throw new HttpError(400, 'BadRequest', `propagationPolicy must be Background, Foreground or Orphan, not "${policy}"`)
+  const pre = preconditionsOf(options.preconditions)
+  const cmd: StoreCommand = {
+    op: 'delete',
+    ref: refOf(target),
+    now,
+    ...(policy !== undefined ? { propagationPolicy: policy } : {}),
+    ...(pre !== undefined ? { preconditions: pre } : {}),
+    ...(dryRun ? { dryRun } : {})
+  }
+  answer(res, await writer.write(cmd), 200)
+}
+
+/** PATCH of one object, its status or its scale: a merge, strategic merge or JSON patch, or server-side apply. */
+async function servePatch (res: ServerResponse, request: WriteRequest, body: Buffer, store: StoreReader): Promise<void> {
+  const { target, dryRun, now, contentType, writer } = request
+  if (target.name === undefined) throw new HttpError(405, 'MethodNotAllowed', 'PATCH needs an object name')
+  if (contentType === APPLY_PATCH) {
+    await serveApply(res, request, body, store)
     return
   }
+  const patchType = PATCH_TYPES[contentType]
+  if (patchType === undefined) {
+    throw new HttpError(415, 'UnsupportedMediaType', `PATCH takes ${[...Object.keys(PATCH_TYPES), APPLY_PATCH].join(', ')}; not ${contentType}`)
+  }
+  const patch = parseBody(body, 'application/json')
+  const cmd: StoreCommand = {
+    op: 'patch',
+    ref: refOf(target),
+    patchType,
+    patch,
+    now,
+    ...(target.subresource !== undefined ? { subresource: target.subresource } : {}),
+    ...(dryRun ? { dryRun } : {})
+  }
+  answer(res, await writer.write(cmd), 200)
+}
 
-  // A Scale for the scale subresource, else an object of the path's kind.
+/** Server-side apply of a named object (`kubectl apply --server-side`), worked out by ./apply.ts; not on a subresource. */
+async function serveApply (res: ServerResponse, request: WriteRequest, body: Buffer, store: StoreReader): Promise<void> {
+  const { target, params, dryRun, now, writer } = request
+  if (target.subresource !== undefined) throw new HttpError(415, 'UnsupportedMediaType', `server-side apply is not supported on the ${target.subresource} subresource`)
+  const applied = asObject(parseBody(body, 'application/yaml'), 'the applied object')
+  const force = params.get('force')
+  if (force !== null && force !== 'true' && force !== 'false') throw new HttpError(400, 'BadRequest', `force must be true or false, not "${force}"`)
+  const outcome = await serverSideApply({
+    store,
+    writer,
+    type: target.type,
+    ref: refOf(target),
+    applied,
+    manager: params.get('fieldManager') ?? '',
+    force: force === 'true',
+    dryRun,
+    now,
+    uid: randomUUID
+  })
+  send(res, outcome.code, outcome.body)
+}
+
+/**
+ * The body of a POST or PUT: a Scale for the scale subresource, else an
+ * object of the path's kind (apiVersion and kind filled in when missing);
+ * either way placed in the path's namespace when the kind is namespaced.
+ */
+function objectOfBody (request: WriteRequest, body: Buffer): BodyObject {
+  const { target, contentType } = request
+  const { type } = target
   const object = asObject(parseBody(body, contentType), 'the object')
   const expected = apiVersionOf(type)
   if (target.subresource !== 'scale') {
@@ -302,15 +359,24 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
     if (target.namespace !== undefined) object.metadata.namespace = target.namespace
     if (object.metadata.namespace === undefined) throw new HttpError(400, 'BadRequest', `${type.plural} are namespaced: use /namespaces/{namespace}/${type.plural}`)
   }
+  return object
+}
 
-  if (method === 'POST') {
-    if (target.name !== undefined) throw new HttpError(405, 'MethodNotAllowed', 'POST goes to the collection, not to a named object')
-    const cmd: StoreCommand = { op: 'create', object: { ...object, apiVersion: expected, kind: type.kind }, uid: randomUUID(), now, ...(dryRun ? { dryRun } : {}) }
-    answer(res, await writer.write(cmd), 201)
-    return
-  }
+/** POST to a collection: create the object. */
+async function serveCreate (res: ServerResponse, request: WriteRequest, body: Buffer): Promise<void> {
+  const { target, dryRun, now, writer } = request
+  const { type } = target
+  const object = objectOfBody(request, body)
+  if (target.name !== undefined) throw new HttpError(405, 'MethodNotAllowed', 'POST goes to the collection, not to a named object')
+  const cmd: StoreCommand = { op: 'create', object: { ...object, apiVersion: apiVersionOf(type), kind: type.kind }, uid: randomUUID(), now, ...(dryRun ? { dryRun } : {}) }
+  answer(res, await writer.write(cmd), 201)
+}
 
-  // PUT
+/** PUT of one object (an update), of its status, or of its scale (a merge patch of spec.replicas). */
+async function serveUpdate (res: ServerResponse, request: WriteRequest, body: Buffer): Promise<void> {
+  const { target, dryRun, now, writer } = request
+  const { type } = target
+  const object = objectOfBody(request, body)
   if (target.name === undefined) throw new HttpError(405, 'MethodNotAllowed', 'PUT needs an object name')
   if (target.subresource === 'scale') {
     const replicas = isPlainObject(object.spec) ? object.spec.replicas : undefined
@@ -325,7 +391,7 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
   object.metadata.name = target.name
   const cmd: StoreCommand = {
     op: 'update',
-    object: { ...object, apiVersion: expected, kind: type.kind },
+    object: { ...object, apiVersion: apiVersionOf(type), kind: type.kind },
     now,
     ...(target.subresource === 'status' ? { subresource: 'status' as const } : {}),
     ...(dryRun ? { dryRun } : {})

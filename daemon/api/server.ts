@@ -1,8 +1,11 @@
-// The HTTP API that every peer serves: /healthz (no auth), the member list,
-// the Raft status and the cluster KV (./kv.ts). Every other path needs the
-// admin bearer token. Handlers may be async: whatever they throw or reject
-// with becomes a Status answer here (replicator errors as 503/504), and a
-// bad request or a vanished client never reaches the process.
+// The HTTP API that every peer serves: /healthz, /version and /readyz (no
+// auth); the Kubernetes layout (./k8s.ts); and Shoal's own paths under
+// /shoal/v1 (routeShoal): who the caller is, the member list, the Raft
+// status, backups and the cluster KV (./kv.ts). Every path but the public
+// ones needs a bearer token; a viewer's token only reads. Handlers may be
+// async: whatever they throw or reject with becomes a Status answer here
+// (replicator errors as 503/504), and a bad request or a vanished client
+// never reaches the process.
 // The UI's static files under /ui are served without a token, by the handler
 // main.ts hands in (daemon/ui's serveUi): the API does not import the UI.
 // May import: protocol/, daemon/membership (read only), daemon/log,
@@ -17,11 +20,12 @@ import type { KvStore } from '../kv/store.ts'
 import type { Logger } from '../log/log.ts'
 import type { Member } from '../membership/table.ts'
 import type { Replicator } from '../raft/replicator.ts'
-import type { TokenStore } from './auth.ts'
+import type { Role, TokenStore } from './auth.ts'
 import { allow, ClientGoneError, discard, HttpError, replicatorHttpError, send, status } from './http.ts'
 import { handleK8s, isK8sPath } from './k8s.ts'
 import type { PodAccessFn } from './k8s.ts'
 import { handleKv, isKvTarget } from './kv.ts'
+import type { KvRouteDeps } from './kv.ts'
 import type { StoreReader } from '../store/types.ts'
 import { replicatedWriter } from '../store/writer.ts'
 import { BACKUP_PATH, handleBackup } from './backup.ts'
@@ -77,11 +81,7 @@ export function createApiServer (deps: ApiDeps): Server {
   }
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const target = req.url ?? '/'
-    const q = target.indexOf('?')
-    const rawPath = q < 0 ? target : target.slice(0, q)
-    const rawQuery = q < 0 ? '' : target.slice(q + 1)
-    const url = new URL(target, 'http://shoal')
+    const url = new URL(req.url ?? '/', 'http://shoal')
     // The UI's static files need no token: the page signs in itself.
     if (deps.ui?.(req, res) === true) return
     if (url.pathname === '/healthz') {
@@ -100,78 +100,97 @@ export function createApiServer (deps: ApiDeps): Server {
         ? 'this peer has not received the cluster token yet'
         : 'missing or wrong bearer token (send Authorization: Bearer <token>)')
     }
-    if (url.pathname === `${API_PREFIX}/whoami`) {
-      allow(req, url.pathname, ['GET'])
-      send(res, 200, { kind: 'WhoAmI', role } satisfies WhoAmI)
-      return
-    }
     if (isK8sPath(url.pathname)) {
       await handleK8s(req, res, url, { ...k8sDeps, canWrite: role === 'admin' })
       return
     }
-    if (role === 'viewer' && req.method !== 'GET' && req.method !== 'HEAD') {
-      throw new HttpError(403, 'Forbidden', 'this token is read-only: it may not change anything')
-    }
-    if (isKvTarget(rawPath)) {
-      await handleKv(req, res, rawPath, rawQuery, kvDeps)
-      return
-    }
-    if (url.pathname === BACKUP_PATH) {
-      await handleBackup(req, res, deps.backup, role === 'admin')
-      return
-    }
-    if (url.pathname === STATE_HASH_PATH) {
-      await handleStateHash(req, res, deps.backup)
-      return
-    }
-    if (url.pathname === `${API_PREFIX}/members`) {
-      allow(req, url.pathname, ['GET'])
-      const body: MemberList = { kind: 'MemberList', items: deps.members().map(m => memberView(m, deps.selfPeerId)) }
-      send(res, 200, body)
-      return
-    }
-    if (url.pathname === `${API_PREFIX}/raft`) {
-      allow(req, url.pathname, ['GET'])
-      if (deps.raft === undefined) throw new HttpError(503, 'ServiceUnavailable', 'the replicated log is not running on this peer yet', { 'retry-after': '1' })
-      // ?view=leader: the leader's view (with every peer's match index and lag), from whichever peer is asked.
-      if (url.searchParams.get('view') === 'leader' && deps.leaderRaftStatus !== undefined) {
-        const view = await deps.leaderRaftStatus().catch(() => undefined)
-        if (view === undefined) throw new HttpError(503, 'ServiceUnavailable', 'no leader can be reached right now', { 'retry-after': '1' })
-        send(res, 200, view)
-        return
-      }
-      send(res, 200, deps.raft.status())
-      return
-    }
-    throw new HttpError(404, 'NotFound', `no such path: ${url.pathname}`)
-  }
-
-  const fail = (req: IncomingMessage, res: ServerResponse, err: unknown): void => {
-    // Nobody to answer, or the answer is already half sent: only the connection can go.
-    if (err instanceof ClientGoneError || res.headersSent || res.destroyed || req.socket.destroyed) {
-      res.destroy()
-      return
-    }
-    // An unread body must not hold the connection (or be read without bound).
-    if (!req.complete && req.readableFlowing !== true) discard(req)
-    const mapped = err instanceof HttpError ? err : replicatorHttpError(err, req.method === 'PUT' || req.method === 'DELETE')
-    if (mapped !== undefined) {
-      const headers = mapped.code === 401 ? { ...mapped.headers, 'www-authenticate': 'Bearer' } : mapped.headers
-      send(res, mapped.code, status(mapped.code, mapped.reason, mapped.message), headers)
-    } else {
-      deps.log.error({ event: 'api.error', method: req.method, path: req.url?.split('?')[0], err: (err as Error)?.stack ?? String(err) }, 'internal error in the API')
-      send(res, 500, status(500, 'InternalError', 'internal error; see the peer\'s log'))
-    }
+    await routeShoal(req, res, url, role, deps, kvDeps)
   }
 
   return createServer({ requestTimeout: 30_000, headersTimeout: 10_000, noDelay: true }, (req, res) => {
     route(req, res).catch((err: unknown) => {
       try {
-        fail(req, res, err)
+        fail(req, res, err, deps.log)
       } catch (again) {
         deps.log.error({ event: 'api.error', err: (again as Error)?.stack ?? String(again) }, 'could not answer an API error')
         res.destroy()
       }
     })
   })
+}
+
+/**
+ * Shoal's own paths, under /shoal/v1, for a caller with a token: who it is,
+ * the KV, backups, the state hash, the members and the Raft status. A
+ * viewer's token may only read them.
+ */
+async function routeShoal (req: IncomingMessage, res: ServerResponse, url: URL, role: Role, deps: ApiDeps, kvDeps: KvRouteDeps): Promise<void> {
+  const target = req.url ?? '/'
+  const q = target.indexOf('?')
+  const rawPath = q < 0 ? target : target.slice(0, q)
+  const rawQuery = q < 0 ? '' : target.slice(q + 1)
+  if (url.pathname === `${API_PREFIX}/whoami`) {
+    allow(req, url.pathname, ['GET'])
+    send(res, 200, { kind: 'WhoAmI', role } satisfies WhoAmI)
+    return
+  }
+  if (role === 'viewer' && req.method !== 'GET' && req.method !== 'HEAD') {
+    throw new HttpError(403, 'Forbidden', 'this token is read-only: it may not change anything')
+  }
+  if (isKvTarget(rawPath)) {
+    await handleKv(req, res, rawPath, rawQuery, kvDeps)
+    return
+  }
+  if (url.pathname === BACKUP_PATH) {
+    await handleBackup(req, res, deps.backup, role === 'admin')
+    return
+  }
+  if (url.pathname === STATE_HASH_PATH) {
+    await handleStateHash(req, res, deps.backup)
+    return
+  }
+  if (url.pathname === `${API_PREFIX}/members`) {
+    allow(req, url.pathname, ['GET'])
+    const body: MemberList = { kind: 'MemberList', items: deps.members().map(m => memberView(m, deps.selfPeerId)) }
+    send(res, 200, body)
+    return
+  }
+  if (url.pathname === `${API_PREFIX}/raft`) {
+    await serveRaftStatus(req, res, url, deps)
+    return
+  }
+  throw new HttpError(404, 'NotFound', `no such path: ${url.pathname}`)
+}
+
+/** GET /shoal/v1/raft: this peer's view of the log, or with ?view=leader the leader's (with every peer's match index and lag). */
+async function serveRaftStatus (req: IncomingMessage, res: ServerResponse, url: URL, deps: ApiDeps): Promise<void> {
+  allow(req, url.pathname, ['GET'])
+  if (deps.raft === undefined) throw new HttpError(503, 'ServiceUnavailable', 'the replicated log is not running on this peer yet', { 'retry-after': '1' })
+  // ?view=leader: the leader's view (with every peer's match index and lag), from whichever peer is asked.
+  if (url.searchParams.get('view') === 'leader' && deps.leaderRaftStatus !== undefined) {
+    const view = await deps.leaderRaftStatus().catch(() => undefined)
+    if (view === undefined) throw new HttpError(503, 'ServiceUnavailable', 'no leader can be reached right now', { 'retry-after': '1' })
+    send(res, 200, view)
+    return
+  }
+  send(res, 200, deps.raft.status())
+}
+
+/** The answer to whatever a handler threw: a Status (401s with WWW-Authenticate), a 500 that is logged, or a dropped connection. */
+function fail (req: IncomingMessage, res: ServerResponse, err: unknown, log: Logger): void {
+  // Nobody to answer, or the answer is already half sent: only the connection can go.
+  if (err instanceof ClientGoneError || res.headersSent || res.destroyed || req.socket.destroyed) {
+    res.destroy()
+    return
+  }
+  // An unread body must not hold the connection (or be read without bound).
+  if (!req.complete && req.readableFlowing !== true) discard(req)
+  const mapped = err instanceof HttpError ? err : replicatorHttpError(err, req.method === 'PUT' || req.method === 'DELETE')
+  if (mapped !== undefined) {
+    const headers = mapped.code === 401 ? { ...mapped.headers, 'www-authenticate': 'Bearer' } : mapped.headers
+    send(res, mapped.code, status(mapped.code, mapped.reason, mapped.message), headers)
+  } else {
+    log.error({ event: 'api.error', method: req.method, path: req.url?.split('?')[0], err: (err as Error)?.stack ?? String(err) }, 'internal error in the API')
+    send(res, 500, status(500, 'InternalError', 'internal error; see the peer\'s log'))
+  }
 }

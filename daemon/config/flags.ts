@@ -202,6 +202,51 @@ function readConfigFile (path: string, known: Set<string>): Record<string, unkno
  * and CommanderError with exitCode 0 for --help and --version.
  */
 export function parseDaemonArgs (argv: string[]): DaemonConfig {
+  const pick = readFlags(argv)
+  const name = pick<string>('name')
+  if (!NAME_PATTERN.test(name) || name.length > 253) throw new UsageError(`--name: "${name}" is not a valid name (lowercase letters, digits, '-' and '.')`)
+  const listen = (pick<string[] | undefined>('listen') ?? ['/ip4/0.0.0.0/tcp/7946']).map(v => parseMultiaddr('listen', v))
+  const join = (pick<string[] | undefined>('join') ?? []).map(v => parseMultiaddr('join', v))
+  const api = parseHostPort('api', pick<string>('api'))
+  const logLevel = pick<string>('log-level')
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new UsageError(`--log-level: "${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`)
+  const membership = parseMembershipFlags(pick)
+  const raft = parseRaftFlags(pick)
+  const kvMaxValueBytes = parseBytes('kv-max-value', pick<string>('kv-max-value'))
+  const podEvictionGraceMs = parseDuration('pod-eviction-grace', pick<string>('pod-eviction-grace'))
+  const clientConfig = pick<string>('client-config')
+  const clusterKeyFile = pick<string | undefined>('cluster-key')
+  const runtime = pick<string>('runtime')
+  if (!(RUNTIMES as readonly string[]).includes(runtime)) throw new UsageError(`--runtime: "${runtime}" is not one of ${RUNTIMES.join(', ')}`)
+  const pauseImage = pick<string | undefined>('pause-image')
+  const network = parseNetworkFlags(pick)
+  const backups = parseBackupFlags(pick, join)
+  return {
+    dataDir: resolve(pick<string>('data-dir')),
+    name,
+    listen,
+    apiHost: api.host,
+    apiPort: api.port,
+    join,
+    ...(clusterKeyFile !== undefined ? { clusterKeyFile: resolve(clusterKeyFile) } : {}),
+    logLevel: logLevel as LogLevel,
+    membership,
+    raft,
+    kvMaxValueBytes,
+    podEvictionGraceMs,
+    runtime: runtime as DaemonConfig['runtime'],
+    ...(pauseImage !== undefined ? { pauseImage } : {}),
+    ...network,
+    ...backups,
+    ...(clientConfig !== 'none' ? { clientConfig: resolve(clientConfig) } : {})
+  }
+}
+
+/** The value of a flag, by its long name without the dashes ('log-level'). */
+type PickFlag = <T>(flag: string) => T
+
+/** Parses argv and reads --config; a flag given on the command line wins, and a file value wins over a default. */
+function readFlags (argv: string[]): PickFlag {
   const cmd = buildCommand()
   try {
     cmd.parse(argv, { from: 'user' })
@@ -213,20 +258,15 @@ export function parseDaemonArgs (argv: string[]): DaemonConfig {
   const flags = cmd.opts<Record<string, unknown>>()
   const known = new Set(cmd.options.map(o => o.long?.replace(/^--/, '') ?? ''))
   const fromFile = typeof flags.config === 'string' ? readConfigFile(flags.config, known) : {}
-  // A flag given on the command line wins; a file value wins over a default.
-  const pick = <T>(flag: string): T => {
+  return <T>(flag: string): T => {
     const key = camel(flag)
     const source = cmd.getOptionValueSource(key)
     return (source === 'cli' || !(key in fromFile) ? flags[key] : fromFile[key]) as T
   }
+}
 
-  const name = pick<string>('name')
-  if (!NAME_PATTERN.test(name) || name.length > 253) throw new UsageError(`--name: "${name}" is not a valid name (lowercase letters, digits, '-' and '.')`)
-  const listen = (pick<string[] | undefined>('listen') ?? ['/ip4/0.0.0.0/tcp/7946']).map(v => parseMultiaddr('listen', v))
-  const join = (pick<string[] | undefined>('join') ?? []).map(v => parseMultiaddr('join', v))
-  const api = parseHostPort('api', pick<string>('api'))
-  const logLevel = pick<string>('log-level')
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new UsageError(`--log-level: "${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`)
+/** The gossip timings and rate, checked together by validateMembershipConfig. */
+function parseMembershipFlags (pick: PickFlag): MembershipConfig {
   const membership = { ...DEFAULT_MEMBERSHIP_CONFIG }
   for (const [flag, key] of DURATION_FLAGS) membership[key] = parseDuration(flag, pick<string>(flag))
   const rate = Number(pick<string>('gossip-rate'))
@@ -237,14 +277,11 @@ export function parseDaemonArgs (argv: string[]): DaemonConfig {
   } catch (err) {
     throw new UsageError((err as Error).message)
   }
-  const raft = parseRaftFlags(pick)
-  const kvMaxValueBytes = parseBytes('kv-max-value', pick<string>('kv-max-value'))
-  const podEvictionGraceMs = parseDuration('pod-eviction-grace', pick<string>('pod-eviction-grace'))
-  const clientConfig = pick<string>('client-config')
-  const clusterKeyFile = pick<string | undefined>('cluster-key')
-  const runtime = pick<string>('runtime')
-  if (!(RUNTIMES as readonly string[]).includes(runtime)) throw new UsageError(`--runtime: "${runtime}" is not one of ${RUNTIMES.join(', ')}`)
-  const pauseImage = pick<string | undefined>('pause-image')
+  return membership
+}
+
+/** The cluster's Service and pod ranges, its DNS domain, and this peer's DNS server. */
+function parseNetworkFlags (pick: PickFlag): Pick<DaemonConfig, 'serviceCidr' | 'podCidr' | 'clusterDomain' | 'dnsPort' | 'dnsUpstream'> {
   const serviceCidr = pick<string | undefined>('service-cidr')
   if (serviceCidr !== undefined && parseCidr(serviceCidr) === undefined) throw new UsageError(`--service-cidr: "${serviceCidr}" is not an IPv4 range from /8 to /28 like 10.96.0.0/16`)
   const podCidr = pick<string | undefined>('pod-cidr')
@@ -262,6 +299,17 @@ export function parseDaemonArgs (argv: string[]): DaemonConfig {
     }
     return `${hp.host}:${hp.port}`
   })
+  return {
+    ...(serviceCidr !== undefined ? { serviceCidr } : {}),
+    ...(podCidr !== undefined ? { podCidr } : {}),
+    clusterDomain,
+    dnsPort,
+    dnsUpstream
+  }
+}
+
+/** Scheduled backups, and starting over from a backup (--restore) or from this peer's own log (--recover). */
+function parseBackupFlags (pick: PickFlag, join: string[]): Pick<DaemonConfig, 'snapshotIntervalMs' | 'snapshotRetain' | 'restore' | 'recover'> {
   const snapshotIntervalText = pick<string | undefined>('snapshot-interval')
   const snapshotIntervalMs = snapshotIntervalText !== undefined ? parseDuration('snapshot-interval', snapshotIntervalText) : undefined
   if (snapshotIntervalMs !== undefined && snapshotIntervalMs < 1000) throw new UsageError(`--snapshot-interval: at least 1s, got ${snapshotIntervalText ?? ''}`)
@@ -272,30 +320,10 @@ export function parseDaemonArgs (argv: string[]): DaemonConfig {
   if (restoreFile !== undefined && recovering) throw new UsageError('--restore and --recover do not go together: --restore starts a new cluster, --recover keeps this peer\'s log')
   if ((restoreFile !== undefined || recovering) && join.length > 0) throw new UsageError(`${restoreFile !== undefined ? '--restore' : '--recover'} starts a cluster of one: it does not go with --join (the others join it)`)
   return {
-    dataDir: resolve(pick<string>('data-dir')),
-    name,
-    listen,
-    apiHost: api.host,
-    apiPort: api.port,
-    join,
-    ...(clusterKeyFile !== undefined ? { clusterKeyFile: resolve(clusterKeyFile) } : {}),
-    logLevel: logLevel as LogLevel,
-    membership,
-    raft,
-    kvMaxValueBytes,
-    podEvictionGraceMs,
-    runtime: runtime as DaemonConfig['runtime'],
-    ...(pauseImage !== undefined ? { pauseImage } : {}),
-    ...(serviceCidr !== undefined ? { serviceCidr } : {}),
-    ...(podCidr !== undefined ? { podCidr } : {}),
-    clusterDomain,
-    dnsPort,
-    dnsUpstream,
     ...(snapshotIntervalMs !== undefined ? { snapshotIntervalMs } : {}),
     snapshotRetain,
     ...(restoreFile !== undefined ? { restore: resolve(restoreFile) } : {}),
-    recover: recovering,
-    ...(clientConfig !== 'none' ? { clientConfig: resolve(clientConfig) } : {})
+    recover: recovering
   }
 }
 
