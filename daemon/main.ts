@@ -88,6 +88,105 @@ async function listen (server: Server, host: string, port: number): Promise<void
 
 export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
   const log = createLogger(config.logLevel, config.name)
+  const secrets = await openSecrets(config, log)
+  const { tokens, saveClientConfig, apiUrl } = secrets
+
+  // Opened before the components are built, since they read them: the host
+  // listens at once (membership advertises its addresses), and the log is
+  // loaded (the Raft node restores the state machine from it).
+  const host = await listenHost(config, secrets.peerKey.key, secrets.clusterKey.psk, log)
+  const incarnation = await nextIncarnation(config.dataDir)
+  const membership = buildMembership(config, host, incarnation, tokens, log)
+  const replicated = await buildReplicatedLog(config, secrets, host, membership, log)
+  const { raft, storage, store } = replicated
+  const agent = await buildNodeAgent(config, host, membership, replicated, log)
+  const control = buildControlPlane(config, membership, replicated, agent.runtime !== undefined, log)
+
+  const api = createApiServer({
+    leaderRaftStatus: async () => await leaderRaftStatus(host, raft),
+    tokens,
+    members: () => membership.list(),
+    selfPeerId: host.peerId.toString(),
+    log,
+    raft,
+    kv: replicated.kv,
+    kvMaxValueBytes: config.kvMaxValueBytes,
+    store,
+    podAccess: async req => await agent.podAccess.handle(req),
+    backup: replicated.takeBackup,
+    ui: serveUi
+  })
+  // kubectl (client-go) sends a bearer token only over https: the API port speaks both.
+  acceptTls(api, await loadOrCreateApiCert(config.dataDir, config.apiHost))
+
+  // Started in this order; stopped in the reverse, after every beforeStop
+  // (a leader hands over while everything still runs). A failed start
+  // stops what had started.
+  const components: Startable[] = [
+    // closed last: the log is written until the Raft node stops
+    opened(async () => { await storage.close() }),
+    host,
+    replicated.transport,
+    replicated.forwarder,
+    opened(async () => { await agent.tunnel.stop() }),
+    agent.podAccess,
+    replicated.raftStatus,
+    raft,
+    apiServer(api, config.apiHost, config.apiPort),
+    // stopping publishes this peer's leave
+    membership,
+    replicated.autopilot,
+    ...(replicated.backups !== undefined ? [replicated.backups] : []),
+    control.nodes,
+    control.controllers,
+    agent.network,
+    agent.proxy,
+    // The kubelet starts once this replica has caught up with the log (a
+    // ReadIndex round): at start it removes what belongs to no pod it knows.
+    // Pods keep running across a daemon restart; the next start adopts them.
+    startWhenReady(agent.kubelet, {
+      ready: async () => await raft.readBarrier(5000),
+      pause: async () => { await new Promise(resolve => setTimeout(resolve, 500)) }
+    })
+  ]
+  await startAll(components)
+  const token = tokens.get()
+  if (token !== undefined) await saveClientConfig(token)
+  log.info({
+    event: 'started',
+    peerId: host.peerId.toString(),
+    listen: host.getMultiaddrs().map(a => a.toString()),
+    api: apiUrl,
+    incarnation,
+    newPeer: secrets.peerKey.created
+  }, `shoald ${VERSION} is up as ${config.name} (${host.peerId.toString()}), API on ${apiUrl}`)
+
+  let stopping: Promise<void> | undefined
+  const stop = async (): Promise<void> => {
+    stopping ??= (async () => {
+      log.info({ event: 'stopping' }, 'leaving the cluster')
+      await stopAll(components)
+      log.info({ event: 'stopped' }, 'stopped')
+    })()
+    return await stopping
+  }
+  return { host, membership, raft, api, log, stop }
+}
+
+interface Secrets {
+  /** a checked backup to install, with --restore */
+  restoring: Awaited<ReturnType<typeof prepareRestore>> | undefined
+  joining: boolean
+  peerKey: Awaited<ReturnType<typeof loadOrCreatePeerKey>>
+  clusterKey: Awaited<ReturnType<typeof loadClusterKey>>
+  tokens: TokenStore
+  apiUrl: string
+  /** writes the CLI's config file (--client-config) with this token */
+  saveClientConfig: (token: string) => Promise<void>
+}
+
+/** The data directory, the peer and cluster keys, the API tokens (made by the founder, adopted by joiners). */
+async function openSecrets (config: DaemonConfig, log: Logger): Promise<Secrets> {
   // A backup to restore is checked in full before the data directory is touched.
   const restoring = config.restore !== undefined ? await prepareRestore(config.restore, config.dataDir) : undefined
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
@@ -107,13 +206,11 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     })
   }
   tokens.onAdopt(token => { void saveClientConfig(token) })
+  return { restoring, joining, peerKey, clusterKey, tokens, apiUrl, saveClientConfig }
+}
 
-  // Opened before the components are built, since they read them: the host
-  // listens at once (membership advertises its addresses), and the log is
-  // loaded (the Raft node restores the state machine from it).
-  const host = await listenHost(config, peerKey.key, clusterKey.psk, log)
-  const incarnation = await nextIncarnation(config.dataDir)
-  const membership = new Membership({
+function buildMembership (config: DaemonConfig, host: ShoalHost, incarnation: number, tokens: TokenStore, log: Logger): Membership {
+  return new Membership({
     host,
     self: {
       name: config.name,
@@ -131,18 +228,31 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     join: config.join,
     tokens
   })
-  const selfId = host.peerId.toString()
-  const describe = (id: string): { name?: string, api?: string } => {
+}
+
+/** A member's name and API address, when membership knows the peer. */
+function describer (membership: Membership): (id: string) => { name?: string, api?: string } {
+  return id => {
     const m = membership.list().find(x => x.record.peerId === id)
     return m === undefined ? {} : { name: m.record.name, api: m.record.api }
   }
+}
 
-  // The replicated log. A peer that starts on an empty log and joins no one
-  // founds the cluster: its log begins with a config naming it sole voter.
+type ReplicatedLog = Awaited<ReturnType<typeof buildReplicatedLog>>
+
+/**
+ * The replicated log and its state machines (the KV and the resource store),
+ * the Raft transport, forwarding, status, autopilot and backups. A peer that
+ * starts on an empty log and joins no one founds the cluster: its log begins
+ * with a config naming it sole voter.
+ */
+async function buildReplicatedLog (config: DaemonConfig, secrets: Secrets, host: ShoalHost, membership: Membership, log: Logger) {
+  const selfId = host.peerId.toString()
+  const describe = describer(membership)
   const storage = await LevelStorage.open(join(config.dataDir, 'raft'))
-  if (restoring !== undefined) await installRestore(storage, restoring, selfId, log)
+  if (secrets.restoring !== undefined) await installRestore(storage, secrets.restoring, selfId, log)
   if (config.recover) await forceSingleVoter(storage, selfId, config.dataDir, log)
-  if (!joining && await storage.found(selfId)) log.info({ event: 'raft.bootstrap' }, 'started a new replicated log with this peer as its only voter')
+  if (!secrets.joining && await storage.found(selfId)) log.info({ event: 'raft.bootstrap' }, 'started a new replicated log with this peer as its only voter')
   const kv = new KvStore()
   const store = new ResourceStore()
   const state = new RoutedStateMachine([{ tag: KV_TAG, name: 'kv', machine: kv }, { tag: STORE_TAG, name: 'store', machine: store }])
@@ -171,8 +281,6 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     electionTicks: config.raft.electionTicks,
     snapshotEntries: config.raft.snapshotEntries
   })
-  const writer = replicatedWriter(raft)
-  const raftStatus = new RaftStatusService(host, raft, log)
   const autopilot = new Autopilot({
     node: raft,
     members: () => {
@@ -186,15 +294,29 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     ...(config.raft.voters !== undefined ? { targetVoters: config.raft.voters } : {}),
     deadGraceMs: config.raft.deadVoterGraceMs
   })
-
-  const takeBackup = backupSource({ raft, termAt: i => storage.term(i), state, clusterId: clusterIdOf(clusterKey.psk), peer: config.name, clock: systemClock })
+  const takeBackup = backupSource({ raft, termAt: i => storage.term(i), state, clusterId: clusterIdOf(secrets.clusterKey.psk), peer: config.name, clock: systemClock })
   const backups = config.snapshotIntervalMs !== undefined
     ? new BackupScheduler({ dataDir: config.dataDir, intervalMs: config.snapshotIntervalMs, retain: config.snapshotRetain, take: takeBackup, clock: systemClock, log })
     : undefined
+  return {
+    storage,
+    kv,
+    store,
+    transport,
+    forwarder,
+    raft,
+    writer: replicatedWriter(raft),
+    raftStatus: new RaftStatusService(host, raft, log),
+    autopilot,
+    takeBackup,
+    backups
+  }
+}
 
-  const network = new ClusterNetwork({ store, ownAddress: config.apiHost, dnsPort: config.dnsPort, upstream: config.dnsUpstream, log, onRoute: () => { proxy.retryFailed() } })
-  const runtime = await chooseRuntime(config, log, network)
-  const ranges = DEFAULT_RANGES[runtime !== undefined ? 'docker' : 'process']
+/** The leader-only loops: Nodes and system objects, the controllers and the scheduler. */
+function buildControlPlane (config: DaemonConfig, membership: Membership, replicated: ReplicatedLog, docker: boolean, log: Logger): { nodes: NodeKeeper, controllers: ControllerManager } {
+  const { store, writer, raft } = replicated
+  const ranges = DEFAULT_RANGES[docker ? 'docker' : 'process']
   const nodes = new NodeKeeper({
     network: { serviceCidr: config.serviceCidr ?? ranges.serviceCidr, podCidr: config.podCidr ?? ranges.podCidr, clusterDomain: config.clusterDomain },
     store,
@@ -212,7 +334,6 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     clock: systemClock,
     log
   })
-
   const controllers = new ControllerManager({
     store,
     writer,
@@ -229,7 +350,14 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
       new GarbageCollector()
     ]
   })
+  return { nodes, controllers }
+}
 
+/** What every peer runs for its own node: service addressing (DNS, proxy, tunnel), the kubelet and pod access. */
+async function buildNodeAgent (config: DaemonConfig, host: ShoalHost, membership: Membership, replicated: ReplicatedLog, log: Logger) {
+  const { store, writer } = replicated
+  const network = new ClusterNetwork({ store, ownAddress: config.apiHost, dnsPort: config.dnsPort, upstream: config.dnsUpstream, log, onRoute: () => { proxy.retryFailed() } })
+  const runtime = await chooseRuntime(config, log, network)
   const peerOfNode = (name: string): string | undefined => membership.list().find(m => m.record.name === name && m.state === 'alive')?.record.peerId
   const proxy = new ServiceProxy({ store, nodeName: config.name, nodeAddress: config.apiHost, dialRemote: tunnelDialer(host, peerOfNode), log })
   const tunnel = await registerTunnel(host, { store, nodeName: config.name, log })
@@ -245,71 +373,8 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     log,
     hostIP: config.apiHost === '0.0.0.0' || config.apiHost === '::' ? '127.0.0.1' : config.apiHost
   })
-  const podAccess = new PodAccess({
-    host,
-    kubelet,
-    store,
-    nodeName: config.name,
-    peerOf: peerOfNode,
-    log
-  })
-
-  const api = createApiServer({ leaderRaftStatus: async () => await leaderRaftStatus(host, raft), tokens, members: () => membership.list(), selfPeerId: selfId, log, raft, kv, kvMaxValueBytes: config.kvMaxValueBytes, store, podAccess: async req => await podAccess.handle(req), backup: takeBackup, ui: serveUi })
-  // kubectl (client-go) sends a bearer token only over https: the API port speaks both.
-  acceptTls(api, await loadOrCreateApiCert(config.dataDir, config.apiHost))
-
-  // Started in this order; stopped in the reverse, after every beforeStop
-  // (a leader hands over while everything still runs). A failed start
-  // stops what had started.
-  const components: Startable[] = [
-    // closed last: the log is written until the Raft node stops
-    opened(async () => { await storage.close() }),
-    host,
-    transport,
-    forwarder,
-    opened(async () => { await tunnel.stop() }),
-    podAccess,
-    raftStatus,
-    raft,
-    apiServer(api, config.apiHost, config.apiPort),
-    // stopping publishes this peer's leave
-    membership,
-    autopilot,
-    ...(backups !== undefined ? [backups] : []),
-    nodes,
-    controllers,
-    network,
-    proxy,
-    // The kubelet starts once this replica has caught up with the log (a
-    // ReadIndex round): at start it removes what belongs to no pod it knows.
-    // Pods keep running across a daemon restart; the next start adopts them.
-    startWhenReady(kubelet, {
-      ready: async () => await raft.readBarrier(5000),
-      pause: async () => { await new Promise(resolve => setTimeout(resolve, 500)) }
-    })
-  ]
-  await startAll(components)
-  const token = tokens.get()
-  if (token !== undefined) await saveClientConfig(token)
-  log.info({
-    event: 'started',
-    peerId: host.peerId.toString(),
-    listen: host.getMultiaddrs().map(a => a.toString()),
-    api: apiUrl,
-    incarnation,
-    newPeer: peerKey.created
-  }, `shoald ${VERSION} is up as ${config.name} (${host.peerId.toString()}), API on ${apiUrl}`)
-
-  let stopping: Promise<void> | undefined
-  const stop = async (): Promise<void> => {
-    stopping ??= (async () => {
-      log.info({ event: 'stopping' }, 'leaving the cluster')
-      await stopAll(components)
-      log.info({ event: 'stopped' }, 'stopped')
-    })()
-    return await stopping
-  }
-  return { host, membership, raft, api, log, stop }
+  const podAccess = new PodAccess({ host, kubelet, store, nodeName: config.name, peerOf: peerOfNode, log })
+  return { runtime, network, proxy, tunnel, kubelet, podAccess }
 }
 
 /** The libp2p host, listening; a failure said in one line. */
