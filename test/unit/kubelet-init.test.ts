@@ -54,8 +54,9 @@ test('init containers run in order, each to completion, before the app container
   t.teardown(hist.stop)
   const created = e.h.create(initPod('init', [INIT_1, INIT_2], APP))
   const p = await waitFor('Running', () => getPod(e.h, 'init')?.status?.phase === 'Running' && main(getPod(e.h, 'init'))?.state?.running !== undefined && getPod(e.h, 'init'))
+  // Running comes before the app container's first line is written: wait for it, then check the order.
   const order = join(e.dir, 'pods', created.metadata.uid ?? '', 'order')
-  t.is(await readFile(order, 'utf8'), 'one\ntwo\napp\n')
+  t.is(await waitFor('app line', async () => { const s = await readFile(order, 'utf8'); return s.endsWith('app\n') && s }), 'one\ntwo\napp\n')
   t.is(await waitFor('log', async () => { const s = await k.logs('default', 'init', 'main'); return s.endsWith('app\n') && s }), 'one\ntwo\napp\n')
 
   const inits = p.status.initContainerStatuses as Obj[]
