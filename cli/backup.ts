@@ -1,7 +1,7 @@
 // `shoal backup -o FILE` (download a consistent backup from any peer, checked
 // as it streams, written atomically, with a progress line on a terminal) and
 // `shoal backup verify FILE` (check a file and say what it holds).
-// May import: protocol/, ./client.ts, ./errors.ts, ./io.ts, ./target.ts,
+// May import: protocol/, ./client.ts, ./errors.ts, ./io.ts, ./target.ts, ./tls.ts,
 // commander, and protocol/backup.ts: the file format, which imports
 // only protocol/ and belongs there (protocol/backup.ts).
 import { randomBytes } from 'node:crypto'
@@ -18,7 +18,8 @@ import type { Attempt } from './client.ts'
 import { CliError, EXIT_FAILED, EXIT_USAGE, describeAttempt } from './errors.ts'
 import type { Io } from './io.ts'
 import { resolveTarget } from './target.ts'
-import type { GlobalOptions } from './target.ts'
+import type { GlobalOptions, Target } from './target.ts'
+import { trustedFetch } from './tls.ts'
 
 const HEADERS_TIMEOUT_MS = 30_000
 
@@ -42,8 +43,9 @@ function headerLines (h: BackupHeader): string[] {
 }
 
 /** The first server's answer to GET /shoal/v1/backup; unreachable servers and 5xx are skipped for the next. */
-async function fetchBackup (servers: string[], token: string, trace: string[]): Promise<{ server: string, res: Response }> {
+async function fetchBackup ({ servers, token, trust }: Target, trace: string[]): Promise<{ server: string, res: Response }> {
   const attempts: Attempt[] = []
+  const fetch = trustedFetch(trust)
   for (const server of servers) {
     const started = Date.now()
     const headers = new AbortController()
@@ -99,7 +101,7 @@ function progress (io: Io, total: number | undefined): { update: (bytes: number)
 async function download (io: Io, opts: GlobalOptions, output: string): Promise<void> {
   const trace: string[] = []
   const target = await resolveTarget(opts, io.env, trace)
-  const { server, res } = await fetchBackup(target.servers, target.token, trace)
+  const { server, res } = await fetchBackup(target, trace)
   if (res.body === null) throw new CliError(`${server} answered with an empty body`)
   const lengthHeader = res.headers.get('content-length')
   const total = lengthHeader !== null ? Number(lengthHeader) : undefined

@@ -7,9 +7,14 @@
 // try; when every server said 503 with Retry-After, the whole list is tried
 // again after that delay, a few times within an overall budget. A 4xx is
 // the cluster's answer and final. Every failure becomes an error whose
-// message fits on one line.
-// May import: protocol/json.ts.
+// message fits on one line. An https:// server's certificate is checked as
+// ./tls.ts says (pinned fingerprints); a failed check is never retried over
+// plain HTTP.
+// May import: protocol/json.ts, protocol/tls.ts, ./tls.ts.
 import { isPlainObject } from '../protocol/json.ts'
+import { isLoopbackHost } from '../protocol/tls.ts'
+import { trustedFetch } from './tls.ts'
+import type { Fetch, Trust } from './tls.ts'
 
 /** How long one server may take to answer, body included, before the next is tried. */
 export const DEFAULT_TIMEOUT_MS = 3000
@@ -24,11 +29,14 @@ export type Method = 'GET' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'
 
 /** Errors that mean the request never reached the server, so a write can safely go elsewhere. */
 const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EAI_NONAME', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'UND_ERR_CONNECT_TIMEOUT',
-  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID', 'ERR_SSL_WRONG_VERSION_NUMBER'])
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID', 'ERR_SSL_WRONG_VERSION_NUMBER',
+  'SHOAL_CERT_UNTRUSTED'])
 
 /**
- * `host:port` (then http://host:port) or an http(s) URL, as a base URL
- * without a trailing slash. Throws an Error saying what is wrong otherwise.
+ * `host:port` or an http(s) URL, as a base URL without a trailing slash.
+ * `host:port` is http:// on a loopback host (shoald's default there serves
+ * plain HTTP) and https:// anywhere else, where a token must not travel in
+ * the clear. Throws an Error saying what is wrong otherwise.
  */
 export function parseServerUrl (value: string): string {
   const v = value.trim()
@@ -46,7 +54,8 @@ export function parseServerUrl (value: string): string {
   const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(v)
   const port = m === null ? NaN : Number(m[2])
   if (m === null || port < 1 || port > 65535) throw new Error(`"${value}" is not host:port or an http(s) URL`)
-  return `http://${m[1] ?? ''}:${port}`
+  const host = m[1] ?? ''
+  return `${isLoopbackHost(host) ? 'http' : 'https'}://${host}:${port}`
 }
 
 /** One server that did not give the final answer, and why. */
@@ -114,6 +123,8 @@ export interface ClientOptions {
   onSkip?: (attempt: Attempt) => void
   budgetMs?: number
   maxRounds?: number
+  /** the certificates trusted for https:// servers (default: the system's CAs) */
+  trust?: Trust
 }
 
 export class ApiClient {
@@ -123,6 +134,8 @@ export class ApiClient {
   readonly budgetMs: number
   readonly maxRounds: number
   readonly onSkip: (attempt: Attempt) => void
+  /** fetch with the client's trust: every request to a server goes through it (logs and backups too) */
+  readonly fetch: Fetch
 
   constructor (opts: ClientOptions) {
     this.servers = opts.servers
@@ -131,6 +144,7 @@ export class ApiClient {
     this.budgetMs = opts.budgetMs ?? DEFAULT_BUDGET_MS
     this.maxRounds = opts.maxRounds ?? DEFAULT_MAX_ROUNDS
     this.onSkip = opts.onSkip ?? (() => {})
+    this.fetch = trustedFetch(opts.trust)
   }
 
   /** GETs `path` (e.g. /shoal/v1/members); throws UnreachableError or HttpStatusError. */
@@ -160,7 +174,7 @@ export class ApiClient {
         let res: Response
         let text: string
         try {
-          res = await fetch(server + path, {
+          res = await this.fetch(server + path, {
             method,
             headers: { authorization: `Bearer ${this.token}`, accept: 'application/json', ...(contentType !== undefined ? { 'content-type': contentType } : {}) },
             ...(body !== undefined ? { body } : {}),
@@ -224,7 +238,7 @@ export class ApiClient {
       const timer = setTimeout(() => { headers.abort(new DOMException('timed out', 'TimeoutError')) }, this.timeoutMs)
       let res: Response
       try {
-        res = await fetch(server + path, {
+        res = await this.fetch(server + path, {
           headers: { authorization: `Bearer ${this.token}`, accept: 'application/json' },
           signal: AbortSignal.any([signal, headers.signal])
         })
@@ -333,8 +347,8 @@ const REASONS: Record<string, string> = {
   UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
   UND_ERR_HEADERS_TIMEOUT: 'timed out waiting for the answer',
   UND_ERR_BODY_TIMEOUT: 'timed out reading the answer',
-  DEPTH_ZERO_SELF_SIGNED_CERT: 'TLS: self-signed certificate',
-  SELF_SIGNED_CERT_IN_CHAIN: 'TLS: self-signed certificate in chain',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'TLS: self-signed certificate, not trusted (pin its fingerprint in the config file, or pass --api-cert <data-dir>/api.crt)',
+  SELF_SIGNED_CERT_IN_CHAIN: 'TLS: self-signed certificate in chain, not trusted',
   UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'TLS: cannot verify the certificate',
   CERT_HAS_EXPIRED: 'TLS: certificate expired',
   ERR_TLS_CERT_ALTNAME_INVALID: 'TLS: certificate does not match the host name',

@@ -114,7 +114,7 @@ async function followLogs (kube: Kube, path: string, io: Io): Promise<void> {
       const timer = setTimeout(() => { headers.abort(new Error(`no answer within ${kube.client.timeoutMs} ms`)) }, kube.client.timeoutMs)
       let res: Response
       try {
-        res = await fetch(server + path, {
+        res = await kube.client.fetch(server + path, {
           headers: { authorization: `Bearer ${kube.client.token}`, accept: 'text/plain' },
           signal: AbortSignal.any([controller.signal, headers.signal])
         })

@@ -11,7 +11,7 @@ import type { Attempt, Method } from './client.ts'
 import { CliError, EXIT_FAILED, EXIT_USAGE, describeAttempt } from './errors.ts'
 import type { Io } from './io.ts'
 import { resolveTarget } from './target.ts'
-import type { GlobalOptions } from './target.ts'
+import type { GlobalOptions, Target } from './target.ts'
 
 export const MERGE_PATCH = 'application/merge-patch+json'
 
@@ -58,7 +58,7 @@ export class Kube {
   readonly client: ApiClient
   readonly trace: string[]
   readonly skipped: Attempt[] = []
-  constructor (target: { servers: string[], token: string }, trace: string[]) {
+  constructor (target: Target, trace: string[]) {
     this.trace = trace
     this.client = new ApiClient({ ...target, onSkip: a => { this.skipped.push(a) } })
   }

@@ -121,6 +121,7 @@ function buildProgram (io: Io, out: { helpOnStderr: string }): Command {
     .addOption(new Option('--server <url>', 'a peer\'s API, host:port or http(s)://host:port (repeatable, or comma-separated; tried in order)').argParser(collect))
     .addOption(new Option('--token <token>', 'the cluster\'s admin token'))
     .addOption(new Option('--config <file>', `the client config file (default: ${defaultClientConfigPath(io.env)})`))
+    .addOption(new Option('--api-cert <file>', 'trust only this API certificate for https:// servers (a peer\'s <data-dir>/api.crt; default: $SHOAL_API_CERT, else the config file\'s fingerprints)'))
     .option('--verbose', 'on errors, say which servers were tried and why each failed')
     .addHelpText('after', `
 Without --server, servers come from SHOAL_SERVER (comma-separated), else from

@@ -19,7 +19,7 @@ import { opened, startAll, startWhenReady, stopAll } from './lifecycle/startable
 import type { Startable } from './lifecycle/startable.ts'
 import { createHost } from './p2p/host.ts'
 import type { HostOptions, ShoalHost } from './p2p/host.ts'
-import { loadClusterKey, loadOrCreatePeerKey } from './p2p/keys.ts'
+import { keepPrivate, loadClusterKey, loadOrCreatePeerKey } from './p2p/keys.ts'
 import { KV_TAG, KvStore } from './kv/store.ts'
 import { RoutedStateMachine } from './raft/state-machine.ts'
 import { ResourceStore } from './store/store.ts'
@@ -37,7 +37,8 @@ import { Kubelet } from './kubelet/kubelet.ts'
 import { DockerRuntime } from './kubelet/docker-runtime.ts'
 import { ClusterNetwork } from './network/network.ts'
 import { leaderRaftStatus, RaftStatusService } from './raft/status-service.ts'
-import { acceptTls, loadOrCreateApiCert } from './api/tls.ts'
+import { acceptTls, API_CERT_FILE, loadOrCreateApiCert } from './api/tls.ts'
+import { certificateFingerprint } from '../protocol/tls.ts'
 import { ServiceProxy } from './network/proxy.ts'
 import { registerTunnel, tunnelDialer } from './network/tunnel.ts'
 import { DEFAULT_RANGES } from './store/allocate.ts'
@@ -96,8 +97,13 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
   // loaded (the Raft node restores the state machine from it).
   const host = await listenHost(config, secrets.peerKey.key, secrets.clusterKey.psk, log)
   const incarnation = await nextIncarnation(config.dataDir)
-  const membership = buildMembership(config, host, incarnation, tokens, log)
+  // Loaded before membership: every heartbeat carries its fingerprint, which `shoal kubeconfig` pins.
+  const apiCert = await loadOrCreateApiCert(config.dataDir, config.apiHost)
+  // Membership hands the API tokens only to peers the log has admitted (the Raft node is built next).
+  let admitted: (peerId: string) => boolean = () => false
+  const membership = buildMembership(config, host, incarnation, tokens, log, certificateFingerprint(apiCert.cert), id => admitted(id))
   const replicated = await buildReplicatedLog(config, secrets, host, membership, log)
+  admitted = admittedBy(replicated.raft)
   const { raft, storage, store } = replicated
   const agent = await buildNodeAgent(config, host, membership, replicated, log)
   const control = buildControlPlane(config, membership, replicated, agent.runtime !== undefined, log)
@@ -111,13 +117,14 @@ export async function startDaemon (config: DaemonConfig): Promise<Daemon> {
     raft,
     kv: replicated.kv,
     kvMaxValueBytes: config.kvMaxValueBytes,
+    watchLimits: config.watchLimits,
     store,
     podAccess: async req => await agent.podAccess.handle(req),
     backup: replicated.takeBackup,
     ui: serveUi
   })
-  // kubectl (client-go) sends a bearer token only over https: the API port speaks both.
-  acceptTls(api, await loadOrCreateApiCert(config.dataDir, config.apiHost))
+  // kubectl (client-go) sends a bearer token only over https: the API port speaks it, and plain HTTP unless --api-tls required.
+  acceptTls(api, apiCert, { mode: config.apiTls })
 
   // Started in this order; stopped in the reverse, after every beforeStop
   // (a leader hands over while everything still runs). A failed start
@@ -190,6 +197,8 @@ async function openSecrets (config: DaemonConfig, log: Logger): Promise<Secrets>
   // A backup to restore is checked in full before the data directory is touched.
   const restoring = config.restore !== undefined ? await prepareRestore(config.restore, config.dataDir) : undefined
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
+  // mkdir's mode applies only to a directory it makes: one that existed is made private too.
+  await keepPrivate(config.dataDir, 'dir')
   const joining = config.join.length > 0
   const peerKey = await loadOrCreatePeerKey(config.dataDir)
   const clusterKey = await loadClusterKey(config.dataDir, { ...(config.clusterKeyFile !== undefined ? { file: config.clusterKeyFile } : {}), joining })
@@ -197,11 +206,11 @@ async function openSecrets (config: DaemonConfig, log: Logger): Promise<Secrets>
   const tokens = await TokenStore.load(config.dataDir)
   if ((tokens.get() === undefined || tokens.getViewer() === undefined) && !joining) await tokens.create()
 
-  const apiUrl = `http://${config.apiHost.includes(':') ? `[${config.apiHost}]` : config.apiHost}:${config.apiPort}`
+  const apiUrl = `${config.apiTls === 'required' ? 'https' : 'http'}://${config.apiHost.includes(':') ? `[${config.apiHost}]` : config.apiHost}:${config.apiPort}`
   const clientConfig = config.clientConfig
   const saveClientConfig = async (token: string): Promise<void> => {
     if (clientConfig === undefined) return
-    await writeClientConfig(clientConfig, apiUrl, token).catch((err: Error) => {
+    await writeClientConfig(clientConfig, apiUrl, token, join(config.dataDir, API_CERT_FILE)).catch((err: Error) => {
       log.warn({ event: 'client-config.failed', path: clientConfig, err: err.message }, `cannot write the CLI config ${clientConfig}: ${err.message}`)
     })
   }
@@ -209,7 +218,18 @@ async function openSecrets (config: DaemonConfig, log: Logger): Promise<Secrets>
   return { restoring, joining, peerKey, clusterKey, tokens, apiUrl, saveClientConfig }
 }
 
-function buildMembership (config: DaemonConfig, host: ShoalHost, incarnation: number, tokens: TokenStore, log: Logger): Membership {
+/**
+ * Whether the cluster has admitted a peer: it is a voter or a learner of
+ * the Raft configuration this peer knows (docs/decisions/2026-12-03-trust-model.md).
+ */
+function admittedBy (raft: Pick<RaftNode, 'clusterConfig'>): (peerId: string) => boolean {
+  return peerId => {
+    const c = raft.clusterConfig()
+    return c.voters.includes(peerId) || c.learners.includes(peerId)
+  }
+}
+
+function buildMembership (config: DaemonConfig, host: ShoalHost, incarnation: number, tokens: TokenStore, log: Logger, apiFingerprint: string, admitted: (peerId: string) => boolean): Membership {
   return new Membership({
     host,
     self: {
@@ -219,14 +239,16 @@ function buildMembership (config: DaemonConfig, host: ShoalHost, incarnation: nu
       version: VERSION,
       capacity: { cpu: availableParallelism(), memory: totalmem() },
       startedAt: systemClock.now(),
-      incarnation
+      incarnation,
+      apiFingerprint
     },
     config: config.membership,
     clock: systemClock,
     rng: systemRng,
     log,
     join: config.join,
-    tokens
+    tokens,
+    admitted
   })
 }
 
@@ -264,7 +286,7 @@ async function buildReplicatedLog (config: DaemonConfig, secrets: Secrets, host:
     onSnapshotSent: (to, ok) => { raft.snapshotSent(to, ok) },
     onPeerDisconnected: peer => { raft.peerDisconnected(peer) }
   })
-  const forwarder = new Forwarder({ host, log, clock: systemClock, handle: async req => await raft.handleForward(req) })
+  const forwarder = new Forwarder({ host, log, clock: systemClock, handle: async req => await raft.handleForward(req), admitted: id => admittedBy(raft)(id) })
   const raft = new RaftNode({
     id: selfId,
     name: config.name,
@@ -373,7 +395,7 @@ async function buildNodeAgent (config: DaemonConfig, host: ShoalHost, membership
     log,
     hostIP: config.apiHost === '0.0.0.0' || config.apiHost === '::' ? '127.0.0.1' : config.apiHost
   })
-  const podAccess = new PodAccess({ host, kubelet, store, nodeName: config.name, peerOf: peerOfNode, log })
+  const podAccess = new PodAccess({ host, kubelet, store, nodeName: config.name, peerOf: peerOfNode, admitted: admittedBy(replicated.raft), log })
   return { runtime, network, proxy, tunnel, kubelet, podAccess }
 }
 

@@ -18,6 +18,8 @@ export interface MemberView {
   version: string
   capacity: Capacity
   incarnation: number
+  /** the SHA-256 fingerprint of the member's API certificate, as it gossips it (AB:CD:…); absent for peers older than it */
+  apiFingerprint?: string
   /** true for the peer that answered */
   self: boolean
 }

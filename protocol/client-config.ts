@@ -1,5 +1,6 @@
 // The CLI's config file, which shoald writes at first start for the local
-// user: the API URLs of peers on this host and the cluster's admin token.
+// user: the API URLs of peers on this host, the cluster's admin token, and
+// the fingerprints of those peers' API certificates.
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 
@@ -7,6 +8,13 @@ export interface ClientConfig {
   /** API base URLs, tried in order */
   servers: string[]
   token: string
+  /**
+   * SHA-256 fingerprints of the API certificates the CLI trusts for https://
+   * servers (each peer's <data-dir>/api.crt; `openssl x509 -noout
+   * -fingerprint -sha256 -in api.crt` prints one). With none, https:// is
+   * checked against the system's CAs.
+   */
+  fingerprints?: string[]
 }
 
 /** $SHOAL_CONFIG, else $XDG_CONFIG_HOME/shoal/config.json, else ~/.config/shoal/config.json */
@@ -19,5 +27,6 @@ export function defaultClientConfigPath (env: NodeJS.ProcessEnv = process.env): 
 export function isClientConfig (v: unknown): v is ClientConfig {
   if (typeof v !== 'object' || v === null) return false
   const c = v as Record<string, unknown>
-  return Array.isArray(c.servers) && c.servers.every(s => typeof s === 'string') && typeof c.token === 'string'
+  return Array.isArray(c.servers) && c.servers.every(s => typeof s === 'string') && typeof c.token === 'string' &&
+    (c.fingerprints === undefined || (Array.isArray(c.fingerprints) && c.fingerprints.every(f => typeof f === 'string')))
 }

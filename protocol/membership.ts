@@ -2,6 +2,7 @@
 // the leave it publishes on SIGTERM, and the push-pull sync exchanged
 // directly between two peers when they connect.
 import { isNumber, isObject, isString, isStringArray } from './codec.ts'
+import { isFingerprint } from './tls.ts'
 
 /** Gossipsub topic for heartbeats and leaves. */
 export const MEMBERSHIP_TOPIC = 'shoal/membership/1'
@@ -37,6 +38,8 @@ export interface MemberRecord {
   seq: number
   /** the sender's current heartbeat interval, ms: it stretches as the cluster grows */
   heartbeatMs: number
+  /** the SHA-256 fingerprint of the member's API certificate (protocol/tls.ts); `shoal kubeconfig` pins it. Absent from peers older than it. */
+  apiFingerprint?: string
 }
 
 export interface HeartbeatMessage { type: 'heartbeat', member: MemberRecord }
@@ -64,7 +67,8 @@ export function isMemberRecord (v: unknown): v is MemberRecord {
     isStringArray(v.addrs) &&
     isString(v.api) && isString(v.version) &&
     isCapacity(v.capacity) &&
-    isNumber(v.startedAt) && isNumber(v.incarnation) && isNumber(v.seq) && isNumber(v.heartbeatMs) && v.heartbeatMs > 0
+    isNumber(v.startedAt) && isNumber(v.incarnation) && isNumber(v.seq) && isNumber(v.heartbeatMs) && v.heartbeatMs > 0 &&
+    (v.apiFingerprint === undefined || isFingerprint(v.apiFingerprint))
 }
 
 export function isMemberState (v: unknown): v is MemberState {

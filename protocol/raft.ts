@@ -13,6 +13,16 @@ export type EntryKind = 'normal' | 'noop' | 'config'
 export const ENTRY_KINDS: readonly EntryKind[] = ['normal', 'noop', 'config']
 
 /**
+ * The largest command, encoded, that the log takes (4 MiB), and the largest
+ * object the store keeps. Above the API's 3 MiB bodies, so that what a
+ * client may send fits unless it expands (YAML aliases, numbers that encode
+ * longer than they print, managedFields); and a quarter of the Raft
+ * transport's 16 MiB messages, so that an append of one such entry, or a
+ * forwarded proposal and its answer, always fits one with room to spare.
+ */
+export const MAX_COMMAND_BYTES = 4 * 1024 * 1024
+
+/**
  * Who votes and who only follows. A `config` entry's data is one of these,
  * msgpackr-encoded; a peer uses the newest one in its log, committed or
  * not (the Raft thesis, 4.1), and the leader proposes one at a time, each

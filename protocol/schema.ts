@@ -9,7 +9,8 @@ import type { JsonObject } from './json.ts'
 import { fieldError } from './status.ts'
 
 export type Schema =
-  | 'string' | 'int' | 'bool' | 'number' | 'intOrString' | 'quantity'
+  /** `int` is any safe integer (int64 fields); `int32` one that fits Kubernetes' int32 fields */
+  | 'string' | 'int' | 'int32' | 'bool' | 'number' | 'intOrString' | 'quantity'
   /** any JSON object, unchecked inside */
   | 'object'
   /** any JSON value */
@@ -68,11 +69,11 @@ const probe = o({
   tcpSocket: o({ port: 'intOrString', host: 'string' }),
   exec: o({ command: l('string') }),
   grpc: o({ port: 'int', service: 'string' }),
-  initialDelaySeconds: 'int',
-  periodSeconds: 'int',
-  timeoutSeconds: 'int',
-  failureThreshold: 'int',
-  successThreshold: 'int',
+  initialDelaySeconds: 'int32',
+  periodSeconds: 'int32',
+  timeoutSeconds: 'int32',
+  failureThreshold: 'int32',
+  successThreshold: 'int32',
   terminationGracePeriodSeconds: 'int'
 })
 
@@ -99,12 +100,12 @@ export const container = o({
   terminationMessagePolicy: 'string'
 })
 
-const keyToPath = l(o({ key: 'string', path: 'string', mode: 'int' }))
+const keyToPath = l(o({ key: 'string', path: 'string', mode: 'int32' }))
 const volume = o({
   name: 'string',
   emptyDir: o({ medium: 'string', sizeLimit: 'quantity' }),
-  configMap: o({ name: 'string', items: keyToPath, defaultMode: 'int', optional: 'bool' }),
-  secret: o({ secretName: 'string', items: keyToPath, defaultMode: 'int', optional: 'bool' }),
+  configMap: o({ name: 'string', items: keyToPath, defaultMode: 'int32', optional: 'bool' }),
+  secret: o({ secretName: 'string', items: keyToPath, defaultMode: 'int32', optional: 'bool' }),
   hostPath: o({ path: 'string', type: 'string' })
 })
 
@@ -115,7 +116,7 @@ const nodeSelectorTerm = o({
 const affinity = o({
   nodeAffinity: o({
     requiredDuringSchedulingIgnoredDuringExecution: o({ nodeSelectorTerms: l(nodeSelectorTerm) }),
-    preferredDuringSchedulingIgnoredDuringExecution: l(o({ weight: 'int', preference: nodeSelectorTerm }))
+    preferredDuringSchedulingIgnoredDuringExecution: l(o({ weight: 'int32', preference: nodeSelectorTerm }))
   }),
   // accepted, not acted on by Shoal's scheduler yet
   podAffinity: 'object',
@@ -143,7 +144,7 @@ export const podSpec = o({
   automountServiceAccountToken: 'bool',
   imagePullSecrets: l(o({ name: 'string' })),
   securityContext: 'object',
-  priority: 'int',
+  priority: 'int32',
   priorityClassName: 'string',
   schedulerName: 'string',
   enableServiceLinks: 'bool'
@@ -169,17 +170,17 @@ const serviceSpec = o({
 })
 
 const deploymentSpec = o({
-  replicas: 'int',
+  replicas: 'int32',
   selector: labelSelector,
   template: podTemplate,
   strategy: o({ type: 'string', rollingUpdate: o({ maxSurge: 'intOrString', maxUnavailable: 'intOrString' }) }),
-  minReadySeconds: 'int',
-  revisionHistoryLimit: 'int',
-  progressDeadlineSeconds: 'int',
+  minReadySeconds: 'int32',
+  revisionHistoryLimit: 'int32',
+  progressDeadlineSeconds: 'int32',
   paused: 'bool'
 })
 
-const replicaSetSpec = o({ replicas: 'int', selector: labelSelector, template: podTemplate, minReadySeconds: 'int' })
+const replicaSetSpec = o({ replicas: 'int32', selector: labelSelector, template: podTemplate, minReadySeconds: 'int32' })
 
 const endpointAddress = o({ ip: 'string', hostname: 'string', nodeName: 'string', targetRef: 'object' })
 const endpointSubset = o({
@@ -218,7 +219,7 @@ export const eventSchema = o({
   firstTimestamp: 'string',
   lastTimestamp: 'string',
   eventTime: 'string',
-  count: 'int',
+  count: 'int32',
   type: 'string',
   action: 'string',
   related: 'object',
@@ -235,6 +236,7 @@ function typeName (s: Schema): string {
   switch (s) {
     case 'string': return 'string'
     case 'int': return 'integer'
+    case 'int32': return 'int32'
     case 'bool': return 'boolean'
     case 'number': return 'number'
     case 'intOrString': return 'integer or string'
@@ -251,10 +253,14 @@ function isObjectValue (v: unknown): v is JsonObject {
   return isPlainObject(v) && !(v instanceof Uint8Array)
 }
 
+const INT32_MIN = -2147483648
+const INT32_MAX = 2147483647
+
 /**
  * Appends to `errors` every unknown field and every value of the wrong JSON
  * type under `value`, with Kubernetes-style paths (`spec.containers[0].name`).
- * A null counts as absent (Kubernetes drops nulls on decode).
+ * A null field counts as absent (Kubernetes drops nulls on decode); a null
+ * item of a list is an error, as Kubernetes refuses it.
  */
 export function checkShape (value: unknown, schema: Schema, path: string, errors: string[]): void {
   if (value === null || value === undefined || schema === 'any') return
@@ -262,6 +268,10 @@ export function checkShape (value: unknown, schema: Schema, path: string, errors
   switch (schema) {
     case 'string': if (typeof value !== 'string') wrong(); return
     case 'int': if (!Number.isSafeInteger(value)) wrong(); return
+    case 'int32':
+      if (!Number.isSafeInteger(value)) errors.push(fieldError(path, 'Invalid', value, 'must be of type integer'))
+      else if ((value as number) < INT32_MIN || (value as number) > INT32_MAX) wrong()
+      return
     case 'bool': if (typeof value !== 'boolean') wrong(); return
     case 'number': if (typeof value !== 'number' || !Number.isFinite(value)) wrong(); return
     case 'intOrString': if (typeof value !== 'string' && !Number.isSafeInteger(value)) wrong(); return
@@ -274,7 +284,10 @@ export function checkShape (value: unknown, schema: Schema, path: string, errors
   }
   if ('list' in schema) {
     if (!Array.isArray(value)) { wrong(); return }
-    value.forEach((item, i) => { checkShape(item, schema.list, `${path}[${i}]`, errors) })
+    value.forEach((item, i) => {
+      if (item === null || item === undefined) errors.push(fieldError(`${path}[${i}]`, 'Invalid', null, `must be of type ${typeName(schema.list)}`))
+      else checkShape(item, schema.list, `${path}[${i}]`, errors)
+    })
     return
   }
   if (!isObjectValue(value)) { wrong(); return }

@@ -35,6 +35,44 @@ const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[
 const IANA_SVC_NAME = /^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$/
 const CONFIG_KEY = /^[-._a-zA-Z0-9]+$/
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
+const INT32_MAX = 2147483647
+const FILE_MODE_ERROR = 'must be a number between 0 and 0777 (octal), both inclusive'
+
+/**
+ * Why a ConfigMap or Secret key is not one (Kubernetes' IsConfigMapKey): a
+ * key becomes a file name in a volume, next to the kubelet's `..data` link.
+ */
+export function configKeyErrors (k: string): string[] {
+  const errors: string[] = []
+  if (k.length > 253) errors.push('must be no more than 253 characters')
+  if (!CONFIG_KEY.test(k)) errors.push("a valid config key must consist of alphanumeric characters, '-', '_' or '.'")
+  if (k === '.') errors.push("must not be '.'")
+  else if (k === '..') errors.push("must not be '..'")
+  else if (k.startsWith('..')) errors.push("must not start with '..'")
+  return errors
+}
+
+/** Why a path inside a volume (items[].path) is not one: relative, no '..' element, not starting with '..'. */
+function localPathErrors (p: string): string[] {
+  const errors: string[] = []
+  if (p.startsWith('/')) errors.push('must be a relative path')
+  if (p.split('/').includes('..')) errors.push("must not contain '..'")
+  else if (p.startsWith('..')) errors.push("must not start with '..'")
+  return errors
+}
+
+/**
+ * What a uid looks like: Shoal makes them with randomUUID, so every uid it
+ * makes is a lowercase UUID; the rule is the wider shape those share (lower
+ * case letters, digits and '-', at most 64, no '.' or '/'), so that a uid is
+ * always safe as one element of a path (the kubelet's pod directories and
+ * logs) and as a label value, whoever proposed the command that carries it.
+ */
+const UID = /^[a-z0-9]([-a-z0-9]{0,62}[a-z0-9])?$/
+
+export function isUid (v: unknown): v is string {
+  return typeof v === 'string' && UID.test(v)
+}
 
 export function dns1123LabelError (v: string): string | undefined {
   if (v.length > 63) return 'must be no more than 63 characters'
@@ -295,6 +333,35 @@ function checkContainers (list: Obj[], path: string, volumes: Set<string>, error
   })
 }
 
+/** A volume's hostPath, and a configMap's or secret's modes and item paths, as Kubernetes checks them. */
+function checkVolumeSource (v: Obj, at: string, errors: string[]): void {
+  const hostPath = objAt(v, 'hostPath')
+  if (hostPath !== undefined) {
+    const p = hostPath.path
+    if (typeof p !== 'string' || p === '') errors.push(fieldError(`${at}.hostPath.path`, 'Required'))
+    else {
+      if (!p.startsWith('/')) errors.push(fieldError(`${at}.hostPath.path`, 'Invalid', p, 'must be an absolute path'))
+      if (p.split('/').includes('..')) errors.push(fieldError(`${at}.hostPath.path`, 'Invalid', p, "must not contain '..'"))
+    }
+    checkEnum(hostPath.type, ['', 'DirectoryOrCreate', 'Directory', 'FileOrCreate', 'File', 'Socket', 'CharDevice', 'BlockDevice'], `${at}.hostPath.type`, errors)
+  }
+  for (const kind of ['configMap', 'secret']) {
+    const src = objAt(v, kind)
+    if (src === undefined) continue
+    const checkMode = (mode: unknown, path: string): void => {
+      if (typeof mode === 'number' && (mode < 0 || mode > 0o777)) errors.push(fieldError(path, 'Invalid', mode, FILE_MODE_ERROR))
+    }
+    checkMode(src.defaultMode, `${at}.${kind}.defaultMode`)
+    listAt(src, 'items').forEach((item, i) => {
+      const iat = `${at}.${kind}.items[${i}]`
+      if (typeof item.key !== 'string' || item.key === '') errors.push(fieldError(`${iat}.key`, 'Required'))
+      if (typeof item.path !== 'string' || item.path === '') errors.push(fieldError(`${iat}.path`, 'Required'))
+      else for (const why of localPathErrors(item.path)) errors.push(fieldError(`${iat}.path`, 'Invalid', item.path, why))
+      checkMode(item.mode, `${iat}.mode`)
+    })
+  }
+}
+
 function checkPodSpec (spec: Obj | undefined, path: string, errors: string[]): void {
   if (spec === undefined) { errors.push(fieldError(path, 'Required')); return }
   const volumes = new Set<string>()
@@ -310,8 +377,7 @@ function checkPodSpec (spec: Obj | undefined, path: string, errors: string[]): v
     const sources = ['emptyDir', 'configMap', 'secret', 'hostPath'].filter(s => v[s] !== undefined)
     if (sources.length === 0) errors.push(fieldError(at, 'Required', undefined, 'must specify a volume type'))
     if (sources.length > 1) errors.push(fieldError(`${at}.${sources[1] as string}`, 'Forbidden', undefined, 'may not specify more than 1 volume type'))
-    const hostPath = objAt(v, 'hostPath')
-    if (hostPath !== undefined && (typeof hostPath.path !== 'string' || hostPath.path === '')) errors.push(fieldError(`${at}.hostPath.path`, 'Required'))
+    checkVolumeSource(v, at, errors)
   })
   const containers = listAt(spec, 'containers')
   if (containers.length === 0) errors.push(fieldError(`${path}.containers`, 'Required'))
@@ -375,9 +441,16 @@ function checkIntOrPercent (v: unknown, path: string, errors: string[]): boolean
   return true
 }
 
+/** A replica count: an int32 that is not negative (the schema has checked it is an integer). */
+export function checkReplicas (v: unknown, path: string, errors: string[]): void {
+  if (typeof v !== 'number') return
+  if (v < 0) errors.push(fieldError(path, 'Invalid', v, 'must be greater than or equal to 0'))
+  else if (v > INT32_MAX) errors.push(fieldError(path, 'Invalid', v, `must be less than or equal to ${INT32_MAX}`))
+}
+
 function checkWorkload (spec: Obj | undefined, kind: string, errors: string[]): void {
   if (spec === undefined) { errors.push(fieldError('spec', 'Required')); return }
-  if (spec.replicas !== undefined) checkNonNegative(spec.replicas, 'spec.replicas', errors)
+  if (spec.replicas !== undefined) checkReplicas(spec.replicas, 'spec.replicas', errors)
   checkNonNegative(spec.minReadySeconds, 'spec.minReadySeconds', errors)
   const selector = objAt(spec, 'selector')
   const template = objAt(spec, 'template')
@@ -462,7 +535,7 @@ function checkService (spec: Obj | undefined, errors: string[]): void {
 
 function checkDataKeys (data: Obj | undefined, path: string, base64: boolean, errors: string[]): void {
   for (const [k, v] of Object.entries(data ?? {})) {
-    if (k.length > 253 || !CONFIG_KEY.test(k)) errors.push(fieldError(path, 'Invalid', k, "a valid config key must consist of alphanumeric characters, '-', '_' or '.'"))
+    for (const why of configKeyErrors(k)) errors.push(fieldError(path, 'Invalid', k, why))
     if (base64 && typeof v === 'string' && (!BASE64.test(v) || v.length % 4 !== 0)) errors.push(fieldError(`${path}[${k}]`, 'Invalid', '<secret contents redacted>', 'must be base64-encoded'))
   }
 }

@@ -15,7 +15,7 @@
 import type { StatusBody } from '../../protocol/api.ts'
 import { apiVersionOf } from '../../protocol/k8s.ts'
 import type { KObject, ManagedFieldsEntry, ResourceType } from '../../protocol/k8s.ts'
-import { isPlainObject, jsonEqual } from '../../protocol/json.ts'
+import { isPlainObject, jsonBoundPassed, jsonEqual, MAX_JSON_DEPTH } from '../../protocol/json.ts'
 import type { JsonObject } from '../../protocol/json.ts'
 import { applyStrategicPatch, mergeKeyOf } from '../store/patch.ts'
 import type { ObjectRef, StoreReader, StoreResult, StoreWriter } from '../store/types.ts'
@@ -228,6 +228,16 @@ export interface ApplyRequest {
   uid: () => string
 }
 
+/**
+ * managedFields mirror the applied fields a few levels down
+ * (metadata.managedFields[i].fieldsV1.f:…), so an applied object within the
+ * API's depth bound can make one the store refuses: say so here, clearly.
+ */
+function checkDepth (object: KObject): void {
+  if (jsonBoundPassed(object, MAX_JSON_DEPTH) === undefined) return
+  throw new HttpError(422, 'Invalid', `the applied object, with its metadata.managedFields, would nest more than ${MAX_JSON_DEPTH} levels deep`)
+}
+
 /** Runs an apply: the HTTP code and body to answer with. */
 export async function serverSideApply (r: ApplyRequest): Promise<{ code: number, body: unknown }> {
   const { type, ref } = r
@@ -253,12 +263,14 @@ export async function serverSideApply (r: ApplyRequest): Promise<{ code: number,
     if (live === undefined) {
       const object = structuredClone(applied)
       object.metadata.managedFields = [{ manager: r.manager, operation: 'Apply', apiVersion: expected, time: r.now, fieldsType: 'FieldsV1', fieldsV1: toFieldsV1(fieldSet(applied)) }]
+      checkDepth(object)
       result = await r.writer.write({ op: 'create', object, uid: r.uid(), now: r.now, ...dry })
       created = true
     } else {
       const merged = mergeApply(live, applied, r.manager, r.force, r.now)
       if ('conflicts' in merged) return { code: 409, body: conflictStatus(type, ref.name, merged.conflicts) }
       merged.object.metadata.resourceVersion = live.metadata.resourceVersion
+      checkDepth(merged.object)
       result = await r.writer.write({ op: 'update', object: merged.object, now: r.now, ...dry })
     }
     if (result.ok) return { code: created ? 201 : 200, body: result.object }

@@ -6,7 +6,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { writeSecret } from '../p2p/keys.ts'
+import { keepPrivate, writeSecret } from '../p2p/keys.ts'
 
 export const TOKEN_FILE = 'admin.token'
 export const VIEWER_TOKEN_FILE = 'viewer.token'
@@ -21,6 +21,8 @@ async function readToken (path: string): Promise<string | undefined> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
   }
+  // 0600 even when the file was copied in, or left by an older version, with looser modes.
+  await keepPrivate(path)
   if (token !== undefined && !TOKEN_PATTERN.test(token)) throw new Error(`${path} does not hold a valid token`)
   return token
 }

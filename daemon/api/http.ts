@@ -1,15 +1,16 @@
 // HTTP plumbing shared by the API's routes: the error a handler throws
 // (HttpError, answered as a Kubernetes-style Status), the mapping of the
-// replicator's errors to 503/504, JSON answers, method checks, a
-// size-bounded body reader, and the check that a body is an object.
+// replicator's errors to 503/504/413, JSON answers, method checks, a
+// size-bounded body reader, the bounds of a parsed body (depth, expanded
+// size), and the check that a body is an object.
 // May import: protocol/, daemon/raft/replicator.ts (its errors).
 import { Buffer } from 'node:buffer'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { StatusBody } from '../../protocol/api.ts'
-import { isPlainObject } from '../../protocol/json.ts'
+import { isPlainObject, jsonBoundPassed, MAX_JSON_DEPTH } from '../../protocol/json.ts'
 import type { JsonObject } from '../../protocol/json.ts'
 import type { ObjectMeta } from '../../protocol/k8s.ts'
-import { NoLeaderError, NotLeaderError, ProposalTimeoutError } from '../raft/replicator.ts'
+import { CommandTooLargeError, MAX_COMMAND_BYTES, NoLeaderError, NotLeaderError, ProposalTimeoutError } from '../raft/replicator.ts'
 
 /** After a 413, at most this much more of the body is read and dropped (so the client can read the answer) before the connection is cut. */
 const DISCARD_BYTES = 1024 * 1024
@@ -39,7 +40,49 @@ export function replicatorHttpError (err: unknown, write: boolean): HttpError | 
   if (err instanceof ProposalTimeoutError) {
     return new HttpError(504, 'Timeout', write ? `${err.message} (the outcome is unknown: the write may or may not have been applied)` : err.message)
   }
+  if (err instanceof CommandTooLargeError) return new HttpError(413, 'RequestEntityTooLarge', err.message)
   return undefined
+}
+
+/** The 400 for a body nested too deeply. */
+export function tooDeep (): HttpError {
+  return new HttpError(400, 'BadRequest', `the body nests objects and lists more than ${MAX_JSON_DEPTH} levels deep; at most ${MAX_JSON_DEPTH} are allowed`)
+}
+
+/**
+ * Whether JSON text nests objects and arrays more than `max` deep: a linear
+ * scan that skips strings, so that a deep body is refused before JSON.parse
+ * spends seconds building it (3 MiB of `[` is 1.5 million levels).
+ */
+export function jsonTextTooDeep (text: string, max: number): boolean {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c) i++ // a backslash escapes the next character
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) {
+      inString = true
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--
+    }
+  }
+  return false
+}
+
+/**
+ * A parsed body's bounds: nested at most MAX_JSON_DEPTH levels (else 400),
+ * and no larger once expanded than MAX_COMMAND_BYTES (else 413: YAML aliases
+ * can make a small body a huge object, which no write could carry). Checked
+ * without recursion before anything walks the value.
+ */
+export function checkBodyBounds (value: unknown): void {
+  const passed = jsonBoundPassed(value, MAX_JSON_DEPTH, MAX_COMMAND_BYTES)
+  if (passed === 'depth') throw tooDeep()
+  if (passed === 'size') throw new HttpError(413, 'RequestEntityTooLarge', `the body expands to more than ${MAX_COMMAND_BYTES} bytes once parsed (YAML aliases?), more than one write may be`)
 }
 
 /** Methods a path allows; HEAD goes wherever GET does (Node sends no body for it). */

@@ -7,7 +7,7 @@
 // (./table.ts). Reads come from the local replica (through ReadIndex with
 // ?consistent or resourceVersion=""); writes are StoreCommands proposed
 // through the Replicator, which forwards them to the leader.
-// May import: protocol/, daemon/store/types.ts and command.ts (the interface and the command encoder), daemon/raft/replicator.ts, ./http.ts, ./apply.ts, ./discovery.ts, ./table.ts.
+// May import: protocol/, daemon/store/types.ts and command.ts (the interface and the command encoder), daemon/raft/replicator.ts, ./http.ts, ./apply.ts, ./discovery.ts, ./table.ts, ./watch.ts.
 import { kindOfResource } from '../../protocol/kinds.ts'
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -16,25 +16,30 @@ import { pipeline } from 'node:stream/promises'
 import { parse as parseYaml, YAMLParseError } from 'yaml'
 import { apiVersionOf, rfc3339 } from '../../protocol/k8s.ts'
 import { isScalable, scaleOf } from '../../protocol/apps-v1.ts'
-import { isPlainObject } from '../../protocol/json.ts'
+import { isPlainObject, MAX_JSON_DEPTH } from '../../protocol/json.ts'
 import type { JsonObject } from '../../protocol/json.ts'
-import type { KObject, WatchEvent } from '../../protocol/k8s.ts'
 import type { Kind } from '../../protocol/kinds.ts'
 import { VERSION } from '../../protocol/version.ts'
 import type { Replicator } from '../raft/replicator.ts'
 import { GoneError } from '../store/types.ts'
 import { BadSelectorError } from '../../protocol/selector.ts'
-import type { ObjectRef, PatchType, StoreCommand, StoreReader, StoreResult, StoreWriter } from '../store/types.ts'
+import type { ObjectRef, PatchType, StoreCommand, StoreReader, StoreResult, StoreWriter, WatchOptions } from '../store/types.ts'
 import { serverSideApply } from './apply.ts'
 import { discovery, isOpenApiPath, openApi } from './discovery.ts'
 import type { DiscoveryAnswer } from './discovery.ts'
-import { asObject, HttpError, readBody, send } from './http.ts'
+import { asObject, checkBodyBounds, HttpError, jsonTextTooDeep, readBody, send, tooDeep } from './http.ts'
 import type { BodyObject } from './http.ts'
 import { includeObjectOf, tableAccept, toTable } from './table.ts'
-import type { IncludeObject } from './table.ts'
+import { streamWatch } from './watch.ts'
+import type { OpenWatches, WatchCaller, WatchStreamOptions } from './watch.ts'
 
 /** Request bodies above this are refused with 413 (Kubernetes allows about 3 MiB). */
 export const MAX_OBJECT_BYTES = 3 * 1024 * 1024
+/**
+ * Aliases a YAML body may resolve (the yaml library's own guard against
+ * "billion laughs"); what they expand to is bounded by checkBodyBounds.
+ */
+const YAML_MAX_ALIASES = 100
 
 /** Logs and exec of a pod's container, wherever it runs (daemon/kubelet/access.ts); `follow` answers with `stream`. */
 export type PodAccessFn = (req:
@@ -49,6 +54,10 @@ export interface K8sDeps {
   podAccess?: PodAccessFn
   /** false for a read-only (viewer) caller: every write gets 403 */
   canWrite: boolean
+  /** the server's open watches and their limits; without it a watch is a 503 */
+  watches?: OpenWatches
+  /** who is asking (their token's role and address), for the caps on watches */
+  caller?: WatchCaller
 }
 
 /** Whether a path belongs to this handler. */
@@ -127,23 +136,33 @@ function subresourceOf (type: Kind, sub: string): Subresource {
   throw notFound(`${type.plural} have no ${sub} subresource`)
 }
 
-/** Parses a JSON or YAML body; a syntax error is a 400 that says where. */
+/**
+ * Parses a JSON or YAML body; a syntax error is a 400 that says where. What
+ * it parses to is bounded (checkBodyBounds): nested at most MAX_JSON_DEPTH
+ * levels (400), and no larger once expanded than a write may be (413; YAML
+ * aliases can make a small body a large object).
+ */
 function parseBody (body: Buffer, contentType: string): unknown {
   const text = body.toString('utf8')
   if (text.trim() === '') throw new HttpError(400, 'BadRequest', 'the request body is empty')
+  let value: unknown
   if (/yaml/.test(contentType)) {
     try {
-      return parseYaml(text)
+      value = parseYaml(text, { maxAliasCount: YAML_MAX_ALIASES })
     } catch (err) {
       const at = err instanceof YAMLParseError ? err.linePos?.[0] : undefined
       throw new HttpError(400, 'BadRequest', `the body is not valid YAML${at !== undefined ? ` (line ${at.line}, column ${at.col})` : ''}: ${messageOf(err).split('\n')[0]}`)
     }
+  } else {
+    if (jsonTextTooDeep(text, MAX_JSON_DEPTH)) throw tooDeep()
+    try {
+      value = JSON.parse(text)
+    } catch (err) {
+      throw new HttpError(400, 'BadRequest', `the body is not valid JSON: ${messageOf(err)}`)
+    }
   }
-  try {
-    return JSON.parse(text)
-  } catch (err) {
-    throw new HttpError(400, 'BadRequest', `the body is not valid JSON: ${messageOf(err)}`)
-  }
+  checkBodyBounds(value)
+  return value
 }
 
 function messageOf (err: unknown): string {
@@ -186,7 +205,7 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
     serveDiscovery(req, res, method, path, openApi(path, req.headers.accept))
     return
   }
-  const segments = path.split('/').filter(s => s !== '').map(s => decodeURIComponent(s))
+  const segments = pathSegments(path)
   const target = parseTarget(segments)
   if (target === 'discovery') {
     serveDiscovery(req, res, method, path, discovery(segments))
@@ -203,12 +222,23 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
   }
 
   if (method === 'GET') {
-    await serveGet(req, res, target, params, store, raft)
+    await serveGet(req, res, target, params, deps, store, raft)
     return
   }
 
   if (!['POST', 'PUT', 'PATCH', 'DELETE'].includes(method)) throw new HttpError(405, 'MethodNotAllowed', `${req.method ?? ''} is not allowed on ${path}`)
   await serveWrite(req, res, method, target, params, store, writer, deps.canWrite)
+}
+
+/** The path's segments, percent-decoded; a malformed escape (%E0%A4%A, %zz) is a 400, never a 500. */
+function pathSegments (path: string): string[] {
+  return path.split('/').filter(s => s !== '').map(s => {
+    try {
+      return decodeURIComponent(s)
+    } catch {
+      throw new HttpError(400, 'BadRequest', `the path segment "${s.length > 64 ? s.slice(0, 64) + '…' : s}" is not valid percent-encoded UTF-8`)
+    }
+  })
 }
 
 /** A discovery or OpenAPI document: as bytes when it is one (protobuf), else as JSON; GET only. */
@@ -400,7 +430,7 @@ async function serveUpdate (res: ServerResponse, request: WriteRequest, body: Bu
 }
 
 /** GET of a collection (a list, or with ?watch a stream of changes) or of one object, its status or its scale; as a Table when asked. */
-async function serveGet (req: IncomingMessage, res: ServerResponse, target: Target, params: URLSearchParams, store: StoreReader, raft: Replicator): Promise<void> {
+async function serveGet (req: IncomingMessage, res: ServerResponse, target: Target, params: URLSearchParams, deps: K8sDeps, store: StoreReader, raft: Replicator): Promise<void> {
   const { type } = target
   const consistent = flag(params, 'consistent') || params.get('resourceVersion') === ''
   const tableVersion = target.subresource === undefined ? tableAccept(req.headers.accept) : undefined
@@ -417,8 +447,9 @@ async function serveGet (req: IncomingMessage, res: ServerResponse, target: Targ
       ...(fieldSelector !== null ? { fieldSelector } : {})
     }
     try {
-      if (flag(params, 'watch')) {
-        await streamWatch(req, res, store, type, { ...opts, ...(resourceVersion !== null && resourceVersion !== '' ? { resourceVersion } : {}) }, table)
+      // HEAD has no body, so a watch's would never end: the client reads the head, reuses the connection, and its next request waits behind the watch.
+      if (flag(params, 'watch') && req.method !== 'HEAD') {
+        await serveWatch(req, res, target, params, deps, store, { ...opts, ...(resourceVersion !== null && resourceVersion !== '' ? { resourceVersion } : {}) }, table)
         return
       }
       if (consistent) await raft.readBarrier()
@@ -467,7 +498,8 @@ async function podAccess (req: IncomingMessage, res: ServerResponse, method: str
     const tail = params.get('tailLines')
     const tailLines = tail === null ? undefined : Number(tail)
     if (tailLines !== undefined && (!Number.isSafeInteger(tailLines) || tailLines < 0)) throw new HttpError(400, 'BadRequest', `tailLines must be a non-negative integer, not "${tail ?? ''}"`)
-    const follow = flag(params, 'follow')
+    // As with watches: a HEAD must not leave a stream open behind its head.
+    const follow = flag(params, 'follow') && req.method !== 'HEAD'
     const r = await deps.podAccess({ type: 'logs', namespace, name, ...(container !== undefined ? { container } : {}), previous: flag(params, 'previous'), ...(tailLines !== undefined ? { tailLines } : {}), ...(follow ? { follow } : {}) })
     if (!r.ok) throw new HttpError(r.code, r.code === 404 ? 'NotFound' : r.code === 503 ? 'ServiceUnavailable' : 'BadRequest', r.message)
     if (r.stream !== undefined) {
@@ -513,49 +545,21 @@ function preconditionsOf (v: unknown): { uid?: string, resourceVersion?: string 
   return { ...(uid !== undefined ? { uid } : {}), ...(resourceVersion !== undefined ? { resourceVersion } : {}) }
 }
 
-/** One event serialized once, however many watchers it goes to (the store hands them all the same event). */
-const lines = new WeakMap<WatchEvent, string>()
-function serialized (e: WatchEvent): string {
-  let line = lines.get(e)
-  if (line === undefined) {
-    line = JSON.stringify(e) + '\n'
-    lines.set(e, line)
-  }
-  return line
-}
-
 /**
- * A watch as newline-delimited JSON events, until the client goes away.
- * Events are written as the local replica applies the log, in order.
+ * GET of a collection with ?watch: the stream of ./watch.ts, with
+ * ?timeoutSeconds (a whole number; 0 or none for no limit) and
+ * ?allowWatchBookmarks.
  */
-async function streamWatch (req: IncomingMessage, res: ServerResponse, store: StoreReader, type: Kind, opts: Parameters<StoreReader['watch']>[1], table?: { version: 'v1' | 'v1beta1', includeObject: IncludeObject }): Promise<void> {
-  const pending: WatchEvent[] = []
-  let started = false
-  // With a Table Accept (kubectl get -w), each object is a one-row Table; the first carries the columns.
-  let columnsSent = false
-  const line = (e: WatchEvent): string => {
-    if (table === undefined || (e.type !== 'ADDED' && e.type !== 'MODIFIED' && e.type !== 'DELETED') || e.object.kind === 'Status') return serialized(e)
-    const object = toTable(type, [e.object], { ...table, now: Date.now(), withColumns: !columnsSent })
-    columnsSent = true
-    return JSON.stringify({ type: e.type, object }) + '\n'
-  }
-  const write = (e: WatchEvent): void => {
-    if (!started) { pending.push(e); return }
-    res.write(line(e))
-  }
-  const watch = store.watch(type, opts, write) // throws GoneError / BadSelectorError before anything is sent
-  res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked', 'cache-control': 'no-cache' })
-  // Send the headers now: a watch with nothing to report yet must still answer.
-  res.flushHeaders()
-  // Events are small writes, each to go at once (no Nagle wait on the client's delayed ACK).
-  req.socket.setNoDelay(true)
-  started = true
-  for (const e of pending) res.write(line(e))
-  pending.length = 0
-  await new Promise<void>(resolve => {
-    const done = (): void => { watch.stop(); resolve() }
-    req.on('close', done)
-    res.on('close', done)
-    res.on('error', done)
+async function serveWatch (req: IncomingMessage, res: ServerResponse, target: Target, params: URLSearchParams, deps: K8sDeps, store: StoreReader, opts: WatchOptions, table: WatchStreamOptions['table']): Promise<void> {
+  if (deps.watches === undefined || deps.caller === undefined) throw new HttpError(503, 'ServiceUnavailable', 'watches are not served on this peer', { 'retry-after': '1' })
+  const timeout = params.get('timeoutSeconds')
+  const seconds = timeout === null || timeout === '' ? 0 : /^\d{1,9}$/.test(timeout) ? Number(timeout) : NaN
+  if (Number.isNaN(seconds)) throw new HttpError(400, 'BadRequest', `timeoutSeconds must be a whole number of seconds, not "${timeout ?? ''}"`)
+  await streamWatch(req, res, store, target.type, opts, {
+    watches: deps.watches,
+    caller: deps.caller,
+    ...(table !== undefined ? { table } : {}),
+    ...(seconds > 0 ? { timeoutMs: seconds * 1000 } : {}),
+    bookmarks: flag(params, 'allowWatchBookmarks')
   })
 }

@@ -1,8 +1,11 @@
 // The HTTP API that every peer serves: /healthz, /version and /readyz (no
 // auth); the Kubernetes layout (./k8s.ts); and Shoal's own paths under
 // /shoal/v1 (routeShoal): who the caller is, the member list, the Raft
-// status, backups and the cluster KV (./kv.ts). Every path but the public
-// ones needs a bearer token; a viewer's token only reads. Handlers may be
+// status, backups, the state hash (admin only, rate-limited: ./debug.ts) and
+// the cluster KV (./kv.ts). Every path but the public ones needs a bearer
+// token; a viewer's token only reads, and sees Secrets' metadata only, never
+// their data (./redact.ts). Watches are capped per token and per
+// client address (./watch.ts). Handlers may be
 // async: whatever they throw or reject with becomes a Status answer here
 // (replicator errors as 503/504), and a bad request or a vanished client
 // never reaches the process.
@@ -10,8 +13,9 @@
 // main.ts hands in (daemon/ui's serveUi): the API does not import the UI.
 // May import: protocol/, daemon/membership (read only), daemon/log,
 // daemon/raft/replicator.ts (the interface and its errors), daemon/kv.
-import { createServer } from 'node:http'
+import { createServer, STATUS_CODES } from 'node:http'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { API_PREFIX } from '../../protocol/api.ts'
 import type { WhoAmI } from '../../protocol/api.ts'
 import type { MemberList, MemberView, RaftStatusView } from '../../protocol/api.ts'
@@ -29,7 +33,10 @@ import type { KvRouteDeps } from './kv.ts'
 import type { StoreReader } from '../store/types.ts'
 import { replicatedWriter } from '../store/writer.ts'
 import { BACKUP_PATH, handleBackup } from './backup.ts'
-import { handleStateHash, STATE_HASH_PATH } from './debug.ts'
+import { handleStateHash, STATE_HASH_INTERVAL_MS, STATE_HASH_PATH, StateHashRate } from './debug.ts'
+import { secretsAsMetadata } from './redact.ts'
+import { DEFAULT_WATCH_LIMITS, OpenWatches } from './watch.ts'
+import type { WatchLimits } from './watch.ts'
 import type { TakeBackup } from '../backup/source.ts'
 
 export interface ApiDeps {
@@ -53,6 +60,12 @@ export interface ApiDeps {
   backup?: TakeBackup
   /** serves the web UI's static files, before auth (the page signs in itself); true when it answered the request */
   ui?: (req: IncomingMessage, res: ServerResponse) => boolean
+  /** caps on watches (default DEFAULT_WATCH_LIMITS, each field on its own) */
+  watchLimits?: Partial<WatchLimits>
+  /** the open watches, to count them from outside (tests); default a new OpenWatches with watchLimits */
+  watches?: OpenWatches
+  /** the clock of the rate limits, in ms (default Date.now) */
+  now?: () => number
 }
 
 export function memberView (m: Member, selfPeerId: string): MemberView {
@@ -68,6 +81,7 @@ export function memberView (m: Member, selfPeerId: string): MemberView {
     version: r.version,
     capacity: r.capacity,
     incarnation: r.incarnation,
+    ...(r.apiFingerprint !== undefined ? { apiFingerprint: r.apiFingerprint } : {}),
     self: r.peerId === selfPeerId
   }
 }
@@ -79,9 +93,14 @@ export function createApiServer (deps: ApiDeps): Server {
     ...(deps.store !== undefined ? { store: deps.store } : {}),
     ...(deps.podAccess !== undefined ? { podAccess: deps.podAccess } : {})
   }
+  // The viewer token reads Secrets' metadata only (./redact.ts).
+  const viewerK8sDeps = { ...k8sDeps, ...(deps.store !== undefined ? { store: secretsAsMetadata(deps.store) } : {}) }
+
+  const watches = deps.watches ?? new OpenWatches({ ...DEFAULT_WATCH_LIMITS, ...deps.watchLimits }, deps.log)
+  const stateHashRate = new StateHashRate(STATE_HASH_INTERVAL_MS, deps.now ?? Date.now)
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? '/', 'http://shoal')
+    const url = requestUrl(req)
     // The UI's static files need no token: the page signs in itself.
     if (deps.ui?.(req, res) === true) return
     if (url.pathname === '/healthz') {
@@ -101,13 +120,13 @@ export function createApiServer (deps: ApiDeps): Server {
         : 'missing or wrong bearer token (send Authorization: Bearer <token>)')
     }
     if (isK8sPath(url.pathname)) {
-      await handleK8s(req, res, url, { ...k8sDeps, canWrite: role === 'admin' })
+      await handleK8s(req, res, url, { ...(role === 'admin' ? k8sDeps : viewerK8sDeps), canWrite: role === 'admin', watches, caller: { token: role, client: clientAddress(req) } })
       return
     }
-    await routeShoal(req, res, url, role, deps, kvDeps)
+    await routeShoal(req, res, url, role, { ...deps, kvDeps, stateHashRate })
   }
 
-  return createServer({ requestTimeout: 30_000, headersTimeout: 10_000, noDelay: true }, (req, res) => {
+  const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000, noDelay: true }, (req, res) => {
     route(req, res).catch((err: unknown) => {
       try {
         fail(req, res, err, deps.log)
@@ -117,6 +136,33 @@ export function createApiServer (deps: ApiDeps): Server {
       }
     })
   })
+  // What Node answers itself (a request its parser cannot read, an Expect it does not know) is a Status too.
+  server.on('clientError', answerUnparsable)
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    discard(req)
+    send(res, 417, status(417, 'ExpectationFailed', `this server does not support "Expect: ${String(req.headers.expect).slice(0, 100)}"`), { connection: 'close' })
+  })
+  return server
+}
+
+/**
+ * A request Node's HTTP parser could not read (an unknown method, a
+ * malformed request line or header, headers past the size limit, a request
+ * that did not arrive in time): a Status, and the connection closes, as
+ * Node's own bare answer would.
+ */
+function answerUnparsable (err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy()
+    return
+  }
+  const code = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
+  const body = JSON.stringify(code === 431
+    ? status(431, 'RequestHeaderFieldsTooLarge', 'the request line and headers are larger than this server reads')
+    : code === 408
+      ? status(408, 'Timeout', 'the request did not arrive in time')
+      : status(400, 'BadRequest', `the request is not well-formed HTTP (${err.code ?? 'unparsable'})`)) + '\n'
+  socket.end(`HTTP/1.1 ${code} ${STATUS_CODES[code] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
 }
 
 /**
@@ -124,7 +170,8 @@ export function createApiServer (deps: ApiDeps): Server {
  * the KV, backups, the state hash, the members and the Raft status. A
  * viewer's token may only read them.
  */
-async function routeShoal (req: IncomingMessage, res: ServerResponse, url: URL, role: Role, deps: ApiDeps, kvDeps: KvRouteDeps): Promise<void> {
+async function routeShoal (req: IncomingMessage, res: ServerResponse, url: URL, role: Role, deps: ApiDeps & { kvDeps: KvRouteDeps, stateHashRate: StateHashRate }): Promise<void> {
+  const { kvDeps } = deps
   const target = req.url ?? '/'
   const q = target.indexOf('?')
   const rawPath = q < 0 ? target : target.slice(0, q)
@@ -146,7 +193,9 @@ async function routeShoal (req: IncomingMessage, res: ServerResponse, url: URL, 
     return
   }
   if (url.pathname === STATE_HASH_PATH) {
-    await handleStateHash(req, res, deps.backup)
+    // It encodes the whole state, Secrets included: the admin's alone.
+    if (role !== 'admin') throw new HttpError(403, 'Forbidden', 'the state hash is for the admin token only')
+    await handleStateHash(req, res, deps.backup, deps.stateHashRate, clientAddress(req))
     return
   }
   if (url.pathname === `${API_PREFIX}/members`) {
@@ -174,6 +223,25 @@ async function serveRaftStatus (req: IncomingMessage, res: ServerResponse, url: 
     return
   }
   send(res, 200, deps.raft.status())
+}
+
+/**
+ * The request target as a URL; one that no URL parser takes (`//[`,
+ * `http://a:99999/`) is a 400. An origin-form target is read as a path
+ * (`//x/y` is the path //x/y, not the host x).
+ */
+function requestUrl (req: IncomingMessage): URL {
+  const target = req.url ?? '/'
+  try {
+    return target.startsWith('/') ? new URL(`http://shoal${target}`) : new URL(target, 'http://shoal')
+  } catch {
+    throw new HttpError(400, 'BadRequest', 'the request target is not a valid URL')
+  }
+}
+
+/** The client's address, as the caps on watches and rate limits count it. */
+function clientAddress (req: IncomingMessage): string {
+  return req.socket.remoteAddress ?? 'unknown'
 }
 
 /** The answer to whatever a handler threw: a Status (401s with WWW-Authenticate), a 500 that is logged, or a dropped connection. */

@@ -2,13 +2,17 @@
 // a bearer token only over TLS, so a peer must speak it for kubectl to work.
 // Each peer makes its own self-signed certificate at first start
 // (<data-dir>/api.crt and api.key, 0600; ECDSA P-256, valid ten years) for
-// its API host, loopback and its interface addresses; `shoal kubeconfig`
-// pins each peer's certificate as that cluster entry's CA. One listener
-// serves both: a connection whose first byte is a TLS handshake record goes
-// through TLS, any other is plain HTTP, so the CLI and tests are unchanged.
-// May import: daemon/p2p/keys.ts (writing a secret file), @peculiar/x509.
+// its API host, loopback and its interface addresses, and gossips its SHA-256
+// fingerprint with its heartbeat: `shoal kubeconfig` pins the certificate
+// whose fingerprint the members gossip, and the CLI trusts the fingerprints
+// in its config file. One listener serves both protocols: a connection whose
+// first byte is a TLS handshake record goes through TLS; any other is plain
+// HTTP, which `--api-tls required` (the default off loopback) answers with a
+// 400 and closes, since a bearer token sent in the clear is already lost.
+// May import: protocol/, daemon/p2p/keys.ts (writing a secret file), @peculiar/x509.
 import { webcrypto, X509Certificate } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
 import type { Server } from 'node:http'
 import type { Socket } from 'node:net'
 import { isIP } from 'node:net'
@@ -17,6 +21,7 @@ import { join } from 'node:path'
 import { createSecureContext, TLSSocket } from 'node:tls'
 import * as x509 from '@peculiar/x509'
 import { writeSecret } from '../p2p/keys.ts'
+import { statusOf } from '../../protocol/status.ts'
 
 export const API_CERT_FILE = 'api.crt'
 export const API_KEY_FILE = 'api.key'
@@ -93,22 +98,33 @@ export async function loadOrCreateApiCert (dataDir: string, apiHost: string): Pr
   return made
 }
 
+/** How the API port treats plain HTTP: `optional` serves it next to TLS; `required` refuses it. */
+export type ApiTlsMode = 'required' | 'optional'
+export const API_TLS_MODES: readonly ApiTlsMode[] = ['required', 'optional']
+
+/** How long a connection may stay silent before its first byte, or a refused one before it is answered. */
+const SILENT_MS = 10_000
+
 /**
  * Makes `server` (a plain node:http server, listening or not) also accept
  * TLS connections on the same port, answered by the same request handler.
- * `req.socket.encrypted` tells which one a request came over.
+ * `req.socket.encrypted` tells which one a request came over. With
+ * `mode: 'required'` a plain-HTTP request never reaches `server`: it is
+ * answered 400 with a Status saying to use https (what Go's TLS server,
+ * and so the Kubernetes API server, answers), and the connection closes.
  */
-export function acceptTls (server: Server, creds: ApiCert): void {
+export function acceptTls (server: Server, creds: ApiCert, opts: { mode?: ApiTlsMode } = {}): void {
   const context = createSecureContext({ cert: creds.cert, key: creds.key, minVersion: 'TLSv1.2' })
   const handlers = server.listeners('connection') as Array<(socket: Socket) => void>
   server.removeAllListeners('connection')
   const hand = (socket: Socket): void => { for (const h of handlers) h.call(server, socket) }
+  const refuse = opts.mode === 'required' ? plainHttpRefuser() : undefined
   server.on('connection', (socket: Socket) => {
     // Until the first byte, the socket belongs to nobody: its errors (a reset) must not throw.
     const early = (): void => { socket.destroy() }
     socket.on('error', early)
     // A connection that never says anything is not kept (the HTTP server's own timeouts start after the first byte).
-    socket.setTimeout(10_000, early)
+    socket.setTimeout(SILENT_MS, early)
     socket.once('readable', function sniff () {
       const first = socket.read(1) as Buffer | null
       if (first === null) {
@@ -116,6 +132,11 @@ export function acceptTls (server: Server, creds: ApiCert): void {
         return
       }
       socket.unshift(first)
+      if (first[0] !== TLS_HANDSHAKE && refuse !== undefined) {
+        // Still under the early error handler and the silence timeout: this socket gets one answer and goes.
+        refuse(socket)
+        return
+      }
       socket.removeListener('error', early)
       socket.setTimeout(0)
       socket.removeListener('timeout', early)
@@ -128,4 +149,28 @@ export function acceptTls (server: Server, creds: ApiCert): void {
       hand(secure as unknown as Socket)
     })
   })
+}
+
+/**
+ * A request handler of its own (never listening) for plain-HTTP connections
+ * when TLS is required: it parses the request, so that the client reads a
+ * proper answer, gives a 400 Status naming the fix, and closes.
+ */
+function plainHttpRefuser (): (socket: Socket) => void {
+  const refuser = createServer((req, res) => {
+    const port = req.socket.localPort ?? 0
+    const host = (req.socket.localAddress ?? '').replace(/^::ffff:/, '')
+    const url = `https://${host.includes(':') ? `[${host}]` : host}:${port}`
+    const body = JSON.stringify(statusOf(400, 'BadRequest', `Client sent an HTTP request to an HTTPS server: this API requires TLS (shoald --api-tls required); use ${url}`)) + '\n'
+    req.resume()
+    res.writeHead(400, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' })
+    res.end(body)
+  })
+  refuser.on('clientError', (_err, socket) => { socket.destroy() })
+  return socket => {
+    // A bound on the whole exchange, however slowly the request trickles in.
+    const deadline = setTimeout(() => { socket.destroy() }, SILENT_MS)
+    socket.once('close', () => { clearTimeout(deadline) })
+    refuser.emit('connection', socket)
+  }
 }

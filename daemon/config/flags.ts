@@ -8,12 +8,14 @@ import ms from 'ms'
 import { multiaddr } from '@multiformats/multiaddr'
 import { parse as parseYaml } from 'yaml'
 import { VERSION } from '../../protocol/version.ts'
+import { MAX_COMMAND_BYTES } from '../../protocol/raft.ts'
 import { LOG_LEVELS } from '../log/log.ts'
 import type { LogLevel } from '../log/log.ts'
 import { DEFAULT_MEMBERSHIP_CONFIG, validateMembershipConfig } from '../membership/config.ts'
 import type { MembershipConfig } from '../membership/config.ts'
 import { defaultClientConfigPath } from './client-config.ts'
 import { parseCidr, parsePodCidr } from '../../protocol/cidr.ts'
+import { isLoopbackHost } from '../../protocol/tls.ts'
 
 export interface DaemonConfig {
   dataDir: string
@@ -21,6 +23,8 @@ export interface DaemonConfig {
   listen: string[]
   apiHost: string
   apiPort: number
+  /** plain HTTP on the API port: refused (required) or served next to TLS (optional); by default required unless --api is loopback */
+  apiTls: 'required' | 'optional'
   join: string[]
   clusterKeyFile?: string
   logLevel: LogLevel
@@ -28,6 +32,8 @@ export interface DaemonConfig {
   raft: RaftFlags
   /** the largest KV value accepted, in bytes */
   kvMaxValueBytes: number
+  /** caps on the API's watches (daemon/api/watch.ts WatchLimits; these defaults are its DEFAULT_WATCH_LIMITS) */
+  watchLimits: WatchFlags
   /** how long a dead member's pods wait before they are replaced elsewhere */
   podEvictionGraceMs: number
   /** where to write the CLI's config at first start; undefined for nowhere */
@@ -56,6 +62,15 @@ export interface DaemonConfig {
 }
 
 export const RUNTIMES = ['auto', 'docker', 'process'] as const
+
+export interface WatchFlags {
+  /** open watches one token may hold on this peer */
+  maxPerToken: number
+  /** open watches one client address may hold on this peer */
+  maxPerClient: number
+  /** bytes a watch's client may leave unread before the watch is dropped */
+  bufferBytes: number
+}
 
 export interface RaftFlags {
   /** target voter count; undefined: 3, or 5 once there are 5 healthy peers */
@@ -129,6 +144,7 @@ export function buildCommand (): Command {
     .addOption(new Option('--name <name>', 'the member name (DNS-1123)').default(defaultName(), 'the hostname'))
     .addOption(new Option('--listen <multiaddr>', 'libp2p listen address (repeatable)').argParser(collect).default(undefined, '/ip4/0.0.0.0/tcp/7946'))
     .addOption(new Option('--api <host:port>', 'the HTTP API address').default('127.0.0.1:7070'))
+    .addOption(new Option('--api-tls <mode>', 'required: the API answers plain HTTP with 400, TLS only; optional: it serves both').default(undefined, 'required unless --api is a loopback address'))
     .addOption(new Option('--join <multiaddr>', 'any peer\'s address, with or without /p2p/<id> (repeatable)').argParser(collect))
     .addOption(new Option('--cluster-key <file>', 'the cluster\'s key, copied from any peer\'s <data-dir>/cluster.key'))
     .addOption(new Option('--log-level <level>', 'trace, debug, info, warn, error, fatal or silent').default('info'))
@@ -150,6 +166,9 @@ export function buildCommand (): Command {
   cmd.addOption(new Option('--dns-port <port>', 'the port of this peer\'s DNS server, on its API address and the DNS service\'s address (0: no DNS)').default('53'))
   cmd.addOption(new Option('--dns-upstream <ip:port>', 'where names outside the cluster domain are forwarded (repeatable; default: answered NXDOMAIN)').argParser(collect))
   cmd.addOption(new Option('--kv-max-value <bytes>', 'the largest cluster-KV value accepted (e.g. 512KiB, 1MiB)').default('512KiB'))
+  cmd.addOption(new Option('--max-watches-per-token <n>', 'open API watches one token may hold on this peer; more get 429').default('256'))
+  cmd.addOption(new Option('--max-watches-per-ip <n>', 'open API watches one client address may hold on this peer; more get 429').default('64'))
+  cmd.addOption(new Option('--watch-buffer <bytes>', 'how much a watch\'s client may leave unread before the watch is dropped (it lists again)').default('4MiB'))
   cmd.addOption(new Option('--gossip-rate <n>', 'the most heartbeats the whole cluster gossips per second; intervals stretch beyond it').default(String(DEFAULT_MEMBERSHIP_CONFIG.gossipRate)))
   cmd.addOption(new Option('--snapshot-interval <duration>', 'write a backup of this peer\'s state into <data-dir>/backups this often (default: never)'))
   cmd.addOption(new Option('--snapshot-retain <n>', 'how many scheduled backups to keep; the oldest go first').default('24'))
@@ -208,11 +227,19 @@ export function parseDaemonArgs (argv: string[]): DaemonConfig {
   const listen = (pick<string[] | undefined>('listen') ?? ['/ip4/0.0.0.0/tcp/7946']).map(v => parseMultiaddr('listen', v))
   const join = (pick<string[] | undefined>('join') ?? []).map(v => parseMultiaddr('join', v))
   const api = parseHostPort('api', pick<string>('api'))
+  const apiTls = parseApiTls(pick<string | undefined>('api-tls'), api.host)
   const logLevel = pick<string>('log-level')
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new UsageError(`--log-level: "${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`)
   const membership = parseMembershipFlags(pick)
   const raft = parseRaftFlags(pick)
   const kvMaxValueBytes = parseBytes('kv-max-value', pick<string>('kv-max-value'))
+  // a value rides in one log entry, with its key and framing
+  if (kvMaxValueBytes > MAX_COMMAND_BYTES - 64 * 1024) throw new UsageError(`--kv-max-value: at most ${MAX_COMMAND_BYTES - 64 * 1024} bytes (one log entry is at most ${MAX_COMMAND_BYTES})`)
+  const watchLimits: WatchFlags = {
+    maxPerToken: parseCount('max-watches-per-token', pick<string>('max-watches-per-token'), 1),
+    maxPerClient: parseCount('max-watches-per-ip', pick<string>('max-watches-per-ip'), 1),
+    bufferBytes: parseBytes('watch-buffer', pick<string>('watch-buffer'))
+  }
   const podEvictionGraceMs = parseDuration('pod-eviction-grace', pick<string>('pod-eviction-grace'))
   const clientConfig = pick<string>('client-config')
   const clusterKeyFile = pick<string | undefined>('cluster-key')
@@ -227,12 +254,14 @@ export function parseDaemonArgs (argv: string[]): DaemonConfig {
     listen,
     apiHost: api.host,
     apiPort: api.port,
+    apiTls,
     join,
     ...(clusterKeyFile !== undefined ? { clusterKeyFile: resolve(clusterKeyFile) } : {}),
     logLevel: logLevel as LogLevel,
     membership,
     raft,
     kvMaxValueBytes,
+    watchLimits,
     podEvictionGraceMs,
     runtime: runtime as DaemonConfig['runtime'],
     ...(pauseImage !== undefined ? { pauseImage } : {}),
@@ -263,6 +292,13 @@ function readFlags (argv: string[]): PickFlag {
     const source = cmd.getOptionValueSource(key)
     return (source === 'cli' || !(key in fromFile) ? flags[key] : fromFile[key]) as T
   }
+}
+
+/** --api-tls; by default TLS is required wherever the API can be reached from another host (a bearer token in the clear is lost). */
+function parseApiTls (value: string | undefined, apiHost: string): DaemonConfig['apiTls'] {
+  if (value === undefined) return isLoopbackHost(apiHost) ? 'optional' : 'required'
+  if (value !== 'required' && value !== 'optional') throw new UsageError(`--api-tls: "${value}" is not required or optional`)
+  return value
 }
 
 /** The gossip timings and rate, checked together by validateMembershipConfig. */

@@ -61,8 +61,16 @@ export interface PodAccessInit {
   nodeName: string
   /** a member's peer id by its name, if alive */
   peerOf: (nodeName: string) => string | undefined
+  /**
+   * Whether the cluster has admitted a peer (a voter or a learner of the
+   * Raft configuration): only such a peer is answered. Holding the cluster
+   * key is not enough to read logs or exec in pods.
+   */
+  admitted: (peerId: string) => boolean
   log: Logger
 }
+
+const NOT_ADMITTED: PodAccessResponse = { ok: false, code: 403, message: 'this peer answers only members the cluster has admitted' }
 
 export class PodAccess {
   private readonly init: PodAccessInit
@@ -71,15 +79,21 @@ export class PodAccess {
 
   async start (): Promise<void> {
     await serve(this.init.host, POD_ACCESS_PROTOCOL, isRequest, { maxBytes: MAX_BYTES, timeoutMs: 120_000 },
-      async req => await this.local(req),
+      async (req, from) => this.init.admitted(from.toString()) ? await this.local(req) : this.refuse(from.toString()),
       (err, from) => { this.init.log.debug({ event: 'pod-access.failed', from: from.toString(), err: err.message }, 'a pod access request failed') })
     await serveStream(this.init.host, POD_LOGS_PROTOCOL, isLogsRequest, { maxBytes: 64 * 1024, timeoutMs: 10_000 },
-      async req => {
+      async (req, from) => {
+        if (!this.init.admitted(from.toString())) return { header: this.refuse(from.toString()) }
         const r = await this.local({ ...req, follow: true })
         if (!r.ok || r.stream === undefined) return { header: r }
         return { header: { ok: true }, body: r.stream }
       },
       (err, from) => { this.init.log.debug({ event: 'pod-logs.ended', from: from.toString(), err: err.message }, 'a followed log ended early') })
+  }
+
+  private refuse (from: string): PodAccessResponse {
+    this.init.log.warn({ event: 'pod-access.refused', from }, `refused pod access to ${from}: the cluster has not admitted that peer`)
+    return NOT_ADMITTED
   }
 
   async stop (): Promise<void> {

@@ -9,7 +9,10 @@
 // those labels and adopted, and several peers can share one engine without
 // touching each other's containers. Limits: resources.limits.memory is
 // HostConfig.Memory, limits.cpu NanoCpus, requests.cpu CpuShares. Volumes
-// are bind mounts of the kubelet's host directories. Exits come from the
+// are bind mounts of the kubelet's host directories, read-only (`:ro`) for
+// a readOnly mount and always for configMap and secret volumes (Mount's
+// readOnly, set by volumes.ts): a container cannot plant links there for
+// the kubelet's next refresh to follow. Exits come from the
 // engine's event stream, with a periodic list as a safety net.
 // Images: present ones are used; missing ones are pulled (imagePullPolicy as
 // in Kubernetes; Always falls back to a present image when the pull fails,
@@ -27,7 +30,7 @@ import type { Logger } from '../log/log.ts'
 import { bytesOf, cpuMillis } from '../../protocol/quantity.ts'
 import { cidrRange, defaultPodCidr, Ipam } from './ipam.ts'
 import { PAUSE_IMAGE, pauseTar } from './pause-image.ts'
-import { ImagePullError } from './runtime.ts'
+import { ExecOutput, ImagePullError } from './runtime.ts'
 import type { ContainerRecord, ContainerSpec, ExecResult, Runtime, StartOptions } from './runtime.ts'
 
 export interface DockerRuntimeOptions {
@@ -343,10 +346,11 @@ export class DockerRuntime implements Runtime {
     const stream = await exec.start({})
     const stdout = new PassThrough()
     const stderr = new PassThrough()
-    const outChunks: Buffer[] = []
-    const errChunks: Buffer[] = []
-    stdout.on('data', (b: Buffer) => outChunks.push(b))
-    stderr.on('data', (b: Buffer) => errChunks.push(b))
+    // Each capped (ExecOutput): the rest is read and dropped, so the command runs to its end.
+    const outText = new ExecOutput()
+    const errText = new ExecOutput()
+    stdout.on('data', (b: Buffer) => { outText.add(b) })
+    stderr.on('data', (b: Buffer) => { errText.add(b) })
     this.docker.modem.demuxStream(stream, stdout, stderr)
     const finished = await new Promise<boolean>(resolve => {
       const timer = this.opts.clock.setTimeout(() => { stream.destroy(); resolve(false) }, timeoutMs)
@@ -355,7 +359,7 @@ export class DockerRuntime implements Runtime {
       stream.once('close', done)
       stream.once('error', done)
     })
-    if (!finished) return { exitCode: 137, stdout: Buffer.concat(outChunks).toString(), stderr: `${Buffer.concat(errChunks).toString()}command timed out after ${timeoutMs} ms` }
+    if (!finished) return { exitCode: 137, stdout: outText.text(), stderr: `${errText.text()}command timed out after ${timeoutMs} ms` }
     // The engine records the exit code a moment after the stream ends.
     let code: number | null = null
     for (let i = 0; i < 20 && code === null; i++) {
@@ -363,7 +367,7 @@ export class DockerRuntime implements Runtime {
       code = info.Running ? null : info.ExitCode
       if (code === null) await new Promise<void>(resolve => { this.opts.clock.setTimeout(resolve, 25) })
     }
-    return { exitCode: code ?? 1, stdout: Buffer.concat(outChunks).toString(), stderr: Buffer.concat(errChunks).toString() }
+    return { exitCode: code ?? 1, stdout: outText.text(), stderr: errText.text() }
   }
 
   // ---- internals -----------------------------------------------------------

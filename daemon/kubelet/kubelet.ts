@@ -28,6 +28,7 @@ import type { ConfigMap, Container, Pod, PodSpec, Secret } from '../../protocol/
 import { CONFIG_MAP, NODE, POD, SECRET } from '../../protocol/kinds.ts'
 import type { ResourceType } from '../../protocol/k8s.ts'
 import { jsonEqual } from '../../protocol/json.ts'
+import { isUid } from '../../protocol/validation.ts'
 import type { Clock, TimerHandle } from '../clock/clock.ts'
 import { EventRecorder } from '../record/recorder.ts'
 import { keyOf, splitKey, WorkQueue } from '../workqueue/queue.ts'
@@ -130,7 +131,7 @@ export class Kubelet {
     // Pods start and stop side by side: one slow pod must not hold up the others.
     this.queue = new WorkQueue({ clock: opts.clock, log: opts.log, name: 'kubelet', reconcile: async key => await this.track(key), baseDelayMs: 200, maxDelayMs: 10_000, workers: 16 })
     this.prober = new Prober({ clock: opts.clock, log: opts.log, exec: async (id, argv, ms) => await this.runtime.exec(id, argv, ms), onChange: key => { this.queue.add(key) } })
-    this.volumes = new Volumes(opts.store, opts.dataDir)
+    this.volumes = new Volumes(opts.store, opts.dataDir, opts.clock)
     this.events = new EventRecorder(opts.write, opts.clock)
   }
 
@@ -268,6 +269,11 @@ export class Kubelet {
     }
     if (pod === undefined) return true
     const uid = pod.metadata.uid ?? ''
+    if (!isUid(uid)) {
+      // The uid names the pod's directories: one of another shape is never run (the store takes none since issue 14).
+      this.opts.log.warn({ event: 'kubelet.pod.bad-uid', pod: key, uid }, `pod ${key} has uid ${JSON.stringify(uid)}, which is not a uid; it is not run`)
+      return true
+    }
     const spec: PodSpec = pod.spec ?? { containers: [] }
     let s = this.pods.get(uid)
     if (s === undefined) this.pods.set(uid, s = { uid, key, graceMs: 0, lastStatusWrite: 0 })

@@ -21,10 +21,12 @@ import { constants } from 'node:os'
 import { dirname, join, normalize } from 'node:path'
 import { Readable } from 'node:stream'
 import type { Pod } from '../../protocol/core-v1.ts'
+import { isUid } from '../../protocol/validation.ts'
 import { every } from '../clock/clock.ts'
 import type { Clock, TimerHandle } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
 import { defaultPodCidr, Ipam } from './ipam.ts'
+import { ExecOutput } from './runtime.ts'
 import type { ContainerRecord, ContainerSpec, ExecResult, Mount, Runtime, StartOptions } from './runtime.ts'
 
 export interface ProcessRuntimeOptions {
@@ -248,18 +250,19 @@ export class ProcessRuntime implements Runtime {
     if (argv.length === 0) throw new Error('exec needs a command')
     return await new Promise<ExecResult>(resolve => {
       const child = spawn(argv[0] as string, argv.slice(1), { cwd: rec.cwd, env: rec.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
-      let stdout = ''
-      let stderr = ''
-      child.stdout.on('data', (b: Buffer) => { stdout += b.toString() })
-      child.stderr.on('data', (b: Buffer) => { stderr += b.toString() })
+      // Each capped (ExecOutput): the rest is read and dropped, so the command runs to its end.
+      const stdout = new ExecOutput()
+      const stderr = new ExecOutput()
+      child.stdout.on('data', (b: Buffer) => { stdout.add(b) })
+      child.stderr.on('data', (b: Buffer) => { stderr.add(b) })
       const timer = this.opts.clock.setTimeout(() => { if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL') }, timeoutMs)
       child.once('error', err => {
         this.opts.clock.clearTimeout(timer)
-        resolve({ exitCode: 126, stdout, stderr: stderr + err.message })
+        resolve({ exitCode: 126, stdout: stdout.text(), stderr: stderr.text() + err.message })
       })
       child.once('close', (code, signal) => {
         this.opts.clock.clearTimeout(timer)
-        resolve({ exitCode: code ?? exitCodeOf(signal), stdout, stderr })
+        resolve({ exitCode: code ?? exitCodeOf(signal), stdout: stdout.text(), stderr: stderr.text() })
       })
     })
   }
@@ -268,7 +271,11 @@ export class ProcessRuntime implements Runtime {
 
   private containersDir (): string { return join(this.opts.dataDir, 'containers') }
   private recordFile (id: string): string { return join(this.containersDir(), `${id}.json`) }
-  private podDir (uid: string): string { return join(this.opts.dataDir, 'pods', uid) }
+  private podDir (uid: string): string {
+    // A uid is one path element; the kubelet runs no pod whose uid is not one, and this holds it to that.
+    if (!isUid(uid)) throw new Error(`${JSON.stringify(uid)} is not a pod uid`)
+    return join(this.opts.dataDir, 'pods', uid)
+  }
 
   private async persist (rec: Persisted): Promise<void> {
     const file = this.recordFile(rec.id)

@@ -68,7 +68,47 @@ export interface StartOptions {
   mounts?: Mount[]
 }
 
+/**
+ * What an exec answers. stdout and stderr each hold at most
+ * EXEC_OUTPUT_LIMIT bytes of what the command wrote, then, if it wrote
+ * more, a line that says how much was dropped (ExecOutput).
+ */
 export interface ExecResult { exitCode: number, stdout: string, stderr: string }
+
+/**
+ * The most of each of stdout and stderr that an exec keeps (1 MiB): the
+ * answer is one message, not a stream, so a command that writes without end
+ * must not be buffered without end. The command still runs to its end (its
+ * output is read and dropped), so its exit code is its own.
+ */
+export const EXEC_OUTPUT_LIMIT = 1024 * 1024
+
+/** One of an exec's output streams: its first `limit` bytes kept, the rest counted and dropped. */
+export class ExecOutput {
+  private readonly limit: number
+  private readonly chunks: Buffer[] = []
+  private kept = 0
+  private dropped = 0
+
+  constructor (limit = EXEC_OUTPUT_LIMIT) { this.limit = limit }
+
+  add (chunk: Buffer): void {
+    const room = Math.max(0, this.limit - this.kept)
+    if (room > 0) {
+      const part = chunk.length <= room ? chunk : Buffer.from(chunk.subarray(0, room))
+      this.chunks.push(part)
+      this.kept += part.length
+    }
+    this.dropped += chunk.length - Math.min(chunk.length, room)
+  }
+
+  /** What was kept, as UTF-8, and the truncation marker when something was dropped. */
+  text (): string {
+    const text = Buffer.concat(this.chunks, this.kept).toString('utf8')
+    if (this.dropped === 0) return text
+    return `${text}\n[shoal: output truncated: the command wrote ${this.kept + this.dropped} bytes; the first ${this.kept} are kept]\n`
+  }
+}
 
 export interface Runtime {
   /** the scheme of container ids in pod status: `<name>://<id>` */

@@ -7,6 +7,7 @@
 import { Buffer } from 'node:buffer'
 import { decode, encode, isNumber, isObject, isString } from '../../protocol/codec.ts'
 import { isKvCommand, KV_MAX_KEY_BYTES } from '../../protocol/kv.ts'
+import { msgpackShapeError } from '../../protocol/msgpack-scan.ts'
 import type { KvCommand, KvEntry, KvResult } from '../../protocol/kv.ts'
 import { tagged } from '../raft/state-machine.ts'
 import type { StateMachine } from '../raft/state-machine.ts'
@@ -72,7 +73,7 @@ export class KvStore implements StateMachine {
     return undefined
   }
 
-  /** The log index of the last command applied (or of the restored snapshot). */
+  /** The log index of the last KV command applied (or the one the restored snapshot had applied). */
   get appliedIndex (): number { return this.applied }
 
   /** The number of keys. */
@@ -104,6 +105,9 @@ export class KvStore implements StateMachine {
     let cmd: KvCommand
     try {
       if (command[0] !== KV_TAG) throw new Error('not a KV command (wrong tag)')
+      // A command is one flat map: anything nested is refused before the decoder's recursion could see it.
+      const shape = msgpackShapeError(command.subarray(1), 1)
+      if (shape !== undefined) throw new Error(`KV command: ${shape.message}`)
       cmd = decode(command.subarray(1), isKvCommand, 'KV command')
     } catch (err) {
       return { ok: false, reason: 'invalid', index, message: (err as Error).message }
@@ -140,6 +144,8 @@ export class KvStore implements StateMachine {
       entries.set(key, { key, value: Uint8Array.from(value), createIndex, modifyIndex })
     }
     this.entries = entries
-    this.applied = index
+    // The snapshot's own applied index (its last KV command), not the log's:
+    // a replica that restored and one that applied every entry must encode the same state.
+    this.applied = Math.min(snap.appliedIndex, index)
   }
 }

@@ -40,6 +40,13 @@ export interface MembershipInit {
   log: Logger
   join: string[]
   tokens: TokenKeeper
+  /**
+   * Whether the cluster has admitted a peer: it is a voter or a learner of
+   * the Raft configuration this peer knows, so its join went through the
+   * log. Only an admitted peer is handed the API tokens on a sync; holding
+   * the cluster key is not enough (docs/decisions/2026-12-03-trust-model.md).
+   */
+  admitted: (peerId: string) => boolean
 }
 
 const RPC_TIMEOUT_MS = 3000
@@ -49,6 +56,8 @@ const MAX_PARALLEL_DIALS = 8
 const FAST_START_HEARTBEATS = 5
 const ANNOUNCE_BATCH_MS = 20
 const DIAL_TIMEOUT_MS = 10_000
+/** How often a joined peer without the API tokens syncs again, waiting to be admitted. */
+const ADMISSION_POLL_MS = 250
 
 export class Membership {
   readonly table: MemberTable
@@ -73,6 +82,7 @@ export class Membership {
   private stopped = false
   private lastAliveCount = 1
   private joined: boolean
+  private waitingLogged = false
 
   constructor (init: MembershipInit) {
     this.init = init
@@ -91,13 +101,22 @@ export class Membership {
       (err, from) => { this.log.debug({ event: 'sync.error', from: from.toString(), err: err.message }) })
     const pubsub = host.services.pubsub
     pubsub.subscribe(MEMBERSHIP_TOPIC)
-    pubsub.addEventListener('message', (evt) => {
-      const m = evt.detail
+    pubsub.addEventListener('gossipsub:message', (evt) => {
+      const { msg: m, propagationSource } = evt.detail
       if (m.topic !== MEMBERSHIP_TOPIC) return
       try {
         // Unsigned: only holders of the cluster key can reach the topic at all.
         const msg = decode(m.data, isGossipMessage, 'membership gossip')
-        this.apply(msg.type === 'heartbeat' ? this.table.heartbeat(msg.member) : this.table.leave(msg.peerId, msg.incarnation))
+        if (msg.type === 'heartbeat') {
+          this.apply(this.table.heartbeat(msg.member))
+        } else if (msg.peerId === propagationSource.toString()) {
+          // A leave counts only from the member it names, straight from it (as
+          // a sync leave must): a relayed one could be anyone's. The leaving
+          // member also tells every member directly over sync.
+          this.apply(this.table.leave(msg.peerId, msg.incarnation))
+        } else {
+          this.log.debug({ event: 'gossip.leave-ignored', peerId: msg.peerId, from: propagationSource.toString() })
+        }
       } catch (err) {
         this.log.debug({ event: 'gossip.bad', err: (err as Error).message })
       }
@@ -172,8 +191,11 @@ export class Membership {
         // Tell everyone else about members they may not have met yet, so a
         // burst of joins through one peer converges without waiting for gossip.
         if (fx.learned.length > 0) this.announce(fx.learned)
-        const token = msg.wantToken ? this.init.tokens.get() : undefined
-        const viewer = msg.wantToken ? this.init.tokens.getViewer?.() : undefined
+        // The tokens go only to a peer the cluster has admitted (it asks again until it is).
+        const give = msg.wantToken && this.init.admitted(from.toString())
+        if (msg.wantToken && !give) this.log.debug({ event: 'sync.token-withheld', peer: from.toString() }, 'a peer not admitted yet asked for the API tokens')
+        const token = give ? this.init.tokens.get() : undefined
+        const viewer = give ? this.init.tokens.getViewer?.() : undefined
         return {
           type: 'sync-response',
           members: this.table.snapshot(),
@@ -226,6 +248,10 @@ export class Membership {
     if (answer.type !== 'sync-response') throw new Error(`unexpected ${answer.type} in answer to a sync`)
     if (wantToken && answer.adminToken !== undefined) await this.init.tokens.adopt(answer.adminToken)
     if (wantToken && answer.viewerToken !== undefined) await this.init.tokens.adoptViewer?.(answer.viewerToken)
+    if (wantToken && answer.adminToken === undefined && !this.waitingLogged) {
+      this.waitingLogged = true
+      this.log.info({ event: 'join.awaiting-admission' }, 'waiting for the cluster to admit this peer to its log before it hands over the API tokens')
+    }
     this.apply(this.table.sync(answer.members))
   }
 
@@ -250,7 +276,10 @@ export class Membership {
           }
         }
       }
-      await new Promise<void>(resolve => this.init.clock.setTimeout(resolve, this.joined ? retryMs * 5 : retryMs))
+      // Joined, the tokens come once the cluster admits this peer to its log,
+      // a moment after its first sync: until then, ask again every ADMISSION_POLL_MS.
+      const waitMs = !this.joined ? retryMs : this.init.tokens.get() === undefined ? ADMISSION_POLL_MS : retryMs * 5
+      await new Promise<void>(resolve => this.init.clock.setTimeout(resolve, waitMs))
     }
   }
 

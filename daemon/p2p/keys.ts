@@ -1,5 +1,6 @@
 // The peer's identity key and the cluster's pre-shared key, both kept in
-// the data directory with mode 0600.
+// the data directory with mode 0600 (set again at every start, in case the
+// files were copied in or left by an older version with looser modes).
 import { chmod, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
@@ -20,13 +21,25 @@ export async function writeSecret (path: string, bytes: Uint8Array | string): Pr
   await chmod(path, 0o600)
 }
 
-async function readIfExists (path: string): Promise<Buffer | undefined> {
+/** Makes an existing file (0600) or directory (0700) private to this user; a missing one is left missing. */
+export async function keepPrivate (path: string, kind: 'file' | 'dir' = 'file'): Promise<void> {
   try {
-    return await readFile(path)
+    await chmod(path, kind === 'dir' ? 0o700 : 0o600)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+}
+
+async function readIfExists (path: string): Promise<Buffer | undefined> {
+  let bytes: Buffer
+  try {
+    bytes = await readFile(path)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw err
   }
+  await keepPrivate(path)
+  return bytes
 }
 
 /** Loads the peer's libp2p key, making one at first start. Same key, same peer id. */

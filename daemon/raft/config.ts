@@ -29,6 +29,19 @@ export interface RaftConfig {
   /** Entries in one append (batching). Default 64. */
   maxBatchEntries?: number
   /**
+   * Bytes of entry data in one append: a batch ends at maxBatchEntries or
+   * here, whichever comes first, so that an append stays well inside one
+   * transport message. An entry larger than this goes alone. Default 1 MiB.
+   */
+  maxBatchBytes?: number
+  /**
+   * Bytes of entry data a leader may have unacknowledged to one follower
+   * before it waits, as maxInflight counts appends; the append that passes
+   * it still goes. Default 32 MiB, half of what the Raft transport queues
+   * for one peer, so that a pipeline of large entries is not dropped there.
+   */
+  maxInflightBytes?: number
+  /**
    * Campaign in two rounds, first asking whether a vote would be granted
    * without moving to a new term, so that a peer returning from a partition
    * does not depose a healthy leader (thesis 9.6). Default true.
@@ -55,6 +68,8 @@ export const RAFT_DEFAULTS = {
   heartbeatTicks: 1,
   maxInflight: 64,
   maxBatchEntries: 64,
+  maxBatchBytes: 1024 * 1024,
+  maxInflightBytes: 32 * 1024 * 1024,
   preVote: true,
   checkQuorum: true,
   applied: 0
@@ -68,7 +83,7 @@ export function resolveRaftConfig (c: RaftConfig): ResolvedRaftConfig {
   const r: ResolvedRaftConfig = { ...RAFT_DEFAULTS, ...withoutUndefined(c) } as ResolvedRaftConfig
   if (r.id.length === 0) throw new RaftConfigError('raft: id must not be empty')
   if (new Set(r.peers).size !== r.peers.length) throw new RaftConfigError(`raft: peers has duplicates: ${r.peers.join(', ')}`)
-  for (const key of ['electionTicks', 'heartbeatTicks', 'maxInflight', 'maxBatchEntries'] as const) {
+  for (const key of ['electionTicks', 'heartbeatTicks', 'maxInflight', 'maxBatchEntries', 'maxBatchBytes', 'maxInflightBytes'] as const) {
     if (!Number.isSafeInteger(r[key]) || r[key] < 1) throw new RaftConfigError(`raft: ${key} must be a whole number of at least 1, got ${r[key]}`)
   }
   if (r.heartbeatTicks >= r.electionTicks) {

@@ -8,14 +8,22 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import { decode, encode, isNumber, isObject } from '../../protocol/codec.ts'
-import { isForwardRequest, isForwardResponse, RAFT_FORWARD_PROTOCOL } from '../../protocol/raft.ts'
+import { isForwardRequest, isForwardResponse, MAX_COMMAND_BYTES, RAFT_FORWARD_PROTOCOL } from '../../protocol/raft.ts'
 import type { ForwardRequest, ForwardResponse } from '../../protocol/raft.ts'
 import type { Clock, TimerHandle } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
 import type { ShoalHost } from '../p2p/host.ts'
 import { ForwardError } from './node.ts'
 
-const MAX_FRAME_BYTES = 64 * 1024 * 1024
+/**
+ * A frame holds one request (a command of at most MAX_COMMAND_BYTES) or one
+ * answer (what applying it returned: at most an object, which the store
+ * keeps within MAX_COMMAND_BYTES as well), with room to spare. Readers buffer
+ * two frames: libp2p's default buffer of 4 MiB reset the stream on the first
+ * frame larger than that, so a follower's largest writes never got through.
+ */
+const MAX_FRAME_BYTES = 4 * MAX_COMMAND_BYTES
+const FRAMING = { maxDataLength: MAX_FRAME_BYTES, maxBufferSize: 2 * MAX_FRAME_BYTES }
 const OPEN_TIMEOUT_MS = 2000
 
 interface RequestFrame { id: number, req: ForwardRequest }
@@ -53,6 +61,12 @@ export interface ForwarderInit {
   clock: Clock
   /** answers a request on this peer (the leader's side) */
   handle: (req: ForwardRequest) => Promise<ForwardResponse>
+  /**
+   * Whether a peer may forward here: the cluster has admitted it (a voter or
+   * a learner of the Raft configuration). A stream from any other peer, one
+   * that holds the cluster key and nothing more, is refused when it opens.
+   */
+  admitted: (peerId: string) => boolean
 }
 
 export class Forwarder {
@@ -65,7 +79,15 @@ export class Forwarder {
   constructor (init: ForwarderInit) { this.init = init }
 
   async start (): Promise<void> {
-    await this.init.host.handle(RAFT_FORWARD_PROTOCOL, (stream) => { void this.serve(stream) }, { maxInboundStreams: 64 })
+    await this.init.host.handle(RAFT_FORWARD_PROTOCOL, (stream, connection) => {
+      const from = connection.remotePeer.toString()
+      if (!this.init.admitted(from)) {
+        this.init.log.warn({ event: 'raft.forward.refused', from }, `refused a forwarding stream from ${from}: the cluster has not admitted that peer`)
+        stream.abort(new Error('this peer is not a member of the cluster configuration'))
+        return
+      }
+      void this.serve(stream)
+    }, { maxInboundStreams: 64 })
   }
 
   async stop (): Promise<void> {
@@ -140,7 +162,7 @@ export class Forwarder {
   private async open (s: Session): Promise<void> {
     const stream = await this.init.host.dialProtocol(peerIdFromString(s.peerId), RAFT_FORWARD_PROTOCOL,
       { signal: AbortSignal.timeout(OPEN_TIMEOUT_MS) })
-    const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
+    const lp = lpStream(stream, FRAMING)
     s.stream = stream
     s.writer = lp
     void this.readAnswers(s, stream, lp)
@@ -177,7 +199,7 @@ export class Forwarder {
   private async serve (stream: Stream): Promise<void> {
     if (this.stopped) { stream.abort(new Error('stopping')); return }
     this.inbound.add(stream)
-    const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES })
+    const lp = lpStream(stream, FRAMING)
     let out: Uint8Array[] = []
     let flushing = false
     let broken = false

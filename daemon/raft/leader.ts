@@ -102,7 +102,7 @@ export class LeaderState {
     const added: string[] = []
     for (const peer of all) {
       if (this.progress.has(peer)) continue
-      this.progress.set(peer, new Progress(this.raftLog.lastIndex() + 1, this.config.maxInflight))
+      this.progress.set(peer, new Progress(this.raftLog.lastIndex() + 1, this.config.maxInflight, this.config.maxInflightBytes))
       added.push(peer)
     }
     this.followers = [...all].filter(p => p !== this.id)
@@ -331,7 +331,8 @@ export class LeaderState {
       pr.probeSent = false
       this.sendAppend(peer, true)
     } else {
-      if (pr.inflights.full()) pr.inflights.freeFirstOne()
+      // Room for one more append, whether the window is full by count or by bytes.
+      while (pr.inflights.full()) pr.inflights.freeFirstOne()
       this.sendAppend(peer, true)
     }
   }
@@ -352,7 +353,10 @@ export class LeaderState {
     return sent
   }
 
-  /** One append from nextIndex, of up to maxBatchEntries; true if it carried entries. */
+  /**
+   * One append from nextIndex, of up to maxBatchEntries and maxBatchBytes
+   * (an entry larger than a batch goes alone); true if it carried entries.
+   */
   private sendAppend (to: string, allowEmpty: boolean): boolean {
     const pr = this.progress.get(to)
     if (pr === undefined || pr.paused()) return false
@@ -362,13 +366,13 @@ export class LeaderState {
       if (this.raftLog.compacted(prevLogIndex)) this.sendSnapshot(to, pr)
       return false
     }
-    const entries = this.raftLog.slice(pr.nextIndex, Infinity, this.config.maxBatchEntries)
+    const { entries, bytes } = batchOf(this.raftLog.slice(pr.nextIndex, Infinity, this.config.maxBatchEntries), this.config.maxBatchBytes)
     if (entries.length === 0 && !allowEmpty) return false
     this.send({
       type: 'append', from: this.id, to, term: this.term, prevLogIndex, prevLogTerm, entries, commit: this.raftLog.committed
     } satisfies AppendMessage)
     const last = entries.at(-1)
-    if (last !== undefined) pr.sentTo(last.index)
+    if (last !== undefined) pr.sentTo(last.index, bytes)
     else if (pr.state === 'probe') pr.probeSent = true
     return last !== undefined
   }
@@ -402,4 +406,20 @@ export class LeaderState {
       ...(this.pendingReads.length > 0 ? { read: this.readRound } : {})
     } satisfies AppendMessage)
   }
+}
+
+/**
+ * The longest prefix of `entries` whose data fits in `maxBytes`, and its
+ * size; at least the first entry, however large, so that an entry larger
+ * than a batch still goes (alone) and the log never stalls on it.
+ */
+export function batchOf (entries: Entry[], maxBytes: number): { entries: Entry[], bytes: number } {
+  let bytes = 0
+  let n = 0
+  for (const e of entries) {
+    if (n > 0 && bytes + e.data.byteLength > maxBytes) break
+    bytes += e.data.byteLength
+    n++
+  }
+  return { entries: n === entries.length ? entries : entries.slice(0, n), bytes }
 }

@@ -8,6 +8,8 @@
 // index and term just before the first entry, once compacted); values are
 // msgpackr records, checked by protocol/raft.ts's guards when read back.
 // May import: protocol/ and this folder.
+import { chmod, readdir } from 'node:fs/promises'
+import { join } from 'node:path'
 import { Level } from 'level'
 import { decode, encode, isObject } from '../../protocol/codec.ts'
 import { isEntry, isHardState, isSnapshotMeta } from '../../protocol/raft.ts'
@@ -34,6 +36,18 @@ export function logKey (index: number): string {
 
 export type { RaftWrite } from './storage.ts'
 
+/**
+ * The log's directory 0700 and its files 0600, whatever modes an older
+ * version or a copy left (LevelDB makes them after the umask). Files LevelDB
+ * makes later stay behind the private directory.
+ */
+async function keepPrivate (path: string): Promise<void> {
+  await chmod(path, 0o700)
+  for (const entry of await readdir(path, { withFileTypes: true })) {
+    if (entry.isFile()) await chmod(join(path, entry.name), 0o600)
+  }
+}
+
 export class LevelStorage implements HostStorage {
   private readonly db: Level<string, Uint8Array>
   private readonly memory: MemoryStorage
@@ -47,6 +61,7 @@ export class LevelStorage implements HostStorage {
   static async open (path: string): Promise<LevelStorage> {
     const db = new Level<string, Uint8Array>(path, { valueEncoding: 'view' })
     await db.open()
+    await keepPrivate(path)
     const memory = new MemoryStorage()
     const snapBytes = await db.get(SNAPSHOT_KEY)
     const firstBytes = await db.get(FIRST_KEY)

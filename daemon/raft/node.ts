@@ -18,7 +18,7 @@ import type { ConfigChange, RaftCore } from './core.ts'
 import type { LevelStorage } from './level-storage.ts'
 import { ReadyLoop } from './ready-loop.ts'
 import type { ProposalOutcome } from './ready-loop.ts'
-import { NoLeaderError, NotLeaderError, ProposalTimeoutError } from './replicator.ts'
+import { CommandTooLargeError, MAX_COMMAND_BYTES, NoLeaderError, NotLeaderError, ProposalTimeoutError } from './replicator.ts'
 import type { Proposed, Replicator } from './replicator.ts'
 import type { StateMachine } from './state-machine.ts'
 
@@ -62,6 +62,8 @@ export interface RaftNodeInit {
   timeoutMs?: number
   /** how long a request waits for an election before answering "no leader" (default 2 s) */
   noLeaderWaitMs?: number
+  /** the largest command, encoded, that propose takes, here and forwarded (default MAX_COMMAND_BYTES, 4 MiB) */
+  maxCommandBytes?: number
 }
 
 /** How often a request without a known leader looks again. */
@@ -77,6 +79,7 @@ export class RaftNode implements Replicator {
   private readonly clock: Clock
   private readonly timeoutMs: number
   private readonly noLeaderWaitMs: number
+  private readonly maxCommandBytes: number
   private running = false
   private stopped = false
   private stopTicking: (() => void) | undefined
@@ -92,6 +95,7 @@ export class RaftNode implements Replicator {
     this.clock = init.clock
     this.timeoutMs = init.timeoutMs ?? 5000
     this.noLeaderWaitMs = init.noLeaderWaitMs ?? 2000
+    this.maxCommandBytes = init.maxCommandBytes ?? MAX_COMMAND_BYTES
     const snapshotEntries = init.snapshotEntries ?? 10_000
     const log = this.log
     this.loop = new ReadyLoop({
@@ -229,6 +233,7 @@ export class RaftNode implements Replicator {
   matchIndex (id: string): number | undefined { return this.core.progressOf(id)?.matchIndex }
 
   async propose (command: Uint8Array, timeoutMs = this.timeoutMs): Promise<Proposed<unknown>> {
+    if (command.byteLength > this.maxCommandBytes) throw new CommandTooLargeError(command.byteLength, this.maxCommandBytes)
     const deadline = this.clock.now() + timeoutMs
     for (;;) {
       this.checkRunning()
@@ -261,7 +266,7 @@ export class RaftNode implements Replicator {
         return { index: res.index, result: res.result }
       }
       if (res.error === 'timeout') throw new ProposalTimeoutError(res.message)
-      if (res.error === 'too-large') throw new Error(res.message)
+      if (res.error === 'too-large') throw new CommandTooLargeError(command.byteLength, this.maxCommandBytes, res.message)
       // not-leader or no-leader: the leader never proposed it; go again
       await this.sleep(RETRY_MS)
     }
@@ -340,6 +345,10 @@ export class RaftNode implements Replicator {
       if (this.core.role !== 'leader') return notLeader()
       const index = await this.leaderReadIndex(this.timeoutMs)
       return index !== undefined ? { ok: true, index } : notLeader()
+    }
+    // Whoever forwarded it, the log takes no command larger than a proposal here may be.
+    if (req.command.byteLength > this.maxCommandBytes) {
+      return { ok: false, error: 'too-large', message: new CommandTooLargeError(req.command.byteLength, this.maxCommandBytes).message }
     }
     for (;;) {
       const at = this.core.propose(req.command)

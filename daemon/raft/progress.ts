@@ -20,26 +20,46 @@ export type ProgressState = 'probe' | 'replicate' | 'snapshot'
  */
 export const STALL_HEARTBEATS = 2
 
-/** The last index of each append sent and not yet acknowledged, oldest first. */
+/**
+ * The last index and the size (bytes of entry data) of each append sent and
+ * not yet acknowledged, oldest first; full at `max` appends or `maxBytes`
+ * bytes, whichever comes first.
+ */
 export class Inflights {
   private readonly max: number
+  private readonly maxBytes: number
   private readonly lastIndexes: number[] = []
+  private readonly sizes: number[] = []
+  private totalBytes = 0
 
-  constructor (max: number) { this.max = max }
+  constructor (max: number, maxBytes = Infinity) {
+    this.max = max
+    this.maxBytes = maxBytes
+  }
 
   get count (): number { return this.lastIndexes.length }
-  full (): boolean { return this.lastIndexes.length >= this.max }
-  add (lastIndex: number): void { this.lastIndexes.push(lastIndex) }
+  get bytes (): number { return this.totalBytes }
+  full (): boolean { return this.lastIndexes.length >= this.max || (this.lastIndexes.length > 0 && this.totalBytes >= this.maxBytes) }
+  add (lastIndex: number, bytes = 0): void {
+    this.lastIndexes.push(lastIndex)
+    this.sizes.push(bytes)
+    this.totalBytes += bytes
+  }
 
   /** An acknowledgement up to `index` covers every append that ended there or before. */
   freeTo (index: number): void {
     let n = 0
     while (n < this.lastIndexes.length && (this.lastIndexes[n] as number) <= index) n++
-    if (n > 0) this.lastIndexes.splice(0, n)
+    if (n > 0) this.drop(n)
   }
 
-  freeFirstOne (): void { this.lastIndexes.shift() }
-  reset (): void { this.lastIndexes.length = 0 }
+  freeFirstOne (): void { if (this.lastIndexes.length > 0) this.drop(1) }
+  reset (): void { this.drop(this.lastIndexes.length) }
+
+  private drop (n: number): void {
+    this.lastIndexes.splice(0, n)
+    for (const b of this.sizes.splice(0, n)) this.totalBytes -= b
+  }
 }
 
 export class Progress {
@@ -64,9 +84,9 @@ export class Progress {
   readAck = 0
   readonly inflights: Inflights
 
-  constructor (nextIndex: number, maxInflight: number) {
+  constructor (nextIndex: number, maxInflight: number, maxInflightBytes = Infinity) {
     this.nextIndex = nextIndex
-    this.inflights = new Inflights(maxInflight)
+    this.inflights = new Inflights(maxInflight, maxInflightBytes)
   }
 
   paused (): boolean {
@@ -94,11 +114,11 @@ export class Progress {
     this.inflights.reset()
   }
 
-  /** Records an append of entries up to `lastIndex` going out. */
-  sentTo (lastIndex: number): void {
+  /** Records an append of entries up to `lastIndex`, `bytes` of entry data, going out. */
+  sentTo (lastIndex: number, bytes = 0): void {
     if (this.state === 'replicate') {
       this.nextIndex = lastIndex + 1
-      this.inflights.add(lastIndex)
+      this.inflights.add(lastIndex, bytes)
     } else {
       this.probeSent = true
     }

@@ -32,6 +32,22 @@ export class NotLeaderError extends Error {
   }
 }
 
+/** The largest command, encoded, that propose takes (4 MiB; protocol/raft.ts says why). */
+export { MAX_COMMAND_BYTES } from '../../protocol/raft.ts'
+
+/** A command too large for the log: it was not proposed, and nothing changed. */
+export class CommandTooLargeError extends Error {
+  override name = 'CommandTooLargeError'
+  readonly bytes: number
+  readonly limit: number
+  /** `message`: the leader's own words, when it was the leader that refused */
+  constructor (bytes: number, limit: number, message?: string) {
+    super(message ?? `the write is ${bytes} bytes once encoded, more than the ${limit} bytes one write may be`)
+    this.bytes = bytes
+    this.limit = limit
+  }
+}
+
 export interface Proposed<R> {
   /** the log index the command was committed at */
   index: number
@@ -45,7 +61,8 @@ export interface Replicator {
    * leader, wherever it is, and resolves once it is committed and applied on
    * this peer too, so that a local read that follows sees it. Rejects with
    * NoLeaderError, ProposalTimeoutError or NotLeaderError; never hangs
-   * (bounded by `timeoutMs`, default 5 s).
+   * (bounded by `timeoutMs`, default 5 s). A command larger than
+   * MAX_COMMAND_BYTES is refused at once with CommandTooLargeError.
    */
   propose: (command: Uint8Array, timeoutMs?: number) => Promise<Proposed<unknown>>
   /**

@@ -28,7 +28,12 @@ export interface RaftTransportInit {
   onSnapshotSent: (to: string, ok: boolean) => void
   /** optional: a peer's connection went away (used to speed up failover) */
   onPeerDisconnected?: (peerId: string) => void
-  /** the largest ordinary message, either way; an append batch can be big. Default 16 MiB. */
+  /**
+   * The largest ordinary message, either way. Default 16 MiB: an append
+   * carries at most the core's maxBatchBytes (1 MiB) or one entry of at most
+   * MAX_COMMAND_BYTES (4 MiB), so every append fits with room to spare; a
+   * larger message is dropped here, and Raft would resend it forever.
+   */
   maxMessageBytes?: number
   /** a snapshot's data travels in frames of this size. Default 256 KiB. */
   snapshotChunkBytes?: number

@@ -1,9 +1,13 @@
 // The wire form of store commands: STORE_TAG then msgpackr of a
-// StoreCommand, the guard that checks a decoded command's shape, and the
-// bootstrap commands that create the system namespaces.
+// StoreCommand, the scan of its bytes (no deeper than an object may nest)
+// before they are decoded, the guard that checks a decoded command's shape,
+// and the bootstrap commands that create the system namespaces.
 // May import: protocol/, ./types.ts.
-import { decode, encode, isObject, isString } from '../../protocol/codec.ts'
+import { decode, DecodeError, encode, isObject, isString } from '../../protocol/codec.ts'
+import { MAX_JSON_DEPTH } from '../../protocol/json.ts'
+import { msgpackShapeError } from '../../protocol/msgpack-scan.ts'
 import { SYSTEM_NAMESPACES } from '../../protocol/k8s.ts'
+import { isUid } from '../../protocol/validation.ts'
 import type { KObject } from '../../protocol/k8s.ts'
 import { STORE_TAG } from './types.ts'
 import type { ObjectRef, StoreCommand } from './types.ts'
@@ -24,7 +28,8 @@ export function isStoreCommand (v: unknown): v is StoreCommand {
   if (!isObject(v) || !isString(v.now) || !optBool(v.dryRun)) return false
   const sub = v.subresource
   switch (v.op) {
-    case 'create': return isKObject(v.object) && isString(v.uid) && v.uid !== ''
+    // A uid becomes a path on the kubelet that runs a pod: only one of the uid shape is taken, whoever proposed it.
+    case 'create': return isKObject(v.object) && isUid(v.uid)
     case 'update': return isKObject(v.object) && (absent(sub) || sub === 'status' || sub === 'scale') && (absent(v.ref) || isRef(v.ref))
     case 'patch':
       return isRef(v.ref) && (v.patchType === 'merge' || v.patchType === 'strategic' || v.patchType === 'json') &&
@@ -48,10 +53,41 @@ export function encodeStoreCommand (cmd: StoreCommand): Uint8Array {
   return bytes
 }
 
-/** Decodes a command's bytes; throws (DecodeError or Error) when they are not one. */
+/**
+ * How deep a command may nest: its object (or patch) one level below the
+ * command itself, and that object at most MAX_JSON_DEPTH deep, as the API
+ * lets through.
+ */
+export const MAX_COMMAND_DEPTH = MAX_JSON_DEPTH + 1
+
+/**
+ * Decodes a command's bytes; throws (DecodeError or Error) when they are not
+ * one. The bytes are scanned first, without recursion, so that a command
+ * nested too deeply (one proposed around the API) is refused the same way on
+ * every peer and at every replay, before the decoder's recursion could fail
+ * on one peer's stack and not on another's.
+ */
 export function decodeStoreCommand (bytes: Uint8Array): StoreCommand {
   if (bytes[0] !== STORE_TAG) throw new Error(`store command: tag ${String(bytes[0])} is not ${STORE_TAG}`)
-  return decode(bytes.subarray(1), isStoreCommand, 'store command')
+  const body = bytes.subarray(1)
+  const shape = msgpackShapeError(body, MAX_COMMAND_DEPTH)
+  if (shape?.tooDeep === true) throw new DecodeError(`store command: the object or patch nests more than ${MAX_JSON_DEPTH} levels deep`)
+  if (shape !== undefined) throw new DecodeError(`store command: ${shape.message}`)
+  const cmd = decode(body, isStoreCommand, 'store command')
+  // JSON has no bytes, and a stored object is frozen, which a byte array with elements cannot be: refused here, alike on every peer.
+  if (holdsBytes(cmd)) throw new DecodeError('store command: it holds a byte array, which is not JSON')
+  return cmd
+}
+
+/** Whether a byte array is anywhere inside `value`; iterative, like the scan. */
+function holdsBytes (value: unknown): boolean {
+  const stack: unknown[] = [value]
+  while (stack.length > 0) {
+    const v = stack.pop()
+    if (v instanceof Uint8Array) return true
+    if (typeof v === 'object' && v !== null) for (const x of Object.values(v)) stack.push(x)
+  }
+  return false
 }
 
 /**

@@ -4,7 +4,11 @@
 // finalizers, cascades and dry runs), and the read side (get, list, watch)
 // that the API server and the controllers use on the local replica.
 // Synchronous and deterministic: uids and times come in the commands, and a
-// written object's resourceVersion is its Raft index. Stored objects are
+// written object's resourceVersion is its Raft index. Apply is total: a
+// command nested deeper than MAX_JSON_DEPTH is refused before it is decoded,
+// and a write that would leave an object deeper than that, or larger than
+// MAX_COMMAND_BYTES encoded, is refused; so no recursion over a stored
+// object can depend on how much stack the caller left. Stored objects are
 // frozen: readers get them as they are and must copy before changing them.
 // May import: protocol/, daemon/raft/state-machine.ts, ./*.
 import { CONFIG_MAP, KINDS, NAMESPACE, NODE, SERVICE, kindOf, kindOfResource } from '../../protocol/kinds.ts'
@@ -17,7 +21,7 @@ import { isScalable, scaleOf } from '../../protocol/apps-v1.ts'
 import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
 import type { StateMachine } from '../raft/state-machine.ts'
 import { decodeStoreCommand } from './command.ts'
-import { jsonEqual } from '../../protocol/json.ts'
+import { jsonBoundPassed, jsonEqual, MAX_JSON_DEPTH } from '../../protocol/json.ts'
 import { applyJsonPatch, applyMergePatch, applyStrategicPatch, PatchError } from './patch.ts'
 import { parseFieldSelector, parseLabelSelector } from '../../protocol/selector.ts'
 import type { FieldMatcher, LabelMatcher } from '../../protocol/selector.ts'
@@ -30,8 +34,9 @@ import type { Change, ObjectMaps } from './tx.ts'
 import { GoneError } from './types.ts'
 import { BadSelectorError } from '../../protocol/selector.ts'
 import type { ListOptions, ObjectRef, StoreCommand, StoreReader, StoreResult, Watch, WatchOptions } from './types.ts'
-import { defaultObject, validateObject } from '../../protocol/validation.ts'
+import { checkReplicas, defaultObject, validateObject } from '../../protocol/validation.ts'
 import { CLUSTER_CONFIG } from '../../protocol/network.ts'
+import { MAX_COMMAND_BYTES } from '../../protocol/raft.ts'
 import { allocateNodeCidr, allocateService, podRange, serviceRange } from './allocate.ts'
 
 export { bootstrapCommands, encodeStoreCommand, decodeStoreCommand, isStoreCommand } from './command.ts'
@@ -115,7 +120,7 @@ export class ResourceStore implements StateMachine, StoreReader {
     this.historySize = Math.max(1, opts.historySize ?? 10_000)
   }
 
-  /** The log index of the last command applied (or of the restored snapshot). */
+  /** The log index of the last store command applied (or the one the restored snapshot had applied). */
   get appliedIndex (): number { return this.applied }
 
   resourceVersion (): string { return String(this.applied) }
@@ -190,10 +195,13 @@ export class ResourceStore implements StateMachine, StoreReader {
       }
     }
     this.objects = objects
-    this.applied = index
+    // The snapshot's own applied index (its last store command), not the log's: a
+    // replica that restored and one that applied every entry must encode the same
+    // state and answer the same resourceVersions.
+    this.applied = Math.min(snap.appliedIndex, index)
     this.history = []
     this.historyStart = 0
-    this.compactedThrough = index
+    this.compactedThrough = this.applied
     this.broadcast(changes)
   }
 
@@ -411,6 +419,12 @@ export class ResourceStore implements StateMachine, StoreReader {
     next.metadata.resourceVersion = cur.metadata.resourceVersion
     if (jsonEqual(next, cur)) return done(cur)
     next.metadata.resourceVersion = String(index)
+    // Patches, and status beside a large spec, could grow an object past
+    // what any one command may carry; then no answer or watch event could.
+    const bytes = encode(next).byteLength
+    if (bytes > MAX_COMMAND_BYTES) {
+      return fail(statusOf(413, 'RequestEntityTooLarge', `the ${type.kind} would be ${bytes} bytes once encoded, more than the ${MAX_COMMAND_BYTES} bytes an object may be`))
+    }
     if (next.metadata.deletionTimestamp !== undefined && (next.metadata.finalizers ?? []).length === 0) {
       if (type.kind === 'Namespace') {
         tx.put(type, key, next, 'MODIFIED', cur)
@@ -464,6 +478,8 @@ export class ResourceStore implements StateMachine, StoreReader {
       return fail(err.code === 400 ? badRequest(err.message) : statusOf(422, 'Invalid', err.message))
     }
     if (!isObject(patched) || !isObject(patched.metadata)) return fail(statusOf(422, 'Invalid', 'the patched object has no metadata'))
+    // A patch may build on what is there: checked here, no stored object nests deeper than a command may.
+    if (jsonBoundPassed(patched, MAX_JSON_DEPTH) !== undefined) return fail(statusOf(422, 'Invalid', `the patched object would nest more than ${MAX_JSON_DEPTH} levels deep`))
     const meta = patched.metadata
     if (meta.name !== base.metadata.name || (meta.namespace ?? undefined) !== base.metadata.namespace) {
       return fail(badRequest(`the patch may not change metadata.name or metadata.namespace of ${qualifiedResource(type)} "${ref.name}"`))
@@ -480,9 +496,12 @@ export class ResourceStore implements StateMachine, StoreReader {
     if (!type.subresources.includes('scale')) return fail(statusOf(404, 'NotFound', `the server could not find the requested resource (${qualifiedResource(type)}/scale)`))
     const replicas = isObject(scale.spec) ? scale.spec.replicas : undefined
     const scaleKind = { kind: 'Scale', group: 'autoscaling' }
-    if (!Number.isSafeInteger(replicas) || (replicas as number) < 0) {
-      return fail(invalid(scaleKind, ref.name, [fieldError('spec.replicas', 'Invalid', replicas ?? null, 'must be greater than or equal to 0')]))
+    if (!Number.isSafeInteger(replicas)) {
+      return fail(invalid(scaleKind, ref.name, [fieldError('spec.replicas', 'Invalid', replicas ?? null, 'must be of type int32')]))
     }
+    const replicaErrors: string[] = []
+    checkReplicas(replicas, 'spec.replicas', replicaErrors)
+    if (replicaErrors.length > 0) return fail(invalid(scaleKind, ref.name, replicaErrors))
     const rv = scale.metadata.resourceVersion
     if (isString(rv) && rv !== '' && rv !== cur.metadata.resourceVersion) return fail(conflict(type, ref.name, MODIFIED_CONFLICT))
     const next = copy(cur)

@@ -1,14 +1,17 @@
 // The web UI's static files at /ui: daemon/ui/static/ and the browser
-// builds of preact, htm and yaml from node_modules under /ui/vendor/. Every
-// file is read once, then kept in memory with its gzip and brotli forms and
-// an ETag; no request needs a token (the page signs in itself), and nothing
-// outside these folders can be named.
+// builds of preact, htm and yaml from node_modules under /ui/vendor/. The
+// files are listed once, when this module loads; a path that is not in the
+// list is a 404 and leaves nothing behind (a file added later is served
+// after a restart). Each listed file is read on first use, then kept in
+// memory with its gzip and brotli forms and an ETag, so what is kept is
+// bounded by the list. No request needs a token (the page signs in itself),
+// and nothing outside these folders can be named.
 // May import: node: built-ins only.
 import { createHash } from 'node:crypto'
-import { readFileSync, statSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createRequire } from 'node:module'
-import { basename, dirname, extname, join, resolve, sep } from 'node:path'
+import { basename, dirname, extname, join, sep } from 'node:path'
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib'
 
 export const UI_PREFIX = '/ui'
@@ -32,7 +35,7 @@ function packageRoot (name: string): string {
   return dir
 }
 
-/** URL folder under /ui/vendor/ → folder on disk; resolved on first use. */
+/** URL folder under /ui/vendor/ → folder on disk; resolved when the files are listed. */
 const VENDOR: Record<string, () => string> = {
   preact: () => join(packageRoot('preact'), 'dist'),
   'preact-hooks': () => join(packageRoot('preact'), 'hooks', 'dist'),
@@ -49,7 +52,34 @@ interface Asset {
   headers: Record<string, string>
 }
 
-const cache = new Map<string, Asset | null>()
+/** Every file the UI serves: its path under /ui/ → its path on disk. */
+const FILES = listFiles()
+/** The files read so far; only listed ones, so it never holds more than FILES. */
+const assets = new Map<string, Asset>()
+
+/** How many files are held in memory (for tests: unknown paths must not add any). */
+export function uiCacheSize (): number { return assets.size }
+
+function listFiles (): Map<string, string> {
+  const files = new Map<string, string>()
+  listFolder(STATIC_DIR, '', files)
+  for (const [name, dir] of Object.entries(VENDOR)) {
+    try {
+      listFolder(dir(), `vendor/${name}/`, files)
+    } catch { /* a package without its browser build: its paths are 404s */ }
+  }
+  return files
+}
+
+/** Adds the regular files under `dir` (not hidden ones, not symbolic links) as `prefix` + their relative path. */
+function listFolder (dir: string, prefix: string, files: Map<string, string>): void {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name.startsWith('.')) continue
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) listFolder(path, `${prefix}${entry.name}/`, files)
+    else if (entry.isFile()) files.set(`${prefix}${entry.name}`, path)
+  }
+}
 
 /** The inline import map's hash, so that the Content-Security-Policy can allow it and no other inline script. */
 function scriptHashes (html: string): string {
@@ -58,13 +88,12 @@ function scriptHashes (html: string): string {
   return hashes.join(' ')
 }
 
-function load (file: string): Asset | null {
+function load (file: string): Asset | undefined {
   let bytes: Buffer
   try {
-    if (!statSync(file).isFile()) return null
     bytes = readFileSync(file)
   } catch {
-    return null
+    return undefined
   }
   const ext = extname(file)
   const headers: Record<string, string> = {
@@ -88,7 +117,7 @@ function load (file: string): Asset | null {
   }
 }
 
-/** The file a /ui path names, or undefined when it names nothing we serve (including any way out of the folders). */
+/** The listed file a /ui path names, or undefined. */
 function fileOf (path: string): string | undefined {
   let rel: string
   try {
@@ -96,18 +125,17 @@ function fileOf (path: string): string | undefined {
   } catch {
     return undefined
   }
-  if (rel === '') rel = 'index.html'
-  const parts = rel.split('/')
-  if (rel.includes('\0') || rel.includes('\\') || parts.some(p => p === '' || p === '.' || p === '..' || p.startsWith('.'))) return undefined
-  let root = STATIC_DIR
-  if (parts[0] === 'vendor') {
-    const dir = VENDOR[parts[1] ?? '']
-    if (dir === undefined || parts.length < 3) return undefined
-    root = dir()
-    parts.splice(0, 2)
+  return FILES.get(rel === '' ? 'index.html' : rel)
+}
+
+/** The asset of a listed file, read on first use. */
+function assetOf (file: string): Asset | undefined {
+  let asset = assets.get(file)
+  if (asset === undefined) {
+    asset = load(file)
+    if (asset !== undefined) assets.set(file, asset)
   }
-  const file = resolve(root, ...parts)
-  return file.startsWith(root + sep) ? file : undefined
+  return asset
 }
 
 function accepts (req: IncomingMessage, coding: string): boolean {
@@ -143,13 +171,9 @@ export function serveUi (req: IncomingMessage, res: ServerResponse): boolean {
     return true
   }
   const file = fileOf(path)
-  let asset = file === undefined ? null : cache.get(file)
-  if (file !== undefined && asset === undefined) {
-    asset = load(file)
-    cache.set(file, asset)
-  }
-  if (asset === null || asset === undefined) {
-    plain(res, 404, `no such file in the UI: ${path}\n`)
+  const asset = file === undefined ? undefined : assetOf(file)
+  if (asset === undefined) {
+    plain(res, 404, `no such file in the UI: ${path.length > 200 ? path.slice(0, 200) + '…' : path}\n`)
     return true
   }
   const headers: Record<string, string | number> = { ...asset.headers, 'content-type': asset.type, etag: asset.etag, vary: 'accept-encoding' }

@@ -2,7 +2,7 @@
 // address, with its own data directory, its log kept for assertions.
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { MemberList, MemberView, RaftStatusView } from '../../protocol/api.ts'
@@ -151,6 +151,14 @@ export async function waitStarted (peer: Peer, boundMs = 30_000): Promise<void> 
   }
 }
 
+/** Waits until a joining peer has the API tokens, which the cluster hands over once it has admitted it. */
+export async function waitAdmitted (peer: Peer, boundMs = 30_000): Promise<void> {
+  await waitFor(`${peer.name} to be admitted and receive the API token`, () => {
+    if (!peer.running) throw new Error(`${peer.name} exited: ${peer.stderr.slice(-500)}`)
+    return existsSync(join(peer.opts.dataDir, 'admin.token')) && existsSync(join(peer.opts.dataDir, 'viewer.token'))
+  }, boundMs, 50)
+}
+
 /** Starts a founding peer and joiners, each on its own loopback address, named p1, p2, … unless `names` are given. */
 export async function startCluster (prefix: string, ips: string[], args: string[] = [], names = ips.map((_, i) => `p${i + 1}`)): Promise<{ dir: string, peers: Peer[], key: string }> {
   const dir = tempDir(prefix)
@@ -160,6 +168,8 @@ export async function startCluster (prefix: string, ips: string[], args: string[
   const others = await Promise.all(rest.map(async (ip, i) => await startPeer({
     ip, name: names[i + 1]!, dataDir: join(dir, names[i + 1]!), join: [first.addr], clusterKey: key, args
   })))
+  // A joiner gets the API tokens once the cluster has admitted it to its log, a moment after it starts.
+  await Promise.all(others.map(async p => { await waitAdmitted(p) }))
   return { dir, peers: [first, ...others], key }
 }
 

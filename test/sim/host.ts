@@ -23,7 +23,7 @@ import { KvStateMachine } from './kv-model.ts'
 import type { KvOutput } from './linearizability.ts'
 
 export type CoreSettings = Required<Pick<RaftConfig,
-  'electionTicks' | 'heartbeatTicks' | 'maxInflight' | 'maxBatchEntries' | 'preVote' | 'checkQuorum'>>
+  'electionTicks' | 'heartbeatTicks' | 'maxInflight' | 'maxBatchEntries' | 'maxBatchBytes' | 'maxInflightBytes' | 'preVote' | 'checkQuorum'>>
 
 /** Where a crash interrupts the host loop: after persisting a Ready, or after sending it too. */
 export type CrashPoint = ReadyPhase

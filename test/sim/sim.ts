@@ -17,6 +17,7 @@ import { pick, seededRng } from '../../daemon/clock/clock.ts'
 import type { Rng } from '../../daemon/clock/clock.ts'
 import { encodeClusterConfig, NotLeaderError, RaftCore } from '../../daemon/raft/core.ts'
 import type { ConfigChange } from '../../daemon/raft/core.ts'
+import { RAFT_DEFAULTS } from '../../daemon/raft/config.ts'
 import { Checkers, CheckFailure, entryKey } from './checkers.ts'
 import { Clients } from './clients.ts'
 import type { ClientWorld } from './clients.ts'
@@ -140,6 +141,8 @@ export class SimFailure extends Error {
 }
 
 const TRACE_LINES = 60
+/** The byte caps of every third seed: an append of about two entries, a pipeline of about six. */
+const BYTE_CAPPED = { maxBatchBytes: 100, maxInflightBytes: 300 }
 
 export class Simulation {
   readonly seed: number
@@ -180,6 +183,10 @@ export class Simulation {
       heartbeatTicks: this.draw([1, 1, 2, 3]),
       maxInflight: this.draw([1, 2, 4, 64]),
       maxBatchEntries: this.draw([1, 4, 64]),
+      // Every third seed also caps appends and the pipeline by bytes, tightly
+      // enough that entries of a few dozen bytes meet both caps. Chosen by
+      // the seed, not drawn, so that every seed draws what it always drew.
+      ...(options.seed % 3 === 0 ? BYTE_CAPPED : { maxBatchBytes: RAFT_DEFAULTS.maxBatchBytes, maxInflightBytes: RAFT_DEFAULTS.maxInflightBytes }),
       // Mostly as deployed; now and then without the protections, whose
       // absence may cost liveness but never safety.
       preVote: this.draw([true, true, true, false]),
@@ -525,7 +532,9 @@ export class Simulation {
     // slow links that can last several election timeouts (seed 19894 of 3
     // nodes took about 250 ticks). shoald always runs with PreVote.
     const elections = this.settings.preVote ? 1 : 3
-    return this.options.livenessTicks * elections + Math.ceil(outstanding / this.settings.maxBatchEntries) * roundTrip
+    // With the byte caps, an append may carry a single entry.
+    const batch = this.settings.maxBatchBytes === BYTE_CAPPED.maxBatchBytes ? 1 : this.settings.maxBatchEntries
+    return this.options.livenessTicks * elections + Math.ceil(outstanding / batch) * roundTrip
   }
 
   private awaitLivenessCommit (ticks: number): { committedAt: number, index: number, leader: SimHost } {
@@ -594,7 +603,7 @@ export class Simulation {
     const f = this.faults
     const s = this.settings
     const x = this.features
-    return `heartbeat=${s.heartbeatTicks} inflight=${s.maxInflight} batch=${s.maxBatchEntries} ` +
+    return `heartbeat=${s.heartbeatTicks} inflight=${s.maxInflight} batch=${s.maxBatchEntries} batchBytes=${s.maxBatchBytes} inflightBytes=${s.maxInflightBytes} ` +
       `preVote=${s.preVote} checkQuorum=${s.checkQuorum} ` +
       `voters=${x.initialVoters} learners=${x.initialLearners} bootstrap=${x.bootstrap} configRate=${x.configChangeRate} ` +
       `transferRate=${x.transferRate} snapshotEvery=${x.snapshotEvery} keep=${x.keepEntries} clients=${x.clients} keys=${x.keys} ` +

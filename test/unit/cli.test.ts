@@ -394,10 +394,13 @@ test('the client reports a 4xx as HttpStatusError with the Status fields', async
   t.is(err?.message, 'no such path: /shoal/v1/nothing')
 })
 
-test('server URLs: host:port gets http://, URLs are kept without a trailing slash', t => {
+test('server URLs: host:port gets http:// on loopback and https:// elsewhere, URLs are kept without a trailing slash', t => {
   t.is(parseServerUrl('127.0.0.2:7070'), 'http://127.0.0.2:7070')
-  t.is(parseServerUrl('node-1.lan:7070'), 'http://node-1.lan:7070')
+  t.is(parseServerUrl('localhost:7070'), 'http://localhost:7070')
+  t.is(parseServerUrl('node-1.lan:7070'), 'https://node-1.lan:7070')
+  t.is(parseServerUrl('10.0.0.1:7070'), 'https://10.0.0.1:7070')
   t.is(parseServerUrl('[::1]:7070'), 'http://[::1]:7070')
+  t.is(parseServerUrl('http://10.0.0.1:7070'), 'http://10.0.0.1:7070', 'a scheme given is kept')
   t.is(parseServerUrl('http://127.0.0.1:7070/'), 'http://127.0.0.1:7070')
   t.is(parseServerUrl('https://shoal.example.com'), 'https://shoal.example.com')
   t.is(parseServerUrl('https://proxy.example.com/shoal/'), 'https://proxy.example.com/shoal')

@@ -188,6 +188,12 @@ test('every default duration survives the round trip through its flag', async t 
   t.is(formatDuration(86_400_000), '1d')
 })
 
+test('--kv-max-value must fit one log entry', async t => {
+  const { parseDaemonArgs, UsageError } = await import('../../daemon/config/flags.ts')
+  t.is(parseDaemonArgs(['--data-dir', '/tmp/x', '--kv-max-value', '1MiB']).kvMaxValueBytes, 1024 * 1024)
+  t.throws(() => parseDaemonArgs(['--data-dir', '/tmp/x', '--kv-max-value', '8MiB']), { instanceOf: UsageError, message: /--kv-max-value: at most/ })
+})
+
 test('a member known only second-hand gets a grace period before a silence probe', t => {
   const { clock, table } = setup()
   table.sync([{ record: record('b'), state: 'alive' }])

@@ -14,7 +14,7 @@ import { encodeKvCommand, KvStore } from '../../daemon/kv/store.ts'
 import { createLogger } from '../../daemon/log/log.ts'
 import { LevelStorage } from '../../daemon/raft/level-storage.ts'
 import { ForwardError, RaftNode } from '../../daemon/raft/node.ts'
-import { NoLeaderError, NotLeaderError, ProposalTimeoutError } from '../../daemon/raft/replicator.ts'
+import { CommandTooLargeError, MAX_COMMAND_BYTES, NoLeaderError, NotLeaderError, ProposalTimeoutError } from '../../daemon/raft/replicator.ts'
 
 const dirs: string[] = []
 // systemClock's timers do not hold the process open (in shoald, libp2p does): this does, for the tests.
@@ -154,6 +154,43 @@ test('what others may know of the core: leadership, the config, commit and match
     t.is(node.matchIndex('stranger'), undefined)
     await node.beforeStop()
     t.true(node.isLeader(), 'with no other voter there is no one to hand over to')
+  } finally {
+    await node.stop()
+    await storage.close()
+  }
+})
+
+test('a command larger than MAX_COMMAND_BYTES is refused before the log, proposed here or forwarded; one at the limit commits', async t => {
+  const { node, kv, storage } = await makeNode({ founder: true })
+  try {
+    await node.propose(encodeKvCommand({ op: 'put', key: 'warm', value: new Uint8Array([1]) }))
+    const last = node.status().lastIndex
+    const tooLarge = new Uint8Array(MAX_COMMAND_BYTES + 1)
+    const err = await t.throwsAsync(node.propose(tooLarge), { instanceOf: CommandTooLargeError })
+    t.is(err?.message, `the write is ${MAX_COMMAND_BYTES + 1} bytes once encoded, more than the ${MAX_COMMAND_BYTES} bytes one write may be`)
+    t.like(await node.handleForward({ type: 'propose', command: tooLarge }), { ok: false, error: 'too-large' }, 'a follower\'s forward of it too')
+    t.is(node.status().lastIndex, last, 'neither reached the log')
+    // The largest command the log takes: a KV value that fills it exactly.
+    const header = encodeKvCommand({ op: 'put', key: 'big', value: new Uint8Array(0) }).byteLength
+    const largest = encodeKvCommand({ op: 'put', key: 'big', value: new Uint8Array(MAX_COMMAND_BYTES - header - 4) })
+    t.true(largest.byteLength <= MAX_COMMAND_BYTES && largest.byteLength > MAX_COMMAND_BYTES - 8)
+    const put = await node.propose(largest)
+    t.deepEqual(put.result, { ok: true, index: put.index })
+    t.is(kv.get('big')?.value.byteLength, MAX_COMMAND_BYTES - header - 4)
+  } finally {
+    await node.stop()
+    await storage.close()
+  }
+})
+
+test('a follower whose leader answers "too large" says so as CommandTooLargeError', async t => {
+  const { node, storage } = await makeNode({
+    founder: false,
+    forward: async () => ({ ok: false, error: 'too-large', message: 'too large for the leader' })
+  })
+  try {
+    hearFromBoss(node)
+    await t.throwsAsync(node.propose(new Uint8Array(10)), { instanceOf: CommandTooLargeError, message: 'too large for the leader' })
   } finally {
     await node.stop()
     await storage.close()
