@@ -17,7 +17,7 @@ import { apiVersionOf } from '../../protocol/k8s.ts'
 import type { KObject, ManagedFieldsEntry, ResourceType } from '../../protocol/k8s.ts'
 import { isPlainObject, jsonBoundPassed, jsonEqual, MAX_JSON_DEPTH } from '../../protocol/json.ts'
 import type { JsonObject } from '../../protocol/json.ts'
-import { applyStrategicPatch, mergeKeyOf } from '../store/patch.ts'
+import { applyStrategicPatch, mergeKeyOf, PatchError } from '../store/patch.ts'
 import type { ObjectRef, StoreReader, StoreResult, StoreWriter } from '../store/types.ts'
 import { HttpError } from './http.ts'
 import type { BodyObject } from './http.ts'
@@ -267,7 +267,14 @@ export async function serverSideApply (r: ApplyRequest): Promise<{ code: number,
       result = await r.writer.write({ op: 'create', object, uid: r.uid(), now: r.now, ...dry })
       created = true
     } else {
-      const merged = mergeApply(live, applied, r.manager, r.force, r.now)
+      let merged: ReturnType<typeof mergeApply>
+      try {
+        merged = mergeApply(live, applied, r.manager, r.force, r.now)
+      } catch (err) {
+        // What was applied does not merge with what is there (a list whose items should merge by a key holds something else): the client's error.
+        if (err instanceof PatchError) throw new HttpError(err.code, err.code === 400 ? 'BadRequest' : 'Invalid', `server-side apply: ${err.message}`)
+        throw err
+      }
       if ('conflicts' in merged) return { code: 409, body: conflictStatus(type, ref.name, merged.conflicts) }
       merged.object.metadata.resourceVersion = live.metadata.resourceVersion
       checkDepth(merged.object)

@@ -501,7 +501,7 @@ async function podAccess (req: IncomingMessage, res: ServerResponse, method: str
     // As with watches: a HEAD must not leave a stream open behind its head.
     const follow = flag(params, 'follow') && req.method !== 'HEAD'
     const r = await deps.podAccess({ type: 'logs', namespace, name, ...(container !== undefined ? { container } : {}), previous: flag(params, 'previous'), ...(tailLines !== undefined ? { tailLines } : {}), ...(follow ? { follow } : {}) })
-    if (!r.ok) throw new HttpError(r.code, r.code === 404 ? 'NotFound' : r.code === 503 ? 'ServiceUnavailable' : 'BadRequest', r.message)
+    if (!r.ok) throw podAccessError(r)
     if (r.stream !== undefined) {
       if (res.destroyed || req.socket.destroyed) {
         r.stream.destroy()
@@ -524,8 +524,14 @@ async function podAccess (req: IncomingMessage, res: ServerResponse, method: str
   const command = params.getAll('command')
   if (command.length === 0) throw new HttpError(400, 'BadRequest', 'exec needs a command: ?command=ls&command=-l')
   const r = await deps.podAccess({ type: 'exec', namespace, name, ...(container !== undefined ? { container } : {}), command })
-  if (!r.ok) throw new HttpError(r.code, r.code === 404 ? 'NotFound' : r.code === 503 ? 'ServiceUnavailable' : 'BadRequest', r.message)
+  if (!r.ok) throw podAccessError(r)
   send(res, 200, { exitCode: r.exitCode ?? 0, stdout: r.stdout ?? '', stderr: r.stderr ?? '' })
+}
+
+/** A failed log or exec as the API answers it: a node out of reach is a 503 that a client may retry. */
+function podAccessError (r: { code: number, message: string }): HttpError {
+  const reason = r.code === 404 ? 'NotFound' : r.code === 503 ? 'ServiceUnavailable' : r.code === 403 ? 'Forbidden' : 'BadRequest'
+  return new HttpError(r.code, reason, r.message, r.code === 503 ? { 'retry-after': '5' } : {})
 }
 
 function refOf (t: Target): ObjectRef {

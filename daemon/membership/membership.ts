@@ -2,6 +2,7 @@
 // member, and the failure detector's probes, around the MemberTable core.
 // Owns the member list; the API and (later) Raft's autopilot read it.
 // May import: protocol/, daemon/p2p, daemon/clock, daemon/log.
+import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -101,6 +102,20 @@ export class Membership {
       (err, from) => { this.log.debug({ event: 'sync.error', from: from.toString(), err: err.message }) })
     const pubsub = host.services.pubsub
     pubsub.subscribe(MEMBERSHIP_TOPIC)
+    // Gossipsub relays what its validator accepts. A leave is accepted (and so
+    // relayed) only straight from the member it names: else that member,
+    // handed a leave forged in its name, would relay it, and the next peer
+    // would take it as coming straight from that member.
+    pubsub.topicValidators.set(MEMBERSHIP_TOPIC, (from, m) => {
+      try {
+        const msg = decode(m.data, isGossipMessage, 'membership gossip')
+        if (msg.type !== 'leave' || msg.peerId === from.toString()) return TopicValidatorResult.Accept
+        this.log.debug({ event: 'gossip.leave-ignored', peerId: msg.peerId, from: from.toString() })
+        return TopicValidatorResult.Ignore
+      } catch {
+        return TopicValidatorResult.Ignore
+      }
+    })
     pubsub.addEventListener('gossipsub:message', (evt) => {
       const { msg: m, propagationSource } = evt.detail
       if (m.topic !== MEMBERSHIP_TOPIC) return

@@ -361,9 +361,14 @@ export class RaftTransport {
     this.streams.add(stream)
     const decoder = new LengthPrefixedDecoder({ maxDataLength: this.maxMessageBytes, maxBufferSize: 2 * this.maxMessageBytes })
     let liedAbout = false
+    // Bytes that arrived, and bytes of whole frames read: unequal at the end means a frame was cut short.
+    let received = 0
+    let framed = 0
     try {
       for await (const chunk of stream) {
+        received += chunk.byteLength
         for (const frame of decoder.decode(chunk)) {
+          framed += frame.byteLength + varintLength(frame.byteLength)
           const m = decode(frame.subarray(), isRaftMessage, 'raft message')
           if (m.from !== remote || m.to !== this.self) {
             if (!liedAbout) {
@@ -376,6 +381,11 @@ export class RaftTransport {
           this.deliver(m)
         }
       }
+      // The sender closed its side. A frame cut short (or an empty one, which no
+      // message is, or a length prefix that never ends) is malformed; otherwise
+      // close ours too, so that the stream ends rather than stays half open.
+      if (received !== framed) throw new TransportError(`the stream ended inside a frame (${received - framed} bytes of it)`)
+      await stream.close().catch(() => {})
     } catch (err) {
       if (!this.stopped) {
         this.log.warn({ event: 'raft.transport.bad-stream', remote, err: (err as Error).message },
@@ -547,4 +557,11 @@ class Progress {
       }
     }, ms)
   }
+}
+
+/** How many bytes the varint length prefix of an `n`-byte frame takes. */
+function varintLength (n: number): number {
+  let bytes = 1
+  for (let rest = n; rest >= 128; rest = Math.floor(rest / 128)) bytes++
+  return bytes
 }

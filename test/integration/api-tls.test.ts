@@ -1,4 +1,4 @@
-// TLS required on the API (127.0.141.2-4, `--api-tls required` forced on
+// TLS required on the API (127.0.143.2-4, `--api-tls required` forced on
 // loopback addresses, where the default is optional): plain HTTP gets a 400
 // Status and never reaches the API; each member gossips its certificate's
 // fingerprint and GET /shoal/v1/members serves it; the CLI works with no
@@ -20,7 +20,7 @@ import { certificateFingerprint } from '../../protocol/tls.ts'
 import { API_PORT, SHOAL, startCluster, stopAll, waitFor } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
 
-const IPS = ['127.0.141.2', '127.0.141.3', '127.0.141.4']
+const IPS = ['127.0.143.2', '127.0.143.3', '127.0.143.4']
 const HAS_KUBECTL = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0
 const CI = process.env.CI === 'true'
 

@@ -26,7 +26,7 @@ import fc from 'fast-check'
 import { createHash } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
 import { decode, encode, isObject } from '../../protocol/codec.ts'
-import { KINDS } from '../../protocol/kinds.ts'
+import { CONFIG_MAP, KINDS } from '../../protocol/kinds.ts'
 import { jsonBoundPassed, MAX_JSON_DEPTH } from '../../protocol/json.ts'
 import { validateObject } from '../../protocol/validation.ts'
 import { KV_TAG, KvStore, encodeKvCommand } from '../../daemon/kv/store.ts'
@@ -503,4 +503,29 @@ test('replicas apply any sequence of commands identically: fresh, deep in the st
     const s = stats.steps.get(kind)
     t.true(s !== undefined && s.ok >= s.n / 10, `${kind}: only ${s?.ok ?? 0} of ${s?.n ?? 0} applied ok`)
   }
+})
+
+// Two faults the property found, as plain examples.
+
+test('a store command holding a byte array is refused on every replica, and apply never throws on it', t => {
+  const r = replica()
+  PREFIX.forEach((bytes, i) => { r.state.apply(i + 1, bytes) })
+  // msgpack has bytes and JSON has not: the stored object could not be frozen, and apply threw (the Raft loop stops on that).
+  for (const [i, bytes] of [bytesOf({ t: 'ext', ext: 'bytes', where: 'object' }), bytesOf({ t: 'ext', ext: 'bytes', where: 'patch' })].entries()) {
+    const outcome = applyAt(r, 100 + i, bytes)
+    t.like(outcome, { result: { ok: false, status: { code: 400 } } }, show(outcome))
+  }
+  t.true(isObject(r.store.get(CONFIG_MAP, 'default', 'web')), 'the ConfigMap the patch aimed at is still there')
+})
+
+test('a replica that restored a snapshot hashes and answers as one that applied every entry', t => {
+  const a = replica()
+  PREFIX.forEach((bytes, i) => { a.state.apply(i + 1, bytes) })
+  // The last entry is the KV's; the store's own applied index (its resourceVersion) is older.
+  a.state.apply(PREFIX.length + 1, encodeKvCommand({ op: 'put', key: 'k', value: new Uint8Array([1]) }))
+  const c = replica()
+  c.state.restore(a.state.snapshot(), PREFIX.length + 1)
+  t.is(stateHash(c.state.snapshot()), stateHash(a.state.snapshot()))
+  t.is(c.store.resourceVersion(), a.store.resourceVersion())
+  t.is(c.kv.appliedIndex, a.kv.appliedIndex)
 })
