@@ -108,7 +108,8 @@ const selector = fc.oneof(
 
 function workloadSpec (deployment: boolean): fc.Arbitrary<Obj> {
   return fc.record({
-    replicas: fc.oneof({ weight: 12, arbitrary: fc.integer({ min: 0, max: 5 }) }, { weight: 1, arbitrary: pick([-1, 2 ** 31, 2 ** 31 - 1, 1.5]) }),
+    // not 2 ** 31 - 1: a valid count that makes the ReplicaSet controller create pods without end (no quota yet), which would swamp the live fuzzer
+    replicas: fc.oneof({ weight: 12, arbitrary: fc.integer({ min: 0, max: 5 }) }, { weight: 1, arbitrary: pick([-1, 2 ** 31, 1.5]) }),
     selector,
     template: fc.record({ metadata: fc.record({ labels: fc.oneof({ weight: 12, arbitrary: fc.constant({ app: 'web' }) }, { weight: 1, arbitrary: labelsArb }) }), spec: podSpecArb.map(spec => ({ ...spec, restartPolicy: 'Always' })) }),
     minReadySeconds: mostly([0, 5], [-1]),
