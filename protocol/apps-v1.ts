@@ -2,7 +2,7 @@
 // in the shapes of k8s.io/api/apps/v1. Only the fields Shoal reads or writes
 // are typed; the store keeps every other valid field as it came.
 // May import: ./k8s.ts, ./core-v1.ts, ./selector.ts.
-import type { IntOrString, PodTemplateSpec, Scale } from './core-v1.ts'
+import type { IntOrString, PodTemplateSpec, ReplicationController, Scale } from './core-v1.ts'
 import type { LabelSelector, ObjectMeta, TypedObject } from './k8s.ts'
 import { formatLabelSelector } from './selector.ts'
 
@@ -62,8 +62,77 @@ export interface ReplicaSetStatus {
 
 export type ReplicaSet = TypedObject<'apps/v1', 'ReplicaSet'> & { spec?: ReplicaSetSpec, status?: ReplicaSetStatus }
 
-/** The autoscaling/v1 Scale of a Deployment or ReplicaSet: what the scale subresource serves and takes. */
-export function scaleOf (obj: Deployment | ReplicaSet): Scale {
+export interface DaemonSetUpdateStrategy {
+  type?: 'RollingUpdate' | 'OnDelete'
+  rollingUpdate?: { maxUnavailable?: IntOrString, maxSurge?: IntOrString }
+}
+
+export interface DaemonSetSpec {
+  selector: LabelSelector
+  template: PodTemplateSpec
+  updateStrategy?: DaemonSetUpdateStrategy
+  minReadySeconds?: number
+  revisionHistoryLimit?: number
+}
+
+export interface DaemonSetStatus {
+  currentNumberScheduled: number
+  numberMisscheduled: number
+  desiredNumberScheduled: number
+  numberReady: number
+  observedGeneration?: number
+  updatedNumberScheduled?: number
+  numberAvailable?: number
+  numberUnavailable?: number
+  collisionCount?: number
+  conditions?: WorkloadCondition[]
+}
+
+export type DaemonSet = TypedObject<'apps/v1', 'DaemonSet'> & { spec?: DaemonSetSpec, status?: DaemonSetStatus }
+
+export interface StatefulSetUpdateStrategy {
+  type?: 'RollingUpdate' | 'OnDelete'
+  rollingUpdate?: { partition?: number, maxUnavailable?: IntOrString }
+}
+
+export interface StatefulSetSpec {
+  replicas?: number
+  selector: LabelSelector
+  template: PodTemplateSpec
+  /** PersistentVolumeClaims (refused until Shoal has volumes of that kind) */
+  volumeClaimTemplates?: Array<Record<string, unknown>>
+  serviceName?: string
+  podManagementPolicy?: 'OrderedReady' | 'Parallel'
+  updateStrategy?: StatefulSetUpdateStrategy
+  revisionHistoryLimit?: number
+  minReadySeconds?: number
+  persistentVolumeClaimRetentionPolicy?: { whenDeleted?: 'Retain' | 'Delete', whenScaled?: 'Retain' | 'Delete' }
+  ordinals?: { start?: number }
+}
+
+export interface StatefulSetStatus {
+  observedGeneration?: number
+  replicas: number
+  readyReplicas?: number
+  currentReplicas?: number
+  updatedReplicas?: number
+  currentRevision?: string
+  updateRevision?: string
+  collisionCount?: number
+  conditions?: WorkloadCondition[]
+  availableReplicas?: number
+}
+
+export type StatefulSet = TypedObject<'apps/v1', 'StatefulSet'> & { spec?: StatefulSetSpec, status?: StatefulSetStatus }
+
+/** A snapshot of a DaemonSet's or StatefulSet's template, which `kubectl rollout history|undo` reads. */
+export type ControllerRevision = TypedObject<'apps/v1', 'ControllerRevision'> & { data?: unknown, revision: number }
+
+/** The label a DaemonSet's or StatefulSet's pods and revisions carry: the hash of their template's revision. */
+export const CONTROLLER_REVISION_HASH = 'controller-revision-hash'
+
+/** The autoscaling/v1 Scale of a Deployment, ReplicaSet, StatefulSet or ReplicationController: what the scale subresource serves and takes. */
+export function scaleOf (obj: Deployment | ReplicaSet | StatefulSet | ReplicationController): Scale {
   const meta: ObjectMeta = {}
   // only the fields that are set, so that no undefined reaches msgpack
   for (const f of ['name', 'namespace', 'uid', 'resourceVersion', 'creationTimestamp'] as const) {
@@ -77,11 +146,18 @@ export function scaleOf (obj: Deployment | ReplicaSet): Scale {
     kind: 'Scale',
     metadata: meta,
     spec: { replicas: typeof replicas === 'number' ? replicas : 0 },
-    status: { replicas: typeof current === 'number' ? current : 0, selector: formatLabelSelector(obj.spec?.selector ?? {}) }
+    status: { replicas: typeof current === 'number' ? current : 0, selector: formatLabelSelector(selectorOf(obj)) }
   }
 }
 
+/** A workload's selector as a LabelSelector (a ReplicationController's is a plain label map). */
+function selectorOf (obj: Deployment | ReplicaSet | StatefulSet | ReplicationController): LabelSelector {
+  if (obj.kind === 'ReplicationController') return { matchLabels: obj.spec?.selector ?? {} }
+  return obj.spec?.selector ?? {}
+}
+
 /** The kinds with a scale subresource. */
-export function isScalable (obj: { apiVersion: string, kind: string }): obj is Deployment | ReplicaSet {
-  return obj.apiVersion === 'apps/v1' && (obj.kind === 'Deployment' || obj.kind === 'ReplicaSet')
+export function isScalable (obj: { apiVersion: string, kind: string }): obj is Deployment | ReplicaSet | StatefulSet | ReplicationController {
+  if (obj.apiVersion === 'v1') return obj.kind === 'ReplicationController'
+  return obj.apiVersion === 'apps/v1' && (obj.kind === 'Deployment' || obj.kind === 'ReplicaSet' || obj.kind === 'StatefulSet')
 }

@@ -360,3 +360,23 @@ export type Scale = TypedObject<'autoscaling/v1', 'Scale'> & {
   status?: { replicas: number, selector?: string }
 }
 
+// ---- ReplicationController ---------------------------------------------------
+
+export interface ReplicationControllerSpec {
+  replicas?: number
+  minReadySeconds?: number
+  /** a plain label map, not a LabelSelector; defaults to the template's labels */
+  selector?: Record<string, string>
+  template?: PodTemplateSpec
+}
+
+export interface ReplicationControllerStatus {
+  replicas: number
+  fullyLabeledReplicas?: number
+  readyReplicas?: number
+  availableReplicas?: number
+  observedGeneration?: number
+  conditions?: Array<{ type: string, status: ConditionStatus, reason?: string, message?: string, lastTransitionTime?: string }>
+}
+
+export type ReplicationController = TypedObject<'v1', 'ReplicationController'> & { spec?: ReplicationControllerSpec, status?: ReplicationControllerStatus }

@@ -6,9 +6,11 @@
 // that tolerate malformed values (a status is not validated by the store,
 // and the CLI prints objects from the network): lists are read through
 // objectsOf, scalars through str and num.
-// May import: ./k8s.ts, ./core-v1.ts, ./apps-v1.ts (types), ./json.ts.
-import type { Deployment, ReplicaSet } from './apps-v1.ts'
-import type { ConfigMap, Container, Endpoints, Event, Namespace, Node, Pod, Secret, Service } from './core-v1.ts'
+// May import: ./k8s.ts, ./core-v1.ts, ./apps-v1.ts, ./batch-v1.ts, ./policy-v1.ts (types), ./json.ts.
+import type { ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet } from './apps-v1.ts'
+import type { CronJob, Job } from './batch-v1.ts'
+import type { ConfigMap, Container, Endpoints, Event, Namespace, Node, Pod, ReplicationController, Secret, Service } from './core-v1.ts'
+import type { PodDisruptionBudget } from './policy-v1.ts'
 import type { KObject } from './k8s.ts'
 import { isPlainObject } from './json.ts'
 
@@ -35,6 +37,30 @@ export function humanAge (ms: number): string {
   const d = Math.floor(h / 24)
   if (d < 365) return `${d}d`
   return `${Math.floor(d / 365)}y`
+}
+
+/**
+ * apimachinery's HumanDuration, which kubectl prints a Job's DURATION with:
+ * seconds under 2 minutes, `4m3s` under 10 minutes, minutes under 3 hours,
+ * `3h5m` under 8 hours, hours under 2 days, `2d5h` under 8 days, days under
+ * 2 years, `2y10d` under 8 years, then years.
+ */
+export function humanDuration (ms: number): string {
+  const s = Math.floor(ms / 1000)
+  if (s < -1) return '<invalid>'
+  if (s < 0) return '0s'
+  if (s < 120) return `${s}s`
+  const m = Math.floor(s / 60)
+  const pair = (a: number, ua: string, b: number, ub: string): string => b === 0 ? `${a}${ua}` : `${a}${ua}${b}${ub}`
+  if (m < 10) return pair(m, 'm', s % 60, 's')
+  if (m < 180) return `${m}m`
+  const h = Math.floor(m / 60)
+  if (h < 8) return pair(h, 'h', m % 60, 'm')
+  if (h < 48) return `${h}h`
+  if (h < 24 * 8) return pair(Math.floor(h / 24), 'd', h % 24, 'h')
+  if (h < 24 * 365 * 2) return `${Math.floor(h / 24)}d`
+  if (h < 24 * 365 * 8) return pair(Math.floor(h / 24 / 365), 'y', Math.floor(h / 24) % 365, 'd')
+  return `${Math.floor(h / 24 / 365)}y`
 }
 
 /** Age of an ISO time at `now`; `<unknown>` when it cannot be parsed. */
@@ -186,14 +212,55 @@ const NAME = col('Name', o => o.metadata.name ?? '', { format: 'name', descripti
 const AGE = col('Age', (o, now) => ageOf(o.metadata.creationTimestamp, now), { description: 'CreationTimestamp is a timestamp representing the server time when this object was created.' })
 const wide = { priority: 1 as const }
 
-/** The -o wide columns of Deployments and ReplicaSets: the template's containers and images, and the selector. */
-function workloadWide<T extends Deployment | ReplicaSet> (): Array<TableColumn<T>> {
+/** The -o wide columns of Deployments, ReplicaSets, DaemonSets and Jobs: the template's containers and images, and the selector. */
+function workloadWide<T extends Deployment | ReplicaSet | DaemonSet | Job> (): Array<TableColumn<T>> {
   return [
     col<T>('Containers', o => containerList(o.spec?.template?.spec?.containers, 'name'), wide),
     col<T>('Images', o => containerList(o.spec?.template?.spec?.containers, 'image'), wide),
     col<T>('Selector', o => selectorText(o.spec?.selector?.matchLabels), wide)
   ]
 }
+
+function hasCondition (o: Job, type: string): boolean {
+  return objectsOf(o.status?.conditions).some(c => c.type === type && c.status === 'True')
+}
+
+/** kubectl's STATUS of a Job. */
+export function jobStatus (o: Job): string {
+  if (hasCondition(o, 'Complete')) return 'Complete'
+  if (hasCondition(o, 'Failed')) return 'Failed'
+  if (o.metadata.deletionTimestamp !== undefined) return 'Terminating'
+  if (hasCondition(o, 'FailureTarget')) return 'FailureTarget'
+  if (hasCondition(o, 'Suspended')) return 'Suspended'
+  if (hasCondition(o, 'SuccessCriteriaMet')) return 'SuccessCriteriaMet'
+  return 'Running'
+}
+
+/** kubectl's COMPLETIONS of a Job: `3/5`, or `3/1 of 4` for a work queue with parallelism 4. */
+export function jobCompletions (o: Job): string {
+  const succeeded = num(o.status?.succeeded)
+  if (typeof o.spec?.completions === 'number') return `${succeeded}/${o.spec.completions}`
+  const parallelism = num(o.spec?.parallelism)
+  return parallelism > 1 ? `${succeeded}/1 of ${parallelism}` : `${succeeded}/1`
+}
+
+/** kubectl's DURATION of a Job: start to completion, or to now while it runs. */
+export function jobDuration (o: Job, now: number): string {
+  const start = typeof o.status?.startTime === 'string' ? Date.parse(o.status.startTime) : NaN
+  if (Number.isNaN(start)) return ''
+  const end = typeof o.status?.completionTime === 'string' ? Date.parse(o.status.completionTime) : now
+  return humanDuration((Number.isNaN(end) ? now : end) - start)
+}
+
+/** CONTROLLER of a ControllerRevision: `daemonset.apps/name`. */
+function revisionController (o: ControllerRevision): string {
+  const ref = objectsOf(o.metadata.ownerReferences).find(r => r.controller === true)
+  if (ref === undefined) return '<none>'
+  const group = typeof ref.apiVersion === 'string' && ref.apiVersion.includes('/') ? ref.apiVersion.slice(0, ref.apiVersion.indexOf('/')) : ''
+  return `${String(ref.kind).toLowerCase()}${group === '' ? '' : '.' + group}/${String(ref.name)}`
+}
+
+const intOrNA = (v: unknown): string => typeof v === 'number' || (typeof v === 'string' && v !== '') ? String(v) : 'N/A'
 
 /** The columns per kind, as kube-apiserver's printers define them. */
 export const TABLE_COLUMNS: Record<string, TableColumn[]> = {
@@ -223,6 +290,67 @@ export const TABLE_COLUMNS: Record<string, TableColumn[]> = {
     col('Ready', o => num(o.status?.readyReplicas), { type: 'integer' }),
     AGE,
     ...workloadWide<ReplicaSet>()
+  ]),
+  DaemonSet: forKind<DaemonSet>('DaemonSet', [
+    NAME,
+    col('Desired', o => num(o.status?.desiredNumberScheduled), { type: 'integer' }),
+    col('Current', o => num(o.status?.currentNumberScheduled), { type: 'integer' }),
+    col('Ready', o => num(o.status?.numberReady), { type: 'integer' }),
+    col('Up-to-date', o => num(o.status?.updatedNumberScheduled), { type: 'integer' }),
+    col('Available', o => num(o.status?.numberAvailable), { type: 'integer' }),
+    col('Node Selector', o => selectorText(o.spec?.template?.spec?.nodeSelector)),
+    AGE,
+    ...workloadWide<DaemonSet>()
+  ]),
+  StatefulSet: forKind<StatefulSet>('StatefulSet', [
+    NAME,
+    col('Ready', o => `${num(o.status?.readyReplicas)}/${num(o.spec?.replicas)}`),
+    AGE,
+    col('Containers', o => containerList(o.spec?.template?.spec?.containers, 'name'), wide),
+    col('Images', o => containerList(o.spec?.template?.spec?.containers, 'image'), wide)
+  ]),
+  ControllerRevision: forKind<ControllerRevision>('ControllerRevision', [
+    NAME,
+    col('Controller', revisionController),
+    col('Revision', o => num(o.revision), { type: 'integer' }),
+    AGE
+  ]),
+  ReplicationController: forKind<ReplicationController>('ReplicationController', [
+    NAME,
+    col('Desired', o => num(o.spec?.replicas), { type: 'integer' }),
+    col('Current', o => num(o.status?.replicas), { type: 'integer' }),
+    col('Ready', o => num(o.status?.readyReplicas), { type: 'integer' }),
+    AGE,
+    col('Containers', o => containerList(o.spec?.template?.spec?.containers, 'name'), wide),
+    col('Images', o => containerList(o.spec?.template?.spec?.containers, 'image'), wide),
+    col('Selector', o => selectorText(o.spec?.selector), wide)
+  ]),
+  Job: forKind<Job>('Job', [
+    NAME,
+    col('Status', jobStatus),
+    col('Completions', jobCompletions),
+    col('Duration', jobDuration),
+    AGE,
+    ...workloadWide<Job>()
+  ]),
+  CronJob: forKind<CronJob>('CronJob', [
+    NAME,
+    col('Schedule', o => str(o.spec?.schedule, '')),
+    col('Timezone', o => str(o.spec?.timeZone)),
+    col('Suspend', o => o.spec?.suspend === true ? 'True' : 'False'),
+    col('Active', o => objectsOf(o.status?.active).length, { type: 'integer' }),
+    col('Last Schedule', (o, now) => typeof o.status?.lastScheduleTime === 'string' ? ageOf(o.status.lastScheduleTime, now) : '<none>'),
+    AGE,
+    col('Containers', o => containerList(o.spec?.jobTemplate?.spec?.template?.spec?.containers, 'name'), wide),
+    col('Images', o => containerList(o.spec?.jobTemplate?.spec?.template?.spec?.containers, 'image'), wide),
+    col('Selector', o => selectorText(o.spec?.jobTemplate?.spec?.selector?.matchLabels), wide)
+  ]),
+  PodDisruptionBudget: forKind<PodDisruptionBudget>('PodDisruptionBudget', [
+    NAME,
+    col('Min Available', o => intOrNA(o.spec?.minAvailable)),
+    col('Max Unavailable', o => intOrNA(o.spec?.maxUnavailable)),
+    col('Allowed Disruptions', o => num(o.status?.disruptionsAllowed), { type: 'integer' }),
+    AGE
   ]),
   Service: forKind<Service>('Service', [
     NAME,

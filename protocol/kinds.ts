@@ -8,9 +8,11 @@
 // hooks (./validation.ts). Adding a kind is: its type (core-v1.ts,
 // apps-v1.ts, …), an entry here with its schema and hooks, and a controller
 // if it has behaviour. Nothing else switches on kind names.
-// May import: ./k8s.ts, ./core-v1.ts, ./apps-v1.ts, ./k8s-columns.ts, ./schema.ts, ./validation.ts.
-import type { Deployment, ReplicaSet } from './apps-v1.ts'
-import type { ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service } from './core-v1.ts'
+// May import: ./k8s.ts, ./core-v1.ts, ./apps-v1.ts, ./batch-v1.ts, ./policy-v1.ts, ./k8s-columns.ts, ./schema.ts, ./validation.ts, ./workload-validation.ts.
+import type { ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet } from './apps-v1.ts'
+import type { CronJob, Job } from './batch-v1.ts'
+import type { ConfigMap, Endpoints, Event, Namespace, Node, Pod, ReplicationController, Secret, Service } from './core-v1.ts'
+import type { PodDisruptionBudget } from './policy-v1.ts'
 import { columnsOf } from './k8s-columns.ts'
 import type { TableColumn } from './k8s-columns.ts'
 import { apiVersionOf } from './k8s.ts'
@@ -18,6 +20,7 @@ import type { KObject, ResourceType } from './k8s.ts'
 import * as schemas from './schema.ts'
 import type { Schema } from './schema.ts'
 import * as v from './validation.ts'
+import * as w from './workload-validation.ts'
 import type { KindRules, NameRule } from './validation.ts'
 
 export type Verb = 'create' | 'delete' | 'get' | 'list' | 'patch' | 'update' | 'watch'
@@ -107,8 +110,33 @@ export const REPLICA_SET = kind<ReplicaSet>('apps/v1', 'ReplicaSet', 'replicaset
   namespaced: true, shortNames: ['rs'], subresources: ['status', 'scale'], categories: ['all'], schema: schemas.replicaSetSchema, defaults: v.defaultReplicaSet, validate: v.validateWorkload, validateUpdate: v.validateWorkloadUpdate
 })
 
+export const DAEMON_SET = kind<DaemonSet>('apps/v1', 'DaemonSet', 'daemonsets', {
+  namespaced: true, shortNames: ['ds'], subresources: ['status'], categories: ['all'], schema: schemas.daemonSetSchema, defaults: w.defaultDaemonSet, validate: w.validateDaemonSet, validateUpdate: v.validateWorkloadUpdate
+})
+export const STATEFUL_SET = kind<StatefulSet>('apps/v1', 'StatefulSet', 'statefulsets', {
+  namespaced: true, shortNames: ['sts'], subresources: ['status', 'scale'], categories: ['all'], schema: schemas.statefulSetSchema, defaults: w.defaultStatefulSet, validate: w.validateStatefulSet, validateUpdate: w.validateStatefulSetUpdate
+})
+export const CONTROLLER_REVISION = kind<ControllerRevision>('apps/v1', 'ControllerRevision', 'controllerrevisions', {
+  namespaced: true, schema: schemas.controllerRevisionSchema, validate: w.validateControllerRevision, validateUpdate: w.validateControllerRevisionUpdate
+})
+export const REPLICATION_CONTROLLER = kind<ReplicationController>('v1', 'ReplicationController', 'replicationcontrollers', {
+  namespaced: true, shortNames: ['rc'], subresources: ['status', 'scale'], categories: ['all'], schema: schemas.replicationControllerSchema, defaults: w.defaultReplicationController, validate: w.validateReplicationController
+})
+export const JOB = kind<Job>('batch/v1', 'Job', 'jobs', {
+  namespaced: true, subresources: ['status'], categories: ['all'], schema: schemas.jobSchema, defaults: w.defaultJob, validate: w.validateJob, validateUpdate: w.validateJobUpdate
+})
+export const CRON_JOB = kind<CronJob>('batch/v1', 'CronJob', 'cronjobs', {
+  namespaced: true, shortNames: ['cj'], subresources: ['status'], categories: ['all'], schema: schemas.cronJobSchema, defaults: w.defaultCronJob, validate: w.validateCronJob
+})
+export const POD_DISRUPTION_BUDGET = kind<PodDisruptionBudget>('policy/v1', 'PodDisruptionBudget', 'poddisruptionbudgets', {
+  namespaced: true, shortNames: ['pdb'], subresources: ['status'], schema: schemas.podDisruptionBudgetSchema, validate: w.validatePodDisruptionBudget
+})
+
 /** Every kind Shoal serves, in discovery order. */
-export const KINDS: readonly Kind[] = [NAMESPACE, NODE, POD, SERVICE, ENDPOINTS, CONFIG_MAP, SECRET, EVENT, DEPLOYMENT, REPLICA_SET] as readonly Kind[]
+export const KINDS: readonly Kind[] = [
+  NAMESPACE, NODE, POD, SERVICE, ENDPOINTS, CONFIG_MAP, SECRET, EVENT, REPLICATION_CONTROLLER,
+  DEPLOYMENT, REPLICA_SET, DAEMON_SET, STATEFUL_SET, CONTROLLER_REVISION, JOB, CRON_JOB, POD_DISRUPTION_BUDGET
+] as readonly Kind[]
 
 /** The kind for an apiVersion and kind, if Shoal serves it. */
 export function kindOf (apiVersion: string, kindName: string): Kind | undefined {

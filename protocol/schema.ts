@@ -230,6 +230,85 @@ export const eventSchema = o({
 export const deploymentSchema = o({ ...top, spec: deploymentSpec, status: 'object' })
 export const replicaSetSchema = o({ ...top, spec: replicaSetSpec, status: 'object' })
 
+const jobSpec = o({
+  parallelism: 'int32',
+  completions: 'int32',
+  activeDeadlineSeconds: 'int',
+  podFailurePolicy: o({
+    rules: l(o({
+      action: 'string',
+      onExitCodes: o({ containerName: 'string', operator: 'string', values: l('int32') }),
+      onPodConditions: l(o({ type: 'string', status: 'string' }))
+    }))
+  }),
+  successPolicy: o({ rules: l(o({ succeededIndexes: 'string', succeededCount: 'int32' })) }),
+  backoffLimit: 'int32',
+  backoffLimitPerIndex: 'int32',
+  maxFailedIndexes: 'int32',
+  selector: labelSelector,
+  manualSelector: 'bool',
+  template: podTemplate,
+  ttlSecondsAfterFinished: 'int32',
+  completionMode: 'string',
+  suspend: 'bool',
+  podReplacementPolicy: 'string',
+  managedBy: 'string'
+})
+export const jobSchema = o({ ...top, spec: jobSpec, status: 'object' })
+export const cronJobSchema = o({
+  ...top,
+  spec: o({
+    schedule: 'string',
+    timeZone: 'string',
+    startingDeadlineSeconds: 'int',
+    concurrencyPolicy: 'string',
+    suspend: 'bool',
+    jobTemplate: o({ metadata: objectMeta, spec: jobSpec }),
+    successfulJobsHistoryLimit: 'int32',
+    failedJobsHistoryLimit: 'int32'
+  }),
+  status: 'object'
+})
+export const daemonSetSchema = o({
+  ...top,
+  spec: o({
+    selector: labelSelector,
+    template: podTemplate,
+    updateStrategy: o({ type: 'string', rollingUpdate: o({ maxUnavailable: 'intOrString', maxSurge: 'intOrString' }) }),
+    minReadySeconds: 'int32',
+    revisionHistoryLimit: 'int32'
+  }),
+  status: 'object'
+})
+export const statefulSetSchema = o({
+  ...top,
+  spec: o({
+    replicas: 'int32',
+    selector: labelSelector,
+    template: podTemplate,
+    volumeClaimTemplates: l('object'),
+    serviceName: 'string',
+    podManagementPolicy: 'string',
+    updateStrategy: o({ type: 'string', rollingUpdate: o({ partition: 'int32', maxUnavailable: 'intOrString' }) }),
+    revisionHistoryLimit: 'int32',
+    minReadySeconds: 'int32',
+    persistentVolumeClaimRetentionPolicy: o({ whenDeleted: 'string', whenScaled: 'string' }),
+    ordinals: o({ start: 'int32' })
+  }),
+  status: 'object'
+})
+export const controllerRevisionSchema = o({ ...top, data: 'any', revision: 'int' })
+export const replicationControllerSchema = o({
+  ...top,
+  spec: o({ replicas: 'int32', minReadySeconds: 'int32', selector: m('string'), template: podTemplate }),
+  status: 'object'
+})
+export const podDisruptionBudgetSchema = o({
+  ...top,
+  spec: o({ minAvailable: 'intOrString', maxUnavailable: 'intOrString', selector: labelSelector, unhealthyPodEvictionPolicy: 'string' }),
+  status: 'object'
+})
+
 const QUANTITY = /^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$/
 
 function typeName (s: Schema): string {

@@ -18,13 +18,13 @@ import type { LabelSelector } from './k8s.ts'
 import { fieldError, invalid } from './status.ts'
 import { isPlainObject, jsonEqual } from './json.ts'
 
-type Obj = Record<string, unknown>
+export type Obj = Record<string, unknown>
 
-function objAt (parent: Obj, key: string): Obj | undefined {
+export function objAt (parent: Obj, key: string): Obj | undefined {
   const v = parent[key]
   return isPlainObject(v) ? v : undefined
 }
-function listAt (parent: Obj | undefined, key: string): Obj[] {
+export function listAt (parent: Obj | undefined, key: string): Obj[] {
   const v = parent?.[key]
   return Array.isArray(v) ? v.filter(isPlainObject) : []
 }
@@ -134,7 +134,7 @@ function defaultContainer (c: Obj): void {
   c.terminationMessagePolicy ??= 'File'
 }
 
-function defaultPodSpec (spec: Obj): void {
+export function defaultPodSpec (spec: Obj): void {
   spec.restartPolicy ??= 'Always'
   spec.terminationGracePeriodSeconds ??= 30
   spec.dnsPolicy ??= 'ClusterFirst'
@@ -149,7 +149,7 @@ function defaultPodSpec (spec: Obj): void {
   }
 }
 
-function defaultTemplate (spec: Obj): void {
+export function defaultTemplate (spec: Obj): void {
   const template = objAt(spec, 'template')
   const podSpec = template === undefined ? undefined : objAt(template, 'spec')
   if (podSpec !== undefined) defaultPodSpec(podSpec)
@@ -272,13 +272,13 @@ function checkPort (v: unknown, path: string, errors: string[], allowZero = fals
   }
 }
 
-function checkEnum (v: unknown, allowed: string[], path: string, errors: string[]): void {
+export function checkEnum (v: unknown, allowed: string[], path: string, errors: string[]): void {
   if (v !== undefined && !allowed.includes(v as string)) {
     errors.push(fieldError(path, 'Unsupported', v, `supported values: ${allowed.map(a => `"${a}"`).join(', ')}`))
   }
 }
 
-function checkNonNegative (v: unknown, path: string, errors: string[]): void {
+export function checkNonNegative (v: unknown, path: string, errors: string[]): void {
   if (typeof v === 'number' && v < 0) errors.push(fieldError(path, 'Invalid', v, 'must be greater than or equal to 0'))
 }
 
@@ -362,7 +362,7 @@ function checkVolumeSource (v: Obj, at: string, errors: string[]): void {
   }
 }
 
-function checkPodSpec (spec: Obj | undefined, path: string, errors: string[]): void {
+export function checkPodSpec (spec: Obj | undefined, path: string, errors: string[]): void {
   if (spec === undefined) { errors.push(fieldError(path, 'Required')); return }
   const volumes = new Set<string>()
   listAt(spec, 'volumes').forEach((v, i) => {
@@ -413,7 +413,7 @@ function checkPodSpec (spec: Obj | undefined, path: string, errors: string[]): v
   })
 }
 
-function checkLabelSelector (sel: Obj | undefined, path: string, errors: string[]): void {
+export function checkLabelSelector (sel: Obj | undefined, path: string, errors: string[]): void {
   if (sel === undefined) return
   for (const [k, v] of Object.entries(objAt(sel, 'matchLabels') ?? {})) {
     const why = labelKeyError(k) ?? (typeof v === 'string' ? labelValueError(v) : undefined)
@@ -429,7 +429,7 @@ function checkLabelSelector (sel: Obj | undefined, path: string, errors: string[
   })
 }
 
-function checkIntOrPercent (v: unknown, path: string, errors: string[]): boolean {
+export function checkIntOrPercent (v: unknown, path: string, errors: string[]): boolean {
   if (v === undefined) return true
   if (typeof v === 'number') { checkNonNegative(v, path, errors); return v !== 0 }
   if (typeof v === 'string') {
@@ -448,7 +448,7 @@ export function checkReplicas (v: unknown, path: string, errors: string[]): void
   else if (v > INT32_MAX) errors.push(fieldError(path, 'Invalid', v, `must be less than or equal to ${INT32_MAX}`))
 }
 
-function checkWorkload (spec: Obj | undefined, kind: string, errors: string[]): void {
+export function checkWorkload (spec: Obj | undefined, kind: string, errors: string[]): void {
   if (spec === undefined) { errors.push(fieldError('spec', 'Required')); return }
   if (spec.replicas !== undefined) checkReplicas(spec.replicas, 'spec.replicas', errors)
   checkNonNegative(spec.minReadySeconds, 'spec.minReadySeconds', errors)

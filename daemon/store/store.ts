@@ -356,6 +356,8 @@ export class ResourceStore implements StateMachine, StoreReader {
     }
     // Controllers and kubelets write status; a create starts without one (a Node's kubelet registers with it).
     if (type.kind !== 'Node') delete obj.status
+    // The uid first: a Job's defaults make its selector from it.
+    meta.uid = uid
     defaultObject(obj, type)
     const bad = validateObject(obj, type)
     if (bad !== undefined) return fail(bad)
