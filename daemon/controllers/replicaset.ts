@@ -1,4 +1,6 @@
-// The ReplicaSet controller (leader only): keeps each ReplicaSet's count of
+// The ReplicaSet controller (leader only), which also serves v1
+// ReplicationControllers (a label-map selector, otherwise the same
+// machinery, as in Kubernetes): keeps each ReplicaSet's count of
 // active pods at spec.replicas, creating pods from its template in slow-start
 // batches and deleting the least useful surplus ones (unscheduled, then not
 // ready, then newest); adopts matching orphans and releases pods whose labels
@@ -7,9 +9,9 @@
 // Also the pod helpers the Deployment controller shares (ownership, readiness).
 // May import: protocol/, daemon/store/types.ts, ./framework.ts, daemon/workqueue, ./hash.ts.
 import type { ReplicaSet, ReplicaSetStatus } from '../../protocol/apps-v1.ts'
-import type { Pod, PodCondition } from '../../protocol/core-v1.ts'
-import { POD, REPLICA_SET } from '../../protocol/kinds.ts'
-import type { KObject, ObjectMeta, OwnerReference, TypedObject, WatchEvent } from '../../protocol/k8s.ts'
+import type { Pod, PodCondition, ReplicationController } from '../../protocol/core-v1.ts'
+import { POD, REPLICA_SET, REPLICATION_CONTROLLER } from '../../protocol/kinds.ts'
+import type { KObject, LabelSelector, ObjectMeta, OwnerReference, TypedObject, WatchEvent } from '../../protocol/k8s.ts'
 import { matchLabelSelector } from '../../protocol/selector.ts'
 import type { ObjectRef, StoreCommand, Watch } from '../store/types.ts'
 import { keyOf, splitKey, WorkQueue } from '../workqueue/queue.ts'
@@ -115,7 +117,17 @@ export async function mustWrite<T extends KObject = KObject> (ctx: ControllerCon
   throw new WriteFailedError(`${cmd.op}: ${r.status.code} ${r.status.message ?? ''}`)
 }
 
+/** A ReplicaSet or a ReplicationController: what this controller keeps at its count. */
+export type ReplicatedSet = ReplicaSet | ReplicationController
+
+/** Its selector as a LabelSelector (a ReplicationController's is a label map). */
+export function setSelector (rs: ReplicatedSet): LabelSelector {
+  return rs.kind === 'ReplicationController' ? { matchLabels: rs.spec?.selector ?? {} } : rs.spec?.selector ?? {}
+}
+
 export interface ReplicaSetControllerOptions {
+  /** which kind it serves (default REPLICA_SET) */
+  kind?: typeof REPLICA_SET | typeof REPLICATION_CONTROLLER
   /** most pods created or deleted per reconcile of one ReplicaSet (default 500, as Kubernetes' burst) */
   burst?: number
   /** first retry delay of the work queue (default 50 ms) */
@@ -123,7 +135,8 @@ export interface ReplicaSetControllerOptions {
 }
 
 export class ReplicaSetController implements Controller {
-  readonly name = 'replicaset-controller'
+  readonly name: string
+  private readonly kind: typeof REPLICA_SET | typeof REPLICATION_CONTROLLER
   private readonly burst: number
   private readonly baseDelayMs: number | undefined
   private ctx: ControllerContext | undefined
@@ -131,6 +144,8 @@ export class ReplicaSetController implements Controller {
   private watches: Watch[] = []
 
   constructor (opts: ReplicaSetControllerOptions = {}) {
+    this.kind = opts.kind ?? REPLICA_SET
+    this.name = this.kind === REPLICA_SET ? 'replicaset-controller' : 'replication-controller'
     this.burst = Math.max(1, opts.burst ?? 500)
     this.baseDelayMs = opts.baseDelayMs
   }
@@ -145,7 +160,7 @@ export class ReplicaSetController implements Controller {
       reconcile: async (key: string): Promise<boolean> => await this.reconcile(ctx, queue, key),
       ...(this.baseDelayMs === undefined ? {} : { baseDelayMs: this.baseDelayMs })
     })
-    this.watches.push(ctx.store.watch(REPLICA_SET, {}, e => {
+    this.watches.push(ctx.store.watch<ReplicatedSet>(this.kind, {}, e => {
       if (e.type !== 'ERROR' && e.type !== 'BOOKMARK') queue.add(keyOf(e.object))
     }))
     this.watches.push(ctx.store.watch(POD, {}, e => this.onPod(ctx, queue, e)))
@@ -166,23 +181,22 @@ export class ReplicaSetController implements Controller {
     const ns = pod.metadata.namespace ?? 'default'
     const owner = controllerRefOf(pod)
     if (owner !== undefined) {
-      if (owner.kind === 'ReplicaSet') queue.add(`${ns}/${owner.name}`)
+      if (owner.kind === this.kind.kind) queue.add(`${ns}/${owner.name}`)
       return
     }
     if (e.type === 'DELETED' || !isPodActive(pod)) return
-    for (const rs of ctx.store.list(REPLICA_SET, { namespace: ns }).items) {
-      const selector = rs.spec?.selector
-      if (selector !== undefined && matchLabelSelector(selector, pod.metadata.labels)) queue.add(keyOf(rs))
+    for (const rs of ctx.store.list<ReplicatedSet>(this.kind, { namespace: ns }).items) {
+      if (rs.spec !== undefined && matchLabelSelector(setSelector(rs), pod.metadata.labels)) queue.add(keyOf(rs))
     }
   }
 
   private async reconcile (ctx: ControllerContext, queue: WorkQueue, key: string): Promise<boolean> {
     const { namespace, name } = splitKey(key)
-    const rs = ctx.store.get(REPLICA_SET, namespace, name)
+    const rs = ctx.store.get<ReplicatedSet>(this.kind, namespace, name)
     if (rs === undefined || rs.metadata.deletionTimestamp !== undefined) return true
     const ns = rs.metadata.namespace ?? 'default'
     const uid = rs.metadata.uid ?? ''
-    const selector = rs.spec?.selector ?? {}
+    const selector = setSelector(rs)
     const replicas = numberOr(rs.spec?.replicas, 1)
     let ok = true
 
@@ -225,7 +239,7 @@ export class ReplicaSetController implements Controller {
   }
 
   /** Creates `count` pods in slow-start batches of 1, 2, 4, …, each batch concurrently; stops at the first failing batch. */
-  private async createPods (ctx: ControllerContext, rs: ReplicaSet, count: number): Promise<boolean> {
+  private async createPods (ctx: ControllerContext, rs: ReplicatedSet, count: number): Promise<boolean> {
     let left = count
     let batch = 1
     while (left > 0) {
@@ -247,7 +261,7 @@ export class ReplicaSetController implements Controller {
     return true
   }
 
-  private async adopt (ctx: ControllerContext, rs: ReplicaSet, pod: Pod): Promise<Pod | undefined> {
+  private async adopt (ctx: ControllerContext, rs: ReplicatedSet, pod: Pod): Promise<Pod | undefined> {
     try {
       return await mustWrite<Pod>(ctx, {
         op: 'patch',
@@ -279,7 +293,7 @@ export class ReplicaSetController implements Controller {
 
   /** Recounts from the replica (after this pass's writes) and writes status if it changed. */
   private async writeStatus (ctx: ControllerContext, queue: WorkQueue, key: string, ns: string, name: string): Promise<boolean> {
-    const rs = ctx.store.get(REPLICA_SET, ns, name)
+    const rs = ctx.store.get<ReplicatedSet>(this.kind, ns, name)
     if (rs === undefined) return true
     const uid = rs.metadata.uid ?? ''
     const templateLabels = rs.spec?.template?.metadata?.labels ?? {}
@@ -311,7 +325,7 @@ export function ownerRefTo (owner: TypedObject<string, string>): OwnerReference 
 }
 
 /** A new pod for `rs`: its template's labels, annotations and spec, a generated name, owned by it. */
-export function podFromTemplate (rs: ReplicaSet): Pod {
+export function podFromTemplate (rs: ReplicatedSet): Pod {
   const template = rs.spec?.template ?? {}
   const tmeta = template.metadata ?? {}
   const metadata: ObjectMeta = {

@@ -1,6 +1,6 @@
 // ReplicaSet controller over an in-process store: pod creation with owner
 // references and labels, scale-down order, adoption, replacement, status.
-import { EVENT, POD, REPLICA_SET } from '../../protocol/kinds.ts'
+import { EVENT, POD, REPLICA_SET, REPLICATION_CONTROLLER } from '../../protocol/kinds.ts'
 import test from 'ava'
 import type { KObject, ResourceType } from '../../protocol/k8s.ts'
 import { ReplicaSetController } from '../../daemon/controllers/replicaset.ts'
@@ -140,4 +140,29 @@ test('stop drops the watches: nothing happens afterwards', async t => {
   const rs = h.create(replicaSet('web', 2))
   await settle()
   t.is(podsOf(h, rs.metadata.uid ?? '').length, 0)
+})
+
+test('a ReplicationController is kept at its count by the same machinery, with its label-map selector and its own status', async t => {
+  const { h, settle, stop } = setup([new ReplicaSetController({ kind: REPLICATION_CONTROLLER }), new ReplicaSetController()])
+  const rc = h.create({
+    apiVersion: 'v1',
+    kind: 'ReplicationController',
+    metadata: { name: 'nginx', namespace: 'default' },
+    spec: { replicas: 3, template: { metadata: { labels: { app: 'nginx' } }, spec: { containers: [{ name: 'nginx', image: 'nginx' }] } } }
+  })
+  t.deepEqual((rc.spec as { selector: unknown }).selector, { app: 'nginx' }, 'the selector defaults to the template labels')
+  await settle()
+  let pods = podsOf(h, rc.metadata.uid ?? '')
+  t.is(pods.length, 3)
+  t.true(pods.every(p => p.metadata.ownerReferences?.[0]?.kind === 'ReplicationController' && p.metadata.name?.startsWith('nginx-') === true))
+  for (const p of pods) markReady(h, p)
+  h.ok(h.apply({ op: 'patch', ref: ref('replicationcontrollers', 'nginx', 'default'), patchType: 'merge', subresource: 'scale', patch: { spec: { replicas: 1 } }, now: '2025-01-01T00:00:00Z' }))
+  await settle()
+  pods = podsOf(h, rc.metadata.uid ?? '').filter(p => p.metadata.deletionTimestamp === undefined)
+  t.is(pods.length, 1)
+  const status = h.store.get(REPLICATION_CONTROLLER, 'default', 'nginx')?.status
+  t.is(status?.replicas, 1)
+  t.is(status?.readyReplicas, 1)
+  t.is(h.store.list(REPLICA_SET, {}).items.length, 0, 'the ReplicaSet controller leaves it alone')
+  stop()
 })
