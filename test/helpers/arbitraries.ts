@@ -157,7 +157,75 @@ export const manifestArbs: Record<string, fc.Arbitrary<Obj>> = {
   Secret: fc.record({ apiVersion: fc.constant('v1'), kind: fc.constant('Secret'), metadata: metaArb(true), data: fc.dictionary(dataKey, b64, { maxKeys: 3, noNullPrototype: true }), stringData: fc.dictionary(dataKey, labelValue, { maxKeys: 2, noNullPrototype: true }), type: mostly(['Opaque', 'kubernetes.io/tls'], ['']), immutable: fc.boolean() }, { requiredKeys: ['apiVersion', 'kind', 'metadata'] }),
   Event: fc.record({ apiVersion: fc.constant('v1'), kind: fc.constant('Event'), metadata: metaArb(true), involvedObject: fc.record({ kind: mostly(['Pod', 'Deployment'], ['']), name: pick(NAMES), namespace: pick(NAMESPACES), uid: pick(UIDS) }, { requiredKeys: ['kind'] }), reason: pick(['Scheduled', 'Pulled', 'BackOff']), message: fc.string({ maxLength: 40 }), type: mostly(['Normal', 'Warning'], ['Fatal']), count: mostly([1, 3], [-1]) }, { requiredKeys: ['apiVersion', 'kind', 'metadata', 'involvedObject'] }),
   Deployment: fc.record({ apiVersion: fc.constant('apps/v1'), kind: fc.constant('Deployment'), metadata: metaArb(true), spec: workloadSpec(true) }, { requiredKeys: ['apiVersion', 'kind', 'metadata', 'spec'] }),
-  ReplicaSet: fc.record({ apiVersion: fc.constant('apps/v1'), kind: fc.constant('ReplicaSet'), metadata: metaArb(true), spec: workloadSpec(false) }, { requiredKeys: ['apiVersion', 'kind', 'metadata', 'spec'] })
+  ReplicaSet: fc.record({ apiVersion: fc.constant('apps/v1'), kind: fc.constant('ReplicaSet'), metadata: metaArb(true), spec: workloadSpec(false) }, { requiredKeys: ['apiVersion', 'kind', 'metadata', 'spec'] }),
+  ...batchAndSetArbs()
+}
+
+/** A Job's spec: small counts (the live fuzzer runs what it makes), the modes and policies, sometimes wrong. */
+function jobSpec (): fc.Arbitrary<Obj> {
+  return fc.record({
+    completions: mostly([1, 2, 3], [-1]),
+    parallelism: mostly([1, 2], [-1, 1.5]),
+    backoffLimit: mostly([0, 2, 6], [-1]),
+    activeDeadlineSeconds: mostly([30, 600], [0]),
+    ttlSecondsAfterFinished: mostly([0, 60], [-1]),
+    completionMode: mostly(['NonIndexed', 'Indexed'], ['Sometimes']),
+    suspend: fc.boolean(),
+    podFailurePolicy: fc.record({ rules: fc.array(fc.record({ action: mostly(['FailJob', 'Ignore', 'Count'], ['Explode']), onExitCodes: fc.record({ operator: pick(['In', 'NotIn']), values: fc.array(fc.integer({ min: 0, max: 3 }), { maxLength: 2 }) }) }), { maxLength: 1 }) }),
+    template: fc.record({ metadata: fc.record({ labels: fc.constant({ app: 'web' }) }), spec: podSpecArb.chain(spec => mostly(['Never', 'OnFailure'], ['Always']).map(restartPolicy => ({ ...spec, restartPolicy }))) })
+  }, { requiredKeys: ['template'] })
+}
+
+/** Jobs, CronJobs, DaemonSets, StatefulSets, ReplicationControllers, PodDisruptionBudgets and ControllerRevisions. */
+function batchAndSetArbs (): Record<string, fc.Arbitrary<Obj>> {
+  const top = (apiVersion: string, kind: string): { apiVersion: fc.Arbitrary<string>, kind: fc.Arbitrary<string>, metadata: fc.Arbitrary<Obj> } =>
+    ({ apiVersion: fc.constant(apiVersion), kind: fc.constant(kind), metadata: metaArb(true) })
+  const required = { requiredKeys: ['apiVersion', 'kind', 'metadata', 'spec'] as Array<'apiVersion' | 'kind' | 'metadata' | 'spec'> }
+  const podTemplate = fc.record({ metadata: fc.record({ labels: fc.constant({ app: 'web' }) }), spec: podSpecArb.map(spec => ({ ...spec, restartPolicy: 'Always' })) })
+  return {
+    Job: fc.record({ ...top('batch/v1', 'Job'), spec: jobSpec() }, required),
+    CronJob: fc.record({
+      ...top('batch/v1', 'CronJob'),
+      spec: fc.record({
+        schedule: mostly(['*/5 * * * *', '@hourly', '0 3 * * 1-5'], ['* * * * * *', 'TZ=UTC 0 * * * *', '61 * * * *', '']),
+        timeZone: mostly(['Etc/UTC', 'Europe/Berlin'], ['Mars/Olympus']),
+        concurrencyPolicy: mostly(['Allow', 'Forbid', 'Replace'], ['Sometimes']),
+        suspend: fc.boolean(),
+        startingDeadlineSeconds: mostly([10, 200], [-5]),
+        successfulJobsHistoryLimit: mostly([0, 3], [-1]),
+        jobTemplate: fc.record({ spec: jobSpec() })
+      }, { requiredKeys: ['schedule', 'jobTemplate'] })
+    }, required),
+    DaemonSet: fc.record({
+      ...top('apps/v1', 'DaemonSet'),
+      spec: fc.record({
+        selector,
+        template: podTemplate,
+        updateStrategy: fc.oneof(fc.constant({ type: 'OnDelete' }), fc.record({ type: fc.constant('RollingUpdate'), rollingUpdate: fc.record({ maxUnavailable: mostly([1, '10%'], [0, 'x']), maxSurge: mostly([0], [1, '200%']) }) }))
+      }, { requiredKeys: ['selector', 'template'] })
+    }, required),
+    StatefulSet: fc.record({
+      ...top('apps/v1', 'StatefulSet'),
+      spec: fc.record({
+        replicas: mostly([0, 1, 3], [-1]),
+        serviceName: pick(['web', 'db']),
+        selector,
+        template: podTemplate,
+        podManagementPolicy: mostly(['OrderedReady', 'Parallel'], ['Random']),
+        updateStrategy: fc.record({ type: mostly(['RollingUpdate', 'OnDelete'], ['Now']), rollingUpdate: fc.record({ partition: mostly([0, 2], [-1]) }) }, { requiredKeys: ['type'] }),
+        volumeClaimTemplates: fc.array(fc.constant({ metadata: { name: 'data' } }), { maxLength: 1 })
+      }, { requiredKeys: ['selector', 'template'] })
+    }, required),
+    ReplicationController: fc.record({
+      ...top('v1', 'ReplicationController'),
+      spec: fc.record({ replicas: mostly([0, 1, 2], [-1]), selector: fc.oneof(fc.constant({ app: 'web' }), labelsArb), template: podTemplate }, { requiredKeys: ['template'] })
+    }, required),
+    PodDisruptionBudget: fc.record({
+      ...top('policy/v1', 'PodDisruptionBudget'),
+      spec: fc.record({ minAvailable: mostly([1, '50%'], ['x', -1]), maxUnavailable: mostly([1, '25%'], ['101%']), selector, unhealthyPodEvictionPolicy: mostly(['IfHealthyBudget', 'AlwaysAllow'], ['Never']) }, { requiredKeys: [] })
+    }, required),
+    ControllerRevision: fc.record({ ...top('apps/v1', 'ControllerRevision'), data: fc.jsonValue({ maxDepth: 2 }), revision: mostly([1, 2], [-1]) }, { requiredKeys: ['apiVersion', 'kind', 'metadata', 'revision'] })
+  }
 }
 
 /** A Service whose ports name NodePorts only when its type has them. */
@@ -178,7 +246,14 @@ export const RESOURCES: Record<string, { group: string, resource: string, namesp
   Secret: { group: '', resource: 'secrets', namespaced: true },
   Event: { group: '', resource: 'events', namespaced: true },
   Deployment: { group: 'apps', resource: 'deployments', namespaced: true },
-  ReplicaSet: { group: 'apps', resource: 'replicasets', namespaced: true }
+  ReplicaSet: { group: 'apps', resource: 'replicasets', namespaced: true },
+  Job: { group: 'batch', resource: 'jobs', namespaced: true },
+  CronJob: { group: 'batch', resource: 'cronjobs', namespaced: true },
+  DaemonSet: { group: 'apps', resource: 'daemonsets', namespaced: true },
+  StatefulSet: { group: 'apps', resource: 'statefulsets', namespaced: true },
+  ReplicationController: { group: '', resource: 'replicationcontrollers', namespaced: true },
+  PodDisruptionBudget: { group: 'policy', resource: 'poddisruptionbudgets', namespaced: true },
+  ControllerRevision: { group: 'apps', resource: 'controllerrevisions', namespaced: true }
 }
 
 export const KIND_NAMES = Object.keys(manifestArbs)
