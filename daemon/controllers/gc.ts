@@ -5,7 +5,7 @@
 // lets the store delete the owner), and old Events (kept one hour, as in
 // Kubernetes). Background and orphan cascades happen in the store itself.
 // May import: protocol/, daemon/clock, daemon/store/types.ts, ./framework.ts, daemon/workqueue.
-import { DEPLOYMENT, EVENT, POD, REPLICA_SET } from '../../protocol/kinds.ts'
+import { CONTROLLER_REVISION, CRON_JOB, DAEMON_SET, DEPLOYMENT, EVENT, JOB, POD, REPLICA_SET, REPLICATION_CONTROLLER, STATEFUL_SET } from '../../protocol/kinds.ts'
 import type { Kind } from '../../protocol/kinds.ts'
 import { every } from '../clock/clock.ts'
 import type { Watch } from '../store/types.ts'
@@ -14,9 +14,9 @@ import { keyOf, splitKey, WorkQueue } from '../workqueue/queue.ts'
 
 const FOREGROUND = 'foregroundDeletion'
 /** Kinds that own others here (generic code: any kind's metadata). */
-const OWNERS: readonly Kind[] = [DEPLOYMENT, REPLICA_SET]
+const OWNERS: readonly Kind[] = [DEPLOYMENT, REPLICA_SET, REPLICATION_CONTROLLER, DAEMON_SET, STATEFUL_SET, JOB, CRON_JOB]
 /** Kinds that may be owned. */
-const DEPENDENTS: readonly Kind[] = [POD, REPLICA_SET]
+const DEPENDENTS: readonly Kind[] = [POD, REPLICA_SET, CONTROLLER_REVISION, JOB]
 
 export interface GcOptions {
   eventTtlMs?: number

@@ -1,6 +1,6 @@
 // The Endpoints, node-lifecycle and garbage-collection controllers over an
 // in-process store, with a manual clock.
-import { ENDPOINTS, POD, REPLICA_SET } from '../../protocol/kinds.ts'
+import { CONTROLLER_REVISION, DAEMON_SET, ENDPOINTS, POD, REPLICA_SET } from '../../protocol/kinds.ts'
 import test from 'ava'
 import { EndpointsController } from '../../daemon/controllers/endpoints.ts'
 import { GarbageCollector } from '../../daemon/controllers/gc.ts'
@@ -104,5 +104,27 @@ test('foreground deletion removes the dependents first, then the owner', async t
   await settle()
   t.is(h.store.get(POD, 'default', 'child'), undefined, 'the dependent went first')
   t.is(h.store.get(REPLICA_SET, 'default', 'rs'), undefined, 'then the owner')
+  gc.stop()
+})
+
+test('foreground deletion of a DaemonSet removes its pods and revisions, then the DaemonSet', async t => {
+  const h = new StoreHarness()
+  const clock = new FakeClock()
+  const ds = h.create({
+    apiVersion: 'apps/v1',
+    kind: 'DaemonSet',
+    metadata: { name: 'agent', namespace: 'default' },
+    spec: { selector: { matchLabels: { app: 'agent' } }, template: { metadata: { labels: { app: 'agent' } }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } }
+  })
+  const owner = [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'agent', uid: ds.metadata.uid ?? '', controller: true }]
+  h.create({ ...pod('agent-x', { labels: { app: 'agent' } }), metadata: { ...pod('agent-x', { labels: { app: 'agent' } }).metadata, ownerReferences: owner } })
+  h.create({ apiVersion: 'apps/v1', kind: 'ControllerRevision', metadata: { name: 'agent-1', namespace: 'default', ownerReferences: owner }, revision: 1, data: {} })
+  const gc = new GarbageCollector({ sweepMs: 1_000_000 })
+  gc.start(controllerContext(h, clock))
+  t.true(h.apply({ op: 'delete', ref: ref('daemonsets', 'agent', 'default', 'apps'), now: '2025-01-01T00:00:00Z', propagationPolicy: 'Foreground' }).ok)
+  await settle()
+  t.is(h.store.get(POD, 'default', 'agent-x'), undefined)
+  t.is(h.store.get(CONTROLLER_REVISION, 'default', 'agent-1'), undefined)
+  t.is(h.store.get(DAEMON_SET, 'default', 'agent'), undefined, 'then the owner')
   gc.stop()
 })
