@@ -2,22 +2,22 @@
 // columns kubectl shows per kind (plus -o wide's), resource names such as
 // `deployment.apps/web`, and the describe text. Pure functions over the
 // typed kinds (objects of a listed type are taken as it, ./objects.ts).
-// The cell helpers are shared with the API server's Table answers (protocol/k8s-columns.ts).
-// May import: protocol/, ./objects.ts, ./output.ts, yaml.
+// The cell helpers are shared with the API server's Table answers (protocol/k8s-columns.ts);
+// describe's layout is ./describe-text.ts, the newer workload kinds' describe ./describe-workloads.ts.
+// May import: protocol/, ./objects.ts, ./output.ts, ./describe-text.ts, ./describe-workloads.ts, yaml.
 import { CONFIG_MAP, DEPLOYMENT, EVENT, kindOfResource, NAMESPACE, NODE, POD, REPLICA_SET, SECRET, SERVICE } from '../protocol/kinds.ts'
 import { stringify } from 'yaml'
 import type { Deployment, ReplicaSet } from '../protocol/apps-v1.ts'
-import type { ConfigMap, Container, Event, Node, Pod, Secret, Service } from '../protocol/core-v1.ts'
-import {
-  ageOf, containerList, dataCount, DEFAULT_TABLE_COLUMNS, endpointsText, eventObject, eventTime, nodeAddress, nodeRoles, nodeStatus, num, objectsOf, podReadiness,
-  podStatus, selectorText, serviceExternalIP, servicePorts, str
-} from '../protocol/k8s-columns.ts'
+import type { ConfigMap, Event, Node, Pod, Secret, Service } from '../protocol/core-v1.ts'
+import { ageOf, DEFAULT_TABLE_COLUMNS, eventTime, nodeRoles, num, objectsOf, podStatus, selectorText, str } from '../protocol/k8s-columns.ts'
 import type { KObject, ResourceType } from '../protocol/k8s.ts'
 import { isPlainObject } from '../protocol/json.ts'
 import type { JsonObject } from '../protocol/json.ts'
 import { withKind } from './objects.ts'
 import { isOfType } from '../protocol/k8s.ts'
 import { renderTable } from './output.ts'
+import { alignTabs, conditionsText, containersText, controlledByLine, indent, line, mapLines, podTemplateText } from './describe-text.ts'
+import { workloadKindDetails } from './describe-workloads.ts'
 
 export { eventTime }
 
@@ -66,47 +66,6 @@ function byEventTime (events: Event[]): Event[] {
   return [...events].sort((a, b) => at(a) - at(b))
 }
 
-function mapLines (label: string, m: Record<string, string> | undefined): string {
-  const entries = Object.entries(m ?? {}).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
-  if (entries.length === 0) return `${pad(label)}<none>\n`
-  return entries.map(([k, v], i) => `${pad(i === 0 ? label : '')}${k}=${v}\n`).join('')
-}
-
-function pad (label: string): string {
-  return label === '' ? ' '.repeat(16) : `${label}:`.padEnd(16)
-}
-
-function line (label: string, value: string | number | undefined): string {
-  return `${pad(label)}${str(value)}\n`
-}
-
-function indent (text: string, by: string): string {
-  return text.trimEnd().split('\n').map(l => `${by}${l}`).join('\n') + '\n'
-}
-
-function containersText (containers: readonly Container[] | undefined): string {
-  const list = objectsOf(containers)
-  if (list.length === 0) return 'Containers:     <none>\n'
-  let out = 'Containers:\n'
-  for (const c of list) {
-    out += `  ${str(c.name)}:\n    Image:        ${str(c.image)}\n`
-    const ports = objectsOf(c.ports).map(p => `${num(p.containerPort)}/${str(p.protocol, 'TCP')}`)
-    if (ports.length > 0) out += `    Port:         ${ports.join(', ')}\n`
-    const env = objectsOf(c.env)
-    if (env.length > 0) out += '    Environment:\n' + env.map(e => `      ${str(e.name)}:  ${str(e.value, '')}\n`).join('')
-  }
-  return out
-}
-
-/** A pod's, node's or workload's conditions. */
-interface Condition { type: string, status: string, reason?: string }
-
-function conditionsText (conditions: readonly Condition[] | undefined): string {
-  const list = objectsOf(conditions)
-  if (list.length === 0) return ''
-  return 'Conditions:\n' + indent(renderTable(['Type', 'Status', 'Reason'], list.map(c => [str(c.type), str(c.status), str(c.reason)])), '  ')
-}
-
 function podDetails (o: Pod): string {
   const controller = (o.metadata.ownerReferences ?? []).find(r => r.controller === true)
   return line('Node', o.spec?.nodeName) + line('Status', podStatus(o)) + line('IP', o.status?.podIP) +
@@ -122,9 +81,8 @@ function workloadDetails (o: Deployment | ReplicaSet): string {
     ? `${desired} desired | ${num(o.status?.updatedReplicas)} updated | ${total} total | ${available} available | ${Math.max(0, total - available)} unavailable`
     : `${total} current / ${desired} desired`
   return line('Selector', selectorText(o.spec?.selector?.matchLabels)) + line('Replicas', replicas) +
-    (o.kind === 'Deployment' ? line('StrategyType', str(o.spec?.strategy?.type, 'RollingUpdate')) : '') +
-    'Pod Template:\n' + mapLines('  Labels', o.spec?.template?.metadata?.labels) +
-    indent(containersText(o.spec?.template?.spec?.containers), '  ') + conditionsText(o.status?.conditions)
+    (o.kind === 'Deployment' ? line('StrategyType', str(o.spec?.strategy?.type, 'RollingUpdate')) : controlledByLine(o)) +
+    podTemplateText(o.spec?.template) + conditionsText(o.status?.conditions)
 }
 
 function serviceDetails (o: Service): string {
@@ -136,13 +94,13 @@ function serviceDetails (o: Service): string {
 function nodeDetails (o: Node): string {
   const addresses = objectsOf(o.status?.addresses)
   return line('Roles', nodeRoles(o)) + line('Unschedulable', String(o.spec?.unschedulable === true)) + conditionsText(o.status?.conditions) +
-    (addresses.length > 0 ? 'Addresses:\n' + addresses.map(a => `  ${str(a.type)}:  ${str(a.address)}\n`).join('') : '')
+    (addresses.length > 0 ? 'Addresses:\n' + addresses.map(a => line(str(a.type), a.address, 1)).join('') : '')
 }
 
 function dataDetails (o: ConfigMap | Secret): string {
   const data = isPlainObject(o.data) ? o.data : {}
   const body = Object.keys(data).sort().map(k => o.kind === 'Secret'
-    ? `${k}:  ${Buffer.from(str(data[k], ''), 'base64').length} bytes\n`
+    ? line(k, `${Buffer.from(str(data[k], ''), 'base64').length} bytes`)
     : `${k}:\n----\n${str(data[k], '')}\n`).join('')
   return (o.kind === 'Secret' ? line('Type', str(o.type, 'Opaque')) : '') + `\nData\n====\n${body}`
 }
@@ -154,7 +112,9 @@ function otherDetails (o: KObject): string {
   return Object.keys(rest).length > 0 ? stringify(rest).replace(/^(\w)/gm, (c: string) => c.toUpperCase()) : ''
 }
 
-function kindDetails (o: KObject): string {
+function kindDetails (o: KObject, now: number, pods: Pod[]): string {
+  const workload = workloadKindDetails(o, now, pods)
+  if (workload !== undefined) return workload
   if (isOfType(POD, o)) return podDetails(o)
   if (isOfType(DEPLOYMENT, o) || isOfType(REPLICA_SET, o)) return workloadDetails(o)
   if (isOfType(SERVICE, o)) return serviceDetails(o)
@@ -164,15 +124,19 @@ function kindDetails (o: KObject): string {
   return otherDetails(o)
 }
 
-/** `shoal describe`: the object's metadata, its kind's key fields, and its events (oldest first). */
-export function renderDescribe (type: ResourceType, o: KObject, events: Event[], now: number): string {
+/**
+ * `shoal describe`: the object's metadata, its kind's key fields, and its
+ * events (oldest first); `pods` are the workload's own, for its `Pods Status`
+ * (./describe-workloads.ts podSelectorOf says which kinds have one).
+ */
+export function renderDescribe (type: ResourceType, o: KObject, events: Event[], now: number, pods: KObject[] = []): string {
   let out = line('Name', o.metadata.name)
   if (type.namespaced) out += line('Namespace', o.metadata.namespace)
   out += mapLines('Labels', o.metadata.labels) + mapLines('Annotations', o.metadata.annotations)
   out += line('CreationTimestamp', o.metadata.creationTimestamp)
-  out += kindDetails(o)
-  if (events.length === 0) return out + 'Events:         <none>\n'
+  out += kindDetails(o, now, pods.map(p => withKind(POD, p)))
+  if (events.length === 0) return alignTabs(out + line('Events', '<none>'))
   const rows = byEventTime(events).map(e => [str(e.type, 'Normal'), str(e.reason, ''), ageOf(eventTime(e), now),
     str(e.source?.component, str(e.reportingComponent, '')), str(e.message, '').replace(/\s*\n\s*/g, ' ')])
-  return out + 'Events:\n' + indent(renderTable(['Type', 'Reason', 'Age', 'From', 'Message'], rows), '  ')
+  return alignTabs(out) + 'Events:\n' + indent(renderTable(['Type', 'Reason', 'Age', 'From', 'Message'], rows), '  ')
 }

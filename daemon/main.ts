@@ -33,6 +33,10 @@ import { NodeLifecycleController } from './controllers/nodelifecycle.ts'
 import { Scheduler } from './scheduler/scheduler.ts'
 import { DeploymentController } from './controllers/deployment.ts'
 import { ReplicaSetController } from './controllers/replicaset.ts'
+import { StatefulSetController } from './controllers/statefulset.ts'
+import { DisruptionController } from './controllers/disruption.ts'
+import { DaemonSetController } from './controllers/daemonset.ts'
+import { REPLICATION_CONTROLLER } from '../protocol/kinds.ts'
 import { Kubelet } from './kubelet/kubelet.ts'
 import { DockerRuntime } from './kubelet/docker-runtime.ts'
 import { ClusterNetwork } from './network/network.ts'
@@ -367,8 +371,12 @@ function buildControlPlane (config: DaemonConfig, membership: Membership, replic
       new Scheduler(),
       new DeploymentController(),
       new ReplicaSetController(),
+      new ReplicaSetController({ kind: REPLICATION_CONTROLLER }),
+      new DisruptionController(),
+      new DaemonSetController(),
       new EndpointsController(),
       new NodeLifecycleController({ evictionGraceMs: config.podEvictionGraceMs }),
+      new StatefulSetController(),
       new GarbageCollector()
     ]
   })
@@ -386,6 +394,8 @@ async function buildNodeAgent (config: DaemonConfig, host: ShoalHost, membership
   const kubelet = new Kubelet({
     ...(runtime !== undefined ? { runtime } : {}),
     dns: () => network.dnsAddress(),
+    // fencing: a peer cut off from the cluster stops its StatefulSet pods (docs/decisions/2026-12-03-statefulsets.md)
+    confirmContact: async (timeoutMs: number) => await replicated.raft.readBarrier(timeoutMs),
     awaitPodCidrMs: 15_000,
     nodeName: config.name,
     dataDir: config.dataDir,

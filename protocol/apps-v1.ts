@@ -131,6 +131,28 @@ export type ControllerRevision = TypedObject<'apps/v1', 'ControllerRevision'> & 
 /** The label a DaemonSet's or StatefulSet's pods and revisions carry: the hash of their template's revision. */
 export const CONTROLLER_REVISION_HASH = 'controller-revision-hash'
 
+/** A StatefulSet pod's labels: its name and its ordinal, as Kubernetes sets them. */
+export const STATEFUL_SET_POD_NAME = 'statefulset.kubernetes.io/pod-name'
+export const POD_INDEX = 'apps.kubernetes.io/pod-index'
+
+/**
+ * The finalizer a StatefulSet pod carries so that its name is reused only
+ * once its old incarnation is known to be gone: the kubelet running it takes
+ * it off once the pod's containers have stopped; for a pod of a peer that
+ * membership declared dead (or that left), the StatefulSet controller takes
+ * it off after STATEFUL_POD_FENCE_MS plus the pod's grace period and a
+ * margin, by when a peer that is cut off has stopped the pod itself.
+ * See docs/decisions/2026-12-03-statefulsets.md.
+ */
+export const STOPPED_BY_KUBELET_FINALIZER = 'shoal.dev/stopped-by-kubelet'
+
+/**
+ * How long a kubelet may go without a confirmed round with the cluster (a
+ * ReadIndex answered by a leader with a quorum) before it stops the pods
+ * that carry STOPPED_BY_KUBELET_FINALIZER: every peer must use the same.
+ */
+export const STATEFUL_POD_FENCE_MS = 10_000
+
 /** The autoscaling/v1 Scale of a Deployment, ReplicaSet, StatefulSet or ReplicationController: what the scale subresource serves and takes. */
 export function scaleOf (obj: Deployment | ReplicaSet | StatefulSet | ReplicationController): Scale {
   const meta: ObjectMeta = {}

@@ -3,7 +3,7 @@
 // fields Shoal reads or writes are typed; the store keeps every other valid
 // field as it came. A `status` is written by Shoal's own components.
 // May import: ./k8s.ts.
-import type { ObjectMeta, TypedObject } from './k8s.ts'
+import type { LabelSelector, ObjectMeta, TypedObject } from './k8s.ts'
 
 /** `intstr.IntOrString`: a port number or name, a count or a percentage. */
 export type IntOrString = number | string
@@ -75,6 +75,8 @@ export interface Container {
   livenessProbe?: Probe
   readinessProbe?: Probe
   startupProbe?: Probe
+  /** only on an init container, only 'Always': a sidecar, kept running beside the app containers */
+  restartPolicy?: 'Always'
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never'
   securityContext?: Record<string, unknown>
   lifecycle?: Record<string, unknown>
@@ -103,9 +105,47 @@ export interface Affinity {
     requiredDuringSchedulingIgnoredDuringExecution?: { nodeSelectorTerms: NodeSelectorTerm[] }
     preferredDuringSchedulingIgnoredDuringExecution?: Array<{ weight: number, preference: NodeSelectorTerm }>
   }
-  /** accepted, not acted on by Shoal's scheduler yet */
-  podAffinity?: Record<string, unknown>
-  podAntiAffinity?: Record<string, unknown>
+  podAffinity?: PodAffinity
+  podAntiAffinity?: PodAffinity
+}
+
+/**
+ * Pods (selected by labels, in the namespaces named or selected; the pod's
+ * own when neither is given) that must (or should) share, or not share, a
+ * topology domain (the value of the node label topologyKey) with this pod.
+ */
+export interface PodAffinityTerm {
+  labelSelector?: LabelSelector
+  namespaces?: string[]
+  /** `{}` selects every namespace */
+  namespaceSelector?: LabelSelector
+  topologyKey: string
+  /** label keys whose values (this pod's) are added to labelSelector as `In` */
+  matchLabelKeys?: string[]
+  /** label keys whose values (this pod's) are added to labelSelector as `NotIn` */
+  mismatchLabelKeys?: string[]
+}
+
+export interface WeightedPodAffinityTerm { weight: number, podAffinityTerm: PodAffinityTerm }
+
+/** Both podAffinity and podAntiAffinity have this shape. */
+export interface PodAffinity {
+  requiredDuringSchedulingIgnoredDuringExecution?: PodAffinityTerm[]
+  preferredDuringSchedulingIgnoredDuringExecution?: WeightedPodAffinityTerm[]
+}
+
+/** How matching pods must (DoNotSchedule) or should (ScheduleAnyway) spread over the values of topologyKey. */
+export interface TopologySpreadConstraint {
+  maxSkew: number
+  topologyKey: string
+  whenUnsatisfiable: 'DoNotSchedule' | 'ScheduleAnyway'
+  labelSelector?: LabelSelector
+  minDomains?: number
+  /** whether the pod's nodeSelector and node affinity limit the nodes counted (default Honor) */
+  nodeAffinityPolicy?: 'Honor' | 'Ignore'
+  /** whether nodes with taints the pod does not tolerate are counted (default Ignore) */
+  nodeTaintsPolicy?: 'Honor' | 'Ignore'
+  matchLabelKeys?: string[]
 }
 
 export type TaintEffect = 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute'
@@ -145,6 +185,9 @@ export interface PodSpec {
   schedulerName?: string
   enableServiceLinks?: boolean
   readinessGates?: PodReadinessGate[]
+  topologySpreadConstraints?: TopologySpreadConstraint[]
+  /** the pod is not scheduled while any is left; they can only be removed */
+  schedulingGates?: Array<{ name: string }>
 }
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown'

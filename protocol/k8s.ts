@@ -96,7 +96,7 @@ export interface ResourceType<T extends KObject = KObject> {
   singular: string
   namespaced: boolean
   shortNames: readonly string[]
-  /** subresources served: 'status', 'scale' */
+  /** subresources served: 'status', 'scale', a pod's 'eviction' */
   subresources: readonly string[]
   /** never set: carries T */
   readonly objectType?: T

@@ -86,7 +86,7 @@ export const NODE = kind<Node>('v1', 'Node', 'nodes', {
   namespaced: false, shortNames: ['no'], subresources: ['status'], schema: schemas.nodeSchema, validate: v.validateNode
 })
 export const POD = kind<Pod>('v1', 'Pod', 'pods', {
-  namespaced: true, shortNames: ['po'], subresources: ['status'], categories: ['all'], schema: schemas.podSchema, defaults: v.defaultPod, validate: v.validatePod, validateUpdate: v.validatePodUpdate
+  namespaced: true, shortNames: ['po'], subresources: ['status', 'eviction'], categories: ['all'], schema: schemas.podSchema, defaults: v.defaultPod, validate: v.validatePod, validateUpdate: v.validatePodUpdate
 })
 export const SERVICE = kind<Service>('v1', 'Service', 'services', {
   namespaced: true, shortNames: ['svc'], subresources: ['status'], categories: ['all'], schema: schemas.serviceSchema, nameRule: 'dns1035-label', defaults: v.defaultService, validate: v.validateService

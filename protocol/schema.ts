@@ -91,6 +91,7 @@ export const container = o({
   livenessProbe: probe,
   readinessProbe: probe,
   startupProbe: probe,
+  restartPolicy: 'string',
   imagePullPolicy: 'string',
   securityContext: 'object',
   lifecycle: 'object',
@@ -113,14 +114,35 @@ const nodeSelectorTerm = o({
   matchExpressions: l(o({ key: 'string', operator: 'string', values: l('string') })),
   matchFields: l(o({ key: 'string', operator: 'string', values: l('string') }))
 })
+const podAffinityTerm = o({
+  labelSelector,
+  namespaces: l('string'),
+  namespaceSelector: labelSelector,
+  topologyKey: 'string',
+  matchLabelKeys: l('string'),
+  mismatchLabelKeys: l('string')
+})
+const podAffinity = o({
+  requiredDuringSchedulingIgnoredDuringExecution: l(podAffinityTerm),
+  preferredDuringSchedulingIgnoredDuringExecution: l(o({ weight: 'int32', podAffinityTerm }))
+})
+const topologySpreadConstraint = o({
+  maxSkew: 'int32',
+  topologyKey: 'string',
+  whenUnsatisfiable: 'string',
+  labelSelector,
+  minDomains: 'int32',
+  nodeAffinityPolicy: 'string',
+  nodeTaintsPolicy: 'string',
+  matchLabelKeys: l('string')
+})
 const affinity = o({
   nodeAffinity: o({
     requiredDuringSchedulingIgnoredDuringExecution: o({ nodeSelectorTerms: l(nodeSelectorTerm) }),
     preferredDuringSchedulingIgnoredDuringExecution: l(o({ weight: 'int32', preference: nodeSelectorTerm }))
   }),
-  // accepted, not acted on by Shoal's scheduler yet
-  podAffinity: 'object',
-  podAntiAffinity: 'object'
+  podAffinity,
+  podAntiAffinity: podAffinity
 })
 const toleration = o({ key: 'string', operator: 'string', value: 'string', effect: 'string', tolerationSeconds: 'int' })
 
@@ -147,7 +169,9 @@ export const podSpec = o({
   priority: 'int32',
   priorityClassName: 'string',
   schedulerName: 'string',
-  enableServiceLinks: 'bool'
+  enableServiceLinks: 'bool',
+  topologySpreadConstraints: l(topologySpreadConstraint),
+  schedulingGates: l(o({ name: 'string' }))
 })
 
 const podTemplate = o({ metadata: objectMeta, spec: podSpec })

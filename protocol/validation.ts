@@ -155,9 +155,16 @@ export function defaultTemplate (spec: Obj): void {
   if (podSpec !== undefined) defaultPodSpec(podSpec)
 }
 
+/** A pod's service account, as Kubernetes' admission sets it ('default'); the deprecated serviceAccount mirrors it (v1). */
+function defaultServiceAccount (spec: Obj): void {
+  const given = [spec.serviceAccountName, spec.serviceAccount].find(v => v !== undefined && v !== null && v !== '') ?? 'default'
+  if (typeof given === 'string') spec.serviceAccountName = spec.serviceAccount = given
+}
+
 export function defaultPod (obj: KObject): void {
   const spec = objAt(obj, 'spec')
   if (spec !== undefined) defaultPodSpec(spec)
+  if (spec !== undefined) defaultServiceAccount(spec)
   if (obj.status === undefined) obj.status = { phase: 'Pending' }
 }
 
@@ -282,7 +289,7 @@ export function checkNonNegative (v: unknown, path: string, errors: string[]): v
   if (typeof v === 'number' && v < 0) errors.push(fieldError(path, 'Invalid', v, 'must be greater than or equal to 0'))
 }
 
-function checkContainers (list: Obj[], path: string, volumes: Set<string>, errors: string[]): void {
+function checkContainers (list: Obj[], path: string, volumes: Set<string>, errors: string[], init = false): void {
   const names = new Set<string>()
   list.forEach((c, i) => {
     const at = `${path}[${i}]`
@@ -295,6 +302,9 @@ function checkContainers (list: Obj[], path: string, volumes: Set<string>, error
     }
     if (typeof c.image !== 'string' || c.image.trim() === '') errors.push(fieldError(`${at}.image`, 'Required'))
     checkEnum(c.imagePullPolicy, ['Always', 'IfNotPresent', 'Never'], `${at}.imagePullPolicy`, errors)
+    // A sidecar is an init container with restartPolicy Always (Kubernetes 1.29).
+    if (init) checkEnum(c.restartPolicy ?? undefined, ['Always'], `${at}.restartPolicy`, errors)
+    else if (c.restartPolicy !== undefined && c.restartPolicy !== null) errors.push(fieldError(`${at}.restartPolicy`, 'Forbidden', undefined, 'may not be set for non-init containers'))
     const portNames = new Set<string>()
     listAt(c, 'ports').forEach((p, j) => {
       const pat = `${at}.ports[${j}]`
@@ -382,7 +392,7 @@ export function checkPodSpec (spec: Obj | undefined, path: string, errors: strin
   const containers = listAt(spec, 'containers')
   if (containers.length === 0) errors.push(fieldError(`${path}.containers`, 'Required'))
   checkContainers(containers, `${path}.containers`, volumes, errors)
-  checkContainers(listAt(spec, 'initContainers'), `${path}.initContainers`, volumes, errors)
+  checkContainers(listAt(spec, 'initContainers'), `${path}.initContainers`, volumes, errors, true)
   checkEnum(spec.restartPolicy, ['Always', 'OnFailure', 'Never'], `${path}.restartPolicy`, errors)
   checkEnum(spec.dnsPolicy, ['ClusterFirst', 'ClusterFirstWithHostNet', 'Default', 'None'], `${path}.dnsPolicy`, errors)
   checkNonNegative(spec.terminationGracePeriodSeconds, `${path}.terminationGracePeriodSeconds`, errors)
@@ -411,6 +421,100 @@ export function checkPodSpec (spec: Obj | undefined, path: string, errors: strin
     if (!Number.isSafeInteger(p.weight) || (p.weight as number) < 1 || (p.weight as number) > 100) errors.push(fieldError(`${at}.weight`, 'Invalid', p.weight, 'must be in the range 1-100'))
     checkTerm(objAt(p, 'preference') ?? {}, `${at}.preference`)
   })
+  checkSchedulingFields(spec, path, errors)
+}
+
+/** Label keys a term takes from the pod's own labels: valid keys, and only with a labelSelector. */
+function checkLabelKeys (owner: Obj, field: string, path: string, errors: string[]): Set<string> {
+  const keys = Array.isArray(owner[field]) ? owner[field].filter((k): k is string => typeof k === 'string') : []
+  if (keys.length > 0 && objAt(owner, 'labelSelector') === undefined) errors.push(fieldError(`${path}.${field}`, 'Forbidden', undefined, 'must not be specified when labelSelector is not set'))
+  keys.forEach((k, i) => {
+    const why = labelKeyError(k)
+    if (why !== undefined) errors.push(fieldError(`${path}.${field}[${i}]`, 'Invalid', k, why))
+  })
+  return new Set(keys)
+}
+
+/** A topologyKey: required, and a valid label key. */
+function checkTopologyKey (v: unknown, path: string, errors: string[]): void {
+  if (typeof v !== 'string' || v === '') { errors.push(fieldError(path, 'Required', undefined, 'can not be empty')); return }
+  const why = labelKeyError(v)
+  if (why !== undefined) errors.push(fieldError(path, 'Invalid', v, why))
+}
+
+/** A PodAffinityTerm, as Kubernetes' validatePodAffinityTerm. */
+function checkPodAffinityTerm (term: Obj, path: string, errors: string[]): void {
+  checkTopologyKey(term.topologyKey, `${path}.topologyKey`, errors)
+  checkLabelSelector(objAt(term, 'labelSelector'), `${path}.labelSelector`, errors)
+  checkLabelSelector(objAt(term, 'namespaceSelector'), `${path}.namespaceSelector`, errors)
+  const namespaces = Array.isArray(term.namespaces) ? term.namespaces : []
+  namespaces.forEach((ns, i) => {
+    const why = typeof ns === 'string' ? dns1123LabelError(ns) : undefined
+    if (why !== undefined) errors.push(fieldError(`${path}.namespaces[${i}]`, 'Invalid', ns, why))
+  })
+  const match = checkLabelKeys(term, 'matchLabelKeys', path, errors)
+  for (const k of checkLabelKeys(term, 'mismatchLabelKeys', path, errors)) {
+    if (match.has(k)) errors.push(fieldError(`${path}.matchLabelKeys`, 'Invalid', k, 'exists in both matchLabelKeys and mismatchLabelKeys'))
+  }
+}
+
+/** A topologySpreadConstraint, as Kubernetes' validateTopologySpreadConstraints (one of them; `seen` finds duplicates). */
+function checkSpreadConstraint (c: Obj, path: string, seen: Set<string>, errors: string[]): void {
+  if (typeof c.maxSkew !== 'number' || c.maxSkew < 1) errors.push(fieldError(`${path}.maxSkew`, 'Invalid', c.maxSkew, 'must be greater than zero'))
+  checkTopologyKey(c.topologyKey, `${path}.topologyKey`, errors)
+  if (c.whenUnsatisfiable === undefined) errors.push(fieldError(`${path}.whenUnsatisfiable`, 'Required'))
+  checkEnum(c.whenUnsatisfiable, ['DoNotSchedule', 'ScheduleAnyway'], `${path}.whenUnsatisfiable`, errors)
+  const pair = `{${String(c.topologyKey)}, ${String(c.whenUnsatisfiable)}}`
+  if (seen.has(pair)) errors.push(fieldError(path, 'Duplicate', pair))
+  seen.add(pair)
+  if (c.minDomains !== undefined && c.minDomains !== null) {
+    if (typeof c.minDomains !== 'number' || c.minDomains < 1) errors.push(fieldError(`${path}.minDomains`, 'Invalid', c.minDomains, 'must be greater than zero'))
+    else if (c.whenUnsatisfiable !== 'DoNotSchedule') errors.push(fieldError(`${path}.minDomains`, 'Invalid', c.minDomains, `can only use minDomains if whenUnsatisfiable=DoNotSchedule, not ${String(c.whenUnsatisfiable)}`))
+  }
+  checkEnum(c.nodeAffinityPolicy, ['Honor', 'Ignore'], `${path}.nodeAffinityPolicy`, errors)
+  checkEnum(c.nodeTaintsPolicy, ['Honor', 'Ignore'], `${path}.nodeTaintsPolicy`, errors)
+  const selector = objAt(c, 'labelSelector')
+  checkLabelSelector(selector, `${path}.labelSelector`, errors)
+  const selectorKeys = new Set([...Object.keys(objAt(selector ?? {}, 'matchLabels') ?? {}), ...listAt(selector, 'matchExpressions').map(e => e.key)])
+  for (const k of checkLabelKeys(c, 'matchLabelKeys', path, errors)) {
+    if (selectorKeys.has(k)) errors.push(fieldError(`${path}.matchLabelKeys`, 'Invalid', k, 'exists in both matchLabelKeys and labelSelector'))
+  }
+}
+
+/** An update may remove scheduling gates, never add one (Kubernetes' validateOnlyDeletedSchedulingGates). */
+function checkGatesOnlyRemoved (cur: Obj, next: Obj, errors: string[]): void {
+  const had = new Set(listAt(cur, 'schedulingGates').map(g => g.name))
+  listAt(next, 'schedulingGates').forEach((g, i) => {
+    if (!had.has(g.name)) errors.push(fieldError(`spec.schedulingGates[${i}].name`, 'Forbidden', undefined, `only deletion is allowed, but found new scheduling gate '${String(g.name)}'`))
+  })
+}
+
+/** Pod affinity and anti-affinity, topology spread constraints and scheduling gates. */
+function checkSchedulingFields (spec: Obj, path: string, errors: string[]): void {
+  const affinity = objAt(spec, 'affinity') ?? {}
+  for (const kind of ['podAffinity', 'podAntiAffinity']) {
+    const at = `${path}.affinity.${kind}`
+    const a = objAt(affinity, kind)
+    listAt(a, 'requiredDuringSchedulingIgnoredDuringExecution').forEach((t, i) => { checkPodAffinityTerm(t, `${at}.requiredDuringSchedulingIgnoredDuringExecution[${i}]`, errors) })
+    listAt(a, 'preferredDuringSchedulingIgnoredDuringExecution').forEach((w, i) => {
+      const wat = `${at}.preferredDuringSchedulingIgnoredDuringExecution[${i}]`
+      if (!Number.isSafeInteger(w.weight) || (w.weight as number) < 1 || (w.weight as number) > 100) errors.push(fieldError(`${wat}.weight`, 'Invalid', w.weight, 'must be in the range 1-100'))
+      const term = objAt(w, 'podAffinityTerm')
+      if (term === undefined) errors.push(fieldError(`${wat}.podAffinityTerm`, 'Required'))
+      else checkPodAffinityTerm(term, `${wat}.podAffinityTerm`, errors)
+    })
+  }
+  const seen = new Set<string>()
+  listAt(spec, 'topologySpreadConstraints').forEach((c, i) => { checkSpreadConstraint(c, `${path}.topologySpreadConstraints[${i}]`, seen, errors) })
+  const gates = listAt(spec, 'schedulingGates')
+  const names = new Set<string>()
+  gates.forEach((g, i) => {
+    const why = typeof g.name === 'string' && g.name !== '' ? labelKeyError(g.name) : 'name part must be non-empty'
+    if (why !== undefined) errors.push(fieldError(`${path}.schedulingGates[${i}]`, 'Invalid', g.name, why))
+    else if (names.has(g.name as string)) errors.push(fieldError(`${path}.schedulingGates[${i}]`, 'Duplicate', g.name))
+    names.add(g.name as string)
+  })
+  if (gates.length > 0 && typeof spec.nodeName === 'string' && spec.nodeName !== '') errors.push(fieldError(`${path}.nodeName`, 'Forbidden', undefined, 'cannot be set until all schedulingGates have been cleared'))
 }
 
 export function checkLabelSelector (sel: Obj | undefined, path: string, errors: string[]): void {
@@ -609,6 +713,9 @@ function setOpt (o: Obj, key: string, v: unknown): void {
 /** A pod spec with the fields an update may change taken from `next`, for comparing with next. */
 function podComparable (spec: Obj, next: Obj): Obj {
   const out = structuredClone(spec)
+  // A pod stored before a default existed gets it on update (the store defaults `next`): not a change.
+  defaultPodSpec(out)
+  defaultServiceAccount(out)
   const images = (list: unknown, from: unknown): void => {
     if (!Array.isArray(list) || !Array.isArray(from)) return
     list.forEach((c, i) => { if (isPlainObject(c) && isPlainObject(from[i])) setOpt(c, 'image', from[i].image) })
@@ -617,6 +724,7 @@ function podComparable (spec: Obj, next: Obj): Obj {
   images(out.initContainers, next.initContainers)
   setOpt(out, 'activeDeadlineSeconds', next.activeDeadlineSeconds)
   setOpt(out, 'tolerations', next.tolerations)
+  setOpt(out, 'schedulingGates', next.schedulingGates)
   if (out.nodeName === undefined || out.nodeName === '') setOpt(out, 'nodeName', next.nodeName)
   return out
 }
@@ -624,6 +732,7 @@ function podComparable (spec: Obj, next: Obj): Obj {
 export function validatePodUpdate (cur: KObject, next: KObject, errors: string[]): void {
   const curSpec = objAt(cur, 'spec') ?? {}
   const nextSpec = objAt(next, 'spec') ?? {}
+  checkGatesOnlyRemoved(curSpec, nextSpec, errors)
   if (!jsonEqual(podComparable(curSpec, nextSpec), podComparable(nextSpec, nextSpec))) {
     errors.push(fieldError('spec', 'Forbidden', undefined, 'pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations`, and `spec.nodeName` (only to set it)'))
   }

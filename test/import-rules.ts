@@ -39,6 +39,7 @@ export const IMPORT_RULES: Readonly<Record<string, readonly ImportTarget[]>> = {
   // the replicated StoreWriter wraps the Replicator
   'daemon/store/writer.ts': ['daemon/raft/replicator.ts'],
 
+  // never the scheduler: the placement rules the DaemonSet controller shares with it are protocol/scheduling.ts
   'daemon/controllers': [
     'protocol', 'daemon/store/types.ts', 'daemon/workqueue', 'daemon/record', 'daemon/clock', 'daemon/log'
   ],

@@ -42,14 +42,17 @@ function resourceList (group: string, version: string, types: readonly Kind[]): 
         ...(t.shortNames.length > 0 ? { shortNames: t.shortNames } : {}),
         ...(t.categories.length > 0 ? { categories: t.categories } : {})
       },
-      ...t.subresources.map(sub => ({
-        name: `${t.plural}/${sub}`,
-        singularName: '',
-        namespaced: t.namespaced,
-        kind: sub === 'scale' ? 'Scale' : t.kind,
-        ...(sub === 'scale' ? { group: 'autoscaling', version: 'v1' } : {}),
-        verbs: ['get', 'patch', 'update']
-      })),
+      ...t.subresources.map(sub => sub === 'eviction'
+        // kubectl drain finds the Eviction's group and version here (CheckEvictionSupport)
+        ? { name: `${t.plural}/eviction`, singularName: '', namespaced: t.namespaced, group: 'policy', version: 'v1', kind: 'Eviction', verbs: ['create'] }
+        : {
+            name: `${t.plural}/${sub}`,
+            singularName: '',
+            namespaced: t.namespaced,
+            kind: sub === 'scale' ? 'Scale' : t.kind,
+            ...(sub === 'scale' ? { group: 'autoscaling', version: 'v1' } : {}),
+            verbs: ['get', 'patch', 'update']
+          }),
       ...(t.kind === 'Pod'
         ? [
             { name: 'pods/log', singularName: '', namespaced: true, kind: 'Pod', verbs: ['get'] },

@@ -2,8 +2,9 @@
 // selector, an Endpoints object of the same name lists the addresses of the
 // matching pods that have one (ready ones in `addresses`, the others in
 // `notReadyAddresses`) and the service's ports resolved against the pods'
-// container ports (a named targetPort is looked up by name). Written only
-// when it changes.
+// container ports (a named targetPort is looked up by name). An address
+// carries the pod's hostname when the pod's subdomain is the service (how a
+// headless service names a StatefulSet's pods). Written only when it changes.
 // May import: protocol/, daemon/store/types.ts, ./framework.ts, daemon/workqueue.
 import type { EndpointAddress, EndpointPort, Endpoints, EndpointSubset, Pod, Service } from '../../protocol/core-v1.ts'
 import { ENDPOINTS, POD, SERVICE } from '../../protocol/kinds.ts'
@@ -47,8 +48,12 @@ export function subsetsFor (service: Service, pods: Pod[]): EndpointSubset[] {
       groups.set(key, g)
     }
     const nodeName = pod.spec?.nodeName
+    // As Kubernetes: the pod's hostname, when its subdomain names this service (a StatefulSet's stable DNS name).
+    const hostname = pod.spec?.hostname
+    const named = typeof hostname === 'string' && hostname !== '' && pod.spec?.subdomain === service.metadata.name
     const address: EndpointAddress = {
       ip,
+      ...(named ? { hostname } : {}),
       ...(nodeName !== undefined ? { nodeName } : {}),
       targetRef: { kind: 'Pod', namespace: pod.metadata.namespace, name: pod.metadata.name, uid: pod.metadata.uid }
     }

@@ -2,14 +2,20 @@
 // system namespaces and the cluster's network settings (the ConfigMap
 // kube-system/shoal-cluster, from the first leader's flags, and the
 // kube-dns Service at the 10th address of the service range; each made
-// once, at the first leadership), and one Node per
+// once, at the first leadership), the API's Service default/kubernetes (at
+// the range's first address, port 443 named https, as Kubernetes') and its
+// Endpoints (every alive member's API address, no selector: written here
+// when membership changes), and one Node per
 // member, with its capacity, addresses and a Ready condition that follows
 // membership (alive: True, suspect: Unknown, dead or left: False). Nodes are
 // written only when something changes, so a quiet cluster writes nothing.
 // May import: protocol/, daemon/store/types.ts, daemon/clock, daemon/log.
-import { CONFIG_MAP, NAMESPACE, NODE, SERVICE } from '../../protocol/kinds.ts'
+import { CONFIG_MAP, ENDPOINTS, NAMESPACE, NODE, SERVICE } from '../../protocol/kinds.ts'
 import { randomUUID } from 'node:crypto'
-import type { ConditionStatus, Node, NodeStatus, Service } from '../../protocol/core-v1.ts'
+import { isIP } from 'node:net'
+import type { ConditionStatus, Endpoints, EndpointSubset, Node, NodeStatus, Service } from '../../protocol/core-v1.ts'
+import { intToIp, parseCidr } from '../../protocol/cidr.ts'
+import { jsonEqual } from '../../protocol/json.ts'
 import type { MemberState } from '../../protocol/membership.ts'
 import { rfc3339, SYSTEM_NAMESPACES } from '../../protocol/k8s.ts'
 import type { KObject } from '../../protocol/k8s.ts'
@@ -66,7 +72,8 @@ export function desiredNode (m: MemberInfo, current: Node | undefined, now: stri
     metadata: {
       ...(current?.metadata ?? {}),
       name: m.name,
-      labels: { ...(current?.metadata.labels ?? {}), 'kubernetes.io/hostname': m.name, 'kubernetes.io/os': 'linux', 'shoal.dev/peer-id': m.peerId }
+      // kubernetes.io/arch in Go's GOARCH names (Node's x64 is amd64, ia32 386, ppc64 on Linux ppc64le)
+      labels: { ...(current?.metadata.labels ?? {}), 'kubernetes.io/hostname': m.name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': ({ x64: 'amd64', ia32: '386', mipsel: 'mipsle', ppc64: 'ppc64le' } as Record<string, string>)[process.arch] ?? process.arch, 'shoal.dev/peer-id': m.peerId }
     },
     spec: current?.spec ?? {},
     status: {
@@ -82,6 +89,41 @@ export function desiredNode (m: MemberInfo, current: Node | undefined, now: stri
       nodeInfo: { kubeletVersion: `shoal-${m.version}`, operatingSystem: 'linux', architecture: process.arch, containerRuntimeVersion: 'shoal', kubeProxyVersion: `shoal-${VERSION}` }
     }
   }
+}
+
+/**
+ * The API's Service, default/kubernetes, as Kubernetes makes it: at the
+ * first address of the service range (one of those the allocator keeps
+ * back), port 443 named https to the API's port. Undefined for a bad range.
+ */
+export function apiService (serviceCidr: string, apiPort: number): Service | undefined {
+  const range = parseCidr(serviceCidr)
+  if (range === undefined) return undefined
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'kubernetes', namespace: 'default', labels: { component: 'apiserver', provider: 'kubernetes' } },
+    spec: { type: 'ClusterIP', clusterIP: intToIp(range.base + 1), ports: [{ name: 'https', port: 443, protocol: 'TCP', targetPort: apiPort }], sessionAffinity: 'None' }
+  }
+}
+
+/** A member's API address (host:port) as an IP and a port; undefined unless its host is one address. */
+function apiAddress (api: string): { ip: string, port: number } | undefined {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(api)
+  const ip = m?.[1] ?? ''
+  if (isIP(ip) === 0 || ip === '0.0.0.0' || ip === '::') return undefined
+  return { ip, port: Number(m?.[2]) }
+}
+
+/** The API's Endpoints: every alive member's API address, one subset per port, the most used port first. */
+export function apiSubsets (members: MemberInfo[]): EndpointSubset[] {
+  const byPort = new Map<number, Set<string>>()
+  for (const m of members) {
+    const a = m.state === 'alive' ? apiAddress(m.api) : undefined
+    if (a !== undefined) byPort.set(a.port, (byPort.get(a.port) ?? new Set()).add(a.ip))
+  }
+  return [...byPort].sort(([p, a], [q, b]) => b.size - a.size || p - q)
+    .map(([port, ips]) => ({ addresses: [...ips].sort().map(ip => ({ ip })), ports: [{ name: 'https', port, protocol: 'TCP' }] }))
 }
 
 /** Whether a stored Node already says what the member's state and capacity say (heartbeat times aside). */
@@ -149,6 +191,30 @@ export class NodeKeeper {
     if (!r.ok && r.status.code !== 409) log.warn({ event: 'network.dns-service-failed', err: r.status.message }, `could not create the kube-dns service: ${r.status.message}`)
   }
 
+  /** Once the cluster network is known: the API's Service (if missing), then its Endpoints, written when they change. */
+  private async ensureApiService (now: string): Promise<void> {
+    const { store, log } = this.init
+    const cidr = store.get(CONFIG_MAP, CLUSTER_CONFIG.namespace, CLUSTER_CONFIG.name)?.data?.serviceCIDR
+    if (cidr === undefined) return
+    const subsets = apiSubsets(this.init.members())
+    if (store.get(SERVICE, 'default', 'kubernetes') === undefined) {
+      const svc = apiService(cidr, subsets[0]?.ports?.[0]?.port ?? 6443)
+      const r = svc === undefined ? undefined : await this.propose({ op: 'create', object: svc, uid: randomUUID(), now })
+      if (r === undefined || (!r.ok && r.status.code !== 409)) {
+        log.warn({ event: 'network.api-service-failed', err: r?.status.message }, `could not create the kubernetes service: ${r?.status.message ?? `bad service range ${cidr}`}`)
+        return
+      }
+    }
+    const current = store.get(ENDPOINTS, 'default', 'kubernetes')
+    if (current !== undefined && jsonEqual(current.subsets ?? [], subsets)) return
+    const object: Endpoints = current !== undefined
+      ? { ...current, subsets }
+      : { apiVersion: 'v1', kind: 'Endpoints', metadata: { name: 'kubernetes', namespace: 'default', labels: { 'endpointslice.kubernetes.io/skip-mirror': 'true' } }, subsets }
+    const r = await this.propose(current === undefined ? { op: 'create', object, uid: randomUUID(), now } : { op: 'update', object, now })
+    if (!r.ok) log.debug({ event: 'network.api-endpoints-failed', err: r.status.message }, `could not write the kubernetes endpoints: ${r.status.message}`)
+    else log.info({ event: 'network.api-endpoints', addresses: subsets.flatMap(s => (s.addresses ?? []).map(a => `${a.ip}:${s.ports?.[0]?.port ?? ''}`)) }, 'the kubernetes service\'s endpoints changed')
+  }
+
   async reconcile (): Promise<void> {
     const { store, log } = this.init
     const now = rfc3339(this.init.clock.now())
@@ -158,6 +224,7 @@ export class NodeKeeper {
       if (!r.ok && r.status.code !== 409) log.warn({ event: 'namespace.create-failed', namespace: ns, err: r.status.message }, `could not create namespace ${ns}: ${r.status.message}`)
     }
     await this.ensureNetwork(now)
+    await this.ensureApiService(now)
     for (const m of this.init.members()) {
       const current = store.get(NODE, undefined, m.name)
       const want = desiredNode(m, current, now)

@@ -83,6 +83,8 @@ export async function syncRevision (ctx: ControllerContext, owner: RevisionOwner
         name: `${owner.metadata.name ?? ''}-${hash}`,
         namespace: ns,
         labels: { ...(template?.metadata?.labels ?? {}), [CONTROLLER_REVISION_HASH]: hash },
+        // the owner's annotations, as Kubernetes copies them (kubectl rollout history's CHANGE-CAUSE)
+        ...(owner.metadata.annotations !== undefined ? { annotations: structuredClone(owner.metadata.annotations) } : {}),
         ownerReferences: [ownerRefTo(owner)]
       },
       data,

@@ -2,11 +2,13 @@
 // then env (value, or valueFrom a ConfigMap key, a Secret key or a field of
 // the pod), then POD_IP, POD_NAME and POD_NAMESPACE. A missing ConfigMap or
 // Secret that is not optional is an error (CreateContainerConfigError).
-// Also the Kubernetes service variables of the pod's namespace (serviceEnv).
+// Also what every container starts with (podEnv): HOSTNAME, and the
+// Kubernetes service variables of the pod's namespace and of the API's
+// Service, default/kubernetes (serviceEnv).
 // May import: protocol/, daemon/store/types.ts.
 import { isIPv6 } from 'node:net'
 import { CONFIG_MAP, SECRET, SERVICE } from '../../protocol/kinds.ts'
-import type { Container, Pod } from '../../protocol/core-v1.ts'
+import type { Container, Pod, Service } from '../../protocol/core-v1.ts'
 import type { StoreReader } from '../store/types.ts'
 
 export class EnvError extends Error {
@@ -85,22 +87,44 @@ export function resolveEnv (store: StoreReader, pod: Pod, container: Container, 
   return env
 }
 
+/** The pod's hostname, as the runtime sets it: spec.hostname, else its name cut to a DNS label (Kubernetes' rule). */
+export function podHostname (pod: Pod): string {
+  const given = pod.spec?.hostname
+  return given !== undefined && given !== '' ? given : (pod.metadata.name ?? '').slice(0, 63).replace(/[-.]+$/, '')
+}
+
+/** What every container of `pod` starts with, below its own env: HOSTNAME and the service variables. */
+export function podEnv (store: StoreReader, pod: Pod): Record<string, string> {
+  const links = pod.spec?.enableServiceLinks !== false
+  return { HOSTNAME: podHostname(pod), ...serviceEnv(store, pod.metadata.namespace ?? 'default', links) }
+}
+
+/** Whether a Service has an address to give variables for: headless ones ('None') and those without one yet have none. */
+function hasClusterIP (svc: Service): boolean {
+  const host = svc.spec?.clusterIP
+  return host !== undefined && host !== '' && host !== 'None'
+}
+
 /**
  * The variables the kubelet gives a container for every Service with a
- * clusterIP in its namespace: {NAME}_SERVICE_HOST, {NAME}_SERVICE_PORT (the
- * first port), {NAME}_SERVICE_PORT_{PORT} per named port, and the Docker
- * link ones ({NAME}_PORT, {NAME}_PORT_{port}_{PROTO}[_PROTO|_PORT|_ADDR]).
+ * clusterIP in its namespace (with `links`, as enableServiceLinks):
+ * {NAME}_SERVICE_HOST, {NAME}_SERVICE_PORT (the first port),
+ * {NAME}_SERVICE_PORT_{PORT} per named port, and the Docker link ones
+ * ({NAME}_PORT, {NAME}_PORT_{port}_{PROTO}[_PROTO|_PORT|_ADDR]). As
+ * Kubernetes, the API's Service (default/kubernetes) always, even without
+ * links, unless the namespace has a `kubernetes` Service of its own.
  */
-export function serviceEnv (store: StoreReader, namespace: string): Record<string, string> {
+export function serviceEnv (store: StoreReader, namespace: string, links = true): Record<string, string> {
   const env: Record<string, string> = {}
   const envName = (s: string): string => s.toUpperCase().replaceAll('-', '_')
-  const services = store.list(SERVICE, { namespace }).items
+  const local = links ? store.list(SERVICE, { namespace }).items.filter(hasClusterIP) : []
+  const master = store.get(SERVICE, 'default', 'kubernetes')
+  const services = master !== undefined && hasClusterIP(master) && !local.some(s => s.metadata.name === 'kubernetes') ? [...local, master] : local
   for (const svc of [...services].sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''))) {
     const spec = svc.spec ?? {}
     const first = spec.ports?.[0]
-    const host = spec.clusterIP
-    // Headless services ('None') and those without an address yet have no variables.
-    if (host === undefined || host === '' || host === 'None' || first === undefined) continue
+    const host = spec.clusterIP ?? ''
+    if (first === undefined) continue
     const name = envName(svc.metadata.name ?? '')
     const hostPort = (port: number): string => isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`
     env[`${name}_SERVICE_HOST`] = host

@@ -6,6 +6,11 @@
 // writes pod status (a merge patch of the status subresource, only when it
 // changed, at most one per pod per statusIntervalMs). stop() leaves the
 // containers running: a restarted daemon adopts them (like a kubelet restart).
+// At most one incarnation of a pod that holds its name (a StatefulSet's,
+// STOPPED_BY_KUBELET_FINALIZER): deleted, it keeps the name until its
+// containers here have stopped, then the kubelet takes the finalizer off;
+// cut off from the cluster for fenceAfterMs, the kubelet stops such pods
+// (fencing), and stop() stops them too rather than leave them running.
 // Probes (probes.ts): a container's `ready` and `started` follow its
 // readiness and startup probes; a failed liveness or startup probe kills
 // the container with the pod's grace period, and it is then restarted as if
@@ -18,30 +23,39 @@
 // time, in order, each to exit 0 before the next (and before any app
 // container, which waits in PodInitializing); a failed one is retried per
 // restartPolicy, and with Never fails the pod. Completed ones are never rerun,
-// and running app containers (adopted) mean init is done.
-// Every container gets the Kubernetes service variables of its namespace
-// ({NAME}_SERVICE_HOST, …; not with enableServiceLinks: false) and, with
-// the process runtime's pods in mind, SHOAL_DNS (the cluster DNS server).
+// and running app containers (adopted) mean init is done. A sidecar (an init
+// container with restartPolicy Always, Kubernetes 1.29) starts in its turn,
+// and the next init container as soon as it has started (its startup probe
+// passed); it runs beside the app containers, restarted whenever it exits
+// whatever the pod's restartPolicy, and is stopped once the app containers
+// are done for good (then the pod is Succeeded or Failed) or the pod goes,
+// after the app containers, the last sidecar first.
+// Every container gets HOSTNAME, the Kubernetes service variables of its
+// namespace ({NAME}_SERVICE_HOST, …; not with enableServiceLinks: false)
+// and of default/kubernetes (always) and, with the process runtime's pods
+// in mind, SHOAL_DNS (the cluster DNS server).
 // May import: protocol/, daemon/store/types.ts, daemon/workqueue, daemon/record,
 // daemon/clock, daemon/log, ./*.
 import type { ConfigMap, Container, Pod, PodSpec, Secret } from '../../protocol/core-v1.ts'
 import { CONFIG_MAP, NODE, POD, SECRET } from '../../protocol/kinds.ts'
+import { STATEFUL_POD_FENCE_MS, STOPPED_BY_KUBELET_FINALIZER } from '../../protocol/apps-v1.ts'
 import type { ResourceType } from '../../protocol/k8s.ts'
 import { jsonEqual } from '../../protocol/json.ts'
 import { isUid } from '../../protocol/validation.ts'
+import { every } from '../clock/clock.ts'
 import type { Clock, TimerHandle } from '../clock/clock.ts'
 import { EventRecorder } from '../record/recorder.ts'
 import { keyOf, splitKey, WorkQueue } from '../workqueue/queue.ts'
 import type { Logger } from '../log/log.ts'
 import type { StoreCommand, StoreReader, StoreResult, Watch } from '../store/types.ts'
-import { EnvError, resolveEnv, serviceEnv } from './env.ts'
+import { EnvError, podEnv, resolveEnv } from './env.ts'
 import { Prober } from './probes.ts'
 import type { ProbeState } from './probes.ts'
 import { ProcessRuntime } from './process-runtime.ts'
 import { ImagePullError } from './runtime.ts'
 import type { ContainerRecord, ExecResult, Mount, Runtime } from './runtime.ts'
 import { VolumeError, Volumes } from './volumes.ts'
-import { podStatus, rfc3339 } from './status.ts'
+import { isSidecar, podStatus, rfc3339 } from './status.ts'
 import type { ContainerView, InitView, Waiting } from './status.ts'
 
 /** The kinds a pod's volumes project: a change to one refreshes the pods that mount it. */
@@ -71,6 +85,21 @@ export interface KubeletOptions {
   awaitPodCidrMs?: number
   /** the cluster DNS server pods should use ('ip:port', given to process pods as SHOAL_DNS), once known */
   dns?: () => string | undefined
+  /**
+   * One confirmed round with the cluster (a ReadIndex answered by a leader
+   * with a quorum), rejecting if there is none within timeoutMs. Given, the
+   * kubelet fences: cut off for fenceAfterMs, it stops the pods that carry
+   * STOPPED_BY_KUBELET_FINALIZER (a StatefulSet's), which the leader then
+   * recreates elsewhere, and starts them again once back.
+   */
+  confirmContact?: (timeoutMs: number) => Promise<unknown>
+  /** default STATEFUL_POD_FENCE_MS: every peer must use the same */
+  fenceAfterMs?: number
+}
+
+/** Whether a pod's name must never run twice (a StatefulSet's): its kubelet fences it, and confirms it stopped. */
+function holdsName (pod: Pod): boolean {
+  return (pod.metadata.finalizers ?? []).includes(STOPPED_BY_KUBELET_FINALIZER)
 }
 
 interface PodState {
@@ -82,6 +111,8 @@ interface PodState {
   stopping?: Promise<void>
   /** set once its removal has begun */
   removing?: boolean
+  /** its sidecars' names, in order: stopped after the other containers, the last first */
+  sidecars?: string[]
 }
 
 /** A container whose image could not be had: it waits until nextAt, then the runtime tries again. */
@@ -102,6 +133,19 @@ interface RunContext {
   volumePaths: Map<string, string> | undefined
   volumeError: string | undefined
   ip: string
+  state: PodState
+  /** ids of the running containers whose probes run (the others' stop) */
+  live: Set<string>
+}
+
+/** Whether every app container has exited for good under the pod's restartPolicy: then nothing runs again. */
+function appsDone (spec: PodSpec, records: ContainerRecord[]): boolean {
+  const policy = spec.restartPolicy ?? 'Always'
+  const apps = spec.containers ?? []
+  return policy !== 'Always' && apps.length > 0 && apps.every(c => {
+    const latest = records.filter(r => r.containerName === c.name).sort((a, b) => a.attempt - b.attempt).at(-1)
+    return latest?.state === 'exited' && (policy === 'Never' || latest.exitCode === 0)
+  })
 }
 
 export class Kubelet {
@@ -118,6 +162,10 @@ export class Kubelet {
   /** ids of containers being killed for a failed probe */
   private readonly killing = new Set<string>()
   private stopped = false
+  /** cut off from the cluster for longer than fenceAfterMs: the pods that hold a name are stopped */
+  private fenced = false
+  private lastContact = 0
+  private stopFencing: (() => void) | undefined
   /** per pod key, the earliest pending wake-up (WorkQueue.addAfter keeps the first one, not the earliest) */
   private readonly wakeups = new Map<string, { at: number, timer: TimerHandle }>()
   /** per `<pod uid>/<container>`, failed image pulls: how many, and when the next try may go */
@@ -163,6 +211,7 @@ export class Kubelet {
       if (!known.has(uid) && !bound.has(uid)) await this.runtime.removeSandbox(uid)
     }
     this.opts.log.info({ event: 'kubelet.started', node: this.opts.nodeName, adopted: records.filter(r => r.state === 'running').length }, `kubelet started on ${this.opts.nodeName}`)
+    if (this.opts.confirmContact !== undefined) this.startFencing(this.opts.confirmContact)
     this.watch = this.opts.store.watch(POD, { fieldSelector: `spec.nodeName=${this.opts.nodeName}` }, e => {
       if (e.type === 'ERROR' || e.type === 'BOOKMARK') return
       this.queue.add(keyOf(e.object))
@@ -204,6 +253,7 @@ export class Kubelet {
   /** Stops watching and reconciling; containers keep running for the next start to adopt. */
   async stop (): Promise<void> {
     this.stopped = true
+    this.stopFencing?.()
     this.watch?.stop()
     for (const w of this.configWatches) w.stop()
     this.queue.stop()
@@ -211,6 +261,7 @@ export class Kubelet {
     for (const w of this.wakeups.values()) this.opts.clock.clearTimeout(w.timer)
     this.wakeups.clear()
     await this.inflight?.catch(() => undefined)
+    await this.stopHeldPods()
     this.runtime.close()
   }
 
@@ -278,14 +329,21 @@ export class Kubelet {
     let s = this.pods.get(uid)
     if (s === undefined) this.pods.set(uid, s = { uid, key, graceMs: 0, lastStatusWrite: 0 })
     s.graceMs = Math.min(spec.terminationGracePeriodSeconds ?? 30, this.opts.maxGraceSeconds) * 1000
+    s.sidecars = (spec.initContainers ?? []).filter(isSidecar).map(c => c.name)
 
     const { ip } = await this.runtime.ensureSandbox(pod)
     const records = (await this.runtime.listContainers()).filter(r => r.podUid === uid)
     const deleting = pod.metadata.deletionTimestamp !== undefined
     // A pod being deleted (held by finalizers) only has its containers stopped; the store removes it.
-    if (deleting) this.teardown(s, false)
+    // Fenced (see startFencing), a pod that holds a name is stopped and started again once the cluster is back.
+    const fenced = this.fenced && holdsName(pod)
+    if (deleting || fenced) this.teardown(s, false)
+    // Its containers stopped (or never ran here): the name may be reused.
+    if (deleting && holdsName(pod) && !records.some(r => r.state === 'running')) return await this.releaseName(pod)
     const phase = pod.status?.phase
-    const final = deleting || phase === 'Succeeded' || phase === 'Failed'
+    const final = deleting || fenced || phase === 'Succeeded' || phase === 'Failed' || appsDone(spec, records)
+    // A finished pod keeps nothing running: its sidecars are stopped.
+    if (final && records.some(r => r.state === 'running')) this.teardown(s, false)
     const restartPolicy = spec.restartPolicy ?? 'Always'
     // Set up (or refresh) the volumes on every pass while the pod runs.
     let volumePaths: Map<string, string> | undefined
@@ -298,9 +356,8 @@ export class Kubelet {
         volumeError = err.message
       }
     }
-    const run: RunContext = { pod, key, restartPolicy, final, volumePaths, volumeError, ip }
+    const run: RunContext = { pod, key, restartPolicy, final, volumePaths, volumeError, ip, state: s, live: new Set() }
     const init = await this.runInitContainers(run, spec, records)
-    const live = new Set<string>()
     const views: ContainerView[] = []
     for (const c of spec.containers ?? []) {
       if (!init.done) {
@@ -308,29 +365,35 @@ export class Kubelet {
         continue
       }
       const mine = records.filter(r => r.containerName === c.name).sort((a, b) => a.attempt - b.attempt)
-      const { latest, previous, waiting } = await this.runContainer(run, c, mine)
-      let probes: ProbeState | undefined
-      if (!final && waiting === undefined && latest?.state === 'running') {
-        live.add(latest.id)
-        probes = this.prober.ensure(key, ip, c, latest)
-        if (probes.failed !== undefined) {
-          if (!this.killing.has(latest.id)) {
-            this.event(pod, 'Warning', 'Unhealthy', probes.failed)
-            this.event(pod, 'Normal', 'Killing', `Container ${c.name} failed its probe, will be restarted`)
-          }
-          this.killForProbe(s, latest, probes.failed)
-        }
-      }
-      views.push({ name: c.name, image: c.image ?? '', latest, previous, waiting, started: probes?.started, ready: probes?.ready })
+      const v = await this.runContainer(run, c, mine)
+      const probes = this.probe(run, c, v)
+      views.push({ name: c.name, image: c.image ?? '', ...v, started: probes?.started, ready: probes?.ready })
     }
-    this.prober.retain(uid, live)
+    this.prober.retain(uid, run.live)
     return await this.writeStatus(pod, s, views, ip, init)
+  }
+
+  /** The probes of a running container (started, ready); one whose liveness or startup probe failed is killed. */
+  private probe (run: RunContext, c: Container, v: { latest?: ContainerRecord, waiting?: Waiting }): ProbeState | undefined {
+    const { latest, waiting } = v
+    if (run.final || waiting !== undefined || latest?.state !== 'running') return undefined
+    run.live.add(latest.id)
+    const probes = this.prober.ensure(run.key, run.ip, c, latest)
+    if (probes.failed !== undefined) {
+      if (!this.killing.has(latest.id)) {
+        this.event(run.pod, 'Warning', 'Unhealthy', probes.failed)
+        this.event(run.pod, 'Normal', 'Killing', `Container ${c.name} failed its probe, will be restarted`)
+      }
+      this.killForProbe(run.state, latest, probes.failed)
+    }
+    return probes
   }
 
   /**
    * Init containers run one at a time, in order, each to completion, before
    * any app container: this starts (or restarts) the first one not done and
-   * says whether all are done and whether one failed for good.
+   * says whether all are done and whether one failed for good. A sidecar
+   * counts as done once started, and once started is kept running.
    */
   private async runInitContainers (run: RunContext, spec: PodSpec, records: ContainerRecord[]): Promise<InitView> {
     const appNames = new Set((spec.containers ?? []).map(c => c.name))
@@ -342,6 +405,13 @@ export class Kubelet {
     const appStarted = records.some(r => appNames.has(r.containerName))
     for (const c of initContainers) {
       const mine = records.filter(r => r.containerName === c.name).sort((a, b) => a.attempt - b.attempt)
+      if (isSidecar(c) && (initDone || appStarted || mine.length > 0)) {
+        const v = await this.runSidecar(run, c, mine)
+        // Until the app containers run, the next init container waits for this one to have started.
+        if (!appStarted && !(v.waiting === undefined && v.latest?.state === 'running' && v.started !== false)) initDone = false
+        views.push(v)
+        continue
+      }
       const done = mine.at(-1)?.state === 'exited' && mine.at(-1)?.exitCode === 0
       if (done || appStarted || !initDone) {
         const waiting = done || appStarted || mine.length > 0 ? undefined : { reason: 'PodInitializing' }
@@ -360,6 +430,16 @@ export class Kubelet {
       views.push({ name: c.name, image: c.image ?? '', ...v, ready: v.latest?.state === 'exited' && v.latest.exitCode === 0 })
     }
     return { containers: views, done: initDone, failed: initFailed }
+  }
+
+  /**
+   * A sidecar: started (or restarted, with back-off, whatever the pod's
+   * restartPolicy) unless the pod is finished, and probed as an app container.
+   */
+  private async runSidecar (run: RunContext, c: Container, mine: ContainerRecord[]): Promise<ContainerView> {
+    const v = await this.runContainer({ ...run, restartPolicy: 'Always' }, c, mine)
+    const probes = this.probe(run, c, v)
+    return { name: c.name, image: c.image ?? '', ...v, started: probes?.started, ready: probes?.ready }
   }
 
   /**
@@ -388,10 +468,9 @@ export class Kubelet {
     try {
       if (volumePaths === undefined) throw new VolumeError(volumeError ?? 'volumes not set up')
       mounts = this.volumes.mountsOf(c, volumePaths)
-      // As Kubernetes: service links first, so that the container's own env wins.
-      const links = pod.spec?.enableServiceLinks === false ? {} : serviceEnv(this.opts.store, namespace ?? 'default')
+      // As Kubernetes: HOSTNAME and the service variables first, so that the container's own env wins.
       const dns = this.opts.dns?.()
-      env = { ...links, ...(dns !== undefined ? { SHOAL_DNS: dns } : {}), ...resolveEnv(this.opts.store, pod, c, ip, this.opts.hostIP) }
+      env = { ...podEnv(this.opts.store, pod), ...(dns !== undefined ? { SHOAL_DNS: dns } : {}), ...resolveEnv(this.opts.store, pod, c, ip, this.opts.hostIP) }
     } catch (err) {
       if (!(err instanceof EnvError) && !(err instanceof VolumeError)) throw err
       // As Kubernetes: a volume that cannot be mounted keeps the pod ContainerCreating; a bad reference in env is a config error.
@@ -493,6 +572,70 @@ export class Kubelet {
     return false
   }
 
+  // ---- at most one incarnation of a name (docs/decisions/2026-12-03-statefulsets.md)
+
+  /** Takes STOPPED_BY_KUBELET_FINALIZER off a deleted pod whose containers here have stopped; false to retry. */
+  private async releaseName (pod: Pod): Promise<boolean> {
+    const finalizers = (pod.metadata.finalizers ?? []).filter(f => f !== STOPPED_BY_KUBELET_FINALIZER)
+    const res = await this.opts.write({
+      op: 'patch',
+      ref: { group: '', resource: 'pods', namespace: pod.metadata.namespace ?? 'default', name: pod.metadata.name ?? '' },
+      patchType: 'merge',
+      patch: { metadata: { uid: pod.metadata.uid, resourceVersion: pod.metadata.resourceVersion, finalizers: finalizers.length === 0 ? null : finalizers } },
+      now: rfc3339(this.opts.clock.now())
+    })
+    return res.ok || res.status.code === 404
+  }
+
+  /**
+   * On a graceful stop (this peer leaves, and the leader replaces its pods
+   * at once), the pods that hold a name are stopped rather than left for a
+   * restart to adopt: they must not run beside their replacements.
+   */
+  private async stopHeldPods (): Promise<void> {
+    const held = [...this.pods.values()].filter(s => {
+      const { namespace, name } = splitKey(s.key)
+      const pod = this.opts.store.get(POD, namespace, name)
+      return pod?.metadata.uid === s.uid && holdsName(pod)
+    })
+    await Promise.all(held.map(async s => { await (s.stopping ?? this.stopAll(s)).catch(() => undefined) }))
+  }
+
+  /**
+   * Asks for a confirmed round with the cluster every second; with none for
+   * fenceAfterMs (counted from the last round that was answered, from when
+   * it was sent), the pods that hold a name are stopped, so that the leader
+   * may make them again elsewhere once it has declared this peer dead. They
+   * start again when a round is answered (if they are still bound here).
+   */
+  private startFencing (confirm: (timeoutMs: number) => Promise<unknown>): void {
+    const fenceAfterMs = this.opts.fenceAfterMs ?? STATEFUL_POD_FENCE_MS
+    this.lastContact = this.opts.clock.now()
+    let asking = false
+    this.stopFencing = every(this.opts.clock, 1000, () => {
+      const sent = this.opts.clock.now()
+      if (!this.fenced && sent - this.lastContact > fenceAfterMs) this.setFenced(true, sent - this.lastContact)
+      if (asking) return
+      asking = true
+      void confirm(Math.min(5000, fenceAfterMs / 2)).then(() => {
+        this.lastContact = Math.max(this.lastContact, sent)
+        if (this.fenced) this.setFenced(false, 0)
+      }, () => undefined).finally(() => { asking = false })
+    })
+  }
+
+  private setFenced (on: boolean, silentMs: number): void {
+    if (this.stopped) return
+    this.fenced = on
+    this.opts.log.warn({ event: on ? 'kubelet.fenced' : 'kubelet.unfenced', node: this.opts.nodeName, silentMs },
+      on ? `no confirmed contact with the cluster for ${silentMs} ms: stopping the pods that must not run twice` : 'the cluster answers again: the fenced pods may start again')
+    for (const s of this.pods.values()) {
+      // A pod that is not being deleted may be stopped again later: forget this stop.
+      if (!on && s.removing !== true && this.opts.store.get(POD, splitKey(s.key).namespace, splitKey(s.key).name)?.metadata.deletionTimestamp === undefined) s.stopping = undefined
+      this.queue.add(s.key)
+    }
+  }
+
   /**
    * Stops the pod's containers (SIGTERM, SIGKILL after its grace) in the
    * background, so that one slow pod holds up no other. With `remove`, its
@@ -517,9 +660,19 @@ export class Kubelet {
     })
   }
 
+  /**
+   * Stops the pod's containers: the others at once, then its sidecars one by
+   * one, the last first, each in what is left of the grace period (at least
+   * 2 s, as Kubernetes, or the whole grace period if shorter).
+   */
   private async stopAll (s: PodState): Promise<void> {
     const running = (await this.runtime.listContainers()).filter(r => r.podUid === s.uid && r.state === 'running')
-    await Promise.all(running.map(async r => { await this.runtime.stopContainer(r.id, s.graceMs) }))
+    const order = (r: ContainerRecord): number => s.sidecars?.indexOf(r.containerName) ?? -1
+    const deadline = this.opts.clock.now() + s.graceMs
+    await Promise.all(running.filter(r => order(r) < 0).map(async r => { await this.runtime.stopContainer(r.id, s.graceMs) }))
+    for (const r of running.filter(r => order(r) >= 0).sort((a, b) => order(b) - order(a))) {
+      await this.runtime.stopContainer(r.id, Math.max(Math.min(2000, s.graceMs), deadline - this.opts.clock.now()))
+    }
     this.queue.add(s.key)
   }
 }

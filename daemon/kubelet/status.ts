@@ -1,13 +1,19 @@
 // Pod status from what the runtime reports: each container's state, last
 // state and restart count, the pod's phase (as Kubernetes' getPhase) and
-// conditions. Pure functions of their inputs, so that a restarted kubelet
-// computes the same status and writes nothing.
+// conditions, counting sidecars (init containers with restartPolicy Always)
+// as Kubernetes 1.29 does. Pure functions of their inputs, so that a
+// restarted kubelet computes the same status and writes nothing.
 // May import: protocol/, ./runtime.ts.
 import { rfc3339 } from '../../protocol/k8s.ts'
-import type { ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodCondition, PodPhase, PodStatus } from '../../protocol/core-v1.ts'
+import type { Container, ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodCondition, PodPhase, PodStatus } from '../../protocol/core-v1.ts'
 import type { ContainerRecord } from './runtime.ts'
 
 export { rfc3339 }
+
+/** Whether an init container is a sidecar: started in its turn, then kept running beside the app containers. */
+export function isSidecar (c: Container): boolean {
+  return c.restartPolicy === 'Always'
+}
 
 /** Why a container is not running and not about to be started by the kubelet's next pass. */
 export interface Waiting { reason: string, message?: string }
@@ -58,10 +64,11 @@ export function containerStatus (c: ContainerView, runtimeName: string): Contain
   return out
 }
 
-/** The pod's phase from its containers' states, as Kubernetes computes it. */
-export function podPhase (statuses: ContainerStatus[], restartPolicy: string): PodPhase {
+/** The pod's phase from its app containers' states and how many sidecars run, as Kubernetes computes it. */
+export function podPhase (statuses: ContainerStatus[], restartPolicy: string, sidecarsRunning = 0): PodPhase {
   let waiting = 0
-  let running = 0
+  // A running sidecar keeps the pod Running; one that stopped counts for nothing.
+  let running = sidecarsRunning
   let stopped = 0
   let succeeded = 0
   for (const s of statuses) {
@@ -103,10 +110,10 @@ export interface InitView {
   failed: boolean
 }
 
-/** An init container's status: as an app container's, but ready once it completed (exit 0). */
-function initContainerStatus (c: ContainerView, runtimeName: string): ContainerStatus {
+/** An init container's status: as an app container's, but a regular one is ready once it completed (exit 0). */
+function initContainerStatus (c: ContainerView, runtimeName: string, sidecar: boolean): ContainerStatus {
   const out = containerStatus(c, runtimeName)
-  out.ready = c.waiting === undefined && c.latest?.state === 'exited' && c.latest.exitCode === 0
+  if (!sidecar) out.ready = c.waiting === undefined && c.latest?.state === 'exited' && c.latest.exitCode === 0
   return out
 }
 
@@ -124,13 +131,17 @@ export interface PodStatusInput {
 export function podStatus (i: PodStatusInput): PodStatus {
   const prev = i.pod.status ?? {}
   const statuses = i.containers.map(c => containerStatus(c, i.runtimeName))
-  const ready = statuses.length > 0 && statuses.every(s => s.ready)
+  const sidecarNames = new Set((i.pod.spec?.initContainers ?? []).filter(isSidecar).map(c => c.name))
+  const initStatuses = (i.init?.containers ?? []).map(c => initContainerStatus(c, i.runtimeName, sidecarNames.has(c.name)))
+  const sidecars = initStatuses.filter(s => sidecarNames.has(s.name))
+  // The pod is ready when its app containers and its sidecars are.
+  const ready = statuses.length > 0 && [...statuses, ...sidecars].every(s => s.ready)
   const prevPhase = prev.phase
   const initDone = i.init?.done ?? true
   // Succeeded and Failed are final, as in Kubernetes; a pod initializes while Pending.
   const phase = prevPhase === 'Succeeded' || prevPhase === 'Failed'
     ? prevPhase
-    : i.init?.failed === true ? 'Failed' : !initDone ? 'Pending' : podPhase(statuses, i.pod.spec?.restartPolicy ?? 'Always')
+    : i.init?.failed === true ? 'Failed' : !initDone ? 'Pending' : podPhase(statuses, i.pod.spec?.restartPolicy ?? 'Always', sidecars.filter(s => s.state?.running !== undefined).length)
   const status: PodStatus = {
     phase,
     conditions: conditions(prev.conditions ?? [], i.now, [['PodScheduled', true], initDone ? ['Initialized', true] : ['Initialized', false, 'ContainersNotInitialized'], ['ContainersReady', ready], ['Ready', ready]]),
@@ -139,7 +150,7 @@ export function podStatus (i: PodStatusInput): PodStatus {
     startTime: typeof prev.startTime === 'string' ? prev.startTime : i.now,
     containerStatuses: statuses
   }
-  if (i.init !== undefined && i.init.containers.length > 0) status.initContainerStatuses = i.init.containers.map(c => initContainerStatus(c, i.runtimeName))
+  if (initStatuses.length > 0) status.initContainerStatuses = initStatuses
   if (i.podIP !== undefined) {
     status.podIP = i.podIP
     status.podIPs = [{ ip: i.podIP }]

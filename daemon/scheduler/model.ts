@@ -3,10 +3,13 @@
 // per-node aggregates of the pods counted on it (requested cpu and memory,
 // pod count, host ports in use, pods per owner), kept up to date from
 // watches and from the scheduler's own decisions so that placing one pod
-// costs O(nodes) and never a scan of every pod.
-// May import: protocol/.
+// costs O(nodes) and never a scan of every pod (inter-pod rules are counted
+// in ./index.ts).
+// May import: protocol/, ./terms.ts.
 import type { Node, NodeSelectorTerm, Pod, Taint, Toleration } from '../../protocol/core-v1.ts'
 import { bytesOf, cpuMillis } from '../../protocol/quantity.ts'
+import { podAffinityOf, spreadOf } from './terms.ts'
+import type { PodAffinityInfo, SpreadConstraint } from './terms.ts'
 
 /** Kubernetes' defaults for a container without requests, used for scoring only (as NonZeroRequested). */
 export const DEFAULT_CPU_MILLIS = 100
@@ -31,7 +34,16 @@ export interface PodInfo {
   owner: string
   nodeSelector: Array<[string, string]>
   requiredTerms: NodeSelectorTerm[] | undefined
+  /** preferred node affinity, for NodeAffinity's score */
+  preferredTerms: Array<{ weight: number, term: NodeSelectorTerm }>
   tolerations: Toleration[]
+  labels: Record<string, string>
+  /** podAffinity and podAntiAffinity terms, undefined for none */
+  podAffinity: PodAffinityInfo | undefined
+  /** topologySpreadConstraints, undefined for none */
+  spread: SpreadConstraint[] | undefined
+  /** spec.schedulingGates is not empty: the pod waits */
+  gated: boolean
   /** the node its resources are counted on ('' for none) */
   countedOn: string
 }
@@ -127,7 +139,14 @@ export function podInfoOf (p: Pod, seq: number): PodInfo {
     nodeSelector: Object.entries(spec?.nodeSelector ?? {}),
     // a null list (the store keeps one) is no list
     requiredTerms: required?.nodeSelectorTerms ?? undefined,
+    preferredTerms: entries(spec?.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution)
+      .filter(w => typeof w.weight === 'number' && typeof w.preference === 'object' && w.preference !== null)
+      .map(w => ({ weight: w.weight, term: w.preference })),
     tolerations: entries(spec?.tolerations),
+    labels,
+    podAffinity: podAffinityOf(spec, meta.namespace ?? 'default', labels),
+    spread: spreadOf(spec, meta.namespace ?? 'default', labels),
+    gated: entries(spec?.schedulingGates).length > 0,
     countedOn: ''
   }
 }

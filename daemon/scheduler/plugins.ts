@@ -2,9 +2,11 @@
 // has them: a filter answers why a node cannot take a pod (a reason string,
 // counted into the FailedScheduling message) or undefined; a score ranks
 // the nodes that pass (0..100, higher is better). Pure functions over
-// model.ts's PodInfo and NodeInfo.
-// May import: protocol/ (types), ./model.ts.
-import type { NodeSelectorRequirement, NodeSelectorTerm, Taint, Toleration } from '../../protocol/core-v1.ts'
+// model.ts's PodInfo and NodeInfo. The inter-pod plugins, which need
+// counts over other pods, are ./interpod.ts and ./spread.ts.
+// May import: protocol/ (types; and ./scheduling.ts, the matchers it shares with the DaemonSet controller), ./model.ts.
+import type { Taint } from '../../protocol/core-v1.ts'
+import { matchTerm, tolerates, untolerated } from '../../protocol/scheduling.ts'
 import type { NodeInfo, PodInfo } from './model.ts'
 
 export const REASON_NOT_READY = 'node(s) were not ready'
@@ -15,56 +17,11 @@ export const REASON_CPU = 'Insufficient cpu'
 export const REASON_MEMORY = 'Insufficient memory'
 export const REASON_PODS = 'Too many pods'
 
-/** Kubernetes' ToleratesTaint. */
-export function tolerates (t: Toleration, taint: Taint): boolean {
-  if (t.effect !== undefined && t.effect !== '' && t.effect !== taint.effect) return false
-  if (t.key !== undefined && t.key !== '' && t.key !== taint.key) return false
-  // Widened to string: the switch says what any other value means.
-  const operator: string = t.operator ?? 'Equal'
-  switch (operator) {
-    case 'Exists': return true
-    case 'Equal': case '': return (t.value ?? '') === (taint.value ?? '')
-    default: return false
-  }
-}
+// Shared with the DaemonSet controller: protocol/scheduling.ts.
+export { matchTerm, tolerates, untolerated }
 
-/** The first of `taints` that none of `tolerations` tolerates. */
-export function untolerated (taints: Taint[], tolerations: Toleration[]): Taint | undefined {
-  for (const taint of taints) {
-    if (!tolerations.some(t => tolerates(t, taint))) return taint
-  }
-  return undefined
-}
-
-const UNSCHEDULABLE_TAINT: Taint = { key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' }
-
-function matchRequirement (r: NodeSelectorRequirement, value: string | undefined): boolean {
-  const values = r.values ?? []
-  switch (r.operator) {
-    case 'In': return value !== undefined && values.includes(value)
-    case 'NotIn': return value === undefined || !values.includes(value)
-    case 'Exists': return value !== undefined
-    case 'DoesNotExist': return value === undefined
-    case 'Gt': case 'Lt': {
-      const bound = values[0]
-      if (value === undefined || values.length !== 1 || bound === undefined || !/^-?[0-9]+$/.test(value) || !/^-?[0-9]+$/.test(bound)) return false
-      const have = Number(value)
-      const want = Number(bound)
-      return r.operator === 'Gt' ? have > want : have < want
-    }
-    default: return false
-  }
-}
-
-/** One node selector term: its expressions (and fields) ANDed; an empty term matches nothing, as in Kubernetes. */
-export function matchTerm (term: NodeSelectorTerm, n: NodeInfo): boolean {
-  const exprs = term.matchExpressions ?? []
-  const fields = term.matchFields ?? []
-  if (exprs.length === 0 && fields.length === 0) return false
-  for (const r of exprs) if (!matchRequirement(r, n.labels[r.key])) return false
-  for (const r of fields) if (!matchRequirement(r, r.key === 'metadata.name' ? n.name : undefined)) return false
-  return true
-}
+/** The taint Kubernetes puts on a cordoned node. */
+export const UNSCHEDULABLE_TAINT: Taint = { key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' }
 
 export function matchesNodeSelectorAndAffinity (p: PodInfo, n: NodeInfo): boolean {
   for (const [k, v] of p.nodeSelector) if (n.labels[k] !== v) return false
@@ -99,6 +56,23 @@ export function filterNode (p: PodInfo, n: NodeInfo, add: (reason: string) => vo
 export function leastAllocatedScore (p: PodInfo, n: NodeInfo): number {
   const free = (alloc: number, used: number): number => alloc <= 0 ? 0 : Math.max(0, (alloc - used) / alloc)
   return 50 * (free(n.allocCpu, n.scoreCpu + p.scoreCpu) + free(n.allocMemory, n.scoreMemory + p.scoreMemory))
+}
+
+/**
+ * NodeAffinity's score: the weights of the preferred terms each feasible
+ * node matches, scaled so that the best scores 100 (Kubernetes'
+ * DefaultNormalizeScore), or undefined when the pod prefers nothing.
+ */
+export function nodeAffinityScores (p: PodInfo, feasible: NodeInfo[]): Float64Array | undefined {
+  if (p.preferredTerms.length === 0) return undefined
+  let max = 0
+  const raw = Float64Array.from(feasible, n => {
+    let s = 0
+    for (const w of p.preferredTerms) if (matchTerm(w.term, n)) s += w.weight
+    if (s > max) max = s
+    return s
+  })
+  return max === 0 ? undefined : raw.map(s => Math.floor(100 * s / max))
 }
 
 /** Spreading: 100 for a node with none of the pod's siblings, down to 0 for the most crowded feasible node. */

@@ -1,16 +1,21 @@
 // Shoal's scheduler: a Controller on the leader that binds pending pods
-// (no spec.nodeName, not being deleted) to nodes, with Kubernetes' default
-// filters (Ready, cordon, taints, node selector and affinity, host ports,
-// resource fit) and scores (least allocated, spreading of siblings). It
+// (no spec.nodeName, not being deleted, no scheduling gates) to nodes, with
+// Kubernetes' default filters (Ready, cordon, taints, node selector and
+// affinity, host ports, resource fit, topology spread constraints, inter-pod
+// affinity and anti-affinity) and scores (least allocated, spreading of
+// siblings or the pod's own spread constraints, preferred node affinity,
+// preferred inter-pod affinity). It
 // works in batches: every pending pod in one pass, in creation order, each
 // decision counted against the nodes at once so that the next pod of the
 // batch sees it. Pods no node can take wait, with PodScheduled=False and a
-// FailedScheduling event, until a node or pod changes (or retryMs passes).
+// FailedScheduling event, until a node or pod changes (or retryMs passes);
+// a gated pod waits with PodScheduled=False, reason SchedulingGated.
 // It also evicts pods from nodes with NoExecute taints they do not
 // tolerate (after their tolerationSeconds).
 // May import: protocol/, daemon/controllers/framework.ts, daemon/workqueue, daemon/store/types.ts, daemon/clock, ./*.
-import type { Node, Pod, PodCondition } from '../../protocol/core-v1.ts'
-import { NODE, POD } from '../../protocol/kinds.ts'
+import type { Namespace, Node, Pod, PodCondition } from '../../protocol/core-v1.ts'
+import { jsonEqual } from '../../protocol/json.ts'
+import { NAMESPACE, NODE, POD } from '../../protocol/kinds.ts'
 import type { WatchEvent } from '../../protocol/k8s.ts'
 import { every } from '../clock/clock.ts'
 import type { TimerHandle } from '../clock/clock.ts'
@@ -19,9 +24,13 @@ import type { Controller, ControllerContext } from '../controllers/framework.ts'
 import type { StoreResult, Watch } from '../store/types.ts'
 import { account, emptyNode, isTerminated, podInfoOf, podKey, setNodeObject } from './model.ts'
 import type { NodeInfo, PodInfo } from './model.ts'
-import { filterNode, leastAllocatedScore, noExecuteDeadline, spreadScore, unschedulableMessage } from './plugins.ts'
+import { filterNode, leastAllocatedScore, noExecuteDeadline, nodeAffinityScores, spreadScore, unschedulableMessage } from './plugins.ts'
+import { PodIndex } from './index.ts'
+import { filterInterPod, preFilterInterPod, scoreInterPod } from './interpod.ts'
+import { filterSpread, preFilterSpread, scoreSpread } from './spread.ts'
 
 export const SCHEDULER_NAME = 'default-scheduler'
+export const GATED_MESSAGE = 'Scheduling is blocked due to non-empty scheduling gates'
 
 export interface SchedulerOptions {
   /** pods whose spec.schedulerName is this are ours (default 'default-scheduler') */
@@ -33,6 +42,9 @@ export interface SchedulerOptions {
   /** score weights (defaults: least allocated 1, spreading 2, as Kubernetes weighs NodeResourcesFit and PodTopologySpread) */
   leastAllocatedWeight?: number
   spreadWeight?: number
+  /** weights of preferred node affinity and of inter-pod affinity (default 2 each, as Kubernetes) */
+  nodeAffinityWeight?: number
+  interPodAffinityWeight?: number
   /** longest the scheduler computes before yielding to the event loop (default 20 ms) */
   sliceMs?: number
 }
@@ -77,6 +89,12 @@ export class Scheduler implements Controller {
   private readonly lastMessage = new Map<string, string>()
   /** when a NoExecute taint without timeAdded was first seen */
   private readonly taintSeen = new Map<string, number>()
+  /** namespace labels, for namespaceSelector */
+  private readonly namespaces = new Map<string, Record<string, string>>()
+  /** per-node counts for the inter-pod plugins, kept with every account() */
+  private readonly index = new PodIndex(this.pods, this.nodes, ns => this.namespaces.get(ns))
+  /** parked pods that another pod's arrival may help (required pod affinity, DoNotSchedule spread) */
+  private readonly waitsOnPods = new Set<string>()
   /** pods bound since start (for throughput reports) */
   bound = 0
 
@@ -87,6 +105,8 @@ export class Scheduler implements Controller {
       bindRetryMs: 200,
       leastAllocatedWeight: 1,
       spreadWeight: 2,
+      nodeAffinityWeight: 2,
+      interPodAffinityWeight: 2,
       sliceMs: 20,
       ...opts
     }
@@ -98,6 +118,7 @@ export class Scheduler implements Controller {
     this.stopped = false
     this.evictions = new WorkQueue({ clock: ctx.clock, log: ctx.log, name: 'taint-eviction', reconcile: async key => await this.evict(key) })
     this.watches.push(ctx.store.watch(NODE, {}, e => { this.guard(() => { this.onNode(e) }) }))
+    this.watches.push(ctx.store.watch(NAMESPACE, {}, e => { this.guard(() => { this.onNamespace(e) }) }))
     this.watches.push(ctx.store.watch(POD, {}, e => { this.guard(() => { this.onPod(e) }) }))
     this.stopRetry = every(ctx.clock, this.opts.retryMs, () => { this.unparkAll() })
     this.kick()
@@ -125,6 +146,9 @@ export class Scheduler implements Controller {
     this.retryBind.clear()
     this.lastMessage.clear()
     this.taintSeen.clear()
+    this.index.clear()
+    this.namespaces.clear()
+    this.waitsOnPods.clear()
   }
 
   /** How many pods wait for a node (tried next, or parked as unschedulable). */
@@ -161,7 +185,7 @@ export class Scheduler implements Controller {
   private isPending (p: PodInfo): boolean {
     const o = p.object
     const schedulerName = o.spec?.schedulerName
-    return nodeNameOf(o) === '' && o.metadata.deletionTimestamp === undefined && !isTerminated(o) &&
+    return nodeNameOf(o) === '' && !p.gated && o.metadata.deletionTimestamp === undefined && !isTerminated(o) &&
       (schedulerName === undefined || schedulerName === this.opts.schedulerName) && !this.assumed.has(p.key)
   }
 
@@ -182,11 +206,12 @@ export class Scheduler implements Controller {
     const info = podInfoOf(obj, old?.seq ?? ++this.seq)
     const nodeName = nodeNameOf(obj)
     const target = isTerminated(obj) ? '' : nodeName !== '' ? nodeName : this.assumed.get(key) ?? ''
-    if (old !== undefined && old.countedOn !== '') account(this.node(old.countedOn), old, -1)
-    if (target !== '') account(this.node(target), info, 1)
+    if (old !== undefined && old.countedOn !== '') this.count(this.node(old.countedOn), old, -1)
+    if (target !== '') this.count(this.node(target), info, 1)
     info.countedOn = target
     this.pods.set(key, info)
     if (old !== undefined && old.countedOn !== '' && target === '') this.unparkAll()
+    if (this.waitsOnPods.size > 0 && target !== '' && (old?.countedOn !== target || !jsonEqual(old.labels, info.labels))) this.wakeWaitingOnPods()
     if (this.isPending(info)) {
       const changed = old === undefined || old.object.metadata.generation !== obj.metadata.generation || info.owner !== old.owner
       if (changed || !this.parked.has(key)) {
@@ -197,6 +222,7 @@ export class Scheduler implements Controller {
     } else {
       this.active.delete(key)
       this.parked.delete(key)
+      if (info.gated && nodeName === '') this.markGated(info)
       if (nodeName !== '') {
         this.lastMessage.delete(key)
         if (this.nodes.get(nodeName)?.hardTaints.some(t => t.effect === 'NoExecute') === true) this.evictions?.add(key)
@@ -207,14 +233,43 @@ export class Scheduler implements Controller {
   private forget (p: PodInfo): void {
     if (p.countedOn !== '') {
       const n = this.node(p.countedOn)
-      account(n, p, -1)
+      this.count(n, p, -1)
       if (n.object === undefined && n.pods.size === 0) this.nodes.delete(n.name)
       this.unparkAll()
     }
     this.pods.delete(p.key)
     this.active.delete(p.key)
     this.parked.delete(p.key)
+    this.waitsOnPods.delete(p.key)
     this.lastMessage.delete(p.key)
+  }
+
+  /** Counts a pod on a node (or off it) in the node's aggregates and in the inter-pod index. */
+  private count (n: NodeInfo, p: PodInfo, sign: 1 | -1): void {
+    account(n, p, sign)
+    this.index.count(n.name, p, sign)
+  }
+
+  /** A pod came to a node (or changed labels there): parked pods with pod affinity or spread constraints try again. */
+  private wakeWaitingOnPods (): void {
+    if (this.waitsOnPods.size === 0) return
+    for (const key of this.waitsOnPods) {
+      if (this.parked.delete(key)) this.active.add(key)
+    }
+    this.waitsOnPods.clear()
+    this.kick()
+  }
+
+  private onNamespace (e: WatchEvent<Namespace>): void {
+    if (e.type !== 'ADDED' && e.type !== 'MODIFIED' && e.type !== 'DELETED') return
+    const name = e.object.metadata.name ?? ''
+    const labels = e.type === 'DELETED' ? undefined : e.object.metadata.labels ?? {}
+    if (jsonEqual(this.namespaces.get(name), labels)) return
+    if (labels === undefined) this.namespaces.delete(name)
+    else this.namespaces.set(name, labels)
+    // namespaceSelectors may now select other pods
+    this.index.forgetMatches()
+    this.unparkAll()
   }
 
   private unparkAll (): void {
@@ -287,6 +342,7 @@ export class Scheduler implements Controller {
         writes.push(this.bind(p, node))
       } else {
         this.parked.add(p.key)
+        if ((p.podAffinity?.requiredAffinity.length ?? 0) > 0 || p.spread?.some(c => c.hard) === true) this.waitsOnPods.add(p.key)
         writes.push(this.markUnschedulable(p, nodes.length, reasons))
       }
     }
@@ -297,20 +353,34 @@ export class Scheduler implements Controller {
   private place (p: PodInfo, nodes: NodeInfo[], feasible: NodeInfo[], reasons: Map<string, number>): NodeInfo | undefined {
     const add = (r: string): void => { reasons.set(r, (reasons.get(r) ?? 0) + 1) }
     feasible.length = 0
+    // undefined for a pod that no inter-pod rule concerns: most pods
+    const spread = preFilterSpread(p, nodes, this.index)
+    const interPod = preFilterInterPod(p, this.index)
     let maxSiblings = 0
     for (const n of nodes) {
       if (!filterNode(p, n, add)) continue
+      // PodTopologySpread, then InterPodAffinity: last, as in Kubernetes' default profile
+      const why = (spread === undefined ? undefined : filterSpread(spread, n)) ?? (interPod === undefined ? undefined : filterInterPod(interPod, n))
+      if (why !== undefined) { add(why); continue }
       feasible.push(n)
       const s = n.owners.get(p.owner) ?? 0
       if (s > maxSiblings) maxSiblings = s
     }
+    return feasible.length <= 1 ? feasible[0] : this.best(p, feasible, nodes, maxSiblings)
+  }
+
+  /** The feasible node with the highest weighted score. */
+  private best (p: PodInfo, feasible: NodeInfo[], nodes: NodeInfo[], maxSiblings: number): NodeInfo | undefined {
+    const extra = this.extraScores(p, feasible, nodes)
     let best: NodeInfo | undefined
     let bestScore = -Infinity
     const wl = this.opts.leastAllocatedWeight
-    const ws = this.opts.spreadWeight
+    // a pod's own topologySpreadConstraints replace the spreading of siblings, as in Kubernetes
+    const ws = p.spread === undefined ? this.opts.spreadWeight : 0
     // nodes are in name order and only a higher score wins: ties go to the first name
-    for (const n of feasible) {
-      const score = wl * leastAllocatedScore(p, n) + ws * spreadScore(p, n, maxSiblings)
+    for (let i = 0; i < feasible.length; i++) {
+      const n = feasible[i] as NodeInfo
+      const score = wl * leastAllocatedScore(p, n) + (ws === 0 ? 0 : ws * spreadScore(p, n, maxSiblings)) + (extra === undefined ? 0 : extra[i] as number)
       if (score > bestScore) {
         bestScore = score
         best = n
@@ -319,11 +389,28 @@ export class Scheduler implements Controller {
     return best
   }
 
+  /** The weighted sum of the scores only some pods have (preferred node and pod affinity, spread constraints), or undefined. */
+  private extraScores (p: PodInfo, feasible: NodeInfo[], nodes: NodeInfo[]): Float64Array | undefined {
+    const parts: Array<[number, Float64Array | undefined]> = [
+      [this.opts.nodeAffinityWeight, nodeAffinityScores(p, feasible)],
+      [this.opts.interPodAffinityWeight, scoreInterPod(p, feasible, this.index)],
+      [this.opts.spreadWeight, p.spread === undefined ? undefined : scoreSpread(p, feasible, nodes, this.index)]
+    ]
+    let sum: Float64Array | undefined
+    for (const [w, scores] of parts) {
+      if (scores === undefined) continue
+      sum ??= new Float64Array(feasible.length)
+      for (let i = 0; i < scores.length; i++) sum[i] = (sum[i] as number) + w * (scores[i] as number)
+    }
+    return sum
+  }
+
   private assume (p: PodInfo, n: NodeInfo): void {
-    if (p.countedOn !== '') account(this.node(p.countedOn), p, -1)
-    account(n, p, 1)
+    if (p.countedOn !== '') this.count(this.node(p.countedOn), p, -1)
+    this.count(n, p, 1)
     p.countedOn = n.name
     this.assumed.set(p.key, n.name)
+    this.wakeWaitingOnPods()
   }
 
   private async bind (p: PodInfo, n: NodeInfo): Promise<void> {
@@ -348,7 +435,7 @@ export class Scheduler implements Controller {
     ctx.log.debug({ event: 'scheduler.bind-failed', pod: p.key, node: n.name, err: r.status.message }, `binding ${p.key} to ${n.name} failed: ${r.status.message}`)
     if (cur === undefined) return
     if (nodeNameOf(cur.object) === '' && cur.countedOn !== '') {
-      account(this.node(cur.countedOn), cur, -1)
+      this.count(this.node(cur.countedOn), cur, -1)
       cur.countedOn = ''
     }
     if (this.isPending(cur)) this.retryLater(cur.key)
@@ -382,6 +469,17 @@ export class Scheduler implements Controller {
     const ok = await this.writeScheduledCondition(p, { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message, lastProbeTime: ctx.now(), lastTransitionTime: ctx.now() })
     // Not written: forget it, so the next pass writes it again.
     if (!ok && this.lastMessage.get(p.key) === message) this.lastMessage.delete(p.key)
+  }
+
+  /** A gated pod gets PodScheduled=False, reason SchedulingGated, as Kubernetes' API server gives it. */
+  private markGated (p: PodInfo): void {
+    const ctx = this.ctx
+    const cond = conditionOf(p.object, 'PodScheduled')
+    if (ctx === undefined || cond?.reason === 'SchedulingGated' || this.lastMessage.get(p.key) === GATED_MESSAGE) return
+    this.lastMessage.set(p.key, GATED_MESSAGE)
+    void this.writeScheduledCondition(p, { type: 'PodScheduled', status: 'False', reason: 'SchedulingGated', message: GATED_MESSAGE, lastProbeTime: null, lastTransitionTime: ctx.now() }).then(ok => {
+      if (!ok && this.lastMessage.get(p.key) === GATED_MESSAGE) this.lastMessage.delete(p.key)
+    })
   }
 
   private async writeScheduledCondition (p: PodInfo, condition: PodCondition): Promise<boolean> {

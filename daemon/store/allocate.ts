@@ -6,7 +6,8 @@
 // flags); without it, the defaults. A free address is searched from a
 // point picked by a hash of the new object's uid (as random as Kubernetes'
 // choice, but the same on every peer); the service range's first ten
-// addresses are kept back (the tenth is the cluster DNS).
+// addresses are kept back (the first is the kubernetes Service's, the
+// tenth the cluster DNS's: controllers/nodes.ts makes both).
 // The network ConfigMap's name and the DNS service's address are protocol/network.ts's.
 // May import: protocol/, ./tx.ts.
 import { intToIp, ipToInt, parseCidr, parsePodCidr } from '../../protocol/cidr.ts'

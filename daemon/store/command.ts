@@ -40,6 +40,12 @@ export function isStoreCommand (v: unknown): v is StoreCommand {
       return isRef(v.ref) && (absent(pre) || (isObject(pre) && optString(pre.uid) && optString(pre.resourceVersion))) &&
         (absent(policy) || policy === 'Background' || policy === 'Foreground' || policy === 'Orphan')
     }
+    case 'evict': {
+      const pre = v.preconditions
+      const grace = v.gracePeriodSeconds
+      return isRef(v.ref) && (absent(pre) || (isObject(pre) && optString(pre.uid) && optString(pre.resourceVersion))) &&
+        (absent(grace) || (Number.isSafeInteger(grace) && (grace as number) >= 0))
+    }
     default: return false
   }
 }

@@ -11,7 +11,7 @@
 // object can depend on how much stack the caller left. Stored objects are
 // frozen: readers get them as they are and must copy before changing them.
 // May import: protocol/, daemon/raft/state-machine.ts, ./*.
-import { CONFIG_MAP, KINDS, NAMESPACE, NODE, SERVICE, kindOf, kindOfResource } from '../../protocol/kinds.ts'
+import { CONFIG_MAP, KINDS, NAMESPACE, NODE, POD, POD_DISRUPTION_BUDGET, SERVICE, kindOf, kindOfResource } from '../../protocol/kinds.ts'
 import type { Kind } from '../../protocol/kinds.ts'
 import { createHash } from 'node:crypto'
 import { decode, encode, isNumber, isObject, isString } from '../../protocol/codec.ts'
@@ -21,6 +21,7 @@ import { isScalable, scaleOf } from '../../protocol/apps-v1.ts'
 import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
 import type { StateMachine } from '../raft/state-machine.ts'
 import { decodeStoreCommand } from './command.ts'
+import { evict } from './evict.ts'
 import { jsonBoundPassed, jsonEqual, MAX_JSON_DEPTH } from '../../protocol/json.ts'
 import { applyJsonPatch, applyMergePatch, applyStrategicPatch, PatchError } from './patch.ts'
 import { parseFieldSelector, parseLabelSelector } from '../../protocol/selector.ts'
@@ -331,6 +332,10 @@ export class ResourceStore implements StateMachine, StoreReader {
         }
         return done(this.remove(tx, type, key, cur, cmd.propagationPolicy ?? 'Background', index, cmd.now))
       }
+      case 'evict': return evict(tx, cmd, {
+        deletePod: (key, pod) => this.remove(tx, POD, key, pod, 'Background', index, cmd.now),
+        writeStatus: (key, cur, next) => this.replace(tx, POD_DISRUPTION_BUDGET, key, cur, next, 'status', index, cmd.now)
+      })
     }
   }
 

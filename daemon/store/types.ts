@@ -43,6 +43,20 @@ export type StoreCommand =
     propagationPolicy?: 'Background' | 'Foreground' | 'Orphan'
     dryRun?: boolean
   }
+  /**
+   * The eviction subresource of the pod `ref` names (./evict.ts): deleted as
+   * by 'delete', unless the PodDisruptionBudget that covers it allows no
+   * disruption (429) or several do (500); the budget's disruptionsAllowed is
+   * spent and the pod recorded in its disruptedPods in the same entry.
+   */
+  | {
+    op: 'evict'
+    ref: ObjectRef
+    now: string
+    preconditions?: { uid?: string, resourceVersion?: string }
+    gracePeriodSeconds?: number
+    dryRun?: boolean
+  }
 
 /**
  * What applying a command returned: the object as stored (for a delete,

@@ -118,11 +118,11 @@ maybe('kubectl works against every peer: apply, get, watch, scale, rollout, logs
     t.regex(svc.stdout, /^NAME\s+TYPE\s+CLUSTER-IP\s+EXTERNAL-IP\s+PORT\(S\)\s+AGE\nhello\s+ClusterIP\s+\S+\s+<none>\s+81\/TCP\s+/)
 
     // A kind Shoal does not serve: one clear error, and the cluster carries on.
-    const sts = join(dir, 'sts.yaml')
-    writeFileSync(sts, 'apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\nspec: {serviceName: db, selector: {matchLabels: {app: db}}, template: {metadata: {labels: {app: db}}, spec: {containers: [{name: db, image: busybox}]}}}\n')
-    const refused = await kubectl(['apply', '-f', sts])
+    const unserved = join(dir, 'ingress.yaml')
+    writeFileSync(unserved, 'apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web}\nspec: {defaultBackend: {service: {name: hello, port: {number: 80}}}}\n')
+    const refused = await kubectl(['apply', '-f', unserved])
     t.is(refused.code, 1)
-    t.regex(refused.stderr, /no matches for kind "StatefulSet" in version "apps\/v1"/)
+    t.regex(refused.stderr, /no matches for kind "Ingress" in version "networking.k8s.io\/v1"/)
     const ingress = await kubectl(['get', 'ingresses'])
     t.is(ingress.code, 1)
     t.regex(ingress.stderr, /the server doesn't have a resource type "ingresses"/)
