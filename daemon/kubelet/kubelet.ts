@@ -614,6 +614,8 @@ export class Kubelet {
     let asking = false
     this.stopFencing = every(this.opts.clock, 1000, () => {
       const sent = this.opts.clock.now()
+      // No pod here holds a name: nothing to fence, and no round to cost the leader.
+      if (!this.fenced && !this.holdsAnyName()) { this.lastContact = sent; return }
       if (!this.fenced && sent - this.lastContact > fenceAfterMs) this.setFenced(true, sent - this.lastContact)
       if (asking) return
       asking = true
@@ -622,6 +624,16 @@ export class Kubelet {
         if (this.fenced) this.setFenced(false, 0)
       }, () => undefined).finally(() => { asking = false })
     })
+  }
+
+  /** Whether a pod this kubelet runs must never run twice. */
+  private holdsAnyName (): boolean {
+    for (const s of this.pods.values()) {
+      const { namespace, name } = splitKey(s.key)
+      const pod = this.opts.store.get(POD, namespace, name)
+      if (pod !== undefined && holdsName(pod)) return true
+    }
+    return false
   }
 
   private setFenced (on: boolean, silentMs: number): void {
