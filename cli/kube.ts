@@ -1,8 +1,9 @@
 // Talking to the Kubernetes-layout API for the kubectl-like commands: REST
 // paths per resource type, the client wrapper (Kube), resolving names and
-// kinds from the command line, and collecting per-object failures.
+// kinds from the command line (`all`: the kinds in the registry's `all`
+// category), the pods a workload controls, and collecting per-object failures.
 // May import: protocol/, ./client.ts, ./errors.ts, ./io.ts, ./target.ts, commander.
-import { kindOfName } from '../protocol/kinds.ts'
+import { KINDS, kindOfName, POD } from '../protocol/kinds.ts'
 import { Command } from 'commander'
 import type { KObject, ResourceType } from '../protocol/k8s.ts'
 import { isPlainObject } from '../protocol/json.ts'
@@ -149,6 +150,18 @@ export function resourceType (name: string): ResourceType {
   const t = kindOfName(name)
   if (t === undefined) throw new CliError(`the server doesn't have a resource type "${name}"`, EXIT_USAGE)
   return t
+}
+
+/** The types a name on the command line means: one kind, or, for `all`, every kind in the `all` category (kubectl get all). */
+export function resourceTypes (name: string): ResourceType[] {
+  if (name.toLowerCase() === 'all') return KINDS.filter(k => k.categories.includes('all'))
+  return [resourceType(name)]
+}
+
+/** The pods in `o`'s namespace that `selector` matches and `o` controls, as kubectl describe counts a workload's pods. */
+export async function controlledPods (kube: Kube, o: KObject, selector: string): Promise<KObject[]> {
+  const list = await kube.list(collectionPath(POD, o.metadata.namespace) + query({ labelSelector: selector }))
+  return list.items.filter(p => (p.metadata.ownerReferences ?? []).some(r => r.controller === true && r.uid === o.metadata.uid))
 }
 
 /** `KIND NAME...` or `KIND/NAME...` as pairs of type and name. */

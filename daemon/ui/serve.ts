@@ -1,5 +1,6 @@
 // The web UI's static files at /ui: daemon/ui/static/ and the browser
-// builds of preact, htm and yaml from node_modules under /ui/vendor/. The
+// builds of preact, htm, yaml and croner (a CronJob's next run, computed as
+// the controller does) from node_modules under /ui/vendor/. The
 // files are listed once, when this module loads; a path that is not in the
 // list is a 404 and leaves nothing behind (a file added later is served
 // after a restart). Each listed file is read on first use, then kept in
@@ -40,7 +41,8 @@ const VENDOR: Record<string, () => string> = {
   preact: () => join(packageRoot('preact'), 'dist'),
   'preact-hooks': () => join(packageRoot('preact'), 'hooks', 'dist'),
   htm: () => join(packageRoot('htm'), 'dist'),
-  yaml: () => join(packageRoot('yaml'), 'browser', 'dist')
+  yaml: () => join(packageRoot('yaml'), 'browser', 'dist'),
+  croner: () => join(packageRoot('croner'), 'dist')
 }
 
 interface Asset {

@@ -22,7 +22,7 @@ async function start (t: import('ava').ExecutionContext): Promise<string> {
 
 test('unknown paths are 404s and the cache does not grow; listed files are served and kept once', async t => {
   const url = await start(t)
-  for (const path of ['/ui/', '/ui/app.js', '/ui/vendor/preact/preact.mjs', '/ui/vendor/yaml/index.js']) {
+  for (const path of ['/ui/', '/ui/app.js', '/ui/vendor/preact/preact.mjs', '/ui/vendor/yaml/index.js', '/ui/vendor/croner/croner.js', '/ui/cron.js']) {
     const res = await fetch(url + path)
     t.is(res.status, 200, path)
     await res.arrayBuffer()

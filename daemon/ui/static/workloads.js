@@ -1,12 +1,17 @@
-// The Workloads view: Deployments (desired, updated, ready, available,
+// The Workloads view, one section at a time (#/workloads?show=…), so that
+// the page holds at most two watches and a browser's six connections to a
+// peer are never used up: Deployments (desired, updated, ready, available,
 // rollout status as `kubectl rollout status` words it, a scale control on
 // the scale subresource, the revision history from the ReplicaSets they own
 // and rollback as `kubectl rollout undo` does it: the chosen ReplicaSet's
 // template, minus pod-template-hash, merge-patched into the Deployment),
-// then every ReplicaSet. All from watches.
-// May import: preact/hooks, ./api.js, ./ui.js.
+// then every ReplicaSet; Jobs and CronJobs (./jobs.js); DaemonSets and
+// StatefulSets, and PodDisruptionBudgets (./sets.js). All from watches.
+// May import: preact/hooks, ./api.js, ./ui.js, ./jobs.js, ./sets.js.
 import { useEffect, useState } from 'preact/hooks'
 import { MERGE_PATCH, request } from './api.js'
+import { JobsSection } from './jobs.js'
+import { BudgetsSection, SetsSection } from './sets.js'
 import { Badge, ErrorNote, READ_ONLY, Table, age, canWrite, html, labelsText, useAction, useFollow, useNow } from './ui.js'
 
 const REVISION = 'deployment.kubernetes.io/revision'
@@ -97,7 +102,7 @@ function History ({ d, replicaSets }) {
     ${action.done ? html`<p role="status">${action.done}</p>` : null}`
 }
 
-export function WorkloadsView () {
+function DeploymentsSection () {
   const now = useNow(5000)
   const deployments = useFollow('/apis/apps/v1/deployments')
   const replicaSets = useFollow('/apis/apps/v1/replicasets')
@@ -105,9 +110,7 @@ export function WorkloadsView () {
   const byKey = (a, b) => `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(`${b.metadata.namespace}/${b.metadata.name}`)
   const ds = [...deployments.items].sort(byKey)
   const rss = [...replicaSets.items].sort(byKey)
-  return html`<section aria-labelledby="workloads-h">
-    <h1 id="workloads-h">Workloads</h1>
-    <${ErrorNote} error=${deployments.error ?? replicaSets.error} />
+  return html`<${ErrorNote} error=${deployments.error ?? replicaSets.error} />
     <${Table} caption=${`Deployments (${ds.length})`} head=${['Name', 'Namespace', 'Desired', 'Updated', 'Ready', 'Available', 'Rollout', 'Age', 'Scale', 'History']} empty=${deployments.synced && ds.length === 0 ? 'No Deployments: apply one from the Apply view.' : false}>
       ${ds.map(d => {
         const key = `${d.metadata.namespace}/${d.metadata.name}`
@@ -138,6 +141,24 @@ export function WorkloadsView () {
         <td>${labelsText(rs.spec?.selector?.matchLabels)}</td>
         <td>${age(rs.metadata.creationTimestamp, now)}</td>
       </tr>`)}
-    <//>
+    <//>`
+}
+
+const SECTIONS = [
+  { id: 'deployments', title: 'Deployments', view: DeploymentsSection },
+  { id: 'jobs', title: 'Jobs & CronJobs', view: JobsSection },
+  { id: 'sets', title: 'DaemonSets & StatefulSets', view: SetsSection },
+  { id: 'budgets', title: 'Disruption budgets', view: BudgetsSection }
+]
+
+export function WorkloadsView ({ params }) {
+  const section = SECTIONS.find(s => s.id === params?.get('show')) ?? SECTIONS[0]
+  const Section = section.view
+  return html`<section aria-labelledby="workloads-h">
+    <h1 id="workloads-h">Workloads</h1>
+    <nav class="subnav" aria-label="Workload kinds">
+      <ul>${SECTIONS.map(s => html`<li><a href=${`#/workloads?show=${s.id}`} aria-current=${s === section ? 'page' : undefined}>${s.title}</a></li>`)}</ul>
+    </nav>
+    <${Section} />
   </section>`
 }
