@@ -1,8 +1,10 @@
 // The Kubernetes-layout REST API: /api/v1/... and /apis/{group}/{version}/...
 // for the kinds in protocol/kinds.ts, namespaced and cluster-wide; GET (one,
 // list, ?watch=1 as newline-delimited events), POST, PUT, PATCH (merge,
-// strategic merge, JSON patch), DELETE, and the status and scale
-// subresources; server-side apply (./apply.ts); discovery documents and a
+// strategic merge, JSON patch), DELETE, the status and scale subresources
+// and a pod's eviction (a policy/v1 Eviction, decided by the store's evict
+// command, so one log entry checks the disruption budget and deletes the
+// pod); server-side apply (./apply.ts); discovery documents and a
 // minimal OpenAPI v3 (./discovery.ts), /version; Table answers for kubectl
 // (./table.ts). Reads come from the local replica (through ReadIndex with
 // ?consistent or resourceVersion=""); writes are StoreCommands proposed
@@ -68,7 +70,7 @@ export function isK8sPath (path: string): boolean {
 /** The content type of server-side apply (`kubectl apply --server-side`). */
 const APPLY_PATCH = 'application/apply-patch+yaml'
 
-type Subresource = 'status' | 'scale' | 'log' | 'exec'
+type Subresource = 'status' | 'scale' | 'log' | 'exec' | 'eviction'
 
 interface Target {
   type: Kind
@@ -77,11 +79,11 @@ interface Target {
   subresource?: Subresource
 }
 
-/** A collection, an object, or an object's status or scale: what the store serves (a pod's log and exec are not). */
+/** A collection, an object, or an object's status or scale: what the store serves (a pod's log, exec and eviction are not). */
 type ObjectTarget = Target & { subresource?: 'status' | 'scale' }
 
 function isObjectTarget (t: Target): t is ObjectTarget {
-  return t.subresource !== 'log' && t.subresource !== 'exec'
+  return t.subresource === undefined || t.subresource === 'status' || t.subresource === 'scale'
 }
 
 const PATCH_TYPES: Record<string, PatchType> = {
@@ -129,10 +131,10 @@ function parseTarget (segments: string[]): Target | 'discovery' {
   }
 }
 
-/** The subresource named `sub`, if `type` has it: a pod's log and exec, and the status and scale that the kind lists. */
+/** The subresource named `sub`, if `type` has it: a pod's log and exec, and the status, scale and eviction that the kind lists. */
 function subresourceOf (type: Kind, sub: string): Subresource {
   if (type.kind === 'Pod' && (sub === 'log' || sub === 'exec')) return sub
-  if ((sub === 'status' || sub === 'scale') && type.subresources.includes(sub)) return sub
+  if ((sub === 'status' || sub === 'scale' || sub === 'eviction') && type.subresources.includes(sub)) return sub
   throw notFound(`${type.plural} have no ${sub} subresource`)
 }
 
@@ -216,6 +218,10 @@ export async function handleK8s (req: IncomingMessage, res: ServerResponse, url:
   const writer = deps.writer
   if (store === undefined || raft === undefined || writer === undefined) throw new HttpError(503, 'ServiceUnavailable', 'the store is not running on this peer yet', { 'retry-after': '1' })
   const params = url.searchParams
+  if (target.subresource === 'eviction') {
+    await serveEviction(req, res, method, target, params, writer, deps.canWrite)
+    return
+  }
   if (!isObjectTarget(target)) {
     await podAccess(req, res, method, target, params, deps)
     return
@@ -526,6 +532,70 @@ async function podAccess (req: IncomingMessage, res: ServerResponse, method: str
   const r = await deps.podAccess({ type: 'exec', namespace, name, ...(container !== undefined ? { container } : {}), command })
   if (!r.ok) throw podAccessError(r)
   send(res, 200, { exitCode: r.exitCode ?? 0, stdout: r.stdout ?? '', stderr: r.stderr ?? '' })
+}
+
+/** The Eviction versions kube-apiserver accepts on the subresource: policy/v1, and the v1beta1 that older clients send. */
+const EVICTION_VERSIONS = ['policy/v1', 'policy/v1beta1']
+
+/**
+ * POST .../pods/{name}/eviction with an Eviction: 201 and a Success Status
+ * when the pod is evicted (deleted), else the store's Status as it stands
+ * (429 TooManyRequests with a DisruptionBudget cause, 500 for several
+ * budgets, 404, 409 for failed preconditions), with Retry-After when it
+ * names one. DeleteOptions: gracePeriodSeconds, preconditions, dryRun.
+ */
+async function serveEviction (req: IncomingMessage, res: ServerResponse, method: string, target: Target, params: URLSearchParams, writer: StoreWriter, canWrite: boolean): Promise<void> {
+  if (method !== 'POST') {
+    throw new HttpError(405, 'MethodNotAllowed', `${req.method ?? ''} is not allowed on the eviction subresource; POST an Eviction`, { allow: 'POST' })
+  }
+  if (!canWrite) {
+    await readBody(req, MAX_OBJECT_BYTES).catch(() => {})
+    throw new HttpError(403, 'Forbidden', 'this token is read-only: it may not evict pods')
+  }
+  const contentType = String(req.headers['content-type'] ?? 'application/json').split(';')[0]?.trim().toLowerCase() ?? 'application/json'
+  if (contentType.includes('protobuf')) throw new HttpError(415, 'UnsupportedMediaType', 'the eviction subresource takes JSON or YAML, not protobuf')
+  const eviction = asObject(parseBody(await readBody(req, MAX_OBJECT_BYTES), contentType), 'the Eviction')
+  const apiVersion = eviction.apiVersion ?? 'policy/v1'
+  const kind = eviction.kind ?? 'Eviction'
+  if (typeof apiVersion !== 'string' || !EVICTION_VERSIONS.includes(apiVersion) || kind !== 'Eviction') {
+    throw new HttpError(400, 'BadRequest', `the eviction subresource takes an Eviction (${EVICTION_VERSIONS.join(' or ')}), not a ${String(kind)} (${String(apiVersion)})`)
+  }
+  const name = target.name ?? ''
+  if (eviction.metadata.name !== name) throw new HttpError(400, 'BadRequest', 'name in URL does not match name in Eviction object')
+  const ns = eviction.metadata.namespace
+  if (ns !== undefined && ns !== '' && ns !== target.namespace) throw new HttpError(400, 'BadRequest', 'the namespace of the provided object does not match the namespace sent on the request')
+  const options: JsonObject = isPlainObject(eviction.deleteOptions) ? eviction.deleteOptions : {}
+  const grace = options.gracePeriodSeconds
+  if (grace !== undefined && grace !== null && (typeof grace !== 'number' || !Number.isSafeInteger(grace) || grace < 0)) {
+    throw new HttpError(400, 'BadRequest', 'deleteOptions.gracePeriodSeconds must be a non-negative whole number of seconds')
+  }
+  const pre = preconditionsOf(options.preconditions)
+  const dryRun = dryRunOf(params.getAll('dryRun'), options.dryRun)
+  const cmd: StoreCommand = {
+    op: 'evict',
+    ref: refOf(target),
+    now: rfc3339(Date.now()),
+    ...(typeof grace === 'number' ? { gracePeriodSeconds: grace } : {}),
+    ...(pre !== undefined ? { preconditions: pre } : {}),
+    ...(dryRun ? { dryRun } : {})
+  }
+  const r = await writer.write(cmd)
+  if (typeof r !== 'object' || r === null || typeof r.ok !== 'boolean') throw new Error(`the store returned ${JSON.stringify(r)}`)
+  if (r.ok) {
+    send(res, 201, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success' })
+    return
+  }
+  // As the store made it: a refusal keeps its details (the budget's cause, when to retry).
+  const status: unknown = r.status
+  const retry = isPlainObject(status) && isPlainObject(status.details) ? status.details.retryAfterSeconds : undefined
+  send(res, r.status.code, status, typeof retry === 'number' && retry > 0 ? { 'retry-after': String(retry) } : {})
+}
+
+/** ?dryRun=All or deleteOptions.dryRun: ["All"] (the only value either may have, so the two cannot disagree). */
+function dryRunOf (query: string[], body: unknown): boolean {
+  if (body !== undefined && body !== null && (!Array.isArray(body) || !body.every(v => v === 'All'))) throw new HttpError(400, 'BadRequest', 'deleteOptions.dryRun may only be ["All"]')
+  if (!query.every(v => v === 'All')) throw new HttpError(400, 'BadRequest', 'dryRun may only be All')
+  return query.length > 0 || (Array.isArray(body) && body.length > 0)
 }
 
 /** A failed log or exec as the API answers it: a node out of reach is a 503 that a client may retry. */

@@ -1,6 +1,7 @@
 // A tiny in-memory Kubernetes-layout HTTP server on 127.0.0.1 for the CLI's
 // tests: GET/list/watch, POST, PATCH (merge; strategic treated as merge with
-// lists of named items merged by name), DELETE and the /scale subresource,
+// lists of named items merged by name), DELETE, the /scale subresource and,
+// when asked, a pod's /eviction (listed in /api/v1 discovery),
 // with label and field selectors, Status errors and bearer-token checks.
 // It records every request so that tests can assert what the CLI sent.
 // May import: node:http, protocol/k8s.ts, protocol/api.ts.
@@ -32,6 +33,10 @@ export interface FakeK8s {
   put: (obj: KObject) => KObject
   /** field selectors the server refuses with 400, e.g. to test a client-side fallback */
   rejectFieldSelectors: Set<string>
+  /** serve pods/eviction (and list it in /api/v1); off: the server predates it */
+  evictions: boolean
+  /** pods whose eviction is refused with a 429, as a disruption budget at 0 would */
+  refuseEvictions: Set<string>
   /** called before every request is answered, e.g. to change state after N requests */
   onRequest?: (req: RecordedRequest) => void
   /** resolves when a watch request has been accepted (the next one, or any since the last call) */
@@ -161,6 +166,10 @@ export async function startFakeK8s (t: ExecutionContext, token = 'k8s-token'): P
       const parts = url.pathname.split('/').filter(p => p !== '').map(decodeURIComponent)
       let group = ''
       let rest: string[]
+      if (parts[0] === 'api' && parts[1] === 'v1' && parts.length === 2 && fake.evictions) {
+        send(200, { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: 'v1', resources: [{ name: 'pods/eviction', singularName: '', namespaced: true, group: 'policy', version: 'v1', kind: 'Eviction', verbs: ['create'] }] })
+        return
+      }
       if (parts[0] === 'api' && parts[1] === 'v1') rest = parts.slice(2)
       else if (parts[0] === 'apis' && parts.length >= 3) {
         group = parts[1] ?? ''
@@ -243,6 +252,16 @@ export async function startFakeK8s (t: ExecutionContext, token = 'k8s-token'): P
         notFound()
         return
       }
+      if (sub === 'eviction' && plural === 'pods' && fake.evictions && method === 'POST') {
+        if (fake.refuseEvictions.has(name)) {
+          send(429, status(429, 'TooManyRequests', "Cannot evict pod as it would violate the pod's disruption budget."))
+          return
+        }
+        store.delete(k)
+        notify('DELETED', current, plural)
+        send(201, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success' })
+        return
+      }
       if (sub === 'scale') {
         if (!type.subresources.includes('scale')) {
           notFound()
@@ -293,6 +312,8 @@ export async function startFakeK8s (t: ExecutionContext, token = 'k8s-token'): P
     get: (plural, namespace, name) => store.get(key(plural, namespace, name)),
     put,
     rejectFieldSelectors: new Set(),
+    evictions: false,
+    refuseEvictions: new Set(),
     nextWatch: async () => {
       if (watchesSinceAsked > 0) {
         watchesSinceAsked = 0

@@ -298,6 +298,34 @@ test('scale patches the scale subresource; create namespace; cordon, uncordon an
   t.truthy(fake.get('pods', 'default', 'on-n2'))
 })
 
+test('drain evicts through the eviction subresource, leaves DaemonSet and mirror pods, and gives up at --timeout naming the budget', async t => {
+  const fake = await startFakeK8s(t)
+  fake.evictions = true
+  fake.put({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, spec: {} })
+  fake.put(pod('web-1', { node: 'n1', labels: { app: 'web' } }))
+  const ds = pod('agent-1', { node: 'n1' })
+  ds.metadata.ownerReferences = [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'agent', uid: 'ds-uid', controller: true }]
+  fake.put(ds)
+  const mirror = pod('static-n1', { node: 'n1' })
+  mirror.metadata.annotations = { 'kubernetes.io/config.mirror': 'x' }
+  fake.put(mirror)
+  const drained = await shoal(t, fake, ['drain', 'n1'])
+  t.deepEqual(drained, { code: 0, stdout: 'node/n1 cordoned\npod/web-1 evicted\nnode/n1 drained\n', stderr: 'Warning: ignoring DaemonSet-managed Pods: default/agent-1\n' })
+  t.is(fake.get('pods', 'default', 'web-1'), undefined)
+  t.truthy(fake.get('pods', 'default', 'agent-1'))
+  t.truthy(fake.get('pods', 'default', 'static-n1'))
+  t.true(fake.requests.some(r => r.method === 'POST' && r.path === '/api/v1/namespaces/default/pods/web-1/eviction' && (r.body as { kind?: string }).kind === 'Eviction'))
+
+  fake.put(pod('web-2', { node: 'n1', labels: { app: 'web' } }))
+  fake.put({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'web', namespace: 'default' }, spec: { minAvailable: 2, selector: { matchLabels: { app: 'web' } } }, status: { disruptionsAllowed: 0, currentHealthy: 2, desiredHealthy: 2, expectedPods: 2 } })
+  fake.refuseEvictions.add('web-2')
+  const refused = await shoal(t, fake, ['drain', 'n1', '--timeout', '1s'])
+  t.is(refused.code, 1)
+  t.regex(refused.stderr, /^Warning: ignoring DaemonSet-managed Pods: default\/agent-1\nshoal: drain n1: gave up after \d+ms \(--timeout\): pod default\/web-2 cannot be evicted: the disruption budget default\/web allows no disruption now \(it needs 2 healthy pods and has 2; 0 disruptions allowed\)\n$/)
+  t.truthy(fake.get('pods', 'default', 'web-2'))
+  t.is((await shoal(t, fake, ['drain', 'n1', '--timeout', 'soon'])).code, 2)
+})
+
 test('rollout status follows the deployment until it is rolled out', async t => {
   const fake = await startFakeK8s(t)
   const d = fake.put(deployment('web', 3, { observedGeneration: 1, replicas: 3, updatedReplicas: 3, availableReplicas: 1 }))
