@@ -214,6 +214,10 @@ export class Kubelet {
     if (this.opts.confirmContact !== undefined) this.startFencing(this.opts.confirmContact)
     this.watch = this.opts.store.watch(POD, { fieldSelector: `spec.nodeName=${this.opts.nodeName}` }, e => {
       if (e.type === 'ERROR' || e.type === 'BOOKMARK') return
+      // A delete (or an eviction) may ask for a grace period of its own: the pod is stopped within it.
+      const grace = e.object.metadata.deletionGracePeriodSeconds
+      const s = this.pods.get(e.object.metadata.uid ?? '')
+      if (typeof grace === 'number' && grace >= 0 && s !== undefined) s.graceMs = Math.min(grace, this.opts.maxGraceSeconds) * 1000
       this.queue.add(keyOf(e.object))
     })
     // A changed ConfigMap or Secret refreshes the volumes of the pods that mount it.
@@ -328,7 +332,8 @@ export class Kubelet {
     const spec: PodSpec = pod.spec ?? { containers: [] }
     let s = this.pods.get(uid)
     if (s === undefined) this.pods.set(uid, s = { uid, key, graceMs: 0, lastStatusWrite: 0 })
-    s.graceMs = Math.min(spec.terminationGracePeriodSeconds ?? 30, this.opts.maxGraceSeconds) * 1000
+    const asked = pod.metadata.deletionGracePeriodSeconds
+    s.graceMs = Math.min(typeof asked === 'number' && asked >= 0 ? asked : spec.terminationGracePeriodSeconds ?? 30, this.opts.maxGraceSeconds) * 1000
     s.sidecars = (spec.initContainers ?? []).filter(isSidecar).map(c => c.name)
 
     const { ip } = await this.runtime.ensureSandbox(pod)

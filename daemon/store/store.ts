@@ -532,7 +532,9 @@ export class ResourceStore implements StateMachine, StoreReader {
     if (finalizers.length > 0 || type.kind === 'Namespace') {
       const next = copy(cur)
       next.metadata.deletionTimestamp ??= now
-      next.metadata.deletionGracePeriodSeconds ??= 0
+      // A pod's grace is its own (as Kubernetes records it); other kinds have none.
+      const podGrace = type.kind === 'Pod' ? (next.spec as { terminationGracePeriodSeconds?: unknown } | undefined)?.terminationGracePeriodSeconds : undefined
+      next.metadata.deletionGracePeriodSeconds ??= typeof podGrace === 'number' ? podGrace : type.kind === 'Pod' ? 30 : 0
       if (finalizers.length > 0) next.metadata.finalizers = finalizers
       if (type.kind === 'Namespace') next.status = { ...(next.status as Obj | undefined), phase: 'Terminating' }
       next.metadata.resourceVersion = String(index)
