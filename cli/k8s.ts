@@ -1,19 +1,21 @@
 // The kubectl-like commands of `shoal` (apply, get, describe, delete, scale,
-// logs, exec, create namespace, cordon, uncordon, drain, events, rollout) over the
+// logs, exec, create namespace, create job --from, cordon, uncordon, drain, events, rollout) over the
 // Kubernetes REST layout: paths per resource type, manifests read from YAML
 // or JSON, Status errors as one line. Errors about one object of many are
 // printed and the others still done (as kubectl does); the run then exits 1.
 // Talking to the API is in ./kube.ts, manifests in ./manifests.ts, rollouts
-// in ./rollout.ts, `shoal kubeconfig` in ./kubeconfig.ts.
-// May import: protocol/, ./kube.ts, ./kubeconfig.ts, ./manifests.ts, ./rollout.ts,
-// ./objects.ts, ./printers.ts, ./output.ts, ./errors.ts, ./io.ts, commander, yaml.
-import { EVENT, NODE } from '../protocol/kinds.ts'
+// in ./rollout.ts, draining a node in ./drain.ts, `shoal kubeconfig` in ./kubeconfig.ts.
+// May import: protocol/, ./kube.ts, ./kubeconfig.ts, ./manifests.ts, ./rollout.ts, ./drain.ts,
+// ./objects.ts, ./printers.ts, ./describe-workloads.ts, ./output.ts, ./errors.ts, ./io.ts, commander, yaml.
+import { CRON_JOB, EVENT, JOB, NODE, kindOfName } from '../protocol/kinds.ts'
+import type { CronJob, Job } from '../protocol/batch-v1.ts'
 import { Command, Option } from 'commander'
 import { stringify } from 'yaml'
 import type { Event } from '../protocol/core-v1.ts'
 import type { KObject, ResourceType } from '../protocol/k8s.ts'
 import { isPlainObject } from '../protocol/json.ts'
-import { Failures, Kube, MERGE_PATCH, STRATEGIC_MERGE_PATCH, collectionPath, connect, linkedSignal, namespaceOf, nowOf, objectPath, query, resourceType, targets } from './kube.ts'
+import { Failures, Kube, MERGE_PATCH, STRATEGIC_MERGE_PATCH, collectionPath, connect, controlledPods, linkedSignal, namespaceOf, nowOf, objectPath, query, resourceType, resourceTypes, targets } from './kube.ts'
+import { podSelectorOf } from './describe-workloads.ts'
 import { CliError, EXIT_FAILED, EXIT_USAGE } from './errors.ts'
 import type { Io } from './io.ts'
 import { isContainedIn, loadManifests, placeManifest } from './manifests.ts'
@@ -22,6 +24,7 @@ import { renderJson } from './output.ts'
 import { objectName, renderDescribe, renderObjects, tableRows, typeLabel } from './printers.ts'
 import { addKubeconfigCommand } from './kubeconfig.ts'
 import { addRolloutCommands } from './rollout.ts'
+import { DEFAULT_DRAIN_TIMEOUT, drainPods, parseDrainTimeout, parseGracePeriod } from './drain.ts'
 
 const GET_OUTPUTS = ['wide', 'json', 'yaml', 'name']
 const CASCADE: Record<string, string> = { background: 'Background', foreground: 'Foreground', orphan: 'Orphan' }
@@ -33,7 +36,7 @@ async function runGet (kinds: string, names: string[], opts: GetOptions, cmd: Co
   if (output !== '' && !GET_OUTPUTS.includes(output)) throw new CliError(`-o must be wide, json, yaml or name, not "${output}"`, EXIT_USAGE)
   const byName = names.length > 0 || kinds.includes('/')
   const wanted = byName ? targets(kinds, names) : []
-  const types = byName ? [...new Set(wanted.map(w => w.type))] : kinds.split(',').filter(k => k !== '').map(resourceType)
+  const types = byName ? [...new Set(wanted.map(w => w.type))] : [...new Set(kinds.split(',').filter(k => k !== '').flatMap(resourceTypes))]
   if (byName && !kinds.includes('/') && kinds.includes(',')) throw new CliError('give one kind with names, or KIND/NAME for each', EXIT_USAGE)
   if (types.length === 0) throw new CliError('name a resource type, e.g. shoal get pods', EXIT_USAGE)
   if (opts.watch === true && types.length !== 1) throw new CliError('-w watches one resource type at a time', EXIT_USAGE)
@@ -283,7 +286,9 @@ function addDescribeCommand (program: Command, io: Io): void {
         try {
           const o = await kube.object(objectPath(w.type, namespaceOf(w.type, opts), w.name))
           const events = await eventsFor(kube, w.type, o)
-          io.stdout.write((first ? '' : '\n\n') + renderDescribe(w.type, o, events, nowOf(io)))
+          const selector = podSelectorOf(o)
+          const pods = selector === undefined ? [] : await controlledPods(kube, o, selector)
+          io.stdout.write((first ? '' : '\n\n') + renderDescribe(w.type, o, events, nowOf(io), pods))
           first = false
         } catch (err) { failures.add(err) }
       }
@@ -404,6 +409,47 @@ function addCreateCommands (program: Command, io: Io): void {
       await kube.send('POST', collectionPath(type, undefined), { apiVersion: 'v1', kind: 'Namespace', metadata: { name } })
       io.stdout.write(`namespace/${name} created\n`)
     })
+  create.command('job')
+    .description('create a job from a cron job\'s template, now (kubectl create job NAME --from=cronjob/NAME)')
+    .argument('<name>')
+    .option('--from <cronjob>', 'the cron job to take the template from: cronjob/NAME')
+    .addOption(nsOption())
+    .action(async (name: string, opts: { from?: string, namespace?: string }, cmd: Command) => {
+      const from = cronJobOf(opts.from)
+      const ns = opts.namespace ?? 'default'
+      const kube = await connect(cmd, io)
+      const cj = withKind(CRON_JOB, await kube.object(objectPath(CRON_JOB, ns, from)))
+      await kube.send('POST', collectionPath(JOB, ns), jobFromCronJob(cj, name, ns))
+      io.stdout.write(`${typeLabel(JOB)}/${name} created\n`)
+    })
+}
+
+/** The cron job `--from` names: `cronjob/NAME` (or `cj/`, `cronjobs/`, `cronjob.batch/`). */
+function cronJobOf (from: string | undefined): string {
+  if (from === undefined) throw new CliError('create job needs --from=cronjob/NAME (the cron job whose template to run)', EXIT_USAGE)
+  const [kind = '', name = ''] = from.split(/\/(.*)/s)
+  if (!from.includes('/') || kind === '' || name === '') throw new CliError(`--from must be of the form <resource>/<name>, e.g. cronjob/nightly, not "${from}"`, EXIT_USAGE)
+  const type = kindOfName(kind)
+  if (type !== CRON_JOB) throw new CliError(`--from: unknown object type ${kind}: only cronjob/NAME can be instantiated`, EXIT_USAGE)
+  return name
+}
+
+/** What kubectl create job --from makes: the template's labels, annotations and spec, marked manual, owned by the cron job. */
+export function jobFromCronJob (cj: CronJob, name: string, namespace: string): Job {
+  const template = cj.spec?.jobTemplate ?? {}
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: {
+      name,
+      namespace,
+      annotations: { 'cronjob.kubernetes.io/instantiate': 'manual', ...(template.metadata?.annotations ?? {}) },
+      ...(template.metadata?.labels !== undefined ? { labels: template.metadata.labels } : {}),
+      // controller, without blockOwnerDeletion, as kubectl sets it
+      ownerReferences: [{ apiVersion: 'batch/v1', kind: 'CronJob', name: cj.metadata.name ?? '', uid: cj.metadata.uid ?? '', controller: true }]
+    },
+    ...(template.spec !== undefined ? { spec: template.spec } : {})
+  }
 }
 
 /** cordon, uncordon and drain: whether new pods may land on a node, and moving its pods elsewhere. */
@@ -419,22 +465,16 @@ function addNodeCommands (program: Command, io: Io): void {
     .action(async (node: string, _opts: unknown, cmd: Command) => { await setUnschedulable(await connect(cmd, io), io, node, false) })
 
   program.command('drain')
-    .description('cordon a node, then delete the pods on it so that their controllers place them elsewhere')
+    .description('cordon a node, then evict its pods (DaemonSet and mirror pods aside) so that their controllers place them elsewhere, within their PodDisruptionBudgets')
     .argument('<node>')
-    .action(async (node: string, _opts: unknown, cmd: Command) => {
+    .option('--timeout <duration>', 'give up when pods are still there after this long, e.g. 90s or 10m (0: wait for ever, as kubectl drain does)', DEFAULT_DRAIN_TIMEOUT)
+    .option('--grace-period <seconds>', "seconds each pod gets to stop (-1: the pod's own terminationGracePeriodSeconds)", '-1')
+    .action(async (node: string, opts: { timeout: string, gracePeriod?: string }, cmd: Command) => {
+      const timeoutMs = parseDrainTimeout(opts.timeout)
+      const gracePeriodSeconds = parseGracePeriod(opts.gracePeriod)
       const kube = await connect(cmd, io)
       await setUnschedulable(kube, io, node, true)
-      const pods = resourceType('pods')
-      const list = await kube.list(collectionPath(pods, undefined) + query({ fieldSelector: `spec.nodeName=${node}` }))
-      const failures = new Failures(io)
-      for (const p of list.items) {
-        const name = p.metadata.name ?? ''
-        try {
-          await kube.send('DELETE', objectPath(pods, p.metadata.namespace ?? 'default', name))
-          io.stdout.write(`pod/${name} deleted\n`)
-        } catch (err) { failures.add(err) }
-      }
-      failures.finish()
+      await drainPods(kube, io, node, { timeoutMs, ...(gracePeriodSeconds !== undefined ? { gracePeriodSeconds } : {}) })
       io.stdout.write(`node/${node} drained\n`)
     })
 }

@@ -49,7 +49,7 @@ export function rfc3339In (ms: number, timeZone: string | undefined): string {
   }).formatToParts(new Date(ms))
   const p = (t: string): string => parts.find(x => x.type === t)?.value ?? ''
   const offset = p('timeZoneName').replace(/^GMT/, '')
-  return `${p('year')}-${p('month')}-${p('day')}T${p('hour')}:${p('minute')}:${p('second')}${offset === '' ? 'Z' : offset}`
+  return `${p('year')}-${p('month')}-${p('day')}T${p('hour')}:${p('minute')}:${p('second')}${/^([+-]00:00)?$/.test(offset) ? 'Z' : offset}`
 }
 
 /** Go's time.RFC1123Z of `ms` in UTC, as Kubernetes' MissSchedule Event writes it. */
@@ -90,24 +90,29 @@ function byStartTime (a: Job, b: Job): number {
 /**
  * The unmet scheduled times in (afterMs, nowMs]: the latest and how many
  * (counted up to TOO_MANY_MISSED + 1). Bounded however long the gap: past
- * 100 times the latest is found in windows doubling back from now.
+ * 100 times, the latest is found by windows doubling back from now, then
+ * bisecting the first window that holds one (a few dozen steps).
  * Throws on an invalid schedule.
  */
 export function unmetTimes (schedule: string, timeZone: string | undefined, afterMs: number, nowMs: number): { latest: number | undefined, count: number } {
   const first = scheduledTimes(schedule, timeZone, afterMs, nowMs, TOO_MANY_MISSED + 1)
   if (first.length <= TOO_MANY_MISSED) return { latest: first.at(-1), count: first.length }
-  const page = 1000
+  const anyAfter = (ms: number): boolean => scheduledTimes(schedule, timeZone, ms, nowMs, 1).length > 0
+  // Times lie after lo; none after hi (up to now).
+  let hi = nowMs
+  let lo = nowMs
   for (let w = 60_000; ; w *= 2) {
+    lo = Math.max(afterMs, nowMs - w)
     // Not empty once the window reaches afterMs: `first` found times there.
-    let batch = scheduledTimes(schedule, timeZone, Math.max(afterMs, nowMs - w), nowMs, page)
-    if (batch.length === 0) continue
-    while (batch.length === page) {
-      const more = scheduledTimes(schedule, timeZone, batch.at(-1) as number, nowMs, page)
-      if (more.length === 0) break
-      batch = more
-    }
-    return { latest: batch.at(-1), count: TOO_MANY_MISSED + 1 }
+    if (anyAfter(lo)) break
+    hi = lo
   }
+  while (hi - lo > 1000) {
+    const mid = lo + Math.floor((hi - lo) / 2)
+    if (anyAfter(mid)) lo = mid
+    else hi = mid
+  }
+  return { latest: scheduledTimes(schedule, timeZone, lo, nowMs, TOO_MANY_MISSED).at(-1), count: TOO_MANY_MISSED + 1 }
 }
 
 function objectRefOf (job: Job): ObjectReference {
@@ -129,7 +134,7 @@ export function jobFromTemplate (cj: CronJob, scheduledMs: number): Job {
 }
 
 export interface CronJobControllerOptions {
-  /** distinct CronJobs reconciled at once (default 5, Kubernetes' concurrent-cron-job-syncs) */
+  /** distinct CronJobs reconciled at once (default 50: CronJobs due at the same time create their Jobs in one round of the log) */
   workers?: number
   /** first retry delay of the work queue (default 50 ms) */
   baseDelayMs?: number
@@ -158,7 +163,7 @@ export class CronJobController implements Controller {
   private readonly missReported = new Map<string, number>()
 
   constructor (opts: CronJobControllerOptions = {}) {
-    this.workers = Math.max(1, opts.workers ?? 5)
+    this.workers = Math.max(1, opts.workers ?? 50)
     this.baseDelayMs = opts.baseDelayMs
   }
 
@@ -314,52 +319,19 @@ export class CronJobController implements Controller {
     pass.active = pass.active.filter(r => uids.has(r.uid))
   }
 
-  /** Starts the Job for the most recent unmet scheduled time, if there is one to start; requeues at the next one. */
+  /** Starts the Job for the most recent unmet scheduled time, if there is one to start, by the concurrency policy. */
   private async schedule (pass: Pass): Promise<void> {
-    const { ctx, cj, key, status } = pass
-    const spec = cj.spec
-    if (spec === undefined) return
-    const tz = spec.timeZone
-    const tzError = tz === undefined ? undefined : timeZoneError(tz)
-    if (tzError !== undefined) {
-      void ctx.events.record({ object: cj, type: 'Warning', reason: 'UnknownTimeZone', message: `invalid timeZone: "${tz ?? ''}": ${tzError}`, component: COMPONENT })
-      return
-    }
-    if (spec.suspend === true) return
-    const now = ctx.clock.now()
-    const last = parseTime(status.lastScheduleTime) ?? parseTime(cj.metadata.creationTimestamp) ?? now
-    const deadlineMs = typeof spec.startingDeadlineSeconds === 'number' ? spec.startingDeadlineSeconds * 1000 : undefined
-    let unmet: { latest: number | undefined, count: number }
-    let next: number | undefined
-    try {
-      unmet = unmetTimes(spec.schedule, tz, last, now)
-      next = nextScheduledTime(spec.schedule, tz, now)
-    } catch (err) {
-      void ctx.events.record({ object: cj, type: 'Warning', reason: 'UnparseableSchedule', message: `unparseable schedule: "${spec.schedule}" : ${(err as Error).message}`, component: COMPONENT })
-      return
-    }
-    if (next !== undefined) this.requeueAt(ctx, key, next + NEXT_SCHEDULE_DELTA_MS)
-    const scheduled = unmet.latest
+    const { ctx, cj, status } = pass
+    const scheduled = this.dueTime(pass)
     if (scheduled === undefined) return
-    // Counted as Kubernetes does: only the times inside the starting deadline.
-    const counted = deadlineMs !== undefined && last < now - deadlineMs ? unmetTimes(spec.schedule, tz, now - deadlineMs, now).count : unmet.count
-    if (counted > TOO_MANY_MISSED) {
-      void ctx.events.record({ object: cj, type: 'Warning', reason: 'TooManyMissedTimes', message: 'too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew', component: COMPONENT })
-    }
-    if (deadlineMs !== undefined && scheduled + deadlineMs < now) {
-      if (this.missReported.get(key) !== scheduled) {
-        this.missReported.set(key, scheduled)
-        void ctx.events.record({ object: cj, type: 'Warning', reason: 'MissSchedule', message: `Missed scheduled time to start a job: ${rfc1123z(scheduled)}`, component: COMPONENT })
-      }
-      return
-    }
     const name = jobNameFor(cj.metadata.name ?? '', scheduled)
     if (pass.active.some(r => r.name === name) || parseTime(status.lastScheduleTime) === scheduled) return
-    if (spec.concurrencyPolicy === 'Forbid' && pass.active.length > 0) {
+    const policy = cj.spec?.concurrencyPolicy
+    if (policy === 'Forbid' && pass.active.length > 0) {
       void ctx.events.record({ object: cj, type: 'Normal', reason: 'JobAlreadyActive', message: 'Not starting job because prior execution is running and concurrency policy is Forbid', component: COMPONENT })
       return
     }
-    if (spec.concurrencyPolicy === 'Replace') {
+    if (policy === 'Replace') {
       for (const r of [...pass.active]) {
         const job = ctx.store.get(JOB, r.namespace ?? cj.metadata.namespace, r.name ?? '')
         if (job !== undefined) await this.deleteJob(pass, job)
@@ -370,6 +342,51 @@ export class CronJobController implements Controller {
     if (job === undefined) return
     pass.active.push(objectRefOf(job))
     status.lastScheduleTime = rfc3339(scheduled)
+  }
+
+  /**
+   * The most recent unmet scheduled time, if one is due and within the
+   * starting deadline (else undefined, with the Event that says why);
+   * requeues the CronJob at its next scheduled time.
+   */
+  private dueTime (pass: Pass): number | undefined {
+    const { ctx, cj, key, status } = pass
+    const spec = cj.spec
+    if (spec === undefined) return undefined
+    const tz = spec.timeZone
+    const tzError = tz === undefined ? undefined : timeZoneError(tz)
+    if (tzError !== undefined) {
+      void ctx.events.record({ object: cj, type: 'Warning', reason: 'UnknownTimeZone', message: `invalid timeZone: "${tz ?? ''}": ${tzError}`, component: COMPONENT })
+      return undefined
+    }
+    if (spec.suspend === true) return undefined
+    const now = ctx.clock.now()
+    const last = parseTime(status.lastScheduleTime) ?? parseTime(cj.metadata.creationTimestamp) ?? now
+    const deadlineMs = typeof spec.startingDeadlineSeconds === 'number' ? spec.startingDeadlineSeconds * 1000 : undefined
+    let unmet: { latest: number | undefined, count: number }
+    try {
+      unmet = unmetTimes(spec.schedule, tz, last, now)
+      const next = nextScheduledTime(spec.schedule, tz, now)
+      if (next !== undefined) this.requeueAt(ctx, key, next + NEXT_SCHEDULE_DELTA_MS)
+      // Counted as Kubernetes does: only the times inside the starting deadline.
+      if (deadlineMs !== undefined && last < now - deadlineMs) unmet.count = unmetTimes(spec.schedule, tz, now - deadlineMs, now).count
+    } catch (err) {
+      void ctx.events.record({ object: cj, type: 'Warning', reason: 'UnparseableSchedule', message: `unparseable schedule: "${spec.schedule}" : ${(err as Error).message}`, component: COMPONENT })
+      return undefined
+    }
+    const scheduled = unmet.latest
+    if (scheduled === undefined) return undefined
+    if (unmet.count > TOO_MANY_MISSED) {
+      void ctx.events.record({ object: cj, type: 'Warning', reason: 'TooManyMissedTimes', message: 'too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew', component: COMPONENT })
+    }
+    if (deadlineMs !== undefined && scheduled + deadlineMs < now) {
+      if (this.missReported.get(key) !== scheduled) {
+        this.missReported.set(key, scheduled)
+        void ctx.events.record({ object: cj, type: 'Warning', reason: 'MissSchedule', message: `Missed scheduled time to start a job: ${rfc1123z(scheduled)}`, component: COMPONENT })
+      }
+      return undefined
+    }
+    return scheduled
   }
 
   /** Creates the Job for `scheduledMs`; an existing one of that name counts as made if this CronJob controls it and has not recorded it yet. */
