@@ -8,7 +8,7 @@
 // member's address; kubectl works through that kubeconfig. kubectl comes from
 // the machine: without it that part fails under CI and is skipped elsewhere.
 import test from 'ava'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { request } from 'node:https'
@@ -19,6 +19,7 @@ import type { MemberView, RaftStatusView } from '../../protocol/api.ts'
 import { certificateFingerprint } from '../../protocol/tls.ts'
 import { API_PORT, SHOAL, startCluster, stopAll, waitFor } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
+import { run } from '../helpers/run.ts'
 
 const IPS = ['127.0.143.2', '127.0.143.3', '127.0.143.4']
 const HAS_KUBECTL = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0
@@ -36,23 +37,6 @@ async function secure (p: Peer, path: string, token: string): Promise<{ status: 
       })
     })
     req.on('timeout', () => { req.destroy(new Error('timed out')) }).on('error', reject).end()
-  })
-}
-
-interface Run { code: number | null, stdout: string, stderr: string }
-
-async function run (cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<Run> {
-  return await new Promise(resolve => {
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s })
-    child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, timeoutMs)
-    child.on('close', code => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
   })
 }
 

@@ -12,11 +12,13 @@
 // the Job controller would write), so that the history limit is still
 // exercised end to end.
 import test from 'ava'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { api, ROOT, SHOAL, startCluster, stopAll, waitFor, waitForLeader } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
+import { run } from '../helpers/run.ts'
+import type { Run } from '../helpers/run.ts'
 
 const IPS = ['127.0.152.2', '127.0.152.3', '127.0.152.4']
 const HAS_KUBECTL = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0
@@ -77,23 +79,6 @@ async function completed (peer: Peer, name: string): Promise<void> {
     if (r.status !== 200) throw new Error(`marking ${name} Complete: ${r.status} ${JSON.stringify(r.body)}`)
   }
   await waitFor(`${name} to complete`, async () => isComplete((await api(peer, 'GET', `${JOBS}/${name}`)).body), 40_000, 250)
-}
-
-interface Run { code: number | null, stdout: string, stderr: string }
-
-async function run (cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 30_000): Promise<Run> {
-  return await new Promise(resolve => {
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s })
-    child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, timeoutMs)
-    child.on('close', code => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-  })
 }
 
 test('a */1 CronJob makes a Job each minute, which completes; successfulJobsHistoryLimit: 1 keeps one after two runs', async t => {

@@ -12,12 +12,14 @@
 // through the API instead.
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse } from 'yaml'
 import { api, SHOAL, startCluster, startPeer, stopAll, waitAdmitted, waitFor, waitForLeader, waitForReadyNodes } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
+import { run } from '../helpers/run.ts'
+import type { Run } from '../helpers/run.ts'
 
 const IPS = ['127.0.153.2', '127.0.153.3', '127.0.153.4']
 const FOURTH = '127.0.153.5'
@@ -67,23 +69,6 @@ spec:
             memory: 200Mi
       terminationGracePeriodSeconds: 30
 `
-
-interface Run { code: number | null, stdout: string, stderr: string }
-
-async function run (cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<Run> {
-  return await new Promise(resolve => {
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s })
-    child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, timeoutMs)
-    child.on('close', code => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-  })
-}
 
 interface PodView { name: string, node: string | undefined, target: string, phase: string | undefined, image: string, deleting: boolean }
 

@@ -10,12 +10,14 @@
 // without it that part fails under CI and is skipped elsewhere, as in
 // kubectl.test.ts.
 import test from 'ava'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { KObject } from '../../protocol/k8s.ts'
 import { api, deploymentOf, SHOAL, startCluster, stopAll, waitFor, waitForLeader, waitForReadyNodes } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
+import { start } from '../helpers/run.ts'
+import type { Run } from '../helpers/run.ts'
 
 const IPS = ['127.0.155.2', '127.0.155.3', '127.0.155.4']
 const HAS_KUBECTL = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0
@@ -23,25 +25,6 @@ const CI = process.env.CI === 'true'
 const PDB_PATH = '/apis/policy/v1/namespaces/default/poddisruptionbudgets'
 
 type Pod = KObject & { spec: { nodeName?: string }, status?: { conditions?: Array<{ type: string, status: string }> } }
-
-interface Run { code: number | null, stdout: string, stderr: string }
-
-/** A command run asynchronously (the test's timers keep running), killed after `timeoutMs`; `live` sees its output so far. */
-function start (cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): { done: Promise<Run>, live: () => Run } {
-  const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
-  const out: Run = { code: null, stdout: '', stderr: '' }
-  child.stdout.setEncoding('utf8').on('data', (s: string) => { out.stdout += s })
-  child.stderr.setEncoding('utf8').on('data', (s: string) => { out.stderr += s })
-  const timer = setTimeout(() => { child.kill('SIGKILL') }, timeoutMs)
-  const done = new Promise<Run>(resolve => {
-    child.on('close', code => {
-      clearTimeout(timer)
-      out.code = code
-      resolve({ ...out })
-    })
-  })
-  return { done, live: () => ({ ...out }) }
-}
 
 async function readyPods (peer: Peer): Promise<Pod[]> {
   const r = await api(peer, 'GET', '/api/v1/namespaces/default/pods?labelSelector=app%3Dweb')

@@ -9,11 +9,13 @@
 // elsewhere.
 import { NODE } from '../../protocol/kinds.ts'
 import test from 'ava'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { SHOAL, startCluster, stopAll, waitFor, waitForLeader } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
+import { run } from '../helpers/run.ts'
+import type { Run } from '../helpers/run.ts'
 
 const IPS = ['127.0.17.2', '127.0.17.3', '127.0.17.4']
 const HAS_KUBECTL = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0
@@ -46,24 +48,6 @@ spec:
   - port: 80
     targetPort: 8080
 `
-
-interface Run { code: number | null, stdout: string, stderr: string }
-
-/** Runs kubectl (asynchronously: the test's own timers keep running), bounded by `timeoutMs`. */
-async function run (cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<Run> {
-  return await new Promise(resolve => {
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s })
-    child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, timeoutMs)
-    child.on('close', code => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-  })
-}
 
 /** Lines of kubectl's stderr that are warnings (or discovery failures). */
 function warnings (stderr: string): string[] {

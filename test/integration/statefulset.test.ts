@@ -15,12 +15,14 @@
 // skipped elsewhere (as kubectl.test.ts).
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { Resolver } from 'node:dns/promises'
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { api, restartPeer, SHOAL, startCluster, stopAll, waitFor, waitForLeader, waitForReadyNodes } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
+import { run } from '../helpers/run.ts'
+import type { Run } from '../helpers/run.ts'
 
 const IPS = ['127.0.154.2', '127.0.154.3', '127.0.154.4']
 const DNS_PORT = 10053
@@ -71,23 +73,6 @@ ${partition === undefined ? '' : `  updateStrategy:\n    type: RollingUpdate\n  
           exec: {command: ["true"]}
           periodSeconds: 1
 `
-}
-
-interface Run { code: number | null, stdout: string, stderr: string }
-
-async function run (cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<Run> {
-  return await new Promise(resolve => {
-    const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { stdout += s })
-    child.stderr.setEncoding('utf8').on('data', (s: string) => { stderr += s })
-    const timer = setTimeout(() => { child.kill('SIGKILL') }, timeoutMs)
-    child.on('close', code => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-  })
 }
 
 interface Pod {
