@@ -29,6 +29,8 @@ import { NodeKeeper } from './controllers/nodes.ts'
 import { ControllerManager } from './controllers/framework.ts'
 import { EndpointsController } from './controllers/endpoints.ts'
 import { GarbageCollector } from './controllers/gc.ts'
+import { JobController } from './controllers/job.ts'
+import { TtlAfterFinishedController } from './controllers/ttl.ts'
 import { NodeLifecycleController } from './controllers/nodelifecycle.ts'
 import { Scheduler } from './scheduler/scheduler.ts'
 import { DeploymentController } from './controllers/deployment.ts'
@@ -36,6 +38,7 @@ import { ReplicaSetController } from './controllers/replicaset.ts'
 import { StatefulSetController } from './controllers/statefulset.ts'
 import { DisruptionController } from './controllers/disruption.ts'
 import { DaemonSetController } from './controllers/daemonset.ts'
+import { CronJobController } from './controllers/cronjob.ts'
 import { REPLICATION_CONTROLLER } from '../protocol/kinds.ts'
 import { Kubelet } from './kubelet/kubelet.ts'
 import { DockerRuntime } from './kubelet/docker-runtime.ts'
@@ -377,8 +380,13 @@ function buildControlPlane (config: DaemonConfig, membership: Membership, replic
       new EndpointsController(),
       new NodeLifecycleController({ evictionGraceMs: config.podEvictionGraceMs }),
       new StatefulSetController(),
+      new CronJobController(),
+      new JobController(),
+      new TtlAfterFinishedController(),
       new GarbageCollector()
-    ]
+    ],
+    // controllers start once this replica has applied what was committed before this leader's term
+    ready: async () => await raft.readBarrier(5000)
   })
   return { nodes, controllers }
 }

@@ -4,7 +4,9 @@
 // controller when this peer becomes leader and stops them when it stops
 // leading. Level-triggered: a controller reconciles one key at a time from
 // the current state of the replica, whatever event woke it; the work queue
-// is daemon/workqueue's, the recorder daemon/record's.
+// is daemon/workqueue's, the recorder daemon/record's. A new leader's
+// controllers start once its replica has applied everything committed
+// before its term (the `ready` round main.ts hands in).
 // May import: protocol/, daemon/store/types.ts, daemon/record, daemon/clock, daemon/log.
 import { randomUUID } from 'node:crypto'
 import type { MemberState } from '../../protocol/membership.ts'
@@ -63,12 +65,22 @@ export interface ManagerInit {
   controllers: Controller[]
   /** how often leadership is checked (default 200 ms) */
   pollMs?: number
+  /**
+   * Awaited, once this peer leads, before the controllers start (main.ts
+   * passes a ReadIndex round): a new leader holds every committed entry but
+   * may not have applied them all, and controllers that acted on an older
+   * replica could, say, create pods that already exist. A failure is
+   * retried at the next poll.
+   */
+  ready?: () => Promise<unknown>
 }
 
 /** Starts every controller when this peer becomes leader; stops them when it stops leading. */
 export class ControllerManager {
   private readonly init: ManagerInit
   private running = false
+  private waiting = false
+  private stopped = false
   private stopPolling: (() => void) | undefined
   readonly ctx: ControllerContext
 
@@ -88,14 +100,39 @@ export class ControllerManager {
   }
 
   start (): void {
-    const check = (): void => { this.setRunning(this.init.isLeader()) }
+    this.stopped = false
+    const check = (): void => { this.check() }
     check()
     this.stopPolling = every(this.init.clock, this.init.pollMs ?? 200, check)
   }
 
+  /** The controllers stop before the Raft node hands leadership over, so that none writes on behalf of a past leader. */
+  beforeStop (): void {
+    this.stop()
+  }
+
   stop (): void {
+    this.stopped = true
     this.stopPolling?.()
     this.setRunning(false)
+  }
+
+  private check (): void {
+    const leader = this.init.isLeader()
+    const ready = this.init.ready
+    if (!leader || this.running || ready === undefined) {
+      this.setRunning(leader)
+      return
+    }
+    if (this.waiting) return
+    this.waiting = true
+    ready().then(() => {
+      this.waiting = false
+      if (!this.stopped && this.init.isLeader()) this.setRunning(true)
+    }, (err: unknown) => {
+      this.waiting = false
+      this.init.log.warn({ event: 'controllers.not-ready', err: (err as Error).message }, `leading, but the replica has not caught up yet: ${(err as Error).message}`)
+    })
   }
 
   private setRunning (on: boolean): void {

@@ -336,8 +336,8 @@ export class Kubelet {
     s.graceMs = Math.min(typeof asked === 'number' && asked >= 0 ? asked : spec.terminationGracePeriodSeconds ?? 30, this.opts.maxGraceSeconds) * 1000
     s.sidecars = (spec.initContainers ?? []).filter(isSidecar).map(c => c.name)
 
-    const { ip } = await this.runtime.ensureSandbox(pod)
     const records = (await this.runtime.listContainers()).filter(r => r.podUid === uid)
+    const { ip } = await this.sandboxOf(pod, records)
     const deleting = pod.metadata.deletionTimestamp !== undefined
     // A pod being deleted (held by finalizers) only has its containers stopped; the store removes it.
     // Fenced (see startFencing), a pod that holds a name is stopped and started again once the cluster is back.
@@ -376,6 +376,22 @@ export class Kubelet {
     }
     this.prober.retain(uid, run.live)
     return await this.writeStatus(pod, s, views, ip, init)
+  }
+
+  /**
+   * The pod's address: a pod already Succeeded or Failed with nothing left
+   * running gives its address back (Jobs leave many such pods behind) and
+   * keeps the one its status shows; any other gets (or keeps) one.
+   */
+  private async sandboxOf (pod: Pod, records: ContainerRecord[]): Promise<{ ip: string }> {
+    const phase = pod.status?.phase
+    const shown = pod.status?.podIP
+    if ((phase === 'Succeeded' || phase === 'Failed') && typeof shown === 'string' && shown !== '' &&
+      this.runtime.releaseAddress !== undefined && !records.some(r => r.state === 'running')) {
+      await this.runtime.releaseAddress(pod.metadata.uid ?? '')
+      return { ip: shown }
+    }
+    return await this.runtime.ensureSandbox(pod)
   }
 
   /** The probes of a running container (started, ready); one whose liveness or startup probe failed is killed. */

@@ -151,8 +151,14 @@ export class ProcessRuntime implements Runtime {
     await this.ipam.free(podUid)
   }
 
+  async releaseAddress (podUid: string): Promise<void> {
+    await this.ipam.free(podUid)
+  }
+
+  /** Pods with an address, and finished ones (their address released) whose directory is still here. */
   async listSandboxes (): Promise<string[]> {
-    return this.ipam.uids()
+    const dirs = await readdir(join(this.opts.dataDir, 'pods'), { withFileTypes: true }).catch(() => [])
+    return [...new Set([...this.ipam.uids(), ...dirs.filter(d => d.isDirectory() && isUid(d.name)).map(d => d.name)])]
   }
 
   async startContainer (pod: Pod, spec: ContainerSpec, attempt: number, start: StartOptions): Promise<ContainerRecord> {

@@ -125,6 +125,13 @@ export interface Runtime {
   ensureSandbox: (pod: Pod) => Promise<{ ip: string }>
   /** frees the pod's IP and removes its directories; its containers must be removed first */
   removeSandbox: (podUid: string) => Promise<void>
+  /**
+   * The pod finished for good (Succeeded or Failed, nothing running): its
+   * address goes back to the pool, as a kubelet tears down a finished pod's
+   * sandbox, while its containers' records and logs stay until
+   * removeSandbox. Optional: without it the address stays until the pod goes.
+   */
+  releaseAddress?: (podUid: string) => Promise<void>
   /** uids of pods that have a sandbox */
   listSandboxes: () => Promise<string[]>
   /**
