@@ -2,7 +2,7 @@
 // the same jobs on this machine) and writes BENCHMARKS.md. Figures, not
 // assertions. Flags: --quick (3 trials, no 50-peer run, 3 s of load, 5
 // failovers), --trials N (membership), --failover-trials N, --no-serf,
-// --only membership|log (the other section is kept from the existing file),
+// --only membership|log|control|pods|network|recovery|workloads (the other sections are kept from the existing file),
 // --out FILE.
 import { availableParallelism, cpus, totalmem } from 'node:os'
 import { execFileSync } from 'node:child_process'
@@ -19,6 +19,8 @@ import { measureControl } from './control.ts'
 import { measurePods } from './pods.ts'
 import type { PodFigures } from './pods.ts'
 import type { ControlFigures } from './control.ts'
+import { measureJobs } from './jobs.ts'
+import { measureCronJobSkew } from './cronjob.ts'
 
 const { values } = parseArgs({
   options: {
@@ -35,8 +37,8 @@ const trials = Number(values.trials ?? (quick ? 3 : 5))
 const failoverTrials = Number(values['failover-trials'] ?? (quick ? 5 : 20))
 const loadMs = quick ? 3000 : 10_000
 const CLIENTS = 64
-if (values.only !== undefined && !['membership', 'log', 'control', 'pods', 'network', 'recovery'].includes(values.only)) {
-  process.stderr.write(`--only: "${values.only}" is not membership, log, control, pods, network or recovery\n`)
+if (values.only !== undefined && !['membership', 'log', 'control', 'pods', 'network', 'recovery', 'workloads'].includes(values.only)) {
+  process.stderr.write(`--only: "${values.only}" is not membership, log, control, pods, network, recovery or workloads\n`)
   process.exit(2)
 }
 const log = (line: string): void => { process.stderr.write(line + '\n') }
@@ -424,6 +426,55 @@ How: the chaos run is \`npm run chaos -- --peers 5 --minutes ${minutes} --seed 2
 `
 }
 
+async function workloadsSection (): Promise<string> {
+  const runs = quick ? 1 : 3
+  const rows: string[][] = []
+  const spread = (xs: number[], fmt: (x: number) => string): string => `median ${fmt(median(xs))}, worst ${fmt(max(xs))} (${xs.length} runs: ${xs.map(fmt).join(', ')})`
+  log(`workloads: a Job of 1,000 one-second pods, parallelism 50, 3 peers, ${runs} runs`)
+  try {
+    const walls: number[] = []
+    const replaces: number[] = []
+    for (let i = 0; i < runs; i++) {
+      const f = await measureJobs({ log })
+      if (f.succeeded !== f.completions || f.pods !== f.completions) throw new Error(`run ${i + 1}: ${f.succeeded} succeeded, ${f.failed} failed, ${f.pods} pods of ${f.completions}`)
+      walls.push(f.wallMs)
+      replaces.push(f.replaceMs)
+    }
+    rows.push(['Job throughput: 1,000 pods of `sleep 1`, parallelism 50, 3 peers (process runtime), create to Complete; the ideal is 20 s',
+      spread(walls, x => `${(x / 1000).toFixed(1)} s`) + `; ${(median(walls) / 20_000).toFixed(2)}× the ideal at the median`, 'exactly 1,000 succeeded pods in every run'])
+    rows.push(['Job controller\'s part: a pod finishing to its replacement created, median over the pods', spread(replaces, x => `${Math.round(x)} ms`), ''])
+  } catch (err) {
+    rows.push(['Job throughput', errorCell((err as Error).message), ''])
+  }
+  log(`workloads: CronJob skew, 20 CronJobs every minute for 3 minutes, ${runs} runs`)
+  try {
+    const p99s: number[] = []
+    const created: number[] = []
+    let duplicates = 0
+    for (let i = 0; i < runs; i++) {
+      const f = await measureCronJobSkew({ log })
+      p99s.push(f.watchLeader.p99)
+      created.push(f.created.p99)
+      duplicates += f.duplicates
+    }
+    rows.push(['CronJob schedule skew: scheduled time to the Job arriving at a watch on the leader, p99 of 60 runs per benchmark run',
+      spread(p99s, x => `${Math.round(x)} ms`), 'p99 ≤ 1 s' + (max(p99s) <= 1000 ? ' (met)' : ' (missed)')])
+    rows.push(['CronJob skew by creationTimestamp (1 s resolution, what Kubernetes\' cronjob_controller_job_creation_skew measures), p99', spread(created, x => `${Math.round(x)} ms`), `${duplicates} Jobs made twice`])
+  } catch (err) {
+    rows.push(['CronJob skew', errorCell((err as Error).message), ''])
+  }
+  const table = ['| figure | Shoal | goal / check |', '|---|---|---|', ...rows.map(r => `| ${r.join(' | ')} |`)].join('\n')
+  log(table)
+  return `## Workloads
+
+Measured by \`${command}\` on ${today}.
+
+${table}
+
+How: \`test/bench/jobs.ts\` (also runnable alone: \`node test/bench/jobs.ts [runs]\`) starts three peers on 127.0.151.12-14, creates the Job and times it until its Complete condition, watching from a follower where each pod's time goes. \`test/bench/cronjob.ts\` (\`node test/bench/cronjob.ts\`) starts three peers on 127.0.152.5-7 with 20 CronJobs on \`*/1 * * * *\` and takes each Job's arrival at a watch against the scheduled time in its annotation.
+`
+}
+
 const sections: Record<string, string | undefined> = {}
 if (values.only === undefined || values.only === 'membership') sections.membership = await membershipSection()
 if (values.only === undefined || values.only === 'log') sections.log = await logSection()
@@ -431,6 +482,7 @@ if (values.only === undefined || values.only === 'control') sections.control = a
 if (values.only === undefined || values.only === 'pods') sections.pods = await podsSection()
 if (values.only === undefined || values.only === 'network') sections.network = await networkSection()
 if (values.only === undefined || values.only === 'recovery') sections.recovery = await recoverySection()
+if (values.only === undefined || values.only === 'workloads') sections.workloads = await workloadsSection()
 
 // A section that was not run is kept as the existing file has it.
 const previous = existsSync(values.out) ? readFileSync(values.out, 'utf8') : ''
@@ -452,11 +504,12 @@ const control = sections.control ?? withProvenance(kept('Control plane'))
 const podsPart = sections.pods ?? withProvenance(kept('Pods'))
 const networkPart = sections.network ?? kept('Network')
 const recoveryPart = sections.recovery ?? kept('Disaster recovery')
+const workloadsPart = sections.workloads ?? kept('Workloads')
 
 const doc = `# Benchmarks
 
 Last written by \`${command}\` on ${today}: ${availableParallelism()} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}. Each section names the command that measured it.
 Every peer is a real \`shoald\` process on its own loopback address with default timings.
-${[membership, replicated, control, podsPart, networkPart, recoveryPart].filter(x => x !== undefined).map(x => `\n${x}`).join('')}`
+${[membership, replicated, control, podsPart, networkPart, workloadsPart, recoveryPart].filter(x => x !== undefined).map(x => `\n${x}`).join('')}`
 writeFileSync(values.out, doc)
 log(`wrote ${values.out}`)
