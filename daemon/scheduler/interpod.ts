@@ -8,7 +8,7 @@
 // preferred terms, both ways, and existing pods' required affinity, summed
 // per domain and scaled 0..100 over the feasible nodes.
 // May import: ./index.ts, ./model.ts, ./terms.ts.
-import type { PodIndex } from './index.ts'
+import type { PodIndex, Table } from './index.ts'
 import type { NodeInfo, PodInfo } from './model.ts'
 import { matchesAllTerms, termMatches } from './terms.ts'
 import type { AffinityTerm } from './terms.ts'
@@ -17,30 +17,28 @@ export const REASON_POD_AFFINITY = "node(s) didn't match pod affinity rules"
 export const REASON_POD_ANTI_AFFINITY = "node(s) didn't match pod anti-affinity rules"
 export const REASON_EXISTING_ANTI_AFFINITY = "node(s) didn't satisfy existing pods anti-affinity rules"
 
-/** A topology key and the domains (its values) holding matching pods, with how many. */
-export interface Domains { key: string, counts: Map<string, number> }
-
-/** What Filter needs for one pod, computed once per attempt (Kubernetes' preFilterState). */
+/** What Filter needs for one pod, computed once per attempt (Kubernetes' preFilterState), as tables by node position. */
 export interface InterPodState {
-  /** per required affinity term: where pods matching every term run */
-  affinity: Domains[]
+  /** per required affinity term: the domains where pods matching every term run */
+  affinity: Table[]
   /** no pod matches the terms anywhere and the pod matches them itself */
   firstOfGroup: boolean
-  /** per required anti-affinity term: where pods it selects run */
-  anti: Domains[]
-  /** domains where counted pods' required anti-affinity selects this pod */
-  existing: Domains[]
+  /** per required anti-affinity term: the domains where pods it selects run */
+  anti: Table[]
+  /** the domains where counted pods' required anti-affinity selects this pod */
+  existing: Table[]
 }
 
 function podTest (terms: AffinityTerm[], index: PodIndex): (q: PodInfo) => boolean {
   return q => matchesAllTerms(terms, q.namespace, q.labels, index.nsLabels)
 }
 
-/** The domains where counted pods' required anti-affinity terms select `p` (Kubernetes' existingAntiAffinityCounts). */
-function blockedBy (p: PodInfo, index: PodIndex): Domains[] {
-  const out: Domains[] = []
+/** Where counted pods' required anti-affinity terms select `p` (Kubernetes' existingAntiAffinityCounts). */
+function blockedBy (p: PodInfo, index: PodIndex): Table[] {
+  const out: Table[] = []
   for (const g of index.anti.values()) {
-    if (termMatches(g.term, p.namespace, p.labels, index.nsLabels)) out.push({ key: g.term.topologyKey, counts: index.perDomain(g.perNode, g.term.topologyKey) })
+    const key = g.term.topologyKey
+    if (termMatches(g.term, p.namespace, p.labels, index.nsLabels)) out.push(index.table(index.domains(g, key), key))
   }
   return out
 }
@@ -54,29 +52,32 @@ export function preFilterInterPod (p: PodInfo, index: PodIndex): InterPodState |
   if (a === undefined) return state
   if (a.requiredAffinity.length > 0) {
     // pods that match every term, as Kubernetes counts them
-    const perNode = index.perNode(`all:${a.requiredAffinity.map(t => t.sig).join('\n')}`, podTest(a.requiredAffinity, index))
-    state.affinity = a.requiredAffinity.map(t => ({ key: t.topologyKey, counts: index.perDomain(perNode, t.topologyKey) }))
-    state.firstOfGroup = state.affinity.every(d => d.counts.size === 0) && matchesAllTerms(a.requiredAffinity, p.namespace, p.labels, index.nsLabels)
+    const counts = index.matching(`all:${a.requiredAffinity.map(t => t.sig).join('\n')}`, podTest(a.requiredAffinity, index))
+    const domains = a.requiredAffinity.map(t => index.domains(counts, t.topologyKey))
+    state.affinity = a.requiredAffinity.map((t, i) => index.table(domains[i] as Map<string, number>, t.topologyKey))
+    state.firstOfGroup = domains.every(d => d.size === 0) && matchesAllTerms(a.requiredAffinity, p.namespace, p.labels, index.nsLabels)
   }
-  state.anti = a.requiredAnti.map(t => ({ key: t.topologyKey, counts: index.perDomain(index.perNode(`t:${t.sig}`, podTest([t], index)), t.topologyKey) }))
+  state.anti = a.requiredAnti.map(t => index.table(index.domains(index.matching(`t:${t.sig}`, podTest([t], index)), t.topologyKey), t.topologyKey))
   return state
 }
 
-function occupied (d: Domains, n: NodeInfo): boolean {
-  const v = n.labels[d.key]
-  return v !== undefined && (d.counts.get(v) ?? 0) > 0
+/** Whether the domain of node position `i` holds pods (false for a node without the key). */
+function hit (t: Table, i: number): boolean {
+  const id = t.ids[i] as number
+  return id >= 0 && t.hit[id] === 1
 }
 
-/** Why `n` cannot take the pod under the inter-pod rules, or undefined. */
+/** Why node `n` (one of the candidates the state was computed over) cannot take the pod, or undefined. */
 export function filterInterPod (s: InterPodState, n: NodeInfo): string | undefined {
+  const i = n.idx
   let satisfied = true
-  for (const d of s.affinity) {
-    if (n.labels[d.key] === undefined) return REASON_POD_AFFINITY
-    if (!occupied(d, n)) satisfied = false
+  for (const t of s.affinity) {
+    if ((t.ids[i] as number) < 0) return REASON_POD_AFFINITY
+    if (!hit(t, i)) satisfied = false
   }
   if (!satisfied && !s.firstOfGroup) return REASON_POD_AFFINITY
-  for (const d of s.anti) if (occupied(d, n)) return REASON_POD_ANTI_AFFINITY
-  for (const d of s.existing) if (occupied(d, n)) return REASON_EXISTING_ANTI_AFFINITY
+  for (const t of s.anti) if (hit(t, i)) return REASON_POD_ANTI_AFFINITY
+  for (const t of s.existing) if (hit(t, i)) return REASON_EXISTING_ANTI_AFFINITY
   return undefined
 }
 
@@ -95,13 +96,13 @@ function topologyScore (p: PodInfo, index: PodIndex): TopologyScore {
   const score: TopologyScore = new Map()
   const a = p.podAffinity
   const own = (w: { weight: number, term: AffinityTerm }, sign: number): void => {
-    const perNode = index.perNode(`t:${w.term.sig}`, podTest([w.term], index))
-    addScore(score, index.perDomain(perNode, w.term.topologyKey), w.term.topologyKey, sign * w.weight)
+    const counts = index.matching(`t:${w.term.sig}`, podTest([w.term], index))
+    addScore(score, index.domains(counts, w.term.topologyKey), w.term.topologyKey, sign * w.weight)
   }
   for (const w of a?.preferredAffinity ?? []) own(w, 1)
   for (const w of a?.preferredAnti ?? []) own(w, -1)
   for (const g of index.scoring.values()) {
-    if (termMatches(g.term, p.namespace, p.labels, index.nsLabels)) addScore(score, index.perDomain(g.perNode, g.term.topologyKey), g.term.topologyKey, g.weight)
+    if (termMatches(g.term, p.namespace, p.labels, index.nsLabels)) addScore(score, index.domains(g, g.term.topologyKey), g.term.topologyKey, g.weight)
   }
   return score
 }

@@ -50,6 +50,8 @@ export interface PodInfo {
 
 export interface NodeInfo {
   name: string
+  /** position in the scheduler's candidate list (-1 when not a candidate), for the dense tables of ./index.ts */
+  idx: number
   object: Node | undefined
   labels: Record<string, string>
   ready: boolean
@@ -87,6 +89,13 @@ export function podKey (p: Pod): string {
 export function isTerminated (p: Pod): boolean {
   const phase = p.status?.phase
   return phase === 'Succeeded' || phase === 'Failed'
+}
+
+/** The pod's preferred node affinity terms with their weights. */
+function preferredOf (p: Pod): Array<{ weight: number, term: NodeSelectorTerm }> {
+  return entries(p.spec?.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution)
+    .filter(w => typeof w.weight === 'number' && typeof w.preference === 'object' && w.preference !== null)
+    .map(w => ({ weight: w.weight, term: w.preference }))
 }
 
 export function podInfoOf (p: Pod, seq: number): PodInfo {
@@ -139,9 +148,7 @@ export function podInfoOf (p: Pod, seq: number): PodInfo {
     nodeSelector: Object.entries(spec?.nodeSelector ?? {}),
     // a null list (the store keeps one) is no list
     requiredTerms: required?.nodeSelectorTerms ?? undefined,
-    preferredTerms: entries(spec?.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution)
-      .filter(w => typeof w.weight === 'number' && typeof w.preference === 'object' && w.preference !== null)
-      .map(w => ({ weight: w.weight, term: w.preference })),
+    preferredTerms: preferredOf(p),
     tolerations: entries(spec?.tolerations),
     labels,
     podAffinity: podAffinityOf(spec, meta.namespace ?? 'default', labels),
@@ -154,6 +161,7 @@ export function podInfoOf (p: Pod, seq: number): PodInfo {
 export function emptyNode (name: string): NodeInfo {
   return {
     name,
+    idx: -1,
     object: undefined,
     labels: {},
     ready: false,

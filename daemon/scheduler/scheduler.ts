@@ -175,7 +175,9 @@ export class Scheduler implements Controller {
     const obj = e.object
     const name = obj.metadata.name ?? ''
     const n = this.node(name)
+    const labels = n.labels
     setNodeObject(n, e.type === 'DELETED' ? undefined : obj)
+    if (!jsonEqual(labels, n.labels)) this.index.forgetDomains()
     if (n.object === undefined && n.pods.size === 0) this.nodes.delete(name)
     this.candidates = undefined
     if (n.hardTaints.some(t => t.effect === 'NoExecute')) for (const key of n.pods) this.evictions?.add(key)
@@ -247,7 +249,7 @@ export class Scheduler implements Controller {
   /** Counts a pod on a node (or off it) in the node's aggregates and in the inter-pod index. */
   private count (n: NodeInfo, p: PodInfo, sign: 1 | -1): void {
     account(n, p, sign)
-    this.index.count(n.name, p, sign)
+    this.index.count(n, p, sign)
   }
 
   /** A pod came to a node (or changed labels there): parked pods with pod affinity or spread constraints try again. */
@@ -282,6 +284,7 @@ export class Scheduler implements Controller {
   private candidateNodes (): NodeInfo[] {
     if (this.candidates === undefined) {
       this.candidates = [...this.nodes.values()].filter(n => n.object !== undefined).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+      this.index.setCandidates(this.candidates)
     }
     return this.candidates
   }

@@ -29,7 +29,7 @@ function counted (c: SpreadConstraint): (q: PodInfo) => boolean {
 }
 
 function perNodeOf (c: SpreadConstraint, index: PodIndex): PerNode {
-  return index.perNode(`s:${c.sig}`, counted(c))
+  return index.matching(`s:${c.sig}`, counted(c)).perNode
 }
 
 function hasKeys (n: NodeInfo, cs: SpreadConstraint[]): boolean {

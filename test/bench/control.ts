@@ -1,6 +1,7 @@
 // Control-plane benchmarks on three real shoald peers (127.0.90.2-4):
 // scheduler throughput (pods bound and committed per second onto simulated
-// Nodes that have no kubelet), API latency under an open-loop load of mixed
+// Nodes that have no kubelet; then again with half the pods carrying
+// required podAntiAffinity), API latency under an open-loop load of mixed
 // creates and gets, and watch fan-out (the time for one change to reach 100
 // watchers on one peer).
 // May import: test/helpers/cluster.ts, ./load.ts, ./stats.ts, protocol/ types.
@@ -17,6 +18,9 @@ export interface ControlFigures {
   /** seconds: from the first node turning Ready to every pod bound; createSeconds: creating the pending pods */
   scheduler?: { pods: number, nodes: number, seconds: number, podsPerSecond: number, bindPhaseSeconds: number }
   schedulerError?: string
+  /** the same with half the pods carrying required podAntiAffinity on kubernetes.io/hostname (groups of at most one pod per node) */
+  schedulerAntiAffinity?: { pods: number, nodes: number, seconds: number, podsPerSecond: number, bindPhaseSeconds: number }
+  schedulerAntiAffinityError?: string
   api?: { rate: number, seconds: number, mutatingP50: number, mutatingP99: number, readP50: number, readP99: number, errors: number }
   apiError?: string
   watch?: { watchers: number, trials: number, p50: number, p99: number }
@@ -65,58 +69,28 @@ export async function measureControl (opts: ControlOptions): Promise<ControlFigu
     }
     const follower = peers.find(p => p !== leader) as Peer
 
-    // --- scheduler throughput ---
+    // --- scheduler throughput: plain pods, then half with required podAntiAffinity ---
+    const sched: SchedulerRig = { call, leader, follower, peers, log: opts.log }
+    let nodeBodies: SimNode[] = []
     try {
-      opts.log(`  control: ${opts.nodes} simulated nodes`)
-      const nodeBodies = Array.from({ length: opts.nodes }, (_, i) => ({
-        apiVersion: 'v1',
-        kind: 'Node',
-        metadata: { name: `sim-${i}`, labels: { 'shoal.dev/simulated': 'true' } },
-        status: {
-          capacity: { cpu: '64', memory: '256Gi', pods: '110' },
-          allocatable: { cpu: '64', memory: '256Gi', pods: '110' },
-          // Not Ready yet: the pods wait, so that binding is timed alone.
-          conditions: [{ type: 'Ready', status: 'False', reason: 'Simulated' }]
-        }
-      }))
-      await inParallel(nodeBodies, 32, async body => {
-        const r = await call(leader, 'POST', '/api/v1/nodes', body)
-        if (r.status !== 201) throw new Error(`creating a node: ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`)
-      })
-      // Only the simulated nodes take pods: the members' own are cordoned.
-      for (const p of peers) await call(leader, 'PATCH', `/api/v1/nodes/${p.name}`, { spec: { unschedulable: true } }).catch(() => undefined)
-      opts.log(`  control: creating ${opts.pods} pods`)
-      const t0 = performance.now()
-      await inParallel(Array.from({ length: opts.pods }, (_, i) => i), 64, async i => {
-        const r = await call(peers[i % peers.length] as Peer, 'POST', '/api/v1/namespaces/default/pods', {
-          apiVersion: 'v1', kind: 'Pod', metadata: { name: `bench-${i}`, labels: { app: 'bench' } },
-          spec: { containers: [{ name: 'c', image: 'busybox', resources: { requests: { cpu: '10m', memory: '16Mi' } } }] }
-        })
-        if (r.status !== 201) throw new Error(`creating a pod: ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`)
-      })
-      // Every pod is pending; now the nodes turn Ready and the scheduler binds.
-      const t1 = performance.now()
-      await inParallel(nodeBodies, 32, async body => {
-        const r = await call(leader, 'PATCH', `/api/v1/nodes/${body.metadata.name}/status`, { status: { conditions: [{ type: 'Ready', status: 'True', reason: 'Simulated' }] } })
-        if (r.status !== 200) throw new Error(`making a node Ready: ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`)
-      })
-      const created = t1
-      let bound = 0
-      let firstBound: number | undefined
-      while (bound < opts.pods) {
-        if (performance.now() - t0 > 300_000) throw new Error(`only ${bound} of ${opts.pods} pods bound after 300 s`)
-        const list = await call(follower, 'GET', '/api/v1/namespaces/default/pods?labelSelector=app%3Dbench')
-        bound = ((list.body.items ?? []) as Array<{ spec?: { nodeName?: string } }>).filter(p => p.spec?.nodeName !== undefined).length
-        if (bound > 0 && firstBound === undefined) firstBound = performance.now()
-        if (bound < opts.pods) await sleep(100)
-      }
-      const end = performance.now()
-      const seconds = (end - created) / 1000
-      figures.scheduler = { pods: opts.pods, nodes: opts.nodes, seconds, podsPerSecond: opts.pods / seconds, bindPhaseSeconds: (created - t0) / 1000 }
-      opts.log(`  control: ${opts.pods} pending pods bound and committed (seen on a follower) ${seconds.toFixed(1)} s after the nodes began to turn Ready: ${(opts.pods / seconds).toFixed(0)} pods/s (creating them took ${((created - t0) / 1000).toFixed(1)} s)`)
+      nodeBodies = await createSimNodes(sched, opts.nodes)
+      figures.scheduler = await schedulerRun(sched, nodeBodies, opts.pods, 'bench', i => plainPod(`bench-${i}`, 'bench'))
     } catch (err) {
       figures.schedulerError = (err as Error).message
       opts.log(`  control: scheduler: ${figures.schedulerError}`)
+    }
+    try {
+      if (nodeBodies.length === 0) throw new Error('no simulated nodes')
+      // the first run's pods go first, so that both runs start from a store of the same size
+      await deletePods(sched, Array.from({ length: opts.pods }, (_, i) => `bench-${i}`))
+      // groups of at most one pod per node, so that every pod fits
+      const groups = Math.ceil(opts.pods / 2 / opts.nodes)
+      figures.schedulerAntiAffinity = await schedulerRun(sched, nodeBodies, opts.pods, 'bench-anti', i => i % 2 === 0
+        ? antiPod(`bench-anti-${i}`, `g${Math.floor(i / 2) % groups}`)
+        : plainPod(`bench-anti-${i}`, 'bench-anti'))
+    } catch (err) {
+      figures.schedulerAntiAffinityError = (err as Error).message
+      opts.log(`  control: scheduler with anti-affinity: ${figures.schedulerAntiAffinityError}`)
     }
 
     // --- API latency: an open loop of 200 requests/s, half creates (ConfigMaps), half gets ---
@@ -196,6 +170,94 @@ export async function measureControl (opts: ControlOptions): Promise<ControlFigu
     await stopAll(peers, dir)
   }
   return figures
+}
+
+type Call = (peer: Peer, method: string, path: string, body?: unknown) => Promise<{ status: number, body: any }>
+interface SchedulerRig { call: Call, leader: Peer, follower: Peer, peers: Peer[], log: (line: string) => void }
+interface SimNode { metadata: { name: string } }
+type SchedulerFigures = NonNullable<ControlFigures['scheduler']>
+
+/** A pod requesting 10m CPU and 16 MiB, labelled run=`run`. */
+function plainPod (name: string, run: string): unknown {
+  return {
+    apiVersion: 'v1', kind: 'Pod', metadata: { name, labels: { app: 'bench', run } },
+    spec: { containers: [{ name: 'c', image: 'busybox', resources: { requests: { cpu: '10m', memory: '16Mi' } } }] }
+  }
+}
+
+/** The same, in anti-affinity group `group`: never on a node with another pod of its group. */
+function antiPod (name: string, group: string): unknown {
+  const pod = plainPod(name, 'bench-anti') as { metadata: { labels: Record<string, string> }, spec: Record<string, unknown> }
+  pod.metadata.labels.group = group
+  pod.spec.affinity = { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: { group } }, topologyKey: 'kubernetes.io/hostname' }] } }
+  return pod
+}
+
+/** Creates the simulated Nodes (Not Ready) and cordons the members' own. */
+async function createSimNodes (r: SchedulerRig, count: number): Promise<SimNode[]> {
+  r.log(`  control: ${count} simulated nodes`)
+  const nodeBodies = Array.from({ length: count }, (_, i) => ({
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name: `sim-${i}`, labels: { 'shoal.dev/simulated': 'true', 'kubernetes.io/hostname': `sim-${i}` } },
+    status: {
+      capacity: { cpu: '64', memory: '256Gi', pods: '110' },
+      allocatable: { cpu: '64', memory: '256Gi', pods: '110' },
+      // Not Ready yet: the pods wait, so that binding is timed alone.
+      conditions: [{ type: 'Ready', status: 'False', reason: 'Simulated' }]
+    }
+  }))
+  await inParallel(nodeBodies, 32, async body => {
+    const res = await r.call(r.leader, 'POST', '/api/v1/nodes', body)
+    if (res.status !== 201) throw new Error(`creating a node: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`)
+  })
+  // Only the simulated nodes take pods: the members' own are cordoned.
+  for (const p of r.peers) await r.call(r.leader, 'PATCH', `/api/v1/nodes/${p.name}`, { spec: { unschedulable: true } }).catch(() => undefined)
+  return nodeBodies
+}
+
+/** Deletes pods by name (no kubelet holds them: they go at once). */
+async function deletePods (r: SchedulerRig, names: string[]): Promise<void> {
+  r.log(`  control: deleting ${names.length} pods`)
+  await inParallel(names, 64, async name => {
+    const res = await r.call(r.peers[name.length % r.peers.length] as Peer, 'DELETE', `/api/v1/namespaces/default/pods/${name}`)
+    if (res.status !== 200 && res.status !== 404) throw new Error(`deleting a pod: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`)
+  })
+}
+
+async function setReady (r: SchedulerRig, nodes: SimNode[], ready: boolean): Promise<void> {
+  await inParallel(nodes, 32, async body => {
+    const res = await r.call(r.leader, 'PATCH', `/api/v1/nodes/${body.metadata.name}/status`, { status: { conditions: [{ type: 'Ready', status: ready ? 'True' : 'False', reason: 'Simulated' }] } })
+    if (res.status !== 200) throw new Error(`making a node ${ready ? 'Ready' : 'Not Ready'}: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`)
+  })
+}
+
+/**
+ * One timed run: with the nodes Not Ready, `pods` pods from `body` (label
+ * run=`run`) created through all three peers; then the nodes turn Ready and
+ * the clock runs until a follower lists every pod with a node.
+ */
+async function schedulerRun (r: SchedulerRig, nodes: SimNode[], pods: number, run: string, body: (i: number) => unknown): Promise<SchedulerFigures> {
+  await setReady(r, nodes, false)
+  r.log(`  control: creating ${pods} pods (run=${run})`)
+  const t0 = performance.now()
+  await inParallel(Array.from({ length: pods }, (_, i) => i), 64, async i => {
+    const res = await r.call(r.peers[i % r.peers.length] as Peer, 'POST', '/api/v1/namespaces/default/pods', body(i))
+    if (res.status !== 201) throw new Error(`creating a pod: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`)
+  })
+  // Every pod is pending; now the nodes turn Ready and the scheduler binds.
+  const created = performance.now()
+  await setReady(r, nodes, true)
+  let bound = 0
+  while (bound < pods) {
+    if (performance.now() - t0 > 300_000) throw new Error(`only ${bound} of ${pods} pods bound after 300 s`)
+    const list = await r.call(r.follower, 'GET', `/api/v1/namespaces/default/pods?labelSelector=run%3D${run}`)
+    bound = ((list.body.items ?? []) as Array<{ spec?: { nodeName?: string } }>).filter(p => p.spec?.nodeName !== undefined).length
+    if (bound < pods) await sleep(100)
+  }
+  const seconds = (performance.now() - created) / 1000
+  r.log(`  control: ${pods} pending pods (run=${run}) bound and committed (seen on a follower) ${seconds.toFixed(1)} s after the nodes began to turn Ready: ${(pods / seconds).toFixed(0)} pods/s (creating them took ${((created - t0) / 1000).toFixed(1)} s)`)
+  return { pods, nodes: nodes.length, seconds, podsPerSecond: pods / seconds, bindPhaseSeconds: (created - t0) / 1000 }
 }
 
 async function inParallel<T> (items: T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
