@@ -272,6 +272,10 @@ async function controlSection (): Promise<string> {
       f.scheduler !== undefined ? `${f.scheduler.podsPerSecond.toFixed(0)} pods/s (${f.scheduler.seconds.toFixed(1)} s)` : errorCell(f.schedulerError ?? 'no figures'),
       '≥ 1,000 pods/s' + (f.scheduler !== undefined ? (f.scheduler.podsPerSecond >= 1000 ? ' (met)' : ' (missed)') : ''),
       'Kubernetes\' scheduler_perf CI expects 270 pods/s at 5,000 nodes'],
+    [`scheduler throughput with inter-pod anti-affinity: ${pods} pods, half of them with a required podAntiAffinity on kubernetes.io/hostname within groups of at most one pod per node, onto ${nodes} simulated nodes`,
+      f.schedulerAntiAffinity !== undefined ? `${f.schedulerAntiAffinity.podsPerSecond.toFixed(0)} pods/s (${f.schedulerAntiAffinity.seconds.toFixed(1)} s)` : errorCell(f.schedulerAntiAffinityError ?? 'no figures'),
+      '≥ 1,000 pods/s' + (f.schedulerAntiAffinity !== undefined ? (f.schedulerAntiAffinity.podsPerSecond >= 1000 ? ' (met)' : ' (missed)') : ''),
+      ''],
     ['API latency at 200 requests/s (half creates, half gets, spread over 3 peers), creates p50 / p99',
       f.api !== undefined ? `${msCell(f.api.mutatingP50)} / ${msCell(f.api.mutatingP99)}${f.api.errors > 0 ? ` (${f.api.errors} errors)` : ''}` : errorCell(f.apiError ?? 'no figures'),
       'mutating p99 ≤ 50 ms' + (f.api !== undefined ? (f.api.mutatingP99 <= 50 ? ' (met)' : ' (missed)') : ''),
@@ -506,10 +510,13 @@ const networkPart = sections.network ?? kept('Network')
 const recoveryPart = sections.recovery ?? kept('Disaster recovery')
 const workloadsPart = sections.workloads ?? kept('Workloads')
 
+const GENERATED = ['Membership', 'Replicated log', 'Control plane', 'Pods', 'Network', 'Workloads', 'Disaster recovery']
+const handWritten = [...previous.matchAll(/^## (.+)$/gm)].map(m => m[1] as string).filter(h => !GENERATED.includes(h)).map(kept).filter(x => x !== undefined)
+
 const doc = `# Benchmarks
 
 Last written by \`${command}\` on ${today}: ${availableParallelism()} cores (${cpus()[0]?.model.trim() ?? 'unknown CPU'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}. Each section names the command that measured it.
 Every peer is a real \`shoald\` process on its own loopback address with default timings.
-${[membership, replicated, control, podsPart, networkPart, workloadsPart, recoveryPart].filter(x => x !== undefined).map(x => `\n${x}`).join('')}`
+${[membership, replicated, control, podsPart, networkPart, workloadsPart, recoveryPart, ...handWritten].filter(x => x !== undefined).map(x => `\n${x}`).join('')}`
 writeFileSync(values.out, doc)
 log(`wrote ${values.out}`)
