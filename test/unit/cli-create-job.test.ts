@@ -3,25 +3,14 @@
 // reference) and one-line errors for bad input.
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { KObject } from '../../protocol/k8s.ts'
-import { main } from '../../cli/main.ts'
 import { startFakeK8s } from '../helpers/fake-k8s.ts'
 import type { FakeK8s } from '../helpers/fake-k8s.ts'
+import { runCli } from '../helpers/cli.ts'
+import type { CliRun } from '../helpers/cli.ts'
 
-async function shoal (t: ExecutionContext, fake: FakeK8s, argv: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
-  const dir = await mkdtemp(join(tmpdir(), 'shoal-cli-job-'))
-  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
-  let stdout = ''
-  let stderr = ''
-  const code = await main(['--server', fake.url, '--token', fake.token, ...argv], {
-    stdout: { write: (s: string) => { stdout += s } },
-    stderr: { write: (s: string) => { stderr += s } },
-    env: { SHOAL_CONFIG: join(dir, 'config.json') }
-  })
-  return { code, stdout, stderr }
+async function shoal (t: ExecutionContext, fake: FakeK8s, argv: string[]): Promise<CliRun> {
+  return await runCli(t, fake.url, fake.token, argv)
 }
 
 const CRONJOB: KObject = {

@@ -2,32 +2,18 @@
 // fake server: kubectl's status lines (partitioned or not), history from
 // the ControllerRevisions the StatefulSet controls, undo as the revision's
 // data in a strategic merge patch.
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import type { StatefulSet } from '../../protocol/apps-v1.ts'
 import type { KObject } from '../../protocol/k8s.ts'
-import { main } from '../../cli/main.ts'
 import { statefulSetRolloutStatus } from '../../cli/rollout.ts'
 import { startFakeK8s } from '../helpers/fake-k8s.ts'
 import type { FakeK8s } from '../helpers/fake-k8s.ts'
+import { runCli } from '../helpers/cli.ts'
+import type { CliRun } from '../helpers/cli.ts'
 
-interface Run { code: number, stdout: string, stderr: string }
-
-async function shoal (t: ExecutionContext, fake: FakeK8s, argv: string[]): Promise<Run> {
-  const dir = await mkdtemp(join(tmpdir(), 'shoal-cli-rollout-sts-'))
-  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
-  let stdout = ''
-  let stderr = ''
-  const code = await main(['--server', fake.url, '--token', fake.token, ...argv], {
-    stdout: { write: (s: string) => { stdout += s } },
-    stderr: { write: (s: string) => { stderr += s } },
-    env: { SHOAL_CONFIG: join(dir, 'config.json') },
-    now: () => Date.parse('2025-06-01T12:00:00Z')
-  })
-  return { code, stdout, stderr }
+async function shoal (t: ExecutionContext, fake: FakeK8s, argv: string[]): Promise<CliRun> {
+  return await runCli(t, fake.url, fake.token, argv, () => Date.parse('2025-06-01T12:00:00Z'))
 }
 
 function template (image: string): Record<string, unknown> {

@@ -5,31 +5,19 @@
 // status is written here through its status subresource.
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { KObject } from '../../protocol/k8s.ts'
-import { main } from '../../cli/main.ts'
 import { alignTabs, timeText } from '../../cli/describe-text.ts'
 import { startK8sTestApi } from '../helpers/k8s-api.ts'
 import type { K8sTestApi } from '../helpers/k8s-api.ts'
+import { runCli } from '../helpers/cli.ts'
+import type { CliRun } from '../helpers/cli.ts'
 
 const NOW = Date.parse('2025-06-01T12:00:00Z')
 const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z')
 const MERGE = 'application/merge-patch+json'
 
-async function shoal (t: ExecutionContext, api: K8sTestApi, argv: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
-  const dir = await mkdtemp(join(tmpdir(), 'shoal-cli-workloads-'))
-  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
-  let stdout = ''
-  let stderr = ''
-  const code = await main(['--server', api.plainUrl, '--token', api.token, ...argv], {
-    stdout: { write: (s: string) => { stdout += s } },
-    stderr: { write: (s: string) => { stderr += s } },
-    env: { SHOAL_CONFIG: join(dir, 'config.json') },
-    now: () => NOW
-  })
-  return { code, stdout, stderr }
+async function shoal (t: ExecutionContext, api: K8sTestApi, argv: string[]): Promise<CliRun> {
+  return await runCli(t, api.plainUrl, api.token, argv, () => NOW)
 }
 
 async function call (api: K8sTestApi, method: string, path: string, body: unknown, contentType = 'application/json'): Promise<KObject> {
