@@ -5,13 +5,13 @@
 // condition's lastTransitionTime. The delete carries the Job's uid and
 // resourceVersion, so that a Job changed meanwhile (its TTL, say) is looked
 // at again rather than deleted.
-// May import: protocol/, daemon/store/types.ts, daemon/workqueue, ./framework.ts, ./job.ts.
+// May import: protocol/, daemon/store/types.ts, daemon/workqueue, ./framework.ts, ./job-model.ts.
 import type { Job } from '../../protocol/batch-v1.ts'
 import { JOB } from '../../protocol/kinds.ts'
 import type { Watch } from '../store/types.ts'
 import { keyOf, splitKey, WorkQueue } from '../workqueue/queue.ts'
 import type { Controller, ControllerContext } from './framework.ts'
-import { jobFinishedAt, Wakeups } from './job.ts'
+import { jobFinishedAt, Wakeups } from './job-model.ts'
 
 export class TtlAfterFinishedController implements Controller {
   readonly name = 'ttl-after-finished-controller'
