@@ -29,7 +29,7 @@ import { keyOf, splitKey, WorkQueue } from '../workqueue/queue.ts'
 import { resolveIntOrPercent } from './deployment.ts'
 import type { Controller, ControllerContext } from './framework.ts'
 import { canonicalJson } from './hash.ts'
-import { controllerRefOf, isPodReady, mustWrite, numberOr, ownerRefTo, podAvailableIn, podRef } from './replicaset.ts'
+import { controllerRefOf, createPodFor, deletePodFor, isPodReady, mustWrite, numberOr, ownerRefTo, podAvailableIn, podRef } from './replicaset.ts'
 import { ownedRevisions, pruneRevisions, revisionData, revisionHash, revisionRef, syncRevision } from './revision.ts'
 
 /** The label with the DaemonSet's template generation when the pod was made. */
@@ -449,29 +449,11 @@ export class DaemonSetController implements Controller {
     for (let batch = 1; left.length > 0 && ok; batch *= 2) {
       const now = left.slice(0, batch)
       left = left.slice(batch)
-      const results = await Promise.all(now.map(async node => {
-        try {
-          const pod = await mustWrite<Pod>(ctx, { op: 'create', object: daemonPodFor(ds, node, hash), uid: ctx.uid(), now: ctx.now() })
-          void ctx.events.record({ object: ds, type: 'Normal', reason: 'SuccessfulCreate', message: `Created pod: ${pod.metadata.name ?? ''}`, component: this.name })
-          return true
-        } catch (err) {
-          void ctx.events.record({ object: ds, type: 'Warning', reason: 'FailedCreate', message: `Error creating: ${(err as Error).message}`, component: this.name })
-          return false
-        }
-      }))
+      const results = await Promise.all(now.map(async node => await createPodFor(ctx, ds, daemonPodFor(ds, node, hash), this.name)))
       if (results.includes(false)) ok = false
     }
     if (nodes.length > this.burst) ok = false // the rest next time, after the back-off
-    const results = await Promise.all(pods.map(async pod => {
-      try {
-        await mustWrite(ctx, { op: 'delete', ref: podRef(pod), now: ctx.now(), preconditions: { uid: pod.metadata.uid ?? '' } }, true)
-        void ctx.events.record({ object: ds, type: 'Normal', reason: 'SuccessfulDelete', message: `Deleted pod: ${pod.metadata.name ?? ''}`, component: this.name })
-        return true
-      } catch (err) {
-        void ctx.events.record({ object: ds, type: 'Warning', reason: 'FailedDelete', message: `Error deleting: ${(err as Error).message}`, component: this.name })
-        return false
-      }
-    }))
+    const results = await Promise.all(pods.map(async pod => await deletePodFor(ctx, ds, pod, this.name)))
     return ok && !results.includes(false)
   }
 

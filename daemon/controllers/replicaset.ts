@@ -125,6 +125,33 @@ export function setSelector (rs: ReplicatedSet): LabelSelector {
   return rs.kind === 'ReplicationController' ? { matchLabels: rs.spec?.selector ?? {} } : rs.spec?.selector ?? {}
 }
 
+/**
+ * Creates `pod` for `owner` and records SuccessfulCreate on it (FailedCreate
+ * and false if the write failed), as Kubernetes' pod control does.
+ */
+export async function createPodFor (ctx: ControllerContext, owner: TypedObject<string, string>, pod: Pod, component: string): Promise<boolean> {
+  try {
+    const made = await mustWrite<Pod>(ctx, { op: 'create', object: pod, uid: ctx.uid(), now: ctx.now() })
+    void ctx.events.record({ object: owner, type: 'Normal', reason: 'SuccessfulCreate', message: `Created pod: ${made.metadata.name ?? ''}`, component })
+    return true
+  } catch (err) {
+    void ctx.events.record({ object: owner, type: 'Warning', reason: 'FailedCreate', message: `Error creating: ${(err as Error).message}`, component })
+    return false
+  }
+}
+
+/** Deletes `pod` (this incarnation only) for `owner` and records SuccessfulDelete (FailedDelete and false if the write failed). */
+export async function deletePodFor (ctx: ControllerContext, owner: TypedObject<string, string>, pod: Pod, component: string): Promise<boolean> {
+  try {
+    await mustWrite(ctx, { op: 'delete', ref: podRef(pod), now: ctx.now(), preconditions: { uid: pod.metadata.uid ?? '' } }, true)
+    void ctx.events.record({ object: owner, type: 'Normal', reason: 'SuccessfulDelete', message: `Deleted pod: ${pod.metadata.name ?? ''}`, component })
+    return true
+  } catch (err) {
+    void ctx.events.record({ object: owner, type: 'Warning', reason: 'FailedDelete', message: `Error deleting: ${(err as Error).message}`, component })
+    return false
+  }
+}
+
 export interface ReplicaSetControllerOptions {
   /** which kind it serves (default REPLICA_SET) */
   kind?: typeof REPLICA_SET | typeof REPLICATION_CONTROLLER
@@ -221,16 +248,7 @@ export class ReplicaSetController implements Controller {
       if (!(await this.createPods(ctx, rs, Math.min(-diff, this.burst)))) ok = false
     } else if (diff > 0) {
       const victims = [...active].sort(deletionOrder).slice(0, Math.min(diff, this.burst))
-      const results = await Promise.all(victims.map(async pod => {
-        try {
-          await mustWrite(ctx, { op: 'delete', ref: podRef(pod), now: ctx.now(), preconditions: { uid: pod.metadata.uid ?? '' } }, true)
-          void ctx.events.record({ object: rs, type: 'Normal', reason: 'SuccessfulDelete', message: `Deleted pod: ${pod.metadata.name ?? ''}`, component: this.name })
-          return true
-        } catch (err) {
-          void ctx.events.record({ object: rs, type: 'Warning', reason: 'FailedDelete', message: `Error deleting: ${(err as Error).message}`, component: this.name })
-          return false
-        }
-      }))
+      const results = await Promise.all(victims.map(async pod => await deletePodFor(ctx, rs, pod, this.name)))
       if (results.includes(false)) ok = false
     }
 
@@ -244,16 +262,7 @@ export class ReplicaSetController implements Controller {
     let batch = 1
     while (left > 0) {
       const n = Math.min(batch, left)
-      const results = await Promise.all(Array.from({ length: n }, async () => {
-        try {
-          const pod = await mustWrite<Pod>(ctx, { op: 'create', object: podFromTemplate(rs), uid: ctx.uid(), now: ctx.now() })
-          void ctx.events.record({ object: rs, type: 'Normal', reason: 'SuccessfulCreate', message: `Created pod: ${pod.metadata.name ?? ''}`, component: this.name })
-          return true
-        } catch (err) {
-          void ctx.events.record({ object: rs, type: 'Warning', reason: 'FailedCreate', message: `Error creating: ${(err as Error).message}`, component: this.name })
-          return false
-        }
-      }))
+      const results = await Promise.all(Array.from({ length: n }, async () => await createPodFor(ctx, rs, podFromTemplate(rs), this.name)))
       if (results.includes(false)) return false
       left -= n
       batch *= 2
