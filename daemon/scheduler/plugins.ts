@@ -17,8 +17,6 @@ export const REASON_CPU = 'Insufficient cpu'
 export const REASON_MEMORY = 'Insufficient memory'
 export const REASON_PODS = 'Too many pods'
 
-// Shared with the DaemonSet controller: protocol/scheduling.ts.
-export { matchTerm, tolerates, untolerated }
 
 /** The taint Kubernetes puts on a cordoned node. */
 export const UNSCHEDULABLE_TAINT: Taint = { key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' }

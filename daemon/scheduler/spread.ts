@@ -13,7 +13,8 @@
 import { matchLabelSelector } from '../../protocol/selector.ts'
 import type { PodIndex, PerNode } from './index.ts'
 import type { NodeInfo, PodInfo } from './model.ts'
-import { matchesNodeSelectorAndAffinity, UNSCHEDULABLE_TAINT, untolerated } from './plugins.ts'
+import { matchesNodeSelectorAndAffinity, UNSCHEDULABLE_TAINT } from './plugins.ts'
+import { untolerated } from '../../protocol/scheduling.ts'
 import type { SpreadConstraint } from './terms.ts'
 
 export const REASON_SPREAD = "node(s) didn't match pod topology spread constraints"

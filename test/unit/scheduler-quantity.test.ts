@@ -1,7 +1,8 @@
 // The scheduler's quantity parser and its filter plugins' pure parts.
 import test from 'ava'
 import { bytesOf, cpuMillis, parseQuantity, QuantityError } from '../../protocol/quantity.ts'
-import { tolerates, unschedulableMessage } from '../../daemon/scheduler/plugins.ts'
+import { unschedulableMessage } from '../../daemon/scheduler/plugins.ts'
+import { tolerates } from '../../protocol/scheduling.ts'
 import type { Taint } from '../../protocol/core-v1.ts'
 
 test('quantities parse as Kubernetes reads them', t => {
