@@ -39,6 +39,14 @@ export interface SchedulerOptions {
   retryMs?: number
   /** delay before a pod whose binding write failed is tried again (default 200 ms) */
   bindRetryMs?: number
+  /**
+   * a pending pod's Unschedulable message that only changed (the condition
+   * is already there) is written at most this often, and only if the pod is
+   * still pending then (default 5 s): while nodes come and go, the counts in
+   * the message change on every pass, and writing each would cost one
+   * replicated write per pending pod per pass
+   */
+  messageRefreshMs?: number
   /** score weights (defaults: least allocated 1, spreading 2, as Kubernetes weighs NodeResourcesFit and PodTopologySpread) */
   leastAllocatedWeight?: number
   spreadWeight?: number
@@ -68,6 +76,7 @@ export class Scheduler implements Controller {
   private stopRetry: (() => void) | undefined
   private timer: TimerHandle | undefined
   private bindRetryTimer: TimerHandle | undefined
+  private refreshTimer: TimerHandle | undefined
   private evictions: WorkQueue | undefined
   private running = false
   private stopped = true
@@ -87,6 +96,8 @@ export class Scheduler implements Controller {
   private readonly retryBind = new Set<string>()
   /** the FailedScheduling message last written per pod, so an unchanged one is not written again */
   private readonly lastMessage = new Map<string, string>()
+  /** pods whose Unschedulable message changed, with the new one, written at the next refresh */
+  private readonly staleMessage = new Map<string, string>()
   /** when a NoExecute taint without timeAdded was first seen */
   private readonly taintSeen = new Map<string, number>()
   /** namespace labels, for namespaceSelector */
@@ -103,6 +114,7 @@ export class Scheduler implements Controller {
       schedulerName: SCHEDULER_NAME,
       retryMs: 5000,
       bindRetryMs: 200,
+      messageRefreshMs: 5000,
       leastAllocatedWeight: 1,
       spreadWeight: 2,
       nodeAffinityWeight: 2,
@@ -135,8 +147,9 @@ export class Scheduler implements Controller {
     if (this.ctx !== undefined) {
       if (this.timer !== undefined) this.ctx.clock.clearTimeout(this.timer)
       if (this.bindRetryTimer !== undefined) this.ctx.clock.clearTimeout(this.bindRetryTimer)
+      if (this.refreshTimer !== undefined) this.ctx.clock.clearTimeout(this.refreshTimer)
     }
-    this.timer = this.bindRetryTimer = undefined
+    this.timer = this.bindRetryTimer = this.refreshTimer = undefined
     this.pods.clear()
     this.nodes.clear()
     this.candidates = undefined
@@ -227,6 +240,7 @@ export class Scheduler implements Controller {
       if (info.gated && nodeName === '') this.markGated(info)
       if (nodeName !== '') {
         this.lastMessage.delete(key)
+        this.staleMessage.delete(key)
         if (this.nodes.get(nodeName)?.hardTaints.some(t => t.effect === 'NoExecute') === true) this.evictions?.add(key)
       }
     }
@@ -244,6 +258,7 @@ export class Scheduler implements Controller {
     this.parked.delete(p.key)
     this.waitsOnPods.delete(p.key)
     this.lastMessage.delete(p.key)
+    this.staleMessage.delete(p.key)
   }
 
   /** Counts a pod on a node (or off it) in the node's aggregates and in the inter-pod index. */
@@ -420,19 +435,16 @@ export class Scheduler implements Controller {
     const ctx = this.ctx
     if (ctx === undefined) return
     const ref = { group: '', resource: 'pods', namespace: p.namespace, name: p.name }
-    const r = await ctx.write<Pod>({ op: 'patch', ref, patchType: 'merge', patch: { spec: { nodeName: n.name } }, now: ctx.now() }).catch(failed)
+    // One entry: the node and PodScheduled=True together, as a Binding does.
+    const r = await ctx.write<Pod>({ op: 'bind', ref, node: n.name, preconditions: { uid: p.uid }, now: ctx.now() }).catch(failed)
     if (this.stopped || this.ctx !== ctx) return
     this.assumed.delete(p.key)
     const cur = this.pods.get(p.key)
     if (r.ok) {
       this.bound++
       this.lastMessage.delete(p.key)
+      this.staleMessage.delete(p.key)
       void ctx.events.record({ object: r.object, type: 'Normal', reason: 'Scheduled', message: `Successfully assigned ${p.namespace}/${p.name} to ${n.name}`, component: this.opts.schedulerName })
-      // Only a pod that was once marked unschedulable carries PodScheduled: turn it True.
-      const cond = conditionOf(r.object, 'PodScheduled')
-      if (cond !== undefined && cond.status !== 'True') {
-        await this.writeScheduledCondition(p, { type: 'PodScheduled', status: 'True', lastTransitionTime: ctx.now() })
-      }
       return
     }
     ctx.log.debug({ event: 'scheduler.bind-failed', pod: p.key, node: n.name, err: r.status.message }, `binding ${p.key} to ${n.name} failed: ${r.status.message}`)
@@ -466,9 +478,33 @@ export class Scheduler implements Controller {
     const message = nodeCount === 0 ? 'no nodes available to schedule pods' : unschedulableMessage(nodeCount, reasons)
     if (this.lastMessage.get(p.key) === message) return
     this.lastMessage.set(p.key, message)
-    void ctx.events.record({ object: p.object, type: 'Warning', reason: 'FailedScheduling', message, component: this.opts.schedulerName })
     const cond = conditionOf(p.object, 'PodScheduled')
-    if (cond?.status === 'False' && cond.reason === 'Unschedulable' && cond.message === message) return
+    if (cond?.status === 'False' && cond.reason === 'Unschedulable') {
+      this.staleMessage.delete(p.key)
+      if (cond.message === message) return
+      // Only the message changed: written at the next refresh, if the pod still waits then.
+      this.staleMessage.set(p.key, message)
+      if (this.refreshTimer === undefined) this.refreshTimer = ctx.clock.setTimeout(() => { this.refreshMessages() }, this.opts.messageRefreshMs)
+      return
+    }
+    await this.writeUnschedulable(p, message)
+  }
+
+  private refreshMessages (): void {
+    this.refreshTimer = undefined
+    const stale = [...this.staleMessage]
+    this.staleMessage.clear()
+    for (const [key, message] of stale) {
+      const p = this.pods.get(key)
+      if (p !== undefined && this.parked.has(key) && this.isPending(p) && this.lastMessage.get(key) === message) void this.writeUnschedulable(p, message)
+    }
+  }
+
+  /** PodScheduled=False, reason Unschedulable, with a FailedScheduling Event. */
+  private async writeUnschedulable (p: PodInfo, message: string): Promise<void> {
+    const ctx = this.ctx
+    if (ctx === undefined) return
+    void ctx.events.record({ object: p.object, type: 'Warning', reason: 'FailedScheduling', message, component: this.opts.schedulerName })
     const ok = await this.writeScheduledCondition(p, { type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message, lastProbeTime: ctx.now(), lastTransitionTime: ctx.now() })
     // Not written: forget it, so the next pass writes it again.
     if (!ok && this.lastMessage.get(p.key) === message) this.lastMessage.delete(p.key)

@@ -40,6 +40,10 @@ export function isStoreCommand (v: unknown): v is StoreCommand {
       return isRef(v.ref) && (absent(pre) || (isObject(pre) && optString(pre.uid) && optString(pre.resourceVersion))) &&
         (absent(policy) || policy === 'Background' || policy === 'Foreground' || policy === 'Orphan')
     }
+    case 'bind': {
+      const pre = v.preconditions
+      return isRef(v.ref) && isString(v.node) && v.node !== '' && (absent(pre) || (isObject(pre) && optString(pre.uid)))
+    }
     case 'evict': {
       const pre = v.preconditions
       const grace = v.gracePeriodSeconds

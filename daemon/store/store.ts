@@ -30,7 +30,7 @@ import {
   alreadyExists, badRequest, conflict, fieldError, forbidden, invalid, MODIFIED_CONFLICT, notFound,
   qualifiedResource, statusOf
 } from '../../protocol/status.ts'
-import { objectKey, Tx, typeKey } from './tx.ts'
+import { objectKey, OwnerIndex, Tx, typeKey } from './tx.ts'
 import type { Change, ObjectMaps } from './tx.ts'
 import { GoneError } from './types.ts'
 import { BadSelectorError } from '../../protocol/selector.ts'
@@ -109,6 +109,7 @@ const done = (object: KObject): StoreResult => ({ ok: true, object })
 
 export class ResourceStore implements StateMachine, StoreReader {
   private objects: ObjectMaps = new Map()
+  private owners = new OwnerIndex()
   private applied = 0
   private readonly historySize: number
   private history: HistoryEvent[] = []
@@ -139,7 +140,7 @@ export class ResourceStore implements StateMachine, StoreReader {
     } catch (err) {
       return fail(badRequest((err as Error).message))
     }
-    const tx = new Tx(this.objects)
+    const tx = new Tx(this.objects, this.owners)
     let result: StoreResult
     try {
       result = this.run(tx, cmd, index)
@@ -196,6 +197,7 @@ export class ResourceStore implements StateMachine, StoreReader {
       }
     }
     this.objects = objects
+    this.owners = OwnerIndex.of(objects)
     // The snapshot's own applied index (its last store command), not the log's: a
     // replica that restored and one that applied every entry must encode the same
     // state and answer the same resourceVersions.
@@ -332,6 +334,7 @@ export class ResourceStore implements StateMachine, StoreReader {
         }
         return done(this.remove(tx, type, key, cur, cmd.propagationPolicy ?? 'Background', index, cmd.now))
       }
+      case 'bind': return this.bind(tx, cmd.ref, cmd.node, cmd.preconditions?.uid, index, cmd.now)
       case 'evict': return evict(tx, cmd, {
         deletePod: (key, pod) => this.remove(tx, POD, key, pod, 'Background', index, cmd.now),
         writeStatus: (key, cur, next) => this.replace(tx, POD_DISRUPTION_BUDGET, key, cur, next, 'status', index, cmd.now)
@@ -389,8 +392,29 @@ export class ResourceStore implements StateMachine, StoreReader {
     return done(obj)
   }
 
-  /** An update of `cur` to `input` (the whole object, or only its status). */
-  private replace (tx: Tx, type: Kind, key: string, cur: KObject, input: KObject, subresource: 'status' | undefined, index: number, now: string): StoreResult {
+  /** Sets a pod's node and its PodScheduled condition True, as kube-apiserver's BindingREST does. */
+  private bind (tx: Tx, ref: ObjectRef, node: string, uid: string | undefined, index: number, now: string): StoreResult {
+    const found = this.find(tx, ref)
+    if (!found.ok) return found
+    const { type, key, object: cur } = found
+    const name = cur.metadata.name ?? ''
+    if (type.kind !== 'Pod') return fail(statusOf(404, 'NotFound', `the server could not find the requested resource (${qualifiedResource(type)}/binding)`))
+    if (uid !== undefined && uid !== cur.metadata.uid) {
+      return fail(conflict(type, name, `Precondition failed: UID in precondition: ${uid}, UID in object meta: ${cur.metadata.uid ?? ''}`))
+    }
+    if (cur.metadata.deletionTimestamp !== undefined) return fail(conflict(type, name, `pod ${name} is being deleted, cannot be assigned to a host`))
+    const spec = (isObject(cur.spec) ? cur.spec : {}) as Obj
+    if (isString(spec.nodeName) && spec.nodeName !== '') return fail(conflict(type, name, `pod ${name} is already assigned to node "${spec.nodeName}"`))
+    const next = copy(cur)
+    next.spec = { ...spec, nodeName: node }
+    const status = (isObject(cur.status) ? cur.status : {}) as Obj
+    const conditions = (Array.isArray(status.conditions) ? status.conditions : []).filter(c => !(isObject(c) && c.type === 'PodScheduled'))
+    next.status = { ...status, conditions: [...conditions, { type: 'PodScheduled', status: 'True', lastProbeTime: null, lastTransitionTime: now }] }
+    return this.replace(tx, type, key, cur, next, 'binding', index, now)
+  }
+
+  /** An update of `cur` to `input` (the whole object, or only its status; a binding changes both). */
+  private replace (tx: Tx, type: Kind, key: string, cur: KObject, input: KObject, subresource: 'status' | 'binding' | undefined, index: number, now: string): StoreResult {
     const name = cur.metadata.name ?? ''
     const inMeta = (isObject(input.metadata) ? input.metadata : {}) as KObject['metadata']
     if (isString(inMeta.resourceVersion) && inMeta.resourceVersion !== '' && inMeta.resourceVersion !== cur.metadata.resourceVersion) {
@@ -413,7 +437,7 @@ export class ResourceStore implements StateMachine, StoreReader {
         setOpt(meta, f, cur.metadata[f])
       }
       next.metadata = meta
-      setOpt(next, 'status', copy(cur.status))
+      setOpt(next, 'status', copy(subresource === 'binding' ? input.status : cur.status))
       defaultObject(next, type)
     }
     const bad = validateObject(next, type) ?? this.immutable(type, cur, next)
@@ -558,9 +582,8 @@ export class ResourceStore implements StateMachine, StoreReader {
     tx.remove(type, key, gone)
     const uid = obj.metadata.uid
     if (uid !== undefined) {
-      for (const s of tx.all(KINDS)) {
+      for (const s of tx.dependents(uid, KINDS)) {
         const refs = s.object.metadata.ownerReferences ?? []
-        if (!refs.some(r => r.uid === uid)) continue
         const dep = tx.get(s.type, s.key)
         if (dep === undefined) continue
         // Owners left: only the dangling reference goes, as Kubernetes' garbage collector does.
@@ -582,9 +605,7 @@ export class ResourceStore implements StateMachine, StoreReader {
 
   private orphan (tx: Tx, uid: string | undefined, index: number): void {
     if (uid === undefined) return
-    for (const s of tx.all(KINDS)) {
-      if ((s.object.metadata.ownerReferences ?? []).some(r => r.uid === uid)) this.dropOwner(tx, s.type, s.key, s.object, uid, index)
-    }
+    for (const s of tx.dependents(uid, KINDS)) this.dropOwner(tx, s.type, s.key, s.object, uid, index)
   }
 
   /** Removes a terminating namespace once it is empty and has no finalizers. */

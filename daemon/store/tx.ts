@@ -22,14 +22,56 @@ export function objectKey (namespace: string | undefined, name: string): string 
 
 export type ObjectMaps = Map<string, Map<string, KObject>>
 
+/**
+ * Owner uid → the objects whose ownerReferences name it (`typeKey` and
+ * `objectKey`), kept beside the committed maps so that a delete finds its
+ * dependents without reading every object. It is derived from the maps
+ * alone, so every replica has the same one.
+ */
+export class OwnerIndex {
+  private readonly byOwner = new Map<string, Map<string, [string, string]>>()
+
+  static of (maps: ObjectMaps): OwnerIndex {
+    const index = new OwnerIndex()
+    for (const [tk, m] of maps) for (const [key, obj] of m) index.add(tk, key, obj)
+    return index
+  }
+
+  add (tk: string, key: string, obj: KObject): void {
+    for (const uid of ownerUids(obj)) {
+      let deps = this.byOwner.get(uid)
+      if (deps === undefined) this.byOwner.set(uid, deps = new Map())
+      deps.set(`${tk}\n${key}`, [tk, key])
+    }
+  }
+
+  delete (tk: string, key: string, obj: KObject): void {
+    for (const uid of ownerUids(obj)) {
+      const deps = this.byOwner.get(uid)
+      deps?.delete(`${tk}\n${key}`)
+      if (deps?.size === 0) this.byOwner.delete(uid)
+    }
+  }
+
+  dependents (uid: string): Iterable<[string, string]> {
+    return this.byOwner.get(uid)?.values() ?? []
+  }
+}
+
+function ownerUids (obj: KObject): string[] {
+  return (obj.metadata.ownerReferences ?? []).map(r => r.uid).filter((u): u is string => typeof u === 'string')
+}
+
 export class Tx {
   readonly changes: Change[] = []
   private readonly base: ObjectMaps
+  private readonly owners: OwnerIndex
   /** typeKey → objectKey → object, or null for a removal */
   private readonly writes = new Map<string, Map<string, KObject | null>>()
 
-  constructor (base: ObjectMaps) {
+  constructor (base: ObjectMaps, owners: OwnerIndex) {
     this.base = base
+    this.owners = owners
   }
 
   /** The object of `type` at `key`; objects are kept by type, so it is a T. */
@@ -72,14 +114,41 @@ export class Tx {
     return out
   }
 
-  /** Applies the writes to `base`. */
+  /**
+   * The objects of `types` whose ownerReferences name `uid`, as the
+   * transaction sees them, sorted as all() sorts: the committed ones from
+   * the owner index, and any this transaction wrote.
+   */
+  dependents (uid: string, types: readonly ResourceType[]): Stored[] {
+    const candidates = new Map<string, [string, string]>()
+    for (const [tk, key] of this.owners.dependents(uid)) candidates.set(`${tk}\n${key}`, [tk, key])
+    for (const [tk, m] of this.writes) for (const key of m.keys()) candidates.set(`${tk}\n${key}`, [tk, key])
+    const out: Stored[] = []
+    for (const type of types) {
+      const tk = typeKey(type)
+      const keys = [...candidates.values()].filter(c => c[0] === tk).map(c => c[1]).sort()
+      for (const key of keys) {
+        const object = this.get(type, key)
+        if (object !== undefined && ownerUids(object).includes(uid)) out.push({ type, key, object })
+      }
+    }
+    return out
+  }
+
+  /** Applies the writes to `base`, and keeps the owner index in step. */
   commit (): void {
     for (const [tk, m] of this.writes) {
       let target = this.base.get(tk)
       if (target === undefined) this.base.set(tk, target = new Map())
       for (const [k, v] of m) {
-        if (v === null) target.delete(k)
-        else target.set(k, v)
+        const old = target.get(k)
+        if (old !== undefined) this.owners.delete(tk, k, old)
+        if (v === null) {
+          target.delete(k)
+        } else {
+          target.set(k, v)
+          this.owners.add(tk, k, v)
+        }
       }
     }
   }

@@ -44,6 +44,12 @@ export type StoreCommand =
     dryRun?: boolean
   }
   /**
+   * A pod's binding, as Kubernetes' pods/binding subresource does it:
+   * spec.nodeName set to `node` and the PodScheduled condition True, in one
+   * entry; 409 if the pod already has a node or is being deleted.
+   */
+  | { op: 'bind', ref: ObjectRef, node: string, now: string, preconditions?: { uid?: string }, dryRun?: boolean }
+  /**
    * The eviction subresource of the pod `ref` names (./evict.ts): deleted as
    * by 'delete', unless the PodDisruptionBudget that covers it allows no
    * disruption (429) or several do (500); the budget's disruptionsAllowed is

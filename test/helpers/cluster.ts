@@ -41,7 +41,10 @@ export class Peer {
 
   constructor (opts: PeerOptions) {
     this.opts = opts
-    const args = [SHOALD,
+    // SHOAL_PEER_NODE_FLAGS: Node's own flags for every peer, for profiling a run by hand
+    // (for example `--cpu-prof --cpu-prof-dir=/tmp/prof`); never set by the tests.
+    const nodeFlags = (process.env.SHOAL_PEER_NODE_FLAGS ?? '').split(' ').filter(f => f !== '')
+    const args = [...nodeFlags, SHOALD,
       '--data-dir', opts.dataDir,
       '--name', opts.name,
       '--listen', `/ip4/${opts.ip}/tcp/${P2P_PORT}`,
@@ -174,7 +177,8 @@ export async function startCluster (prefix: string, ips: string[], args: string[
 }
 
 export async function stopAll (peers: Peer[], dir?: string): Promise<void> {
-  await Promise.all(peers.map(async p => { await p.kill('SIGKILL') }))
+  // A profiled peer writes its profile on a clean stop (SIGTERM; shoald's own hard stop ends it after 10 s).
+  await Promise.all(peers.map(async p => { await p.kill(process.env.SHOAL_PEER_NODE_FLAGS !== undefined ? 'SIGTERM' : 'SIGKILL') }))
   if (dir !== undefined) {
     killPodProcesses(dir)
     rmSync(dir, { recursive: true, force: true })

@@ -113,6 +113,7 @@ type Step =
   | { t: 'patch', ref: Ref, patchType: 'merge' | 'strategic' | 'json', patch: unknown, subresource?: 'status' | 'scale', dryRun?: boolean }
   | { t: 'delete', ref: Ref, propagationPolicy?: string, preconditions?: Obj, dryRun?: boolean }
   | { t: 'evict', ref: Ref, preconditions?: Obj, gracePeriodSeconds?: number, dryRun?: boolean }
+  | { t: 'bind', ref: Ref, node: string, preconditions?: Obj, dryRun?: boolean }
   | { t: 'kv', op: 'put' | 'del', key: string, value?: Uint8Array, cas?: number }
   /** `body` encoded as is behind `tag` (no tag when null): commands of the wrong shape */
   | { t: 'raw', tag: number | null, body: unknown }
@@ -220,6 +221,15 @@ const evictArb: fc.Arbitrary<Step> = fc.record({
   dryRun: maybe(fc.boolean())
 }, { requiredKeys: ['t', 'ref'] })
 
+// A pod's binding: mostly the seeded pod, to a node that exists or not.
+const bindArb: fc.Arbitrary<Step> = fc.record({
+  t: fc.constant('bind' as const),
+  ref: fc.oneof({ weight: 3, arbitrary: fc.constant({ group: '', resource: 'pods', name: 'web-1-a', namespace: 'default' }) }, { weight: 1, arbitrary: anyRef }),
+  node: pick(['node-a', 'node-b', 'x'.repeat(300)]),
+  preconditions: maybe(fc.record({ uid: pick(UIDS) }, { requiredKeys: [] })),
+  dryRun: maybe(fc.boolean())
+}, { requiredKeys: ['t', 'ref', 'node'] })
+
 const kvKey = fc.oneof({ weight: 6, arbitrary: pick(['config/a', 'config/b', 'lock', 'ü/🐳']) }, { weight: 1, arbitrary: nastyString }, { weight: 1, arbitrary: pick(['', '.', '..', 'k'.repeat(1025), 'é'.repeat(600)]) })
 const kvArb: fc.Arbitrary<Step> = fc.record({
   t: fc.constant('kv' as const),
@@ -243,7 +253,7 @@ const bytesArb: fc.Arbitrary<Step> = fc.record({
   bytes: fc.oneof(fc.uint8Array({ maxLength: 48 }), fc.tuple(pick([STORE_TAG, KV_TAG]), fc.uint8Array({ maxLength: 48 })).map(([tag, b]) => tagged(tag, b)))
 })
 
-const validStep: fc.Arbitrary<Step> = fc.oneof(createArb, updateArb, patchArb, deleteArb, evictArb, kvArb)
+const validStep: fc.Arbitrary<Step> = fc.oneof(createArb, updateArb, patchArb, deleteArb, evictArb, bindArb, kvArb)
 const cutArb: fc.Arbitrary<Step> = fc.record({ t: fc.constant('cut' as const), of: validStep, keep: fc.nat(400) })
 const flipArb: fc.Arbitrary<Step> = fc.record({ t: fc.constant('flip' as const), of: validStep, at: fc.nat(400), xor: fc.integer({ min: 1, max: 255 }) })
 
@@ -288,6 +298,7 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 6, arbitrary: patchArb },
   { weight: 4, arbitrary: deleteArb },
   { weight: 2, arbitrary: evictArb },
+  { weight: 2, arbitrary: bindArb },
   { weight: 4, arbitrary: kvArb },
   { weight: 1, arbitrary: rawArb },
   { weight: 1, arbitrary: bytesArb },
@@ -323,6 +334,7 @@ function bytesOf (s: Step): Uint8Array {
     case 'patch': return encodeStoreCommand(storeCommand({ op: 'patch', ref: s.ref, patchType: s.patchType, patch: s.patch, now: NOW, subresource: s.subresource, dryRun: s.dryRun }))
     case 'delete': return encodeStoreCommand(storeCommand({ op: 'delete', ref: s.ref, now: NOW, propagationPolicy: s.propagationPolicy, preconditions: s.preconditions, dryRun: s.dryRun }))
     case 'evict': return encodeStoreCommand(storeCommand({ op: 'evict', ref: s.ref, now: NOW, preconditions: s.preconditions, gracePeriodSeconds: s.gracePeriodSeconds, dryRun: s.dryRun }))
+    case 'bind': return encodeStoreCommand(storeCommand({ op: 'bind', ref: s.ref, node: s.node, now: NOW, preconditions: s.preconditions, dryRun: s.dryRun }))
     case 'kv': return encodeKvCommand(s.op === 'put' ? { op: 'put', key: s.key, value: s.value ?? new Uint8Array(), ...(s.cas === undefined ? {} : { cas: s.cas }) } : { op: 'del', key: s.key, ...(s.cas === undefined ? {} : { cas: s.cas }) })
     case 'raw': {
       let body: Uint8Array

@@ -171,6 +171,27 @@ test('a pod too big for every node stays Pending with the Kubernetes message and
   t.deepEqual(later, [])
 })
 
+test('a changed Unschedulable message is written at the next refresh, and not at all for a pod bound by then', async t => {
+  const { h, writes } = rig(t, { messageRefreshMs: 300 })
+  h.create(node('p1', { cpu: '2' }))
+  h.create(pod('big', { cpu: '3' }))
+  h.create(pod('soon', { cpu: '1' }))
+  h.create(pod('hog', { cpu: '2', nodeName: 'p1' }))
+  await until('conditions', () => scheduledCondition(h, 'big') !== undefined && scheduledCondition(h, 'soon') !== undefined)
+  t.is(scheduledCondition(h, 'big')?.message, '0/1 nodes are available: 1 Insufficient cpu.')
+  const before = writes.length
+  // A second node: "big" still fits nowhere, with a new count; "soon" fits and is bound at once.
+  h.create(node('p2', { cpu: '2' }))
+  await until('soon bound', () => nodeOf(h, 'soon') === 'p2')
+  await settle()
+  const forBig = (): StoreCommand[] => writes.slice(before).filter(w => w.op === 'patch' && w.ref.name === 'big')
+  t.is(forBig().length, 0, 'the new message waits for the refresh')
+  await until('refreshed', () => scheduledCondition(h, 'big')?.message === '0/2 nodes are available: 2 Insufficient cpu.')
+  t.is(forBig().length, 1)
+  t.is(writes.slice(before).filter(w => w.op === 'patch' && w.ref.name === 'soon').length, 0)
+  t.is(scheduledCondition(h, 'soon')?.status, 'True')
+})
+
 test('mixed reasons are counted per reason', async t => {
   const { h } = rig(t)
   h.create(node('p1', { cpu: '1' }))
@@ -359,7 +380,7 @@ test('a failed binding write is retried', async t => {
   let failures = 0
   const write = ctx.write
   ctx.write = async cmd => {
-    if (cmd.op === 'patch' && cmd.subresource === undefined && failures < 2) {
+    if (cmd.op === 'bind' && failures < 2) {
       failures++
       return { ok: false, status: { apiVersion: 'v1', kind: 'Status', status: 'Failure', message: 'no leader', reason: 'ServiceUnavailable', code: 503 } }
     }

@@ -111,3 +111,33 @@ test('Orphan removes the ownerReference from dependents and keeps them', t => {
   t.is(p?.metadata.ownerReferences, undefined)
   t.is(p?.metadata.resourceVersion, String(h.index))
 })
+
+test('the cascade finds dependents after a restore, and not ones whose reference an update took away', t => {
+  const h = new StoreHarness()
+  const owner = h.create(configMap('owner', {}))
+  h.create(owned(pod('kept-ref'), owner))
+  const freed = h.create(owned(pod('freed'), owner))
+  const unowned = structuredClone(freed)
+  delete unowned.metadata.ownerReferences
+  h.ok(h.apply({ op: 'update', now: NOW, object: unowned }))
+  // A replica that installs a snapshot rebuilds its owner index from the objects alone.
+  const other = new StoreHarness({ bootstrap: false })
+  other.store.restore(h.store.snapshot(), h.index)
+  other.index = h.index
+  for (const s of [h, other]) {
+    s.ok(s.apply({ op: 'delete', ref: ref('configmaps', 'owner', 'default'), now: NOW }))
+    t.is(s.store.get(POD, 'default', 'kept-ref'), undefined)
+    t.truthy(s.store.get(POD, 'default', 'freed'))
+  }
+  t.deepEqual(other.store.snapshot(), h.store.snapshot())
+})
+
+test('a dry-run delete of an owner changes nothing; the real one takes its dependent', t => {
+  const h = new StoreHarness()
+  const owner = h.create(configMap('owner', {}))
+  h.create(owned(pod('p'), owner))
+  t.like(h.apply({ op: 'delete', ref: ref('configmaps', 'owner', 'default'), now: NOW, dryRun: true }), { ok: true })
+  t.truthy(h.store.get(POD, 'default', 'p'))
+  h.ok(h.apply({ op: 'delete', ref: ref('configmaps', 'owner', 'default'), now: NOW }))
+  t.is(h.store.get(POD, 'default', 'p'), undefined)
+})
