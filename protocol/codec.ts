@@ -29,6 +29,37 @@ export function encode (value: unknown): Uint8Array {
   return packr.pack(value)
 }
 
+/**
+ * The bytes of encode({ ...head, [key]: items }), made `slice` items at a
+ * time with `pause()` between slices: a large state (the store's objects)
+ * is encoded without holding the event loop for the whole of it. The items
+ * must not change meanwhile (the store's are frozen).
+ */
+export async function encodeInSlices (head: Record<string, unknown>, key: string, items: readonly unknown[], pause: () => Promise<void>, slice = 256): Promise<Uint8Array> {
+  if (Object.hasOwn(head, key)) throw new Error('encodeInSlices: the head has the items\' key')
+  // The head and the key as encode() writes them (its own map header), up to the array, which is empty here.
+  const prefix = packr.pack({ ...head, [key]: [] })
+  if (prefix[prefix.length - 1] !== 0x90) throw new Error('encodeInSlices: the items\' key must come last')
+  const chunks: Uint8Array[] = [Uint8Array.prototype.slice.call(prefix, 0, prefix.length - 1)]
+  const n = items.length
+  chunks.push(n < 16 ? Uint8Array.of(0x90 | n) : n < 0x10000 ? Uint8Array.of(0xdc, n >> 8, n & 0xff) : Uint8Array.of(0xdd, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff))
+  for (let i = 0; i < n; i += slice) {
+    if (i > 0) await pause()
+    const part = items.slice(i, i + slice)
+    // a slice encoded as an array, without its array header: its items' bytes, one after another
+    // (packr.pack answers a view into a buffer it reuses: each piece is copied out)
+    const bytes = packr.pack(part)
+    const header = part.length < 16 ? 1 : part.length < 0x10000 ? 3 : 5
+    chunks.push(Uint8Array.prototype.slice.call(bytes, header))
+  }
+  let length = 0
+  for (const c of chunks) length += c.length
+  const out = new Uint8Array(length)
+  let at = 0
+  for (const c of chunks) { out.set(c, at); at += c.length }
+  return out
+}
+
 export interface DecodeOptions {
   /** maps and arrays nested deeper than this are refused (default MAX_DECODE_DEPTH) */
   maxDepth?: number

@@ -56,6 +56,8 @@ export interface RaftNodeInit {
   heartbeatTicks?: number
   /** applied entries between snapshots (default 10,000) */
   snapshotEntries?: number
+  /** and at least this many times the last snapshot's size in applied entries' bytes (default 1; see ReadyLoopInit) */
+  snapshotBytesRatio?: number
   /** entries kept in the log behind a snapshot, for followers a little behind (default a tenth of snapshotEntries, at most 1,000) */
   keepEntries?: number
   /** how long propose and readBarrier may take by default (default 5 s) */
@@ -113,6 +115,9 @@ export class RaftNode implements Replicator {
       send: init.send,
       snapshotEntries,
       keepEntries: init.keepEntries ?? Math.min(1000, Math.floor(snapshotEntries / 10)),
+      snapshotBytesRatio: init.snapshotBytesRatio ?? 1,
+      // the store's snapshot is encoded between turns of the event loop, which heartbeats and the API keep
+      pause: async () => { await new Promise<void>(resolve => { init.clock.setTimeout(resolve, 0) }) },
       events: {
         restored: (snap, from) => {
           if (from !== 'leader') return

@@ -57,8 +57,25 @@ export interface ReadyLoopInit {
   snapshotEntries: number
   /** entries kept in the log behind a snapshot, for followers a little behind */
   keepEntries: number
+  /**
+   * A snapshot also waits until the entries applied since the last one add
+   * up to this many times its size, so that snapshots cost in proportion to
+   * what is written however large the state grows, as LogCabin's
+   * snapshotRatio does (default 0: the entry count alone decides). Below
+   * RATIO_FLOOR_BYTES of snapshot, the count alone decides.
+   */
+  snapshotBytesRatio?: number
+  /**
+   * Given (RaftNode gives one that waits a turn of the event loop), a state
+   * machine with capture() is encoded in slices, with pause() between them,
+   * on an asynchronous storage; without it (the simulator), at once.
+   */
+  pause?: () => Promise<void>
   events?: ReadyLoopEvents
 }
+
+/** a snapshot smaller than this is cheap whatever the ratio says */
+export const RATIO_FLOOR_BYTES = 1 << 20
 
 type Step = void | Promise<void>
 
@@ -94,6 +111,9 @@ export class ReadyLoop {
   private persistedHardState: HardState | undefined
   /** a snapshot being written in the background */
   private writing: Promise<void> | undefined
+  /** bytes of the entries applied so far, and that count when the last snapshot was taken or installed */
+  private appliedBytes = 0
+  private bytesAtSnapshot = 0
   private stopped = false
 
   /** Restores the state machine from the storage's snapshot, then builds the core on the storage. */
@@ -219,6 +239,7 @@ export class ReadyLoop {
   private restore (snap: Snapshot): void {
     this.sm.restore(snap.data, snap.meta.index)
     this.applied = snap.meta.index
+    this.bytesAtSnapshot = this.appliedBytes
     this.config = snap.meta.config
     this.events.restored?.(snap, 'leader')
     // Proposals at or below it are settled by it, one way or the other,
@@ -260,6 +281,7 @@ export class ReadyLoop {
 
   private apply (e: Entry): void {
     let result: unknown
+    this.appliedBytes += e.data.length
     if (e.kind === 'normal') result = this.sm.apply(e.index, e.data)
     else if (e.kind === 'config') this.config = decodeClusterConfig(e.data)
     this.applied = e.index
@@ -301,9 +323,27 @@ export class ReadyLoop {
   private maybeSnapshot (): void {
     if (this.writing !== undefined) return
     if (this.applied - this.storage.snapshotMeta().index < this.init.snapshotEntries) return
+    const last = this.storage.snapshot().data.length
+    if (last >= RATIO_FLOOR_BYTES && this.appliedBytes - this.bytesAtSnapshot < (this.init.snapshotBytesRatio ?? 0) * last) return
+    this.bytesAtSnapshot = this.appliedBytes
     const meta: SnapshotMeta = { index: this.applied, term: this.storage.term(this.applied), config: this.config }
+    const compactTo = meta.index - this.init.keepEntries
+    const pause = this.init.pause
+    const capture = pause !== undefined ? this.sm.capture?.() : undefined
+    if (capture !== undefined && pause !== undefined) {
+      let bytes = 0
+      this.writing = capture(pause)
+        .then(data => {
+          bytes = data.length
+          if (this.stopped) throw new Error('the loop stopped')
+          return this.storage.saveSnapshot({ meta, data }, compactTo)
+        })
+        .then(() => { this.events.snapshotTaken?.(meta, bytes) }, (err: Error) => { this.events.snapshotFailed?.(meta.index, err) })
+        .finally(() => { this.writing = undefined })
+      return
+    }
     const data = this.sm.snapshot()
-    const written = this.storage.saveSnapshot({ meta, data }, meta.index - this.init.keepEntries)
+    const written = this.storage.saveSnapshot({ meta, data }, compactTo)
     if (!(written instanceof Promise)) {
       this.events.snapshotTaken?.(meta, data.length)
       return
@@ -312,4 +352,5 @@ export class ReadyLoop {
       .then(() => { this.events.snapshotTaken?.(meta, data.length) }, (err: Error) => { this.events.snapshotFailed?.(meta.index, err) })
       .finally(() => { this.writing = undefined })
   }
+
 }

@@ -18,7 +18,16 @@ export interface StateMachine {
   snapshot: () => Uint8Array
   /** Replaces the whole state with one made by snapshot(), applied up to `index`. */
   restore: (data: Uint8Array, index: number) => void
+  /**
+   * Optional: takes the state as of the last applied index at once, cheaply
+   * (the machine's values must be immutable), and answers what encodes it
+   * later, in slices with `pause()` between them, to the bytes snapshot()
+   * would have given then. Applies may go on meanwhile.
+   */
+  capture?: () => SnapshotEncoder
 }
+
+export type SnapshotEncoder = (pause: () => Promise<void>) => Promise<Uint8Array>
 
 /** `body` behind a one-byte tag. */
 export function tagged (tag: number, body: Uint8Array): Uint8Array {
@@ -54,6 +63,19 @@ export class RoutedStateMachine implements StateMachine {
     const parts: Record<string, Uint8Array> = {}
     for (const r of this.routes.values()) parts[r.name] = r.machine.snapshot()
     return encode({ v: 1, parts } satisfies RoutedSnapshot)
+  }
+
+  capture (): SnapshotEncoder {
+    const parts = [...this.routes.values()].map(r => {
+      if (r.machine.capture !== undefined) return [r.name, r.machine.capture()] as const
+      const data = r.machine.snapshot()
+      return [r.name, async () => data] as const
+    })
+    return async pause => {
+      const encoded: Record<string, Uint8Array> = {}
+      for (const [name, encoder] of parts) encoded[name] = await encoder(pause)
+      return encode({ v: 1, parts: encoded } satisfies RoutedSnapshot)
+    }
   }
 
   restore (data: Uint8Array, index: number): void {

@@ -14,12 +14,12 @@
 import { CONFIG_MAP, KINDS, NAMESPACE, NODE, POD, POD_DISRUPTION_BUDGET, SERVICE, kindOf, kindOfResource } from '../../protocol/kinds.ts'
 import type { Kind } from '../../protocol/kinds.ts'
 import { createHash } from 'node:crypto'
-import { decode, encode, isNumber, isObject, isString } from '../../protocol/codec.ts'
+import { decode, encode, encodeInSlices, isNumber, isObject, isString } from '../../protocol/codec.ts'
 import type { StatusBody } from '../../protocol/api.ts'
 import { isOfType, SYSTEM_NAMESPACES } from '../../protocol/k8s.ts'
 import { isScalable, scaleOf } from '../../protocol/apps-v1.ts'
 import type { KObject, ResourceType, WatchEvent } from '../../protocol/k8s.ts'
-import type { StateMachine } from '../raft/state-machine.ts'
+import type { SnapshotEncoder, StateMachine } from '../raft/state-machine.ts'
 import { decodeStoreCommand } from './command.ts'
 import { evict } from './evict.ts'
 import { jsonBoundPassed, jsonEqual, MAX_JSON_DEPTH } from '../../protocol/json.ts'
@@ -153,14 +153,25 @@ export class ResourceStore implements StateMachine, StoreReader {
   }
 
   snapshot (): Uint8Array {
+    const snap: StoreSnapshot = { v: SNAPSHOT_VERSION, appliedIndex: this.applied, objects: this.sortedObjects() }
+    return encode(snap)
+  }
+
+  /** The same bytes as snapshot() now, encoded later in slices: the objects are frozen, so a list of them is the state. */
+  capture (): SnapshotEncoder {
+    const objects = this.sortedObjects()
+    const appliedIndex = this.applied
+    return async pause => await encodeInSlices({ v: SNAPSHOT_VERSION, appliedIndex }, 'objects', objects, pause)
+  }
+
+  private sortedObjects (): Array<[string, string, KObject]> {
     const objects: Array<[string, string, KObject]> = []
     for (const type of KINDS) {
       const m = this.objects.get(typeKey(type))
       if (m === undefined) continue
       for (const key of [...m.keys()].sort()) objects.push([type.group, type.plural, m.get(key) as KObject])
     }
-    const snap: StoreSnapshot = { v: SNAPSHOT_VERSION, appliedIndex: this.applied, objects }
-    return encode(snap)
+    return objects
   }
 
   /**
