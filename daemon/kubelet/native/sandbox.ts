@@ -1,0 +1,339 @@
+// Owns running one container process isolated on this host, without Docker:
+// its own cgroup (cgroups.ts) with the container's limits, joined before it
+// runs anything; new mount, PID, UTS and IPC namespaces; the given root
+// filesystem as `/` (pivot_root, the host's tree detached); a fresh /proc,
+// a private /tmp and a minimal /dev; volumes bind-mounted (read-only where
+// asked); the pod's name as hostname; the given uid and gid with no
+// supplementary groups; the given working directory, environment and argv.
+// How each step is done, and why, is in setup-script.ts. The network
+// namespace is the host's (pods use loopback addresses, ipam.ts).
+// When the process ends its exit code, whether the OOM killer struck in its
+// cgroup, and its final usage are reported; the cgroup is then removed.
+// Needs root, util-linux's `unshare`, and a statically linked busybox
+// (checkSandboxHost says what is missing). Not yet used by the kubelet.
+// May import: daemon/clock, ./cgroups.ts, ./rootfs.ts, ./setup-script.ts.
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { accessSync, constants as fsConstants, closeSync, openSync, readSync } from 'node:fs'
+import { readFile, realpath, stat } from 'node:fs/promises'
+import { constants } from 'node:os'
+import type { Readable } from 'node:stream'
+import type { Clock } from '../../clock/clock.ts'
+import { Cgroup } from './cgroups.ts'
+import type { CgroupLayout, CgroupLimits, CgroupUsage } from './cgroups.ts'
+import { containerPathParts, ensureInRoot } from './rootfs.ts'
+import { GATE, SETUP, setupArgv } from './setup-script.ts'
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+
+/** A host path bind-mounted at `containerPath` inside the root before the workload starts. */
+export interface BindMount {
+  hostPath: string
+  containerPath: string
+  readOnly: boolean
+}
+
+export interface SandboxSpec {
+  /** names the cgroup (shoal/<id>): one path element of [A-Za-z0-9_.-] */
+  id: string
+  /** the directory that becomes `/` */
+  rootfs: string
+  /** the pod's name; at most 64 bytes */
+  hostname: string
+  uid: number
+  gid: number
+  /** absolute, inside the root; created if missing (default /) */
+  workingDir?: string
+  /** the command and its arguments; a command without a slash is looked up in env.PATH */
+  argv: string[]
+  /** the whole environment; PATH defaults to DEFAULT_PATH */
+  env: Record<string, string>
+  mounts?: BindMount[]
+  limits: CgroupLimits
+  /** file descriptors for the workload's stdout and stderr; without one, a pipe (RunningSandbox.stdout/stderr) */
+  stdout?: number
+  stderr?: number
+}
+
+export interface SandboxTools {
+  /** util-linux unshare (default /usr/bin/unshare) */
+  unshare?: string
+  /** a statically linked busybox (default /usr/bin/busybox) */
+  busybox?: string
+}
+
+export interface SandboxExit {
+  /** the workload's exit code; 128 + the signal when a signal ended it; 128 when it never started */
+  exitCode: number
+  /** the signal that ended it, if one did */
+  signal?: NodeJS.Signals
+  /** whether the OOM killer killed a process of the container */
+  oomKilled: boolean
+  /** Kubernetes' reasons: OOMKilled, Completed, Error, or StartError when setup failed before the workload ran */
+  reason: 'OOMKilled' | 'Completed' | 'Error' | 'StartError'
+  /** why setup failed (StartError) */
+  message?: string
+  /** usage read just before the cgroup was removed */
+  usage: CgroupUsage
+  /** why the cgroup could not be removed, when it could not (it is left for the caller to retry: RunningSandbox.cgroup) */
+  cleanupError?: string
+}
+
+export class SandboxError extends Error {
+  override name = 'SandboxError'
+}
+
+/** The directories the sandbox mounts its own file systems on. */
+const SANDBOX_DIRS = ['proc', 'tmp', 'dev']
+
+/** Whether a volume at these path parts lies in one of the sandbox's fresh tmpfs (/tmp, /dev/shm), where the setup makes its mount point. */
+function inSandboxTmpfs (parts: string[]): boolean {
+  return parts[0] === 'tmp' || (parts[0] === 'dev' && parts[1] === 'shm')
+}
+
+/** Whether this host can run sandboxes, or why not, in one line. */
+export function checkSandboxHost (tools: SandboxTools = {}): true | string {
+  if (process.platform !== 'linux') return 'sandboxes need Linux'
+  if (process.getuid?.() !== 0) return 'sandboxes need root (namespaces, mounts and cgroups)'
+  const unshare = tools.unshare ?? '/usr/bin/unshare'
+  const busybox = tools.busybox ?? '/usr/bin/busybox'
+  for (const bin of [unshare, busybox]) {
+    try { accessSync(bin, fsConstants.X_OK) } catch { return `${bin} is missing or not executable` }
+  }
+  const interp = elfInterpreter(busybox)
+  if (interp === undefined) return `${busybox} is not an ELF executable this check can read`
+  if (interp !== null) return `${busybox} is dynamically linked (interpreter ${interp}); the sandbox needs a static busybox (busybox-static)`
+  return true
+}
+
+/**
+ * The ELF file's PT_INTERP (its dynamic loader), null for a static
+ * executable, undefined when it is not a little-endian ELF file.
+ */
+export function elfInterpreter (file: string): string | null | undefined {
+  let fd
+  try { fd = openSync(file, 'r') } catch { return undefined }
+  try {
+    const head = Buffer.alloc(64)
+    readSync(fd, head, 0, 64, 0)
+    if (head.readUInt32BE(0) !== 0x7f454c46 || head[5] !== 1) return undefined
+    const is64 = head[4] === 2
+    const phoff = is64 ? Number(head.readBigUInt64LE(32)) : head.readUInt32LE(28)
+    const phentsize = head.readUInt16LE(is64 ? 54 : 42)
+    const phnum = head.readUInt16LE(is64 ? 56 : 44)
+    const table = Buffer.alloc(phentsize * phnum)
+    readSync(fd, table, 0, table.length, phoff)
+    for (let i = 0; i < phnum; i++) {
+      const ph = table.subarray(i * phentsize)
+      if (ph.readUInt32LE(0) !== 3) continue
+      const offset = is64 ? Number(ph.readBigUInt64LE(8)) : ph.readUInt32LE(4)
+      const size = is64 ? Number(ph.readBigUInt64LE(32)) : ph.readUInt32LE(16)
+      const name = Buffer.alloc(Math.min(size, 4096))
+      readSync(fd, name, 0, name.length, offset)
+      return name.toString('utf8').replace(/\0.*$/s, '')
+    }
+    return null
+  } catch {
+    return undefined
+  } finally {
+    closeSync(fd)
+  }
+}
+
+function validate (spec: SandboxSpec): void {
+  const bad = (why: string): never => { throw new SandboxError(`sandbox ${spec.id}: ${why}`) }
+  if (spec.argv.length === 0 || spec.argv[0] === '') bad('a container needs a command')
+  for (const a of spec.argv) if (a.includes('\0')) bad('an argument has a NUL byte in it')
+  if (Buffer.byteLength(spec.hostname) > 64 || spec.hostname === '' || spec.hostname.includes('\0')) bad(`${JSON.stringify(spec.hostname)} is not a hostname`)
+  for (const id of [spec.uid, spec.gid]) if (!Number.isInteger(id) || id < 0 || id > 0xfffffffe) bad(`${id} is not a uid or gid`)
+  for (const [k, v] of Object.entries(spec.env)) {
+    if (k === '' || k.includes('=') || k.includes('\0') || v.includes('\0')) bad(`${JSON.stringify(k)} is not an environment variable name`)
+  }
+  if (spec.workingDir !== undefined && spec.workingDir !== '/') {
+    const wd = containerPathParts(spec.workingDir)
+    if (typeof wd === 'string') bad(`working directory: ${wd}`)
+  }
+  for (const m of spec.mounts ?? []) {
+    const parts = containerPathParts(m.containerPath)
+    if (typeof parts === 'string') bad(`volume mount: ${parts}`)
+    else if (SANDBOX_DIRS.includes(parts[0] as string) && !inSandboxTmpfs(parts)) bad(`volume mount at ${m.containerPath}: /proc and /dev (but /dev/shm) are the sandbox's own`)
+    if (m.hostPath.includes('\0') || !m.hostPath.startsWith('/')) bad(`volume host path ${JSON.stringify(m.hostPath)} is not absolute`)
+  }
+}
+
+/** The signal's number, for 128 + n. */
+function signalNumber (signal: NodeJS.Signals): number {
+  return constants.signals[signal] ?? 0
+}
+
+async function sleep (clock: Clock, ms: number): Promise<void> {
+  await new Promise<void>(resolve => { clock.setTimeout(resolve, ms) })
+}
+
+/** A started sandbox. `exited` settles once the process is gone and its cgroup removed. */
+export class RunningSandbox {
+  readonly id: string
+  /** the host pid of the process that waits for the container (unshare) */
+  readonly pid: number
+  readonly cgroup: Cgroup
+  readonly exited: Promise<SandboxExit>
+  /** true once setup is done and the workload is being exec'd; false if the sandbox ended before */
+  readonly started: Promise<boolean>
+  /** the workload's output when the spec gave no file descriptor */
+  readonly stdout: Readable | null
+  readonly stderr: Readable | null
+  private readonly clock: Clock
+  private done = false
+
+  constructor (id: string, child: ChildProcess, cgroup: Cgroup, exited: Promise<SandboxExit>, started: Promise<boolean>, clock: Clock) {
+    this.id = id
+    this.started = started
+    this.pid = child.pid as number
+    this.cgroup = cgroup
+    this.exited = exited
+    this.stdout = child.stdout
+    this.stderr = child.stderr
+    this.clock = clock
+    void exited.then(() => { this.done = true }, () => { this.done = true })
+  }
+
+  /** The container's pid 1 as the host numbers it: the process in the cgroup whose pid in its own namespace is 1. */
+  async initPid (): Promise<number | undefined> {
+    for (const pid of await this.cgroup.processes()) {
+      const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '')
+      const nspid = /^NSpid:\s*(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/)
+      if (nspid !== undefined && nspid.length > 1 && nspid[nspid.length - 1] === '1') return pid
+    }
+    return undefined
+  }
+
+  async usage (): Promise<CgroupUsage> {
+    return await this.cgroup.usage()
+  }
+
+  /**
+   * Sends SIGTERM to the container's pid 1 (which, as any pid 1, ignores it
+   * unless it handles it), then after `graceMs` SIGKILLs everything in the
+   * cgroup. Resolves with the exit once it is gone.
+   */
+  async stop (graceMs: number): Promise<SandboxExit> {
+    if (!this.done) {
+      const init = await this.initPid()
+      if (init !== undefined) {
+        try { process.kill(init, 'SIGTERM') } catch {}
+      }
+      const gone = await Promise.race([this.exited.then(() => true), sleep(this.clock, graceMs).then(() => false)])
+      if (!gone) await this.kill()
+    }
+    return await this.exited
+  }
+
+  /** SIGKILLs every process in the container at once, and the waiting unshare. */
+  async kill (): Promise<void> {
+    if (this.done) return
+    await this.cgroup.killAll(this.clock)
+  }
+}
+
+/**
+ * Starts `spec`'s process in a sandbox. Throws SandboxError (or CgroupError,
+ * RootfsPathError) when it cannot even be started: then nothing is left
+ * behind. A failure inside the setup (a mount refused, the command not
+ * found) is an exit with reason StartError instead.
+ */
+export async function startSandbox (layout: CgroupLayout, spec: SandboxSpec, clock: Clock, tools: SandboxTools = {}): Promise<RunningSandbox> {
+  validate(spec)
+  const root = await realpath(spec.rootfs)
+  if (!(await stat(root)).isDirectory()) throw new SandboxError(`sandbox ${spec.id}: the root filesystem ${root} is not a directory`)
+  if (root === '/') throw new SandboxError(`sandbox ${spec.id}: the host's root cannot be a container's root`)
+  for (const dir of SANDBOX_DIRS) await ensureInRoot(root, `/${dir}`)
+  const workingDir = spec.workingDir ?? '/'
+  // one in /tmp or /dev/shm is made by the setup, inside the fresh tmpfs
+  if (workingDir !== '/' && !inSandboxTmpfs(containerPathParts(workingDir) as string[])) await ensureInRoot(root, workingDir)
+  const mounts = []
+  for (const m of spec.mounts ?? []) {
+    const hostPath = await realpath(m.hostPath)
+    const kind: 'dir' | 'file' = (await stat(hostPath)).isDirectory() ? 'dir' : 'file'
+    const parts = containerPathParts(m.containerPath) as string[]
+    if (!inSandboxTmpfs(parts)) await ensureInRoot(root, m.containerPath, kind)
+    mounts.push({ hostPath, containerPath: '/' + parts.join('/'), readOnly: m.readOnly, kind })
+  }
+  const env = { PATH: DEFAULT_PATH, ...spec.env }
+  const args = setupArgv({ root, hostname: spec.hostname, uid: spec.uid, gid: spec.gid, workingDir, path: env.PATH, mounts, env, argv: spec.argv })
+  const unshare = tools.unshare ?? '/usr/bin/unshare'
+  const busybox = tools.busybox ?? '/usr/bin/busybox'
+
+  const cgroup = await Cgroup.create(layout, spec.id, spec.limits)
+  let child: ChildProcess
+  try {
+    // The environment of host-side tools is ours, never the container's (LD_PRELOAD and the like would run as root on the host).
+    child = spawn(busybox, ['sh', '-c', GATE, 'shoal-gate', unshare, busybox, SETUP, ...args], {
+      cwd: '/',
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+      stdio: ['ignore', spec.stdout ?? 'pipe', spec.stderr ?? 'pipe', 'pipe', 'pipe']
+    })
+  } catch (err) {
+    await cgroup.remove(clock)
+    throw new SandboxError(`sandbox ${spec.id}: cannot start ${busybox}: ${(err as Error).message}`)
+  }
+  if (child.pid === undefined) {
+    const message = await new Promise<string>(resolve => child.once('error', err => { resolve(err.message) }))
+    await cgroup.remove(clock)
+    throw new SandboxError(`sandbox ${spec.id}: cannot start ${busybox}: ${message}`)
+  }
+  // The status channel is held open by unshare until it exits, so its end (with the exit) means all of it was read.
+  // stdout and stderr are not waited for: a caller that does not read them must not keep the exit from being reported.
+  const status: string[] = []
+  const statusPipe = child.stdio[4]
+  let markStarted: (started: boolean) => void = () => {}
+  const started = new Promise<boolean>(resolve => { markStarted = resolve })
+  const statusEnded = new Promise<void>(resolve => {
+    if (statusPipe === null || statusPipe === undefined) { resolve(); return }
+    statusPipe.on('data', (b: Buffer) => {
+      status.push(b.toString('utf8'))
+      if (status.join('').split('\n').includes('ready')) markStarted(true)
+    })
+    statusPipe.once('close', () => { resolve() })
+    statusPipe.on('error', () => { resolve() })
+  })
+  const ended = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => {
+    child.once('exit', (code, signal) => { resolve({ code, signal }) })
+  })
+  const exited = Promise.all([ended, statusEnded]).then(async ([{ code, signal }]) => await finish(cgroup, clock, code, signal, status.join('')))
+  void exited.then(() => { markStarted(false) }, () => { markStarted(false) })
+
+  try {
+    await cgroup.addProcess(child.pid)
+  } catch (err) {
+    child.kill('SIGKILL')
+    await exited.catch(() => {})
+    throw err
+  }
+  const gate = child.stdio[3]
+  if (gate === null || gate === undefined || !('write' in gate)) throw new SandboxError('no gate pipe')
+  // Should the gate have died already, the write fails (EPIPE) and the exit reports it.
+  gate.on('error', () => {})
+  gate.end('go\n')
+  return new RunningSandbox(spec.id, child, cgroup, exited, started, clock)
+}
+
+/** Turns the ended process into a SandboxExit, and removes the cgroup. */
+async function finish (cgroup: Cgroup, clock: Clock, code: number | null, signal: NodeJS.Signals | null, status: string): Promise<SandboxExit> {
+  // The namespace's pid 1 is gone, so the kernel has killed the rest; make sure before reading the final numbers.
+  await cgroup.killAll(clock)
+  const usage = await cgroup.usage().catch(() => ({ memoryBytes: 0, cpuNanos: 0 }))
+  const oom = await cgroup.oomEvents().catch(() => ({ oomKills: 0, limitHits: 0 }))
+  const cleanupError = await cgroup.remove(clock).then(() => undefined, (err: Error) => err.message)
+  const exitCode = code ?? (signal !== null ? 128 + signalNumber(signal) : 128)
+  const started = status.split('\n').includes('ready')
+  if (!started) {
+    const message = status.trim() || `the sandbox ended before its workload started (exit ${exitCode})`
+    return { exitCode: 128, oomKilled: false, reason: 'StartError', message, usage, ...(cleanupError !== undefined ? { cleanupError } : {}) }
+  }
+  // Without oom_kill (v1 before Linux 4.13), a SIGKILL after the limit was reached is taken for the OOM killer.
+  const oomKilled = oom.oomKills !== undefined ? oom.oomKills > 0 : oom.limitHits > 0 && exitCode === 137
+  const out: SandboxExit = { exitCode, oomKilled, reason: oomKilled ? 'OOMKilled' : exitCode === 0 ? 'Completed' : 'Error', usage }
+  if (signal !== null) out.signal = signal
+  if (cleanupError !== undefined) out.cleanupError = cleanupError
+  return out
+}
