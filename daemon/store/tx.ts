@@ -68,6 +68,8 @@ export class Tx {
   private readonly owners: OwnerIndex
   /** typeKey → objectKey → object, or null for a removal */
   private readonly writes = new Map<string, Map<string, KObject | null>>()
+  /** the owners the objects written here name (a superset: a later write may drop one; dependents() checks) */
+  private readonly written = new OwnerIndex()
 
   constructor (base: ObjectMaps, owners: OwnerIndex) {
     this.base = base
@@ -93,6 +95,7 @@ export class Tx {
 
   private write (type: ResourceType, key: string, object: KObject | null): void {
     const tk = typeKey(type)
+    if (object !== null) this.written.add(tk, key, object)
     let m = this.writes.get(tk)
     if (m === undefined) this.writes.set(tk, m = new Map())
     m.set(key, object)
@@ -120,14 +123,19 @@ export class Tx {
    * the owner index, and any this transaction wrote.
    */
   dependents (uid: string, types: readonly ResourceType[]): Stored[] {
-    const candidates = new Map<string, [string, string]>()
-    for (const [tk, key] of this.owners.dependents(uid)) candidates.set(`${tk}\n${key}`, [tk, key])
-    for (const [tk, m] of this.writes) for (const key of m.keys()) candidates.set(`${tk}\n${key}`, [tk, key])
+    const keysByType = new Map<string, Set<string>>()
+    const add = ([tk, key]: [string, string]): void => {
+      let keys = keysByType.get(tk)
+      if (keys === undefined) keysByType.set(tk, keys = new Set())
+      keys.add(key)
+    }
+    for (const c of this.owners.dependents(uid)) add(c)
+    for (const c of this.written.dependents(uid)) add(c)
     const out: Stored[] = []
     for (const type of types) {
-      const tk = typeKey(type)
-      const keys = [...candidates.values()].filter(c => c[0] === tk).map(c => c[1]).sort()
-      for (const key of keys) {
+      const keys = keysByType.get(typeKey(type))
+      if (keys === undefined) continue
+      for (const key of [...keys].sort()) {
         const object = this.get(type, key)
         if (object !== undefined && ownerUids(object).includes(uid)) out.push({ type, key, object })
       }
