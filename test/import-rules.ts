@@ -51,6 +51,8 @@ export const IMPORT_RULES: Readonly<Record<string, readonly ImportTarget[]>> = {
 
   'daemon/kubelet': ['protocol', 'daemon/store/types.ts', 'daemon/workqueue', 'daemon/record', 'daemon/clock', 'daemon/log'],
   'daemon/kubelet/access.ts': ['daemon/p2p'],
+  // the native runtime pulls and unpacks its containers' images
+  'daemon/kubelet/native-runtime.ts': ['daemon/image'],
   // images from OCI registries (issue 16): a leaf the native runtime will use
   'daemon/image': [],
 

@@ -511,7 +511,7 @@ export class Kubelet {
     if (env !== undefined && !this.stopped) {
       let rec: ContainerRecord
       try {
-        rec = await this.runtime.startContainer(pod, c, latest === undefined ? 0 : latest.attempt + 1, { env, mounts })
+        rec = await this.runtime.startContainer(pod, c, latest === undefined ? 0 : latest.attempt + 1, { env, mounts, pullSecrets: pullSecretsOf(this.opts.store, pod) })
       } catch (err) {
         if (!(err instanceof ImagePullError)) throw err
         const failures = (pull?.failures ?? 0) + 1
@@ -708,4 +708,23 @@ export class Kubelet {
     }
     this.queue.add(s.key)
   }
+}
+
+/**
+ * The `.dockerconfigjson` of each Secret the pod names in
+ * spec.imagePullSecrets, from this peer's replica: only those of type
+ * kubernetes.io/dockerconfigjson; a missing one is left out (as Kubernetes
+ * does, the pull then goes without it).
+ */
+function pullSecretsOf (store: StoreReader, pod: Pod): string[] {
+  const out: string[] = []
+  for (const ref of pod.spec?.imagePullSecrets ?? []) {
+    if (ref.name === undefined || ref.name === '') continue
+    const secret = store.get(SECRET, pod.metadata.namespace ?? 'default', ref.name)
+    if (secret === undefined || secret.type !== 'kubernetes.io/dockerconfigjson') continue
+    const encoded = secret.data?.['.dockerconfigjson']
+    const config = encoded !== undefined ? Buffer.from(encoded, 'base64').toString('utf8') : secret.stringData?.['.dockerconfigjson']
+    if (config !== undefined) out.push(config)
+  }
+  return out
 }

@@ -1,7 +1,8 @@
 // The container runtime interface the kubelet drives: pod sandboxes (a pod's
 // IP and directories) and containers (start, stop, remove, list, logs, exec).
 // process-runtime.ts implements it with plain processes, docker-runtime.ts
-// with containers in a Docker engine. Records are plain data so that a runtime can
+// with containers in a Docker engine, native-runtime.ts with OCI images run
+// in sandboxes of its own (native/). Records are plain data so that a runtime can
 // persist them and the kubelet can adopt containers after a restart.
 // May import: protocol/.
 import type { Readable } from 'node:stream'
@@ -66,6 +67,14 @@ export interface StartOptions {
   env: Record<string, string>
   /** the container's volumeMounts, resolved to host paths (volumes.ts) */
   mounts?: Mount[]
+  /**
+   * The `.dockerconfigjson` text of each Secret of type
+   * kubernetes.io/dockerconfigjson that the pod names in
+   * spec.imagePullSecrets (missing ones left out), in the pod's order:
+   * a runtime that pulls images takes its credentials from the first that
+   * names the image's registry.
+   */
+  pullSecrets?: string[]
 }
 
 /**

@@ -322,10 +322,10 @@ export async function measuredLoad (name: string, opts: { concurrency: number, d
  * time its chunk arrived, `onChunk` runs after each chunk's events.
  * Resolves once the answer's headers are in, with a function that stops it.
  */
-export async function watchEvents (url: string, token: string, onEvent: (e: WatchLine, at: number) => void, onChunk?: (at: number) => void): Promise<() => void> {
+export async function watchEvents (url: string, token: string, onEvent: (e: WatchLine, at: number) => void, onChunk?: (at: number) => void, localAddress?: string): Promise<() => void> {
   const controller = new AbortController()
   const res = await new Promise<IncomingMessage>((resolve, reject) => {
-    const req = request(url, { headers: { authorization: `Bearer ${token}` }, signal: controller.signal }, resolve)
+    const req = request(url, { headers: { authorization: `Bearer ${token}` }, signal: controller.signal, ...(localAddress !== undefined ? { localAddress } : {}) }, resolve)
     req.on('error', reject)
     req.end()
   })

@@ -10,7 +10,7 @@
 // When the process ends its exit code, whether the OOM killer struck in its
 // cgroup, and its final usage are reported; the cgroup is then removed.
 // Needs root, util-linux's `unshare`, and a statically linked busybox
-// (checkSandboxHost says what is missing). Not yet used by the kubelet.
+// (checkSandboxHost says what is missing). Used by ../native-runtime.ts.
 // May import: daemon/clock, ./cgroups.ts, ./rootfs.ts, ./setup-script.ts.
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'

@@ -1,0 +1,419 @@
+// The native runtime (`--runtime native`): each container runs from its OCI
+// image, isolated, without Docker. The image is pulled with the container's
+// imagePullPolicy (and the pod's pull secrets) into one cache per peer,
+// <dataDir>/images; each container attempt gets its own root, a full copy
+// of the image's layers unpacked into <dataDir>/native/roots/<id>/ (no
+// overlayfs yet: a copy costs disk and start time per attempt, but needs no
+// kernel feature and leaves nothing mounted on the host), and runs in a
+// sandbox (native/sandbox.ts: its own mount, PID, UTS and IPC namespaces,
+// pivoted into that root, in a cgroup with the container's limits). How the
+// argv, env, user and limits follow from the pod and the image is in
+// native/container-config.ts; in short, never uid 0 unless the pod asks.
+// The network namespace is the host's: the pod's address and directories
+// come from a ProcessRuntime used for its sandboxes only (ipam.ts,
+// <dataDir>/pods/<uid>/), and the pod binds to its POD_IP. Logs are files,
+// <dataDir>/pods/<uid>/<container>/<attempt>.log, as the process runtime's
+// (not rotated yet). Records are persisted in <dataDir>/native/containers/;
+// containers are not yet adopted after a restart of shoald: one found running
+// is killed (its cgroup emptied) and recorded as exited, and the kubelet
+// starts it again. exec enters the container's namespaces and root with the
+// static busybox's nsenter, as the container's uid and gid, in its cgroup.
+// May import: protocol/, daemon/clock, daemon/log, daemon/image, ./runtime.ts,
+// ./process-runtime.ts, ./native/.
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { closeSync, openSync } from 'node:fs'
+import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises'
+import { constants } from 'node:os'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import type { Pod } from '../../protocol/core-v1.ts'
+import { isUid } from '../../protocol/validation.ts'
+import type { Clock } from '../clock/clock.ts'
+import { ImagePuller } from '../image/puller.ts'
+import type { PulledImage, PullPolicy } from '../image/puller.ts'
+import { InvalidReferenceError } from '../image/reference.ts'
+import { credentialsFor, PullError } from '../image/registry.ts'
+import type { Credentials } from '../image/registry.ts'
+import type { Logger } from '../log/log.ts'
+import type { CgroupLayout } from './native/cgroups.ts'
+import { containerOf, DEFAULT_PIDS_LIMIT, hostnameOf, limitsOf, resolveArgv, resolveEnv, resolveUser, UserError } from './native/container-config.ts'
+import { DEFAULT_PATH, startSandbox } from './native/sandbox.ts'
+import type { RunningSandbox, SandboxExit, SandboxTools } from './native/sandbox.ts'
+import { ProcessRuntime } from './process-runtime.ts'
+import { ExecOutput, ImagePullError } from './runtime.ts'
+import type { ContainerRecord, ContainerSpec, ExecResult, Runtime, StartOptions } from './runtime.ts'
+
+export interface NativeRuntimeOptions {
+  dataDir: string
+  nodeName: string
+  /** the node's pod range; default as the process runtime's */
+  podCidr?: string
+  clock: Clock
+  log: Logger
+  /** the host's cgroups (detectCgroups) */
+  layout: CgroupLayout
+  tools?: SandboxTools
+  /** the most tasks a container may have at once (default 1024) */
+  pidsLimit?: number
+  /** default: one over <dataDir>/images */
+  puller?: ImagePuller
+}
+
+interface NativeRecord extends ContainerRecord {
+  env: Record<string, string>
+  uid: number
+  gid: number
+  root: string
+  logFile: string
+}
+
+function publicRecord (r: NativeRecord): ContainerRecord {
+  const { env: _e, uid: _u, gid: _g, root: _r, logFile: _l, ...rec } = r
+  return { ...rec }
+}
+
+/** Runs the command once the runtime has put this process in the container's cgroup and written `go` on fd 3. */
+const EXEC_GATE = 'read -r go <&3 || exit 125; [ "$go" = go ] || exit 125; exec 3<&-; exec "$@"'
+const HOST_PATH = '/usr/sbin:/usr/bin:/sbin:/bin'
+const FOLLOW_POLL_MS = 200
+
+export class NativeRuntime implements Runtime {
+  readonly name = 'native'
+  /** the pods' addresses and directories; it runs no container of ours */
+  private readonly pods: ProcessRuntime
+  private readonly puller: ImagePuller
+  private readonly opts: NativeRuntimeOptions
+  private readonly records = new Map<string, NativeRecord>()
+  private readonly sandboxes = new Map<string, RunningSandbox>()
+  /** settles once the container's exit is recorded */
+  private readonly finished = new Map<string, Promise<void>>()
+  private readonly listeners: Array<(rec: ContainerRecord) => void> = []
+  /** pulls under way, by reference and policy: two containers of one image pull it once */
+  private readonly pulls = new Map<string, Promise<PulledImage>>()
+
+  constructor (opts: NativeRuntimeOptions) {
+    this.opts = opts
+    this.pods = new ProcessRuntime({ dataDir: opts.dataDir, nodeName: opts.nodeName, clock: opts.clock, log: opts.log, ...(opts.podCidr !== undefined ? { podCidr: opts.podCidr } : {}) })
+    this.puller = opts.puller ?? new ImagePuller({ cacheDir: join(opts.dataDir, 'images') })
+  }
+
+  usePodCidr (cidr: string): void { this.pods.usePodCidr(cidr) }
+
+  async init (): Promise<void> {
+    await this.pods.init()
+    await mkdir(this.containersDir(), { recursive: true })
+    await mkdir(this.rootsDir(), { recursive: true })
+    for (const file of await readdir(this.containersDir())) {
+      if (!file.endsWith('.json')) continue
+      let rec: NativeRecord
+      try {
+        rec = JSON.parse(await readFile(join(this.containersDir(), file), 'utf8')) as NativeRecord
+      } catch (err) {
+        this.opts.log.warn({ event: 'kubelet.runtime.bad-record', file, err: (err as Error).message }, `ignoring unreadable container record ${file}`)
+        continue
+      }
+      this.records.set(rec.id, rec)
+      if (rec.state === 'running') {
+        // Not adopted (yet): what is left of it is killed, and the kubelet starts the container again.
+        const killed = await killStale(this.opts.layout, rec.id, this.opts.clock)
+        this.markExited(rec, 137, 'Error', `shoald restarted; the native runtime does not adopt running containers yet${killed > 0 ? ` (killed ${killed} processes)` : ''}`)
+        await this.persist(rec)
+      }
+    }
+  }
+
+  close (): void { this.pods.close() }
+
+  onExit (listener: (rec: ContainerRecord) => void): void { this.listeners.push(listener) }
+
+  async ensureSandbox (pod: Pod): Promise<{ ip: string }> { return await this.pods.ensureSandbox(pod) }
+  async removeSandbox (podUid: string): Promise<void> { await this.pods.removeSandbox(podUid) }
+  async releaseAddress (podUid: string): Promise<void> { await this.pods.releaseAddress(podUid) }
+  async listSandboxes (): Promise<string[]> { return await this.pods.listSandboxes() }
+
+  async startContainer (pod: Pod, spec: ContainerSpec, attempt: number, start: StartOptions): Promise<ContainerRecord> {
+    const podUid = pod.metadata.uid ?? ''
+    if (!isUid(podUid)) throw new Error(`${JSON.stringify(podUid)} is not a pod uid`)
+    const dir = join(this.opts.dataDir, 'pods', podUid, spec.name)
+    await mkdir(dir, { recursive: true })
+    const image = await this.pull(spec.image ?? '', spec.imagePullPolicy, start.pullSecrets ?? [])
+    const id = randomBytes(8).toString('hex')
+    const root = join(this.rootsDir(), id)
+    const rec: NativeRecord = {
+      id, podUid, podNamespace: pod.metadata.namespace ?? 'default', podName: pod.metadata.name ?? '',
+      containerName: spec.name, attempt, state: 'running', startedAt: this.opts.clock.now(),
+      imageID: `${image.reference.replace(/[:@][^/]*$/, '')}@${image.manifestDigest}`,
+      env: {}, uid: 0, gid: 0, root, logFile: join(dir, `${attempt}.log`)
+    }
+    let sandbox: RunningSandbox
+    try {
+      await mkdir(root, { mode: 0o755 })
+      await this.puller.unpackTo(image, root)
+      const c = containerOf(pod, spec.name)
+      const { uid, gid } = await resolveUser(pod, c, image.config.user, root)
+      const argv = resolveArgv(spec, image.config)
+      if (argv.length === 0) return await this.cannotRun(rec, 'no command specified: the container has no command and its image no Entrypoint or Cmd')
+      Object.assign(rec, { uid, gid, env: resolveEnv(image.config.env, start.env) })
+      const fd = openSync(rec.logFile, 'a')
+      try {
+        sandbox = await startSandbox(this.opts.layout, {
+          id,
+          rootfs: root,
+          hostname: hostnameOf(pod),
+          uid,
+          gid,
+          workingDir: spec.workingDir !== undefined && spec.workingDir !== '' ? spec.workingDir : image.config.workingDir !== '' ? image.config.workingDir : '/',
+          argv,
+          env: rec.env,
+          mounts: (start.mounts ?? []).map(m => ({ hostPath: m.hostPath, containerPath: m.mountPath, readOnly: m.readOnly })),
+          limits: limitsOf(spec, this.opts.pidsLimit ?? DEFAULT_PIDS_LIMIT),
+          stdout: fd,
+          stderr: fd
+        }, this.opts.clock, this.opts.tools)
+      } finally {
+        closeSync(fd)
+      }
+    } catch (err) {
+      if (err instanceof UserError) return await this.cannotRun(rec, err.message)
+      return await this.cannotRun(rec, `${(err as Error).name}: ${(err as Error).message}`)
+    }
+    this.records.set(id, rec)
+    this.sandboxes.set(id, sandbox)
+    this.finished.set(id, sandbox.exited.then(async exit => { await this.finish(rec, exit) }, async (err: Error) => {
+      await this.finish(rec, { exitCode: 128, oomKilled: false, reason: 'Error', message: err.message, usage: { memoryBytes: 0, cpuNanos: 0 } })
+    }))
+    await this.persist(rec)
+    this.opts.log.debug({ event: 'kubelet.container.started', id, pod: `${rec.podNamespace}/${rec.podName}`, container: spec.name, attempt, pid: sandbox.pid, uid: rec.uid },
+      `started ${rec.podNamespace}/${rec.podName}/${spec.name} in a sandbox (pid ${sandbox.pid}, uid ${rec.uid})`)
+    return publicRecord(rec)
+  }
+
+  async stopContainer (id: string, graceMs: number): Promise<void> {
+    const rec = this.records.get(id)
+    if (rec === undefined || rec.state !== 'running') return
+    const sandbox = this.sandboxes.get(id)
+    if (sandbox !== undefined) await sandbox.stop(graceMs)
+    await this.finished.get(id)
+  }
+
+  async removeContainer (id: string): Promise<void> {
+    const rec = this.records.get(id)
+    if (rec === undefined) return
+    if (rec.state === 'running') await this.stopContainer(id, 0)
+    this.records.delete(id)
+    this.finished.delete(id)
+    await rm(this.recordFile(id), { force: true })
+    await rm(rec.logFile, { force: true })
+    // Nothing is mounted in it on the host (the sandbox's mounts lived in its own namespace), and rm does not follow links.
+    await rm(rec.root, { recursive: true, force: true })
+  }
+
+  async listContainers (): Promise<ContainerRecord[]> {
+    return [...this.records.values()].map(publicRecord)
+  }
+
+  async logs (id: string, opts: { tailLines?: number } = {}): Promise<string> {
+    const rec = this.records.get(id)
+    if (rec === undefined) throw new Error(`no container ${id}`)
+    return tailBytes(await readWhole(rec.logFile), opts.tailLines).toString('utf8')
+  }
+
+  async logStream (id: string, opts: { tailLines?: number, follow: boolean }): Promise<Readable> {
+    const rec = this.records.get(id)
+    if (rec === undefined) throw new Error(`no container ${id}`)
+    return Readable.from(followLog(rec.logFile, opts, this.opts.clock, () => this.records.get(id) !== rec || rec.state === 'exited'), { objectMode: false })
+  }
+
+  async exec (id: string, argv: string[], timeoutMs: number): Promise<ExecResult> {
+    const rec = this.records.get(id)
+    const sandbox = this.sandboxes.get(id)
+    if (rec === undefined || rec.state !== 'running' || sandbox === undefined) throw new Error(`container ${id} is not running`)
+    if (argv.length === 0) throw new Error('exec needs a command')
+    const init = await sandbox.initPid()
+    if (init === undefined) throw new Error(`container ${id} is not running`)
+    const prog = await findInRoot(rec.root, argv[0] as string, rec.env.PATH ?? DEFAULT_PATH)
+    if (prog === undefined) return { exitCode: 127, stdout: '', stderr: `${argv[0]}: executable file not found in $PATH\n` }
+    const busybox = this.opts.tools?.busybox ?? '/usr/bin/busybox'
+    // The static busybox, because its applets (env) still run inside the root; env -i so that only the container's environment reaches the command.
+    const pairs = Object.entries(rec.env).map(([k, v]) => `${k}=${v}`)
+    const args = ['sh', '-c', EXEC_GATE, 'shoal-exec', busybox, 'nsenter', '-t', String(init), '-m', '-u', '-i', '-p', '-r', '-w',
+      '-S', String(rec.uid), '-G', String(rec.gid), '--', 'env', '-i', '--', ...pairs, prog, ...argv.slice(1)]
+    const child = spawn(busybox, args, { cwd: '/', env: { PATH: HOST_PATH }, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] })
+    const stdout = new ExecOutput()
+    const stderr = new ExecOutput()
+    child.stdout?.on('data', (b: Buffer) => { stdout.add(b) })
+    child.stderr?.on('data', (b: Buffer) => { stderr.add(b) })
+    const result = new Promise<ExecResult>(resolve => {
+      const timer = this.opts.clock.setTimeout(() => { if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL') }, timeoutMs)
+      child.once('error', err => {
+        this.opts.clock.clearTimeout(timer)
+        resolve({ exitCode: 126, stdout: stdout.text(), stderr: stderr.text() + err.message })
+      })
+      child.once('close', (code, signal) => {
+        this.opts.clock.clearTimeout(timer)
+        resolve({ exitCode: code ?? 128 + (signal === null ? 9 : constants.signals[signal]), stdout: stdout.text(), stderr: stderr.text() })
+      })
+    })
+    const gate = child.stdio[3]
+    if (child.pid !== undefined && gate !== null && gate !== undefined && 'write' in gate) {
+      gate.on('error', () => {})
+      try {
+        await sandbox.cgroup.addProcess(child.pid)
+        gate.end('go\n')
+      } catch (err) {
+        // The container is going away: the gate sees EOF and gives up.
+        gate.end()
+        stderr.add(Buffer.from(`cannot join the container's cgroup: ${(err as Error).message}\n`))
+      }
+    }
+    return await result
+  }
+
+  // ---- internals -----------------------------------------------------------
+
+  private containersDir (): string { return join(this.opts.dataDir, 'native', 'containers') }
+  private rootsDir (): string { return join(this.opts.dataDir, 'native', 'roots') }
+  private recordFile (id: string): string { return join(this.containersDir(), `${id}.json`) }
+
+  /** The image as the policy says, pulled at most once at a time; a failure is an ImagePullError with the registry's message. */
+  private async pull (reference: string, policy: PullPolicy | undefined, pullSecrets: readonly string[]): Promise<PulledImage> {
+    const key = `${reference}\0${policy ?? ''}\0${pullSecrets.join('\0')}`
+    let pulling = this.pulls.get(key)
+    if (pulling === undefined) {
+      const credentials = (registry: string): Credentials | undefined => {
+        for (const config of pullSecrets) {
+          try {
+            const found = credentialsFor(config, registry)
+            if (found !== undefined) return found
+          } catch {}
+        }
+        return undefined
+      }
+      pulling = this.puller.pull(reference, { credentials, ...(policy !== undefined ? { policy } : {}) })
+      this.pulls.set(key, pulling)
+      void pulling.then(() => { this.pulls.delete(key) }, () => { this.pulls.delete(key) })
+    }
+    try {
+      return await pulling
+    } catch (err) {
+      if (err instanceof PullError) throw new ImagePullError(err.reason, err.message)
+      if (err instanceof InvalidReferenceError) throw new ImagePullError('ErrImagePull', err.message)
+      throw new ImagePullError('ErrImagePull', `${reference}: ${(err as Error).message}`)
+    }
+  }
+
+  private async persist (rec: NativeRecord): Promise<void> {
+    const file = this.recordFile(rec.id)
+    await writeFile(`${file}.tmp`, JSON.stringify(rec), { mode: 0o600 })
+    await rename(`${file}.tmp`, file)
+  }
+
+  private markExited (rec: NativeRecord, exitCode: number, reason: string, message?: string): void {
+    Object.assign(rec, { state: 'exited', finishedAt: this.opts.clock.now(), exitCode, reason })
+    if (message !== undefined) rec.message = message
+  }
+
+  private async cannotRun (rec: NativeRecord, message: string): Promise<ContainerRecord> {
+    Object.assign(rec, { state: 'exited', finishedAt: rec.startedAt, exitCode: 128, reason: 'ContainerCannotRun', message })
+    this.records.set(rec.id, rec)
+    await this.persist(rec)
+    return publicRecord(rec)
+  }
+
+  private async finish (rec: NativeRecord, exit: SandboxExit): Promise<void> {
+    this.sandboxes.delete(rec.id)
+    if (rec.state === 'exited') return
+    this.markExited(rec, exit.exitCode, exit.reason, exit.message)
+    if (exit.cleanupError !== undefined) this.opts.log.warn({ event: 'kubelet.runtime.cgroup', id: rec.id, err: exit.cleanupError }, `container ${rec.id}: ${exit.cleanupError}`)
+    await this.persist(rec).catch(err => {
+      this.opts.log.warn({ event: 'kubelet.runtime.persist', id: rec.id, err: (err as Error).message }, `could not persist container ${rec.id}`)
+    })
+    if (this.records.get(rec.id) !== rec) return
+    for (const l of this.listeners) l(publicRecord(rec))
+  }
+}
+
+function signalGroup (pid: number, signal: NodeJS.Signals): void {
+  try { process.kill(-pid, signal) } catch {}
+}
+
+/** The container path of `name` in `root` along `path`, as the sandbox's setup finds a command; links are not followed on the host. */
+async function findInRoot (root: string, name: string, path: string): Promise<string | undefined> {
+  if (name.includes('=') || name === '') return undefined
+  if (name.includes('/')) return name
+  for (const dir of path.split(':')) {
+    if (!dir.startsWith('/') || dir.split('/').includes('..')) continue
+    try {
+      await lstat(join(root, dir, name))
+      return `${dir.replace(/\/+$/, '')}/${name}`
+    } catch {}
+  }
+  return undefined
+}
+
+/** SIGKILLs what is left in the cgroup shoal/<name> (a container of an earlier shoald), and removes it; how many processes it killed. */
+export async function killStale (layout: CgroupLayout, name: string, clock: Clock): Promise<number> {
+  const dirs = layout.version === 2
+    ? [join(layout.root, 'shoal', name)]
+    : [...new Set(Object.values(layout.mounts).map(m => join(m, 'shoal', name)))]
+  let killed = 0
+  for (let round = 0; round < 50; round++) {
+    const pids = new Set<number>()
+    for (const dir of dirs) {
+      const text = await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '')
+      for (const l of text.split('\n')) if (l !== '') pids.add(Number(l))
+    }
+    if (pids.size === 0) break
+    for (const pid of pids) {
+      try { process.kill(pid, 'SIGKILL'); killed++ } catch {}
+    }
+    await new Promise<void>(resolve => { clock.setTimeout(resolve, 20) })
+  }
+  for (const dir of dirs) await rmdir(dir).catch(() => {})
+  return killed
+}
+
+async function readWhole (file: string): Promise<Buffer> {
+  try { return await readFile(file) } catch { return Buffer.alloc(0) }
+}
+
+/** The last `lines` lines of `buf` (all of it when undefined). */
+function tailBytes (buf: Buffer, lines: number | undefined): Buffer {
+  if (lines === undefined) return buf
+  if (lines <= 0) return buf.subarray(buf.length)
+  let end = buf.length > 0 && buf[buf.length - 1] === 0x0a ? buf.length - 1 : buf.length
+  for (let seen = 0; ; seen++) {
+    const nl = buf.lastIndexOf(0x0a, end - 1)
+    if (nl < 0 || end === 0) return buf
+    if (seen + 1 === lines) return buf.subarray(nl + 1)
+    end = nl
+  }
+}
+
+/** The log's tail, then with `follow` what is appended, polled on `clock`, until `ended()` and nothing more is left. */
+async function * followLog (file: string, opts: { tailLines?: number, follow: boolean }, clock: Clock, ended: () => boolean): AsyncGenerator<Buffer> {
+  const backlog = await readWhole(file)
+  let position = backlog.length
+  const first = tailBytes(backlog, opts.tailLines)
+  if (first.length > 0) yield first
+  if (!opts.follow) return
+  for (let idle = 0; ; idle++) {
+    const exited = ended()
+    const size = await stat(file).then(s => s.size, () => 0)
+    if (size > position) {
+      const handle = await open(file, 'r')
+      try {
+        const buf = Buffer.alloc(Math.min(size - position, 64 * 1024))
+        const { bytesRead } = await handle.read(buf, 0, buf.length, position)
+        position += bytesRead
+        if (bytesRead > 0) yield buf.subarray(0, bytesRead)
+      } finally {
+        await handle.close()
+      }
+      continue
+    }
+    if (exited) return
+    await new Promise<void>(resolve => { clock.setTimeout(resolve, FOLLOW_POLL_MS) })
+  }
+}
