@@ -464,7 +464,17 @@ async function chooseRuntime (config: DaemonConfig, log: Logger, network: Cluste
   const docker = new DockerRuntime({ nodeName: config.name, dataDir: config.dataDir, clock: systemClock, log, dns: ns => network.podDns(ns), ...(config.pauseImage !== undefined ? { pauseImage: config.pauseImage } : {}) })
   if (!(await docker.available())) {
     if (config.runtime === 'docker') throw new Error(`--runtime docker: no Docker engine answers at ${where}`)
-    log.info({ event: 'kubelet.runtime', runtime: 'process', docker: where }, `no Docker engine at ${where}: pods run as processes`)
+    // auto: the native runtime when this host can run sandboxes, else host processes (trusted workloads only)
+    const host = checkSandboxHost()
+    if (host === true) {
+      try {
+        return nativeRuntime(config, log)
+      } catch (err) {
+        log.warn({ event: 'kubelet.runtime', runtime: 'process', docker: where, err: (err as Error).message }, `no Docker engine at ${where}, and ${(err as Error).message}: pods run as host processes`)
+        return undefined
+      }
+    }
+    log.warn({ event: 'kubelet.runtime', runtime: 'process', docker: where, native: host }, `no Docker engine at ${where}, and no native sandboxes (${host}): pods run as host processes, which suits trusted workloads only`)
     return undefined
   }
   log.info({ event: 'kubelet.runtime', runtime: 'docker', docker: where }, `pods run in the Docker engine at ${where}`)

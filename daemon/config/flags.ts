@@ -38,7 +38,11 @@ export interface DaemonConfig {
   podEvictionGraceMs: number
   /** where to write the CLI's config at first start; undefined for nowhere */
   clientConfig?: string
-  /** the pod runtime: docker, process, native (OCI images in sandboxes, no Docker), or auto (docker when an engine answers) */
+  /**
+   * the pod runtime: docker, native (OCI images in sandboxes, no Docker), process (host processes; `--runtime host`
+   * on the command line, `process` its older name), or auto (docker when an engine answers, else native when this
+   * host can run sandboxes, else host processes)
+   */
   runtime: 'auto' | 'docker' | 'process' | 'native'
   /** the Docker runtime's sandbox image; undefined for the built-in one */
   pauseImage?: string
@@ -61,7 +65,7 @@ export interface DaemonConfig {
   recover: boolean
 }
 
-export const RUNTIMES = ['auto', 'docker', 'process', 'native'] as const
+export const RUNTIMES = ['auto', 'docker', 'native', 'host', 'process'] as const
 
 export interface WatchFlags {
   /** open watches one token may hold on this peer */
@@ -158,7 +162,7 @@ export function buildCommand (): Command {
   cmd.addOption(new Option('--dead-voter-grace <duration>', 'how long a voter may be dead before autopilot replaces it').default('5s'))
   cmd.addOption(new Option('--snapshot-entries <n>', 'applied log entries between state snapshots').default('10000'))
   cmd.addOption(new Option('--pod-eviction-grace <duration>', 'how long a dead member\'s pods wait before they are replaced elsewhere').default('2s'))
-  cmd.addOption(new Option('--runtime <kind>', 'how pods run: docker, process, native (OCI images in sandboxes, without Docker; needs root), or auto (docker when an engine answers at DOCKER_HOST)').default('auto'))
+  cmd.addOption(new Option('--runtime <kind>', 'how pods run: docker, native (OCI images in sandboxes, without Docker; needs root), host (host processes, for trusted workloads only; also called process), or auto (docker when an engine answers at DOCKER_HOST, else native when this host can run sandboxes, else host)').default('auto'))
   cmd.addOption(new Option('--pause-image <image>', 'the Docker runtime\'s pod sandbox image (default: one Shoal makes, x86-64)'))
   cmd.addOption(new Option('--service-cidr <cidr>', 'the range Service addresses come from; read by the cluster\'s first leader only').default(undefined, '127.96.0.0/16, or 10.96.0.0/16 with the Docker runtime'))
   cmd.addOption(new Option('--pod-cidr <cidr>', 'the range pod addresses come from, a /24 per node; read by the cluster\'s first leader only').default(undefined, '127.64.0.0/10, or 10.128.0.0/10 with the Docker runtime'))
@@ -263,7 +267,7 @@ export function parseDaemonArgs (argv: string[]): DaemonConfig {
     kvMaxValueBytes,
     watchLimits,
     podEvictionGraceMs,
-    runtime: runtime as DaemonConfig['runtime'],
+    runtime: (runtime === 'host' ? 'process' : runtime) as DaemonConfig['runtime'],
     ...(pauseImage !== undefined ? { pauseImage } : {}),
     ...network,
     ...backups,
