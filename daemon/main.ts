@@ -414,7 +414,9 @@ async function buildNodeAgent (config: DaemonConfig, host: ShoalHost, membership
     write: writer.write,
     clock: systemClock,
     log,
-    hostIP: config.apiHost === '0.0.0.0' || config.apiHost === '::' ? '127.0.0.1' : config.apiHost
+    hostIP: config.apiHost === '0.0.0.0' || config.apiHost === '::' ? '127.0.0.1' : config.apiHost,
+    // The native runtime isolates pods, so which host paths they may mount is checked; the host runtime isolates nothing to check against.
+    ...(runtime instanceof NativeRuntime ? { allowHostPaths: config.allowHostPath } : {})
   })
   const podAccess = new PodAccess({ host, kubelet, store, nodeName: config.name, peerOf: peerOfNode, admitted: admittedBy(replicated.raft), log })
   return { runtime, network, proxy, tunnel, kubelet, podAccess }

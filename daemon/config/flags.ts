@@ -46,6 +46,12 @@ export interface DaemonConfig {
   runtime: 'auto' | 'docker' | 'process' | 'native'
   /** the Docker runtime's sandbox image; undefined for the built-in one */
   pauseImage?: string
+  /**
+   * the only host directories (absolute) that the native runtime lets pods
+   * mount as hostPath volumes, symbolic links resolved; empty: none. The
+   * process and Docker runtimes do not check it.
+   */
+  allowHostPath: string[]
   /** the cluster's service range (used by the first leader only); undefined: by runtime */
   serviceCidr?: string
   /** the cluster's pod range, split into a /24 per node (used by the first leader only); undefined: by runtime */
@@ -163,6 +169,7 @@ export function buildCommand (): Command {
   cmd.addOption(new Option('--snapshot-entries <n>', 'applied log entries between state snapshots').default('10000'))
   cmd.addOption(new Option('--pod-eviction-grace <duration>', 'how long a dead member\'s pods wait before they are replaced elsewhere').default('2s'))
   cmd.addOption(new Option('--runtime <kind>', 'how pods run: docker, native (OCI images in sandboxes, without Docker; needs root), host (host processes, for trusted workloads only; also called process), or auto (docker when an engine answers at DOCKER_HOST, else native when this host can run sandboxes, else host)').default('auto'))
+  cmd.addOption(new Option('--allow-host-path <dir>', 'with --runtime native: a directory whose files and subdirectories pods may mount as hostPath volumes (repeatable; default: none, and a pod mounting any other host path waits with CreateContainerConfigError); the host and Docker runtimes do not check it').argParser(collect))
   cmd.addOption(new Option('--pause-image <image>', 'the Docker runtime\'s pod sandbox image (default: one Shoal makes, x86-64)'))
   cmd.addOption(new Option('--service-cidr <cidr>', 'the range Service addresses come from; read by the cluster\'s first leader only').default(undefined, '127.96.0.0/16, or 10.96.0.0/16 with the Docker runtime'))
   cmd.addOption(new Option('--pod-cidr <cidr>', 'the range pod addresses come from, a /24 per node; read by the cluster\'s first leader only').default(undefined, '127.64.0.0/10, or 10.128.0.0/10 with the Docker runtime'))
@@ -208,7 +215,7 @@ function readConfigFile (path: string, known: Set<string>): Record<string, unkno
   const out: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(doc)) {
     if (!known.has(key) || key === 'config') throw new UsageError(`--config: ${path}: unknown option "${key}"`)
-    if (key === 'join' || key === 'listen' || key === 'dns-upstream') {
+    if (key === 'join' || key === 'listen' || key === 'dns-upstream' || key === 'allow-host-path') {
       const list = Array.isArray(value) ? value : [value]
       if (!list.every(v => typeof v === 'string')) throw new UsageError(`--config: ${path}: "${key}" must be a string or a list of strings`)
       out[camel(key)] = list
@@ -250,6 +257,10 @@ export function parseDaemonArgs (argv: string[]): DaemonConfig {
   const runtime = pick<string>('runtime')
   if (!(RUNTIMES as readonly string[]).includes(runtime)) throw new UsageError(`--runtime: "${runtime}" is not one of ${RUNTIMES.join(', ')}`)
   const pauseImage = pick<string | undefined>('pause-image')
+  const allowHostPath = (pick<string[] | undefined>('allow-host-path') ?? []).map(dir => {
+    if (dir === '' || dir.includes('\0')) throw new UsageError(`--allow-host-path: ${JSON.stringify(dir)} is not a directory`)
+    return resolve(dir)
+  })
   const network = parseNetworkFlags(pick)
   const backups = parseBackupFlags(pick, join)
   return {
@@ -269,6 +280,7 @@ export function parseDaemonArgs (argv: string[]): DaemonConfig {
     podEvictionGraceMs,
     runtime: (runtime === 'host' ? 'process' : runtime) as DaemonConfig['runtime'],
     ...(pauseImage !== undefined ? { pauseImage } : {}),
+    allowHostPath,
     ...network,
     ...backups,
     ...(clientConfig !== 'none' ? { clientConfig: resolve(clientConfig) } : {})

@@ -4,6 +4,8 @@
 // replace them and the scheduler binds the replacements elsewhere. The
 // Node's Ready condition itself is kept by ./nodes.ts.
 // May import: protocol/, daemon/clock, daemon/store/types.ts, ./framework.ts, daemon/workqueue.
+import type { Pod } from '../../protocol/core-v1.ts'
+import type { WatchEvent } from '../../protocol/k8s.ts'
 import { NODE, POD } from '../../protocol/kinds.ts'
 import { every } from '../clock/clock.ts'
 import type { Watch } from '../store/types.ts'
@@ -27,6 +29,9 @@ export class NodeLifecycleController implements Controller {
   private ctx: ControllerContext | undefined
   private queue: WorkQueue | undefined
   private watch: Watch | undefined
+  private podWatch: Watch | undefined
+  /** the pods bound to each node, by namespace/name: a node's eviction reads them, not every pod */
+  private readonly podsByNode = new Map<string, Map<string, Pod>>()
   private stopTimer: (() => void) | undefined
   /** when this leader first saw each Node with no member of its name */
   private readonly missingSince = new Map<string, number>()
@@ -41,6 +46,7 @@ export class NodeLifecycleController implements Controller {
     const queue = new WorkQueue({ clock: ctx.clock, log: ctx.log, name: this.name, reconcile: async node => await this.reconcile(node) })
     this.queue = queue
     this.watch = ctx.store.watch(NODE, {}, e => { if (e.type !== 'ERROR') queue.add(e.object.metadata.name ?? '') })
+    this.podWatch = ctx.store.watch(POD, {}, e => { this.onPod(e) })
     const tick = (): void => {
       const members = ctx.members()
       for (const m of members) if (m.state === 'dead' || m.state === 'left') queue.add(m.name)
@@ -54,9 +60,28 @@ export class NodeLifecycleController implements Controller {
   stop (): void {
     this.stopTimer?.()
     this.watch?.stop()
+    this.podWatch?.stop()
     this.queue?.stop()
     this.ctx = undefined
     this.missingSince.clear()
+    this.podsByNode.clear()
+  }
+
+  private onPod (e: WatchEvent<Pod>): void {
+    if (e.type !== 'ADDED' && e.type !== 'MODIFIED' && e.type !== 'DELETED') return
+    const key = `${e.object.metadata.namespace ?? ''}/${e.object.metadata.name ?? ''}`
+    const node = e.object.spec?.nodeName ?? ''
+    // a pod's node is set once, so a pod is only ever under one node
+    if (e.type === 'DELETED' || e.object.metadata.deletionTimestamp !== undefined || node === '') {
+      if (node === '') return
+      const pods = this.podsByNode.get(node)
+      pods?.delete(key)
+      if (pods?.size === 0) this.podsByNode.delete(node)
+      return
+    }
+    let pods = this.podsByNode.get(node)
+    if (pods === undefined) this.podsByNode.set(node, pods = new Map())
+    pods.set(key, e.object)
   }
 
   /** Deletes the pods of a node whose member is gone; false (retry) if a delete failed. */
@@ -83,8 +108,7 @@ export class NodeLifecycleController implements Controller {
   }
 
   private async evict (ctx: ControllerContext, node: string, why: string): Promise<boolean> {
-    const pods = ctx.store.list(POD, { fieldSelector: `spec.nodeName=${node}` }).items
-      .filter(p => p.metadata.deletionTimestamp === undefined)
+    const pods = [...(this.podsByNode.get(node)?.values() ?? [])]
     if (pods.length === 0) return true
     const results = await Promise.all(pods.map(async p => {
       const r = await ctx.write({ op: 'delete', ref: { group: '', resource: 'pods', namespace: p.metadata.namespace ?? 'default', name: p.metadata.name ?? '' }, now: ctx.now() })

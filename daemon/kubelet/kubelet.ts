@@ -95,6 +95,12 @@ export interface KubeletOptions {
   confirmContact?: (timeoutMs: number) => Promise<unknown>
   /** default STATEFUL_POD_FENCE_MS: every peer must use the same */
   fenceAfterMs?: number
+  /**
+   * The only host directories hostPath volumes may come from (the native
+   * runtime's --allow-host-path); a container mounting another waits with
+   * CreateContainerConfigError. Undefined: any (the process and Docker runtimes).
+   */
+  allowHostPaths?: readonly string[]
 }
 
 /** Whether a pod's name must never run twice (a StatefulSet's): its kubelet fences it, and confirms it stopped. */
@@ -179,7 +185,7 @@ export class Kubelet {
     // Pods start and stop side by side: one slow pod must not hold up the others.
     this.queue = new WorkQueue({ clock: opts.clock, log: opts.log, name: 'kubelet', reconcile: async key => await this.track(key), baseDelayMs: 200, maxDelayMs: 10_000, workers: 16 })
     this.prober = new Prober({ clock: opts.clock, log: opts.log, exec: async (id, argv, ms) => await this.runtime.exec(id, argv, ms), onChange: key => { this.queue.add(key) } })
-    this.volumes = new Volumes(opts.store, opts.dataDir, opts.clock)
+    this.volumes = new Volumes(opts.store, opts.dataDir, opts.clock, opts.allowHostPaths)
     this.events = new EventRecorder(opts.write, opts.clock)
   }
 
@@ -489,6 +495,7 @@ export class Kubelet {
     try {
       if (volumePaths === undefined) throw new VolumeError(volumeError ?? 'volumes not set up')
       mounts = this.volumes.mountsOf(c, volumePaths)
+      await this.volumes.checkHostPaths(pod, mounts)
       // As Kubernetes: HOSTNAME and the service variables first, so that the container's own env wins.
       const dns = this.opts.dns?.()
       env = { ...podEnv(this.opts.store, pod), ...(dns !== undefined ? { SHOAL_DNS: dns } : {}), ...resolveEnv(this.opts.store, pod, c, ip, this.opts.hostIP) }

@@ -13,11 +13,18 @@
 // come from a ProcessRuntime used for its sandboxes only (ipam.ts,
 // <dataDir>/pods/<uid>/), and the pod binds to its POD_IP. Logs are files,
 // <dataDir>/pods/<uid>/<container>/<attempt>.log, as the process runtime's
-// (not rotated yet). Records are persisted in <dataDir>/native/containers/;
-// containers are not yet adopted after a restart of shoald: one found running
-// is killed (its cgroup emptied) and recorded as exited, and the kubelet
-// starts it again. exec enters the container's namespaces and root with the
-// static busybox's nsenter, as the container's uid and gid, in its cgroup.
+// (not rotated yet), written by the container itself (its stdout and stderr
+// are the file), so output goes on while shoald is down. Records are
+// persisted in <dataDir>/native/containers/<id>.json, with the pid and start
+// time of the sandbox's gate; the gate writes the exit code to <id>.exit
+// there. A restarted shoald adopts a container still running
+// (sandbox.ts adoptSandbox: same id, log and cgroup; stop, exec and usage
+// work on it), polls for its gate's end, and then reports the exit code from
+// that file and the OOM kills from the cgroup, as for a child of its own. A
+// record of an older shoald without the gate's pid is not adopted: what is
+// left of it is killed, and the kubelet starts it again. exec enters the
+// container's namespaces and root with the static busybox's nsenter, as the
+// container's uid and gid, in its cgroup.
 // May import: protocol/, daemon/clock, daemon/log, daemon/image, ./runtime.ts,
 // ./process-runtime.ts, ./native/.
 import { spawn } from 'node:child_process'
@@ -38,7 +45,7 @@ import type { Credentials } from '../image/registry.ts'
 import type { Logger } from '../log/log.ts'
 import type { CgroupLayout } from './native/cgroups.ts'
 import { containerOf, DEFAULT_PIDS_LIMIT, hostnameOf, limitsOf, resolveArgv, resolveEnv, resolveUser, UserError } from './native/container-config.ts'
-import { DEFAULT_PATH, startSandbox } from './native/sandbox.ts'
+import { adoptSandbox, DEFAULT_PATH, startSandbox } from './native/sandbox.ts'
 import type { RunningSandbox, SandboxExit, SandboxTools } from './native/sandbox.ts'
 import { ProcessRuntime } from './process-runtime.ts'
 import { ExecOutput, ImagePullError } from './runtime.ts'
@@ -58,6 +65,8 @@ export interface NativeRuntimeOptions {
   pidsLimit?: number
   /** default: one over <dataDir>/images */
   puller?: ImagePuller
+  /** how often an adopted container (not our child) is checked for its end (default 250 ms) */
+  adoptPollMs?: number
 }
 
 interface NativeRecord extends ContainerRecord {
@@ -66,10 +75,15 @@ interface NativeRecord extends ContainerRecord {
   gid: number
   root: string
   logFile: string
+  /** where the sandbox's gate writes the exit code */
+  exitFile?: string
+  /** the gate's pid and start time (processStartTicks): how a restarted shoald finds the sandbox again */
+  gatePid?: number
+  gateStartTicks?: number
 }
 
 function publicRecord (r: NativeRecord): ContainerRecord {
-  const { env: _e, uid: _u, gid: _g, root: _r, logFile: _l, ...rec } = r
+  const { env: _e, uid: _u, gid: _g, root: _r, logFile: _l, exitFile: _x, gatePid: _p, gateStartTicks: _t, ...rec } = r
   return { ...rec }
 }
 
@@ -91,6 +105,7 @@ export class NativeRuntime implements Runtime {
   private readonly listeners: Array<(rec: ContainerRecord) => void> = []
   /** pulls under way, by reference and policy: two containers of one image pull it once */
   private readonly pulls = new Map<string, Promise<PulledImage>>()
+  private closed = false
 
   constructor (opts: NativeRuntimeOptions) {
     this.opts = opts
@@ -114,16 +129,29 @@ export class NativeRuntime implements Runtime {
         continue
       }
       this.records.set(rec.id, rec)
-      if (rec.state === 'running') {
-        // Not adopted (yet): what is left of it is killed, and the kubelet starts the container again.
+      if (rec.state !== 'running') continue
+      if (rec.gatePid === undefined || rec.gateStartTicks === undefined || rec.exitFile === undefined) {
+        // An older shoald's, with no way to learn its exit: what is left of it is killed, and the kubelet starts the container again.
         const killed = await killStale(this.opts.layout, rec.id, this.opts.clock)
-        this.markExited(rec, 137, 'Error', `shoald restarted; the native runtime does not adopt running containers yet${killed > 0 ? ` (killed ${killed} processes)` : ''}`)
+        this.markExited(rec, 137, 'Error', `shoald restarted; this container's record cannot be adopted${killed > 0 ? ` (killed ${killed} processes)` : ''}`)
         await this.persist(rec)
+        continue
       }
+      // Adopted, running or not: one that ended while shoald was down is found gone at once and reported as it ended.
+      const sandbox = adoptSandbox(this.opts.layout, { id: rec.id, pid: rec.gatePid, startTicks: rec.gateStartTicks, exitFile: rec.exitFile }, this.opts.clock, {
+        pollMs: this.opts.adoptPollMs ?? 250,
+        watching: () => !this.closed
+      })
+      this.watch(rec, sandbox)
+      this.opts.log.info({ event: 'kubelet.container.adopted', id: rec.id, pod: `${rec.podNamespace}/${rec.podName}`, container: rec.containerName, pid: rec.gatePid },
+        `adopted ${rec.podNamespace}/${rec.podName}/${rec.containerName} (sandbox ${rec.id}, pid ${rec.gatePid})`)
     }
   }
 
-  close (): void { this.pods.close() }
+  close (): void {
+    this.closed = true
+    this.pods.close()
+  }
 
   onExit (listener: (rec: ContainerRecord) => void): void { this.listeners.push(listener) }
 
@@ -144,7 +172,7 @@ export class NativeRuntime implements Runtime {
       id, podUid, podNamespace: pod.metadata.namespace ?? 'default', podName: pod.metadata.name ?? '',
       containerName: spec.name, attempt, state: 'running', startedAt: this.opts.clock.now(),
       imageID: `${image.reference.replace(/[:@][^/]*$/, '')}@${image.manifestDigest}`,
-      env: {}, uid: 0, gid: 0, root, logFile: join(dir, `${attempt}.log`)
+      env: {}, uid: 0, gid: 0, root, logFile: join(dir, `${attempt}.log`), exitFile: this.exitFile(id)
     }
     let sandbox: RunningSandbox
     try {
@@ -169,7 +197,8 @@ export class NativeRuntime implements Runtime {
           mounts: (start.mounts ?? []).map(m => ({ hostPath: m.hostPath, containerPath: m.mountPath, readOnly: m.readOnly })),
           limits: limitsOf(spec, this.opts.pidsLimit ?? DEFAULT_PIDS_LIMIT),
           stdout: fd,
-          stderr: fd
+          stderr: fd,
+          exitFile: this.exitFile(id)
         }, this.opts.clock, this.opts.tools)
       } finally {
         closeSync(fd)
@@ -178,11 +207,9 @@ export class NativeRuntime implements Runtime {
       if (err instanceof UserError) return await this.cannotRun(rec, err.message)
       return await this.cannotRun(rec, `${(err as Error).name}: ${(err as Error).message}`)
     }
+    Object.assign(rec, { gatePid: sandbox.pid, gateStartTicks: sandbox.startTicks })
     this.records.set(id, rec)
-    this.sandboxes.set(id, sandbox)
-    this.finished.set(id, sandbox.exited.then(async exit => { await this.finish(rec, exit) }, async (err: Error) => {
-      await this.finish(rec, { exitCode: 128, oomKilled: false, reason: 'Error', message: err.message, usage: { memoryBytes: 0, cpuNanos: 0 } })
-    }))
+    this.watch(rec, sandbox)
     await this.persist(rec)
     this.opts.log.debug({ event: 'kubelet.container.started', id, pod: `${rec.podNamespace}/${rec.podName}`, container: spec.name, attempt, pid: sandbox.pid, uid: rec.uid },
       `started ${rec.podNamespace}/${rec.podName}/${spec.name} in a sandbox (pid ${sandbox.pid}, uid ${rec.uid})`)
@@ -204,6 +231,7 @@ export class NativeRuntime implements Runtime {
     this.records.delete(id)
     this.finished.delete(id)
     await rm(this.recordFile(id), { force: true })
+    await rm(this.exitFile(id), { force: true })
     await rm(rec.logFile, { force: true })
     // Nothing is mounted in it on the host (the sandbox's mounts lived in its own namespace), and rm does not follow links.
     await rm(rec.root, { recursive: true, force: true })
@@ -275,6 +303,15 @@ export class NativeRuntime implements Runtime {
   private containersDir (): string { return join(this.opts.dataDir, 'native', 'containers') }
   private rootsDir (): string { return join(this.opts.dataDir, 'native', 'roots') }
   private recordFile (id: string): string { return join(this.containersDir(), `${id}.json`) }
+  private exitFile (id: string): string { return join(this.containersDir(), `${id}.exit`) }
+
+  /** Tracks a started or adopted sandbox until its exit is recorded. */
+  private watch (rec: NativeRecord, sandbox: RunningSandbox): void {
+    this.sandboxes.set(rec.id, sandbox)
+    this.finished.set(rec.id, sandbox.exited.then(async exit => { await this.finish(rec, exit) }, async (err: Error) => {
+      await this.finish(rec, { exitCode: 128, oomKilled: false, reason: 'Error', message: err.message, usage: { memoryBytes: 0, cpuNanos: 0 } })
+    }))
+  }
 
   /** The image as the policy says, pulled at most once at a time; a failure is an ImagePullError with the registry's message. */
   private async pull (reference: string, policy: PullPolicy | undefined, pullSecrets: readonly string[]): Promise<PulledImage> {

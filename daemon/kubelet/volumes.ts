@@ -12,7 +12,11 @@
 // and in the volume it only makes links and unlinks names (an unlink never
 // follows a link), leaving alone any directory at a key's name that it did
 // not make. A ConfigMap or Secret deleted later leaves the files as they
-// are. hostPath: the path itself (created for DirectoryOrCreate). A runtime
+// are. hostPath: the path itself (created for DirectoryOrCreate). Given an
+// allowlist (the native runtime's --allow-host-path), a container may mount a
+// hostPath only under one of its directories, symbolic links resolved and no
+// `..` in the path, else it waits with CreateContainerConfigError; nothing is
+// created outside them. A runtime
 // turns each Mount into what it can: the process runtime links it into the
 // container's working directory; Docker binds it, read-only for configMap
 // and secret volumes. (The process runtime runs pods as the daemon's user,
@@ -22,8 +26,8 @@
 import { CONFIG_MAP, SECRET } from '../../protocol/kinds.ts'
 import { createHash } from 'node:crypto'
 import { constants } from 'node:fs'
-import { chmod, lstat, mkdir, mkdtemp, open, readdir, readlink, rename, rm, symlink, unlink } from 'node:fs/promises'
-import { basename, join, normalize, relative } from 'node:path'
+import { chmod, lstat, mkdir, mkdtemp, open, readdir, readlink, realpath, rename, rm, symlink, unlink } from 'node:fs/promises'
+import { basename, dirname, join, normalize, relative } from 'node:path'
 import type { Container, KeyToPath, Pod, Volume } from '../../protocol/core-v1.ts'
 import { isUid } from '../../protocol/validation.ts'
 import type { Clock } from '../clock/clock.ts'
@@ -38,6 +42,41 @@ type Payload = Map<string, { content: Buffer, mode: number }>
 
 export class VolumeError extends Error {
   override name = 'VolumeError'
+}
+
+/** The path with its symbolic links resolved; for a path not there (yet), its nearest existing ancestor's, with the rest appended. */
+async function resolveHostPath (path: string): Promise<string> {
+  const rest: string[] = []
+  for (let at = path; ; at = dirname(at)) {
+    try {
+      return join(await realpath(at), ...rest)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || at === '/') throw err
+      rest.unshift(basename(at))
+    }
+  }
+}
+
+/**
+ * Why hostPath `path` may not be used under `allowed` (the --allow-host-path
+ * directories), in one line; undefined when it may: it has no `..` element,
+ * and with symbolic links resolved it is one of them or lies under one.
+ */
+export async function hostPathRefusal (path: string, allowed: readonly string[]): Promise<string | undefined> {
+  const flag = `--allow-host-path (${allowed.length === 0 ? 'none is allowed' : `allowed: ${allowed.join(', ')}`})`
+  if (!path.startsWith('/') || path.split('/').includes('..')) return `hostPath "${path}" must be an absolute path without "..", under a directory given with ${flag}`
+  let real: string
+  try {
+    real = await resolveHostPath(path)
+  } catch (err) {
+    return `hostPath "${path}" cannot be resolved (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); it must lie under a directory given with ${flag}`
+  }
+  for (const dir of allowed) {
+    const base = await realpath(dir).catch(() => undefined)
+    if (base === undefined) continue
+    if (real === base || real.startsWith(base === '/' ? '/' : `${base}/`)) return undefined
+  }
+  return `hostPath "${path}"${real !== path ? ` (${real})` : ''} is not under a directory given with ${flag}`
 }
 
 const DATA = '..data'
@@ -101,11 +140,14 @@ export class Volumes {
   private readonly written = new Map<string, { digest: string, dir: string }>()
   /** configMap and secret volume directories, which containers mount read-only */
   private readonly projected = new Set<string>()
+  /** the only directories hostPath volumes may come from; undefined: any */
+  private readonly allowHostPaths: readonly string[] | undefined
 
-  constructor (store: StoreReader, dataDir: string, clock: Pick<Clock, 'now'>) {
+  constructor (store: StoreReader, dataDir: string, clock: Pick<Clock, 'now'>, allowHostPaths?: readonly string[]) {
     this.store = store
     this.dataDir = dataDir
     this.clock = clock
+    this.allowHostPaths = allowHostPaths
   }
 
   /** The host directory of each of the pod's volumes, set up or refreshed; throws VolumeError when one cannot be. */
@@ -119,7 +161,9 @@ export class Volumes {
       if (v.hostPath !== undefined) {
         const path = v.hostPath.path
         if (!path.startsWith('/')) throw new VolumeError(`hostPath "${path}" of volume "${v.name}" is not absolute`)
-        if (v.hostPath.type === 'DirectoryOrCreate') await mkdir(path, { recursive: true })
+        // A refused path is not made; checkHostPaths says why when a container mounts it.
+        const refused = this.allowHostPaths !== undefined && await hostPathRefusal(path, this.allowHostPaths) !== undefined
+        if (v.hostPath.type === 'DirectoryOrCreate' && !refused) await mkdir(path, { recursive: true })
         paths.set(v.name, path)
       } else if (v.emptyDir !== undefined) {
         await this.realDir(uid, name)
@@ -292,6 +336,17 @@ export class Volumes {
       this.written.delete(dir)
     }
     await rm(volumes, { recursive: true, force: true })
+  }
+
+  /** With an allowlist, throws VolumeError (a config error) for the first of the container's mounts of a hostPath volume that it does not allow. */
+  async checkHostPaths (pod: Pod, mounts: readonly Mount[]): Promise<void> {
+    if (this.allowHostPaths === undefined) return
+    for (const m of mounts) {
+      const volume = (pod.spec?.volumes ?? []).find(v => v.name === m.name)
+      if (volume?.hostPath === undefined) continue
+      const why = await hostPathRefusal(m.hostPath, this.allowHostPaths)
+      if (why !== undefined) throw new VolumeError(`volume "${m.name}": ${why}`)
+    }
   }
 
   /** The container's mounts over the pod's volume paths; throws VolumeError for a mount of an unknown volume. ConfigMaps and Secrets are always read-only. */

@@ -9,7 +9,8 @@
 // image's and the peer's data directory is out of reach; a configMap volume
 // is mounted read-only; a wrong pull secret leaves the container waiting
 // with ErrImagePull / ImagePullBackOff and the registry's words, the right
-// one runs. Without root, a usable sandbox host or docker-registry the tests
+// one runs; a restarted shoald adopts the running container. Without root,
+// a usable sandbox host or docker-registry the tests
 // are skipped (failed in CI). Every container's cgroup is emptied and
 // removed in teardown (a SIGKILLed shoald leaves its sandboxes running).
 import test from 'ava'
@@ -246,23 +247,24 @@ nativeTest('command, env, workingDir and an explicit runAsUser: 0 as Kubernetes 
   t.is(terminated.exitCode, 137)
 })
 
-nativeTest('a restarted shoald does not adopt its sandboxes yet: it kills what is left and the kubelet starts the container again', async t => {
+nativeTest('a restarted shoald adopts its sandboxes: the same container keeps serving, and exec still enters it', async t => {
   t.timeout(60_000)
   const before = await running('web')
-  const oldId = String(before.status.containerStatuses[0].containerID).replace(/^native:\/\//, '')
+  const containerID = before.status.containerStatuses[0].containerID
   await peer!.kill()
   peer = await restartPeer(peer!)
-  const after = await waitFor('web running in a new container', async () => {
-    const p = (await api(peer!, 'GET', '/api/v1/namespaces/default/pods/web')).body
-    const s = p.status?.containerStatuses?.[0]
-    return s?.state?.running !== undefined && s.containerID !== before.status.containerStatuses[0].containerID && p
-  }, 30_000, 200)
+  const id = String(containerID).replace(/^native:\/\//, '')
+  await waitFor('web adopted', () => peer!.events().some(e => e.event === 'kubelet.container.adopted' && e.id === id), 30_000, 100)
+  const after = await running('web')
+  t.is(after.status.containerStatuses[0].containerID, containerID, 'the same container')
+  t.is(after.status.containerStatuses[0].restartCount, before.status.containerStatuses[0].restartCount)
   t.is(after.status.podIP, before.status.podIP, 'the pod keeps its address')
-  const cgroups = layout!.version === 2 ? [join(layout!.root, 'shoal', oldId)] : Object.values(layout!.mounts).map(m => join(m, 'shoal', oldId))
-  t.false(cgroups.some(d => existsSync(d)), 'the old container\'s cgroup is gone')
   const body = await waitFor('HTTP at POD_IP:8080', async () => {
     const res = await fetch(`http://${after.status.podIP}:8080/`, { signal: AbortSignal.timeout(2000) })
     return res.ok && await res.text()
   }, 10_000, 200)
   t.is(body, INDEX)
+  const hostname = await exec('web', 'hostname')
+  t.is(hostname.exitCode, 0, hostname.stderr)
+  t.is(hostname.stdout.trim(), 'web')
 })

@@ -74,6 +74,8 @@ test('a dead member\'s pods are deleted after the grace period, a live one\'s ar
   h.create(pod('on-n2', { nodeName: 'n2' }))
   const ctrl = new NodeLifecycleController({ evictionGraceMs: 2000, intervalMs: 100 })
   ctrl.start(controllerContext(h, clock, members))
+  // bound after the controller started: found through its watch
+  h.create(pod('late-on-n2', { nodeName: 'n2' }))
   clock.advance(500)
   await settle()
   t.truthy(h.store.get(POD, 'default', 'on-n2'), 'within the grace period the pod stays')
@@ -82,6 +84,7 @@ test('a dead member\'s pods are deleted after the grace period, a live one\'s ar
   clock.advance(200)
   await settle()
   t.is(h.store.get(POD, 'default', 'on-n2'), undefined, 'after it, the dead node\'s pod is gone')
+  t.is(h.store.get(POD, 'default', 'late-on-n2'), undefined, 'and one bound to it later')
   t.truthy(h.store.get(POD, 'default', 'on-n1'), 'the live node\'s pod stays')
   ctrl.stop()
 })

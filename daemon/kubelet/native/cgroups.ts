@@ -157,7 +157,7 @@ async function isEmpty (dir: string): Promise<boolean> {
   return ((await readOptional(join(dir, 'cgroup.procs'))) ?? '').trim() === ''
 }
 
-/** One container's cgroup. Make it with Cgroup.create; it is gone after remove(). */
+/** One container's cgroup. Make it with Cgroup.create (or find an existing one with Cgroup.open); it is gone after remove(). */
 export class Cgroup {
   readonly layout: CgroupLayout
   readonly name: string
@@ -201,6 +201,16 @@ export class Cgroup {
       throw err
     }
     return cg
+  }
+
+  /**
+   * The existing cgroup shoal/<name>, as a restarted shoald finds the one of a
+   * container it adopts: nothing is created or written (exists() tells
+   * whether it is still there).
+   */
+  static open (layout: CgroupLayout, name: string): Cgroup {
+    if (!isCgroupName(name)) throw new CgroupError(`${JSON.stringify(name)} is not a cgroup name`)
+    return new Cgroup(layout, name)
   }
 
   /** The directory of a v1 controller, or the one v2 directory. */

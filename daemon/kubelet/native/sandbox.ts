@@ -9,6 +9,11 @@
 // namespace is the host's (pods use loopback addresses, ipam.ts).
 // When the process ends its exit code, whether the OOM killer struck in its
 // cgroup, and its final usage are reported; the cgroup is then removed.
+// A sandbox outlives the shoald that started it: it runs in a session of its
+// own, its output goes to the file descriptors it was given (not through
+// shoald), and its gate writes the exit code to the spec's exit file.
+// adoptSandbox takes one over again after a restart, by its gate's pid and
+// start time (so a reused pid is not taken for it), polling for its end.
 // Needs root, util-linux's `unshare`, and a statically linked busybox
 // (checkSandboxHost says what is missing). Used by ../native-runtime.ts.
 // May import: daemon/clock, ./cgroups.ts, ./rootfs.ts, ./setup-script.ts.
@@ -53,6 +58,16 @@ export interface SandboxSpec {
   /** file descriptors for the workload's stdout and stderr; without one, a pipe (RunningSandbox.stdout/stderr) */
   stdout?: number
   stderr?: number
+  /** a host file, outside the root, that the gate truncates now and writes the workload's exit code to when it ends (default: none) */
+  exitFile?: string
+}
+
+/** What a restarted runtime knows of a sandbox it started earlier (RunningSandbox's id, pid, startTicks and the spec's exitFile). */
+export interface AdoptedSandbox {
+  id: string
+  pid: number
+  startTicks: number
+  exitFile: string
 }
 
 export interface SandboxTools {
@@ -71,7 +86,7 @@ export interface SandboxExit {
   oomKilled: boolean
   /** Kubernetes' reasons: OOMKilled, Completed, Error, or StartError when setup failed before the workload ran */
   reason: 'OOMKilled' | 'Completed' | 'Error' | 'StartError'
-  /** why setup failed (StartError) */
+  /** why setup failed (StartError), or why the exit code is a guess (an adopted sandbox killed before it could record it) */
   message?: string
   /** usage read just before the cgroup was removed */
   usage: CgroupUsage
@@ -170,11 +185,30 @@ async function sleep (clock: Clock, ms: number): Promise<void> {
   await new Promise<void>(resolve => { clock.setTimeout(resolve, ms) })
 }
 
-/** A started sandbox. `exited` settles once the process is gone and its cgroup removed. */
+/**
+ * When the process started, in clock ticks since boot (/proc/<pid>/stat's
+ * starttime): with the pid, it names one process, even once the pid is
+ * reused. Undefined when there is no such process, or it is a zombie.
+ */
+export async function processStartTicks (pid: number): Promise<number | undefined> {
+  if (!Number.isInteger(pid) || pid <= 0) return undefined
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+  const close = stat.lastIndexOf(')')
+  if (close < 0) return undefined
+  // After the command's ')': state is field 3, starttime field 22.
+  const fields = stat.slice(close + 2).split(' ')
+  if (fields[0] === 'Z' || fields[0] === 'X') return undefined
+  const ticks = Number(fields[19])
+  return Number.isInteger(ticks) ? ticks : undefined
+}
+
+/** A started (or adopted) sandbox. `exited` settles once the process is gone and its cgroup removed. */
 export class RunningSandbox {
   readonly id: string
-  /** the host pid of the process that waits for the container (unshare) */
+  /** the host pid of the gate, the process that waits for the container (unshare) and records its exit */
   readonly pid: number
+  /** the gate's start time (processStartTicks), to find it again after a restart */
+  readonly startTicks: number
   readonly cgroup: Cgroup
   readonly exited: Promise<SandboxExit>
   /** true once setup is done and the workload is being exec'd; false if the sandbox ended before */
@@ -185,14 +219,15 @@ export class RunningSandbox {
   private readonly clock: Clock
   private done = false
 
-  constructor (id: string, child: ChildProcess, cgroup: Cgroup, exited: Promise<SandboxExit>, started: Promise<boolean>, clock: Clock) {
+  constructor (id: string, gate: { pid: number, startTicks: number, stdout: Readable | null, stderr: Readable | null }, cgroup: Cgroup, exited: Promise<SandboxExit>, started: Promise<boolean>, clock: Clock) {
     this.id = id
     this.started = started
-    this.pid = child.pid as number
+    this.pid = gate.pid
+    this.startTicks = gate.startTicks
     this.cgroup = cgroup
     this.exited = exited
-    this.stdout = child.stdout
-    this.stderr = child.stderr
+    this.stdout = gate.stdout
+    this.stderr = gate.stderr
     this.clock = clock
     void exited.then(() => { this.done = true }, () => { this.done = true })
   }
@@ -262,19 +297,30 @@ export async function startSandbox (layout: CgroupLayout, spec: SandboxSpec, clo
   const args = setupArgv({ root, hostname: spec.hostname, uid: spec.uid, gid: spec.gid, workingDir, path: env.PATH, mounts, env, argv: spec.argv })
   const unshare = tools.unshare ?? '/usr/bin/unshare'
   const busybox = tools.busybox ?? '/usr/bin/busybox'
+  const exitFd = spec.exitFile !== undefined ? openSync(spec.exitFile, 'w', 0o600) : undefined
 
-  const cgroup = await Cgroup.create(layout, spec.id, spec.limits)
+  let cgroup: Cgroup
+  try {
+    cgroup = await Cgroup.create(layout, spec.id, spec.limits)
+  } catch (err) {
+    if (exitFd !== undefined) closeSync(exitFd)
+    throw err
+  }
   let child: ChildProcess
   try {
     // The environment of host-side tools is ours, never the container's (LD_PRELOAD and the like would run as root on the host).
+    // A session of its own: a signal to shoald's process group (a terminal's ^C) does not reach the container, which outlives shoald.
     child = spawn(busybox, ['sh', '-c', GATE, 'shoal-gate', unshare, busybox, SETUP, ...args], {
       cwd: '/',
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
-      stdio: ['ignore', spec.stdout ?? 'pipe', spec.stderr ?? 'pipe', 'pipe', 'pipe']
+      detached: true,
+      stdio: ['ignore', spec.stdout ?? 'pipe', spec.stderr ?? 'pipe', 'pipe', 'pipe', exitFd ?? 'ignore']
     })
   } catch (err) {
     await cgroup.remove(clock)
     throw new SandboxError(`sandbox ${spec.id}: cannot start ${busybox}: ${(err as Error).message}`)
+  } finally {
+    if (exitFd !== undefined) closeSync(exitFd)
   }
   if (child.pid === undefined) {
     const message = await new Promise<string>(resolve => child.once('error', err => { resolve(err.message) }))
@@ -299,11 +345,15 @@ export async function startSandbox (layout: CgroupLayout, spec: SandboxSpec, clo
   const ended = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => {
     child.once('exit', (code, signal) => { resolve({ code, signal }) })
   })
-  const exited = Promise.all([ended, statusEnded]).then(async ([{ code, signal }]) => await finish(cgroup, clock, code, signal, status.join('')))
+  const exited = Promise.all([ended, statusEnded]).then(async ([{ code, signal }]) => await finish(cgroup, clock, code, signal, status.join('').split('\n').includes('ready') ? true : status.join('')))
   void exited.then(() => { markStarted(false) }, () => { markStarted(false) })
 
+  let startTicks: number | undefined
   try {
     await cgroup.addProcess(child.pid)
+    // The gate waits for `go`, so this pid is still it.
+    startTicks = await processStartTicks(child.pid)
+    if (startTicks === undefined) throw new SandboxError(`sandbox ${spec.id}: cannot read /proc/${child.pid}/stat`)
   } catch (err) {
     child.kill('SIGKILL')
     await exited.catch(() => {})
@@ -314,19 +364,46 @@ export async function startSandbox (layout: CgroupLayout, spec: SandboxSpec, clo
   // Should the gate have died already, the write fails (EPIPE) and the exit reports it.
   gate.on('error', () => {})
   gate.end('go\n')
-  return new RunningSandbox(spec.id, child, cgroup, exited, started, clock)
+  return new RunningSandbox(spec.id, { pid: child.pid, startTicks, stdout: child.stdout, stderr: child.stderr }, cgroup, exited, started, clock)
 }
 
-/** Turns the ended process into a SandboxExit, and removes the cgroup. */
-async function finish (cgroup: Cgroup, clock: Clock, code: number | null, signal: NodeJS.Signals | null, status: string): Promise<SandboxExit> {
+/**
+ * Takes over a sandbox that an earlier shoald started (its gate is not our
+ * child): `exited` settles once its gate is gone (polled every `pollMs`),
+ * with the exit code the gate wrote to the exit file (137 and a message when
+ * there is none: the gate was SIGKILLed), the OOM kills and usage read from
+ * its cgroup, which is then removed. A sandbox found already gone settles at
+ * once. Polling stops, and `exited` stays pending, once `watching()` is false.
+ * The workload is taken to have started (setup's status channel died with
+ * the earlier shoald).
+ */
+export function adoptSandbox (layout: CgroupLayout, found: AdoptedSandbox, clock: Clock, opts: { pollMs?: number, watching?: () => boolean } = {}): RunningSandbox {
+  const cgroup = Cgroup.open(layout, found.id)
+  const pollMs = opts.pollMs ?? 250
+  const watching = opts.watching ?? (() => true)
+  const exited = (async (): Promise<SandboxExit> => {
+    while (await processStartTicks(found.pid) === found.startTicks) {
+      if (!watching()) return await new Promise<SandboxExit>(() => {})
+      await sleep(clock, pollMs)
+    }
+    const text = (await readFile(found.exitFile, 'utf8').catch(() => '')).trim()
+    const known = /^\d{1,3}$/.test(text)
+    const exit = await finish(cgroup, clock, known ? Number(text) : 137, null, true)
+    if (!known) exit.message = 'the container ended without recording its exit status (killed)'
+    return exit
+  })()
+  return new RunningSandbox(found.id, { pid: found.pid, startTicks: found.startTicks, stdout: null, stderr: null }, cgroup, exited, Promise.resolve(true), clock)
+}
+
+/** Turns the ended process into a SandboxExit, and removes the cgroup. `status` is true once setup said `ready`, else what it said. */
+async function finish (cgroup: Cgroup, clock: Clock, code: number | null, signal: NodeJS.Signals | null, status: true | string): Promise<SandboxExit> {
   // The namespace's pid 1 is gone, so the kernel has killed the rest; make sure before reading the final numbers.
   await cgroup.killAll(clock)
   const usage = await cgroup.usage().catch(() => ({ memoryBytes: 0, cpuNanos: 0 }))
   const oom = await cgroup.oomEvents().catch(() => ({ oomKills: 0, limitHits: 0 }))
   const cleanupError = await cgroup.remove(clock).then(() => undefined, (err: Error) => err.message)
   const exitCode = code ?? (signal !== null ? 128 + signalNumber(signal) : 128)
-  const started = status.split('\n').includes('ready')
-  if (!started) {
+  if (status !== true) {
     const message = status.trim() || `the sandbox ended before its workload started (exit ${exitCode})`
     return { exitCode: 128, oomKilled: false, reason: 'StartError', message, usage, ...(cleanupError !== undefined ? { cleanupError } : {}) }
   }

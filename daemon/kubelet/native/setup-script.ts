@@ -7,9 +7,16 @@
 //
 // 1. GATE runs on the host, in the container's cgroup-to-be. It blocks on
 //    fd 3 until the runtime has written its pid to every cgroup.procs and
-//    then `go`: whatever it execs (unshare, the setup, the workload)
+//    then `go`: whatever it starts (unshare, the setup, the workload)
 //    inherits the cgroup, so no instruction of the workload runs outside it.
 //    EOF instead of `go` (the runtime died or gave up) ends it with 125.
+//    It then waits for unshare (which exits as the workload did) and writes
+//    that exit status to fd 5, the exit file (opened by the runtime, closed
+//    for unshare and all below it), before it exits with it: a restarted
+//    shoald, whose child the gate is not, learns the workload's exit code
+//    there. TERM, INT and HUP are caught (not ignored, which its children
+//    would inherit) so that a stray signal cannot keep it from writing; only
+//    SIGKILL can, and a missing file then means "killed".
 // 2. SETUP is the first process (pid 1) of new mount, PID, UTS and IPC
 //    namespaces (util-linux `unshare --fork`; mount propagation private). It
 //    bind-mounts the root onto itself, mounts a fresh /proc (its sys and
@@ -29,12 +36,21 @@
 //    4 and exits 125.
 // May import: nothing outside this folder.
 
+/**
+ * Positional parameters: unshare, busybox, SETUP, then SETUP's own
+ * (setupArgv). The exit file is a descriptor, never a path in the
+ * arguments, so that no mix-up of arguments can make it write elsewhere.
+ */
 export const GATE = [
+  'trap : TERM INT HUP',
   'read -r go <&3 || exit 125',
   '[ "$go" = go ] || exit 125',
   'exec 3<&-',
   'U=$1 B=$2 S=$3; shift 3',
-  'exec "$U" --mount --uts --ipc --pid --fork --kill-child --propagation private -- "$B" sh -c "$S" shoal-setup "$@"'
+  '"$U" --mount --uts --ipc --pid --fork --kill-child --propagation private -- "$B" sh -c "$S" shoal-setup "$@" 5>&-',
+  'c=$?',
+  'echo "$c" >&5',
+  'exit "$c"'
 ].join('\n')
 
 export const SETUP = `
