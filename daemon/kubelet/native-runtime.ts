@@ -30,7 +30,7 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { closeSync, openSync } from 'node:fs'
-import { lstat, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises'
+import { lstat, mkdir, open, readFile, rm, rmdir, stat } from 'node:fs/promises'
 import { constants } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -43,6 +43,7 @@ import { InvalidReferenceError } from '../image/reference.ts'
 import { credentialsFor, PullError } from '../image/registry.ts'
 import type { Credentials } from '../image/registry.ts'
 import type { Logger } from '../log/log.ts'
+import { loadRecords, saveRecord } from './records.ts'
 import type { CgroupLayout } from './native/cgroups.ts'
 import { containerOf, DEFAULT_PIDS_LIMIT, hostnameOf, limitsOf, resolveArgv, resolveEnv, resolveUser, UserError } from './native/container-config.ts'
 import { adoptSandbox, DEFAULT_PATH, startSandbox } from './native/sandbox.ts'
@@ -119,15 +120,7 @@ export class NativeRuntime implements Runtime {
     await this.pods.init()
     await mkdir(this.containersDir(), { recursive: true })
     await mkdir(this.rootsDir(), { recursive: true })
-    for (const file of await readdir(this.containersDir())) {
-      if (!file.endsWith('.json')) continue
-      let rec: NativeRecord
-      try {
-        rec = JSON.parse(await readFile(join(this.containersDir(), file), 'utf8')) as NativeRecord
-      } catch (err) {
-        this.opts.log.warn({ event: 'kubelet.runtime.bad-record', file, err: (err as Error).message }, `ignoring unreadable container record ${file}`)
-        continue
-      }
+    for (const rec of await loadRecords<NativeRecord>(this.containersDir(), this.opts.log)) {
       this.records.set(rec.id, rec)
       if (rec.state !== 'running') continue
       if (rec.gatePid === undefined || rec.gateStartTicks === undefined || rec.exitFile === undefined) {
@@ -341,9 +334,7 @@ export class NativeRuntime implements Runtime {
   }
 
   private async persist (rec: NativeRecord): Promise<void> {
-    const file = this.recordFile(rec.id)
-    await writeFile(`${file}.tmp`, JSON.stringify(rec), { mode: 0o600 })
-    await rename(`${file}.tmp`, file)
+    await saveRecord(this.recordFile(rec.id), rec)
   }
 
   private markExited (rec: NativeRecord, exitCode: number, reason: string, message?: string): void {

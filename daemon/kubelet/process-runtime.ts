@@ -16,7 +16,7 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs'
-import { copyFile, lstat, mkdir, open, readdir, readFile, rename, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises'
+import { copyFile, lstat, mkdir, open, readdir, readFile, rm, stat, symlink, truncate } from 'node:fs/promises'
 import { constants } from 'node:os'
 import { dirname, join, normalize } from 'node:path'
 import { Readable } from 'node:stream'
@@ -25,6 +25,7 @@ import { isUid } from '../../protocol/validation.ts'
 import { every } from '../clock/clock.ts'
 import type { Clock, TimerHandle } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
+import { loadRecords, saveRecord } from './records.ts'
 import { defaultPodCidr, Ipam } from './ipam.ts'
 import { ExecOutput } from './runtime.ts'
 import type { ContainerRecord, ContainerSpec, ExecResult, Mount, Runtime, StartOptions } from './runtime.ts'
@@ -116,15 +117,7 @@ export class ProcessRuntime implements Runtime {
   async init (): Promise<void> {
     await mkdir(this.containersDir(), { recursive: true })
     await this.ipam.load()
-    for (const file of await readdir(this.containersDir())) {
-      if (!file.endsWith('.json')) continue
-      let rec: Persisted
-      try {
-        rec = JSON.parse(await readFile(join(this.containersDir(), file), 'utf8')) as Persisted
-      } catch (err) {
-        this.opts.log.warn({ event: 'kubelet.runtime.bad-record', file, err: (err as Error).message }, `ignoring unreadable container record ${file}`)
-        continue
-      }
+    for (const rec of await loadRecords<Persisted>(this.containersDir(), this.opts.log)) {
       this.records.set(rec.id, rec)
       if (rec.state === 'running' && !alive(rec.pid ?? 0, rec.argv)) await this.finish(rec, undefined)
     }
@@ -284,9 +277,7 @@ export class ProcessRuntime implements Runtime {
   }
 
   private async persist (rec: Persisted): Promise<void> {
-    const file = this.recordFile(rec.id)
-    await writeFile(`${file}.tmp`, JSON.stringify(rec), { mode: 0o600 })
-    await rename(`${file}.tmp`, file)
+    await saveRecord(this.recordFile(rec.id), rec)
   }
 
   private async cannotRun (rec: Persisted, message: string): Promise<ContainerRecord> {

@@ -11,20 +11,19 @@
 // a usable sandbox host or docker-registry the tests are skipped (failed in
 // CI). Every container's cgroup is emptied and removed in teardown.
 import test from 'ava'
-import type { ExecutionContext } from 'ava'
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { systemClock } from '../../daemon/clock/clock.ts'
 import { detectCgroups } from '../../daemon/kubelet/native/cgroups.ts'
 import type { CgroupLayout } from '../../daemon/kubelet/native/cgroups.ts'
-import { checkSandboxHost } from '../../daemon/kubelet/native/sandbox.ts'
 import { killStale } from '../../daemon/kubelet/native-runtime.ts'
 import type { KObject } from '../../protocol/k8s.ts'
 import { api, restartPeer, startCluster, stopAll, waitFor, waitForLeader, waitForReadyNodes } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
 import { BUSYBOX, imageOf, pushImage, tarOf } from '../helpers/oci-build.ts'
-import { registryMissing, startRegistry } from '../helpers/oci-registry.ts'
+import { startRegistry } from '../helpers/oci-registry.ts'
+import { nativeProblem, nativeTest } from '../helpers/native.ts'
 import type { Registry } from '../helpers/oci-registry.ts'
 
 const PEER_IP = '127.0.163.2'
@@ -34,25 +33,7 @@ const REGISTRY_IP = '127.0.164.2'
 const alive = setInterval(() => {}, 1000)
 test.after.always(() => { clearInterval(alive) })
 
-function hostProblem (): string | undefined {
-  if (process.getuid?.() !== 0) return 'not root'
-  const missing = registryMissing()
-  if (missing !== undefined) return missing
-  const host = checkSandboxHost()
-  if (host !== true) return host
-  try { detectCgroups() } catch (err) { return (err as Error).message }
-  return undefined
-}
-const problem = hostProblem()
-
-function nativeTest (title: string, fn: (t: ExecutionContext) => Promise<void>): void {
-  if (problem !== undefined) {
-    if (process.env.CI === 'true') test(title, t => { t.fail(`the native runtime cannot run here: ${problem}`) })
-    else test.skip(`${title} (skipped: ${problem})`, () => {})
-    return
-  }
-  test.serial(title, fn)
-}
+const problem = nativeProblem
 
 let registry: Registry | undefined
 let peer: Peer | undefined
