@@ -394,6 +394,12 @@ export function checkPodSpec (spec: Obj | undefined, path: string, errors: strin
   checkContainers(containers, `${path}.containers`, volumes, errors)
   checkContainers(listAt(spec, 'initContainers'), `${path}.initContainers`, volumes, errors, true)
   checkEnum(spec.restartPolicy, ['Always', 'OnFailure', 'Never'], `${path}.restartPolicy`, errors)
+  // a pod's hostname and subdomain are DNS labels, as Kubernetes has them (a runtime hands the hostname to the kernel)
+  for (const field of ['hostname', 'subdomain'] as const) {
+    const v = spec[field]
+    const why = typeof v === 'string' && v !== '' ? dns1123LabelError(v) : undefined
+    if (why !== undefined) errors.push(fieldError(`${path}.${field}`, 'Invalid', v, why))
+  }
   checkEnum(spec.dnsPolicy, ['ClusterFirst', 'ClusterFirstWithHostNet', 'Default', 'None'], `${path}.dnsPolicy`, errors)
   checkNonNegative(spec.terminationGracePeriodSeconds, `${path}.terminationGracePeriodSeconds`, errors)
   for (const [k, v] of Object.entries(objAt(spec, 'nodeSelector') ?? {})) {

@@ -215,19 +215,29 @@ export async function applyLayer (root: string, source: Array<NodeJS.ReadableStr
   // Opaque directories: drop what earlier layers left in them, keep this layer's own entries.
   for (const dirRel of opaque) await hideLower(root, dirRel, created)
   // Modes last, deepest first, so that a read-only directory did not stop the writes into it.
+  // Both walk paths the layer may have changed since: a directory later replaced by a symlink (to the
+  // host's /, say) must not be followed, so every component is checked again first.
   for (const [rel, mode] of [...dirModes].sort((a, b) => b[0].length - a[0].length)) {
-    const path = rel === '' ? root : join(root, ...rel.split('/'))
-    const st = await lstat(path).catch(() => undefined)
-    if (st?.isDirectory() === true) await chmod(path, mode)
+    if (await realDirectory(root, rel)) await chmod(rel === '' ? root : join(root, ...rel.split('/')), mode)
   }
   return report
 }
 
+/** Whether `rel` under `root` is a directory reached through directories only, no symlink on the way. */
+async function realDirectory (root: string, rel: string): Promise<boolean> {
+  let path = root
+  for (const part of rel === '' ? [] : rel.split('/')) {
+    path = join(path, part)
+    const st = await lstat(path).catch(() => undefined)
+    if (st === undefined || st.isSymbolicLink() || !st.isDirectory()) return false
+  }
+  return true
+}
+
 /** Removes from `dirRel` every entry that this layer did not create, recursing into those it did. */
 async function hideLower (root: string, dirRel: string, created: ReadonlySet<string>): Promise<void> {
+  if (!(await realDirectory(root, dirRel))) return
   const dir = dirRel === '' ? root : join(root, ...dirRel.split('/'))
-  const st = await lstat(dir).catch(() => undefined)
-  if (st === undefined || !st.isDirectory()) return
   for (const child of await readdir(dir)) {
     const childRel = dirRel === '' ? child : `${dirRel}/${child}`
     if (!created.has(childRel)) await rm(join(dir, child), { recursive: true, force: true })

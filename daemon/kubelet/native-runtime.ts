@@ -30,9 +30,9 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { closeSync, openSync } from 'node:fs'
-import { lstat, mkdir, open, readFile, rm, rmdir, stat } from 'node:fs/promises'
+import { chmod, lstat, mkdir, open, readFile, realpath, rm, rmdir, stat } from 'node:fs/promises'
 import { constants } from 'node:os'
-import { join } from 'node:path'
+import { join, sep } from 'node:path'
 import { Readable } from 'node:stream'
 import type { Pod } from '../../protocol/core-v1.ts'
 import { isUid } from '../../protocol/validation.ts'
@@ -50,7 +50,7 @@ import { adoptSandbox, DEFAULT_PATH, startSandbox } from './native/sandbox.ts'
 import type { RunningSandbox, SandboxExit, SandboxTools } from './native/sandbox.ts'
 import { ProcessRuntime } from './process-runtime.ts'
 import { ExecOutput, ImagePullError } from './runtime.ts'
-import type { ContainerRecord, ContainerSpec, ExecResult, Runtime, StartOptions } from './runtime.ts'
+import type { ContainerRecord, ContainerSpec, ExecResult, Mount, Runtime, StartOptions } from './runtime.ts'
 
 export interface NativeRuntimeOptions {
   dataDir: string
@@ -176,6 +176,7 @@ export class NativeRuntime implements Runtime {
       const argv = resolveArgv(spec, image.config)
       if (argv.length === 0) return await this.cannotRun(rec, 'no command specified: the container has no command and its image no Entrypoint or Cmd')
       Object.assign(rec, { uid, gid, env: resolveEnv(image.config.env, start.env) })
+      await openEmptyDirs(pod, this.opts.dataDir, podUid)
       const fd = openSync(rec.logFile, 'a')
       try {
         sandbox = await startSandbox(this.opts.layout, {
@@ -187,7 +188,7 @@ export class NativeRuntime implements Runtime {
           workingDir: spec.workingDir !== undefined && spec.workingDir !== '' ? spec.workingDir : image.config.workingDir !== '' ? image.config.workingDir : '/',
           argv,
           env: rec.env,
-          mounts: (start.mounts ?? []).map(m => ({ hostPath: m.hostPath, containerPath: m.mountPath, readOnly: m.readOnly })),
+          mounts: await confinedMounts(pod, start.mounts ?? [], join(this.opts.dataDir, 'pods', podUid, 'volumes')),
           limits: limitsOf(spec, this.opts.pidsLimit ?? DEFAULT_PIDS_LIMIT),
           stdout: fd,
           stderr: fd,
@@ -251,6 +252,8 @@ export class NativeRuntime implements Runtime {
     const sandbox = this.sandboxes.get(id)
     if (rec === undefined || rec.state !== 'running' || sandbox === undefined) throw new Error(`container ${id} is not running`)
     if (argv.length === 0) throw new Error('exec needs a command')
+    // Right after the start, the sandbox may still be setting up (no pid 1 yet, or volumes not yet mounted): wait for its workload.
+    if (!await sandbox.started) throw new Error(`container ${id} is not running`)
     const init = await sandbox.initPid()
     if (init === undefined) throw new Error(`container ${id} is not running`)
     const prog = await findInRoot(rec.root, argv[0] as string, rec.env.PATH ?? DEFAULT_PATH)
@@ -258,7 +261,8 @@ export class NativeRuntime implements Runtime {
     const busybox = this.opts.tools?.busybox ?? '/usr/bin/busybox'
     // The static busybox, because its applets (env) still run inside the root; env -i so that only the container's environment reaches the command.
     const pairs = Object.entries(rec.env).map(([k, v]) => `${k}=${v}`)
-    const args = ['sh', '-c', EXEC_GATE, 'shoal-exec', busybox, 'nsenter', '-t', String(init), '-m', '-u', '-i', '-p', '-r', '-w',
+    // no_new_privs, as for the container itself: a setuid binary in its image gains nothing
+    const args = ['sh', '-c', EXEC_GATE, 'shoal-exec', this.opts.tools?.setpriv ?? '/usr/bin/setpriv', '--no-new-privs', '--', busybox, 'nsenter', '-t', String(init), '-m', '-u', '-i', '-p', '-r', '-w',
       '-S', String(rec.uid), '-G', String(rec.gid), '--', 'env', '-i', '--', ...pairs, prog, ...argv.slice(1)]
     const child = spawn(busybox, args, { cwd: '/', env: { PATH: HOST_PATH }, detached: true, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] })
     const stdout = new ExecOutput()
@@ -360,6 +364,43 @@ export class NativeRuntime implements Runtime {
     if (this.records.get(rec.id) !== rec) return
     for (const l of this.listeners) l(publicRecord(rec))
   }
+}
+
+/**
+ * Makes the pod's emptyDir volumes world-writable (0777, as Kubernetes makes
+ * them): the kubelet creates them root-owned 0755, and a native container
+ * runs as nobody unless the pod asks for root, so it could not write there.
+ * Only a real directory the kubelet made (<dataDir>/pods/<uid>/volumes/<name>) is changed; a link is left alone.
+ */
+async function openEmptyDirs (pod: Pod, dataDir: string, podUid: string): Promise<void> {
+  for (const v of pod.spec?.volumes ?? []) {
+    if (v.emptyDir === undefined || v.name === '' || v.name.includes('/') || v.name === '.' || v.name === '..') continue
+    const dir = join(dataDir, 'pods', podUid, 'volumes', v.name)
+    const st = await lstat(dir).catch(() => undefined)
+    if (st?.isDirectory() === true && (st.mode & 0o777) !== 0o777) await chmod(dir, 0o777)
+  }
+}
+
+/**
+ * The mounts with their host paths resolved, each of a volume other than
+ * hostPath required to stay inside the pod's own volumes directory: a
+ * container that can write a volume could plant a symlink there for a
+ * subPath to follow to the host's / (Kubernetes' CVE-2017-1002101). The
+ * sandbox mounts the resolved path. (A link swapped in between the check
+ * and the mount is not caught; mounting through O_PATH descriptors would.)
+ */
+async function confinedMounts (pod: Pod, mounts: Mount[], volumesDir: string): Promise<Array<{ hostPath: string, containerPath: string, readOnly: boolean }>> {
+  const base = await realpath(volumesDir).catch(() => volumesDir)
+  const out = []
+  for (const m of mounts) {
+    const hostPath = await realpath(m.hostPath)
+    const volume = (pod.spec?.volumes ?? []).find(v => v.name === m.name)
+    if (volume?.hostPath === undefined && !hostPath.startsWith(base + sep)) {
+      throw new Error(`the volume mount ${m.mountPath} (volume ${m.name}) resolves to ${hostPath}, outside the pod's volumes: a symbolic link in the volume is not followed out of it`)
+    }
+    out.push({ hostPath, containerPath: m.mountPath, readOnly: m.readOnly })
+  }
+  return out
 }
 
 function signalGroup (pid: number, signal: NodeJS.Signals): void {

@@ -92,6 +92,12 @@ async function sh (t: ExecutionContext, layout: CgroupLayout, fs: TestRootfs, sc
   return { exit, stdout: r.stdout(), stderr: r.stderr() }
 }
 
+sandboxTest('the workload has no_new_privs: a setuid binary in its root would gain it nothing', async (t, layout) => {
+  const fs = rootfs(t)
+  const r = await sh(t, layout, fs, 'while read -r k v; do [ "$k" = NoNewPrivs: ] && echo "$v"; done < /proc/self/status')
+  t.is(r.stdout, '1\n', r.stderr)
+})
+
 sandboxTest('the workload runs as the requested uid and gid, with no other groups, under the pod name', async (t, layout) => {
   const fs = rootfs(t)
   const r = await sh(t, layout, fs, 'id -u; id -g; id -G; hostname', { uid: 1234, gid: 2345 })

@@ -142,6 +142,23 @@ test('a later entry replaces a symlink by a file instead of writing through it',
   outsideUntouched(t, s)
 })
 
+test('an opaque marker or a directory mode under a directory the same layer later turns into a symlink touches nothing outside', async t => {
+  const s = await sandbox()
+  t.teardown(async () => { await rm(s.dir, { recursive: true, force: true }) })
+  // a/outside is opaque and 0777; then a becomes a symlink to the directory that holds the outside one:
+  // applied late through the symlink, the marker would empty the outside directory and the mode would open it
+  const l1 = await s.layer([
+    { name: 'a/', type: 'directory' },
+    { name: 'a/outside/', type: 'directory', mode: 0o777 },
+    { name: 'a/outside/.wh..wh..opq', body: '' },
+    { name: 'a', type: 'symlink', linkname: s.dir }
+  ])
+  const before = statSync(s.outside).mode
+  await unpackLayers(s.root, [l1]).catch(() => undefined)
+  outsideUntouched(t, s)
+  t.is(statSync(s.outside).mode, before, 'no mode was set outside the root')
+})
+
 const hostile: Array<[string, (s: Sandbox) => LayerEntry[][], RegExp]> = [
   ['a ../ path', () => [[{ name: '../outside/pwned', body: 'x' }]], /climbs/],
   ['a ../ path inside the name', () => [[{ name: 'a/b/../../../outside/pwned', body: 'x' }]], /climbs/],

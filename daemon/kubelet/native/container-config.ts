@@ -49,10 +49,10 @@ export function resolveEnv (imageEnv: readonly string[], kubelet: Record<string,
   return env
 }
 
-/** spec.hostname, else the pod's name, cut to a label's 63 bytes. */
+/** spec.hostname, else the pod's name, cut to a label's 63 bytes with no '-' or '.' left at its end (as the kubelet does). */
 export function hostnameOf (pod: Pod): string {
   const name = pod.spec?.hostname ?? pod.metadata.name ?? 'pod'
-  return name.slice(0, 63)
+  return name.slice(0, 63).replace(/[-.]+$/, '')
 }
 
 /** limits.memory, limits.cpu, requests.cpu, and `pids` tasks. */

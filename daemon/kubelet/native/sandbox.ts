@@ -75,6 +75,8 @@ export interface SandboxTools {
   unshare?: string
   /** a statically linked busybox (default /usr/bin/busybox) */
   busybox?: string
+  /** util-linux setpriv, for no_new_privs (default /usr/bin/setpriv) */
+  setpriv?: string
 }
 
 export interface SandboxExit {
@@ -112,7 +114,8 @@ export function checkSandboxHost (tools: SandboxTools = {}): true | string {
   if (process.getuid?.() !== 0) return 'sandboxes need root (namespaces, mounts and cgroups)'
   const unshare = tools.unshare ?? '/usr/bin/unshare'
   const busybox = tools.busybox ?? '/usr/bin/busybox'
-  for (const bin of [unshare, busybox]) {
+  const setpriv = tools.setpriv ?? '/usr/bin/setpriv'
+  for (const bin of [unshare, busybox, setpriv]) {
     try { accessSync(bin, fsConstants.X_OK) } catch { return `${bin} is missing or not executable` }
   }
   const interp = elfInterpreter(busybox)
@@ -159,7 +162,8 @@ function validate (spec: SandboxSpec): void {
   const bad = (why: string): never => { throw new SandboxError(`sandbox ${spec.id}: ${why}`) }
   if (spec.argv.length === 0 || spec.argv[0] === '') bad('a container needs a command')
   for (const a of spec.argv) if (a.includes('\0')) bad('an argument has a NUL byte in it')
-  if (Buffer.byteLength(spec.hostname) > 64 || spec.hostname === '' || spec.hostname.includes('\0')) bad(`${JSON.stringify(spec.hostname)} is not a hostname`)
+  // an RFC 1123 name, never anything a tool could read as an option (`-F FILE` would have busybox read a host file)
+  if (spec.hostname.length > 64 || !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(spec.hostname)) bad(`${JSON.stringify(spec.hostname)} is not a hostname`)
   for (const id of [spec.uid, spec.gid]) if (!Number.isInteger(id) || id < 0 || id > 0xfffffffe) bad(`${id} is not a uid or gid`)
   for (const [k, v] of Object.entries(spec.env)) {
     if (k === '' || k.includes('=') || k.includes('\0') || v.includes('\0')) bad(`${JSON.stringify(k)} is not an environment variable name`)
@@ -310,7 +314,7 @@ export async function startSandbox (layout: CgroupLayout, spec: SandboxSpec, clo
   try {
     // The environment of host-side tools is ours, never the container's (LD_PRELOAD and the like would run as root on the host).
     // A session of its own: a signal to shoald's process group (a terminal's ^C) does not reach the container, which outlives shoald.
-    child = spawn(busybox, ['sh', '-c', GATE, 'shoal-gate', unshare, busybox, SETUP, ...args], {
+    child = spawn(busybox, ['sh', '-c', GATE, 'shoal-gate', unshare, busybox, SETUP, tools.setpriv ?? '/usr/bin/setpriv', ...args], {
       cwd: '/',
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
       detached: true,

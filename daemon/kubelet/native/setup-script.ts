@@ -37,7 +37,7 @@
 // May import: nothing outside this folder.
 
 /**
- * Positional parameters: unshare, busybox, SETUP, then SETUP's own
+ * Positional parameters: unshare, busybox, SETUP, setpriv, then SETUP's own
  * (setupArgv). The exit file is a descriptor, never a path in the
  * arguments, so that no mix-up of arguments can make it write elsewhere.
  */
@@ -46,8 +46,9 @@ export const GATE = [
   'read -r go <&3 || exit 125',
   '[ "$go" = go ] || exit 125',
   'exec 3<&-',
-  'U=$1 B=$2 S=$3; shift 3',
-  '"$U" --mount --uts --ipc --pid --fork --kill-child --propagation private -- "$B" sh -c "$S" shoal-setup "$@" 5>&-',
+  'U=$1 B=$2 S=$3 N=$4; shift 4',
+  // no_new_privs before anything of the container runs: a setuid binary in its image gains nothing
+  '"$U" --mount --uts --ipc --pid --fork --kill-child --propagation private -- "$N" --no-new-privs -- "$B" sh -c "$S" shoal-setup "$@" 5>&-',
   'c=$?',
   'echo "$c" >&5',
   'exit "$c"'
