@@ -2,8 +2,10 @@
 // process runtime: pod startup (a Deployment applied until each pod is
 // Running, as a watch on a follower sees it), idle CPU and rescheduling
 // (SIGKILL of a peer until all of its pods run elsewhere). With the Docker
-// runtime (an engine at DOCKER_HOST), pod startup only.
+// runtime (an engine at DOCKER_HOST), pod startup only. The native runtime's
+// figures are in ./native.ts, which shares this file's cluster helpers.
 // May import: test/helpers/cluster.ts, test/helpers/docker.ts, ./load.ts, ./stats.ts.
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { killPodProcesses, Peer, stopAll, tempDir, waitStarted } from '../helpers/cluster.ts'
@@ -20,6 +22,9 @@ export interface PodFigures {
   engineFloorMs?: number
   /** % of one core used by one shoald running 50 idle pods */
   idleCpu?: number
+  /** VmRSS of that shoald in MB: before the 50 pods, and with them Running (after the idle CPU window) */
+  rssBeforeMb?: number
+  rssMb?: number
   idleError?: string
   rescheduleMs: number[]
   rescheduleError?: string
@@ -27,8 +32,46 @@ export interface PodFigures {
 
 interface PodView { name: string, node?: string, phase?: string, deleting: boolean }
 
+/** VmRSS of a process in MB, from /proc/<pid>/status. */
+export function vmRssMb (pid: number): number {
+  const kb = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
+  if (kb === undefined) throw new Error(`no VmRSS in /proc/${pid}/status`)
+  return Number(kb) / 1024
+}
+
+export type ApiCall = (peer: Peer, method: string, path: string, body?: unknown) => Promise<{ status: number, body: any }>
+
+/**
+ * Three peers (the first founds the cluster, the others join it) with
+ * `args`, once all three Nodes are Ready; and a JSON call to any of them.
+ */
+export async function startPeers (ips: readonly string[], names: readonly string[], dir: string, args: string[], peers: Peer[]): Promise<{ key: string, call: ApiCall }> {
+  peers.push(new Peer({ ip: ips[0] as string, name: names[0] as string, dataDir: join(dir, 'p1'), args }))
+  await waitStarted(peers[0] as Peer)
+  const key = join(dir, 'p1', 'cluster.key')
+  peers.push(...ips.slice(1).map((ip, i) => new Peer({ ip, name: names[i + 1] as string, dataDir: join(dir, `p${i + 2}`), join: [(peers[0] as Peer).addr], clusterKey: key, args })))
+  await Promise.all(peers.slice(1).map(async p => { await waitStarted(p) }))
+  const token = (peers[0] as Peer).token()
+  const call: ApiCall = async (peer, method, path, body) => {
+    const r = await httpRequest(undefined, `${peer.apiUrl}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}), timeoutMs: 30_000 })
+    let parsed: unknown = r.body
+    try { parsed = JSON.parse(r.body) } catch { /* text */ }
+    return { status: r.status, body: parsed }
+  }
+  const deadline = Date.now() + 60_000
+  for (;;) {
+    const r = await call(peers[0] as Peer, 'GET', '/api/v1/nodes').catch(() => undefined)
+    const ready = ((r?.body?.items ?? []) as any[]).filter(n => (n.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True'))
+    // A watch on a peer uses that peer's admin.token, which a joiner writes once it has the cluster's.
+    if (ready.length === ips.length && peers.every(p => existsSync(join(p.opts.dataDir, 'admin.token')))) break
+    if (Date.now() > deadline) throw new Error(`no ${ips.length} Ready nodes, each peer with its admin.token, within 60 s`)
+    await sleep(200)
+  }
+  return { key, call }
+}
+
 /** A live view of the pods with app=<app>, kept by a watch on one peer. */
-async function watchPods (peer: Peer, app: string, onChange: (pods: Map<string, PodView>, at: number) => void): Promise<() => void> {
+export async function watchPods (peer: Peer, app: string, onChange: (pods: Map<string, PodView>, at: number) => void): Promise<() => void> {
   const pods = new Map<string, PodView>()
   return await watchEvents(`${peer.apiUrl}/api/v1/namespaces/default/pods?watch=1&labelSelector=app%3D${app}`, peer.token(), e => {
     if (e.type === 'DELETED') pods.delete(e.object.metadata.name)
@@ -86,27 +129,7 @@ export async function measurePods (opts: { pods: number, trials: number, log: (l
   const dir = tempDir('benchpods')
   const peers: Peer[] = []
   try {
-    peers.push(new Peer({ ip: IPS[0] as string, name: names[0] as string, dataDir: join(dir, 'p1'), args }))
-    await waitStarted(peers[0] as Peer)
-    const key = join(dir, 'p1', 'cluster.key')
-    peers.push(...IPS.slice(1).map((ip, i) => new Peer({ ip, name: names[i + 1] as string, dataDir: join(dir, `p${i + 2}`), join: [(peers[0] as Peer).addr], clusterKey: key, args })))
-    await Promise.all(peers.slice(1).map(async p => { await waitStarted(p) }))
-    const token = (peers[0] as Peer).token()
-    const call = async (peer: Peer, method: string, path: string, body?: unknown): Promise<{ status: number, body: any }> => {
-      const r = await httpRequest(undefined, `${peer.apiUrl}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}), timeoutMs: 30_000 })
-      let parsed: unknown = r.body
-      try { parsed = JSON.parse(r.body) } catch { /* text */ }
-      return { status: r.status, body: parsed }
-    }
-    // Three Ready nodes.
-    const deadline = Date.now() + 60_000
-    for (;;) {
-      const r = await call(peers[0] as Peer, 'GET', '/api/v1/nodes').catch(() => undefined)
-      const ready = ((r?.body?.items ?? []) as any[]).filter(n => (n.status?.conditions ?? []).some((c: any) => c.type === 'Ready' && c.status === 'True'))
-      if (ready.length === 3) break
-      if (Date.now() > deadline) throw new Error('no 3 Ready nodes within 60 s')
-      await sleep(200)
-    }
+    const { key, call } = await startPeers(IPS, names, dir, args, peers)
 
     // --- startup ---
     try {
@@ -139,6 +162,7 @@ export async function measurePods (opts: { pods: number, trials: number, log: (l
     // --- idle CPU of one agent with 50 pods ---
     try {
       const host = peers[0] as Peer
+      figures.rssBeforeMb = vmRssMb(host.proc.pid as number)
       const r = await call(host, 'POST', '/apis/apps/v1/namespaces/default/deployments', deployment('idle', 50, { 'kubernetes.io/hostname': host.name }))
       if (r.status !== 201) throw new Error(`creating the deployment: ${r.status}`)
       const by = Date.now() + 60_000
@@ -154,7 +178,8 @@ export async function measurePods (opts: { pods: number, trials: number, log: (l
       const t = performance.now()
       await sleep(10_000)
       figures.idleCpu = (cpuMs(pid) - before) / (performance.now() - t) * 100
-      opts.log(`  pods: one peer running 50 idle pods uses ${figures.idleCpu.toFixed(2)} % of a core`)
+      figures.rssMb = vmRssMb(pid)
+      opts.log(`  pods: one peer running 50 idle pods uses ${figures.idleCpu.toFixed(2)} % of a core, VmRSS ${figures.rssMb.toFixed(0)} MB (${figures.rssBeforeMb.toFixed(0)} MB before)`)
       await call(host, 'DELETE', '/apis/apps/v1/namespaces/default/deployments/idle')
     } catch (err) {
       figures.idleError = (err as Error).message
