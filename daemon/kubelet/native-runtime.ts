@@ -30,7 +30,7 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { closeSync, openSync } from 'node:fs'
-import { chmod, lstat, mkdir, open, readFile, realpath, rm, rmdir, stat } from 'node:fs/promises'
+import { chmod, lstat, mkdir, readFile, realpath, rm, rmdir } from 'node:fs/promises'
 import { constants } from 'node:os'
 import { join, sep } from 'node:path'
 import { Readable } from 'node:stream'
@@ -43,6 +43,7 @@ import { InvalidReferenceError } from '../image/reference.ts'
 import { credentialsFor, PullError } from '../image/registry.ts'
 import type { Credentials } from '../image/registry.ts'
 import type { Logger } from '../log/log.ts'
+import { LogFollower, readWhole, tailBytes } from './log-follower.ts'
 import { loadRecords, saveRecord } from './records.ts'
 import type { CgroupLayout } from './native/cgroups.ts'
 import { containerOf, DEFAULT_PIDS_LIMIT, hostnameOf, limitsOf, resolveArgv, resolveEnv, resolveUser, UserError } from './native/container-config.ts'
@@ -91,7 +92,6 @@ function publicRecord (r: NativeRecord): ContainerRecord {
 /** Runs the command once the runtime has put this process in the container's cgroup and written `go` on fd 3. */
 const EXEC_GATE = 'read -r go <&3 || exit 125; [ "$go" = go ] || exit 125; exec 3<&-; exec "$@"'
 const HOST_PATH = '/usr/sbin:/usr/bin:/sbin:/bin'
-const FOLLOW_POLL_MS = 200
 
 export class NativeRuntime implements Runtime {
   readonly name = 'native'
@@ -244,7 +244,7 @@ export class NativeRuntime implements Runtime {
   async logStream (id: string, opts: { tailLines?: number, follow: boolean }): Promise<Readable> {
     const rec = this.records.get(id)
     if (rec === undefined) throw new Error(`no container ${id}`)
-    return Readable.from(followLog(rec.logFile, opts, this.opts.clock, () => this.records.get(id) !== rec || rec.state === 'exited'), { objectMode: false })
+    return new LogFollower(rec.logFile, opts, this.opts.clock, () => this.records.get(id) !== rec || rec.state === 'exited')
   }
 
   async exec (id: string, argv: string[], timeoutMs: number): Promise<ExecResult> {
@@ -443,46 +443,3 @@ export async function killStale (layout: CgroupLayout, name: string, clock: Cloc
   return killed
 }
 
-async function readWhole (file: string): Promise<Buffer> {
-  try { return await readFile(file) } catch { return Buffer.alloc(0) }
-}
-
-/** The last `lines` lines of `buf` (all of it when undefined). */
-function tailBytes (buf: Buffer, lines: number | undefined): Buffer {
-  if (lines === undefined) return buf
-  if (lines <= 0) return buf.subarray(buf.length)
-  let end = buf.length > 0 && buf[buf.length - 1] === 0x0a ? buf.length - 1 : buf.length
-  for (let seen = 0; ; seen++) {
-    const nl = buf.lastIndexOf(0x0a, end - 1)
-    if (nl < 0 || end === 0) return buf
-    if (seen + 1 === lines) return buf.subarray(nl + 1)
-    end = nl
-  }
-}
-
-/** The log's tail, then with `follow` what is appended, polled on `clock`, until `ended()` and nothing more is left. */
-async function * followLog (file: string, opts: { tailLines?: number, follow: boolean }, clock: Clock, ended: () => boolean): AsyncGenerator<Buffer> {
-  const backlog = await readWhole(file)
-  let position = backlog.length
-  const first = tailBytes(backlog, opts.tailLines)
-  if (first.length > 0) yield first
-  if (!opts.follow) return
-  for (let idle = 0; ; idle++) {
-    const exited = ended()
-    const size = await stat(file).then(s => s.size, () => 0)
-    if (size > position) {
-      const handle = await open(file, 'r')
-      try {
-        const buf = Buffer.alloc(Math.min(size - position, 64 * 1024))
-        const { bytesRead } = await handle.read(buf, 0, buf.length, position)
-        position += bytesRead
-        if (bytesRead > 0) yield buf.subarray(0, bytesRead)
-      } finally {
-        await handle.close()
-      }
-      continue
-    }
-    if (exited) return
-    await new Promise<void>(resolve => { clock.setTimeout(resolve, FOLLOW_POLL_MS) })
-  }
-}
