@@ -16,10 +16,9 @@
 // May import: daemon/image, daemon/kubelet/native*, daemon/clock,
 // test/helpers/cluster.ts, test/helpers/oci-*.ts, ./pods.ts, ./stats.ts.
 import { randomBytes } from 'node:crypto'
-import { readdirSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { systemClock } from '../../daemon/clock/clock.ts'
 import { ImagePuller } from '../../daemon/image/puller.ts'
 import { detectCgroups } from '../../daemon/kubelet/native/cgroups.ts'
 import { checkSandboxHost } from '../../daemon/kubelet/native/sandbox.ts'
@@ -30,6 +29,7 @@ import { BUSYBOX, imageOf, pushImage, tarOf } from '../helpers/oci-build.ts'
 import type { BuiltImage } from '../helpers/oci-build.ts'
 import { registryMissing, startRegistry } from '../helpers/oci-registry.ts'
 import type { Registry } from '../helpers/oci-registry.ts'
+import { killNativeContainers } from '../helpers/native-cleanup.ts'
 import { startPeers, vmRssMb, watchPods } from './pods.ts'
 import type { ApiCall } from './pods.ts'
 import { cpuMs, percentile, sleep } from './stats.ts'
@@ -249,11 +249,7 @@ export async function measureNative (opts: { pods: number, idlePods: number, pul
     const alive = setInterval(() => {}, 1000)
     try {
       await stopAll(peers)
-      for (const p of peers) {
-        let files: string[] = []
-        try { files = readdirSync(join(p.opts.dataDir, 'native', 'containers')) } catch {}
-        for (const f of files.filter(f => f.endsWith('.json'))) await killStale(layout, f.slice(0, -'.json'.length), systemClock)
-      }
+      for (const p of peers) await killNativeContainers(p.opts.dataDir, layout)
       await stopAll([], dir)
       await registry?.stop()
     } finally {

@@ -11,10 +11,9 @@
 // a usable sandbox host or docker-registry the tests are skipped (failed in
 // CI). Every container's cgroup is emptied and removed in teardown.
 import test from 'ava'
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { systemClock } from '../../daemon/clock/clock.ts'
 import { detectCgroups } from '../../daemon/kubelet/native/cgroups.ts'
 import type { CgroupLayout } from '../../daemon/kubelet/native/cgroups.ts'
 import { killStale } from '../../daemon/kubelet/native-runtime.ts'
@@ -24,6 +23,7 @@ import type { Peer } from '../helpers/cluster.ts'
 import { BUSYBOX, imageOf, pushImage, tarOf } from '../helpers/oci-build.ts'
 import { startRegistry } from '../helpers/oci-registry.ts'
 import { nativeProblem, nativeTest } from '../helpers/native.ts'
+import { killNativeContainers } from '../helpers/native-cleanup.ts'
 import type { Registry } from '../helpers/oci-registry.ts'
 
 const PEER_IP = '127.0.163.2'
@@ -67,10 +67,8 @@ test.before(async () => {
 test.after.always(async () => {
   if (peer !== undefined) await peer.kill()
   if (dir !== undefined && layout !== undefined) {
-    // The sandboxes outlive a SIGKILLed shoald: empty and remove their cgroups.
-    let files: string[] = []
-    try { files = readdirSync(join(dir, 'p1', 'native', 'containers')) } catch {}
-    for (const f of files.filter(f => f.endsWith('.json'))) await killStale(layout, f.slice(0, -'.json'.length), systemClock)
+    // The sandboxes outlive a SIGKILLed shoald.
+    await killNativeContainers(join(dir, 'p1'), layout)
   }
   if (peer !== undefined) await stopAll([peer], dir)
   await registry?.stop()

@@ -18,7 +18,7 @@ import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
-import { readdir, readFile, stat } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { systemClock } from '../../daemon/clock/clock.ts'
 import type { Kubelet } from '../../daemon/kubelet/kubelet.ts'
@@ -34,6 +34,7 @@ import { BUSYBOX, imageOf, pushImage, tarOf } from '../helpers/oci-build.ts'
 import { startRegistry } from '../helpers/oci-registry.ts'
 import type { Registry } from '../helpers/oci-registry.ts'
 import { nativeProblem, nativeTest } from '../helpers/native.ts'
+import { killNativeContainers } from '../helpers/native-cleanup.ts'
 
 const REGISTRY_IP = '127.0.167.2'
 
@@ -82,10 +83,7 @@ async function nativeEnv (t: ExecutionContext): Promise<NativeEnv> {
   // ava runs teardowns last-registered first: this one before kubeletEnv's, which removes the data directory.
   t.teardown(async () => {
     for (const k of kubelets) await k.stop()
-    const records = join(e.dir, 'native', 'containers')
-    let files: string[] = []
-    try { files = await readdir(records) } catch {}
-    for (const f of files.filter(f => f.endsWith('.json'))) await killStale(layout as CgroupLayout, f.slice(0, -'.json'.length), systemClock)
+    await killNativeContainers(e.dir, layout as CgroupLayout)
   })
   let last: NativeRuntime | undefined
   const runtime = (): NativeRuntime => (last = new NativeRuntime({ nodeName: node, dataDir: e.dir, clock: systemClock, log: createLogger('silent', 'test'), layout: layout as CgroupLayout, adoptPollMs: 100 }))

@@ -14,9 +14,8 @@
 // are skipped (failed in CI). Every container's cgroup is emptied and
 // removed in teardown (a SIGKILLed shoald leaves its sandboxes running).
 import test from 'ava'
-import { existsSync, readdirSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { systemClock } from '../../daemon/clock/clock.ts'
 import { detectCgroups } from '../../daemon/kubelet/native/cgroups.ts'
 import type { CgroupLayout } from '../../daemon/kubelet/native/cgroups.ts'
 import { killStale } from '../../daemon/kubelet/native-runtime.ts'
@@ -27,6 +26,7 @@ import { BUSYBOX, imageOf, pushImage, tarOf } from '../helpers/oci-build.ts'
 import type { BuiltImage } from '../helpers/oci-build.ts'
 import { startRegistry } from '../helpers/oci-registry.ts'
 import { nativeProblem, nativeTest } from '../helpers/native.ts'
+import { killNativeContainers } from '../helpers/native-cleanup.ts'
 import type { Registry } from '../helpers/oci-registry.ts'
 
 const PEER_IP = '127.0.161.2'
@@ -83,11 +83,8 @@ test.before(async () => {
 test.after.always(async () => {
   if (peer !== undefined) await peer.kill()
   if (dir !== undefined && layout !== undefined) {
-    // The sandboxes outlive a SIGKILLed shoald: empty and remove their cgroups.
-    const records = join(dir, 'p1', 'native', 'containers')
-    let files: string[] = []
-    try { files = readdirSync(records) } catch {}
-    for (const f of files.filter(f => f.endsWith('.json'))) await killStale(layout, f.slice(0, -'.json'.length), systemClock)
+    // The sandboxes outlive a SIGKILLed shoald.
+    await killNativeContainers(join(dir, 'p1'), layout)
   }
   if (peer !== undefined) await stopAll([peer], dir)
   await open?.stop()
