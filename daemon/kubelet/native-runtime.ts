@@ -69,6 +69,8 @@ export interface NativeRuntimeOptions {
   puller?: ImagePuller
   /** how often an adopted container (not our child) is checked for its end (default 250 ms) */
   adoptPollMs?: number
+  /** run a container that asks for uid 0 (the host's root: no user namespace yet); default false: it cannot run */
+  allowRoot?: boolean
 }
 
 interface NativeRecord extends ContainerRecord {
@@ -173,6 +175,9 @@ export class NativeRuntime implements Runtime {
       await this.puller.unpackTo(image, root)
       const c = containerOf(pod, spec.name)
       const { uid, gid } = await resolveUser(pod, c, image.config.user, root)
+      if (uid === 0 && this.opts.allowRoot !== true) {
+        return await this.cannotRun(rec, 'the container asks for uid 0, which in a native sandbox is the host\'s root (no user namespace yet): this peer runs it only with --allow-privileged')
+      }
       const argv = resolveArgv(spec, image.config)
       if (argv.length === 0) return await this.cannotRun(rec, 'no command specified: the container has no command and its image no Entrypoint or Cmd')
       Object.assign(rec, { uid, gid, env: resolveEnv(image.config.env, start.env) })

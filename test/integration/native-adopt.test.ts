@@ -199,3 +199,22 @@ nativeTest('--allow-host-path: a hostPath outside it is a CreateContainerConfigE
   const p = await getPod('allowed')
   t.not(p.status.containerStatuses[0].state.running, undefined)
 })
+
+nativeTest('without --allow-privileged, a container that asks for uid 0 does not run, and says why', async t => {
+  t.timeout(60_000)
+  await create({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'as-root', namespace: 'default' },
+    spec: {
+      terminationGracePeriodSeconds: 1,
+      restartPolicy: 'Never',
+      containers: [{ name: 'main', image: `${registry!.host}/busybox`, command: ['id', '-u'], securityContext: { runAsUser: 0 } }]
+    }
+  } as unknown as KObject)
+  const done = await waitFor('as-root refused', async () => {
+    const s = (await getPod('as-root'))?.status?.containerStatuses?.[0]
+    return s?.state?.terminated?.reason === 'ContainerCannotRun' && s.state.terminated
+  }, 30_000, 100)
+  t.regex(done.message, /uid 0.*host's root.*--allow-privileged/)
+})

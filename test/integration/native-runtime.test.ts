@@ -72,7 +72,7 @@ test.before(async () => {
   const image = await httpdImage()
   await pushImage({ url: open.url }, 'busybox-httpd', 'latest', image)
   await pushImage({ url: locked.url, auth: USER }, 'busybox-httpd', 'latest', image)
-  const cluster = await startCluster('native-runtime', [PEER_IP], ['--runtime', 'native', '--dns-port', '0'])
+  const cluster = await startCluster('native-runtime', [PEER_IP], ['--runtime', 'native', '--dns-port', '0', '--allow-privileged'])
   dir = cluster.dir
   peer = cluster.peers[0]
   await waitForLeader(cluster.peers, 30_000)
