@@ -18,12 +18,13 @@ import { detectCgroups } from '../../daemon/kubelet/native/cgroups.ts'
 import type { CgroupLayout } from '../../daemon/kubelet/native/cgroups.ts'
 import { killStale } from '../../daemon/kubelet/native-runtime.ts'
 import type { KObject } from '../../protocol/k8s.ts'
-import { api, restartPeer, startCluster, stopAll, waitFor, waitForLeader, waitForReadyNodes } from '../helpers/cluster.ts'
+import { api, restartPeer, waitFor } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
 import { BUSYBOX, imageOf, pushImage, tarOf } from '../helpers/oci-build.ts'
 import { startRegistry } from '../helpers/oci-registry.ts'
 import { nativeProblem, nativeTest } from '../helpers/native.ts'
-import { killNativeContainers } from '../helpers/native-cleanup.ts'
+import { startNativePeer, stopNativePeer } from '../helpers/native-peer.ts'
+import type { NativePeer } from '../helpers/native-peer.ts'
 import type { Registry } from '../helpers/oci-registry.ts'
 
 const PEER_IP = '127.0.163.2'
@@ -37,7 +38,7 @@ const problem = nativeProblem
 
 let registry: Registry | undefined
 let peer: Peer | undefined
-let dir: string | undefined
+let native: NativePeer | undefined
 let layout: CgroupLayout | undefined
 /** the one directory --allow-host-path names */
 const allowed = mkdtempSync(join(tmpdir(), 'shoal-allowed-'))
@@ -56,21 +57,12 @@ test.before(async () => {
     { name: 'tmp/', type: 'directory', mode: 0o1777 }
   ])
   await pushImage({ url: registry.url }, 'busybox', 'latest', imageOf([{ tar, compression: 'gzip' }], 'amd64', { Cmd: ['sh'], Env: ['PATH=/bin'] }))
-  const cluster = await startCluster('native-adopt', [PEER_IP], ['--runtime', 'native', '--dns-port', '0', '--allow-host-path', allowed])
-  dir = cluster.dir
-  peer = cluster.peers[0]
-  await waitForLeader(cluster.peers, 30_000)
-  await waitForReadyNodes(peer!, 1, 30_000)
-  await waitFor('the default namespace', async () => (await api(peer!, 'GET', '/api/v1/namespaces/default')).status === 200, 30_000, 100)
+  native = await startNativePeer('native-adopt', PEER_IP, ['--allow-host-path', allowed])
+  peer = native.peer
 })
 
 test.after.always(async () => {
-  if (peer !== undefined) await peer.kill()
-  if (dir !== undefined && layout !== undefined) {
-    // The sandboxes outlive a SIGKILLed shoald.
-    await killNativeContainers(join(dir, 'p1'), layout)
-  }
-  if (peer !== undefined) await stopAll([peer], dir)
+  await stopNativePeer(native, layout)
   await registry?.stop()
   rmSync(allowed, { recursive: true, force: true })
 })
@@ -116,14 +108,14 @@ nativeTest('a restarted shoald adopts a running container: same container, its l
   }, 30_000, 200)
   const containerID = before.status.containerStatuses[0].containerID as string
   t.regex(containerID, /^native:\/\//)
-  const log = join(dir!, 'p1', 'pods', before.metadata.uid, 'main', '0.log')
+  const log = join(native!.dir, 'p1', 'pods', before.metadata.uid, 'main', '0.log')
   await waitFor('a few ticks in the log', () => lines(log) >= 3, 10_000, 100)
 
   await peer!.kill('SIGKILL')
   const atKill = lines(log)
   await waitFor('ticks written while shoald is down', () => lines(log) >= atKill + 5, 10_000, 100)
   const whileDown = lines(log)
-  peer = await restartPeer(peer!)
+  peer = native!.peer = await restartPeer(peer!)
 
   const id = containerID.replace(/^native:\/\//, '')
   await waitFor('the adoption in the log', () => peer!.events().some(e => e.event === 'kubelet.container.adopted' && e.id === id), 30_000, 100)

@@ -34,7 +34,7 @@ import { BUSYBOX, imageOf, pushImage, tarOf } from '../helpers/oci-build.ts'
 import { startRegistry } from '../helpers/oci-registry.ts'
 import type { Registry } from '../helpers/oci-registry.ts'
 import { nativeProblem, nativeTest } from '../helpers/native.ts'
-import { killNativeContainers } from '../helpers/native-cleanup.ts'
+import { killNativeContainers } from '../helpers/native-peer.ts'
 
 const REGISTRY_IP = '127.0.167.2'
 

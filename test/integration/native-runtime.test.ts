@@ -20,13 +20,14 @@ import { detectCgroups } from '../../daemon/kubelet/native/cgroups.ts'
 import type { CgroupLayout } from '../../daemon/kubelet/native/cgroups.ts'
 import { killStale } from '../../daemon/kubelet/native-runtime.ts'
 import type { KObject } from '../../protocol/k8s.ts'
-import { api, restartPeer, startCluster, stopAll, waitFor, waitForLeader, waitForReadyNodes } from '../helpers/cluster.ts'
+import { api, restartPeer, waitFor } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
 import { BUSYBOX, imageOf, pushImage, tarOf } from '../helpers/oci-build.ts'
 import type { BuiltImage } from '../helpers/oci-build.ts'
 import { startRegistry } from '../helpers/oci-registry.ts'
 import { nativeProblem, nativeTest } from '../helpers/native.ts'
-import { killNativeContainers } from '../helpers/native-cleanup.ts'
+import { startNativePeer, stopNativePeer } from '../helpers/native-peer.ts'
+import type { NativePeer } from '../helpers/native-peer.ts'
 import type { Registry } from '../helpers/oci-registry.ts'
 
 const PEER_IP = '127.0.161.2'
@@ -62,7 +63,7 @@ async function httpdImage (): Promise<BuiltImage> {
 let open: Registry | undefined
 let locked: Registry | undefined
 let peer: Peer | undefined
-let dir: string | undefined
+let native: NativePeer | undefined
 let layout: CgroupLayout | undefined
 
 test.before(async () => {
@@ -72,21 +73,12 @@ test.before(async () => {
   const image = await httpdImage()
   await pushImage({ url: open.url }, 'busybox-httpd', 'latest', image)
   await pushImage({ url: locked.url, auth: USER }, 'busybox-httpd', 'latest', image)
-  const cluster = await startCluster('native-runtime', [PEER_IP], ['--runtime', 'native', '--dns-port', '0', '--allow-privileged'])
-  dir = cluster.dir
-  peer = cluster.peers[0]
-  await waitForLeader(cluster.peers, 30_000)
-  await waitForReadyNodes(peer!, 1, 30_000)
-  await waitFor('the default namespace', async () => (await api(peer!, 'GET', '/api/v1/namespaces/default')).status === 200, 30_000, 100)
+  native = await startNativePeer('native-runtime', PEER_IP, ['--allow-privileged'])
+  peer = native.peer
 })
 
 test.after.always(async () => {
-  if (peer !== undefined) await peer.kill()
-  if (dir !== undefined && layout !== undefined) {
-    // The sandboxes outlive a SIGKILLed shoald.
-    await killNativeContainers(join(dir, 'p1'), layout)
-  }
-  if (peer !== undefined) await stopAll([peer], dir)
+  await stopNativePeer(native, layout)
   await open?.stop()
   await locked?.stop()
 })
@@ -141,7 +133,7 @@ nativeTest('an image with only `image:` runs isolated: HTTP on POD_IP, not root,
 
   const ls = await exec('web', 'ls', '/')
   t.deepEqual(ls.stdout.split('\n').filter(l => l !== '').sort(), ['bin', 'config', 'dev', 'etc', 'proc', 'tmp', 'www'])
-  const dataDir = join(dir!, 'p1')
+  const dataDir = join(native!.dir, 'p1')
   const outside = await exec('web', 'ls', dataDir)
   t.not(outside.exitCode, 0, `the peer's data directory ${dataDir} is not reachable from the container`)
   const escape = await exec('web', 'cat', '/proc/1/root/../../etc/hostname')
@@ -206,7 +198,7 @@ nativeTest('command, env, workingDir and an explicit runAsUser: 0 as Kubernetes 
   }, 10_000, 200)
   t.is(logs, '0\n/www\n/bin hi\n', 'uid 0 when the pod asks for it; the container\'s workingDir and env')
 
-  const root = join(dir!, 'p1', 'native', 'roots', id)
+  const root = join(native!.dir, 'p1', 'native', 'roots', id)
   t.true(existsSync(join(root, 'www', 'index.html')), 'the container has its own copy of the image')
   t.is((await api(peer!, 'DELETE', '/api/v1/namespaces/default/pods/as-root')).status, 200)
   await waitFor('as-root gone', async () => (await api(peer!, 'GET', '/api/v1/namespaces/default/pods/as-root')).status === 404, 20_000, 200)
@@ -231,7 +223,7 @@ nativeTest('a restarted shoald adopts its sandboxes: the same container keeps se
   const before = await running('web')
   const containerID = before.status.containerStatuses[0].containerID
   await peer!.kill()
-  peer = await restartPeer(peer!)
+  peer = native!.peer = await restartPeer(peer!)
   const id = String(containerID).replace(/^native:\/\//, '')
   await waitFor('web adopted', () => peer!.events().some(e => e.event === 'kubelet.container.adopted' && e.id === id), 30_000, 100)
   const after = await running('web')
