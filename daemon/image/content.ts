@@ -3,7 +3,9 @@
 // digests). A blob is written to a temporary file while its sha256 is
 // computed, and renamed into place only when the digest matches, so a blob
 // present is a blob verified; one already present is not fetched again.
-// `gc` deletes the images not kept and every blob no kept image names.
+// `roots/<hex>` holds an image unpacked (ImagePuller.rootOf), named by its
+// manifest's digest. `gc` deletes the images not kept, every blob no kept
+// image names and the roots of the images deleted.
 // One ContentStore per directory and process: its writes of images.json are
 // serialized in memory.
 // May import: libraries (tar-stream) and `node:` built-ins only.
@@ -56,6 +58,12 @@ export class ContentStore {
   blobPath (digest: string): string {
     if (!DIGEST.test(digest)) throw new ContentError(`not a sha256 digest: ${JSON.stringify(digest)}`)
     return join(this.root, 'blobs', 'sha256', digest.slice('sha256:'.length))
+  }
+
+  /** Where the image of this manifest is kept unpacked (ImagePuller.rootOf). */
+  rootPath (manifestDigest: string): string {
+    if (!DIGEST.test(manifestDigest)) throw new ContentError(`not a sha256 digest: ${JSON.stringify(manifestDigest)}`)
+    return join(this.root, 'roots', manifestDigest.slice('sha256:'.length))
   }
 
   async has (digest: string): Promise<boolean> {
@@ -159,6 +167,11 @@ export class ContentStore {
         removedBlobs.push(digest)
       }
       await rm(join(this.root, 'tmp'), { force: true, recursive: true })
+      // The unpacked roots of the images forgotten (ImagePuller.gc removes the unpackings left half-done).
+      const kept = new Set([...Object.values(file.images)].map(i => i.manifestDigest.slice('sha256:'.length)))
+      for (const name of await readdir(join(this.root, 'roots')).catch(() => [] as string[])) {
+        if (!kept.has(name) && !name.startsWith('tmp-')) await rm(join(this.root, 'roots', name), { force: true, recursive: true })
+      }
       return { removedImages: removedImages.sort(), removedBlobs: removedBlobs.sort() }
     })
   }

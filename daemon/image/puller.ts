@@ -6,6 +6,9 @@
 // Not yet checked: the layers' diff_ids (the sha256 of each uncompressed tar)
 // against the config; the compressed digests are verified.
 // May import: libraries (tar-stream) and `node:` built-ins only.
+import { randomBytes } from 'node:crypto'
+import { readdir, rename, rm, stat } from 'node:fs/promises'
+import { join } from 'node:path'
 import { ContentStore } from './content.ts'
 import type { CachedImage, GcResult } from './content.ts'
 import { formatReference, manifestSelector, parseReference } from './reference.ts'
@@ -70,6 +73,10 @@ const LAYER_TYPES = new Set([
 export class ImagePuller {
   readonly content: ContentStore
   private readonly opts: PullerOptions
+  /** unpackings under way, by root directory */
+  private readonly unpacking = new Map<string, Promise<string>>()
+  /** each unpacking's temporary directory, by root directory */
+  private readonly tmpOf = new Map<string, string>()
 
   constructor (opts: PullerOptions) {
     this.opts = opts
@@ -121,9 +128,49 @@ export class ImagePuller {
     return await unpackLayers(dir, image.layers.map(l => this.content.blobPath(l.digest)), opts)
   }
 
-  /** Forgets the images whose manifest digest is not in `inUse` and deletes the blobs only they named. */
+  /**
+   * The image's layers laid out once, in `<cacheDir>/roots/<manifest hex>`,
+   * for containers to start from (an overlay's lower directory, or the
+   * source of a copy); nobody may write to it. Unpacked into a temporary
+   * directory and renamed into place, so a root present is a root whole;
+   * callers asking at once share one unpacking.
+   */
+  async rootOf (image: CachedImage): Promise<string> {
+    const dir = this.content.rootPath(image.manifestDigest)
+    let making = this.unpacking.get(dir)
+    if (making === undefined) {
+      making = (async () => {
+        if (await isDirectory(dir)) return dir
+        const tmp = join(this.content.root, 'roots', `tmp-${randomBytes(6).toString('hex')}`)
+        this.tmpOf.set(dir, tmp)
+        try {
+          await this.unpackTo(image, tmp)
+          await rename(tmp, dir)
+        } catch (err) {
+          await rm(tmp, { recursive: true, force: true })
+          // another process of this cache (there is one per peer, but a test may share one) got there first
+          if (await isDirectory(dir)) return dir
+          throw err
+        }
+        return dir
+      })()
+      this.unpacking.set(dir, making)
+      const done = (): void => { this.unpacking.delete(dir); this.tmpOf.delete(dir) }
+      void making.then(done, done)
+    }
+    return await making
+  }
+
+  /** Forgets the images whose manifest digest is not in `inUse`, deleting the blobs only they named and their unpacked roots. */
   async gc (inUse: ReadonlySet<string>): Promise<GcResult> {
-    return await this.content.gc(inUse)
+    const result = await this.content.gc(inUse)
+    const busy = new Set(this.tmpOf.values())
+    const roots = join(this.content.root, 'roots')
+    for (const name of await readdir(roots).catch(() => [] as string[])) {
+      // an unpacking of this process under way renames its directory into place when done; one of an earlier process never will
+      if (name.startsWith('tmp-') && !busy.has(join(roots, name))) await rm(join(roots, name), { recursive: true, force: true })
+    }
+    return result
   }
 
   /** The blobs not yet cached, `concurrentDownloads` at a time, each verified as it is written. */
@@ -159,6 +206,10 @@ export class ImagePuller {
     }
     return { ...image, config: imageConfig(raw), layerPaths: image.layers.map(l => this.content.blobPath(l.digest)), fromCache }
   }
+}
+
+async function isDirectory (path: string): Promise<boolean> {
+  return await stat(path).then(st => st.isDirectory(), () => false)
 }
 
 /** The run settings of an OCI (or Docker) image config; fields absent or of the wrong type read as empty. */

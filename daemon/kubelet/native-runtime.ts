@@ -30,7 +30,7 @@
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { closeSync, openSync } from 'node:fs'
-import { chmod, lstat, mkdir, readFile, realpath, rm, rmdir } from 'node:fs/promises'
+import { chmod, lstat, mkdir, readdir, readFile, realpath, rm, rmdir } from 'node:fs/promises'
 import { constants } from 'node:os'
 import { join, sep } from 'node:path'
 import { Readable } from 'node:stream'
@@ -47,7 +47,9 @@ import { LogFollower, readWhole, tailBytes } from './log-follower.ts'
 import { loadRecords, saveRecord } from './records.ts'
 import type { CgroupLayout } from './native/cgroups.ts'
 import { containerOf, DEFAULT_PIDS_LIMIT, hostnameOf, limitsOf, resolveArgv, resolveEnv, resolveUser, UserError } from './native/container-config.ts'
-import { adoptSandbox, DEFAULT_PATH, startSandbox } from './native/sandbox.ts'
+import { makeRoot, removeRoot, rootIn } from './native/rootfs.ts'
+import type { RootMode } from './native/rootfs.ts'
+import { adoptSandbox, DEFAULT_PATH, makeDevTemplate, startSandbox } from './native/sandbox.ts'
 import type { RunningSandbox, SandboxExit, SandboxTools } from './native/sandbox.ts'
 import { ProcessRuntime } from './process-runtime.ts'
 import { ExecOutput, ImagePullError } from './runtime.ts'
@@ -69,6 +71,8 @@ export interface NativeRuntimeOptions {
   puller?: ImagePuller
   /** how often an adopted container (not our child) is checked for its end (default 250 ms) */
   adoptPollMs?: number
+  /** how containers' roots are made; default: an overlay mount, or a copy where the first mount fails */
+  rootMode?: RootMode
   /** run a container that asks for uid 0 (the host's root: no user namespace yet); default false: it cannot run */
   allowRoot?: boolean
 }
@@ -109,11 +113,16 @@ export class NativeRuntime implements Runtime {
   /** pulls under way, by reference and policy: two containers of one image pull it once */
   private readonly pulls = new Map<string, Promise<PulledImage>>()
   private closed = false
+  /** how containers' roots are made: found out at the first start unless the options say */
+  private rootMode: RootMode | undefined
+  /** the /dev bound read-only into every container (makeDevTemplate), when the host allows one */
+  private devTemplate: string | undefined
 
   constructor (opts: NativeRuntimeOptions) {
     this.opts = opts
     this.pods = new ProcessRuntime({ dataDir: opts.dataDir, nodeName: opts.nodeName, clock: opts.clock, log: opts.log, ...(opts.podCidr !== undefined ? { podCidr: opts.podCidr } : {}) })
     this.puller = opts.puller ?? new ImagePuller({ cacheDir: join(opts.dataDir, 'images') })
+    this.rootMode = opts.rootMode
   }
 
   usePodCidr (cidr: string): void { this.pods.usePodCidr(cidr) }
@@ -122,6 +131,9 @@ export class NativeRuntime implements Runtime {
     await this.pods.init()
     await mkdir(this.containersDir(), { recursive: true })
     await mkdir(this.rootsDir(), { recursive: true })
+    const dev = await makeDevTemplate(join(this.opts.dataDir, 'native', 'dev'), this.opts.tools)
+    this.devTemplate = dev.dir
+    if (dev.problem !== undefined) this.opts.log.warn({ event: 'kubelet.runtime.dev', err: dev.problem }, `no /dev template for native containers (${dev.problem}); each container makes its own /dev`)
     for (const rec of await loadRecords<NativeRecord>(this.containersDir(), this.opts.log)) {
       this.records.set(rec.id, rec)
       if (rec.state !== 'running') continue
@@ -140,6 +152,10 @@ export class NativeRuntime implements Runtime {
       this.watch(rec, sandbox)
       this.opts.log.info({ event: 'kubelet.container.adopted', id: rec.id, pod: `${rec.podNamespace}/${rec.podName}`, container: rec.containerName, pid: rec.gatePid },
         `adopted ${rec.podNamespace}/${rec.podName}/${rec.containerName} (sandbox ${rec.id}, pid ${rec.gatePid})`)
+    }
+    // A root no record names was being made when an earlier shoald stopped: its mount and files go.
+    for (const name of await readdir(this.rootsDir())) {
+      if (!this.records.has(name)) await removeRoot(join(this.rootsDir(), name), this.busybox())
     }
   }
 
@@ -160,19 +176,22 @@ export class NativeRuntime implements Runtime {
     if (!isUid(podUid)) throw new Error(`${JSON.stringify(podUid)} is not a pod uid`)
     const dir = join(this.opts.dataDir, 'pods', podUid, spec.name)
     await mkdir(dir, { recursive: true })
+    const began = this.opts.clock.now()
     const image = await this.pull(spec.image ?? '', spec.imagePullPolicy, start.pullSecrets ?? [])
     const id = randomBytes(8).toString('hex')
-    const root = join(this.rootsDir(), id)
     const rec: NativeRecord = {
       id, podUid, podNamespace: pod.metadata.namespace ?? 'default', podName: pod.metadata.name ?? '',
       containerName: spec.name, attempt, state: 'running', startedAt: this.opts.clock.now(),
       imageID: `${image.reference.replace(/[:@][^/]*$/, '')}@${image.manifestDigest}`,
-      env: {}, uid: 0, gid: 0, root, logFile: join(dir, `${attempt}.log`), exitFile: this.exitFile(id)
+      env: {}, uid: 0, gid: 0, root: rootIn(join(this.rootsDir(), id)), logFile: join(dir, `${attempt}.log`), exitFile: this.exitFile(id)
     }
     let sandbox: RunningSandbox
+    let pulledAt = 0
+    let rootAt = 0
     try {
-      await mkdir(root, { mode: 0o755 })
-      await this.puller.unpackTo(image, root)
+      pulledAt = this.opts.clock.now()
+      const root = await this.makeRoot(await this.puller.rootOf(image), join(this.rootsDir(), id))
+      rootAt = this.opts.clock.now()
       const c = containerOf(pod, spec.name)
       const { uid, gid } = await resolveUser(pod, c, image.config.user, root)
       if (uid === 0 && this.opts.allowRoot !== true) {
@@ -197,7 +216,8 @@ export class NativeRuntime implements Runtime {
           limits: limitsOf(spec, this.opts.pidsLimit ?? DEFAULT_PIDS_LIMIT),
           stdout: fd,
           stderr: fd,
-          exitFile: this.exitFile(id)
+          exitFile: this.exitFile(id),
+          ...(this.devTemplate !== undefined ? { devTemplate: this.devTemplate } : {})
         }, this.opts.clock, this.opts.tools)
       } finally {
         closeSync(fd)
@@ -210,7 +230,10 @@ export class NativeRuntime implements Runtime {
     this.records.set(id, rec)
     this.watch(rec, sandbox)
     await this.persist(rec)
-    this.opts.log.debug({ event: 'kubelet.container.started', id, pod: `${rec.podNamespace}/${rec.podName}`, container: spec.name, attempt, pid: sandbox.pid, uid: rec.uid },
+    const ms = (a: number, b: number): number => Math.round(b - a)
+    const now = this.opts.clock.now()
+    this.opts.log.debug({ event: 'kubelet.container.started', id, pod: `${rec.podNamespace}/${rec.podName}`, container: spec.name, attempt, pid: sandbox.pid, uid: rec.uid,
+      pullMs: ms(began, pulledAt), rootMs: ms(pulledAt, rootAt), sandboxMs: ms(rootAt, now), root: this.rootMode },
       `started ${rec.podNamespace}/${rec.podName}/${spec.name} in a sandbox (pid ${sandbox.pid}, uid ${rec.uid})`)
     return publicRecord(rec)
   }
@@ -232,8 +255,8 @@ export class NativeRuntime implements Runtime {
     await rm(this.recordFile(id), { force: true })
     await rm(this.exitFile(id), { force: true })
     await rm(rec.logFile, { force: true })
-    // Nothing is mounted in it on the host (the sandbox's mounts lived in its own namespace), and rm does not follow links.
-    await rm(rec.root, { recursive: true, force: true })
+    // Its overlay unmounted; the sandbox's other mounts lived in its own namespace, and rm does not follow links.
+    await removeRoot(join(this.rootsDir(), rec.id), this.busybox())
   }
 
   async listContainers (): Promise<ContainerRecord[]> {
@@ -301,6 +324,31 @@ export class NativeRuntime implements Runtime {
   }
 
   // ---- internals -----------------------------------------------------------
+
+  private busybox (): string { return this.opts.tools?.busybox ?? '/usr/bin/busybox' }
+
+  /** A root for one container attempt in `dir`: an overlay of the image, or a copy where no overlay could be mounted (found out once). */
+  private async makeRoot (image: string, dir: string): Promise<string> {
+    if (this.rootMode !== 'copy') {
+      try {
+        const root = await makeRoot(image, dir, 'overlay', this.busybox())
+        if (this.rootMode === undefined) {
+          this.rootMode = 'overlay'
+          this.opts.log.info({ event: 'kubelet.runtime.rootfs', mode: 'overlay' }, 'native containers start from overlay mounts of their images')
+        }
+        return root
+      } catch (err) {
+        // It worked before: this failure is this container's own.
+        if (this.rootMode === 'overlay') throw err
+        await removeRoot(dir, this.busybox())
+        if (this.rootMode === undefined) {
+          this.rootMode = 'copy'
+          this.opts.log.warn({ event: 'kubelet.runtime.rootfs', mode: 'copy', err: (err as Error).message }, `no overlay mount here (${(err as Error).message.split('\n')[0]}); each native container starts from a copy of its image`)
+        }
+      }
+    }
+    return await makeRoot(image, dir, 'copy', this.busybox())
+  }
 
   private containersDir (): string { return join(this.opts.dataDir, 'native', 'containers') }
   private rootsDir (): string { return join(this.opts.dataDir, 'native', 'roots') }

@@ -8,17 +8,21 @@ import { join } from 'node:path'
 import { systemClock } from '../../daemon/clock/clock.ts'
 import { killStale } from '../../daemon/kubelet/native-runtime.ts'
 import type { CgroupLayout } from '../../daemon/kubelet/native/cgroups.ts'
+import { removeRoot } from '../../daemon/kubelet/native/rootfs.ts'
 import { api, startCluster, stopAll, waitFor, waitForLeader, waitForReadyNodes } from './cluster.ts'
 import type { Peer } from './cluster.ts'
 /**
  * A SIGKILLed shoald (or a stopped kubelet) leaves its native containers
  * running: kills each one recorded under the peer's data directory
- * `dataDir` and removes its cgroup.
+ * `dataDir`, removes its cgroup, and unmounts and removes its root.
  */
 export async function killNativeContainers (dataDir: string, layout: CgroupLayout): Promise<void> {
   let files: string[] = []
   try { files = await readdir(join(dataDir, 'native', 'containers')) } catch {}
   for (const f of files.filter(f => f.endsWith('.json'))) await killStale(layout, f.slice(0, -'.json'.length), systemClock)
+  // and the containers' roots, overlay mounts on the host that would keep the directory from being removed
+  const roots = join(dataDir, 'native', 'roots')
+  for (const id of await readdir(roots).catch(() => [] as string[])) await removeRoot(join(roots, id), '/usr/bin/busybox')
 }
 
 /** `peer` is the one to stop: a test that restarts it puts the new one here. */

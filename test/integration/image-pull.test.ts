@@ -210,6 +210,27 @@ rtest('gc removes the blobs of images not in use and keeps the others', async t 
   t.deepEqual(await readdir(join(cacheDir, 'blobs/sha256')), [])
 })
 
+rtest('rootOf unpacks an image once, for every container that starts from it; gc removes the roots of images forgotten and unpackings left half-done', async t => {
+  const cacheDir = join(scratch, 'cache-roots')
+  const p = await puller({ cacheDir })
+  const image = await p.pull(`${open.host}/${REPO}:1.0`)
+  const roots = await Promise.all([p.rootOf(image), p.rootOf(image), p.rootOf(image)])
+  t.is(new Set(roots).size, 1, 'callers at once share one unpacking')
+  const root = roots[0] as string
+  t.is(root, join(cacheDir, 'roots', image.manifestDigest.slice('sha256:'.length)))
+  checkBusyboxRoot(t, root)
+  t.deepEqual(await readdir(join(cacheDir, 'roots')), [image.manifestDigest.slice(7)], 'no temporary directory is left')
+  const inode = statSync(join(root, 'bin/busybox')).ino
+  t.is(await (await puller({ cacheDir })).rootOf(image), root, 'another puller of the cache finds it made')
+  t.is(statSync(join(root, 'bin/busybox')).ino, inode, 'and does not unpack it again')
+  await mkdtemp(join(cacheDir, 'roots', 'tmp-'))
+  const dropped = await p.pull(`${open.host}/test/arm:1.0`)
+  const armRoot = await p.rootOf(dropped)
+  await p.gc(new Set([image.manifestDigest]))
+  t.false(existsSync(armRoot), 'the root of an image forgotten is removed')
+  t.deepEqual(await readdir(join(cacheDir, 'roots')), [image.manifestDigest.slice(7)], 'and so is an unpacking left half-done')
+})
+
 rtest('a Bearer challenge: the token comes from the realm, with the service, the scope and the basic credentials', async t => {
   // A token server and a registry front on 127.0.160.2 that demand the token, passing GETs on to the real registry.
   const seen: Array<{ service: string | null, scope: string | null, authorization: string | undefined }> = []

@@ -14,10 +14,11 @@
 // are skipped (failed in CI). Every container's cgroup is emptied and
 // removed in teardown (a SIGKILLed shoald leaves its sandboxes running).
 import test from 'ava'
-import { existsSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { detectCgroups } from '../../daemon/kubelet/native/cgroups.ts'
 import type { CgroupLayout } from '../../daemon/kubelet/native/cgroups.ts'
+import { isMounted } from '../../daemon/kubelet/native/rootfs.ts'
 import { killStale } from '../../daemon/kubelet/native-runtime.ts'
 import type { KObject } from '../../protocol/k8s.ts'
 import { api, restartPeer, waitFor } from '../helpers/cluster.ts'
@@ -185,7 +186,7 @@ nativeTest('command, env, workingDir and an explicit runAsUser: 0 as Kubernetes 
     containers: [{
       name: 'main',
       image: `${open!.host}/busybox-httpd`,
-      command: ['sh', '-c', 'id -u; pwd; echo "$PATH $GREETING"; exec sleep 600'],
+      command: ['sh', '-c', 'id -u; pwd; echo "$PATH $GREETING"; touch /www/mine; exec sleep 600'],
       workingDir: '/www',
       env: [{ name: 'GREETING', value: 'hi' }]
     }]
@@ -198,11 +199,19 @@ nativeTest('command, env, workingDir and an explicit runAsUser: 0 as Kubernetes 
   }, 10_000, 200)
   t.is(logs, '0\n/www\n/bin hi\n', 'uid 0 when the pod asks for it; the container\'s workingDir and env')
 
-  const root = join(native!.dir, 'p1', 'native', 'roots', id)
-  t.true(existsSync(join(root, 'www', 'index.html')), 'the container has its own copy of the image')
+  const dir = join(native!.dir, 'p1', 'native', 'roots', id)
+  const root = join(dir, 'rootfs')
+  t.true(existsSync(join(root, 'www', 'index.html')), 'the container\'s root holds the image')
+  await waitFor('the container\'s file', () => existsSync(join(root, 'www', 'mine')), 10_000, 100)
+  const images = join(native!.dir, 'p1', 'images', 'roots')
+  const unpacked = readdirSync(images).filter(n => !n.startsWith('tmp-'))
+  t.true(unpacked.length > 0 && unpacked.every(n => existsSync(join(images, n, 'www', 'index.html')) && !existsSync(join(images, n, 'www', 'mine'))),
+    'what the container writes stays out of the image\'s unpacked layers, which every container of the image starts from')
+  if (await isMounted(root)) t.true(existsSync(join(dir, 'upper', 'www', 'mine')), 'an overlay: the write is in the container\'s upper layer')
   t.is((await api(peer!, 'DELETE', '/api/v1/namespaces/default/pods/as-root')).status, 200)
   await waitFor('as-root gone', async () => (await api(peer!, 'GET', '/api/v1/namespaces/default/pods/as-root')).status === 404, 20_000, 200)
-  await waitFor('the container\'s root removed', () => !existsSync(root), 10_000, 100)
+  await waitFor('the container\'s root removed', () => !existsSync(dir), 10_000, 100)
+  t.false(readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${root} `), 'and nothing is left mounted there')
   const cgroups = layout!.version === 2 ? [join(layout!.root, 'shoal', id)] : Object.values(layout!.mounts).map(m => join(m, 'shoal', id))
   t.false(cgroups.some(d => existsSync(d)), 'its cgroup is gone')
 

@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { systemClock } from '../../daemon/clock/clock.ts'
 import { Cgroup, detectCgroups } from '../../daemon/kubelet/native/cgroups.ts'
 import type { CgroupLayout } from '../../daemon/kubelet/native/cgroups.ts'
-import { checkSandboxHost, startSandbox } from '../../daemon/kubelet/native/sandbox.ts'
+import { checkSandboxHost, makeDevTemplate, startSandbox } from '../../daemon/kubelet/native/sandbox.ts'
 import type { RunningSandbox, SandboxExit, SandboxSpec } from '../../daemon/kubelet/native/sandbox.ts'
 import { makeRootfs } from '../helpers/native-rootfs.ts'
 import type { TestRootfs } from '../helpers/native-rootfs.ts'
@@ -125,6 +125,43 @@ sandboxTest('the root filesystem is all it sees: nothing outside it is reachable
   t.deepEqual(r.stdout.split('\n').filter(l => l !== ''), ['bin', 'dev', 'etc', 'proc', 'tmp', 'done'])
   t.false(r.stdout.includes('REACHED'))
   t.false(r.stdout.includes('outside') || r.stdout.includes('data'))
+})
+
+sandboxTest('/dev from the peer\'s template is the same as one the sandbox makes, read-only even to root; /dev/shm is the container\'s own', async (t, layout) => {
+  const fs = rootfs(t)
+  const made = await makeDevTemplate(join(fs.base, 'dev-template'))
+  t.is(made.problem, undefined)
+  t.is(made.dir, join(fs.base, 'dev-template'))
+  t.deepEqual(await makeDevTemplate(join(fs.base, 'dev-template')), made, 'one already there is used as it is')
+  const script = [
+    'for d in null zero full random urandom tty; do [ -c /dev/$d ] && echo $d; done',
+    'echo x > /dev/null && echo null-writable',
+    'head -c 5 /dev/zero | wc -c',
+    '[ "$(stat -c %N /dev/fd)" = "\'/dev/fd\' -> \'/proc/self/fd\'" ] && echo fd-link',
+    'touch /dev/planted 2>/dev/null && echo PLANTED',
+    'echo s > /dev/shm/f && cat /dev/shm/f',
+    'grep -c " /dev/shm tmpfs " /proc/mounts'
+  ].join('; ')
+  const expected = ['null', 'zero', 'full', 'random', 'urandom', 'tty', 'null-writable', '5', 'fd-link', 's', '1', '']
+  const own = await sh(t, layout, fs, script)
+  t.deepEqual(own.stdout.split('\n'), expected, own.stderr)
+  for (const uid of [1000, 0]) {
+    const shared = await sh(t, layout, fs, script, { devTemplate: made.dir as string, uid, gid: uid })
+    t.deepEqual(shared.stdout.split('\n'), expected, `uid ${uid}: ${shared.stderr}`)
+  }
+  t.false(existsSync(join(fs.base, 'dev-template', 'planted')))
+  t.false(existsSync(join(fs.base, 'dev-template', 'shm', 'f')), 'the shm a container writes is its own tmpfs')
+  chmodSync(join(fs.base, 'dev-template'), 0o777)
+  t.regex((await makeDevTemplate(join(fs.base, 'dev-template'))).problem ?? '', /not a \/dev template/, 'a directory anyone can write is not used')
+})
+
+sandboxTest('as root, /proc/sys and /proc/sysrq-trigger are read-only; as another user the kernel refuses the writes anyway', async (t, layout) => {
+  const fs = rootfs(t)
+  const script = 'echo 1 > /proc/sys/kernel/hostname 2>/dev/null && echo WROTE-SYS; echo h > /proc/sysrq-trigger 2>/dev/null && echo WROTE-SYSRQ; hostname'
+  for (const uid of [0, 1000]) {
+    const r = await sh(t, layout, fs, script, { uid, gid: uid })
+    t.is(r.stdout, 'my-pod\n', `uid ${uid}: ${r.stderr}`)
+  }
 })
 
 sandboxTest('/proc shows only the container: its first process is pid 1', async (t, layout) => {

@@ -76,7 +76,8 @@ test('the setup script gets every value as its own argument, in the order it shi
     mounts: [{ hostPath: '/h', containerPath: '/c', readOnly: true, kind: 'dir' }],
     env: { A: 'x y', B: '$(z)' },
     argv: ['sh', '-c', 'echo; rm -rf /']
-  }), ['/r', 'p', '1', '2', '/w', '/bin', '1', '/h', '/c', 'ro', 'dir', 'sh', '2', 'A=x y', 'B=$(z)', '-c', 'echo; rm -rf /'])
+  }), ['/r', 'p', '1', '2', '/w', '/bin', '', '1', '/h', '/c', 'ro', 'dir', 'sh', '2', 'A=x y', 'B=$(z)', '-c', 'echo; rm -rf /'])
+  t.is(setupArgv({ root: '/r', hostname: 'p', uid: 1, gid: 2, workingDir: '/', path: '', dev: '/d', mounts: [], env: {}, argv: ['x'] })[6], '/d')
   t.throws(() => setupArgv({ root: '/r', hostname: 'p', uid: 0, gid: 0, workingDir: '/', path: '', mounts: [], env: {}, argv: [] }))
 })
 

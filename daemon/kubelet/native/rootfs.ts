@@ -1,13 +1,25 @@
-// Owns preparing paths inside a container's root filesystem from the host,
-// before the container starts: the mount points (proc, tmp, dev, each
+// Owns each container's root filesystem on the host: made from its image's
+// layers, unpacked once per image (ImagePuller.rootOf), as an overlay mount
+// (that directory the read-only lower layer, a fresh upper one per
+// container attempt) where the kernel allows, a copy of it otherwise; and
+// removed with whatever is mounted there. The overlay is mounted in the
+// host's namespace (the sandbox's namespace gets its own copy of the mount
+// when it is made), so that a restarted shoald finds it; removeRoot
+// unmounts it, and a root no record names is removed at start.
+// It also prepares paths inside a root from the host, before the container
+// starts: the mount points (proc, tmp, dev, each
 // volume's containerPath) and the working directory are created here, and
 // no component of them may be a symbolic link. A link planted in the root
 // (an image's, or a previous container's that shared the root) would
 // otherwise make the host-side mkdir, or the bind mount that the setup
 // script makes before pivoting into the root, act on a host path outside it.
 // May import: nothing outside this folder.
-import { lstat, mkdir, writeFile } from 'node:fs/promises'
-import { isAbsolute, join, posix } from 'node:path'
+import { execFile } from 'node:child_process'
+import { lstat, mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises'
+import { basename, dirname, isAbsolute, join, posix } from 'node:path'
+import { promisify } from 'node:util'
+
+const run = promisify(execFile)
 
 export class RootfsPathError extends Error {
   override name = 'RootfsPathError'
@@ -49,4 +61,62 @@ export async function ensureInRoot (root: string, path: string, kind: 'dir' | 'f
     if (last && kind === 'dir' && !st.isDirectory()) throw new RootfsPathError(`${path} in the root filesystem is not a directory`)
   }
   return host
+}
+
+export type RootMode = 'overlay' | 'copy'
+
+/** The directory under a container's own directory that is its root. */
+export function rootIn (dir: string): string { return join(dir, 'rootfs') }
+
+/**
+ * Makes `dir` (which must not exist) a container's directory, with its root
+ * at rootIn(dir): an overlay of `image` (lower, never written) with
+ * `dir/upper` and `dir/work`, or a copy of `image`. Returns the root.
+ * Throws when the mount or the copy fails, leaving `dir` for removeRoot.
+ */
+export async function makeRoot (image: string, dir: string, mode: RootMode, busybox: string): Promise<string> {
+  await mkdir(dir, { mode: 0o700 })
+  const root = rootIn(dir)
+  if (mode === 'copy') {
+    // busybox cp -a: links copied as links, never followed; owners, modes and times kept
+    await run(busybox, ['cp', '-a', image, root], { env: {}, timeout: 600_000 })
+    return root
+  }
+  // The option string separates with ',' and ':': a path with either (or a backslash) cannot be named in it.
+  for (const p of [image, dir]) if (/[,:\\\s]/.test(p)) throw new Error(`${p} has a character an overlay mount's options cannot hold`)
+  await mkdir(join(dir, 'upper'), { mode: 0o755 })
+  await mkdir(join(dir, 'work'), { mode: 0o700 })
+  await mkdir(root, { mode: 0o755 })
+  await run(busybox, ['mount', '-t', 'overlay', 'overlay', '-o', `lowerdir=${image},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`, root], { env: {}, timeout: 60_000 })
+  return root
+}
+
+/** Unmounts the container's root if it is a mount (lazily: freed once no process holds it), then removes `dir`. */
+export async function removeRoot (dir: string, busybox: string): Promise<void> {
+  const root = rootIn(dir)
+  if (await isMounted(root)) {
+    await run(busybox, ['umount', '-l', root], { env: {}, timeout: 60_000 }).catch(() => {})
+  }
+  // A root still mounted is not followed into the image by rm: writes through an overlay reach only its upper layer.
+  await rm(dir, { recursive: true, force: true })
+}
+
+/** Whether `path` is a mount point in this process's namespace (by /proc/self/mountinfo); a symbolic link never is. */
+export async function isMounted (path: string): Promise<boolean> {
+  // The link itself is never resolved: a root of an older layout could hold a `rootfs` link to the host's /.
+  if ((await lstat(path).catch(() => undefined))?.isDirectory() !== true) return false
+  const parent = await realpath(dirname(path)).catch(() => undefined)
+  if (parent === undefined) return false
+  const target = join(parent, basename(path))
+  const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '')
+  for (const line of info.split('\n')) {
+    const point = line.split(' ')[4]
+    if (point !== undefined && unescapeMountPath(point) === target) return true
+  }
+  return false
+}
+
+/** mountinfo writes space, tab, newline and backslash as octal escapes. */
+function unescapeMountPath (p: string): string {
+  return p.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)))
 }

@@ -17,17 +17,21 @@
 // Needs root, util-linux's `unshare`, and a statically linked busybox
 // (checkSandboxHost says what is missing). Used by ../native-runtime.ts.
 // May import: daemon/clock, ./cgroups.ts, ./rootfs.ts, ./setup-script.ts.
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { accessSync, constants as fsConstants, closeSync, openSync, readSync } from 'node:fs'
-import { readFile, realpath, stat } from 'node:fs/promises'
+import { lstat, mkdir, readFile, readlink, realpath, rename, rm, stat, symlink } from 'node:fs/promises'
 import { constants } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
 import type { Readable } from 'node:stream'
 import type { Clock } from '../../clock/clock.ts'
 import { Cgroup } from './cgroups.ts'
 import type { CgroupLayout, CgroupLimits, CgroupUsage } from './cgroups.ts'
 import { containerPathParts, ensureInRoot } from './rootfs.ts'
 import { GATE, SETUP, setupArgv } from './setup-script.ts'
+
+const run = promisify(execFile)
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
@@ -60,6 +64,8 @@ export interface SandboxSpec {
   stderr?: number
   /** a host file, outside the root, that the gate truncates now and writes the workload's exit code to when it ends (default: none) */
   exitFile?: string
+  /** a /dev made by makeDevTemplate, bound read-only (two mounts); without one, each sandbox builds its own (eight) */
+  devTemplate?: string
 }
 
 /** What a restarted runtime knows of a sandbox it started earlier (RunningSandbox's id, pid, startTicks and the spec's exitFile). */
@@ -298,7 +304,7 @@ export async function startSandbox (layout: CgroupLayout, spec: SandboxSpec, clo
     mounts.push({ hostPath, containerPath: '/' + parts.join('/'), readOnly: m.readOnly, kind })
   }
   const env = { PATH: DEFAULT_PATH, ...spec.env }
-  const args = setupArgv({ root, hostname: spec.hostname, uid: spec.uid, gid: spec.gid, workingDir, path: env.PATH, mounts, env, argv: spec.argv })
+  const args = setupArgv({ root, hostname: spec.hostname, uid: spec.uid, gid: spec.gid, workingDir, path: env.PATH, mounts, env, argv: spec.argv, ...(spec.devTemplate !== undefined ? { dev: spec.devTemplate } : {}) })
   const unshare = tools.unshare ?? '/usr/bin/unshare'
   const busybox = tools.busybox ?? '/usr/bin/busybox'
   const exitFd = spec.exitFile !== undefined ? openSync(spec.exitFile, 'w', 0o600) : undefined
@@ -369,6 +375,71 @@ export async function startSandbox (layout: CgroupLayout, spec: SandboxSpec, clo
   gate.on('error', () => {})
   gate.end('go\n')
   return new RunningSandbox(spec.id, { pid: child.pid, startTicks, stdout: child.stdout, stderr: child.stderr }, cgroup, exited, started, clock)
+}
+
+/** The device nodes of a sandbox's /dev: name, major, minor (all 0666, as Docker and Kubernetes make them). */
+const DEVICES: ReadonlyArray<[string, number, number]> = [['null', 1, 3], ['zero', 1, 5], ['full', 1, 7], ['random', 1, 8], ['urandom', 1, 9], ['tty', 5, 0]]
+
+const DEV_LINKS: ReadonlyArray<[string, string]> = [['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2']]
+
+/**
+ * A /dev for sandboxes to bind read-only, at `dir`: the device nodes of
+ * DEVICES, the fd, stdin, stdout and stderr links to /proc/self/fd, and an
+ * empty `shm` for the sandbox's own tmpfs. Device nodes open read-write on
+ * a read-only mount, so one template serves every sandbox of the peer.
+ * One already there is used as it is (sandboxes of an earlier shoald have
+ * it mounted: it is never replaced); it is made when missing. Returns the
+ * directory, or why there can be none (no mknod, a file system mounted
+ * nodev, or something else at `dir`): sandboxes then make their own.
+ */
+export async function makeDevTemplate (dir: string, tools: SandboxTools = {}): Promise<{ dir?: string, problem?: string }> {
+  const busybox = tools.busybox ?? '/usr/bin/busybox'
+  try {
+    if (await lstat(dir).then(() => true, () => false)) {
+      const bad = await devTemplateProblem(dir)
+      return bad === undefined ? { dir } : { problem: `${dir} is not a /dev template (${bad}); remove it to have one made` }
+    }
+    const tmp = `${dir}.${process.pid}.tmp`
+    await rm(tmp, { recursive: true, force: true })
+    await mkdir(tmp, { mode: 0o755 })
+    try {
+      for (const [name, major, minor] of DEVICES) {
+        await run(busybox, ['mknod', '-m', '666', join(tmp, name), 'c', String(major), String(minor)], { env: {}, timeout: 10_000 })
+      }
+      for (const [name, target] of DEV_LINKS) await symlink(target, join(tmp, name))
+      await mkdir(join(tmp, 'shm'), { mode: 0o755 })
+      const bad = await devTemplateProblem(tmp)
+      if (bad !== undefined) throw new Error(bad)
+      await rename(tmp, dir)
+    } finally {
+      await rm(tmp, { recursive: true, force: true })
+    }
+    return { dir }
+  } catch (err) {
+    return { problem: ((err as Error).message.split('\n')[0] ?? '').trim() }
+  }
+}
+
+/** What is wrong with a /dev template, or undefined. */
+async function devTemplateProblem (dir: string): Promise<string | undefined> {
+  const top = await lstat(dir)
+  if (!top.isDirectory() || top.uid !== 0 || (top.mode & 0o022) !== 0) return 'it is not a directory owned by root that only root can write'
+  for (const [name, major, minor] of DEVICES) {
+    const st = await lstat(join(dir, name)).catch(() => undefined)
+    if (st?.isCharacterDevice() !== true || st.rdev !== major * 256 + minor || (st.mode & 0o7777) !== 0o666 || st.uid !== 0) return `${name} is not the device ${major},${minor} mode 0666 owned by root`
+  }
+  for (const [name, target] of DEV_LINKS) {
+    if (await readlink(join(dir, name)).catch(() => undefined) !== target) return `${name} is not a link to ${target}`
+  }
+  const shm = await lstat(join(dir, 'shm')).catch(() => undefined)
+  if (shm?.isDirectory() !== true) return 'shm is not a directory'
+  // a file system mounted nodev refuses to open its device nodes
+  try {
+    closeSync(openSync(join(dir, 'null'), 'w'))
+  } catch (err) {
+    return `its null cannot be opened (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): is its file system mounted nodev?`
+  }
+  return undefined
 }
 
 /**

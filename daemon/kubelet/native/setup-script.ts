@@ -19,12 +19,14 @@
 //    SIGKILL can, and a missing file then means "killed".
 // 2. SETUP is the first process (pid 1) of new mount, PID, UTS and IPC
 //    namespaces (util-linux `unshare --fork`; mount propagation private). It
-//    bind-mounts the root onto itself, mounts a fresh /proc (its sys and
-//    sysrq-trigger read-only), a tmpfs /tmp, a small tmpfs /dev with null,
-//    zero, full, random, urandom and tty bound from the host, /dev/shm, each
+//    bind-mounts the root onto itself, mounts a fresh /proc (for a root
+//    workload its sys and sysrq-trigger read-only), sets the hostname, a
+//    tmpfs /tmp, /dev (the runtime's template bound read-only, or a small
+//    tmpfs with null, zero, full, random, urandom and tty bound from the
+//    host), /dev/shm, each
 //    volume (read-only by a second `remount,bind,ro`; a mount point under
 //    /tmp or /dev/shm is made here, in the fresh tmpfs, where no link can
-//    be; any other was made by the runtime, rootfs.ts), sets the hostname,
+//    be; any other was made by the runtime, rootfs.ts),
 //    then `pivot_root . .` and detaches the old root: the host's files are
 //    not in the container's mount namespace at all (a chroot would leave
 //    them there, one chroot escape away for a root workload). It finds the
@@ -34,6 +36,8 @@
 //    setuid) -> `env -i` (the container's environment only) -> the command,
 //    so the command is pid 1. A failure before that writes its reason to fd
 //    4 and exits 125.
+// Each busybox applet it runs is a process (about 3.5 ms of CPU here), the
+// better part of a container's start: the script runs as few as it can.
 // May import: nothing outside this folder.
 
 /**
@@ -57,20 +61,30 @@ export const GATE = [
 export const SETUP = `
 set -f
 fail () { echo "$*" >&4; exit 125; }
-R=$1 H=$2 U=$3 G=$4 WD=$5 P=$6 N=$7; shift 7
+R=$1 H=$2 U=$3 G=$4 WD=$5 P=$6 DEV=$7 N=$8; shift 8
 mount -o bind "$R" "$R" 2>&4 || fail "cannot bind-mount the root filesystem $R"
 mount -t proc -o nosuid,nodev,noexec proc "$R/proc" 2>&4 || fail "cannot mount /proc"
-for p in sys sysrq-trigger; do
-  [ -e "$R/proc/$p" ] || continue
-  mount -o bind "$R/proc/$p" "$R/proc/$p" 2>&4 && mount -o remount,bind,ro "$R/proc/$p" 2>&4 || fail "cannot make /proc/$p read-only"
-done
+# the new UTS namespace's name, written as the hostname applet would (one process less)
+echo "$H" > "$R/proc/sys/kernel/hostname" 2>&4 || fail "cannot set the hostname to $H"
+# Only root can write them: for any other user read-only adds nothing (no_new_privs: no setuid way to root).
+if [ "$U" = 0 ]; then
+  for p in sys sysrq-trigger; do
+    [ -e "$R/proc/$p" ] || continue
+    mount -o bind "$R/proc/$p" "$R/proc/$p" 2>&4 && mount -o remount,bind,ro "$R/proc/$p" 2>&4 || fail "cannot make /proc/$p read-only"
+  done
+fi
 mount -t tmpfs -o nosuid,nodev,mode=1777 tmpfs "$R/tmp" 2>&4 || fail "cannot mount /tmp"
-mount -t tmpfs -o nosuid,noexec,mode=755,size=256k tmpfs "$R/dev" 2>&4 || fail "cannot mount /dev"
-for d in null zero full random urandom tty; do
-  : > "$R/dev/$d" && mount -o bind "/dev/$d" "$R/dev/$d" 2>&4 || fail "cannot bind /dev/$d"
-done
-mkdir -m 1777 "$R/dev/shm" && mount -t tmpfs -o nosuid,nodev,noexec,mode=1777 shm "$R/dev/shm" 2>&4 || fail "cannot mount /dev/shm"
-ln -s /proc/self/fd "$R/dev/fd" && ln -s /proc/self/fd/0 "$R/dev/stdin" && ln -s /proc/self/fd/1 "$R/dev/stdout" && ln -s /proc/self/fd/2 "$R/dev/stderr" || fail "cannot link /dev/fd"
+if [ -n "$DEV" ]; then
+  # the runtime's /dev template (its nodes and links made once), read-only: two mounts, not eight
+  mount -o bind "$DEV" "$R/dev" 2>&4 && mount -o remount,bind,ro,nosuid,noexec "$R/dev" 2>&4 || fail "cannot mount /dev"
+else
+  mount -t tmpfs -o nosuid,noexec,mode=755,size=256k tmpfs "$R/dev" 2>&4 || fail "cannot mount /dev"
+  for d in null zero full random urandom tty; do
+    : > "$R/dev/$d" && mount -o bind "/dev/$d" "$R/dev/$d" 2>&4 || fail "cannot bind /dev/$d"
+  done
+  mkdir -m 1777 "$R/dev/shm" && ln -s /proc/self/fd "$R/dev/fd" && ln -s /proc/self/fd/0 "$R/dev/stdin" && ln -s /proc/self/fd/1 "$R/dev/stdout" && ln -s /proc/self/fd/2 "$R/dev/stderr" || fail "cannot make /dev/shm and /dev/fd"
+fi
+mount -t tmpfs -o nosuid,nodev,noexec,mode=1777 shm "$R/dev/shm" 2>&4 || fail "cannot mount /dev/shm"
 while [ "$N" -gt 0 ]; do
   if [ ! -e "$R$2" ]; then
     if [ "$4" = file ]; then mkdir -p "$R\${2%/*}" && : > "$R$2"; else mkdir -p "$R$2"; fi 2>&4 || fail "cannot make the mount point $2"
@@ -79,7 +93,6 @@ while [ "$N" -gt 0 ]; do
   if [ "$3" = ro ]; then mount -o remount,bind,ro "$R$2" 2>&4 || fail "cannot make volume $2 read-only"; fi
   shift 4; N=$((N - 1))
 done
-hostname "$H" 2>&4 || fail "cannot set the hostname to $H"
 cd "$R" && pivot_root . . 2>&4 && umount -l . 2>&4 && cd / || fail "cannot pivot into the root filesystem $R"
 cd "$WD" 2>/dev/null || { mkdir -p "$WD" && cd "$WD"; } 2>&4 || fail "cannot enter the working directory $WD"
 A=$1 NE=$2; shift 2
@@ -117,6 +130,8 @@ export interface SetupArgs {
   workingDir: string
   /** searched for a command without a slash */
   path: string
+  /** the runtime's /dev template (makeDevTemplate), bound read-only; without one, /dev is a tmpfs with the host's devices bound one by one */
+  dev?: string
   /** host path, path in the container, read-only, and whether the host path is a directory or a file */
   mounts: Array<{ hostPath: string, containerPath: string, readOnly: boolean, kind: 'dir' | 'file' }>
   env: Record<string, string>
@@ -125,7 +140,7 @@ export interface SetupArgs {
 
 /** SETUP's positional parameters, in the order it shifts them off. */
 export function setupArgv (a: SetupArgs): string[] {
-  const out = [a.root, a.hostname, String(a.uid), String(a.gid), a.workingDir, a.path, String(a.mounts.length)]
+  const out = [a.root, a.hostname, String(a.uid), String(a.gid), a.workingDir, a.path, a.dev ?? '', String(a.mounts.length)]
   for (const m of a.mounts) out.push(m.hostPath, m.containerPath, m.readOnly ? 'ro' : 'rw', m.kind)
   const [command, ...args] = a.argv
   if (command === undefined) throw new Error('a container needs a command')
