@@ -182,7 +182,12 @@ export class ContentStore {
     return await run
   }
 
+  /** images.json as last read or written: this store is its only writer */
+  private imagesFile: ImagesFile | undefined
+
+  /** A copy of images.json, read from the disk once. */
   private async readImages (): Promise<ImagesFile> {
+    if (this.imagesFile !== undefined) return structuredClone(this.imagesFile)
     let text: string
     try {
       text = await readFile(join(this.root, 'images.json'), 'utf8')
@@ -193,7 +198,8 @@ export class ContentStore {
     if (parsed.version !== 1 || typeof parsed.images !== 'object' || parsed.images === null) {
       throw new ContentError(`${join(this.root, 'images.json')} is not an image list of version 1`)
     }
-    return { version: 1, images: parsed.images }
+    this.imagesFile = { version: 1, images: parsed.images }
+    return structuredClone(this.imagesFile)
   }
 
   private async writeImages (file: ImagesFile): Promise<void> {
@@ -201,5 +207,6 @@ export class ContentStore {
     const tmp = join(this.root, `images.json.${randomBytes(6).toString('hex')}`)
     await writeFile(tmp, JSON.stringify(file, null, 1) + '\n', { mode: 0o644 })
     await rename(tmp, join(this.root, 'images.json'))
+    this.imagesFile = structuredClone(file)
   }
 }

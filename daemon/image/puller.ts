@@ -75,6 +75,8 @@ export class ImagePuller {
   private readonly opts: PullerOptions
   /** unpackings under way, by root directory */
   private readonly unpacking = new Map<string, Promise<string>>()
+  /** the run settings of each image config read, by its digest */
+  private readonly configs = new Map<string, ImageConfig>()
   /** each unpacking's temporary directory, by root directory */
   private readonly tmpOf = new Map<string, string>()
 
@@ -198,13 +200,19 @@ export class ImagePuller {
   }
 
   private async describe (image: CachedImage, fromCache: boolean): Promise<PulledImage> {
-    let raw: unknown
-    try {
-      raw = JSON.parse((await this.content.readBlob(image.configDigest)).toString('utf8'))
-    } catch (err) {
-      throw new PullError(`${image.reference}: its config ${image.configDigest} is not JSON`, { cause: err })
+    // A config is named by its digest, so what was read once stays true.
+    let config = this.configs.get(image.configDigest)
+    if (config === undefined) {
+      let raw: unknown
+      try {
+        raw = JSON.parse((await this.content.readBlob(image.configDigest)).toString('utf8'))
+      } catch (err) {
+        throw new PullError(`${image.reference}: its config ${image.configDigest} is not JSON`, { cause: err })
+      }
+      config = imageConfig(raw)
+      this.configs.set(image.configDigest, config)
     }
-    return { ...image, config: imageConfig(raw), layerPaths: image.layers.map(l => this.content.blobPath(l.digest)), fromCache }
+    return { ...image, config: structuredClone(config), layerPaths: image.layers.map(l => this.content.blobPath(l.digest)), fromCache }
   }
 }
 

@@ -47,6 +47,7 @@ import { LogFollower, readWhole, tailBytes } from './log-follower.ts'
 import { loadRecords, saveRecord } from './records.ts'
 import type { CgroupLayout } from './native/cgroups.ts'
 import { containerOf, DEFAULT_PIDS_LIMIT, hostnameOf, limitsOf, resolveArgv, resolveEnv, resolveUser, UserError } from './native/container-config.ts'
+import { HostShell } from './native/host-shell.ts'
 import { makeRoot, removeRoot, rootIn } from './native/rootfs.ts'
 import type { RootMode } from './native/rootfs.ts'
 import { adoptSandbox, DEFAULT_PATH, makeDevTemplate, startSandbox } from './native/sandbox.ts'
@@ -117,12 +118,15 @@ export class NativeRuntime implements Runtime {
   private rootMode: RootMode | undefined
   /** the /dev bound read-only into every container (makeDevTemplate), when the host allows one */
   private devTemplate: string | undefined
+  /** mount, umount, cp and mknod, without a process started from shoald for each */
+  private readonly shell: HostShell
 
   constructor (opts: NativeRuntimeOptions) {
     this.opts = opts
     this.pods = new ProcessRuntime({ dataDir: opts.dataDir, nodeName: opts.nodeName, clock: opts.clock, log: opts.log, ...(opts.podCidr !== undefined ? { podCidr: opts.podCidr } : {}) })
     this.puller = opts.puller ?? new ImagePuller({ cacheDir: join(opts.dataDir, 'images') })
     this.rootMode = opts.rootMode
+    this.shell = new HostShell(opts.tools?.busybox)
   }
 
   usePodCidr (cidr: string): void { this.pods.usePodCidr(cidr) }
@@ -131,7 +135,7 @@ export class NativeRuntime implements Runtime {
     await this.pods.init()
     await mkdir(this.containersDir(), { recursive: true })
     await mkdir(this.rootsDir(), { recursive: true })
-    const dev = await makeDevTemplate(join(this.opts.dataDir, 'native', 'dev'), this.opts.tools)
+    const dev = await makeDevTemplate(join(this.opts.dataDir, 'native', 'dev'), this.shell.run)
     this.devTemplate = dev.dir
     if (dev.problem !== undefined) this.opts.log.warn({ event: 'kubelet.runtime.dev', err: dev.problem }, `no /dev template for native containers (${dev.problem}); each container makes its own /dev`)
     for (const rec of await loadRecords<NativeRecord>(this.containersDir(), this.opts.log)) {
@@ -155,12 +159,13 @@ export class NativeRuntime implements Runtime {
     }
     // A root no record names was being made when an earlier shoald stopped: its mount and files go.
     for (const name of await readdir(this.rootsDir())) {
-      if (!this.records.has(name)) await removeRoot(join(this.rootsDir(), name), this.busybox())
+      if (!this.records.has(name)) await removeRoot(join(this.rootsDir(), name), this.shell.run)
     }
   }
 
   close (): void {
     this.closed = true
+    this.shell.close()
     this.pods.close()
   }
 
@@ -256,7 +261,7 @@ export class NativeRuntime implements Runtime {
     await rm(this.exitFile(id), { force: true })
     await rm(rec.logFile, { force: true })
     // Its overlay unmounted; the sandbox's other mounts lived in its own namespace, and rm does not follow links.
-    await removeRoot(join(this.rootsDir(), rec.id), this.busybox())
+    await removeRoot(join(this.rootsDir(), rec.id), this.shell.run)
   }
 
   async listContainers (): Promise<ContainerRecord[]> {
@@ -325,13 +330,11 @@ export class NativeRuntime implements Runtime {
 
   // ---- internals -----------------------------------------------------------
 
-  private busybox (): string { return this.opts.tools?.busybox ?? '/usr/bin/busybox' }
-
   /** A root for one container attempt in `dir`: an overlay of the image, or a copy where no overlay could be mounted (found out once). */
   private async makeRoot (image: string, dir: string): Promise<string> {
     if (this.rootMode !== 'copy') {
       try {
-        const root = await makeRoot(image, dir, 'overlay', this.busybox())
+        const root = await makeRoot(image, dir, 'overlay', this.shell.run)
         if (this.rootMode === undefined) {
           this.rootMode = 'overlay'
           this.opts.log.info({ event: 'kubelet.runtime.rootfs', mode: 'overlay' }, 'native containers start from overlay mounts of their images')
@@ -340,14 +343,14 @@ export class NativeRuntime implements Runtime {
       } catch (err) {
         // It worked before: this failure is this container's own.
         if (this.rootMode === 'overlay') throw err
-        await removeRoot(dir, this.busybox())
+        await removeRoot(dir, this.shell.run)
         if (this.rootMode === undefined) {
           this.rootMode = 'copy'
           this.opts.log.warn({ event: 'kubelet.runtime.rootfs', mode: 'copy', err: (err as Error).message }, `no overlay mount here (${(err as Error).message.split('\n')[0]}); each native container starts from a copy of its image`)
         }
       }
     }
-    return await makeRoot(image, dir, 'copy', this.busybox())
+    return await makeRoot(image, dir, 'copy', this.shell.run)
   }
 
   private containersDir (): string { return join(this.opts.dataDir, 'native', 'containers') }

@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { systemClock } from '../../daemon/clock/clock.ts'
 import { killStale } from '../../daemon/kubelet/native-runtime.ts'
 import type { CgroupLayout } from '../../daemon/kubelet/native/cgroups.ts'
+import { execRunner } from '../../daemon/kubelet/native/host-shell.ts'
 import { removeRoot } from '../../daemon/kubelet/native/rootfs.ts'
 import { api, startCluster, stopAll, waitFor, waitForLeader, waitForReadyNodes } from './cluster.ts'
 import type { Peer } from './cluster.ts'
@@ -22,7 +23,7 @@ export async function killNativeContainers (dataDir: string, layout: CgroupLayou
   for (const f of files.filter(f => f.endsWith('.json'))) await killStale(layout, f.slice(0, -'.json'.length), systemClock)
   // and the containers' roots, overlay mounts on the host that would keep the directory from being removed
   const roots = join(dataDir, 'native', 'roots')
-  for (const id of await readdir(roots).catch(() => [] as string[])) await removeRoot(join(roots, id), '/usr/bin/busybox')
+  for (const id of await readdir(roots).catch(() => [] as string[])) await removeRoot(join(roots, id), execRunner())
 }
 
 /** `peer` is the one to stop: a test that restarts it puts the new one here. */

@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import { systemClock } from '../../daemon/clock/clock.ts'
 import { Cgroup, detectCgroups } from '../../daemon/kubelet/native/cgroups.ts'
 import type { CgroupLayout } from '../../daemon/kubelet/native/cgroups.ts'
+import { execRunner } from '../../daemon/kubelet/native/host-shell.ts'
 import { checkSandboxHost, makeDevTemplate, startSandbox } from '../../daemon/kubelet/native/sandbox.ts'
 import type { RunningSandbox, SandboxExit, SandboxSpec } from '../../daemon/kubelet/native/sandbox.ts'
 import { makeRootfs } from '../helpers/native-rootfs.ts'
@@ -129,10 +130,10 @@ sandboxTest('the root filesystem is all it sees: nothing outside it is reachable
 
 sandboxTest('/dev from the peer\'s template is the same as one the sandbox makes, read-only even to root; /dev/shm is the container\'s own', async (t, layout) => {
   const fs = rootfs(t)
-  const made = await makeDevTemplate(join(fs.base, 'dev-template'))
+  const made = await makeDevTemplate(join(fs.base, 'dev-template'), execRunner())
   t.is(made.problem, undefined)
   t.is(made.dir, join(fs.base, 'dev-template'))
-  t.deepEqual(await makeDevTemplate(join(fs.base, 'dev-template')), made, 'one already there is used as it is')
+  t.deepEqual(await makeDevTemplate(join(fs.base, 'dev-template'), execRunner()), made, 'one already there is used as it is')
   const script = [
     'for d in null zero full random urandom tty; do [ -c /dev/$d ] && echo $d; done',
     'echo x > /dev/null && echo null-writable',
@@ -152,7 +153,7 @@ sandboxTest('/dev from the peer\'s template is the same as one the sandbox makes
   t.false(existsSync(join(fs.base, 'dev-template', 'planted')))
   t.false(existsSync(join(fs.base, 'dev-template', 'shm', 'f')), 'the shm a container writes is its own tmpfs')
   chmodSync(join(fs.base, 'dev-template'), 0o777)
-  t.regex((await makeDevTemplate(join(fs.base, 'dev-template'))).problem ?? '', /not a \/dev template/, 'a directory anyone can write is not used')
+  t.regex((await makeDevTemplate(join(fs.base, 'dev-template'), execRunner())).problem ?? '', /not a \/dev template/, 'a directory anyone can write is not used')
 })
 
 sandboxTest('as root, /proc/sys and /proc/sysrq-trigger are read-only; as another user the kernel refuses the writes anyway', async (t, layout) => {

@@ -13,13 +13,11 @@
 // (an image's, or a previous container's that shared the root) would
 // otherwise make the host-side mkdir, or the bind mount that the setup
 // script makes before pivoting into the root, act on a host path outside it.
+// The mount, umount and cp run through an AppletRunner (host-shell.ts).
 // May import: nothing outside this folder.
-import { execFile } from 'node:child_process'
 import { lstat, mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises'
 import { basename, dirname, isAbsolute, join, posix } from 'node:path'
-import { promisify } from 'node:util'
-
-const run = promisify(execFile)
+import type { AppletRunner } from './host-shell.ts'
 
 export class RootfsPathError extends Error {
   override name = 'RootfsPathError'
@@ -74,12 +72,12 @@ export function rootIn (dir: string): string { return join(dir, 'rootfs') }
  * `dir/upper` and `dir/work`, or a copy of `image`. Returns the root.
  * Throws when the mount or the copy fails, leaving `dir` for removeRoot.
  */
-export async function makeRoot (image: string, dir: string, mode: RootMode, busybox: string): Promise<string> {
+export async function makeRoot (image: string, dir: string, mode: RootMode, run: AppletRunner): Promise<string> {
   await mkdir(dir, { mode: 0o700 })
   const root = rootIn(dir)
   if (mode === 'copy') {
     // busybox cp -a: links copied as links, never followed; owners, modes and times kept
-    await run(busybox, ['cp', '-a', image, root], { env: {}, timeout: 600_000 })
+    await run('cp', '-a', image, root)
     return root
   }
   // The option string separates with ',' and ':': a path with either (or a backslash) cannot be named in it.
@@ -87,15 +85,15 @@ export async function makeRoot (image: string, dir: string, mode: RootMode, busy
   await mkdir(join(dir, 'upper'), { mode: 0o755 })
   await mkdir(join(dir, 'work'), { mode: 0o700 })
   await mkdir(root, { mode: 0o755 })
-  await run(busybox, ['mount', '-t', 'overlay', 'overlay', '-o', `lowerdir=${image},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`, root], { env: {}, timeout: 60_000 })
+  await run('mount', '-t', 'overlay', 'overlay', '-o', `lowerdir=${image},upperdir=${join(dir, 'upper')},workdir=${join(dir, 'work')}`, root)
   return root
 }
 
 /** Unmounts the container's root if it is a mount (lazily: freed once no process holds it), then removes `dir`. */
-export async function removeRoot (dir: string, busybox: string): Promise<void> {
+export async function removeRoot (dir: string, run: AppletRunner): Promise<void> {
   const root = rootIn(dir)
   if (await isMounted(root)) {
-    await run(busybox, ['umount', '-l', root], { env: {}, timeout: 60_000 }).catch(() => {})
+    await run('umount', '-l', root).catch(() => {})
   }
   // A root still mounted is not followed into the image by rm: writes through an overlay reach only its upper layer.
   await rm(dir, { recursive: true, force: true })

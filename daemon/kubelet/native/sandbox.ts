@@ -16,22 +16,20 @@
 // start time (so a reused pid is not taken for it), polling for its end.
 // Needs root, util-linux's `unshare`, and a statically linked busybox
 // (checkSandboxHost says what is missing). Used by ../native-runtime.ts.
-// May import: daemon/clock, ./cgroups.ts, ./rootfs.ts, ./setup-script.ts.
-import { execFile, spawn } from 'node:child_process'
+// May import: daemon/clock, ./cgroups.ts, ./host-shell.ts, ./rootfs.ts, ./setup-script.ts.
+import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { accessSync, constants as fsConstants, closeSync, openSync, readSync } from 'node:fs'
 import { lstat, mkdir, readFile, readlink, realpath, rename, rm, stat, symlink } from 'node:fs/promises'
 import { constants } from 'node:os'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import type { Readable } from 'node:stream'
 import type { Clock } from '../../clock/clock.ts'
 import { Cgroup } from './cgroups.ts'
 import type { CgroupLayout, CgroupLimits, CgroupUsage } from './cgroups.ts'
+import type { AppletRunner } from './host-shell.ts'
 import { containerPathParts, ensureInRoot } from './rootfs.ts'
 import { GATE, SETUP, setupArgv } from './setup-script.ts'
-
-const run = promisify(execFile)
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
@@ -392,8 +390,7 @@ const DEV_LINKS: ReadonlyArray<[string, string]> = [['fd', '/proc/self/fd'], ['s
  * directory, or why there can be none (no mknod, a file system mounted
  * nodev, or something else at `dir`): sandboxes then make their own.
  */
-export async function makeDevTemplate (dir: string, tools: SandboxTools = {}): Promise<{ dir?: string, problem?: string }> {
-  const busybox = tools.busybox ?? '/usr/bin/busybox'
+export async function makeDevTemplate (dir: string, run: AppletRunner): Promise<{ dir?: string, problem?: string }> {
   try {
     if (await lstat(dir).then(() => true, () => false)) {
       const bad = await devTemplateProblem(dir)
@@ -404,7 +401,7 @@ export async function makeDevTemplate (dir: string, tools: SandboxTools = {}): P
     await mkdir(tmp, { mode: 0o755 })
     try {
       for (const [name, major, minor] of DEVICES) {
-        await run(busybox, ['mknod', '-m', '666', join(tmp, name), 'c', String(major), String(minor)], { env: {}, timeout: 10_000 })
+        await run('mknod', '-m', '666', join(tmp, name), 'c', String(major), String(minor))
       }
       for (const [name, target] of DEV_LINKS) await symlink(target, join(tmp, name))
       await mkdir(join(tmp, 'shm'), { mode: 0o755 })
