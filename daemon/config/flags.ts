@@ -57,6 +57,8 @@ export interface DaemonConfig {
    * or privileged): with no user namespace yet, that is the host's root
    */
   allowPrivileged: boolean
+  /** --image-gc-delay */
+  imageGcDelayMs: number
   /** the cluster's service range (used by the first leader only); undefined: by runtime */
   serviceCidr?: string
   /** the cluster's pod range, split into a /24 per node (used by the first leader only); undefined: by runtime */
@@ -175,6 +177,7 @@ export function buildCommand (): Command {
   cmd.addOption(new Option('--pod-eviction-grace <duration>', 'how long a dead member\'s pods wait before they are replaced elsewhere').default('2s'))
   cmd.addOption(new Option('--runtime <kind>', 'how pods run: docker, native (OCI images in sandboxes, without Docker; needs root), host (host processes, for trusted workloads only; also called process), or auto (docker when an engine answers at DOCKER_HOST, else native when this host can run sandboxes, else host)').default('auto'))
   cmd.addOption(new Option('--allow-privileged', 'with --runtime native: run containers that ask for uid 0 (runAsUser: 0 or privileged: true); without a user namespace that is the host\'s root, so by default such a container is refused'))
+  cmd.addOption(new Option('--image-gc-delay <duration>', 'with --runtime native: how long an image no container has started from stays in the cache').default('3m'))
   cmd.addOption(new Option('--allow-host-path <dir>', 'with --runtime native: a directory whose files and subdirectories pods may mount as hostPath volumes (repeatable; default: none, and a pod mounting any other host path waits with CreateContainerConfigError); the host and Docker runtimes do not check it').argParser(collect))
   cmd.addOption(new Option('--pause-image <image>', 'the Docker runtime\'s pod sandbox image (default: one Shoal makes, x86-64)'))
   cmd.addOption(new Option('--service-cidr <cidr>', 'the range Service addresses come from; read by the cluster\'s first leader only').default(undefined, '127.96.0.0/16, or 10.96.0.0/16 with the Docker runtime'))
@@ -288,6 +291,7 @@ export function parseDaemonArgs (argv: string[]): DaemonConfig {
     ...(pauseImage !== undefined ? { pauseImage } : {}),
     allowHostPath,
     allowPrivileged: [true, 'true'].includes(pick<boolean | string | undefined>('allow-privileged') as boolean | string),
+    imageGcDelayMs: parseDuration('image-gc-delay', pick<string>('image-gc-delay')),
     ...network,
     ...backups,
     ...(clientConfig !== 'none' ? { clientConfig: resolve(clientConfig) } : {})

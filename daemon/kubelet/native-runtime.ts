@@ -36,7 +36,7 @@ import { join, sep } from 'node:path'
 import { Readable } from 'node:stream'
 import type { Pod } from '../../protocol/core-v1.ts'
 import { isUid } from '../../protocol/validation.ts'
-import type { Clock } from '../clock/clock.ts'
+import type { Clock, TimerHandle } from '../clock/clock.ts'
 import { ImagePuller } from '../image/puller.ts'
 import type { PulledImage, PullPolicy } from '../image/puller.ts'
 import { InvalidReferenceError } from '../image/reference.ts'
@@ -74,6 +74,10 @@ export interface NativeRuntimeOptions {
   adoptPollMs?: number
   /** how containers' roots are made; default: an overlay mount, or a copy where the first mount fails */
   rootMode?: RootMode
+  /** an image no container of this peer has started from for this long is removed from the cache (Nomad's image_delay; default 3 minutes) */
+  imageGcDelayMs?: number
+  /** how often unused images are looked for (default 1 minute) */
+  imageGcIntervalMs?: number
   /** run a container that asks for uid 0 (the host's root: no user namespace yet); default false: it cannot run */
   allowRoot?: boolean
 }
@@ -118,6 +122,11 @@ export class NativeRuntime implements Runtime {
   private rootMode: RootMode | undefined
   /** the /dev bound read-only into every container (makeDevTemplate), when the host allows one */
   private devTemplate: string | undefined
+  /** when each image was last in use (a container recorded from it, or starting), by manifest digest */
+  private readonly lastUsed = new Map<string, number>()
+  /** container starts under way: an image may be pulled but not yet recorded */
+  private starting = 0
+  private gcTimer: TimerHandle | undefined
   /** mount, umount, cp and mknod, without a process started from shoald for each */
   private readonly shell: HostShell
 
@@ -161,10 +170,52 @@ export class NativeRuntime implements Runtime {
     for (const name of await readdir(this.rootsDir())) {
       if (!this.records.has(name)) await removeRoot(join(this.rootsDir(), name), this.shell.run)
     }
+    this.scheduleImageGc()
+  }
+
+  /**
+   * Removes the cached images (their blobs and unpacked roots) that no
+   * container record has named for imageGcDelayMs (records stay until the
+   * kubelet removes a container, exited ones included); never while a
+   * container is starting. Returns the references removed.
+   */
+  async collectImages (): Promise<string[]> {
+    if (this.starting > 0) return []
+    const now = this.opts.clock.now()
+    const delay = this.opts.imageGcDelayMs ?? 3 * 60_000
+    const inUse = new Set<string>()
+    for (const rec of this.records.values()) {
+      const digest = digestOf(rec)
+      if (digest === undefined) continue
+      inUse.add(digest)
+      this.lastUsed.set(digest, now)
+    }
+    // An image found in the cache at start counts as used then: its last use before is unknown.
+    for (const image of await this.puller.content.images()) {
+      if (!this.lastUsed.has(image.manifestDigest)) this.lastUsed.set(image.manifestDigest, now)
+      if (now - (this.lastUsed.get(image.manifestDigest) as number) < delay) inUse.add(image.manifestDigest)
+    }
+    if (this.starting > 0) return []
+    const { removedImages } = await this.puller.gc(inUse)
+    for (const digest of [...this.lastUsed.keys()]) if (!inUse.has(digest)) this.lastUsed.delete(digest)
+    if (removedImages.length > 0) {
+      this.opts.log.info({ event: 'kubelet.image.gc', removed: removedImages }, `removed ${removedImages.length} unused image${removedImages.length === 1 ? '' : 's'}: ${removedImages.join(', ')}`)
+    }
+    return removedImages
+  }
+
+  private scheduleImageGc (): void {
+    if (this.closed) return
+    this.gcTimer = this.opts.clock.setTimeout(() => {
+      void this.collectImages().catch(err => {
+        this.opts.log.warn({ event: 'kubelet.image.gc', err: (err as Error).message }, `image garbage collection failed: ${(err as Error).message}`)
+      }).finally(() => { this.scheduleImageGc() })
+    }, this.opts.imageGcIntervalMs ?? 60_000)
   }
 
   close (): void {
     this.closed = true
+    if (this.gcTimer !== undefined) this.opts.clock.clearTimeout(this.gcTimer)
     this.shell.close()
     this.pods.close()
   }
@@ -181,8 +232,18 @@ export class NativeRuntime implements Runtime {
     if (!isUid(podUid)) throw new Error(`${JSON.stringify(podUid)} is not a pod uid`)
     const dir = join(this.opts.dataDir, 'pods', podUid, spec.name)
     await mkdir(dir, { recursive: true })
+    this.starting++
+    try {
+      return await this.start(pod, podUid, dir, spec, attempt, start)
+    } finally {
+      this.starting--
+    }
+  }
+
+  private async start (pod: Pod, podUid: string, dir: string, spec: ContainerSpec, attempt: number, start: StartOptions): Promise<ContainerRecord> {
     const began = this.opts.clock.now()
     const image = await this.pull(spec.image ?? '', spec.imagePullPolicy, start.pullSecrets ?? [])
+    this.lastUsed.set(image.manifestDigest, began)
     const id = randomBytes(8).toString('hex')
     const rec: NativeRecord = {
       id, podUid, podNamespace: pod.metadata.namespace ?? 'default', podName: pod.metadata.name ?? '',
@@ -257,6 +318,8 @@ export class NativeRuntime implements Runtime {
     if (rec.state === 'running') await this.stopContainer(id, 0)
     this.records.delete(id)
     this.finished.delete(id)
+    const digest = digestOf(rec)
+    if (digest !== undefined) this.lastUsed.set(digest, this.opts.clock.now())
     await rm(this.recordFile(id), { force: true })
     await rm(this.exitFile(id), { force: true })
     await rm(rec.logFile, { force: true })
@@ -457,6 +520,12 @@ async function confinedMounts (pod: Pod, mounts: Mount[], volumesDir: string): P
     out.push({ hostPath, containerPath: m.mountPath, readOnly: m.readOnly })
   }
   return out
+}
+
+/** The manifest digest of a container's image (its imageID is `name@sha256:…`). */
+function digestOf (rec: ContainerRecord): string | undefined {
+  const at = rec.imageID?.lastIndexOf('@') ?? -1
+  return at >= 0 ? rec.imageID?.slice(at + 1) : undefined
 }
 
 function signalGroup (pid: number, signal: NodeJS.Signals): void {

@@ -24,6 +24,7 @@ import { systemClock } from '../../daemon/clock/clock.ts'
 import type { Kubelet } from '../../daemon/kubelet/kubelet.ts'
 import { detectCgroups } from '../../daemon/kubelet/native/cgroups.ts'
 import type { CgroupLayout } from '../../daemon/kubelet/native/cgroups.ts'
+import { ImagePuller } from '../../daemon/image/puller.ts'
 import { killStale, NativeRuntime } from '../../daemon/kubelet/native-runtime.ts'
 import { createLogger } from '../../daemon/log/log.ts'
 import { configMap, NOW, pod, ref } from '../../daemon/store/testing.ts'
@@ -61,6 +62,7 @@ test.before(async () => {
     { name: 'tmp/', type: 'directory', mode: 0o1777 }
   ])
   await pushImage({ url: registry.url }, 'busybox', 'latest', imageOf([{ tar, compression: 'gzip' }], 'amd64', { Cmd: ['sh'], Env: ['PATH=/bin'] }))
+  await pushImage({ url: registry.url }, 'other', '1', imageOf([{ tar, compression: 'gzip' }, { tar: await tarOf([{ name: 'other.txt', body: 'other\n' }]), compression: 'gzip' }], 'amd64', { Cmd: ['sh'], Env: ['PATH=/bin'] }))
   IMAGE = `${registry.host}/busybox`
 })
 
@@ -504,4 +506,35 @@ nativeTest('logs: the current attempt, and the previous one after a restart', as
   const last = main(getPod(e.h, 'talk'))?.lastState?.terminated as Obj
   t.is(last.exitCode, 1)
   t.is(last.reason, 'Error')
+})
+
+nativeTest('image gc: an image no container has used for the delay goes, blobs and unpacked root; one a container of this peer names stays', async t => {
+  const e = await nativeEnv(t)
+  let now = Date.now()
+  const clock = { now: () => now, setTimeout: systemClock.setTimeout, clearTimeout: systemClock.clearTimeout }
+  const puller = new ImagePuller({ cacheDir: join(e.dir, 'images') })
+  const runtime = new NativeRuntime({ nodeName: e.node, dataDir: e.dir, clock, log: createLogger('silent', 'test'), layout: layout as CgroupLayout, puller, imageGcDelayMs: 180_000, imageGcIntervalMs: 3_600_000 })
+  const k = await e.kubelet({ runtime })
+  t.teardown(async () => { await k.stop() })
+  e.h.create(npod(e.node, 'user', [{ name: 'main', command: ['sleep', '600'] }]))
+  await running(e, 'user')
+  const other = await puller.pull(`${(registry as Registry).host}/other:1`)
+  const otherRoot = await puller.rootOf(other)
+  const used = (await puller.content.images()).find(i => i.reference === `${IMAGE}:latest`)
+  t.truthy(used)
+  t.deepEqual(await runtime.collectImages(), [], 'an image first seen now counts as used now')
+  now += 181_000
+  t.deepEqual(await runtime.collectImages(), [`${(registry as Registry).host}/other:1`])
+  t.false(existsSync(otherRoot), 'its unpacked root is gone')
+  t.false(await puller.content.has(other.layers[1]?.digest as string), 'and the blob only it named')
+  t.true(await puller.content.has(other.layers[0]?.digest as string), 'a layer the kept image shares stays')
+  t.true(existsSync(puller.content.rootPath(used!.manifestDigest)), 'the running container\'s image stays, root and all')
+  now += 181_000
+  t.deepEqual(await runtime.collectImages(), [], 'still in use, however long ago it started')
+  e.h.ok(e.h.apply({ op: 'delete', ref: ref('pods', 'user', 'default'), now: NOW }))
+  await waitFor('the container removed', async () => (await runtime.listContainers()).length === 0, 30_000)
+  t.deepEqual(await runtime.collectImages(), [], 'unused, but only since just now')
+  now += 181_000
+  t.deepEqual(await runtime.collectImages(), [`${IMAGE}:latest`])
+  t.deepEqual(await puller.content.images(), [])
 })

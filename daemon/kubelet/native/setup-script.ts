@@ -84,7 +84,8 @@ else
   done
   mkdir -m 1777 "$R/dev/shm" && ln -s /proc/self/fd "$R/dev/fd" && ln -s /proc/self/fd/0 "$R/dev/stdin" && ln -s /proc/self/fd/1 "$R/dev/stdout" && ln -s /proc/self/fd/2 "$R/dev/stderr" || fail "cannot make /dev/shm and /dev/fd"
 fi
-mount -t tmpfs -o nosuid,nodev,noexec,mode=1777 shm "$R/dev/shm" 2>&4 || fail "cannot mount /dev/shm"
+# 64 MiB, as Docker gives a container; its pages count against the memory limit
+mount -t tmpfs -o nosuid,nodev,noexec,mode=1777,size=64m shm "$R/dev/shm" 2>&4 || fail "cannot mount /dev/shm"
 while [ "$N" -gt 0 ]; do
   if [ ! -e "$R$2" ]; then
     if [ "$4" = file ]; then mkdir -p "$R\${2%/*}" && : > "$R$2"; else mkdir -p "$R$2"; fi 2>&4 || fail "cannot make the mount point $2"
