@@ -494,5 +494,5 @@ function nativeRuntime (config: DaemonConfig, log: Logger): NativeRuntime {
     throw new Error(`--runtime native: no usable cgroups: ${(err as Error).message}`)
   }
   log.info({ event: 'kubelet.runtime', runtime: 'native', cgroups: describeCgroups(layout) }, `pods run from their images in native sandboxes (${describeCgroups(layout)})`)
-  return new NativeRuntime({ nodeName: config.name, dataDir: config.dataDir, clock: systemClock, log, layout, allowRoot: config.allowPrivileged, imageGcDelayMs: config.imageGcDelayMs })
+  return new NativeRuntime({ nodeName: config.name, dataDir: config.dataDir, clock: systemClock, log, layout, allowRoot: config.allowPrivileged, imageGcDelayMs: config.imageGcDelayMs, allowHostPaths: config.allowHostPath })
 }

@@ -1,12 +1,14 @@
 // The native runtime (`--runtime native`): each container runs from its OCI
 // image, isolated, without Docker. The image is pulled with the container's
 // imagePullPolicy (and the pod's pull secrets) into one cache per peer,
-// <dataDir>/images; each container attempt gets its own root, a full copy
-// of the image's layers unpacked into <dataDir>/native/roots/<id>/ (no
-// overlayfs yet: a copy costs disk and start time per attempt, but needs no
-// kernel feature and leaves nothing mounted on the host), and runs in a
-// sandbox (native/sandbox.ts: its own mount, PID, UTS and IPC namespaces,
-// pivoted into that root, in a cgroup with the container's limits). How the
+// <dataDir>/images, and laid out there once per image (ImagePuller.rootOf);
+// each container attempt gets its own root at
+// <dataDir>/native/roots/<id>/rootfs, an overlay mount of that layout with a
+// fresh upper layer (a copy of it where no overlay mounts: native/rootfs.ts),
+// and runs in a sandbox (native/sandbox.ts: its own mount, PID, UTS and IPC
+// namespaces, pivoted into that root, in a cgroup with the container's
+// limits). Images no container record has named for imageGcDelayMs are
+// removed from the cache (collectImages, every minute). How the
 // argv, env, user and limits follow from the pod and the image is in
 // native/container-config.ts; in short, never uid 0 unless the pod asks.
 // The network namespace is the host's: the pod's address and directories
@@ -29,7 +31,7 @@
 // ./process-runtime.ts, ./native/.
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { closeSync, openSync } from 'node:fs'
+import { closeSync, openSync, readlinkSync } from 'node:fs'
 import { chmod, lstat, mkdir, readdir, readFile, realpath, rm, rmdir } from 'node:fs/promises'
 import { constants } from 'node:os'
 import { join, sep } from 'node:path'
@@ -51,7 +53,7 @@ import { HostShell } from './native/host-shell.ts'
 import { makeRoot, removeRoot, rootIn } from './native/rootfs.ts'
 import type { RootMode } from './native/rootfs.ts'
 import { adoptSandbox, DEFAULT_PATH, makeDevTemplate, startSandbox } from './native/sandbox.ts'
-import type { RunningSandbox, SandboxExit, SandboxTools } from './native/sandbox.ts'
+import type { BindMount, RunningSandbox, SandboxExit, SandboxTools } from './native/sandbox.ts'
 import { ProcessRuntime } from './process-runtime.ts'
 import { ExecOutput, ImagePullError } from './runtime.ts'
 import type { ContainerRecord, ContainerSpec, ExecResult, Mount, Runtime, StartOptions } from './runtime.ts'
@@ -78,6 +80,8 @@ export interface NativeRuntimeOptions {
   imageGcDelayMs?: number
   /** how often unused images are looked for (default 1 minute) */
   imageGcIntervalMs?: number
+  /** the only directories hostPath volumes may come from (--allow-host-path), checked again on the descriptor the sandbox mounts; undefined: not checked here */
+  allowHostPaths?: readonly string[]
   /** run a container that asks for uid 0 (the host's root: no user namespace yet); default false: it cannot run */
   allowRoot?: boolean
 }
@@ -103,6 +107,8 @@ function publicRecord (r: NativeRecord): ContainerRecord {
 /** Runs the command once the runtime has put this process in the container's cgroup and written `go` on fd 3. */
 const EXEC_GATE = 'read -r go <&3 || exit 125; [ "$go" = go ] || exit 125; exec 3<&-; exec "$@"'
 const HOST_PATH = '/usr/sbin:/usr/bin:/sbin:/bin'
+/** Linux's O_PATH (the same on x86-64 and arm64), which node:fs does not name */
+const O_PATH = 0o10000000
 
 export class NativeRuntime implements Runtime {
   readonly name = 'native'
@@ -267,6 +273,7 @@ export class NativeRuntime implements Runtime {
       if (argv.length === 0) return await this.cannotRun(rec, 'no command specified: the container has no command and its image no Entrypoint or Cmd')
       Object.assign(rec, { uid, gid, env: resolveEnv(image.config.env, start.env) })
       await openEmptyDirs(pod, this.opts.dataDir, podUid)
+      const mounts = await openMounts(pod, start.mounts ?? [], join(this.opts.dataDir, 'pods', podUid, 'volumes'), this.opts.allowHostPaths)
       const fd = openSync(rec.logFile, 'a')
       try {
         sandbox = await startSandbox(this.opts.layout, {
@@ -278,15 +285,17 @@ export class NativeRuntime implements Runtime {
           workingDir: spec.workingDir !== undefined && spec.workingDir !== '' ? spec.workingDir : image.config.workingDir !== '' ? image.config.workingDir : '/',
           argv,
           env: rec.env,
-          mounts: await confinedMounts(pod, start.mounts ?? [], join(this.opts.dataDir, 'pods', podUid, 'volumes')),
+          mounts,
           limits: limitsOf(spec, this.opts.pidsLimit ?? DEFAULT_PIDS_LIMIT),
           stdout: fd,
           stderr: fd,
           exitFile: this.exitFile(id),
+          volumeStaging: await this.stagingDir(id),
           ...(this.devTemplate !== undefined ? { devTemplate: this.devTemplate } : {})
-        }, this.opts.clock, this.opts.tools)
+        }, this.opts.clock, { ...this.opts.tools, run: this.shell.run })
       } finally {
         closeSync(fd)
+        for (const m of mounts) closeSync(m.fd)
       }
     } catch (err) {
       if (err instanceof UserError) return await this.cannotRun(rec, err.message)
@@ -416,6 +425,13 @@ export class NativeRuntime implements Runtime {
     return await makeRoot(image, dir, 'copy', this.shell.run)
   }
 
+  /** An empty directory beside the container's root (never inside it) for its volumes' staging mounts. */
+  private async stagingDir (id: string): Promise<string> {
+    const dir = join(this.rootsDir(), id, 'volumes')
+    await mkdir(dir, { mode: 0o700 })
+    return dir
+  }
+
   private containersDir (): string { return join(this.opts.dataDir, 'native', 'containers') }
   private rootsDir (): string { return join(this.opts.dataDir, 'native', 'roots') }
   private recordFile (id: string): string { return join(this.containersDir(), `${id}.json`) }
@@ -501,25 +517,40 @@ async function openEmptyDirs (pod: Pod, dataDir: string, podUid: string): Promis
 }
 
 /**
- * The mounts with their host paths resolved, each of a volume other than
- * hostPath required to stay inside the pod's own volumes directory: a
- * container that can write a volume could plant a symlink there for a
- * subPath to follow to the host's / (Kubernetes' CVE-2017-1002101). The
- * sandbox mounts the resolved path. (A link swapped in between the check
- * and the mount is not caught; mounting through O_PATH descriptors would.)
+ * The mounts, each opened (O_PATH, links followed) and then checked by
+ * where its descriptor really leads: a volume other than hostPath must stay
+ * inside the pod's own volumes directory (a container that can write a
+ * volume could plant a symbolic link there for a subPath to follow to the
+ * host's /, Kubernetes' CVE-2017-1002101), and a hostPath inside an
+ * --allow-host-path directory when there is a list. The sandbox mounts the
+ * descriptor, not the path, so a link swapped in after this check is never
+ * followed (CVE-2021-25741). On failure every descriptor opened is closed;
+ * otherwise the caller closes them.
  */
-async function confinedMounts (pod: Pod, mounts: Mount[], volumesDir: string): Promise<Array<{ hostPath: string, containerPath: string, readOnly: boolean }>> {
+async function openMounts (pod: Pod, mounts: Mount[], volumesDir: string, allowHostPaths: readonly string[] | undefined): Promise<Array<BindMount & { fd: number }>> {
   const base = await realpath(volumesDir).catch(() => volumesDir)
-  const out = []
-  for (const m of mounts) {
-    const hostPath = await realpath(m.hostPath)
-    const volume = (pod.spec?.volumes ?? []).find(v => v.name === m.name)
-    if (volume?.hostPath === undefined && !hostPath.startsWith(base + sep)) {
-      throw new Error(`the volume mount ${m.mountPath} (volume ${m.name}) resolves to ${hostPath}, outside the pod's volumes: a symbolic link in the volume is not followed out of it`)
+  const allowed = allowHostPaths === undefined ? undefined : await Promise.all(allowHostPaths.map(async d => await realpath(d).catch(() => undefined)))
+  const out: Array<BindMount & { fd: number }> = []
+  try {
+    for (const m of mounts) {
+      const fd = openSync(m.hostPath, O_PATH)
+      out.push({ hostPath: m.hostPath, containerPath: m.mountPath, readOnly: m.readOnly, fd })
+      // What the descriptor refers to now, whatever the path has become since.
+      const real = readlinkSync(`/proc/self/fd/${fd}`)
+      if (real.endsWith(' (deleted)')) throw new Error(`the volume mount ${m.mountPath} (volume ${m.name}): ${m.hostPath} was removed while it was opened`)
+      const volume = (pod.spec?.volumes ?? []).find(v => v.name === m.name)
+      if (volume?.hostPath === undefined) {
+        if (!real.startsWith(base + sep)) throw new Error(`the volume mount ${m.mountPath} (volume ${m.name}) resolves to ${real}, outside the pod's volumes: a symbolic link in the volume is not followed out of it`)
+      } else if (allowed !== undefined && !allowed.some(d => d !== undefined && (real === d || real.startsWith(d === '/' ? '/' : d + sep)))) {
+        throw new Error(`the volume mount ${m.mountPath} (volume ${m.name}): hostPath ${m.hostPath} resolves to ${real}, which is not under a directory given with --allow-host-path`)
+      }
+      out[out.length - 1] = { ...out[out.length - 1] as BindMount & { fd: number }, hostPath: real }
     }
-    out.push({ hostPath, containerPath: m.mountPath, readOnly: m.readOnly })
+    return out
+  } catch (err) {
+    for (const m of out) closeSync(m.fd)
+    throw err
   }
-  return out
 }
 
 /** The manifest digest of a container's image (its imageID is `name@sha256:…`). */

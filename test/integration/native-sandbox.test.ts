@@ -8,14 +8,16 @@
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { randomBytes } from 'node:crypto'
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { systemClock } from '../../daemon/clock/clock.ts'
 import { Cgroup, detectCgroups } from '../../daemon/kubelet/native/cgroups.ts'
 import type { CgroupLayout } from '../../daemon/kubelet/native/cgroups.ts'
 import { execRunner } from '../../daemon/kubelet/native/host-shell.ts'
+import { mountsUnder } from '../../daemon/kubelet/native/rootfs.ts'
 import { checkSandboxHost, makeDevTemplate, startSandbox } from '../../daemon/kubelet/native/sandbox.ts'
 import type { RunningSandbox, SandboxExit, SandboxSpec } from '../../daemon/kubelet/native/sandbox.ts'
+import { waitFor } from '../helpers/cluster.ts'
 import { makeRootfs } from '../helpers/native-rootfs.ts'
 import type { TestRootfs } from '../helpers/native-rootfs.ts'
 
@@ -164,6 +166,29 @@ sandboxTest('as root, /proc/sys and /proc/sysrq-trigger are read-only; as anothe
     const r = await sh(t, layout, fs, script, { uid, gid: uid })
     t.is(r.stdout, 'my-pod\n', `uid ${uid}: ${r.stderr}`)
   }
+})
+
+sandboxTest('a volume given as a descriptor is mounted as it was opened: a link swapped in afterwards is not followed, and no descriptor reaches the workload', async (t, layout) => {
+  const fs = rootfs(t)
+  mkdirSync(join(fs.base, 'vol'))
+  writeFileSync(join(fs.base, 'vol', 'inside'), 'the volume\n')
+  mkdirSync(join(fs.base, 'staging'))
+  const fd = openSync(join(fs.base, 'vol'), 0o10000000) // O_PATH
+  t.teardown(() => { closeSync(fd) })
+  // The race a pod could win between a path check and the mount: the checked directory swapped for a link to the host's /etc.
+  renameSync(join(fs.base, 'vol'), join(fs.base, 'vol-moved'))
+  symlinkSync('/etc', join(fs.base, 'vol'))
+  const r = await sh(t, layout, fs, 'ls /data; cat /data/inside; ls /proc/self/fd | tr "\\n" " "', {
+    mounts: [{ hostPath: join(fs.base, 'vol'), containerPath: '/data', readOnly: true, fd }],
+    volumeStaging: join(fs.base, 'staging')
+  })
+  t.is(r.exit.exitCode, 0, r.stderr)
+  const [listing, content, fds] = r.stdout.split('\n')
+  t.is(listing, 'inside', 'the directory that was opened, not the host\'s /etc')
+  t.is(content, 'the volume')
+  t.deepEqual(fds?.trim().split(' '), ['0', '1', '2', '3'], 'stdio and ls\'s own directory: descriptor 6 (an O_PATH way into the host\'s tree) was closed')
+  await waitFor('the staging mount to go', async () => (await mountsUnder(join(fs.base, 'staging'))).length === 0, 10_000)
+  t.pass()
 })
 
 sandboxTest('/proc shows only the container: its first process is pid 1', async (t, layout) => {

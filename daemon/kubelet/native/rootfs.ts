@@ -89,14 +89,26 @@ export async function makeRoot (image: string, dir: string, mode: RootMode, run:
   return root
 }
 
-/** Unmounts the container's root if it is a mount (lazily: freed once no process holds it), then removes `dir`. */
+/**
+ * Unmounts whatever is mounted under `dir` (its root's overlay, volumes
+ * still staged), lazily and deepest first (freed once no process holds
+ * them), then removes `dir`.
+ */
 export async function removeRoot (dir: string, run: AppletRunner): Promise<void> {
-  const root = rootIn(dir)
-  if (await isMounted(root)) {
-    await run('umount', '-l', root).catch(() => {})
-  }
+  for (const point of await mountsUnder(dir)) await run('umount', '-l', point).catch(() => {})
   // A root still mounted is not followed into the image by rm: writes through an overlay reach only its upper layer.
   await rm(dir, { recursive: true, force: true })
+}
+
+/** The mount points strictly under `dir` in this process's namespace, deepest first; none when `dir` is a symbolic link. */
+export async function mountsUnder (dir: string): Promise<string[]> {
+  if ((await lstat(dir).catch(() => undefined))?.isDirectory() !== true) return []
+  const parent = await realpath(dirname(dir)).catch(() => undefined)
+  if (parent === undefined) return []
+  const base = join(parent, basename(dir)) + '/'
+  const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '')
+  const points = info.split('\n').map(line => line.split(' ')[4]).filter((p): p is string => p !== undefined).map(unescapeMountPath)
+  return [...new Set(points.filter(p => p.startsWith(base)))].sort((a, b) => b.length - a.length)
 }
 
 /** Whether `path` is a mount point in this process's namespace (by /proc/self/mountinfo); a symbolic link never is. */

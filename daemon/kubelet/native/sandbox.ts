@@ -19,14 +19,15 @@
 // May import: daemon/clock, ./cgroups.ts, ./host-shell.ts, ./rootfs.ts, ./setup-script.ts.
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { accessSync, constants as fsConstants, closeSync, openSync, readSync } from 'node:fs'
-import { lstat, mkdir, readFile, readlink, realpath, rename, rm, stat, symlink } from 'node:fs/promises'
+import { accessSync, constants as fsConstants, closeSync, fstatSync, openSync, readSync } from 'node:fs'
+import { lstat, mkdir, readFile, readlink, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { constants } from 'node:os'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import type { Clock } from '../../clock/clock.ts'
 import { Cgroup } from './cgroups.ts'
 import type { CgroupLayout, CgroupLimits, CgroupUsage } from './cgroups.ts'
+import { execRunner } from './host-shell.ts'
 import type { AppletRunner } from './host-shell.ts'
 import { containerPathParts, ensureInRoot } from './rootfs.ts'
 import { GATE, SETUP, setupArgv } from './setup-script.ts'
@@ -38,6 +39,13 @@ export interface BindMount {
   hostPath: string
   containerPath: string
   readOnly: boolean
+  /**
+   * An O_PATH descriptor of hostPath that the caller opened and checked:
+   * the sandbox mounts what it refers to, not the path, so a symbolic link
+   * swapped in after the check is never followed (Kubernetes'
+   * CVE-2021-25741). The caller closes it once startSandbox has returned.
+   */
+  fd?: number
 }
 
 export interface SandboxSpec {
@@ -64,6 +72,8 @@ export interface SandboxSpec {
   exitFile?: string
   /** a /dev made by makeDevTemplate, bound read-only (two mounts); without one, each sandbox builds its own (eight) */
   devTemplate?: string
+  /** an empty host directory outside the root where the volumes given as descriptors are staged (needed when any is) */
+  volumeStaging?: string
 }
 
 /** What a restarted runtime knows of a sandbox it started earlier (RunningSandbox's id, pid, startTicks and the spec's exitFile). */
@@ -77,6 +87,8 @@ export interface AdoptedSandbox {
 export interface SandboxTools {
   /** util-linux unshare (default /usr/bin/unshare) */
   unshare?: string
+  /** runs umount for the staged volumes (default: a process of busybox each) */
+  run?: AppletRunner
   /** a statically linked busybox (default /usr/bin/busybox) */
   busybox?: string
   /** util-linux setpriv, for no_new_privs (default /usr/bin/setpriv) */
@@ -294,9 +306,26 @@ export async function startSandbox (layout: CgroupLayout, spec: SandboxSpec, clo
   // one in /tmp or /dev/shm is made by the setup, inside the fresh tmpfs
   if (workingDir !== '/' && !inSandboxTmpfs(containerPathParts(workingDir) as string[])) await ensureInRoot(root, workingDir)
   const mounts = []
+  /** descriptors the gate inherits from fd 6 on, and where it stages each */
+  const fds: number[] = []
+  const staged: string[] = []
   for (const m of spec.mounts ?? []) {
-    const hostPath = await realpath(m.hostPath)
-    const kind: 'dir' | 'file' = (await stat(hostPath)).isDirectory() ? 'dir' : 'file'
+    let hostPath: string
+    let kind: 'dir' | 'file'
+    if (m.fd !== undefined) {
+      kind = fstatSync(m.fd).isDirectory() ? 'dir' : 'file'
+      if (spec.volumeStaging === undefined) throw new SandboxError(`sandbox ${spec.id}: a volume given as a descriptor needs a staging directory`)
+      const staging = await realpath(spec.volumeStaging)
+      if (staging === root || staging.startsWith(root + '/')) throw new SandboxError(`sandbox ${spec.id}: the staging directory ${staging} is inside the root filesystem`)
+      hostPath = join(staging, String(fds.length))
+      if (kind === 'dir') await mkdir(hostPath, { mode: 0o700 })
+      else await writeFile(hostPath, '', { flag: 'wx', mode: 0o600 })
+      fds.push(m.fd)
+      staged.push(hostPath)
+    } else {
+      hostPath = await realpath(m.hostPath)
+      kind = (await stat(hostPath)).isDirectory() ? 'dir' : 'file'
+    }
     const parts = containerPathParts(m.containerPath) as string[]
     if (!inSandboxTmpfs(parts)) await ensureInRoot(root, m.containerPath, kind)
     mounts.push({ hostPath, containerPath: '/' + parts.join('/'), readOnly: m.readOnly, kind })
@@ -318,11 +347,11 @@ export async function startSandbox (layout: CgroupLayout, spec: SandboxSpec, clo
   try {
     // The environment of host-side tools is ours, never the container's (LD_PRELOAD and the like would run as root on the host).
     // A session of its own: a signal to shoald's process group (a terminal's ^C) does not reach the container, which outlives shoald.
-    child = spawn(busybox, ['sh', '-c', GATE, 'shoal-gate', unshare, busybox, SETUP, tools.setpriv ?? '/usr/bin/setpriv', ...args], {
+    child = spawn(busybox, ['sh', '-c', GATE, 'shoal-gate', unshare, busybox, SETUP, tools.setpriv ?? '/usr/bin/setpriv', spec.volumeStaging ?? '/', String(fds.length), ...args], {
       cwd: '/',
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
       detached: true,
-      stdio: ['ignore', spec.stdout ?? 'pipe', spec.stderr ?? 'pipe', 'pipe', 'pipe', exitFd ?? 'ignore']
+      stdio: ['ignore', spec.stdout ?? 'pipe', spec.stderr ?? 'pipe', 'pipe', 'pipe', exitFd ?? 'ignore', ...fds]
     })
   } catch (err) {
     await cgroup.remove(clock)
@@ -355,6 +384,11 @@ export async function startSandbox (layout: CgroupLayout, spec: SandboxSpec, clo
   })
   const exited = Promise.all([ended, statusEnded]).then(async ([{ code, signal }]) => await finish(cgroup, clock, code, signal, status.join('').split('\n').includes('ready') ? true : status.join('')))
   void exited.then(() => { markStarted(false) }, () => { markStarted(false) })
+  if (staged.length > 0) {
+    // Once the setup has made its own copies (or given up), the staging mounts go from the host's namespace.
+    const run = tools.run ?? execRunner(busybox)
+    void started.then(async () => { for (const p of staged) await run('umount', '-l', p).catch(() => {}) })
+  }
 
   let startTicks: number | undefined
   try {

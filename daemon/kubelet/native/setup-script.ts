@@ -10,6 +10,10 @@
 //    then `go`: whatever it starts (unshare, the setup, the workload)
 //    inherits the cgroup, so no instruction of the workload runs outside it.
 //    EOF instead of `go` (the runtime died or gave up) ends it with 125.
+//    It binds each volume the runtime opened and checked (an O_PATH
+//    descriptor, so no link swapped in since the check is followed:
+//    Kubernetes' CVE-2021-25741) onto a staging path, in the host's mount
+//    namespace, and closes the descriptor.
 //    It then waits for unshare (which exits as the workload did) and writes
 //    that exit status to fd 5, the exit file (opened by the runtime, closed
 //    for unshare and all below it), before it exits with it: a restarted
@@ -24,7 +28,9 @@
 //    tmpfs /tmp, /dev (the runtime's template bound read-only, or a small
 //    tmpfs with null, zero, full, random, urandom and tty bound from the
 //    host), /dev/shm, each
-//    volume (read-only by a second `remount,bind,ro`; a mount point under
+//    volume (a volume the runtime passed as a descriptor from the staging
+//    mount the gate made of it; read-only by a second `remount,bind,ro`; a
+//    mount point under
 //    /tmp or /dev/shm is made here, in the fresh tmpfs, where no link can
 //    be; any other was made by the runtime, rootfs.ts),
 //    then `pivot_root . .` and detaches the old root: the host's files are
@@ -41,8 +47,9 @@
 // May import: nothing outside this folder.
 
 /**
- * Positional parameters: unshare, busybox, SETUP, setpriv, then SETUP's own
- * (setupArgv). The exit file is a descriptor, never a path in the
+ * Positional parameters: unshare, busybox, SETUP, setpriv, the staging
+ * directory and how many volume descriptors there are (from fd 6 on; each
+ * is bound onto `<staging>/<i>`), then SETUP's own (setupArgv). The exit file is a descriptor, never a path in the
  * arguments, so that no mix-up of arguments can make it write elsewhere.
  */
 export const GATE = [
@@ -50,7 +57,15 @@ export const GATE = [
   'read -r go <&3 || exit 125',
   '[ "$go" = go ] || exit 125',
   'exec 3<&-',
-  'U=$1 B=$2 S=$3 N=$4; shift 4',
+  'U=$1 B=$2 S=$3 N=$4 V=$5 F=$6; shift 6',
+  // Each volume passed as a descriptor (fds 6 on) bound to its staging path, here in the host's mount namespace (a bind
+  // from a descriptor of another namespace is refused); then the descriptor is closed: it never reaches the container.
+  'i=0',
+  'while [ "$i" -lt "$F" ]; do',
+  '  "$B" mount -o bind "/proc/self/fd/$((6 + i))" "$V/$i" 2>&4 || { echo "cannot stage volume $i" >&4; exit 125; }',
+  '  eval "exec $((6 + i))<&-"',
+  '  i=$((i + 1))',
+  'done',
   // no_new_privs before anything of the container runs: a setuid binary in its image gains nothing
   '"$U" --mount --uts --ipc --pid --fork --kill-child --propagation private -- "$N" --no-new-privs -- "$B" sh -c "$S" shoal-setup "$@" 5>&-',
   'c=$?',
@@ -118,6 +133,10 @@ done
 [ "$NE" -eq "$n" ] && set -- "$@" "$prog"
 echo ready >&4
 exec 4>&-
+# Nothing else open reaches the workload: a descriptor shoald inherited from whatever started it would otherwise pass through.
+set +f
+for f in /proc/self/fd/*; do n=\${f##*/}; if [ "$n" -gt 2 ] && [ -e "$f" ]; then eval "exec $n>&-"; fi; done
+set -f
 exec nsenter -S "$U" -G "$G" -F -- env -i -- "$@"
 `
 
