@@ -2,8 +2,10 @@
 // its own cgroup (cgroups.ts) with the container's limits, joined before it
 // runs anything; new mount, PID, UTS and IPC namespaces; the given root
 // filesystem as `/` (pivot_root, the host's tree detached); a fresh /proc,
-// a private /tmp and a minimal /dev; volumes bind-mounted (read-only where
-// asked); the pod's name as hostname; the given uid and gid with no
+// a private /tmp and a minimal /dev (the peer's read-only template,
+// makeDevTemplate, where the host allows one); volumes bind-mounted
+// (read-only where asked; one given as a descriptor is staged from it by the
+// gate, so its path is never resolved again); the pod's name as hostname; the given uid and gid with no
 // supplementary groups; the given working directory, environment and argv.
 // How each step is done, and why, is in setup-script.ts. The network
 // namespace is the host's (pods use loopback addresses, ipam.ts).
