@@ -7,7 +7,7 @@
 // against the config; the compressed digests are verified.
 // May import: libraries (tar-stream) and `node:` built-ins only.
 import { randomBytes } from 'node:crypto'
-import { readdir, rename, rm, stat } from 'node:fs/promises'
+import { mkdir, readdir, rename, rm, stat, statfs } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ContentStore } from './content.ts'
 import type { CachedImage, GcResult } from './content.ts'
@@ -179,6 +179,16 @@ export class ImagePuller {
   private async fetchBlobs (client: RegistryClient, name: string, blobs: readonly Descriptor[]): Promise<void> {
     const missing: Descriptor[] = []
     for (const d of blobs) if (!missing.some(m => m.digest === d.digest) && !await this.content.has(d.digest)) missing.push(d)
+    // Each blob is held to its descriptor's size while it downloads: what they add up to must leave 5 % of the disk free.
+    const needed = missing.reduce((n, d) => n + (typeof d.size === 'number' ? d.size : 0), 0)
+    if (needed > 0) {
+      await mkdir(this.content.root, { recursive: true })
+      const fs = await statfs(this.content.root)
+      const keep = fs.blocks * fs.bsize * 0.05
+      if (fs.bavail * fs.bsize - needed < keep) {
+        throw new PullError(`${name}: its ${missing.length} missing blobs (${Math.round(needed / 2 ** 20)} MiB) would leave less than ${Math.round(keep / 2 ** 20)} MiB free on the disk that holds ${this.content.root}`)
+      }
+    }
     let next = 0
     // The first failure stops the workers from starting more; the pull fails once all have stopped, with nothing half-written.
     let failure: PullError | undefined

@@ -12,7 +12,7 @@
 // skipped. Owners are chowned when running as root and always reported.
 // May import: libraries (tar-stream) and `node:` built-ins only.
 import { constants, createReadStream } from 'node:fs'
-import { chmod, link, lchown, lstat, lutimes, mkdir, open, readdir, rm, symlink } from 'node:fs/promises'
+import { chmod, link, lchown, lstat, lutimes, mkdir, open, readdir, rm, statfs, symlink } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
@@ -31,6 +31,14 @@ export class LayerFormatError extends Error {
 export interface UnpackOptions {
   /** chown entries to their uid and gid; defaults to whether this process is root. */
   chown?: boolean
+  /**
+   * Free space the unpacking leaves on the root's file system: a file that
+   * would take it below this is refused (LayerFormatError) before it is
+   * written, so an image whose layers decompress to more than the disk has
+   * (a gzip bomb) stops short of filling it. Default: 5 % of the file
+   * system (ext4 keeps about as much for root by default).
+   */
+  minFreeBytes?: number
 }
 
 /** What a layer did that the caller may want: owners (for a later chown or an idmap) and entries skipped. */
@@ -116,6 +124,7 @@ export async function applyLayer (root: string, source: Array<NodeJS.ReadableStr
   const created = new Set<string>()
   const opaque: string[] = []
   const dirModes = new Map<string, number>()
+  const space = new SpaceGuard(root, opts.minFreeBytes)
   const feeding = (pipeline as unknown as (...streams: unknown[]) => Promise<void>)(...source, tar)
   const applying = (async () => {
     try {
@@ -167,6 +176,7 @@ export async function applyLayer (root: string, source: Array<NodeJS.ReadableStr
         break
       case 'file':
       case 'contiguous-file': {
+        await space.take(h.size ?? 0, h.name)
         const fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
         try {
           await writeAll(fh, body)
@@ -242,6 +252,34 @@ async function hideLower (root: string, dirRel: string, created: ReadonlySet<str
     const childRel = dirRel === '' ? child : `${dirRel}/${child}`
     if (!created.has(childRel)) await rm(join(dir, child), { recursive: true, force: true })
     else await hideLower(root, childRel, created)
+  }
+}
+
+/** Asks the file system for its free space every 64 MiB of file bodies (and before any file that big), refusing what would leave less than the reserve. */
+class SpaceGuard {
+  private readonly root: string
+  private readonly reserve: number | undefined
+  private sinceCheck = Infinity
+  private free = 0
+  private min = 0
+
+  constructor (root: string, reserve: number | undefined) {
+    this.root = root
+    this.reserve = reserve
+  }
+
+  async take (bytes: number, name: string): Promise<void> {
+    this.sinceCheck += bytes
+    if (this.sinceCheck >= 64 * 2 ** 20 || bytes > this.free - this.min) {
+      const fs = await statfs(this.root)
+      this.free = fs.bavail * fs.bsize
+      this.min = this.reserve ?? fs.blocks * fs.bsize * 0.05
+      this.sinceCheck = bytes
+    }
+    if (this.free - bytes < this.min) {
+      throw new LayerFormatError(`${name} (${bytes} bytes) would leave less than ${Math.round(this.min / 2 ** 20)} MiB free on the disk that holds ${this.root}; the image is not unpacked`)
+    }
+    this.free -= bytes
   }
 }
 

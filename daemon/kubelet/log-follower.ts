@@ -1,9 +1,11 @@
-// A container's log file as a stream, shared by the process and native
-// runtimes: the tail of what is there, then with `follow` what is appended,
-// polled on the injected clock, across a rotation (.log.1), until the
-// container has ended.
+// A container's log file, shared by the process and native runtimes: as a
+// stream (the tail of what is there, then with `follow` what is appended,
+// polled on the injected clock, across a rotation, until the container has
+// ended), read whole with its rotated part, and rotated when it grows too
+// big (copied to .log.1, then truncated in place: the container appends to
+// it through its own descriptor, so it cannot be renamed under it).
 // May import: daemon/clock.
-import { open, readFile, stat } from 'node:fs/promises'
+import { copyFile, open, readFile, stat, truncate } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import type { Clock, TimerHandle } from '../clock/clock.ts'
 
@@ -26,6 +28,28 @@ export function tailBytes (buf: Buffer, lines: number | undefined): Buffer {
 
 export async function readWhole (file: string): Promise<Buffer> {
   try { return await readFile(file) } catch { return Buffer.alloc(0) }
+}
+
+/** A container's log as kept: its rotated part (.log.1), then the current file. */
+export async function readLog (logFile: string): Promise<Buffer> {
+  return Buffer.concat([await readWhole(`${logFile}.1`), await readWhole(logFile)])
+}
+
+/** Kubernetes' containerLogMaxSize default. */
+export const MAX_LOG_BYTES = 10 * 1024 * 1024
+
+/**
+ * Moves a log bigger than `maxBytes` to .log.1 (replacing an older one) and
+ * empties it in place; whether it did. The writer appends (O_APPEND), so it
+ * goes on at the new end; lines written between the copy and the
+ * truncation are lost (logrotate's copytruncate has the same gap).
+ */
+export async function rotateIfLarge (logFile: string, maxBytes: number): Promise<boolean> {
+  const size = await stat(logFile).then(st => st.size, () => 0)
+  if (size <= maxBytes) return false
+  await copyFile(logFile, `${logFile}.1`)
+  await truncate(logFile, 0)
+  return true
 }
 
 /**

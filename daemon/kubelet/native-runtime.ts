@@ -15,7 +15,7 @@
 // come from a ProcessRuntime used for its sandboxes only (ipam.ts,
 // <dataDir>/pods/<uid>/), and the pod binds to its POD_IP. Logs are files,
 // <dataDir>/pods/<uid>/<container>/<attempt>.log, as the process runtime's
-// (not rotated yet), written by the container itself (its stdout and stderr
+// (rotated to .log.1 past maxLogBytes), written by the container itself (its stdout and stderr
 // are the file), so output goes on while shoald is down. Records are
 // persisted in <dataDir>/native/containers/<id>.json, with the pid and start
 // time of the sandbox's gate; the gate writes the exit code to <id>.exit
@@ -45,7 +45,7 @@ import { InvalidReferenceError } from '../image/reference.ts'
 import { credentialsFor, PullError } from '../image/registry.ts'
 import type { Credentials } from '../image/registry.ts'
 import type { Logger } from '../log/log.ts'
-import { LogFollower, readWhole, tailBytes } from './log-follower.ts'
+import { LogFollower, MAX_LOG_BYTES, readLog, rotateIfLarge, tailBytes } from './log-follower.ts'
 import { loadRecords, saveRecord } from './records.ts'
 import type { CgroupLayout } from './native/cgroups.ts'
 import { containerOf, DEFAULT_PIDS_LIMIT, hostnameOf, limitsOf, resolveArgv, resolveEnv, resolveUser, UserError } from './native/container-config.ts'
@@ -80,6 +80,8 @@ export interface NativeRuntimeOptions {
   imageGcDelayMs?: number
   /** how often unused images are looked for (default 1 minute) */
   imageGcIntervalMs?: number
+  /** a running container's log bigger than this is moved to <attempt>.log.1 and started afresh (default 10 MiB, checked every second) */
+  maxLogBytes?: number
   /** the only directories hostPath volumes may come from (--allow-host-path), checked again on the descriptor the sandbox mounts; undefined: not checked here */
   allowHostPaths?: readonly string[]
   /** run a container that asks for uid 0 (the host's root: no user namespace yet); default false: it cannot run */
@@ -133,6 +135,7 @@ export class NativeRuntime implements Runtime {
   /** container starts under way: an image may be pulled but not yet recorded */
   private starting = 0
   private gcTimer: TimerHandle | undefined
+  private logTimer: TimerHandle | undefined
   /** mount, umount, cp and mknod, without a process started from shoald for each */
   private readonly shell: HostShell
 
@@ -177,6 +180,7 @@ export class NativeRuntime implements Runtime {
       if (!this.records.has(name)) await removeRoot(join(this.rootsDir(), name), this.shell.run)
     }
     this.scheduleImageGc()
+    this.scheduleLogCheck()
   }
 
   /**
@@ -210,6 +214,18 @@ export class NativeRuntime implements Runtime {
     return removedImages
   }
 
+  /** Every second, each running container's log past maxLogBytes is rotated (the container writes it itself, through its own descriptor). */
+  private scheduleLogCheck (): void {
+    if (this.closed) return
+    this.logTimer = this.opts.clock.setTimeout(() => {
+      void (async () => {
+        for (const rec of [...this.records.values()]) {
+          if (rec.state === 'running') await rotateIfLarge(rec.logFile, this.opts.maxLogBytes ?? MAX_LOG_BYTES).catch(() => false)
+        }
+      })().finally(() => { this.scheduleLogCheck() })
+    }, 1000)
+  }
+
   private scheduleImageGc (): void {
     if (this.closed) return
     this.gcTimer = this.opts.clock.setTimeout(() => {
@@ -222,6 +238,7 @@ export class NativeRuntime implements Runtime {
   close (): void {
     this.closed = true
     if (this.gcTimer !== undefined) this.opts.clock.clearTimeout(this.gcTimer)
+    if (this.logTimer !== undefined) this.opts.clock.clearTimeout(this.logTimer)
     this.shell.close()
     this.pods.close()
   }
@@ -332,6 +349,7 @@ export class NativeRuntime implements Runtime {
     await rm(this.recordFile(id), { force: true })
     await rm(this.exitFile(id), { force: true })
     await rm(rec.logFile, { force: true })
+    await rm(`${rec.logFile}.1`, { force: true })
     // Its overlay unmounted; the sandbox's other mounts lived in its own namespace, and rm does not follow links.
     await removeRoot(join(this.rootsDir(), rec.id), this.shell.run)
   }
@@ -343,7 +361,7 @@ export class NativeRuntime implements Runtime {
   async logs (id: string, opts: { tailLines?: number } = {}): Promise<string> {
     const rec = this.records.get(id)
     if (rec === undefined) throw new Error(`no container ${id}`)
-    return tailBytes(await readWhole(rec.logFile), opts.tailLines).toString('utf8')
+    return tailBytes(await readLog(rec.logFile), opts.tailLines).toString('utf8')
   }
 
   async logStream (id: string, opts: { tailLines?: number, follow: boolean }): Promise<Readable> {

@@ -15,8 +15,8 @@
 // May import: protocol/, daemon/clock, daemon/log, ./runtime.ts, ./ipam.ts.
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { closeSync, openSync, readFileSync, statSync } from 'node:fs'
-import { copyFile, lstat, mkdir, readdir, readFile, rm, stat, symlink, truncate } from 'node:fs/promises'
+import { closeSync, openSync, readFileSync } from 'node:fs'
+import { lstat, mkdir, readdir, readFile, rm, stat, symlink } from 'node:fs/promises'
 import { constants } from 'node:os'
 import { dirname, join, normalize } from 'node:path'
 import { Readable } from 'node:stream'
@@ -25,7 +25,7 @@ import { isUid } from '../../protocol/validation.ts'
 import { every } from '../clock/clock.ts'
 import type { Clock } from '../clock/clock.ts'
 import type { Logger } from '../log/log.ts'
-import { LogFollower } from './log-follower.ts'
+import { LogFollower, MAX_LOG_BYTES, readLog, rotateIfLarge } from './log-follower.ts'
 import { loadRecords, saveRecord } from './records.ts'
 import { defaultPodCidr, Ipam } from './ipam.ts'
 import { ExecOutput } from './runtime.ts'
@@ -104,7 +104,7 @@ export class ProcessRuntime implements Runtime {
   private stopPoll: (() => void) | undefined
 
   constructor (opts: ProcessRuntimeOptions) {
-    this.opts = { pollMs: 1000, maxLogBytes: 10 * 1024 * 1024, ...opts, podCidr: opts.podCidr ?? defaultPodCidr(opts.nodeName) }
+    this.opts = { pollMs: 1000, maxLogBytes: MAX_LOG_BYTES, ...opts, podCidr: opts.podCidr ?? defaultPodCidr(opts.nodeName) }
     this.ipam = new Ipam(join(opts.dataDir, 'pods', 'ipam.json'), this.opts.podCidr)
   }
 
@@ -231,11 +231,7 @@ export class ProcessRuntime implements Runtime {
   async logs (id: string, opts: { tailLines?: number } = {}): Promise<string> {
     const rec = this.records.get(id)
     if (rec === undefined) throw new Error(`no container ${id}`)
-    let text = ''
-    for (const f of [`${rec.logFile}.1`, rec.logFile]) {
-      try { text += await readFile(f, 'utf8') } catch {}
-    }
-    return tail(text, opts.tailLines)
+    return tail((await readLog(rec.logFile)).toString('utf8'), opts.tailLines)
   }
 
   async logStream (id: string, opts: { tailLines?: number, follow: boolean }): Promise<Readable> {
@@ -344,13 +340,7 @@ export class ProcessRuntime implements Runtime {
         await this.finish(rec, undefined)
         continue
       }
-      try {
-        if (statSync(rec.logFile).size > this.opts.maxLogBytes) {
-          // The process appends (O_APPEND), so truncating in place is safe; lines written between copy and truncate are lost.
-          await copyFile(rec.logFile, `${rec.logFile}.1`)
-          await truncate(rec.logFile, 0)
-        }
-      } catch {}
+      await rotateIfLarge(rec.logFile, this.opts.maxLogBytes).catch(() => false)
     }
   }
 }

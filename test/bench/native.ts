@@ -16,7 +16,6 @@
 // May import: daemon/image, daemon/kubelet/native*, daemon/clock,
 // test/helpers/cluster.ts, test/helpers/oci-*.ts, ./pods.ts, ./stats.ts.
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { ImagePuller } from '../../daemon/image/puller.ts'
@@ -25,7 +24,7 @@ import { checkSandboxHost } from '../../daemon/kubelet/native/sandbox.ts'
 import { killStale } from '../../daemon/kubelet/native-runtime.ts'
 import { stopAll, tempDir } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
-import { BUSYBOX, imageOf, pushImage, tarOf } from '../helpers/oci-build.ts'
+import { busyboxRootLayer, imageOf, pushImage, tarOf } from '../helpers/oci-build.ts'
 import type { BuiltImage } from '../helpers/oci-build.ts'
 import { registryMissing, startRegistry } from '../helpers/oci-registry.ts'
 import type { Registry } from '../helpers/oci-registry.ts'
@@ -73,14 +72,7 @@ export function nativeProblem (): string | undefined {
 
 /** busybox with the applets a shell and `sleep` need, a passwd with nobody, /tmp. */
 async function busyboxLayer (): Promise<Buffer> {
-  return await tarOf([
-    { name: 'bin/', type: 'directory', mode: 0o755 },
-    { name: 'bin/busybox', mode: 0o755, body: readFileSync(BUSYBOX) },
-    ...['sh', 'sleep'].map(a => ({ name: `bin/${a}`, type: 'symlink' as const, linkname: 'busybox' })),
-    { name: 'etc/', type: 'directory', mode: 0o755 },
-    { name: 'etc/passwd', body: 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n' },
-    { name: 'tmp/', type: 'directory', mode: 0o1777 }
-  ])
+  return await busyboxRootLayer(['sh', 'sleep'])
 }
 
 const SLEEP_RUN = { Entrypoint: ['/bin/sleep', '86400'], Env: ['PATH=/bin'] }

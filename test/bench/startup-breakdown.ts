@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs'
 import { detectCgroups } from '../../daemon/kubelet/native/cgroups.ts'
 import { stopAll, tempDir } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
-import { BUSYBOX, imageOf, pushImage, tarOf } from '../helpers/oci-build.ts'
+import { busyboxRootLayer, imageOf, pushImage } from '../helpers/oci-build.ts'
 import { startRegistry } from '../helpers/oci-registry.ts'
 import { killNativeContainers } from '../helpers/native-peer.ts'
 import { startPeers } from './pods.ts'
@@ -31,13 +31,7 @@ const peers: Peer[] = []
 const registry = await startRegistry({ ip: '127.0.166.2' })
 const alive = setInterval(() => {}, 1000)
 try {
-  const tar = await tarOf([
-    { name: 'bin/', type: 'directory', mode: 0o755 },
-    { name: 'bin/busybox', mode: 0o755, body: readFileSync(BUSYBOX) },
-    ...['sh', 'sleep'].map(a => ({ name: `bin/${a}`, type: 'symlink' as const, linkname: 'busybox' })),
-    { name: 'etc/', type: 'directory', mode: 0o755 },
-    { name: 'etc/passwd', body: 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n' },
-    { name: 'tmp/', type: 'directory', mode: 0o1777 }])
+  const tar = await busyboxRootLayer(['sh', 'sleep'])
   await pushImage({ url: registry.url }, 'bench/sleep', '1', imageOf([{ tar, compression: 'gzip' }], 'amd64', { Entrypoint: ['/bin/sleep', '86400'], Env: ['PATH=/bin'] }))
   const ref = `${registry.host}/bench/sleep:1`
   const { call } = await startPeers(IPS, ['nat1', 'nat2', 'nat3'], dir, ['--runtime', runtime, '--dns-port', '0', '--log-level', 'debug'], peers)

@@ -92,6 +92,22 @@ export function imageOf (layers: Array<{ tar: Buffer, compression: LayerCompress
   return { blobs: [configBlob, ...blobs], manifest, config }
 }
 
+/**
+ * One layer of a minimal root: the host's static busybox in /bin with a link
+ * per applet, /etc/passwd with root and nobody, a 1777 /tmp, and `extra`.
+ */
+export async function busyboxRootLayer (applets: readonly string[], extra: readonly LayerEntry[] = []): Promise<Buffer> {
+  return await tarOf([
+    { name: 'bin/', type: 'directory', mode: 0o755 },
+    { name: 'bin/busybox', mode: 0o755, body: readFileSync(BUSYBOX) },
+    ...applets.map(a => ({ name: `bin/${a}`, type: 'symlink' as const, linkname: 'busybox' })),
+    { name: 'etc/', type: 'directory', mode: 0o755 },
+    { name: 'etc/passwd', body: 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n' },
+    { name: 'tmp/', type: 'directory', mode: 0o1777 },
+    ...extra
+  ])
+}
+
 export const BUSYBOX_RUN = {
   User: '1000:1000',
   Entrypoint: ['/bin/sh', '-c'],

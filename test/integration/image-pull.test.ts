@@ -265,3 +265,25 @@ rtest('a Bearer challenge: the token comes from the realm, with the service, the
   const err = await t.throwsAsync((await puller()).pull(`127.0.160.2:${port}/${REPO}:1.0`), { instanceOf: PullError })
   t.regex(err?.message ?? '', /answered without a token/)
 })
+
+test('blobs that would take the disk below 5 % free are not fetched: the pull fails with how much they need', async t => {
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${'a'.repeat(64)}`, size: 2 },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${'b'.repeat(64)}`, size: 2 ** 50 }]
+  }))
+  const asked: string[] = []
+  const fake: typeof fetch = async input => {
+    const url = input instanceof Request ? input.url : String(input)
+    asked.push(url)
+    if (url.includes('/manifests/')) return new Response(manifest, { headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' } })
+    return new Response('{}', { status: 404 })
+  }
+  const cacheDir = await mkdtemp(join(tmpdir(), 'shoal-image-space-'))
+  t.teardown(async () => { await rm(cacheDir, { recursive: true, force: true }) })
+  const p = new ImagePuller({ cacheDir, platform: { os: 'linux', architecture: 'amd64' }, fetch: fake })
+  const err = await t.throwsAsync(p.pull('127.0.160.9:5000/huge:1'), { instanceOf: PullError })
+  t.regex(err?.message ?? '', /its 2 missing blobs \(\d+ MiB\) would leave less than \d+ MiB free on the disk/)
+  t.false(asked.some(u => u.includes('/blobs/')), 'no blob was asked for')
+})

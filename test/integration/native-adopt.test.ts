@@ -20,7 +20,7 @@ import { killStale } from '../../daemon/kubelet/native-runtime.ts'
 import type { KObject } from '../../protocol/k8s.ts'
 import { api, restartPeer, waitFor } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
-import { BUSYBOX, imageOf, pushImage, tarOf } from '../helpers/oci-build.ts'
+import { busyboxRootLayer, imageOf, pushImage } from '../helpers/oci-build.ts'
 import { startRegistry } from '../helpers/oci-registry.ts'
 import { nativeProblem, nativeTest } from '../helpers/native.ts'
 import { startNativePeer, stopNativePeer } from '../helpers/native-peer.ts'
@@ -48,14 +48,7 @@ test.before(async () => {
   layout = detectCgroups()
   registry = await startRegistry({ ip: REGISTRY_IP })
   const applets = ['sh', 'echo', 'cat', 'sleep', 'hostname', 'id']
-  const tar = await tarOf([
-    { name: 'bin/', type: 'directory', mode: 0o755 },
-    { name: 'bin/busybox', mode: 0o755, body: readFileSync(BUSYBOX) },
-    ...applets.map(a => ({ name: `bin/${a}`, type: 'symlink' as const, linkname: 'busybox' })),
-    { name: 'etc/', type: 'directory', mode: 0o755 },
-    { name: 'etc/passwd', body: 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n' },
-    { name: 'tmp/', type: 'directory', mode: 0o1777 }
-  ])
+  const tar = await busyboxRootLayer(applets)
   await pushImage({ url: registry.url }, 'busybox', 'latest', imageOf([{ tar, compression: 'gzip' }], 'amd64', { Cmd: ['sh'], Env: ['PATH=/bin'] }))
   native = await startNativePeer('native-adopt', PEER_IP, ['--allow-host-path', allowed])
   peer = native.peer

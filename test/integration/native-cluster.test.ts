@@ -17,7 +17,7 @@ import type { CgroupLayout } from '../../daemon/kubelet/native/cgroups.ts'
 import type { KObject } from '../../protocol/k8s.ts'
 import { api, deploymentOf, restartPeer, SHOAL, startCluster, stopAll, waitFor, waitForLeader, waitForReadyNodes } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
-import { BUSYBOX, imageOf, pushImage, tarOf } from '../helpers/oci-build.ts'
+import { busyboxRootLayer, imageOf, pushImage } from '../helpers/oci-build.ts'
 import type { BuiltImage } from '../helpers/oci-build.ts'
 import { startRegistry } from '../helpers/oci-registry.ts'
 import type { Registry } from '../helpers/oci-registry.ts'
@@ -37,14 +37,7 @@ type Pod = KObject & { spec: { nodeName?: string }, status?: { phase?: string, p
 /** busybox with httpd, nc and a shell; the Entrypoint serves the pod's name on POD_IP:8080 and says so. */
 async function webImage (): Promise<BuiltImage> {
   const applets = ['sh', 'httpd', 'nc', 'hostname', 'mkdir', 'printf', 'tail', 'cat', 'echo', 'sleep']
-  const tar = await tarOf([
-    { name: 'bin/', type: 'directory', mode: 0o755 },
-    { name: 'bin/busybox', mode: 0o755, body: readFileSync(BUSYBOX) },
-    ...applets.map(a => ({ name: `bin/${a}`, type: 'symlink' as const, linkname: 'busybox' })),
-    { name: 'etc/', type: 'directory', mode: 0o755 },
-    { name: 'etc/passwd', body: 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n' },
-    { name: 'tmp/', type: 'directory', mode: 0o1777 }
-  ])
+  const tar = await busyboxRootLayer(applets)
   return imageOf([{ tar, compression: 'gzip' }], 'amd64', {
     Entrypoint: ['/bin/sh', '-c', 'echo serving as $(hostname); mkdir -p /tmp/www && hostname > /tmp/www/index.html && exec httpd -f -p "$POD_IP:8080" -h /tmp/www'],
     Env: ['PATH=/bin']

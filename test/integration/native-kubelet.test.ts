@@ -17,8 +17,8 @@
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { randomBytes } from 'node:crypto'
-import { existsSync, readFileSync } from 'node:fs'
-import { readFile, stat } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { systemClock } from '../../daemon/clock/clock.ts'
 import type { Kubelet } from '../../daemon/kubelet/kubelet.ts'
@@ -31,7 +31,7 @@ import { configMap, NOW, pod, ref } from '../../daemon/store/testing.ts'
 import type { KObject } from '../../protocol/k8s.ts'
 import { getPod, kubeletEnv, main, waitFor } from '../helpers/kubelet.ts'
 import type { KubeletEnv, Obj } from '../helpers/kubelet.ts'
-import { BUSYBOX, imageOf, pushImage, tarOf } from '../helpers/oci-build.ts'
+import { busyboxRootLayer, imageOf, pushImage, tarOf } from '../helpers/oci-build.ts'
 import { startRegistry } from '../helpers/oci-registry.ts'
 import type { Registry } from '../helpers/oci-registry.ts'
 import { nativeProblem, nativeTest } from '../helpers/native.ts'
@@ -53,14 +53,7 @@ test.before(async () => {
   if (nativeProblem !== undefined) return
   layout = detectCgroups()
   registry = await startRegistry({ ip: REGISTRY_IP })
-  const tar = await tarOf([
-    { name: 'bin/', type: 'directory', mode: 0o755 },
-    { name: 'bin/busybox', mode: 0o755, body: readFileSync(BUSYBOX) },
-    ...APPLETS.map(a => ({ name: `bin/${a}`, type: 'symlink' as const, linkname: 'busybox' })),
-    { name: 'etc/', type: 'directory', mode: 0o755 },
-    { name: 'etc/passwd', body: 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n' },
-    { name: 'tmp/', type: 'directory', mode: 0o1777 }
-  ])
+  const tar = await busyboxRootLayer(APPLETS)
   await pushImage({ url: registry.url }, 'busybox', 'latest', imageOf([{ tar, compression: 'gzip' }], 'amd64', { Cmd: ['sh'], Env: ['PATH=/bin'] }))
   await pushImage({ url: registry.url }, 'other', '1', imageOf([{ tar, compression: 'gzip' }, { tar: await tarOf([{ name: 'other.txt', body: 'other\n' }]), compression: 'gzip' }], 'amd64', { Cmd: ['sh'], Env: ['PATH=/bin'] }))
   IMAGE = `${registry.host}/busybox`
@@ -537,4 +530,23 @@ nativeTest('image gc: an image no container has used for the delay goes, blobs a
   now += 181_000
   t.deepEqual(await runtime.collectImages(), [`${IMAGE}:latest`])
   t.deepEqual(await puller.content.images(), [])
+})
+
+nativeTest('a log past maxLogBytes is rotated to .log.1: the two files stay bounded, and logs reads across them', async t => {
+  const e = await nativeEnv(t)
+  const runtime = new NativeRuntime({ nodeName: e.node, dataDir: e.dir, clock: systemClock, log: createLogger('silent', 'test'), layout: layout as CgroupLayout, maxLogBytes: 64 * 1024 })
+  const k = await e.kubelet({ runtime })
+  t.teardown(async () => { await k.stop() })
+  // About 900 KB over 6 s, so that the check (every second) rotates it several times.
+  const created = e.h.create(npod(e.node, 'chatty', [{ name: 'main', command: ['sh', '-c', 'i=0; while [ $i -lt 60 ]; do j=0; while [ $j -lt 200 ]; do echo "$i $j a line of log long enough to fill the file up fast ....."; j=$((j+1)); done; i=$((i+1)); sleep 0.1; done; echo done; exec sleep 600'] }]))
+  await running(e, 'chatty')
+  await waitFor('the last line', async () => (await k.logs('default', 'chatty', 'main', { tailLines: 1 }).catch(() => '')) === 'done\n', 60_000)
+  const dir = join(e.dir, 'pods', created.metadata.uid as string, 'main')
+  const log = join(dir, (await readdir(dir)).find(f => f.endsWith('.log')) as string)
+  const [current, rotated] = [(await stat(log)).size, (await stat(`${log}.1`)).size]
+  t.true(rotated > 64 * 1024, `.log.1 holds a whole rotated log (${rotated} bytes)`)
+  t.true(current + rotated < 600 * 1024, `the two files keep what is recent, not all ~900 KB written (${current} + ${rotated} bytes)`)
+  const lines = (await k.logs('default', 'chatty', 'main')).trimEnd().split('\n')
+  t.is(lines.at(-1), 'done')
+  t.regex(lines.at(-2) ?? '', /^59 199 /, 'the lines before it, read across the rotation')
 })

@@ -23,7 +23,7 @@ import { killStale } from '../../daemon/kubelet/native-runtime.ts'
 import type { KObject } from '../../protocol/k8s.ts'
 import { api, restartPeer, waitFor } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
-import { BUSYBOX, imageOf, pushImage, tarOf } from '../helpers/oci-build.ts'
+import { busyboxRootLayer, imageOf, pushImage } from '../helpers/oci-build.ts'
 import type { BuiltImage } from '../helpers/oci-build.ts'
 import { startRegistry } from '../helpers/oci-registry.ts'
 import { nativeProblem, nativeTest } from '../helpers/native.ts'
@@ -45,15 +45,9 @@ const problem = nativeProblem
 /** busybox and the applets the test uses, /www/index.html, and no USER. */
 async function httpdImage (): Promise<BuiltImage> {
   const applets = ['sh', 'httpd', 'id', 'hostname', 'ls', 'cat', 'echo', 'head', 'tail', 'pwd', 'sleep']
-  const tar = await tarOf([
-    { name: 'bin/', type: 'directory', mode: 0o755 },
-    { name: 'bin/busybox', mode: 0o755, body: (await import('node:fs')).readFileSync(BUSYBOX) },
-    ...applets.map(a => ({ name: `bin/${a}`, type: 'symlink' as const, linkname: 'busybox' })),
-    { name: 'etc/', type: 'directory', mode: 0o755 },
-    { name: 'etc/passwd', body: 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/sh\n' },
+  const tar = await busyboxRootLayer(applets, [
     { name: 'www/', type: 'directory', mode: 0o755 },
-    { name: 'www/index.html', body: INDEX },
-    { name: 'tmp/', type: 'directory', mode: 0o1777 }
+    { name: 'www/index.html', body: INDEX }
   ])
   return imageOf([{ tar, compression: 'gzip' }], 'amd64', {
     Entrypoint: ['/bin/sh', '-c', 'exec busybox httpd -f -p "$POD_IP:8080" -h /www'],

@@ -5,7 +5,7 @@
 // outside the root.
 import test from 'ava'
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, statfs, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { applyLayerFile, detectCompression, LayerFormatError, unpackLayers, UnsafeLayerError, zstdSupported } from '../../daemon/image/unpack.ts'
@@ -228,4 +228,20 @@ test('a corrupt or truncated layer is a LayerFormatError', async t => {
   await t.throwsAsync(applyLayerFile(s.root, truncated), { instanceOf: LayerFormatError })
   const hardToNothing = await s.layer([{ name: 'h', type: 'link', linkname: 'missing' }])
   await t.throwsAsync(applyLayerFile(s.root, hardToNothing), { instanceOf: LayerFormatError, message: /does not have/ })
+})
+
+test('a file that would take the disk below the free space kept is refused before it is written (a gzip bomb stops short of filling the disk)', async t => {
+  const s = await sandbox()
+  t.teardown(async () => { await rm(s.dir, { recursive: true, force: true }) })
+  // 1 MiB of zeros: a few KiB compressed, a whole MiB unpacked.
+  const bomb = await s.layer([{ name: 'small', body: 'fits\n' }, { name: 'big', body: Buffer.alloc(2 ** 20) }])
+  const fs = await statfs(s.dir)
+  const free = fs.bavail * fs.bsize
+  // Keep all but 512 KiB of what is free now: the small file fits, the big one does not.
+  const err = await t.throwsAsync(unpackLayers(s.root, [bomb], { minFreeBytes: free - 512 * 1024 }), { instanceOf: LayerFormatError })
+  t.regex(err?.message ?? '', /^big \(1048576 bytes\) would leave less than \d+ MiB free on the disk/)
+  t.true(existsSync(join(s.root, 'small')))
+  t.false(existsSync(join(s.root, 'big')), 'nothing of it was written')
+  await unpackLayers(join(s.dir, 'root2'), [bomb], { minFreeBytes: free - 64 * 2 ** 20 })
+  t.is(statSync(join(s.dir, 'root2', 'big')).size, 2 ** 20, 'with room to spare it is unpacked')
 })
