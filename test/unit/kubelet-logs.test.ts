@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream'
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import type { TimerHandle } from '../../daemon/clock/clock.ts'
+import { readLog, rotateIfLarge } from '../../daemon/kubelet/log-follower.ts'
 import { ProcessRuntime } from '../../daemon/kubelet/process-runtime.ts'
 import type { ContainerRecord } from '../../daemon/kubelet/runtime.ts'
 import { createLogger } from '../../daemon/log/log.ts'
@@ -180,4 +181,21 @@ test('a slow reader is not read ahead of: reading waits while the buffer is full
   await until(clock, 'all of it', () => total === 1024 * 1024)
   stream.destroy()
   t.pass()
+})
+
+test('rotateIfLarge moves a log past the limit to .log.1 and empties it in place; readLog reads both, oldest first', async t => {
+  const dir = await mkdtemp(join(tmpdir(), 'shoal-rotate-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  const file = join(dir, '0.log')
+  await writeFile(file, 'a'.repeat(40) + '\n')
+  t.false(await rotateIfLarge(file, 64), 'under the limit: left alone')
+  await appendFile(file, 'b'.repeat(40) + '\n')
+  t.true(await rotateIfLarge(file, 64))
+  t.is(sizeOf(file), 0)
+  await appendFile(file, 'new\n')
+  t.is((await readLog(file)).toString(), 'a'.repeat(40) + '\n' + 'b'.repeat(40) + '\n' + 'new\n')
+  await appendFile(file, 'c'.repeat(70) + '\n')
+  t.true(await rotateIfLarge(file, 64))
+  t.is((await readLog(file)).toString(), 'new\n' + 'c'.repeat(70) + '\n', 'a second rotation replaces the older .log.1')
+  t.false(await rotateIfLarge(join(dir, 'missing.log'), 64), 'a log not there yet is not an error')
 })
