@@ -88,12 +88,30 @@ export interface Container {
 
 export interface KeyToPath { key: string, path: string, mode?: number }
 
+/** One file of a downwardAPI volume (or projection): a field of the pod, or a container's resource. */
+export interface DownwardAPIVolumeFile {
+  path: string
+  fieldRef?: { apiVersion?: string, fieldPath: string }
+  resourceFieldRef?: { containerName?: string, resource: string, divisor?: Quantity }
+  mode?: number
+}
+
+/** One source of a projected volume (serviceAccountToken is refused until Shoal has service account tokens). */
+export interface VolumeProjection {
+  configMap?: { name?: string, items?: KeyToPath[], optional?: boolean }
+  secret?: { name?: string, items?: KeyToPath[], optional?: boolean }
+  downwardAPI?: { items?: DownwardAPIVolumeFile[] }
+  serviceAccountToken?: { audience?: string, expirationSeconds?: number, path: string }
+}
+
 export interface Volume {
   name: string
   emptyDir?: { medium?: string, sizeLimit?: Quantity }
   configMap?: { name?: string, items?: KeyToPath[], defaultMode?: number, optional?: boolean }
   secret?: { secretName?: string, items?: KeyToPath[], defaultMode?: number, optional?: boolean }
   hostPath?: { path: string, type?: string }
+  downwardAPI?: { items?: DownwardAPIVolumeFile[], defaultMode?: number }
+  projected?: { sources?: VolumeProjection[], defaultMode?: number }
 }
 
 export interface NodeSelectorRequirement { key: string, operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist' | 'Gt' | 'Lt', values?: string[] }

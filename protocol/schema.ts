@@ -102,12 +102,28 @@ export const container = o({
 })
 
 const keyToPath = l(o({ key: 'string', path: 'string', mode: 'int32' }))
+const downwardFiles = l(o({
+  path: 'string',
+  fieldRef: o({ apiVersion: 'string', fieldPath: 'string' }),
+  resourceFieldRef: o({ containerName: 'string', resource: 'string', divisor: 'quantity' }),
+  mode: 'int32'
+}))
 const volume = o({
   name: 'string',
   emptyDir: o({ medium: 'string', sizeLimit: 'quantity' }),
   configMap: o({ name: 'string', items: keyToPath, defaultMode: 'int32', optional: 'bool' }),
   secret: o({ secretName: 'string', items: keyToPath, defaultMode: 'int32', optional: 'bool' }),
-  hostPath: o({ path: 'string', type: 'string' })
+  hostPath: o({ path: 'string', type: 'string' }),
+  downwardAPI: o({ items: downwardFiles, defaultMode: 'int32' }),
+  projected: o({
+    sources: l(o({
+      configMap: o({ name: 'string', items: keyToPath, optional: 'bool' }),
+      secret: o({ name: 'string', items: keyToPath, optional: 'bool' }),
+      downwardAPI: o({ items: downwardFiles }),
+      serviceAccountToken: o({ audience: 'string', expirationSeconds: 'int', path: 'string' })
+    })),
+    defaultMode: 'int32'
+  })
 })
 
 const nodeSelectorTerm = o({

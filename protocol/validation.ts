@@ -355,22 +355,71 @@ function checkVolumeSource (v: Obj, at: string, errors: string[]): void {
     }
     checkEnum(hostPath.type, ['', 'DirectoryOrCreate', 'Directory', 'FileOrCreate', 'File', 'Socket', 'CharDevice', 'BlockDevice'], `${at}.hostPath.type`, errors)
   }
-  for (const kind of ['configMap', 'secret']) {
-    const src = objAt(v, kind)
-    if (src === undefined) continue
-    const checkMode = (mode: unknown, path: string): void => {
-      if (typeof mode === 'number' && (mode < 0 || mode > 0o777)) errors.push(fieldError(path, 'Invalid', mode, FILE_MODE_ERROR))
-    }
-    checkMode(src.defaultMode, `${at}.${kind}.defaultMode`)
+  const checkMode = (mode: unknown, path: string): void => {
+    if (typeof mode === 'number' && (mode < 0 || mode > 0o777)) errors.push(fieldError(path, 'Invalid', mode, FILE_MODE_ERROR))
+  }
+  const checkPath = (p: unknown, path: string): void => {
+    if (typeof p !== 'string' || p === '') errors.push(fieldError(path, 'Required'))
+    else for (const why of localPathErrors(p)) errors.push(fieldError(path, 'Invalid', p, why))
+  }
+  const checkItems = (src: Obj, path: string): void => {
     listAt(src, 'items').forEach((item, i) => {
-      const iat = `${at}.${kind}.items[${i}]`
+      const iat = `${path}.items[${i}]`
       if (typeof item.key !== 'string' || item.key === '') errors.push(fieldError(`${iat}.key`, 'Required'))
-      if (typeof item.path !== 'string' || item.path === '') errors.push(fieldError(`${iat}.path`, 'Required'))
-      else for (const why of localPathErrors(item.path)) errors.push(fieldError(`${iat}.path`, 'Invalid', item.path, why))
+      checkPath(item.path, `${iat}.path`)
       checkMode(item.mode, `${iat}.mode`)
     })
   }
+  const checkDownward = (src: Obj, path: string): void => {
+    listAt(src, 'items').forEach((item, i) => {
+      const iat = `${path}.items[${i}]`
+      checkPath(item.path, `${iat}.path`)
+      checkMode(item.mode, `${iat}.mode`)
+      const field = objAt(item, 'fieldRef')
+      const resource = objAt(item, 'resourceFieldRef')
+      if ((field === undefined) === (resource === undefined)) errors.push(fieldError(iat, 'Invalid', undefined, 'fieldRef and resourceFieldRef can not be specified simultaneously, and one of them is required'))
+      if (field !== undefined && (typeof field.fieldPath !== 'string' || !DOWNWARD_VOLUME_FIELD.test(field.fieldPath))) {
+        errors.push(fieldError(`${iat}.fieldRef.fieldPath`, 'Unsupported', field.fieldPath, 'supported values: "metadata.annotations", "metadata.labels", "metadata.name", "metadata.namespace", "metadata.uid", and one label or annotation as metadata.labels[\'KEY\']'))
+      }
+      if (resource !== undefined && !DOWNWARD_RESOURCES.includes(resource.resource as string)) {
+        errors.push(fieldError(`${iat}.resourceFieldRef.resource`, 'Unsupported', resource.resource, `supported values: ${DOWNWARD_RESOURCES.map(r => `"${r}"`).join(', ')}`))
+      }
+    })
+  }
+  for (const kind of ['configMap', 'secret']) {
+    const src = objAt(v, kind)
+    if (src === undefined) continue
+    checkMode(src.defaultMode, `${at}.${kind}.defaultMode`)
+    checkItems(src, `${at}.${kind}`)
+  }
+  const downward = objAt(v, 'downwardAPI')
+  if (downward !== undefined) {
+    checkMode(downward.defaultMode, `${at}.downwardAPI.defaultMode`)
+    checkDownward(downward, `${at}.downwardAPI`)
+  }
+  const projected = objAt(v, 'projected')
+  if (projected !== undefined) {
+    checkMode(projected.defaultMode, `${at}.projected.defaultMode`)
+    listAt(projected, 'sources').forEach((source, i) => {
+      const sat = `${at}.projected.sources[${i}]`
+      const kinds = ['configMap', 'secret', 'downwardAPI', 'serviceAccountToken'].filter(k => source[k] !== undefined)
+      if (kinds.length !== 1) errors.push(fieldError(sat, kinds.length === 0 ? 'Required' : 'Forbidden', undefined, 'must specify exactly one projection'))
+      for (const k of ['configMap', 'secret']) {
+        const src = objAt(source, k)
+        if (src !== undefined) checkItems(src, `${sat}.${k}`)
+      }
+      const d = objAt(source, 'downwardAPI')
+      if (d !== undefined) checkDownward(d, `${sat}.downwardAPI`)
+      if (source.serviceAccountToken !== undefined) {
+        errors.push(fieldError(`${sat}.serviceAccountToken`, 'Forbidden', undefined, 'Shoal does not issue service account tokens yet'))
+      }
+    })
+  }
 }
+
+/** The pod fields a downwardAPI volume file may hold, as Kubernetes allows them (status.podIP and the like only through env). */
+const DOWNWARD_VOLUME_FIELD = /^(metadata\.(name|namespace|uid|labels|annotations)|metadata\.(labels|annotations)\['[^']*'\])$/
+const DOWNWARD_RESOURCES = ['limits.cpu', 'limits.memory', 'limits.ephemeral-storage', 'requests.cpu', 'requests.memory', 'requests.ephemeral-storage']
 
 export function checkPodSpec (spec: Obj | undefined, path: string, errors: string[]): void {
   if (spec === undefined) { errors.push(fieldError(path, 'Required')); return }
@@ -384,7 +433,7 @@ export function checkPodSpec (spec: Obj | undefined, path: string, errors: strin
       if (volumes.has(v.name)) errors.push(fieldError(`${at}.name`, 'Duplicate', v.name))
       volumes.add(v.name)
     }
-    const sources = ['emptyDir', 'configMap', 'secret', 'hostPath'].filter(s => v[s] !== undefined)
+    const sources = ['emptyDir', 'configMap', 'secret', 'hostPath', 'downwardAPI', 'projected'].filter(s => v[s] !== undefined)
     if (sources.length === 0) errors.push(fieldError(at, 'Required', undefined, 'must specify a volume type'))
     if (sources.length > 1) errors.push(fieldError(`${at}.${sources[1] as string}`, 'Forbidden', undefined, 'may not specify more than 1 volume type'))
     checkVolumeSource(v, at, errors)

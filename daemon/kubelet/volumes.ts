@@ -1,7 +1,7 @@
 // A pod's volumes as host directories, and its containers' mounts of them.
 // emptyDir: <dataDir>/pods/<uid>/volumes/<name> (it goes with the sandbox).
-// configMap / secret: the same place, laid out as Kubernetes' atomic writer
-// does it: the files (a Secret's data decoded from base64, with defaultMode
+// configMap / secret / downwardAPI / projected: the same place, laid out as
+// Kubernetes' atomic writer does it: the files (a Secret's data decoded from base64, with defaultMode
 // or the item's mode) go into a fresh directory `..<timestamp>.<random>`,
 // a `..data_tmp` link to it is renamed over `..data`, and each key (or the
 // first element of each items[].path) is a link `key -> ..data/key`, made
@@ -23,12 +23,13 @@
 // so it isolates nothing; these rules keep the kubelet from being the one
 // that writes outside a volume.)
 // May import: protocol/, daemon/store/types.ts, daemon/clock, ./runtime.ts.
-import { CONFIG_MAP, SECRET } from '../../protocol/kinds.ts'
+import { CONFIG_MAP, NODE, SECRET } from '../../protocol/kinds.ts'
 import { createHash } from 'node:crypto'
 import { constants } from 'node:fs'
 import { chmod, lstat, mkdir, mkdtemp, open, readdir, readlink, realpath, rename, rm, symlink, unlink } from 'node:fs/promises'
 import { basename, dirname, join, normalize, relative } from 'node:path'
-import type { Container, KeyToPath, Pod, Volume } from '../../protocol/core-v1.ts'
+import type { Container, DownwardAPIVolumeFile, KeyToPath, Pod, Volume } from '../../protocol/core-v1.ts'
+import { bytesOf, cpuMillis } from '../../protocol/quantity.ts'
 import { isUid } from '../../protocol/validation.ts'
 import type { Clock } from '../clock/clock.ts'
 import type { StoreReader } from '../store/types.ts'
@@ -168,8 +169,9 @@ export class Volumes {
       } else if (v.emptyDir !== undefined) {
         await this.realDir(uid, name)
         paths.set(v.name, dir)
-      } else if (v.configMap !== undefined || v.secret !== undefined) {
-        await this.project(v, namespace, uid, name)
+      } else if (v.configMap !== undefined || v.secret !== undefined || v.downwardAPI !== undefined || v.projected !== undefined) {
+        const payload = this.payloadOf(v, pod, namespace)
+        await this.writeAtomically(await this.realDir(uid, name), payload)
         this.projected.add(dir)
         paths.set(v.name, dir)
       } else {
@@ -203,37 +205,96 @@ export class Volumes {
   }
 
   /** Lays out a configMap or secret volume's files, or refreshes them. */
-  private async project (v: Volume, namespace: string, uid: string, name: string): Promise<void> {
-    const secret = v.secret !== undefined
-    const src: Projection = v.secret ?? v.configMap ?? {}
-    const objName = v.secret !== undefined ? v.secret.secretName ?? '' : v.configMap?.name ?? ''
+  /** The files of a configMap, secret, downwardAPI or projected volume (none for an optional object that is missing). */
+  private payloadOf (v: Volume, pod: Pod, namespace: string): Payload {
+    if (v.configMap !== undefined) return this.keysPayload(v.name, false, v.configMap.name ?? '', v.configMap, namespace, v.configMap.defaultMode ?? 0o644)
+    if (v.secret !== undefined) return this.keysPayload(v.name, true, v.secret.secretName ?? '', v.secret, namespace, v.secret.defaultMode ?? 0o644)
+    if (v.downwardAPI !== undefined) return this.downwardPayload(v.name, v.downwardAPI.items ?? [], pod, v.downwardAPI.defaultMode ?? 0o644)
+    const mode = v.projected?.defaultMode ?? 0o644
+    const payload: Payload = new Map()
+    for (const source of v.projected?.sources ?? []) {
+      let part: Payload = new Map()
+      if (source.configMap !== undefined) part = this.keysPayload(v.name, false, source.configMap.name ?? '', source.configMap, namespace, mode)
+      else if (source.secret !== undefined) part = this.keysPayload(v.name, true, source.secret.name ?? '', source.secret, namespace, mode)
+      else if (source.downwardAPI !== undefined) part = this.downwardPayload(v.name, source.downwardAPI.items ?? [], pod, mode)
+      else throw new VolumeError(`volume "${v.name}": a projection of this kind is not supported by this kubelet`)
+      for (const [path, file] of part) payload.set(path, file)
+    }
+    return payload
+  }
+
+  /** A ConfigMap's or Secret's keys (or the items named) as files; a missing object or key is an error unless optional. */
+  private keysPayload (volume: string, secret: boolean, objName: string, src: Projection, namespace: string, defaultMode: number): Payload {
     const obj = secret ? this.store.get(SECRET, namespace, objName) : this.store.get(CONFIG_MAP, namespace, objName)
     const what = secret ? 'secret' : 'configmap'
+    const payload: Payload = new Map()
     if (obj === undefined) {
-      if (src.optional !== true) throw new VolumeError(`MountVolume.SetUp failed for volume "${v.name}" : ${what} "${objName}" not found`)
-      await this.realDir(uid, name)
-      return
+      if (src.optional !== true) throw new VolumeError(`MountVolume.SetUp failed for volume "${volume}" : ${what} "${objName}" not found`)
+      return payload
     }
     const data = new Map<string, Buffer>()
     for (const [k, val] of Object.entries(obj.data ?? {})) data.set(k, Buffer.from(val, secret ? 'base64' : 'utf8'))
     if (obj.kind === 'Secret') for (const [k, val] of Object.entries(obj.stringData ?? {})) data.set(k, Buffer.from(val, 'utf8'))
     else for (const [k, val] of Object.entries(obj.binaryData ?? {})) data.set(k, typeof val === 'string' ? Buffer.from(val, 'base64') : Buffer.from(val))
-    const mode = (src.defaultMode ?? 0o644) & 0o777
-    const payload: Payload = new Map()
+    const mode = defaultMode & 0o777
     if (src.items !== undefined && src.items.length > 0) {
       for (const item of src.items) {
         const content = data.get(item.key)
         if (content === undefined) {
           if (src.optional === true) continue
-          throw new VolumeError(`MountVolume.SetUp failed for volume "${v.name}" : ${what} references non-existent ${secret ? 'secret' : 'config'} key: ${item.key}`)
+          throw new VolumeError(`MountVolume.SetUp failed for volume "${volume}" : ${what} references non-existent ${secret ? 'secret' : 'config'} key: ${item.key}`)
         }
         payload.set(payloadPath(item.path, 'item path'), { content, mode: (item.mode ?? mode) & 0o777 })
       }
     } else {
       for (const [k, content] of data) payload.set(payloadPath(k, 'key'), { content, mode })
     }
-    const dir = await this.realDir(uid, name)
-    await this.writeAtomically(dir, payload)
+    return payload
+  }
+
+  /**
+   * The downward API's files: a field of the pod (its name, namespace, uid,
+   * labels or annotations, all of them as `key="value"` lines sorted by
+   * key, or one), or a container's resource (a limit that is not set is
+   * the node's allocatable amount, a request that is not set its limit, as
+   * Kubernetes has them), divided by the divisor and rounded up.
+   */
+  private downwardPayload (volume: string, items: DownwardAPIVolumeFile[], pod: Pod, defaultMode: number): Payload {
+    const payload: Payload = new Map()
+    const meta = pod.metadata
+    for (const item of items) {
+      let value: string
+      if (item.fieldRef !== undefined) {
+        const path = item.fieldRef.fieldPath
+        const one = /^metadata\.(labels|annotations)\['(.*)'\]$/.exec(path)
+        if (one !== null) value = (one[1] === 'labels' ? meta.labels : meta.annotations)?.[one[2] as string] ?? ''
+        else if (path === 'metadata.labels' || path === 'metadata.annotations') {
+          const map = (path === 'metadata.labels' ? meta.labels : meta.annotations) ?? {}
+          value = Object.keys(map).sort().map(k => `${k}=${JSON.stringify(map[k])}`).join('\n')
+        } else if (path === 'metadata.name') value = meta.name ?? ''
+        else if (path === 'metadata.namespace') value = meta.namespace ?? ''
+        else if (path === 'metadata.uid') value = meta.uid ?? ''
+        else throw new VolumeError(`MountVolume.SetUp failed for volume "${volume}" : unsupported fieldPath ${path}`)
+      } else if (item.resourceFieldRef !== undefined) {
+        value = this.resourceValue(volume, pod, item.resourceFieldRef)
+      } else {
+        throw new VolumeError(`MountVolume.SetUp failed for volume "${volume}" : item ${item.path} has neither fieldRef nor resourceFieldRef`)
+      }
+      payload.set(payloadPath(item.path, 'item path'), { content: Buffer.from(value, 'utf8'), mode: (item.mode ?? defaultMode) & 0o777 })
+    }
+    return payload
+  }
+
+  private resourceValue (volume: string, pod: Pod, ref: NonNullable<DownwardAPIVolumeFile['resourceFieldRef']>): string {
+    const containers = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])]
+    const c = ref.containerName !== undefined && ref.containerName !== '' ? containers.find(x => x.name === ref.containerName) : pod.spec?.containers?.[0]
+    if (c === undefined) throw new VolumeError(`MountVolume.SetUp failed for volume "${volume}" : no container "${ref.containerName ?? ''}" for resourceFieldRef ${ref.resource}`)
+    const [kind, resource] = ref.resource.split('.') as [string, string]
+    const node = this.store.get(NODE, '', pod.spec?.nodeName ?? '')
+    const limit = c.resources?.limits?.[resource] ?? node?.status?.allocatable?.[resource]
+    const amount = kind === 'limits' ? limit : c.resources?.requests?.[resource] ?? c.resources?.limits?.[resource]
+    if (resource === 'cpu') return String(Math.ceil(cpuMillis(amount ?? 0) / cpuMillis(ref.divisor ?? '1')))
+    return String(Math.ceil(bytesOf(amount ?? 0) / bytesOf(ref.divisor ?? '1')))
   }
 
   /** Kubernetes' AtomicWriter: a new timestamped directory, `..data` swapped to it, a link per top-level name. */

@@ -550,3 +550,27 @@ nativeTest('a log past maxLogBytes is rotated to .log.1: the two files stay boun
   t.is(lines.at(-1), 'done')
   t.regex(lines.at(-2) ?? '', /^59 199 /, 'the lines before it, read across the rotation')
 })
+
+nativeTest('downwardAPI and projected volumes at their mount paths, read-only; a label change reaches the file', async t => {
+  const e = await nativeEnv(t)
+  const k = await e.start()
+  e.h.create(configMap('site', { greeting: 'hello' }))
+  const p = npod(e.node, 'downward', [{ name: 'main', command: ['sleep', '600'], volumeMounts: [{ name: 'info', mountPath: '/etc/podinfo' }, { name: 'all', mountPath: '/etc/all' }] }], {
+    volumes: [
+      { name: 'info', downwardAPI: { items: [{ path: 'labels', fieldRef: { fieldPath: 'metadata.labels' } }, { path: 'name', fieldRef: { fieldPath: 'metadata.name' } }] } },
+      { name: 'all', projected: { sources: [{ configMap: { name: 'site' } }, { downwardAPI: { items: [{ path: 'ns', fieldRef: { fieldPath: 'metadata.namespace' } }] } }] } }
+    ]
+  })
+  e.h.create({ ...p, metadata: { ...p.metadata, labels: { tier: 'web' } } })
+  await running(e, 'downward')
+  const read = async (cmd: string): Promise<string> => {
+    const r = await k.exec('default', 'downward', 'main', ['sh', '-c', cmd])
+    return `${r.exitCode}:${r.stdout}${r.stderr}`
+  }
+  t.is(await read('cat /etc/podinfo/name; echo; cat /etc/podinfo/labels'), '0:downward\ntier="web"')
+  t.is(await read('cat /etc/all/greeting /etc/all/ns'), '0:hellodefault')
+  t.regex(await read('touch /etc/podinfo/x'), /^1:.*Read-only file system/)
+  e.h.ok(e.h.apply({ op: 'patch', ref: ref('pods', 'downward', 'default'), patchType: 'merge', patch: { metadata: { labels: { tier: 'api' } } }, now: NOW }))
+  await waitFor('the new label in the file', async () => (await read('cat /etc/podinfo/labels')) === '0:tier="api"', 30_000)
+  t.pass()
+})

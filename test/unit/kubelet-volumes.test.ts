@@ -106,3 +106,52 @@ test('a pod that plants links in its configMap volume: the refresh writes nothin
   t.regex(await readlink(join(vol, '..data')), /^\.\.\d{4}_/)
   t.is(await readText(join(vol, 'nested', 'mode')), 'dev', 'every file swapped at once')
 })
+
+test('downwardAPI and projected volumes: the pod\'s fields and resources, and several sources in one directory; a label change rewrites them at once', async t => {
+  const dir = await mkdtemp(join(tmpdir(), 'shoal-volumes-'))
+  t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
+  const h = new StoreHarness()
+  h.create(configMap('settings', { greeting: 'hello' }))
+  h.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds', namespace: 'default' }, data: { user: Buffer.from('admin').toString('base64') } } as unknown as KObject)
+  const clock = new FakeClock(Date.parse('2026-12-03T09:12:47Z'))
+  const volumes = new Volumes(h.store, dir, clock)
+  const downward = [
+    { path: 'name', fieldRef: { fieldPath: 'metadata.name' } },
+    { path: 'labels', fieldRef: { fieldPath: 'metadata.labels' } },
+    { path: 'tier', fieldRef: { fieldPath: 'metadata.labels[\'tier\']' } },
+    { path: 'cpu_limit', resourceFieldRef: { containerName: 'app', resource: 'limits.cpu', divisor: '1m' } },
+    { path: 'mem_request', resourceFieldRef: { containerName: 'app', resource: 'requests.memory', divisor: '1Mi' } }
+  ]
+  const p = {
+    ...pod('p'),
+    metadata: { name: 'p', namespace: 'default', uid: '6c0e5a8e-2f1c-4a4e-9d55-3a1f0b8c2d12', labels: { tier: 'web', app: 'shop' } },
+    spec: {
+      containers: [{ name: 'app', resources: { limits: { cpu: '500m', memory: '128Mi' }, requests: { memory: '64Mi' } } }],
+      volumes: [
+        { name: 'info', downwardAPI: { items: downward } },
+        { name: 'all', projected: { defaultMode: 0o440, sources: [{ configMap: { name: 'settings' } }, { secret: { name: 'creds', items: [{ key: 'user', path: 'secret/user' }] } }, { downwardAPI: { items: [{ path: 'ns', fieldRef: { fieldPath: 'metadata.namespace' } }] } }] } }
+      ]
+    }
+  } as unknown as Pod
+  await volumes.setUp(p)
+  const info = join(dir, 'pods', p.metadata.uid!, 'volumes', 'info')
+  t.is(await readText(join(info, 'name')), 'p')
+  t.is(await readText(join(info, 'labels')), 'app="shop"\ntier="web"')
+  t.is(await readText(join(info, 'tier')), 'web')
+  t.is(await readText(join(info, 'cpu_limit')), '500')
+  t.is(await readText(join(info, 'mem_request')), '64')
+  const all = join(dir, 'pods', p.metadata.uid!, 'volumes', 'all')
+  t.is(await readText(join(all, 'greeting')), 'hello')
+  t.is(await readText(join(all, 'secret', 'user')), 'admin')
+  t.is(await readText(join(all, 'ns')), 'default')
+  t.is((await stat(join(all, 'greeting'))).mode & 0o777, 0o440, 'the projection\'s defaultMode')
+  const mounts = volumes.mountsOf({ name: 'app', volumeMounts: [{ name: 'info', mountPath: '/etc/info' }, { name: 'all', mountPath: '/etc/all' }] }, await volumes.setUp(p))
+  t.true(mounts.every(m => m.readOnly), 'mounted read-only, as configMap and secret volumes are')
+
+  const before = await readlink(join(info, '..data'))
+  clock.advance(1000)
+  await volumes.setUp({ ...p, metadata: { ...p.metadata, labels: { tier: 'api', app: 'shop' } } } as Pod)
+  t.not(await readlink(join(info, '..data')), before, 'a new ..data, swapped in one rename')
+  t.is(await readText(join(info, 'labels')), 'app="shop"\ntier="api"')
+  t.is(await readText(join(info, 'tier')), 'api')
+})

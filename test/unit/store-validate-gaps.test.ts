@@ -66,6 +66,22 @@ test('a hostPath is absolute, without `..`, of a known type', t => {
   t.is(check(d), 'Deployment.apps "web" is invalid: spec.template.spec.volumes[0].hostPath.path: Invalid value: "rel": must be an absolute path')
 })
 
+test('downwardAPI and projected volumes: the fields Kubernetes allows in a file, one projection per source, and no service account token yet', t => {
+  const file = (item: Record<string, unknown>): KObject => withVolume({ downwardAPI: { items: [{ path: 'f', ...item }] } })
+  t.is(check(file({ fieldRef: { fieldPath: 'metadata.labels' } })), undefined)
+  t.is(check(file({ fieldRef: { fieldPath: 'metadata.annotations[\'a.b/c\']' } })), undefined)
+  t.is(check(file({ resourceFieldRef: { containerName: 'c', resource: 'limits.memory', divisor: '1Mi' } })), undefined)
+  t.regex(check(file({ fieldRef: { fieldPath: 'status.podIP' } })) ?? '', /spec\.volumes\[0\]\.downwardAPI\.items\[0\]\.fieldRef\.fieldPath: Unsupported value: "status\.podIP": supported values/)
+  t.regex(check(file({ resourceFieldRef: { resource: 'limits.gpu' } })) ?? '', /resourceFieldRef\.resource: Unsupported value: "limits\.gpu"/)
+  t.regex(check(file({ fieldRef: { fieldPath: 'metadata.name' }, resourceFieldRef: { resource: 'limits.cpu' } })) ?? '', /items\[0\]: Invalid value: .*can not be specified simultaneously/)
+  t.regex(check(file({ path: '../x', fieldRef: { fieldPath: 'metadata.name' } })) ?? '', /items\[0\]\.path: Invalid value: "\.\.\/x": must not contain '\.\.'/)
+  const projected = (sources: unknown[]): KObject => withVolume({ projected: { sources } })
+  t.is(check(projected([{ configMap: { name: 'c' } }, { secret: { name: 's', items: [{ key: 'k', path: 'p' }] } }, { downwardAPI: { items: [{ path: 'n', fieldRef: { fieldPath: 'metadata.name' } }] } }])), undefined)
+  t.regex(check(projected([{ configMap: { name: 'c' }, secret: { name: 's' } }])) ?? '', /projected\.sources\[0\]: Forbidden: must specify exactly one projection/)
+  t.regex(check(projected([{ serviceAccountToken: { path: 'token' } }])) ?? '', /projected\.sources\[0\]\.serviceAccountToken: Forbidden: Shoal does not issue service account tokens yet/)
+  t.regex(check(withVolume({ projected: { sources: [] }, emptyDir: {} })) ?? '', /may not specify more than 1 volume type/)
+})
+
 test('replicas above 2^31-1 are refused for Deployments, ReplicaSets and the scale subresource', t => {
   t.is(check(deployment('web', { replicas: 2 ** 31 })), 'Deployment.apps "web" is invalid: spec.replicas: Invalid value: 2147483648: must be of type int32')
   t.is(check(deployment('web', { replicas: 2 ** 31 - 1 })), undefined)
