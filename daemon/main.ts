@@ -454,14 +454,13 @@ function apiServer (api: Server, host: string, port: number): Startable {
 
 /**
  * The pod runtime: Docker when asked for (an engine must answer) or, with
- * auto, when one answers at DOCKER_HOST (else /var/run/docker.sock);
- * undefined for the kubelet's default, the process runtime. Native only
- * when asked for (auto stays docker-or-process until native passes the
- * kubelet's tests).
+ * auto, when one answers at DOCKER_HOST (else /var/run/docker.sock); else,
+ * with auto, native when this host can run sandboxes; undefined for host
+ * processes (the kubelet's default, the process runtime).
  */
 async function chooseRuntime (config: DaemonConfig, log: Logger, network: ClusterNetwork): Promise<DockerRuntime | NativeRuntime | undefined> {
   if (config.runtime === 'process') return undefined
-  if (config.runtime === 'native') return nativeRuntime(config, log)
+  if (config.runtime === 'native') return nativeRuntime(config, log, network)
   const where = process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock'
   const docker = new DockerRuntime({ nodeName: config.name, dataDir: config.dataDir, clock: systemClock, log, dns: ns => network.podDns(ns), ...(config.pauseImage !== undefined ? { pauseImage: config.pauseImage } : {}) })
   if (!(await docker.available())) {
@@ -470,7 +469,7 @@ async function chooseRuntime (config: DaemonConfig, log: Logger, network: Cluste
     const host = checkSandboxHost()
     if (host === true) {
       try {
-        return nativeRuntime(config, log)
+        return nativeRuntime(config, log, network)
       } catch (err) {
         log.warn({ event: 'kubelet.runtime', runtime: 'process', docker: where, err: (err as Error).message }, `no Docker engine at ${where}, and ${(err as Error).message}: pods run as host processes`)
         return undefined
@@ -484,7 +483,7 @@ async function chooseRuntime (config: DaemonConfig, log: Logger, network: Cluste
 }
 
 /** The native runtime, or one line saying why this host cannot run it. */
-function nativeRuntime (config: DaemonConfig, log: Logger): NativeRuntime {
+function nativeRuntime (config: DaemonConfig, log: Logger, network: ClusterNetwork): NativeRuntime {
   const host = checkSandboxHost()
   if (host !== true) throw new Error(`--runtime native: ${host}`)
   let layout
@@ -494,5 +493,5 @@ function nativeRuntime (config: DaemonConfig, log: Logger): NativeRuntime {
     throw new Error(`--runtime native: no usable cgroups: ${(err as Error).message}`)
   }
   log.info({ event: 'kubelet.runtime', runtime: 'native', cgroups: describeCgroups(layout) }, `pods run from their images in native sandboxes (${describeCgroups(layout)})`)
-  return new NativeRuntime({ nodeName: config.name, dataDir: config.dataDir, clock: systemClock, log, layout, allowRoot: config.allowPrivileged, imageGcDelayMs: config.imageGcDelayMs, allowHostPaths: config.allowHostPath })
+  return new NativeRuntime({ nodeName: config.name, dataDir: config.dataDir, clock: systemClock, log, layout, allowRoot: config.allowPrivileged, imageGcDelayMs: config.imageGcDelayMs, allowHostPaths: config.allowHostPath, dns: ns => network.podDns(ns) })
 }

@@ -48,9 +48,9 @@ import type { Logger } from '../log/log.ts'
 import { LogFollower, MAX_LOG_BYTES, readLog, rotateIfLarge, tailBytes } from './log-follower.ts'
 import { loadRecords, saveRecord } from './records.ts'
 import type { CgroupLayout } from './native/cgroups.ts'
-import { containerOf, DEFAULT_PIDS_LIMIT, hostnameOf, limitsOf, resolveArgv, resolveEnv, resolveUser, UserError } from './native/container-config.ts'
+import { containerOf, DEFAULT_PIDS_LIMIT, hostnameOf, hostsOf, limitsOf, resolvConfOf, resolveArgv, resolveEnv, resolveUser, UserError } from './native/container-config.ts'
 import { HostShell } from './native/host-shell.ts'
-import { makeRoot, removeRoot, rootIn } from './native/rootfs.ts'
+import { makeRoot, removeRoot, rootIn, writeInRoot } from './native/rootfs.ts'
 import type { RootMode } from './native/rootfs.ts'
 import { adoptSandbox, DEFAULT_PATH, makeDevTemplate, startSandbox } from './native/sandbox.ts'
 import type { BindMount, RunningSandbox, SandboxExit, SandboxTools } from './native/sandbox.ts'
@@ -82,6 +82,8 @@ export interface NativeRuntimeOptions {
   imageGcIntervalMs?: number
   /** a running container's log bigger than this is moved to <attempt>.log.1 and started afresh (default 10 MiB, checked every second) */
   maxLogBytes?: number
+  /** the pod's resolver (the cluster DNS on port 53) and search path, by namespace; undefined: the host's resolv.conf */
+  dns?: (namespace: string) => { servers: string[], search: string[] } | undefined
   /** the only directories hostPath volumes may come from (--allow-host-path), checked again on the descriptor the sandbox mounts; undefined: not checked here */
   allowHostPaths?: readonly string[]
   /** run a container that asks for uid 0 (the host's root: no user namespace yet); default false: it cannot run */
@@ -136,6 +138,7 @@ export class NativeRuntime implements Runtime {
   private starting = 0
   private gcTimer: TimerHandle | undefined
   private logTimer: TimerHandle | undefined
+  private hostResolv: string | undefined
   /** mount, umount, cp and mknod, without a process started from shoald for each */
   private readonly shell: HostShell
 
@@ -289,6 +292,10 @@ export class NativeRuntime implements Runtime {
       const argv = resolveArgv(spec, image.config)
       if (argv.length === 0) return await this.cannotRun(rec, 'no command specified: the container has no command and its image no Entrypoint or Cmd')
       Object.assign(rec, { uid, gid, env: resolveEnv(image.config.env, start.env) })
+      // The files the kubelet manages in every container: the resolver (the cluster DNS), hosts and hostname.
+      await writeInRoot(root, '/etc/resolv.conf', resolvConfOf(pod, this.opts.dns?.(rec.podNamespace), await this.hostResolvConf()))
+      await writeInRoot(root, '/etc/hosts', hostsOf(pod, start.env.POD_IP))
+      await writeInRoot(root, '/etc/hostname', `${hostnameOf(pod)}\n`)
       await openEmptyDirs(pod, this.opts.dataDir, podUid)
       const mounts = await openMounts(pod, start.mounts ?? [], join(this.opts.dataDir, 'pods', podUid, 'volumes'), this.opts.allowHostPaths)
       const fd = openSync(rec.logFile, 'a')
@@ -448,6 +455,12 @@ export class NativeRuntime implements Runtime {
     const dir = join(this.rootsDir(), id, 'volumes')
     await mkdir(dir, { mode: 0o700 })
     return dir
+  }
+
+  /** The host's /etc/resolv.conf, for pods with dnsPolicy Default or when there is no cluster DNS on port 53. */
+  private async hostResolvConf (): Promise<string> {
+    this.hostResolv ??= await readFile('/etc/resolv.conf', 'utf8').catch(() => '')
+    return this.hostResolv
   }
 
   private containersDir (): string { return join(this.opts.dataDir, 'native', 'containers') }

@@ -56,7 +56,7 @@ export class ClusterNetwork {
     return this.current !== undefined && this.opts.dnsPort !== 0 ? `${this.current.dnsIP}:${this.opts.dnsPort}` : undefined
   }
 
-  /** A Docker pod's resolver and search path (the resolver must be on port 53). */
+  /** A Docker or native pod's resolver and search path (the resolver must be on port 53). */
   podDns (namespace: string): { servers: string[], search: string[] } | undefined {
     const s = this.current
     if (s === undefined || this.opts.dnsPort !== 53) return undefined

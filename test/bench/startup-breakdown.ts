@@ -34,7 +34,7 @@ try {
   const tar = await busyboxRootLayer(['sh', 'sleep'])
   await pushImage({ url: registry.url }, 'bench/sleep', '1', imageOf([{ tar, compression: 'gzip' }], 'amd64', { Entrypoint: ['/bin/sleep', '86400'], Env: ['PATH=/bin'] }))
   const ref = `${registry.host}/bench/sleep:1`
-  const { call } = await startPeers(IPS, ['nat1', 'nat2', 'nat3'], dir, ['--runtime', runtime, '--dns-port', '0', '--log-level', 'debug'], peers)
+  const { call } = await startPeers(IPS, ['nat1', 'nat2', 'nat3'], dir, ['--runtime', runtime, '--dns-port', '0', ...(process.env.BREAKDOWN_QUIET === '1' ? [] : ['--log-level', 'debug'])], peers)
   const [host, watcher] = peers as [Peer, Peer]
   const tmpl = (node?: string) => ({ terminationGracePeriodSeconds: 1, ...(node ? { nodeSelector: { 'kubernetes.io/hostname': node } } : {}), containers: [{ name: 'c', image: ref, ...(runtime !== 'native' ? { command: ['sleep', '600'] } : {}) }] })
   for (const p of peers) await call(host, 'POST', '/api/v1/namespaces/default/pods', { apiVersion: 'v1', kind: 'Pod', metadata: { name: `warm-${p.name}` }, spec: tmpl(p.name) })

@@ -3,7 +3,8 @@
 // Docker runtime (docker-cluster.test.ts), run on native sandboxes. A
 // Deployment's 6 replicas of an image with only `image:` run spread over
 // the peers and answer HTTP; logs and exec work through a peer that does not
-// run the pod; a pod reaches them through a Service's cluster IP; the
+// run the pod; a pod reaches them through a Service, by its name (the
+// cluster DNS in the container's /etc/resolv.conf) and its address; the
 // leader is SIGKILLed and the cluster goes on answering with the same pods;
 // a SIGKILLed and restarted shoald adopts its sandboxes (same containers);
 // after a peer is SIGKILLed for good, 6 pods run again on the survivors,
@@ -84,7 +85,7 @@ test.after.always(async () => {
 
 nativeTest('6 replicas run in native sandboxes over three peers, survive a leader kill, a shoald restart and a dead peer', async t => {
   t.timeout(300_000)
-  const { dir, peers } = await startCluster('native-cluster', IPS, ['--runtime', 'native', '--dns-port', '0', '--pod-eviction-grace', '15s'], NAMES)
+  const { dir, peers } = await startCluster('native-cluster', IPS, ['--runtime', 'native', '--service-cidr', '127.97.171.0/24', '--dns-port', '53', '--pod-eviction-grace', '15s'], NAMES)
   t.teardown(async () => {
     await stopAll(peers)
     for (const p of peers) await killNativeContainers(p.opts.dataDir, layout as CgroupLayout)
@@ -118,16 +119,23 @@ nativeTest('6 replicas run in native sandboxes over three peers, survive a leade
   const clusterIP = String(svc.body.spec.clusterIP)
   t.is((await api(leader, 'POST', '/api/v1/namespaces/default/pods', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'client' }, spec: { terminationGracePeriodSeconds: 1, nodeSelector: { 'kubernetes.io/hostname': other.name === leader.name ? (peers.find(p => p !== leader && p !== other) as Peer).name : other.name }, containers: [{ name: 'c', image, command: ['sleep', '600'] }] } })).status, 201)
   await waitFor('the client pod', async () => (await api(leader, 'GET', '/api/v1/namespaces/default/pods/client')).body.status?.phase === 'Running', 60_000)
-  const fetchThroughService = async (via: Peer): Promise<string> => {
+  const fetchThroughService = async (via: Peer, target = 'web'): Promise<string> => {
     let last = ''
     return await waitFor('a fetch through the service', async () => {
-      const r = shoal(via, ['exec', 'client', '--', 'sh', '-c', `printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 5 ${clusterIP} 80 | tail -1`])
+      const r = shoal(via, ['exec', 'client', '--', 'sh', '-c', `printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 5 ${target} 80 | tail -1`])
       last = `exit ${String(r.status)}: ${r.stdout} ${r.stderr}`
       return r.status === 0 && r.stdout.trim() !== '' && r.stdout.trim()
     }, 30_000).catch(err => { throw new Error(`${(err as Error).message}; last try: ${last}`) })
   }
+  // By its short name: the container's /etc/resolv.conf names the cluster DNS, on the DNS service's address.
   const served = await fetchThroughService(other)
   t.true(pods.some(p => p.metadata.name === served), served)
+  const byAddress = await fetchThroughService(other, clusterIP)
+  t.true(pods.some(p => p.metadata.name === byAddress), byAddress)
+  const resolv = shoal(other, ['exec', 'client', '--', 'cat', '/etc/resolv.conf', '/etc/hosts', '/etc/hostname'])
+  t.is(resolv.status, 0, resolv.stderr)
+  t.regex(resolv.stdout, /^search default\.svc\.cluster\.local svc\.cluster\.local cluster\.local\nnameserver 127\.97\.171\.10\noptions ndots:5\n/)
+  t.regex(resolv.stdout, /\n127\.\d+\.\d+\.\d+\tclient\nclient\n$/, 'its own name at its address in /etc/hosts, and /etc/hostname')
 
   // The leader SIGKILLed: another takes over, and the same pods go on serving (none replaced while it is away, under the eviction grace).
   const oldLeader = leader

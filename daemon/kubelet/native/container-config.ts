@@ -137,3 +137,21 @@ export async function resolveUser (pod: Pod, c: Container | undefined, imageUser
   if (uid === 0 && !privileged) return { uid: NOBODY, gid: runAsGroup ?? NOBODY }
   return { uid, gid: runAsGroup ?? gid ?? (uid === 0 ? 0 : NOBODY) }
 }
+
+/** The pod's resolver, as the kubelet writes /etc/resolv.conf: the cluster DNS (ClusterFirst, the default) when there is one, else the host's file. */
+export function resolvConfOf (pod: Pod, clusterDns: { servers: string[], search: string[] } | undefined, hostResolvConf: string): string {
+  const policy = pod.spec?.dnsPolicy ?? 'ClusterFirst'
+  if (policy === 'Default' || clusterDns === undefined) return hostResolvConf
+  return `search ${clusterDns.search.join(' ')}\n${clusterDns.servers.map(s => `nameserver ${s}\n`).join('')}options ndots:5\n`
+}
+
+/** /etc/hosts as the kubelet writes it: localhost, and the pod's own name (and its FQDN under a subdomain) at its address. */
+export function hostsOf (pod: Pod, podIP: string | undefined, domain = 'cluster.local'): string {
+  const lines = ['# Kubernetes-managed hosts file.', '127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback']
+  if (podIP !== undefined && podIP !== '') {
+    const host = hostnameOf(pod)
+    const sub = pod.spec?.subdomain
+    lines.push(sub !== undefined && sub !== '' ? `${podIP}\t${host}.${sub}.${pod.metadata.namespace ?? 'default'}.svc.${domain}\t${host}` : `${podIP}\t${host}`)
+  }
+  return lines.join('\n') + '\n'
+}

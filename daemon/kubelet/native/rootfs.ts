@@ -15,7 +15,8 @@
 // script makes before pivoting into the root, act on a host path outside it.
 // The mount, umount and cp run through an AppletRunner (host-shell.ts).
 // May import: nothing outside this folder.
-import { lstat, mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { lstat, mkdir, open, readFile, realpath, rm, unlink, writeFile } from 'node:fs/promises'
 import { basename, dirname, isAbsolute, join, posix } from 'node:path'
 import type { AppletRunner } from './host-shell.ts'
 
@@ -129,4 +130,29 @@ export async function isMounted (path: string): Promise<boolean> {
 /** mountinfo writes space, tab, newline and backslash as octal escapes. */
 function unescapeMountPath (p: string): string {
   return p.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)))
+}
+
+/**
+ * Writes `content` at `path` (absolute, in the container) inside `root`,
+ * replacing a file or a symbolic link that is there (an image's
+ * /etc/resolv.conf is often a link to a host path), never following one:
+ * the directories must be real (ensureInRoot) and the file is opened with
+ * O_NOFOLLOW. Only for a container's own root (an overlay's upper layer or
+ * its copy); a directory in the way is left alone and reported.
+ */
+export async function writeInRoot (root: string, path: string, content: string): Promise<void> {
+  const parts = containerPathParts(path)
+  if (typeof parts === 'string') throw new RootfsPathError(parts)
+  const dir = parts.length > 1 ? await ensureInRoot(root, '/' + parts.slice(0, -1).join('/')) : root
+  const file = join(dir, parts[parts.length - 1] as string)
+  const st = await lstat(file).catch(() => undefined)
+  if (st?.isDirectory() === true) throw new RootfsPathError(`${path} in the root filesystem is a directory`)
+  if (st?.isSymbolicLink() === true) await unlink(file)
+  const fh = await open(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644)
+  try {
+    await fh.writeFile(content)
+    await fh.chmod(0o644)
+  } finally {
+    await fh.close()
+  }
 }
