@@ -54,6 +54,7 @@ try {
   const cpu = () => { const f = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number); return { total: f.reduce((a, b) => a + b, 0), idle: (f[3] ?? 0) + (f[4] ?? 0) } }
   const pcpu = () => peers.map(p => (readFileSync(`/proc/${p.proc.pid}/stat`, 'utf8').split(') ')[1] ?? '').split(' ').slice(11, 13).map(Number).reduce((a, b) => a + b, 0))
   const c0 = cpu(); const p0 = pcpu()
+  const index0 = (await host.raft()).commitIndex
   const t0 = performance.now()
   const tWall = Date.now()
   const r = await call(host, 'POST', '/apis/apps/v1/namespaces/default/deployments', { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'startup' }, spec: { replicas: N, selector: { matchLabels: { app: 'startup' } }, template: { metadata: { labels: { app: 'startup' } }, spec: tmpl() } } })
@@ -61,7 +62,8 @@ try {
   while ([...seen.values()].filter(v => v.running !== undefined).length < N && performance.now() - t0 < 60_000) await sleep(20)
   stop()
   const c1 = cpu(); const p1 = pcpu()
-  console.log('machine busy', ((1 - (c1.idle - c0.idle) / (c1.total - c0.total)) * 100).toFixed(0), '% over', (performance.now() - t0).toFixed(0), 'ms; shoald cpu (ticks of 10ms)', p1.map((x, i) => x - (p0[i] as number)).join(' '), 'machine total ticks', c1.total - c0.total)
+  const entries = (await host.raft()).commitIndex - index0
+  console.log('machine busy', ((1 - (c1.idle - c0.idle) / (c1.total - c0.total)) * 100).toFixed(0), '% over', (performance.now() - t0).toFixed(0), 'ms; shoald cpu (ticks of 10ms)', p1.map((x, i) => x - (p0[i] as number)).join(' '), 'machine total ticks', c1.total - c0.total, '; log entries committed', entries)
   const vs = [...seen.values()]
   const col = (f: (v: any) => number | undefined) => { const xs = vs.map(f).filter((x): x is number => x !== undefined).map(x => x - t0); return `p50 ${percentile(xs, 50).toFixed(0)} p99 ${percentile(xs, 99).toFixed(0)} max ${Math.max(...xs).toFixed(0)}` }
   console.log('created', col(v => v.created))
