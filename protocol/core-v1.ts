@@ -441,3 +441,50 @@ export interface ReplicationControllerStatus {
 }
 
 export type ReplicationController = TypedObject<'v1', 'ReplicationController'> & { spec?: ReplicationControllerSpec, status?: ReplicationControllerStatus }
+
+// ---- Storage -----------------------------------------------------------------
+
+export type PersistentVolumeAccessMode = 'ReadWriteOnce' | 'ReadOnlyMany' | 'ReadWriteMany' | 'ReadWriteOncePod'
+
+export interface PersistentVolumeSpec {
+  capacity?: ResourceList
+  accessModes?: PersistentVolumeAccessMode[]
+  persistentVolumeReclaimPolicy?: 'Retain' | 'Delete' | 'Recycle'
+  storageClassName?: string
+  volumeMode?: 'Filesystem' | 'Block'
+  mountOptions?: string[]
+  /** the claim this volume is bound to (or reserved for) */
+  claimRef?: { apiVersion?: string, kind?: string, namespace?: string, name?: string, uid?: string, resourceVersion?: string }
+  /** the nodes that can reach the volume (required for a local volume) */
+  nodeAffinity?: { required?: { nodeSelectorTerms: NodeSelectorTerm[] } }
+  /** a directory on one node */
+  local?: { path: string, fsType?: string }
+  hostPath?: { path: string, type?: string }
+}
+
+export interface PersistentVolumeStatus {
+  phase?: 'Pending' | 'Available' | 'Bound' | 'Released' | 'Failed'
+  message?: string
+  reason?: string
+  lastPhaseTransitionTime?: string
+}
+
+export type PersistentVolume = TypedObject<'v1', 'PersistentVolume'> & { spec?: PersistentVolumeSpec, status?: PersistentVolumeStatus }
+
+export interface PersistentVolumeClaimSpec {
+  accessModes?: PersistentVolumeAccessMode[]
+  resources?: { requests?: ResourceList, limits?: ResourceList }
+  storageClassName?: string
+  volumeName?: string
+  selector?: LabelSelector
+  volumeMode?: 'Filesystem' | 'Block'
+}
+
+export interface PersistentVolumeClaimStatus {
+  phase?: 'Pending' | 'Bound' | 'Lost'
+  accessModes?: PersistentVolumeAccessMode[]
+  capacity?: ResourceList
+  conditions?: Array<{ type: string, status: string, reason?: string, message?: string, lastTransitionTime?: string }>
+}
+
+export type PersistentVolumeClaim = TypedObject<'v1', 'PersistentVolumeClaim'> & { spec?: PersistentVolumeClaimSpec, status?: PersistentVolumeClaimStatus }

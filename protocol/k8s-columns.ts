@@ -6,10 +6,12 @@
 // that tolerate malformed values (a status is not validated by the store,
 // and the CLI prints objects from the network): lists are read through
 // objectsOf, scalars through str and num.
-// May import: ./k8s.ts, ./core-v1.ts, ./apps-v1.ts, ./batch-v1.ts, ./policy-v1.ts (types), ./json.ts.
+// May import: ./k8s.ts, ./core-v1.ts, ./apps-v1.ts, ./batch-v1.ts, ./policy-v1.ts (types), ./storage-v1.ts, ./json.ts.
 import type { ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet } from './apps-v1.ts'
 import type { CronJob, Job } from './batch-v1.ts'
-import type { ConfigMap, Container, Endpoints, Event, Namespace, Node, Pod, ReplicationController, Secret, Service } from './core-v1.ts'
+import type { ConfigMap, Container, Endpoints, Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, ReplicationController, Secret, Service } from './core-v1.ts'
+import { isDefaultClass } from './storage-v1.ts'
+import type { StorageClass } from './storage-v1.ts'
 import type { PodDisruptionBudget } from './policy-v1.ts'
 import type { KObject } from './k8s.ts'
 import { isPlainObject } from './json.ts'
@@ -352,6 +354,38 @@ export const TABLE_COLUMNS: Record<string, TableColumn[]> = {
     col('Allowed Disruptions', o => num(o.status?.disruptionsAllowed), { type: 'integer' }),
     AGE
   ]),
+  PersistentVolume: forKind<PersistentVolume>('PersistentVolume', [
+    NAME,
+    col('Capacity', o => str(o.spec?.capacity?.storage)),
+    col('Access Modes', o => accessModes(o.spec?.accessModes)),
+    col('Reclaim Policy', o => str(o.spec?.persistentVolumeReclaimPolicy, '')),
+    col('Status', o => str(o.status?.phase, '')),
+    col('Claim', o => o.spec?.claimRef?.name !== undefined ? `${o.spec.claimRef.namespace ?? ''}/${o.spec.claimRef.name}` : ''),
+    col('StorageClass', o => str(o.spec?.storageClassName, '')),
+    col('VolumeAttributesClass', () => '<unset>'),
+    col('Reason', o => str(o.status?.reason, '')),
+    AGE,
+    col('VolumeMode', o => str(o.spec?.volumeMode, 'Filesystem'), wide)
+  ]),
+  PersistentVolumeClaim: forKind<PersistentVolumeClaim>('PersistentVolumeClaim', [
+    NAME,
+    col('Status', o => str(o.status?.phase, 'Pending')),
+    col('Volume', o => str(o.spec?.volumeName, '')),
+    col('Capacity', o => str(o.status?.capacity?.storage, '')),
+    col('Access Modes', o => accessModes(o.status?.accessModes)),
+    col('StorageClass', o => str(o.spec?.storageClassName, '')),
+    col('VolumeAttributesClass', () => '<unset>'),
+    AGE,
+    col('VolumeMode', o => str(o.spec?.volumeMode, 'Filesystem'), wide)
+  ]),
+  StorageClass: forKind<StorageClass>('StorageClass', [
+    col('Name', o => `${o.metadata.name ?? ''}${isDefaultClass(o) ? ' (default)' : ''}`, { format: 'name', description: 'Name must be unique within a namespace.' }),
+    col('Provisioner', o => str(o.provisioner)),
+    col('ReclaimPolicy', o => str(o.reclaimPolicy, 'Delete')),
+    col('VolumeBindingMode', o => str(o.volumeBindingMode, 'Immediate')),
+    col('AllowVolumeExpansion', o => String(o.allowVolumeExpansion === true)),
+    AGE
+  ]),
   Service: forKind<Service>('Service', [
     NAME,
     col('Type', o => str(o.spec?.type, 'ClusterIP')),
@@ -393,6 +427,12 @@ export const TABLE_COLUMNS: Record<string, TableColumn[]> = {
 
 /** NAME and AGE, for a kind without its own columns. */
 export const DEFAULT_TABLE_COLUMNS: TableColumn[] = [NAME, AGE]
+
+/** kubectl's access modes cell: RWO, ROX, RWX, RWOP joined by commas. */
+function accessModes (modes: unknown): string {
+  const short: Record<string, string> = { ReadWriteOnce: 'RWO', ReadOnlyMany: 'ROX', ReadWriteMany: 'RWX', ReadWriteOncePod: 'RWOP' }
+  return (Array.isArray(modes) ? modes : []).map(m => short[String(m)] ?? String(m)).join(',')
+}
 
 export function columnsOf (kind: string): TableColumn[] {
   return TABLE_COLUMNS[kind] ?? DEFAULT_TABLE_COLUMNS

@@ -8,10 +8,11 @@
 // hooks (./validation.ts). Adding a kind is: its type (core-v1.ts,
 // apps-v1.ts, …), an entry here with its schema and hooks, and a controller
 // if it has behaviour. Nothing else switches on kind names.
-// May import: ./k8s.ts, ./core-v1.ts, ./apps-v1.ts, ./batch-v1.ts, ./policy-v1.ts, ./k8s-columns.ts, ./schema.ts, ./validation.ts, ./workload-validation.ts.
+// May import: ./k8s.ts, ./core-v1.ts, ./apps-v1.ts, ./batch-v1.ts, ./policy-v1.ts, ./storage-v1.ts, ./k8s-columns.ts, ./schema.ts, ./validation.ts, ./workload-validation.ts, ./storage-validation.ts.
 import type { ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet } from './apps-v1.ts'
 import type { CronJob, Job } from './batch-v1.ts'
-import type { ConfigMap, Endpoints, Event, Namespace, Node, Pod, ReplicationController, Secret, Service } from './core-v1.ts'
+import type { ConfigMap, Endpoints, Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, ReplicationController, Secret, Service } from './core-v1.ts'
+import type { StorageClass } from './storage-v1.ts'
 import type { PodDisruptionBudget } from './policy-v1.ts'
 import { columnsOf } from './k8s-columns.ts'
 import type { TableColumn } from './k8s-columns.ts'
@@ -21,6 +22,7 @@ import * as schemas from './schema.ts'
 import type { Schema } from './schema.ts'
 import * as v from './validation.ts'
 import * as w from './workload-validation.ts'
+import * as st from './storage-validation.ts'
 import type { KindRules, NameRule } from './validation.ts'
 
 export type Verb = 'create' | 'delete' | 'get' | 'list' | 'patch' | 'update' | 'watch'
@@ -128,6 +130,15 @@ export const JOB = kind<Job>('batch/v1', 'Job', 'jobs', {
 export const CRON_JOB = kind<CronJob>('batch/v1', 'CronJob', 'cronjobs', {
   namespaced: true, shortNames: ['cj'], subresources: ['status'], categories: ['all'], schema: schemas.cronJobSchema, defaults: w.defaultCronJob, validate: w.validateCronJob
 })
+export const PERSISTENT_VOLUME = kind<PersistentVolume>('v1', 'PersistentVolume', 'persistentvolumes', {
+  namespaced: false, shortNames: ['pv'], subresources: ['status'], schema: schemas.persistentVolumeSchema, defaults: st.defaultPersistentVolume, validate: st.validatePersistentVolume, validateUpdate: st.validatePersistentVolumeUpdate
+})
+export const PERSISTENT_VOLUME_CLAIM = kind<PersistentVolumeClaim>('v1', 'PersistentVolumeClaim', 'persistentvolumeclaims', {
+  namespaced: true, shortNames: ['pvc'], subresources: ['status'], schema: schemas.persistentVolumeClaimSchema, defaults: st.defaultPersistentVolumeClaim, validate: st.validatePersistentVolumeClaim, validateUpdate: st.validatePersistentVolumeClaimUpdate
+})
+export const STORAGE_CLASS = kind<StorageClass>('storage.k8s.io/v1', 'StorageClass', 'storageclasses', {
+  namespaced: false, shortNames: ['sc'], schema: schemas.storageClassSchema, defaults: st.defaultStorageClass, validate: st.validateStorageClass, validateUpdate: st.validateStorageClassUpdate
+})
 export const POD_DISRUPTION_BUDGET = kind<PodDisruptionBudget>('policy/v1', 'PodDisruptionBudget', 'poddisruptionbudgets', {
   namespaced: true, shortNames: ['pdb'], subresources: ['status'], schema: schemas.podDisruptionBudgetSchema, validate: w.validatePodDisruptionBudget
 })
@@ -135,7 +146,8 @@ export const POD_DISRUPTION_BUDGET = kind<PodDisruptionBudget>('policy/v1', 'Pod
 /** Every kind Shoal serves, in discovery order. */
 export const KINDS: readonly Kind[] = [
   NAMESPACE, NODE, POD, SERVICE, ENDPOINTS, CONFIG_MAP, SECRET, EVENT, REPLICATION_CONTROLLER,
-  DEPLOYMENT, REPLICA_SET, DAEMON_SET, STATEFUL_SET, CONTROLLER_REVISION, JOB, CRON_JOB, POD_DISRUPTION_BUDGET
+  DEPLOYMENT, REPLICA_SET, DAEMON_SET, STATEFUL_SET, CONTROLLER_REVISION, JOB, CRON_JOB, POD_DISRUPTION_BUDGET,
+  PERSISTENT_VOLUME, PERSISTENT_VOLUME_CLAIM, STORAGE_CLASS
 ] as readonly Kind[]
 
 /** The kind for an apiVersion and kind, if Shoal serves it. */

@@ -421,3 +421,43 @@ export function checkShape (value: unknown, schema: Schema, path: string, errors
     else checkShape(v, field, sub, errors)
   }
 }
+
+const accessModes = l('string')
+export const persistentVolumeSchema = o({
+  ...top,
+  spec: o({
+    capacity: m('quantity'),
+    accessModes,
+    persistentVolumeReclaimPolicy: 'string',
+    storageClassName: 'string',
+    volumeMode: 'string',
+    mountOptions: l('string'),
+    claimRef: o({ apiVersion: 'string', kind: 'string', namespace: 'string', name: 'string', uid: 'string', resourceVersion: 'string', fieldPath: 'string' }),
+    nodeAffinity: o({ required: o({ nodeSelectorTerms: l(nodeSelectorTerm) }) }),
+    local: o({ path: 'string', fsType: 'string' }),
+    hostPath: o({ path: 'string', type: 'string' })
+  }),
+  status: 'object'
+})
+export const persistentVolumeClaimSchema = o({
+  ...top,
+  spec: o({
+    accessModes,
+    resources: o({ requests: m('quantity'), limits: m('quantity') }),
+    storageClassName: 'string',
+    volumeName: 'string',
+    selector: labelSelector,
+    volumeMode: 'string'
+  }),
+  status: 'object'
+})
+export const storageClassSchema = o({
+  ...top,
+  provisioner: 'string',
+  parameters: m('string'),
+  reclaimPolicy: 'string',
+  volumeBindingMode: 'string',
+  allowVolumeExpansion: 'bool',
+  mountOptions: l('string'),
+  allowedTopologies: l(o({ matchLabelExpressions: l(o({ key: 'string', values: l('string') })) }))
+})
