@@ -37,6 +37,7 @@ import { DeploymentController } from './controllers/deployment.ts'
 import { ReplicaSetController } from './controllers/replicaset.ts'
 import { StatefulSetController } from './controllers/statefulset.ts'
 import { DisruptionController } from './controllers/disruption.ts'
+import { PersistentVolumeController } from './controllers/persistentvolume.ts'
 import { DaemonSetController } from './controllers/daemonset.ts'
 import { CronJobController } from './controllers/cronjob.ts'
 import { REPLICATION_CONTROLLER } from '../protocol/kinds.ts'
@@ -379,6 +380,7 @@ function buildControlPlane (config: DaemonConfig, membership: Membership, replic
       new ReplicaSetController(),
       new ReplicaSetController({ kind: REPLICATION_CONTROLLER }),
       new DisruptionController(),
+      new PersistentVolumeController(),
       new DaemonSetController(),
       new EndpointsController(),
       new NodeLifecycleController({ evictionGraceMs: config.podEvictionGraceMs }),

@@ -4,13 +4,13 @@
 // applied, `kubectl get pv,pvc,sc` prints kubectl's columns from either
 // peer, and what Kubernetes refuses is refused with its message (a local
 // volume without node affinity, a Block volume, a claim that shrinks, an
-// update of a class's provisioner). Binding and provisioning are not here
-// yet: claims stay Pending (issue 17).
+// update of a class's provisioner); the binder gives the claim its volume.
+// Provisioning and pods that mount claims are not here yet (issue 17).
 import test from 'ava'
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { api, SHOAL, startCluster, stopAll, waitForLeader } from '../helpers/cluster.ts'
+import { api, SHOAL, startCluster, stopAll, waitFor, waitForLeader } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
 import { run } from '../helpers/run.ts'
 
@@ -108,10 +108,12 @@ maybe('kubectl applies and lists PersistentVolumes, PersistentVolumeClaims and S
   t.is(pv.stderr, '')
   const pvLines = pv.stdout.trimEnd().split('\n')
   t.regex(pvLines[0] ?? '', /^NAME\s+CAPACITY\s+ACCESS MODES\s+RECLAIM POLICY\s+STATUS\s+CLAIM\s+STORAGECLASS\s+VOLUMEATTRIBUTESCLASS\s+REASON\s+AGE$/)
-  t.regex(pv.stdout, /\nexample-pv\s+100Gi\s+RWO\s+Delete\s+\S*\s*local-storage\s+<unset>/)
-  t.regex(pv.stdout, /\ntask-pv-volume\s+10Gi\s+RWO\s+Retain\s+\S*\s*manual\s+<unset>/, 'a reclaim policy defaults to Retain')
-  const pvc = await kubectl('get', 'pvc')
-  t.regex(pvc.stdout, /^NAME\s+STATUS\s+VOLUME\s+CAPACITY\s+ACCESS MODES\s+STORAGECLASS\s+VOLUMEATTRIBUTESCLASS\s+AGE\ntask-pv-claim\s+Pending\s+manual\s+<unset>\s+\d+s\n$/)
+  t.regex(pv.stdout, /\nexample-pv\s+100Gi\s+RWO\s+Delete\s+(Available\s+)?local-storage\s+<unset>/)
+  t.regex(pv.stdout, /\ntask-pv-volume\s+10Gi\s+RWO\s+Retain\s+\S+\s+(default\/task-pv-claim\s+)?manual\s+<unset>/, 'a reclaim policy defaults to Retain')
+  // The binder gives the claim the one volume of its class that fits.
+  const pvc = await waitFor('the claim Bound', async () => { const r = await kubectl('get', 'pvc'); return /\sBound\s/.test(r.stdout) && r }, 30_000, 200)
+  t.regex(pvc.stdout, /^NAME\s+STATUS\s+VOLUME\s+CAPACITY\s+ACCESS MODES\s+STORAGECLASS\s+VOLUMEATTRIBUTESCLASS\s+AGE\ntask-pv-claim\s+Bound\s+task-pv-volume\s+10Gi\s+RWO\s+manual\s+<unset>\s+\d+s\n$/)
+  t.regex((await kubectl('--context', 'shoal-p2', 'get', 'pv', 'task-pv-volume')).stdout, /\ntask-pv-volume\s+10Gi\s+RWO\s+Retain\s+Bound\s+default\/task-pv-claim\s+manual\s/)
   const sc = await kubectl('get', 'sc')
   t.regex(sc.stdout, /^NAME\s+PROVISIONER\s+RECLAIMPOLICY\s+VOLUMEBINDINGMODE\s+ALLOWVOLUMEEXPANSION\s+AGE\nfast \(default\)\s+shoal\.io\/local\s+Delete\s+WaitForFirstConsumer\s+true\s+\d+s\n$/)
   const all = await kubectl('get', 'pv,pvc,sc', '-o', 'name')
