@@ -12,16 +12,15 @@
 // the Job controller would write), so that the history limit is still
 // exercised end to end.
 import test from 'ava'
-import { spawnSync } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { api, ROOT, SHOAL, startCluster, stopAll, waitFor, waitForLeader } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
+import { HAS_KUBECTL, kubectlAgainst } from '../helpers/kubectl.ts'
 import { run } from '../helpers/run.ts'
 import type { Run } from '../helpers/run.ts'
 
 const IPS = ['127.0.152.2', '127.0.152.3', '127.0.152.4']
-const HAS_KUBECTL = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0
 const CI = process.env.CI === 'true'
 const JOB_CONTROLLER = /new JobController\(/.test(readFileSync(join(ROOT, 'daemon', 'main.ts'), 'utf8'))
 const SCHEDULED = 'batch.kubernetes.io/cronjob-scheduled-timestamp'
@@ -174,16 +173,10 @@ maybe('kubectl applies a CronJob from the docs, creates a Job from it and shows 
   }
   t.timeout(150_000)
   const { leader: l, dir } = await leader()
-  const home = join(dir, 'home')
-  mkdirSync(home, { recursive: true })
-  const made = await run(process.execPath, [SHOAL, '--server', l.apiUrl, '--token', l.token(), 'kubeconfig'], { ...process.env, HOME: home })
-  t.is(made.code, 0, made.stderr)
-  const kubeconfig = join(dir, 'kubeconfig')
-  writeFileSync(kubeconfig, made.stdout)
+  const { kubectl: runKubectl } = await kubectlAgainst(l, dir)
   const manifest = join(dir, 'hello-cronjob.yaml')
   writeFileSync(manifest, DOCS_MANIFEST)
-  const env = { ...process.env, HOME: home, KUBECONFIG: kubeconfig }
-  const kubectl = async (...args: string[]): Promise<Run> => await run('kubectl', ['--cache-dir', join(home, 'cache'), ...args], env, 60_000)
+  const kubectl = async (...args: string[]): Promise<Run> => await runKubectl(args, 60_000)
 
   const applied = await kubectl('apply', '-f', manifest)
   t.is(applied.code, 0, applied.stderr)

@@ -13,17 +13,16 @@
 import test from 'ava'
 import type { ExecutionContext } from 'ava'
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse } from 'yaml'
 import { api, SHOAL, startCluster, startPeer, stopAll, waitAdmitted, waitFor, waitForLeader, waitForReadyNodes } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
-import { run } from '../helpers/run.ts'
+import { HAS_KUBECTL, kubectlAgainst, kubectlWarnings } from '../helpers/kubectl.ts'
 import type { Run } from '../helpers/run.ts'
 
 const IPS = ['127.0.153.2', '127.0.153.3', '127.0.153.4']
 const FOURTH = '127.0.153.5'
-const HAS_KUBECTL = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0
 const CI = process.env.CI === 'true'
 const NS = 'kube-system'
 const DS_PATH = `/apis/apps/v1/namespaces/${NS}/daemonsets/fluentd-elasticsearch`
@@ -112,23 +111,12 @@ async function kubectlFor (t: ExecutionContext, first: Peer, dir: string): Promi
     else t.log('kubectl is not installed: its steps go through the API instead')
     return undefined
   }
-  const home = join(dir, 'home')
-  mkdirSync(home, { recursive: true })
-  const made = await run(process.execPath, [SHOAL, '--server', first.apiUrl, '--token', first.token(), 'kubeconfig'], { ...process.env, HOME: home })
-  t.is(made.code, 0, made.stderr)
-  const kubeconfig = join(dir, 'kubeconfig')
-  writeFileSync(kubeconfig, made.stdout)
-  const env = { ...process.env, HOME: home, KUBECONFIG: kubeconfig }
+  const { kubectl } = await kubectlAgainst(first, dir)
   return async (args, timeoutMs) => {
-    const r = await run('kubectl', ['--cache-dir', join(home, 'cache'), '-n', NS, ...args], env, timeoutMs)
-    t.deepEqual(warnings(r.stderr), [], `kubectl ${args.join(' ')} printed warnings`)
+    const r = await kubectl(['-n', NS, ...args], timeoutMs)
+    t.deepEqual(kubectlWarnings(r.stderr), [], `kubectl ${args.join(' ')} printed warnings`)
     return r
   }
-}
-
-/** Lines of kubectl's stderr that are warnings (or discovery failures). */
-function warnings (stderr: string): string[] {
-  return stderr.split('\n').filter(l => /warning/i.test(l) || /couldn't get resource list/.test(l) || /^[EW]\d{4} /.test(l))
 }
 
 test('a DaemonSet runs one pod per eligible peer: joins, cordon, taints, rollout history and undo with kubectl, a leader SIGKILL', async t => {

@@ -5,10 +5,10 @@
 // a peer is SIGKILLed for good, 6 pods run again on the survivors, and the
 // killed peer removes its old containers when it comes back.
 import test from 'ava'
-import { spawnSync } from 'node:child_process'
-import type { KObject } from '../../protocol/k8s.ts'
-import { api, deploymentOf, restartPeer, SHOAL, startCluster, stopAll, waitFor, waitForLeader, waitForReadyNodes } from '../helpers/cluster.ts'
+import { api, deploymentOf, restartPeer, startCluster, stopAll, waitFor, waitForLeader, waitForReadyNodes } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
+import { checkWebPodAccess, runningWebPods, shoalSync } from '../helpers/web-pods.ts'
+import type { WebPod } from '../helpers/web-pods.ts'
 import { dockerTests, removeNode, TEST_IMAGE } from '../helpers/docker.ts'
 import type { Engine } from '../helpers/docker.ts'
 
@@ -18,22 +18,11 @@ const NAMES = ['dk1', 'dk2', 'dk3']
 
 const deployment = deploymentOf('web', 6, { name: 'httpd', image: TEST_IMAGE, command: ['sh', '-c', 'echo serving as $(hostname); mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www'] })
 
-type Pod = KObject & { spec: { nodeName?: string }, status?: { phase?: string, podIP?: string, containerStatuses?: Array<{ containerID?: string, restartCount?: number }> } }
-
-async function runningPods (peer: Peer): Promise<Pod[]> {
-  const r = await api(peer, 'GET', '/api/v1/namespaces/default/pods?labelSelector=app%3Dweb')
-  return ((r.body.items ?? []) as Pod[]).filter(p => p.status?.phase === 'Running' && p.metadata.deletionTimestamp === undefined)
-}
 
 /** Running pod containers (not sandboxes) the engine has for `node`. */
 async function containers (node: string): Promise<string[]> {
   const list = await (engine as Engine).docker.listContainers({ filters: { label: [`shoal.node=${node}`, 'shoal.role=container'] } })
   return list.map(c => c.Id).sort()
-}
-
-function shoal (peer: Peer, args: string[]): { status: number | null, stdout: string, stderr: string } {
-  const r = spawnSync(process.execPath, [SHOAL, '--server', peer.apiUrl, '--token', peer.token(), ...args], { encoding: 'utf8', timeout: 30_000 })
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
 dtest('6 replicas run as containers over three peers, survive a shoald restart and a dead peer', async t => {
@@ -48,23 +37,15 @@ dtest('6 replicas run as containers over three peers, survive a shoald restart a
   const leader = await waitForLeader(peers, 60_000)
   await waitForReadyNodes(leader, 3)
   t.is((await api(leader, 'POST', '/apis/apps/v1/namespaces/default/deployments', deployment)).status, 201)
-  const pods = await waitFor('6 Running pods', async () => { const p = await runningPods(leader); return p.length === 6 && p }, 120_000)
-  const byNode = new Map<string, Pod[]>()
+  const pods = await waitFor('6 Running pods', async () => { const p = await runningWebPods(leader); return p.length === 6 && p }, 120_000)
+  const byNode = new Map<string, WebPod[]>()
   for (const p of pods) byNode.set(p.spec.nodeName ?? '', [...(byNode.get(p.spec.nodeName ?? '') ?? []), p])
   t.true(byNode.size >= 2, `spread over ${[...byNode.keys()].join(', ')}`)
   for (const [node, list] of byNode) t.is((await containers(node)).length, list.length, `${node}'s engine runs its pods`)
 
   // Each answers on its own address; logs and exec through a peer that does not run it.
   const pod = pods[0]!
-  const body = await waitFor('an HTTP answer', async () => (await fetch(`http://${pod.status?.podIP ?? ''}:8080/`, { signal: AbortSignal.timeout(2000) })).text(), 30_000)
-  t.is(body.trim(), pod.metadata.name!)
-  const other = peers.find(p => p.name !== pod.spec.nodeName)!
-  const logs = shoal(other, ['logs', pod.metadata.name!])
-  t.is(logs.status, 0, logs.stderr)
-  t.is(logs.stdout.trim(), `serving as ${pod.metadata.name!}`)
-  const exec = shoal(other, ['exec', pod.metadata.name!, '--', 'sh', '-c', 'hostname; exit 4'])
-  t.is(exec.status, 4, exec.stderr)
-  t.is(exec.stdout.trim(), pod.metadata.name!)
+  const other = await checkWebPodAccess(t, pod, peers)
 
   // A Docker pod reaches a Service by its short name: the cluster DNS as its resolver, the service range routed to the host.
   const svc = await api(leader, 'POST', '/api/v1/namespaces/default/services', { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web' }, spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] } })
@@ -75,12 +56,12 @@ dtest('6 replicas run as containers over three peers, survive a shoald restart a
   let last = ''
   const fetched = await waitFor('a fetch through the service name', async () => {
     // busybox's static wget crashes when a connection fails; nc says why.
-    const r = shoal(other, ['exec', 'client', '--', 'sh', '-c', 'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 5 web 80 | tail -1'])
+    const r = shoalSync(other, ['exec', 'client', '--', 'sh', '-c', 'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 5 web 80 | tail -1'])
     last = `exit ${String(r.status)}: ${r.stdout} ${r.stderr}`
     return r.status === 0 && r.stdout.trim() !== '' && r
   }, 30_000).catch(err => { throw new Error(`${(err as Error).message}; last try: ${last}`) })
   t.true(pods.some(p => p.metadata.name === fetched.stdout.trim()), fetched.stdout)
-  const resolv = shoal(other, ['exec', 'client', '--', 'cat', '/etc/resolv.conf'])
+  const resolv = shoalSync(other, ['exec', 'client', '--', 'cat', '/etc/resolv.conf'])
   // On a user-defined network Docker's embedded resolver (127.0.0.11) answers, forwarding to the sandbox's Dns: the cluster DNS.
   t.regex(resolv.stdout, /search default\.svc\.cluster\.local svc\.cluster\.local cluster\.local/)
   const sandbox = (await docker.listContainers({ filters: { label: ['shoal.pod.name=client', 'shoal.role=sandbox'] } }))[0]
@@ -102,7 +83,7 @@ dtest('6 replicas run as containers over three peers, survive a shoald restart a
   t.deepEqual(await containers(restartee.name), before)
   const adopted = again.events().find(e => e.event === 'kubelet.started')!
   t.is(adopted.adopted, before.length)
-  const afterRestart = await waitFor('6 Running pods', async () => { const p = await runningPods(leader); return p.length === 6 && p }, 60_000)
+  const afterRestart = await waitFor('6 Running pods', async () => { const p = await runningWebPods(leader); return p.length === 6 && p }, 60_000)
   t.deepEqual(afterRestart.map(p => p.metadata.uid).sort(), pods.map(p => p.metadata.uid).sort(), 'no pod was replaced')
 
   // SIGKILL of a peer for good: its pods come back on the survivors.
@@ -110,7 +91,7 @@ dtest('6 replicas run as containers over three peers, survive a shoald restart a
   await victim.kill('SIGKILL')
   const survivors = peers.filter(p => p !== victim)
   const moved = await waitFor('6 Running pods on the survivors', async () => {
-    const p = await runningPods(survivors.find(s => s.running)!)
+    const p = await runningWebPods(survivors.find(s => s.running)!)
     return p.length === 6 && p.every(x => x.spec.nodeName !== victim.name) && p
   }, 120_000)
   t.is(moved.length, 6)
@@ -118,5 +99,5 @@ dtest('6 replicas run as containers over three peers, survive a shoald restart a
   // Back again: it removes the containers of pods that now run elsewhere.
   peers[peers.indexOf(victim)] = await restartPeer(victim)
   await waitFor(`${victim.name} to remove its old containers`, async () => (await containers(victim.name)).length === 0, 60_000)
-  t.is((await runningPods(leader)).length, 6)
+  t.is((await runningWebPods(leader)).length, 6)
 })

@@ -12,18 +12,16 @@
 // pods" could not be checked. kubectl comes from the machine; without it that
 // test fails under CI and is skipped elsewhere.
 import test from 'ava'
-import { spawnSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Job } from '../../protocol/batch-v1.ts'
 import type { Pod } from '../../protocol/core-v1.ts'
-import { api, restartPeer, SHOAL, startCluster, stopAll, waitFor, waitForLeader, waitForReadyNodes } from '../helpers/cluster.ts'
+import { api, restartPeer, startCluster, stopAll, waitFor, waitForLeader, waitForReadyNodes } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
-import { run } from '../helpers/run.ts'
+import { HAS_KUBECTL, kubectlAgainst } from '../helpers/kubectl.ts'
 import type { Run } from '../helpers/run.ts'
 
 const IPS = ['127.0.151.2', '127.0.151.3', '127.0.151.4']
-const HAS_KUBECTL = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0
 const CI = process.env.CI === 'true'
 const INDEX = 'batch.kubernetes.io/job-completion-index'
 const FINALIZER = 'batch.kubernetes.io/job-tracking'
@@ -134,16 +132,10 @@ maybe('kubectl applies Jobs in block and flow style; get jobs shows COMPLETIONS'
   t.timeout(60_000)
   const { dir } = cluster as { dir: string }
   const peer = running()
-  const home = join(dir, 'home')
-  mkdirSync(home, { recursive: true })
-  const made = await run(process.execPath, [SHOAL, '--server', peer.apiUrl, '--token', peer.token(), 'kubeconfig'], { ...process.env, HOME: home })
-  t.is(made.code, 0, made.stderr)
-  const kubeconfig = join(dir, 'kubeconfig')
-  writeFileSync(kubeconfig, made.stdout)
+  const { kubectl: runKubectl } = await kubectlAgainst(peer, dir)
   writeFileSync(join(dir, 'pi.yaml'), BLOCK)
   writeFileSync(join(dir, 'flow.yaml'), FLOW)
-  const env = { ...process.env, HOME: home, KUBECONFIG: kubeconfig }
-  const kubectl = async (args: string[]): Promise<Run> => await run('kubectl', ['--cache-dir', join(home, 'cache'), ...args], env)
+  const kubectl = async (args: string[]): Promise<Run> => await runKubectl(args)
   const block = await kubectl(['apply', '-f', join(dir, 'pi.yaml')])
   t.is(block.code, 0, block.stderr)
   t.is(block.stdout, 'job.batch/pi created\n')

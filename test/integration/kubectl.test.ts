@@ -9,16 +9,15 @@
 // elsewhere.
 import { NODE } from '../../protocol/kinds.ts'
 import test from 'ava'
-import { spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { SHOAL, startCluster, stopAll, waitFor, waitForLeader } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
+import { HAS_KUBECTL, kubectlWarnings } from '../helpers/kubectl.ts'
 import { run } from '../helpers/run.ts'
 import type { Run } from '../helpers/run.ts'
 
 const IPS = ['127.0.17.2', '127.0.17.3', '127.0.17.4']
-const HAS_KUBECTL = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0
 const CI = process.env.CI === 'true'
 
 const MANIFEST = `apiVersion: apps/v1
@@ -49,11 +48,6 @@ spec:
     targetPort: 8080
 `
 
-/** Lines of kubectl's stderr that are warnings (or discovery failures). */
-function warnings (stderr: string): string[] {
-  return stderr.split('\n').filter(l => /warning/i.test(l) || /couldn't get resource list/.test(l) || /^[EW]\d{4} /.test(l))
-}
-
 const maybe = HAS_KUBECTL || CI ? test : test.skip
 
 maybe('kubectl works against every peer: apply, get, watch, scale, rollout, logs, server-side apply, delete', async t => {
@@ -81,7 +75,7 @@ maybe('kubectl works against every peer: apply, get, watch, scale, rollout, logs
     const env = { ...process.env, HOME: home, KUBECONFIG: kubeconfig }
     const kubectl = async (args: string[], opts: { timeoutMs?: number, warningsAllowed?: boolean } = {}): Promise<Run> => {
       const r = await run('kubectl', ['--cache-dir', join(home, 'cache'), ...args], env, opts.timeoutMs)
-      if (opts.warningsAllowed !== true) t.deepEqual(warnings(r.stderr), [], `kubectl ${args.join(' ')} printed warnings`)
+      if (opts.warningsAllowed !== true) t.deepEqual(kubectlWarnings(r.stderr), [], `kubectl ${args.join(' ')} printed warnings`)
       return r
     }
 

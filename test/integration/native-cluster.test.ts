@@ -10,14 +10,14 @@
 // after a peer is SIGKILLed for good, 6 pods run again on the survivors,
 // and the killed peer removes its old sandboxes when it comes back.
 import test from 'ava'
-import { spawnSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { detectCgroups } from '../../daemon/kubelet/native/cgroups.ts'
 import type { CgroupLayout } from '../../daemon/kubelet/native/cgroups.ts'
-import type { KObject } from '../../protocol/k8s.ts'
-import { api, deploymentOf, restartPeer, SHOAL, startCluster, stopAll, waitFor, waitForLeader, waitForReadyNodes } from '../helpers/cluster.ts'
+import { api, deploymentOf, restartPeer, startCluster, stopAll, waitFor, waitForLeader, waitForReadyNodes } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
+import { checkWebPodAccess, runningWebPods, shoalSync } from '../helpers/web-pods.ts'
+import type { WebPod } from '../helpers/web-pods.ts'
 import { busyboxRootLayer, imageOf, pushImage } from '../helpers/oci-build.ts'
 import type { BuiltImage } from '../helpers/oci-build.ts'
 import { startRegistry } from '../helpers/oci-registry.ts'
@@ -33,7 +33,6 @@ const REGISTRY_IP = '127.0.172.2'
 const alive = setInterval(() => {}, 1000)
 test.after.always(() => { clearInterval(alive) })
 
-type Pod = KObject & { spec: { nodeName?: string }, status?: { phase?: string, podIP?: string, containerStatuses?: Array<{ containerID?: string }> } }
 
 /** busybox with httpd, nc and a shell; the Entrypoint serves the pod's name on POD_IP:8080 and says so. */
 async function webImage (): Promise<BuiltImage> {
@@ -43,11 +42,6 @@ async function webImage (): Promise<BuiltImage> {
     Entrypoint: ['/bin/sh', '-c', 'echo serving as $(hostname); mkdir -p /tmp/www && hostname > /tmp/www/index.html && exec httpd -f -p "$POD_IP:8080" -h /tmp/www'],
     Env: ['PATH=/bin']
   })
-}
-
-async function runningPods (peer: Peer): Promise<Pod[]> {
-  const r = await api(peer, 'GET', '/api/v1/namespaces/default/pods?labelSelector=app%3Dweb')
-  return ((r.body.items ?? []) as Pod[]).filter(p => p.status?.phase === 'Running' && p.metadata.deletionTimestamp === undefined)
 }
 
 /** The containers a peer has recorded as running whose sandbox is alive (they outlive a SIGKILLed shoald). */
@@ -62,11 +56,6 @@ function sandboxes (peer: Peer): string[] {
     try { process.kill(rec.gatePid, 0); alive.push(rec.id) } catch {}
   }
   return alive.sort()
-}
-
-function shoal (peer: Peer, args: string[]): { status: number | null, stdout: string, stderr: string } {
-  const r = spawnSync(process.execPath, [SHOAL, '--server', peer.apiUrl, '--token', peer.token(), ...args], { encoding: 'utf8', timeout: 30_000 })
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
 let registry: Registry | undefined
@@ -95,23 +84,15 @@ nativeTest('6 replicas run in native sandboxes over three peers, survive a leade
   await waitForReadyNodes(leader, 3)
   const image = `${registry!.host}/web:1`
   t.is((await api(leader, 'POST', '/apis/apps/v1/namespaces/default/deployments', deploymentOf('web', 6, { name: 'httpd', image }))).status, 201)
-  const pods = await waitFor('6 Running pods', async () => { const p = await runningPods(leader); return p.length === 6 && p }, 120_000)
-  const byNode = new Map<string, Pod[]>()
+  const pods = await waitFor('6 Running pods', async () => { const p = await runningWebPods(leader); return p.length === 6 && p }, 120_000)
+  const byNode = new Map<string, WebPod[]>()
   for (const p of pods) byNode.set(p.spec.nodeName ?? '', [...(byNode.get(p.spec.nodeName ?? '') ?? []), p])
   t.true(byNode.size >= 2, `spread over ${[...byNode.keys()].join(', ')}`)
   for (const p of peers) t.is(sandboxes(p).length, byNode.get(p.name)?.length ?? 0, `${p.name}'s sandboxes are its pods`)
 
   // Each answers on its own address; logs and exec through a peer that does not run it.
   const pod = pods[0]!
-  const body = await waitFor('an HTTP answer', async () => (await fetch(`http://${pod.status?.podIP ?? ''}:8080/`, { signal: AbortSignal.timeout(2000) })).text(), 30_000)
-  t.is(body.trim(), pod.metadata.name!)
-  const other = peers.find(p => p.name !== pod.spec.nodeName)!
-  const logs = shoal(other, ['logs', pod.metadata.name!])
-  t.is(logs.status, 0, logs.stderr)
-  t.is(logs.stdout.trim(), `serving as ${pod.metadata.name!}`)
-  const exec = shoal(other, ['exec', pod.metadata.name!, '--', 'sh', '-c', 'hostname; exit 4'])
-  t.is(exec.status, 4, exec.stderr)
-  t.is(exec.stdout.trim(), pod.metadata.name!)
+  const other = await checkWebPodAccess(t, pod, peers)
 
   // A Service's cluster IP, reached from inside another native pod (on a peer that is not the leader, which is killed next).
   const svc = await api(leader, 'POST', '/api/v1/namespaces/default/services', { apiVersion: 'v1', kind: 'Service', metadata: { name: 'web' }, spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] } })
@@ -122,7 +103,7 @@ nativeTest('6 replicas run in native sandboxes over three peers, survive a leade
   const fetchThroughService = async (via: Peer, target = 'web'): Promise<string> => {
     let last = ''
     return await waitFor('a fetch through the service', async () => {
-      const r = shoal(via, ['exec', 'client', '--', 'sh', '-c', `printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 5 ${target} 80 | tail -1`])
+      const r = shoalSync(via, ['exec', 'client', '--', 'sh', '-c', `printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 5 ${target} 80 | tail -1`])
       last = `exit ${String(r.status)}: ${r.stdout} ${r.stderr}`
       return r.status === 0 && r.stdout.trim() !== '' && r.stdout.trim()
     }, 30_000).catch(err => { throw new Error(`${(err as Error).message}; last try: ${last}`) })
@@ -132,7 +113,7 @@ nativeTest('6 replicas run in native sandboxes over three peers, survive a leade
   t.true(pods.some(p => p.metadata.name === served), served)
   const byAddress = await fetchThroughService(other, clusterIP)
   t.true(pods.some(p => p.metadata.name === byAddress), byAddress)
-  const resolv = shoal(other, ['exec', 'client', '--', 'cat', '/etc/resolv.conf', '/etc/hosts', '/etc/hostname'])
+  const resolv = shoalSync(other, ['exec', 'client', '--', 'cat', '/etc/resolv.conf', '/etc/hosts', '/etc/hostname'])
   t.is(resolv.status, 0, resolv.stderr)
   t.regex(resolv.stdout, /^search default\.svc\.cluster\.local svc\.cluster\.local cluster\.local\nnameserver 127\.97\.171\.10\noptions ndots:5\n/)
   t.regex(resolv.stdout, /\n127\.\d+\.\d+\.\d+\tclient\nclient\n$/, 'its own name at its address in /etc/hosts, and /etc/hostname')
@@ -142,7 +123,7 @@ nativeTest('6 replicas run in native sandboxes over three peers, survive a leade
   await oldLeader.kill('SIGKILL')
   leader = await waitForLeader(peers.filter(p => p !== oldLeader), 30_000)
   t.not(leader.name, oldLeader.name)
-  const afterKill = await waitFor('6 Running pods seen by the new leader', async () => { const p = await runningPods(leader); return p.length === 6 && p }, 30_000)
+  const afterKill = await waitFor('6 Running pods seen by the new leader', async () => { const p = await runningWebPods(leader); return p.length === 6 && p }, 30_000)
   t.deepEqual(afterKill.map(p => p.metadata.uid).sort(), pods.map(p => p.metadata.uid).sort())
   const servedAfter = await fetchThroughService(leader)
   t.true(pods.some(p => p.metadata.name === servedAfter), servedAfter)
@@ -152,7 +133,7 @@ nativeTest('6 replicas run in native sandboxes over three peers, survive a leade
   const again = peers.find(p => p.name === oldLeader.name)!
   await waitFor('the kubelet to start', () => again.events().some(e => e.event === 'kubelet.started'), 60_000)
   t.deepEqual(sandboxes(again), before)
-  const afterRestart = await waitFor('6 Running pods', async () => { const p = await runningPods(leader); return p.length === 6 && p }, 60_000)
+  const afterRestart = await waitFor('6 Running pods', async () => { const p = await runningWebPods(leader); return p.length === 6 && p }, 60_000)
   t.deepEqual(afterRestart.map(p => p.metadata.uid).sort(), pods.map(p => p.metadata.uid).sort(), 'no pod was replaced')
 
   // SIGKILL of a peer for good: its pods come back on the survivors.
@@ -161,7 +142,7 @@ nativeTest('6 replicas run in native sandboxes over three peers, survive a leade
   await victim.kill('SIGKILL')
   const survivors = peers.filter(p => p !== victim)
   const moved = await waitFor('6 Running pods on the survivors', async () => {
-    const p = await runningPods(survivors.find(s => s.running)!)
+    const p = await runningWebPods(survivors.find(s => s.running)!)
     return p.length === 6 && p.every(x => x.spec.nodeName !== victim.name) && p
   }, 120_000)
   t.is(moved.length, 6)
@@ -173,5 +154,5 @@ nativeTest('6 replicas run in native sandboxes over three peers, survive a leade
   // Back again: it removes the sandboxes of pods that now run elsewhere.
   peers[peers.indexOf(victim)] = await restartPeer(victim)
   await waitFor(`${victim.name} to remove its old sandboxes`, async () => sandboxes(victim).length === 0, 60_000)
-  t.is((await runningPods(leader)).length, 6)
+  t.is((await runningWebPods(leader)).length, 6)
 })

@@ -7,15 +7,14 @@
 // update of a class's provisioner); the binder gives the claim its volume.
 // Provisioning and pods that mount claims are not here yet (issue 17).
 import test from 'ava'
-import { spawnSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { api, SHOAL, startCluster, stopAll, waitFor, waitForLeader } from '../helpers/cluster.ts'
+import { api, startCluster, stopAll, waitFor, waitForLeader } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
-import { run } from '../helpers/run.ts'
+import { HAS_KUBECTL, kubectlAgainst } from '../helpers/kubectl.ts'
+import type { Run } from '../helpers/run.ts'
 
 const IPS = ['127.0.173.2', '127.0.173.3']
-const HAS_KUBECTL = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0
 const CI = process.env.CI === 'true'
 
 const MANIFESTS = `apiVersion: storage.k8s.io/v1
@@ -88,14 +87,8 @@ maybe('kubectl applies and lists PersistentVolumes, PersistentVolumeClaims and S
   t.teardown(async () => { await stopAll(peers, dir) })
   await waitForLeader(peers, 60_000)
   const first = peers[0] as Peer
-  const home = join(dir, 'home')
-  mkdirSync(home, { recursive: true })
-  const made = await run(process.execPath, [SHOAL, '--server', first.apiUrl, '--token', first.token(), 'kubeconfig'], { ...process.env, HOME: home })
-  t.is(made.code, 0, made.stderr)
-  const kubeconfig = join(dir, 'kubeconfig')
-  writeFileSync(kubeconfig, made.stdout)
-  const env = { ...process.env, HOME: home, KUBECONFIG: kubeconfig }
-  const kubectl = async (...args: string[]): Promise<{ code: number | null, stdout: string, stderr: string }> => await run('kubectl', ['--cache-dir', join(home, 'cache'), ...args], env)
+  const { kubectl: run } = await kubectlAgainst(first, dir)
+  const kubectl = async (...args: string[]): Promise<Run> => await run(args)
   const file = (name: string, text: string): string => { const p = join(dir, name); writeFileSync(p, text); return p }
 
   const applied = await kubectl('apply', '-f', file('storage.yaml', MANIFESTS))
