@@ -121,12 +121,8 @@ export class PersistentVolumeController implements Controller {
   }
 
   private async volumePhase (ctx: ControllerContext, pv: PersistentVolume, phase: NonNullable<PersistentVolume['status']>['phase'], reason?: string, message?: string): Promise<boolean> {
-    const status = { phase, ...(reason !== undefined ? { reason } : {}), ...(message !== undefined ? { message } : {}) }
     const cur = pv.status ?? {}
-    if (cur.phase === phase && cur.reason === reason && cur.message === message) {
-      // A claimRef the claim's sync should finish: the claim is looked at too.
-      return true
-    }
+    if (cur.phase === phase && cur.reason === reason && cur.message === message) return true
     return await this.write(ctx, {
       op: 'patch',
       ref: { group: '', resource: 'persistentvolumes', namespace: '', name: pv.metadata.name ?? '' },
