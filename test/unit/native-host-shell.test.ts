@@ -35,3 +35,20 @@ shellTest('arguments arrive as they are, shell syntax and all; commands run in o
   await shell.run('cp', join(dir, 'src'), join(dir, 'after-close'))
   t.true(existsSync(join(dir, 'after-close')), 'a closed shell is started again')
 })
+
+shellTest('a command that does not answer in time kills the shell (failing with why), and the next command gets a new one', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'shoal-host-shell-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const shell = new HostShell(BUSYBOX, { timeoutMs: 300 })
+  t.teardown(() => { shell.close() })
+  // The system clock's timers do not hold the process: this does, meanwhile.
+  const alive = setInterval(() => {}, 1000)
+  t.teardown(() => { clearInterval(alive) })
+  const started = Date.now()
+  const err = await t.throwsAsync(shell.run('sleep', '30'))
+  t.regex(err?.message ?? '', /^busybox sleep 30: the host shell did not answer sleep 30 within 0\.3 s and was killed$/)
+  t.true(Date.now() - started < 10_000, 'well before the sleep would have ended')
+  writeFileSync(join(dir, 'src'), 'x')
+  await shell.run('cp', join(dir, 'src'), join(dir, 'dst'))
+  t.is(readFileSync(join(dir, 'dst'), 'utf8'), 'x')
+})

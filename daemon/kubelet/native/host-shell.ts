@@ -8,16 +8,21 @@
 // own, read with `IFS= read -r` and passed as "$@": nothing is ever parsed
 // as shell. Only busybox's applets run (the shell puts busybox first).
 // If the shell dies, the commands waiting fail and the next one starts a
-// new shell. The shell ends when shoald closes its stdin (or exits).
-// May import: nothing outside this folder.
+// new shell; a command that has not answered within the timeout (a mount
+// stuck on a dead file system) kills the shell, so that it cannot hold up
+// every container start after it. The shell ends when shoald closes its
+// stdin (or exits).
+// May import: daemon/clock.
 import { execFile, spawn } from 'node:child_process'
 import type { ChildProcessWithoutNullStreams } from 'node:child_process'
 import { promisify } from 'node:util'
+import { systemClock } from '../../clock/clock.ts'
+import type { Clock, TimerHandle } from '../../clock/clock.ts'
 
 /** Runs one busybox applet with its arguments; rejects with its output when it fails. */
 export type AppletRunner = (applet: string, ...args: string[]) => Promise<void>
 
-interface Waiter { resolve: () => void, reject: (err: Error) => void, what: string }
+interface Waiter { resolve: () => void, reject: (err: Error) => void, what: string, timer: TimerHandle }
 
 const LOOP = [
   'B=$1',
@@ -30,11 +35,16 @@ const LOOP = [
 
 export class HostShell {
   private readonly busybox: string
+  private readonly clock: Clock
+  private readonly timeoutMs: number
   /** the shell, and the commands it has been given and not answered, in order */
-  private current: { child: ChildProcessWithoutNullStreams, waiting: Waiter[] } | undefined
+  private current: { child: ChildProcessWithoutNullStreams, waiting: Waiter[], why?: string } | undefined
 
-  constructor (busybox = '/usr/bin/busybox') {
+  /** `timeoutMs`: how long one command may take (default 10 minutes, for a copy of a large image). */
+  constructor (busybox = '/usr/bin/busybox', opts: { clock?: Clock, timeoutMs?: number } = {}) {
     this.busybox = busybox
+    this.clock = opts.clock ?? systemClock
+    this.timeoutMs = opts.timeoutMs ?? 600_000
   }
 
   /** Runs `busybox applet args…` in the shell; rejects with the applet's output (one line) when it fails. */
@@ -43,7 +53,16 @@ export class HostShell {
     for (const a of argv) if (a.includes('\n') || a.includes('\0')) throw new Error(`${JSON.stringify(a)}: an argument with a newline or a NUL byte cannot be passed`)
     const shell = this.started()
     return await new Promise<void>((resolve, reject) => {
-      shell.waiting.push({ resolve, reject, what: argv.join(' ') })
+      const what = argv.join(' ')
+      // Commands run one after another: this one's time starts when it is given, so a queue of them shares the bound.
+      const timer = this.clock.setTimeout(() => {
+        shell.why = `did not answer ${what} within ${this.timeoutMs / 1000} s and was killed`
+        // the whole group: the command too, not only the shell that waits for it
+        const pid = shell.child.pid
+        if (pid === undefined || pid <= 0) return
+        try { process.kill(-pid, 'SIGKILL') } catch { shell.child.kill('SIGKILL') }
+      }, this.timeoutMs)
+      shell.waiting.push({ resolve, reject, what, timer })
       shell.child.stdin.write(`${argv.length}\n${argv.join('\n')}\n`)
     })
   }
@@ -54,10 +73,10 @@ export class HostShell {
     this.current = undefined
   }
 
-  private started (): { child: ChildProcessWithoutNullStreams, waiting: Waiter[] } {
+  private started (): { child: ChildProcessWithoutNullStreams, waiting: Waiter[], why?: string } {
     if (this.current !== undefined) return this.current
-    const child = spawn(this.busybox, ['sh', '-c', LOOP, 'shoal-host-shell', this.busybox], { cwd: '/', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: ['pipe', 'pipe', 'pipe'] })
-    const shell = { child, waiting: [] as Waiter[] }
+    const child = spawn(this.busybox, ['sh', '-c', LOOP, 'shoal-host-shell', this.busybox], { cwd: '/', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: ['pipe', 'pipe', 'pipe'], detached: true })
+    const shell: { child: ChildProcessWithoutNullStreams, waiting: Waiter[], why?: string } = { child, waiting: [] }
     this.current = shell
     let partial = ''
     child.stdin.on('error', () => {})
@@ -68,13 +87,17 @@ export class HostShell {
       for (const line of lines) {
         const w = shell.waiting.shift()
         if (w === undefined) continue
+        this.clock.clearTimeout(w.timer)
         if (line === 'ok') w.resolve()
         else w.reject(new Error(`busybox ${w.what}: ${line.replace(/^err (\d+) /, 'exit $1: ').trim()}`))
       }
     })
     const gone = (why: string): void => {
       if (this.current === shell) this.current = undefined
-      for (const w of shell.waiting.splice(0)) w.reject(new Error(`busybox ${w.what}: the host shell ${why}`))
+      for (const w of shell.waiting.splice(0)) {
+        this.clock.clearTimeout(w.timer)
+        w.reject(new Error(`busybox ${w.what}: the host shell ${shell.why ?? why}`))
+      }
     }
     child.once('error', err => { gone(`could not run: ${err.message}`) })
     // 'close', not 'exit': every answer it wrote has been read by then

@@ -19,7 +19,7 @@
 // Needs root, util-linux's `unshare`, and a statically linked busybox
 // (checkSandboxHost says what is missing). Used by ../native-runtime.ts.
 // May import: daemon/clock, ./cgroups.ts, ./host-shell.ts, ./rootfs.ts, ./setup-script.ts.
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { accessSync, constants as fsConstants, closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { lstat, mkdir, readFile, readlink, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises'
@@ -139,6 +139,9 @@ export function checkSandboxHost (tools: SandboxTools = {}): true | string {
   const interp = elfInterpreter(busybox)
   if (interp === undefined) return `${busybox} is not an ELF executable this check can read`
   if (interp !== null) return `${busybox} is dynamically linked (interpreter ${interp}); the sandbox needs a static busybox (busybox-static)`
+  // After pivot_root no host binary is left: the setup's commands must be busybox's own applets, found without PATH.
+  const own = spawnSync(busybox, ['sh', '-c', 'PATH=/nonexistent-shoal; pivot_root 2>&1; true'], { encoding: 'utf8', env: {}, timeout: 10_000 })
+  if (!/Usage: pivot_root/.test(own.stdout ?? '')) return `${busybox} does not run its own applets before PATH (the sandbox's setup needs a busybox built with FEATURE_PREFER_APPLETS, as Debian's busybox-static is)`
   return true
 }
 
