@@ -65,3 +65,22 @@ export function getPod (h: StoreHarness, name: string): Obj | undefined {
 export function main (p: Obj | undefined): Obj | undefined {
   return p?.status?.containerStatuses?.[0]
 }
+
+/**
+ * Waits for pod `name`'s main container to have restarted 3 times, asserting
+ * that it went through CrashLoopBackOff and that its last termination was
+ * exit 1 with reason Error (the docker and native kubelet tests' crash loop).
+ */
+export async function expectCrashLoop (t: ExecutionContext, h: StoreHarness, name: string): Promise<Obj> {
+  const seen = new Set<string>()
+  const cs = await waitFor('3 restarts', () => {
+    const c = main(getPod(h, name))
+    if (c?.state?.waiting?.reason !== undefined) seen.add(c.state.waiting.reason)
+    return c !== undefined && c.restartCount >= 3 && c
+  }, 60_000)
+  t.true(seen.has('CrashLoopBackOff'), [...seen].join(', '))
+  const last = await waitFor('lastState', () => main(getPod(h, name))?.lastState?.terminated as Obj | undefined)
+  t.is(last.exitCode, 1)
+  t.is(last.reason, 'Error')
+  return cs
+}

@@ -38,3 +38,11 @@ export async function checkWebPodAccess (t: ExecutionContext, pod: WebPod, peers
   t.is(exec.stdout.trim(), name)
   return other
 }
+
+/** Waits until `n` web pods are Running, none on `victim`, as a running peer among `survivors` lists them. */
+export async function waitForWebPodsOff (survivors: Peer[], victim: Peer, n: number): Promise<WebPod[]> {
+  return await waitFor(`${n} Running pods on the survivors`, async () => {
+    const p = await runningWebPods(survivors.find(s => s.running) as Peer)
+    return p.length === n && p.every(x => x.spec.nodeName !== victim.name) && p
+  }, 120_000)
+}

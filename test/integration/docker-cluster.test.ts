@@ -7,7 +7,7 @@
 import test from 'ava'
 import { api, deploymentOf, restartPeer, startCluster, stopAll, waitFor, waitForLeader, waitForReadyNodes } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
-import { checkWebPodAccess, runningWebPods, shoalSync } from '../helpers/web-pods.ts'
+import { checkWebPodAccess, runningWebPods, shoalSync, waitForWebPodsOff } from '../helpers/web-pods.ts'
 import type { WebPod } from '../helpers/web-pods.ts'
 import { dockerTests, removeNode, TEST_IMAGE } from '../helpers/docker.ts'
 import type { Engine } from '../helpers/docker.ts'
@@ -90,10 +90,7 @@ dtest('6 replicas run as containers over three peers, survive a shoald restart a
   const victim = peers.find(p => p !== leader && byNode.has(p.name))!
   await victim.kill('SIGKILL')
   const survivors = peers.filter(p => p !== victim)
-  const moved = await waitFor('6 Running pods on the survivors', async () => {
-    const p = await runningWebPods(survivors.find(s => s.running)!)
-    return p.length === 6 && p.every(x => x.spec.nodeName !== victim.name) && p
-  }, 120_000)
+  const moved = await waitForWebPodsOff(survivors, victim, 6)
   t.is(moved.length, 6)
   t.true((await containers(victim.name)).length > 0, 'the dead peer\'s containers still run while it is away')
   // Back again: it removes the containers of pods that now run elsewhere.

@@ -12,7 +12,7 @@ import { configMap, NOW, pod, ref } from '../../daemon/store/testing.ts'
 import type { KObject } from '../../protocol/k8s.ts'
 import { containersOf, dockerTests, removeNode, TEST_IMAGE } from '../helpers/docker.ts'
 import type { Engine } from '../helpers/docker.ts'
-import { getPod, kubeletEnv, main, waitFor } from '../helpers/kubelet.ts'
+import { expectCrashLoop, getPod, kubeletEnv, main, waitFor } from '../helpers/kubelet.ts'
 import type { KubeletEnv, Obj } from '../helpers/kubelet.ts'
 import type { ExecutionContext } from 'ava'
 
@@ -62,16 +62,7 @@ dtest('a container that exits 1 with restartPolicy Always: growing restart count
   const e = await dockerEnv(t)
   await e.start()
   e.h.create(dpod(e.node, 'crash', [{ name: 'main', command: ['sh', '-c', 'echo boom; exit 1'] }]))
-  const seen = new Set<string>()
-  const cs = await waitFor('3 restarts', () => {
-    const c = main(getPod(e.h, 'crash'))
-    if (c?.state?.waiting?.reason !== undefined) seen.add(c.state.waiting.reason)
-    return c !== undefined && c.restartCount >= 3 && c
-  }, 60_000)
-  t.true(seen.has('CrashLoopBackOff'), [...seen].join(', '))
-  const last = await waitFor('lastState', () => main(getPod(e.h, 'crash'))?.lastState?.terminated as Obj | undefined)
-  t.is(last.exitCode, 1)
-  t.is(last.reason, 'Error')
+  await expectCrashLoop(t, e.h, 'crash')
   const k = await e.runtime()
   t.regex(await k.logs((await k.listContainers()).filter(r => r.containerName === 'main').at(-1)!.id), /boom/)
 })

@@ -16,7 +16,7 @@ import { detectCgroups } from '../../daemon/kubelet/native/cgroups.ts'
 import type { CgroupLayout } from '../../daemon/kubelet/native/cgroups.ts'
 import { api, deploymentOf, restartPeer, startCluster, stopAll, waitFor, waitForLeader, waitForReadyNodes } from '../helpers/cluster.ts'
 import type { Peer } from '../helpers/cluster.ts'
-import { checkWebPodAccess, runningWebPods, shoalSync } from '../helpers/web-pods.ts'
+import { checkWebPodAccess, runningWebPods, shoalSync, waitForWebPodsOff } from '../helpers/web-pods.ts'
 import type { WebPod } from '../helpers/web-pods.ts'
 import { busyboxRootLayer, imageOf, pushImage } from '../helpers/oci-build.ts'
 import type { BuiltImage } from '../helpers/oci-build.ts'
@@ -141,10 +141,7 @@ nativeTest('6 replicas run in native sandboxes over three peers, survive a leade
   const clientNode = (await api(leader, 'GET', '/api/v1/namespaces/default/pods/client')).body.spec?.nodeName
   await victim.kill('SIGKILL')
   const survivors = peers.filter(p => p !== victim)
-  const moved = await waitFor('6 Running pods on the survivors', async () => {
-    const p = await runningWebPods(survivors.find(s => s.running)!)
-    return p.length === 6 && p.every(x => x.spec.nodeName !== victim.name) && p
-  }, 120_000)
+  const moved = await waitForWebPodsOff(survivors, victim, 6)
   t.is(moved.length, 6)
   for (const s of survivors) {
     const expected = moved.filter(p => p.spec.nodeName === s.name).length + (clientNode === s.name ? 1 : 0)

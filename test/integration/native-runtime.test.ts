@@ -18,7 +18,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { detectCgroups } from '../../daemon/kubelet/native/cgroups.ts'
 import type { CgroupLayout } from '../../daemon/kubelet/native/cgroups.ts'
-import { isMounted } from '../../daemon/kubelet/native/rootfs.ts'
+import { mountsUnder } from '../../daemon/kubelet/native/rootfs.ts'
 import { killStale } from '../../daemon/kubelet/native-runtime.ts'
 import type { KObject } from '../../protocol/k8s.ts'
 import { api, restartPeer, waitFor } from '../helpers/cluster.ts'
@@ -203,7 +203,7 @@ nativeTest('command, env, workingDir and an explicit runAsUser: 0 as Kubernetes 
   const unpacked = readdirSync(images).filter(n => !n.startsWith('tmp-'))
   t.true(unpacked.length > 0 && unpacked.every(n => existsSync(join(images, n, 'www', 'index.html')) && !existsSync(join(images, n, 'www', 'mine'))),
     'what the container writes stays out of the image\'s unpacked layers, which every container of the image starts from')
-  if (await isMounted(root)) t.true(existsSync(join(dir, 'upper', 'www', 'mine')), 'an overlay: the write is in the container\'s upper layer')
+  if ((await mountsUnder(dir)).includes(root)) t.true(existsSync(join(dir, 'upper', 'www', 'mine')), 'an overlay: the write is in the container\'s upper layer')
   t.is((await api(peer!, 'DELETE', '/api/v1/namespaces/default/pods/as-root')).status, 200)
   await waitFor('as-root gone', async () => (await api(peer!, 'GET', '/api/v1/namespaces/default/pods/as-root')).status === 404, 20_000, 200)
   await waitFor('the container\'s root removed', () => !existsSync(dir), 10_000, 100)
