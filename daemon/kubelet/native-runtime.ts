@@ -314,7 +314,7 @@ export class NativeRuntime implements Runtime {
           stdout: fd,
           stderr: fd,
           exitFile: this.exitFile(id),
-          volumeStaging: await this.stagingDir(id),
+          ...(mounts.length > 0 ? { volumeStaging: await this.stagingDir(id) } : {}),
           ...(this.devTemplate !== undefined ? { devTemplate: this.devTemplate } : {})
         }, this.opts.clock, { ...this.opts.tools, run: this.shell.run })
       } finally {

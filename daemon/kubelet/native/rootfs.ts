@@ -112,21 +112,6 @@ export async function mountsUnder (dir: string): Promise<string[]> {
   return [...new Set(points.filter(p => p.startsWith(base)))].sort((a, b) => b.length - a.length)
 }
 
-/** Whether `path` is a mount point in this process's namespace (by /proc/self/mountinfo); a symbolic link never is. */
-export async function isMounted (path: string): Promise<boolean> {
-  // The link itself is never resolved: a root of an older layout could hold a `rootfs` link to the host's /.
-  if ((await lstat(path).catch(() => undefined))?.isDirectory() !== true) return false
-  const parent = await realpath(dirname(path)).catch(() => undefined)
-  if (parent === undefined) return false
-  const target = join(parent, basename(path))
-  const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '')
-  for (const line of info.split('\n')) {
-    const point = line.split(' ')[4]
-    if (point !== undefined && unescapeMountPath(point) === target) return true
-  }
-  return false
-}
-
 /** mountinfo writes space, tab, newline and backslash as octal escapes. */
 function unescapeMountPath (p: string): string {
   return p.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)))

@@ -314,14 +314,13 @@ export async function startSandbox (layout: CgroupLayout, spec: SandboxSpec, clo
   /** descriptors the gate inherits from fd 6 on, and where it stages each */
   const fds: number[] = []
   const staged: string[] = []
+  let staging: string | undefined
   for (const m of spec.mounts ?? []) {
     let hostPath: string
     let kind: 'dir' | 'file'
     if (m.fd !== undefined) {
       kind = fstatSync(m.fd).isDirectory() ? 'dir' : 'file'
-      if (spec.volumeStaging === undefined) throw new SandboxError(`sandbox ${spec.id}: a volume given as a descriptor needs a staging directory`)
-      const staging = await realpath(spec.volumeStaging)
-      if (staging === root || staging.startsWith(root + '/')) throw new SandboxError(`sandbox ${spec.id}: the staging directory ${staging} is inside the root filesystem`)
+      staging ??= await stagingOf(spec, root)
       hostPath = join(staging, String(fds.length))
       if (kind === 'dir') await mkdir(hostPath, { mode: 0o700 })
       else await writeFile(hostPath, '', { flag: 'wx', mode: 0o600 })
@@ -412,6 +411,14 @@ export async function startSandbox (layout: CgroupLayout, spec: SandboxSpec, clo
   gate.on('error', () => {})
   gate.end('go\n')
   return new RunningSandbox(spec.id, { pid: child.pid, startTicks, stdout: child.stdout, stderr: child.stderr }, cgroup, exited, started, clock)
+}
+
+/** The spec's staging directory, resolved: it must be given, and lie outside the root. */
+async function stagingOf (spec: SandboxSpec, root: string): Promise<string> {
+  if (spec.volumeStaging === undefined) throw new SandboxError(`sandbox ${spec.id}: a volume given as a descriptor needs a staging directory`)
+  const staging = await realpath(spec.volumeStaging)
+  if (staging === root || staging.startsWith(root + '/')) throw new SandboxError(`sandbox ${spec.id}: the staging directory ${staging} is inside the root filesystem`)
+  return staging
 }
 
 /** The device nodes of a sandbox's /dev: name, major, minor (all 0666, as Docker and Kubernetes make them). */
